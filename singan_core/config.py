@@ -1,0 +1,134 @@
+"""Typed configuration for SinGAN pyramids, one frozen dataclass per concern.
+
+Scale indexing, used everywhere in this project (library, CLI, protocol):
+scales are numbered ``k = 0 .. K-1`` from the **coarsest** (``k = 0``) to the
+**finest** (``k = K-1``), the order in which they are trained and sampled, as
+in the original code release. The paper numbers them the other way round,
+``n = N .. 0`` with ``N = K-1`` the coarsest, so ``n = N - k``.
+``gen_start_scale = 0`` therefore means "generate from the coarsest scale".
+
+Configs are never mutated. Derived values (number of scales, the actual
+``scale_factor`` r) are *returned* by :func:`singan_core.pyramid.pyramid_geometry`,
+not written back into a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PaddingMode = Literal["zeros", "circular"]
+Precision = Literal["fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class PyramidConfig:
+    """How the training image is turned into a pyramid (paper sec. 2, original ``adjust_scales2image``)."""
+
+    max_size: int = 250  # longest side of the finest scale, pixels (the image is only ever shrunk)
+    min_size: int = 25  # shortest side of the coarsest scale, pixels
+    scale_factor_init: float = 0.75  # initial r; the actual r is derived so the coarsest side lands on min_size
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture of every ``G_n`` and ``D_n`` (paper sec. 2.1, supplementary)."""
+
+    nfc_base: int = 32  # channels at the coarsest scale
+    nfc_max: int = 128  # channel cap
+    nfc_double_every: int = 4  # nfc = min(nfc_base * 2**floor(k / nfc_double_every), nfc_max)
+    num_layers: int = 5  # conv blocks per net (head, num_layers-2 body blocks, tail)
+    kernel_size: int = 3
+    padding_mode: PaddingMode = "zeros"  # "circular": wrap-around padding -> seamless, tileable output
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Per-scale optimisation (paper sec. 2.2, eq. 1-2; original code defaults)."""
+
+    iterations: int = 2000  # per scale
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay_at: float = 0.8  # fraction of `iterations` after which lr is multiplied by `gamma` (1600/2000)
+    gamma: float = 0.1
+    d_steps: int = 3
+    g_steps: int = 3
+    alpha: float = 10.0  # reconstruction weight (eq. 1)
+    lambda_grad: float = 0.1  # WGAN-GP weight
+    noise_amp_init: float = 0.1  # noise_amp_n = noise_amp_init * RMSE(upsampled coarser reconstruction, x_n)
+    precision: Precision = "fp32"  # "bf16": autocast for convolutions
+    seed: int = 0  # seeds z_opt and every training noise draw
+
+    @property
+    def lr_decay_iteration(self) -> int:
+        """Iteration index at which the learning rates drop by `gamma`."""
+        return int(round(self.iterations * self.lr_decay_at))
+
+
+@dataclass(frozen=True)
+class SinGANConfig:
+    """Everything needed to train a pyramid; stored in full in ``model.json``."""
+
+    pyramid: PyramidConfig = field(default_factory=PyramidConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SinGANConfig":
+        """Inverse of :meth:`to_dict`. Raises ``TypeError`` on unknown fields."""
+        return cls(
+            pyramid=PyramidConfig(**data["pyramid"]),
+            net=NetConfig(**data["net"]),
+            train=TrainConfig(**data["train"]),
+        )
+
+    def with_overrides(
+        self,
+        *,
+        max_size: int | None = None,
+        padding_mode: PaddingMode | None = None,
+        seed: int | None = None,
+        precision: Precision | None = None,
+    ) -> "SinGANConfig":
+        """Copy with the options users commonly change (the CLI/protocol knobs) replaced."""
+        pyramid, net, train = self.pyramid, self.net, self.train
+        if max_size is not None:
+            pyramid = dataclasses.replace(pyramid, max_size=max_size)
+        if padding_mode is not None:
+            net = dataclasses.replace(net, padding_mode=padding_mode)
+        if seed is not None:
+            train = dataclasses.replace(train, seed=seed)
+        if precision is not None:
+            train = dataclasses.replace(train, precision=precision)
+        return SinGANConfig(pyramid=pyramid, net=net, train=train)
+
+
+PRESETS: dict[str, SinGANConfig] = {
+    # The paper and the original code release's defaults, unchanged.
+    "paper": SinGANConfig(),
+    # For artists on a laptop CPU; chosen by measurement, see README "Presets".
+    "draft": SinGANConfig(
+        pyramid=PyramidConfig(max_size=128),
+        train=TrainConfig(iterations=200),
+    ),
+    # For tests: a few seconds on a CPU.
+    "tiny": SinGANConfig(
+        pyramid=PyramidConfig(max_size=48, min_size=20, scale_factor_init=0.7),
+        net=NetConfig(nfc_base=16, nfc_max=16),
+        train=TrainConfig(iterations=80),
+    ),
+}
+
+
+def preset(name: str) -> SinGANConfig:
+    """The named preset. Raises ``ValueError`` naming the known presets."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

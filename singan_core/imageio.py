@@ -1,0 +1,57 @@
+"""Image files <-> tensors (Pillow). Tensors are (1, 3, H, W) float32 in [-1, 1]; arrays (H, W, 3) uint8.
+
+RGBA, LA, P, L, I;16 and other modes are converted to RGB: alpha is dropped (not composited),
+grey is repeated over the three channels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+
+class ImageReadError(ValueError):
+    """The file is missing or is not an image Pillow can read."""
+
+
+def load_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image file as (1, 3, H, W) float32 in [-1, 1]. Raises :class:`ImageReadError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image: no such file: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = _to_rgb(im)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageReadError(f"image: {path} is not a readable image ({exc})") from None
+    return from_uint8(np.asarray(rgb))
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+    return im.convert("RGB")
+
+
+def from_uint8(array: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [-1, 1]."""
+    x = torch.from_numpy(np.array(array, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float()
+    return x / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) in [-1, 1] -> (H, W, 3) uint8 (clamped, rounded)."""
+    x = x.detach().float().cpu()
+    if x.dim() == 4:
+        x = x[0]
+    return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def save_image(x: torch.Tensor, path: str | os.PathLike) -> None:
+    """Write (1, 3, H, W) or (3, H, W) in [-1, 1] as an 8-bit RGB image (format from the suffix)."""
+    Image.fromarray(to_uint8(x)).save(path)

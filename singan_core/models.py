@@ -1,0 +1,80 @@
+"""The per-scale nets ``G_n`` and ``D_n`` (paper sec. 2.1, Fig. 5; supplementary material).
+
+Both are fully convolutional stacks of ``num_layers`` 3x3 convolutions without padding: the
+generator pads its input once, up front, by ``num_layers * (kernel_size // 2)`` pixels so its
+output keeps the input size; the discriminator is unpadded and returns a patch score map.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import NetConfig
+
+
+def nfc_at(k: int, net: NetConfig) -> int:
+    """Channel count of the nets at scale k (k = 0 coarsest): ``min(nfc_base * 2**floor(k/4), nfc_max)``."""
+    return min(net.nfc_base * 2 ** (k // net.nfc_double_every), net.nfc_max)
+
+
+class ConvBlock(nn.Sequential):
+    """3x3 conv (no padding) -> BatchNorm -> LeakyReLU(0.2)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size),
+            nn.BatchNorm2d(out_channels),
+            nn.LeakyReLU(0.2),
+        )
+
+
+def _conv_stack(in_channels: int, nfc: int, out_channels: int, net: NetConfig) -> nn.Sequential:
+    blocks = [ConvBlock(in_channels, nfc, net.kernel_size)]
+    blocks += [ConvBlock(nfc, nfc, net.kernel_size) for _ in range(net.num_layers - 2)]
+    blocks.append(nn.Conv2d(nfc, out_channels, net.kernel_size))
+    return nn.Sequential(*blocks)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Original code's init: conv weights ~ N(0, 0.02); BatchNorm weight ~ N(1, 0.02), bias 0."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """``G_n``: residual generator of one scale.
+
+    ``G_n(z, prev) = prev + tanh(convs(pad(z + prev)))`` where ``prev`` is the upsampled output of
+    the coarser scale (zeros at the coarsest) and ``z`` the noise map already scaled by
+    ``noise_amp_n`` (paper eq. 4).
+    """
+
+    def __init__(self, nfc: int, net: NetConfig, image_channels: int = 3):
+        super().__init__()
+        self.padding = net.num_layers * (net.kernel_size // 2)
+        self.padding_mode = net.padding_mode
+        self.body = _conv_stack(image_channels, nfc, image_channels, net)
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """z, prev: (N, 3, H, W), prev in [-1, 1]. Returns (N, 3, H, W), roughly [-2, 2]: prev + residual."""
+        x = F.pad(z + prev, (self.padding,) * 4, mode="constant" if self.padding_mode == "zeros" else "circular")
+        return prev + torch.tanh(self.body(x))
+
+
+class Discriminator(nn.Module):
+    """``D_n``: Markovian (patch) critic of one scale; receptive field 11x11 with the defaults."""
+
+    def __init__(self, nfc: int, net: NetConfig, image_channels: int = 3):
+        super().__init__()
+        self.body = _conv_stack(image_channels, nfc, 1, net)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, 3, H, W) in [-1, 1]. Returns the critic map (N, 1, H - 10, W - 10) with the defaults."""
+        return self.body(x)

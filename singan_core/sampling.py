@@ -1,0 +1,135 @@
+"""Generation through the pyramid: random samples, the reconstruction path, any size, any start scale.
+
+Images are (N, 3, H, W) float in [-1, 1]; sizes (height, width) in pixels; scale index k = 0 is the
+coarsest (paper's n = N - k). One loop, :func:`generate`, serves training (drawing the coarser
+scales' samples), reconstruction and sampling.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .model import SinGANPyramid
+from .pyramid import Size, resize
+
+
+def draw_noise(n: int, size: Size, k: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """A standard-normal noise map z_k of shape (n, 3, h, w).
+
+    At the coarsest scale (k = 0) one channel is drawn and repeated over RGB (as the original), finer
+    scales get independent noise per channel. Drawn on the CPU so a seed gives the same noise on
+    every device.
+    """
+    channels = 1 if k == 0 else 3
+    z = torch.randn(n, channels, *size, generator=generator)
+    return z.expand(n, 3, *size).to(device)
+
+
+@torch.no_grad()
+def generate(pyramid: SinGANPyramid, noises: list[torch.Tensor], start_scale: int = 0, start_image: torch.Tensor | None = None) -> torch.Tensor:
+    """Run the finished generators from ``start_scale`` upward (paper eq. 3-4).
+
+    ``x_k = G_k(noise_amp_k * z_k + up(x_{k-1}), up(x_{k-1}))`` where ``up`` resizes to the size of
+    ``z_k``; the scale sizes are taken from the noise maps, so any size and aspect works.
+
+    Args:
+        pyramid: a pyramid with at least ``start_scale + len(noises)`` finished scales.
+        noises: unscaled noise maps z_k for k = start_scale, start_scale + 1, ..., each (N, 3, h_k, w_k).
+        start_scale: index of the first generator to run.
+        start_image: (N, 3, h, w) input of the first generator, resized to the first noise map's size;
+            zeros (the paper's coarsest input) when None.
+
+    Returns:
+        (N, 3, h, w) output of the last scale run, unclamped (roughly [-1, 1]).
+    """
+    mode = pyramid.config.net.padding_mode
+    x = torch.zeros_like(noises[0]) if start_image is None else resize(start_image, noises[0].shape[-2:], mode)
+    for k, z in enumerate(noises, start=start_scale):
+        x = resize(x, z.shape[-2:], mode)
+        x = pyramid.generators[k](pyramid.noise_amps[k] * z, x)
+    return x
+
+
+def reconstruct(pyramid: SinGANPyramid, stop_scale: int | None = None) -> torch.Tensor:
+    """The reconstruction path: all scales fed their fixed ``z_opt`` (paper eq. 5, Fig. 4).
+
+    Args:
+        stop_scale: number of scales to run (default: all finished ones); must be >= 1.
+
+    Returns:
+        (1, 3, h, w) output of scale ``stop_scale - 1``; for a trained model it approximates x_k.
+    """
+    stop = pyramid.scales_done if stop_scale is None else stop_scale
+    return generate(pyramid, pyramid.z_opts[:stop])
+
+
+def sample_sizes(pyramid: SinGANPyramid, scale_h: float, scale_w: float) -> list[Size]:
+    """Per-scale sizes of a sample ``scale_h`` x ``scale_w`` times the training image (pixels, >= 1)."""
+    return [(max(1, round(h * scale_h)), max(1, round(w * scale_w))) for h, w in pyramid.sizes]
+
+
+def sample(
+    pyramid: SinGANPyramid,
+    n_samples: int = 1,
+    scale_h: float = 1.0,
+    scale_w: float = 1.0,
+    gen_start_scale: int = 0,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> torch.Tensor:
+    """Random samples from a trained pyramid (paper sec. 2, Figs. 4, 6-8).
+
+    Scales coarser than ``gen_start_scale`` follow the reconstruction path; from ``gen_start_scale``
+    on, fresh noise is injected (0 = new global layouts; higher = same layout, new details). The
+    sample size is ``scale_h`` x ``scale_w`` times the training image at every scale; the start
+    scale's input is the reconstruction resized to that size, so any aspect works with any start
+    scale.
+
+    Sample i uses seed ``seed + i``: the same call always gives bit-identical images, and the same
+    seed gives the same image whatever ``n_samples`` or ``batch_size`` (up to float rounding,
+    about 1e-6, since batched convolutions may sum in another order).
+
+    Args:
+        pyramid: a completely trained pyramid.
+        n_samples: number of images (>= 1).
+        scale_h, scale_w: output size relative to the training image, each in (0, 64].
+        gen_start_scale: first scale with random noise, 0 (coarsest) .. K - 1 (finest).
+        seed: base seed.
+        batch_size: samples generated together (memory vs speed).
+
+    Returns:
+        (n_samples, 3, H, W) in [-1, 1] where (H, W) = round(finest size * (scale_h, scale_w)).
+
+    Raises:
+        ValueError: naming the argument that is out of range or an incompletely trained pyramid.
+    """
+    _check_sample_args(pyramid, n_samples, scale_h, scale_w, gen_start_scale)
+    sizes = sample_sizes(pyramid, scale_h, scale_w)
+    start_image = reconstruct(pyramid, gen_start_scale) if gen_start_scale > 0 else None
+    out = []
+    for first in range(0, n_samples, batch_size):
+        seeds = range(seed + first, seed + min(first + batch_size, n_samples))
+        noises = _noise_batch(pyramid, sizes, gen_start_scale, seeds)
+        start = None if start_image is None else start_image.expand(len(seeds), -1, -1, -1)
+        out.append(generate(pyramid, noises, gen_start_scale, start).clamp(-1, 1))
+    return torch.cat(out)
+
+
+def _noise_batch(pyramid: SinGANPyramid, sizes: list[Size], start: int, seeds: range) -> list[torch.Tensor]:
+    per_sample = []
+    for s in seeds:
+        gen = torch.Generator().manual_seed(s)
+        per_sample.append([draw_noise(1, sizes[k], k, gen, pyramid.device) for k in range(start, len(sizes))])
+    return [torch.cat(maps) for maps in zip(*per_sample)]
+
+
+def _check_sample_args(pyramid: SinGANPyramid, n_samples: int, scale_h: float, scale_w: float, gen_start_scale: int) -> None:
+    if not pyramid.is_complete:
+        raise ValueError(f"model: only {pyramid.scales_done} of {pyramid.num_scales} scales are trained")
+    if n_samples < 1:
+        raise ValueError(f"n_samples: must be >= 1, got {n_samples}")
+    for name, value in (("scale_h", scale_h), ("scale_w", scale_w)):
+        if not 0 < value <= 64:
+            raise ValueError(f"{name}: must be in (0, 64], got {value}")
+    if not 0 <= gen_start_scale < pyramid.num_scales:
+        raise ValueError(f"gen_start_scale: must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {gen_start_scale}")

@@ -1,0 +1,201 @@
+"""Coarse-to-fine training of a SinGAN pyramid, one scale at a time (paper sec. 2.2).
+
+:func:`new_pyramid` builds the untrained pyramid from an image; :func:`train` trains the remaining
+scales (so a pyramid loaded from a half-finished model directory resumes where it stopped);
+:func:`train_scale` is the optimisation of one scale. Nothing here touches files: finished scales
+are handed to an ``on_scale_done`` callback (the storage layer saves them).
+
+Every scale k draws its randomness (net init, noise, GP mixing) from its own generator seeded with
+``(seed, k)``, so a training resumed after scale k gives the same nets as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .config import SinGANConfig, TrainConfig
+from .losses import critic_loss, generator_adversarial_loss, gradient_penalty, reconstruction_loss
+from .model import SinGANPyramid
+from .models import Discriminator, Generator, nfc_at
+from .pyramid import build_real_pyramid, resize
+from .sampling import draw_noise, generate, reconstruct
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """A progress report, sent every ``report_every`` iterations and at the end of each scale.
+
+    ``scale`` is k (0 = coarsest) out of ``num_scales``; ``iteration`` counts from 1 up to
+    ``iterations``; losses are the last iteration's; ``seconds`` is the wall time spent on this scale.
+    """
+
+    scale: int
+    num_scales: int
+    iteration: int
+    iterations: int
+    loss_d: float
+    loss_g: float
+    loss_rec: float
+    seconds: float
+
+
+ProgressCallback = Callable[[TrainProgress], None]
+ScaleDoneCallback = Callable[[SinGANPyramid, int], None]
+
+
+def new_pyramid(image: torch.Tensor, config: SinGANConfig, device: torch.device) -> SinGANPyramid:
+    """An untrained pyramid for ``image`` (1, 3, H, W) in [-1, 1]: the reals x_k and geometry.
+
+    Raises:
+        ValueError: the image is too small for ``min_size`` (see :func:`pyramid_geometry`).
+    """
+    reals, geometry = build_real_pyramid(image.to(device, torch.float32), config.pyramid)
+    return SinGANPyramid(config=config, geometry=geometry, reals=reals)
+
+
+def train(
+    pyramid: SinGANPyramid,
+    on_progress: ProgressCallback | None = None,
+    on_scale_done: ScaleDoneCallback | None = None,
+    report_every: int = 10,
+) -> SinGANPyramid:
+    """Train every scale not yet finished, coarsest first, and return the (same) pyramid.
+
+    Warm start: ``G_k``/``D_k`` start from ``G_{k-1}``/``D_{k-1}`` when the channel count is
+    unchanged (original code). ``on_scale_done(pyramid, k)`` is called after each scale; an exception
+    raised by a callback (e.g. a cancellation) stops training after the last finished scale.
+    """
+    cfg = pyramid.config
+    for k in range(pyramid.scales_done, pyramid.num_scales):
+        rng = torch.Generator().manual_seed(_scale_seed(cfg.train.seed, k))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_scale_seed(cfg.train.seed, k))
+            generator, critic = _init_nets(pyramid, k)
+        noise_amp, z_opt = train_scale(pyramid, generator, critic, rng, on_progress, report_every)
+        pyramid.add_scale(generator, critic, noise_amp, z_opt)
+        if on_scale_done is not None:
+            on_scale_done(pyramid, k)
+    return pyramid
+
+
+def _scale_seed(seed: int, k: int) -> int:
+    return seed * 1_000_003 + k
+
+
+def _init_nets(pyramid: SinGANPyramid, k: int) -> tuple[Generator, Discriminator]:
+    net = pyramid.config.net
+    nfc = nfc_at(k, net)
+    generator, critic = Generator(nfc, net), Discriminator(nfc, net)
+    if k > 0 and nfc_at(k - 1, net) == nfc:
+        generator.load_state_dict(pyramid.generators[k - 1].state_dict())
+        critic.load_state_dict(pyramid.discriminators[k - 1].state_dict())
+    return generator.to(pyramid.device).train(), critic.to(pyramid.device).train()
+
+
+def train_scale(
+    pyramid: SinGANPyramid,
+    generator: Generator,
+    critic: Discriminator,
+    rng: torch.Generator,
+    on_progress: ProgressCallback | None = None,
+    report_every: int = 10,
+) -> tuple[float, torch.Tensor]:
+    """Optimise ``G_k``, ``D_k`` for the next scale k = ``pyramid.scales_done`` (paper eq. 1).
+
+    Per iteration: draw z_k and one random sample of the coarser scales (``prev``, the same for all
+    D and G steps of the iteration); ``d_steps`` critic updates on WGAN-GP; ``g_steps`` generator
+    updates on ``-D(G(z, prev)) + alpha * reconstruction``. The reconstruction input (the upsampled
+    reconstruction of scale k-1) is fixed, so it is computed once per scale.
+
+    Differences from the original code, none changing the objective: one coarser-scale sample per
+    iteration (the original draws one per D step; both are unbiased samples of the same
+    expectation); G(z, prev) computed once for all D steps and the first G step (G_k does not change
+    in between, so values are identical); no D_k parameter gradients in G steps; later G steps use
+    the current G_k (the original back-propagates through the first step's stale fake).
+
+    Returns:
+        (noise_amp_k, z_opt_k): ``noise_amp_k = noise_amp_init * RMSE(up(rec_{k-1}), x_k)`` (1 at
+        k = 0) and the fixed reconstruction noise (1, 3, h, w): N(0, 1) at k = 0, zeros elsewhere.
+    """
+    cfg = pyramid.config.train
+    k = pyramid.scales_done
+    real = pyramid.reals[k]
+    size, device = real.shape[-2:], real.device
+    rec_prev = _upsampled_reconstruction(pyramid, k)
+    noise_amp = 1.0 if k == 0 else cfg.noise_amp_init * math.sqrt(F.mse_loss(rec_prev, real).item())
+    z_opt = draw_noise(1, size, 0, rng, device) if k == 0 else torch.zeros_like(real)
+    rec_input = noise_amp * z_opt
+    opt_d, opt_g, schedulers = _optimizers(generator, critic, cfg)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    start = time.perf_counter()
+
+    for it in range(1, cfg.iterations + 1):
+        z = noise_amp * draw_noise(1, size, k, rng, device)
+        prev = _random_prev(pyramid, k, rng)
+        with autocast:
+            fake = generator(z, prev)  # G_k is unchanged during the D steps: one forward serves all
+
+        for _ in range(cfg.d_steps):
+            fake_d = fake.detach().float()
+            with autocast:
+                loss_d = critic_loss(critic(real), critic(fake_d))
+                loss_d = loss_d + gradient_penalty(critic, real, fake_d, cfg.lambda_grad, rng)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+
+        critic.requires_grad_(False)
+        for step in range(cfg.g_steps):
+            with autocast:
+                if step > 0:  # G_k changed: the fake of the first step is stale
+                    fake = generator(z, prev)
+                loss_g = generator_adversarial_loss(critic(fake))
+                loss_rec = reconstruction_loss(generator(rec_input, rec_prev), real, cfg.alpha)
+            opt_g.zero_grad(set_to_none=True)
+            (loss_g + loss_rec).backward()
+            opt_g.step()
+        critic.requires_grad_(True)
+
+        for scheduler in schedulers:
+            scheduler.step()
+        if on_progress is not None and (it % report_every == 0 or it == cfg.iterations):
+            on_progress(TrainProgress(
+                scale=k, num_scales=pyramid.num_scales, iteration=it, iterations=cfg.iterations,
+                loss_d=loss_d.item(), loss_g=loss_g.item(), loss_rec=loss_rec.item(),
+                seconds=time.perf_counter() - start,
+            ))
+    return noise_amp, z_opt
+
+
+def _optimizers(generator: Generator, critic: Discriminator, cfg: TrainConfig):
+    betas = (cfg.beta1, cfg.beta2)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr_d, betas=betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas)
+    schedulers = [
+        torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[cfg.lr_decay_iteration], gamma=cfg.gamma)
+        for opt in (opt_d, opt_g)
+    ]
+    return opt_d, opt_g, schedulers
+
+
+def _upsampled_reconstruction(pyramid: SinGANPyramid, k: int) -> torch.Tensor:
+    """up(rec_{k-1}) at the size of x_k; zeros at k = 0."""
+    real = pyramid.reals[k]
+    if k == 0:
+        return torch.zeros_like(real)
+    return resize(reconstruct(pyramid, k), real.shape[-2:], pyramid.config.net.padding_mode)
+
+
+def _random_prev(pyramid: SinGANPyramid, k: int, rng: torch.Generator) -> torch.Tensor:
+    """up(sample of scales 0..k-1 with fresh noise) at the size of x_k; zeros at k = 0."""
+    real = pyramid.reals[k]
+    if k == 0:
+        return torch.zeros_like(real)
+    noises = [draw_noise(1, pyramid.sizes[j], j, rng, real.device) for j in range(k)]
+    return resize(generate(pyramid, noises), real.shape[-2:], pyramid.config.net.padding_mode)

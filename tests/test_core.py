@@ -1,0 +1,254 @@
+"""The model itself: pyramid rule, reconstruction, sampling, circular padding, losses, the training step."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from singan_core.config import PyramidConfig, SinGANConfig, preset
+from singan_core.imageio import load_image, save_image
+from singan_core.losses import critic_loss, generator_adversarial_loss, gradient_penalty, reconstruction_loss
+from singan_core.metrics import patch_swd
+from singan_core.pyramid import pyramid_geometry, resize
+from singan_core.sampling import reconstruct, sample
+from singan_core.training import _init_nets, _scale_seed, new_pyramid, train, train_scale
+
+CPU = torch.device("cpu")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [-1, 1] (peak-to-peak 2)."""
+    return 10 * math.log10(4 / F.mse_loss(a.clamp(-1, 1), b.clamp(-1, 1)).item())
+
+
+@pytest.fixture(scope="module")
+def chelsea_model(shared_images):
+    return train(new_pyramid(load_image(shared_images / "chelsea.png"), preset("tiny"), CPU))
+
+
+@pytest.fixture(scope="module")
+def gravel_circular(shared_images):
+    cfg = preset("tiny").with_overrides(padding_mode="circular")
+    return train(new_pyramid(load_image(shared_images / "gravel.png"), cfg, CPU))
+
+
+# --- pyramid geometry -------------------------------------------------------------------------
+
+
+def expected_geometry(h: int, w: int, cfg: PyramidConfig):
+    """The original adjust_scales2image rule, written out independently."""
+    r0 = cfg.scale_factor_init
+    num_scales = math.ceil(math.log(cfg.min_size / min(h, w), r0)) + 1
+    stop = num_scales - math.ceil(math.log(min(cfg.max_size, max(h, w)) / max(h, w), r0))
+    s1 = min(cfg.max_size / max(h, w), 1)
+    fh, fw = math.ceil(h * s1), math.ceil(w * s1)
+    r = (cfg.min_size / min(fh, fw)) ** (1 / stop)
+    return stop + 1, r, (fh, fw)
+
+
+@pytest.mark.parametrize("hw", [(186, 248), (300, 451), (872, 1000), (640, 427), (25, 40), (512, 512)])
+@pytest.mark.parametrize("cfg", [PyramidConfig(), PyramidConfig(max_size=128), preset("tiny").pyramid])
+def test_geometry_follows_the_original_rule(hw, cfg):
+    h, w = hw
+    if min(h, w) < cfg.min_size:
+        pytest.skip("smaller than min_size")
+    geo = pyramid_geometry(h, w, cfg)
+    num_scales, r, finest = expected_geometry(h, w, cfg)
+    assert geo.num_scales == num_scales
+    assert geo.scale_factor == pytest.approx(r)
+    assert geo.sizes[-1] == finest
+    assert max(finest) <= cfg.max_size
+    assert min(geo.sizes[0]) == cfg.min_size
+    for k, (sh, sw) in enumerate(geo.sizes):
+        factor = r ** (num_scales - 1 - k)
+        assert (sh, sw) == (math.ceil(round(finest[0] * factor, 6)), math.ceil(round(finest[1] * factor, 6)))
+
+
+def test_balloons_paper_pyramid_has_the_reference_nine_scales():
+    geo = pyramid_geometry(186, 248, preset("paper").pyramid)
+    assert geo.num_scales == 9
+    assert geo.sizes[-1] == (186, 248) and geo.sizes[0] == (25, 34)
+
+
+def test_too_small_image_names_min_size():
+    with pytest.raises(ValueError, match="min_size=25"):
+        pyramid_geometry(20, 300, PyramidConfig())
+
+
+def test_grayscale_input_becomes_rgb(shared_images):
+    x = load_image(shared_images / "brick.png")
+    assert x.shape == (1, 3, 512, 512)
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_circular_resize_commutes_with_wraparound_shifts():
+    x = torch.randn(1, 3, 20, 30)
+    up = resize(x, (40, 60), "circular")
+    shifted = resize(torch.roll(x, shifts=(1, 2), dims=(2, 3)), (40, 60), "circular")
+    assert torch.allclose(torch.roll(up, shifts=(2, 4), dims=(2, 3)), shifted, atol=1e-5)
+    # and matches the plain resize away from the borders
+    plain = resize(x, (40, 60))
+    assert torch.allclose(up[..., 8:-8, 8:-8], plain[..., 8:-8, 8:-8], atol=1e-5)
+
+
+# --- losses ------------------------------------------------------------------------------------
+
+
+def test_gradient_penalty_of_a_linear_critic_is_analytic():
+    critic = torch.nn.Conv2d(3, 1, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([2.0, 0.0, 0.0]).view(1, 3, 1, 1))
+    real, fake = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
+    # d critic / d x = w at every pixel; its norm over channels is 2, so the penalty is lambda * (2 - 1)^2
+    assert gradient_penalty(critic, real, fake, 0.1).item() == pytest.approx(0.1)
+
+
+def test_wgan_and_reconstruction_losses():
+    assert critic_loss(torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)).item() == -1
+    assert generator_adversarial_loss(torch.full((1, 1, 4, 4), 3.0)).item() == -3
+    assert reconstruction_loss(torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2), 10.0).item() == 10
+
+
+# --- the optimised training step equals the straightforward one --------------------------------
+
+
+def straightforward_iteration(pyramid, generator, critic, rng, noise_amp, rec_prev, z_opt):
+    """One iteration written plainly: G recomputed for every D and G step, D gradients everywhere."""
+    from singan_core.sampling import draw_noise
+    from singan_core.training import _optimizers, _random_prev
+
+    cfg = pyramid.config.train
+    k = pyramid.scales_done
+    real = pyramid.reals[k]
+    opt_d, opt_g, _ = _optimizers(generator, critic, cfg)
+    z = noise_amp * draw_noise(1, real.shape[-2:], k, rng, CPU)
+    prev = _random_prev(pyramid, k, rng)
+    for _ in range(cfg.d_steps):
+        fake = generator(z, prev)
+        loss = -critic(real).mean() + critic(fake.detach()).mean()
+        loss = loss + gradient_penalty(critic, real, fake.detach(), cfg.lambda_grad, rng)
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
+    for _ in range(cfg.g_steps):
+        loss = -critic(generator(z, prev)).mean()
+        loss = loss + cfg.alpha * F.mse_loss(generator(noise_amp * z_opt, rec_prev), real)
+        opt_g.zero_grad()
+        loss.backward()
+        opt_g.step()
+
+
+def test_optimised_training_step_matches_the_straightforward_one(shared_images):
+    cfg = preset("tiny")
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=1))
+    pyramid = new_pyramid(load_image(shared_images / "coffee.png"), cfg, CPU)
+    # two scales trained with one iteration each, so scale 2 has a real coarser pyramid to sample
+    for k in range(2):
+        torch.manual_seed(k)
+        g, d = _init_nets(pyramid, k)
+        amp, z_opt = train_scale(pyramid, g, d, torch.Generator().manual_seed(k))
+        pyramid.add_scale(g, d, amp, z_opt)
+
+    torch.manual_seed(2)
+    g1, d1 = _init_nets(pyramid, 2)
+    g2, d2 = copy.deepcopy(g1), copy.deepcopy(d1)
+    amp, z_opt = train_scale(pyramid, g1, d1, torch.Generator().manual_seed(7))
+    rec_prev = resize(reconstruct(pyramid, 2), pyramid.sizes[2])
+    straightforward_iteration(pyramid, g2, d2, torch.Generator().manual_seed(7), amp, rec_prev, z_opt)
+    for net1, net2 in ((g1, g2), (d1, d2)):
+        for (name, p1), p2 in zip(net1.named_parameters(), net2.parameters()):
+            assert torch.allclose(p1, p2, atol=1e-5, rtol=1e-4), name
+
+
+# --- a trained pyramid -------------------------------------------------------------------------
+
+
+def test_reconstruction_path_reproduces_the_real_image(chelsea_model, tmp_path):
+    rec = reconstruct(chelsea_model)
+    real = chelsea_model.reals[-1]
+    save_image(torch.cat([real, rec.clamp(-1, 1)], dim=3), tmp_path / "real_vs_reconstruction.png")
+    assert psnr(rec, real) >= 20.0
+
+
+def test_noise_amp_follows_the_reconstruction_error(chelsea_model):
+    assert chelsea_model.noise_amps[0] == 1.0
+    for k in range(1, chelsea_model.num_scales):
+        up = resize(reconstruct(chelsea_model, k), chelsea_model.sizes[k])
+        rmse = F.mse_loss(up, chelsea_model.reals[k]).sqrt().item()
+        assert chelsea_model.noise_amps[k] == pytest.approx(0.1 * rmse, rel=1e-4)
+
+
+def test_samples_have_the_requested_shape(chelsea_model):
+    h, w = chelsea_model.sizes[-1]
+    out = sample(chelsea_model, n_samples=3, scale_h=1, scale_w=2, seed=1)
+    assert out.shape == (3, 3, h, 2 * w)
+    assert out.min() >= -1 and out.max() <= 1
+    assert sample(chelsea_model, 1, scale_h=0.5, scale_w=1.5, gen_start_scale=2).shape == (1, 3, round(h / 2), round(1.5 * w))
+
+
+def test_seeds_are_deterministic_and_distinct(chelsea_model):
+    a = sample(chelsea_model, 2, seed=3)
+    assert torch.equal(a, sample(chelsea_model, 2, seed=3))
+    # sample i uses seed + i; a different batch split only changes float rounding
+    assert torch.allclose(a[1:], sample(chelsea_model, 1, seed=4), atol=1e-5)
+    assert torch.allclose(a, sample(chelsea_model, 2, seed=3, batch_size=1), atol=1e-5)
+    assert (a[0] - a[1]).abs().mean() > 0.02
+
+
+def test_samples_match_the_patch_statistics_of_the_real_image(chelsea_model, shared_images, tmp_path):
+    real = chelsea_model.reals[-1]
+    samples = sample(chelsea_model, 4, seed=0)
+    save_image(torch.cat(list(samples), dim=2), tmp_path / "samples.png")
+    swd_samples = sorted(patch_swd(s, real) for s in samples)[1]
+    gen = torch.Generator().manual_seed(0)
+    noise = (0.5 * torch.randn(real.shape, generator=gen)).clamp(-1, 1)
+    other = resize(load_image(shared_images / "coffee.png"), real.shape[-2:])
+    assert swd_samples < 0.25 * patch_swd(noise, real)
+    assert swd_samples < 0.25 * patch_swd(other, real)
+
+
+def test_finer_start_scale_keeps_the_layout(chelsea_model):
+    real = chelsea_model.reals[-1]
+    dist = {s: F.mse_loss(sample(chelsea_model, 4, gen_start_scale=s, seed=0), real.expand(4, -1, -1, -1)).item()
+            for s in (0, chelsea_model.num_scales - 1)}
+    assert dist[chelsea_model.num_scales - 1] < dist[0]
+
+
+def test_sample_arguments_are_checked(chelsea_model):
+    with pytest.raises(ValueError, match="gen_start_scale"):
+        sample(chelsea_model, gen_start_scale=chelsea_model.num_scales)
+    with pytest.raises(ValueError, match="scale_w"):
+        sample(chelsea_model, scale_w=0)
+    with pytest.raises(ValueError, match="n_samples"):
+        sample(chelsea_model, n_samples=0)
+
+
+def seam_and_interior(x: torch.Tensor, dim: int) -> tuple[float, torch.Tensor]:
+    """Mean |difference| across the wrap-around seam, and for each interior neighbour pair, along ``dim``."""
+    seam = (x.select(dim, 0) - x.select(dim, -1)).abs().mean().item()
+    other_dims = [d for d in range(x.dim()) if d != dim]
+    interior = x.diff(dim=dim).abs().mean(dim=other_dims)
+    return seam, interior
+
+
+def test_circular_samples_tile(gravel_circular, tmp_path):
+    out = sample(gravel_circular, 4, scale_h=1.5, scale_w=1.5, seed=0)
+    save_image(out[0].repeat(1, 2, 2), tmp_path / "tiled_2x2.png")
+    for dim in (2, 3):
+        seam, interior = seam_and_interior(out, dim)
+        # resampling by non-integer ratios makes some rows/columns rougher than others (sub-pixel
+        # phase); the seam must be one of the ordinary ones, not an outlier
+        assert seam <= interior.max().item(), (dim, seam, interior.mean().item())
+        assert seam <= 2 * interior.mean().item()
+
+
+def test_zero_padding_samples_do_not_tile(chelsea_model):
+    out = sample(chelsea_model, 4, seed=0)
+    seam, interior = seam_and_interior(out, 3)
+    assert seam > 2 * interior.mean().item()  # the seam test above can tell tiling from not
