@@ -50,13 +50,19 @@ def pyramid_geometry(height: int, width: int, cfg: PyramidConfig) -> PyramidGeom
         cfg: pyramid settings.
 
     Raises:
-        ValueError: the image's shorter side is below ``min_size`` (field ``min_size``).
+        ValueError: the image's shorter side is below ``min_size``, or ``max_size`` is so small that
+            the finest scale's shorter side would be below ``min_size``.
     """
     short, long = min(height, width), max(height, width)
     if short < cfg.min_size:
         raise ValueError(
             f"image: {width}x{height} px is too small; its shorter side must be at least "
             f"min_size={cfg.min_size} px"
+        )
+    if math.ceil(short * min(cfg.max_size / long, 1.0)) < cfg.min_size:
+        raise ValueError(
+            f"max_size: {cfg.max_size} px is too small for this {width}x{height} image; capping its "
+            f"longer side there leaves the shorter side below min_size={cfg.min_size} px"
         )
     r0 = cfg.scale_factor_init
     num_scales = math.ceil(math.log(cfg.min_size / short, r0)) + 1

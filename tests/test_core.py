@@ -27,8 +27,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module")
-def chelsea_model(shared_images):
-    return train(new_pyramid(load_image(shared_images / "chelsea.png"), preset("tiny"), CPU))
+def chelsea_model(tiny_trained):
+    """chelsea.png trained with the tiny preset (the session's shared model, see conftest)."""
+    return tiny_trained.pyramid
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,11 @@ def test_balloons_paper_pyramid_has_the_reference_nine_scales():
 def test_too_small_image_names_min_size():
     with pytest.raises(ValueError, match="min_size=25"):
         pyramid_geometry(20, 300, PyramidConfig())
+
+
+def test_max_size_below_min_size_is_refused():
+    with pytest.raises(ValueError, match="max_size: 30 px"):
+        pyramid_geometry(300, 451, PyramidConfig(max_size=30))
 
 
 def test_grayscale_input_becomes_rgb(shared_images):

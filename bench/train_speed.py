@@ -1,0 +1,139 @@
+"""Training and sampling speed (and, for a full training, sample quality) of a preset on one image.
+
+    python bench/train_speed.py IMAGE [--preset paper] [--timed 5] [--warmup 2] [--precision fp32]
+    python bench/train_speed.py IMAGE --preset draft --full      # also: total training time + metrics
+
+Per scale: seconds per training iteration (median of ``--timed`` iterations after ``--warmup``),
+measured on nets with the scale's real shapes (per-iteration cost does not depend on what the nets
+have learnt, so coarser scales are freshly initialised, not trained). Then the time of one
+full-size sample. With ``--full``: a complete training, its wall time, and on 16 samples the median
+patch-SWD against the real image and the pixel diversity (singan_core.metrics).
+Prints a table and writes JSON (``--json``, default bench/results/<image>_<preset>_<precision>.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from singan_core.config import preset
+from singan_core.device import configure_threads, select_device
+from singan_core.imageio import load_image, save_image
+from singan_core.metrics import patch_swd, pixel_diversity
+from singan_core.sampling import sample
+from singan_core.training import _init_nets, new_pyramid, train, train_scale
+
+# The original code release on a 2-core CPU, torch 2.13, balloons.png, paper preset (issue #2).
+ORIGINAL_S_PER_ITER = [0.053, 0.075, 0.103, 0.150, 0.517, 0.881, 1.445, 2.421, 17.0]
+ORIGINAL_SAMPLE_S = 0.25
+
+
+def time_scales(pyramid, warmup: int, timed: int) -> list[float]:
+    """Median seconds per iteration of every scale, coarsest first."""
+    cfg = pyramid.config
+    cfg_short = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=warmup + timed))
+    pyramid.config = cfg_short
+    medians = []
+    for k in range(pyramid.num_scales):
+        generator, critic = _init_nets(pyramid, k)
+        stamps: list[float] = []
+        train_scale(pyramid, generator, critic, torch.Generator().manual_seed(k),
+                    on_progress=lambda p: stamps.append(p.seconds), report_every=1)
+        per_iter = [b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:])] if warmup else stamps[:1]
+        medians.append(statistics.median(per_iter))
+        pyramid.add_scale(generator, critic, 1.0 if k == 0 else 0.1, torch.zeros_like(pyramid.reals[k]))
+        print(f"  scale {k}: {pyramid.sizes[k][0]}x{pyramid.sizes[k][1]} {medians[-1]:.3f} s/iter", flush=True)
+    pyramid.config = cfg
+    return medians
+
+
+def time_sample(pyramid, repeats: int = 5) -> float:
+    sample(pyramid, 1, seed=0)
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        sample(pyramid, 1, seed=i)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def full_training(image: torch.Tensor, cfg, device, out_png: Path) -> dict:
+    pyramid = new_pyramid(image, cfg, device)
+    start = time.perf_counter()
+    train(pyramid)
+    seconds = time.perf_counter() - start
+    samples = sample(pyramid, 16, seed=0)
+    real = pyramid.reals[-1]
+    swd = [patch_swd(s, real) for s in samples]
+    save_image(torch.cat([torch.cat([real, *samples[:3]], dim=3)[0], torch.cat(list(samples[3:7]), dim=2)], dim=1), out_png)
+    return {
+        "train_seconds": seconds,
+        "patch_swd_median": statistics.median(swd),
+        "pixel_diversity": pixel_diversity(samples, real),
+        "samples_png": str(out_png),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image", type=Path)
+    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--timed", type=int, default=5)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--full", action="store_true", help="also train completely and measure quality")
+    parser.add_argument("--skip-scales", action="store_true", help="only the --full part")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    configure_threads()
+    device = select_device(args.device)
+    cfg = preset(args.preset).with_overrides(precision=args.precision)
+    image = load_image(args.image)
+    tag = f"{args.image.stem}_{args.preset}_{args.precision}"
+    results: dict = {"image": str(args.image), "preset": args.preset, "precision": args.precision,
+                     "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                     "machine": platform.processor() or platform.machine()}
+    print(f"{tag} on {device}, {torch.get_num_threads()} threads")
+
+    if not args.skip_scales:
+        pyramid = new_pyramid(image, cfg, device)
+        results["sizes"] = [list(s) for s in pyramid.sizes]
+        results["s_per_iter"] = time_scales(pyramid, args.warmup, args.timed)
+        results["sample_seconds"] = time_sample(pyramid)
+        print_table(results)
+    if args.full:
+        out_dir = Path("bench/results")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results["full"] = full_training(image, cfg, device, out_dir / f"{tag}_samples.png")
+        f = results["full"]
+        print(f"full training: {f['train_seconds']:.1f} s, median patch-SWD {f['patch_swd_median']:.5f}, "
+              f"diversity {f['pixel_diversity']:.3f}  (samples: {f['samples_png']})")
+
+    path = args.json or Path("bench/results") / f"{tag}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    print(f"wrote {path}")
+
+
+def print_table(results: dict) -> None:
+    compare = results["preset"] == "paper" and len(results["s_per_iter"]) == len(ORIGINAL_S_PER_ITER)
+    print(f"{'scale':>5} {'size':>9} {'s/iter':>8}" + (f" {'original':>9} {'ratio':>6}" if compare else ""))
+    for k, (size, t) in enumerate(zip(results["sizes"], results["s_per_iter"])):
+        line = f"{k:>5} {size[0]:>4}x{size[1]:<4} {t:>8.3f}"
+        if compare:
+            line += f" {ORIGINAL_S_PER_ITER[k]:>9.3f} {t / ORIGINAL_S_PER_ITER[k]:>6.2f}"
+        print(line)
+    print(f"one full-size sample: {results['sample_seconds']:.3f} s" + (f" (original {ORIGINAL_SAMPLE_S} s)" if compare else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Background training/sampling daemon (to be built: see issue)."""

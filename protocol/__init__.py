@@ -1,0 +1,1 @@
+"""Client/daemon message protocol (to be built: see issue)."""

@@ -1,0 +1,315 @@
+"""The ``singan`` command line: train, sample, eval, demo.
+
+Thin on purpose: options are parsed here and handed to :mod:`singan_core.workflow`; results and
+progress are printed here. Errors from the library (``ValueError`` and its subclasses
+``ModelLoadError``/``ImageReadError``, ``OSError``) are caught only in :func:`main` and reported as
+one line on stderr with exit code 2. Progress and messages go to stderr; results (the model
+directory, the sample files, the metrics) to stdout.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .config import PRESETS, preset as get_preset
+from .device import configure_threads, select_device
+from .metrics import MetricUnavailable
+from .models import nfc_at
+from .storage import OutputDirNotEmpty, load_pyramid, read_meta
+from .training import TrainProgress
+from .workflow import (
+    TrainJob,
+    default_model_dir,
+    demo_image,
+    evaluate,
+    is_model_dir,
+    resume_training,
+    run_training,
+    start_training,
+    write_samples,
+)
+
+DEFAULT_PRESET = "draft"
+
+PresetName = enum.Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
+DEMO_PRESET = PresetName(DEFAULT_PRESET)
+
+
+class Padding(str, enum.Enum):
+    zeros = "zeros"
+    circular = "circular"
+
+
+class PrecisionName(str, enum.Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+app = typer.Typer(
+    name="singan",
+    help="SinGAN Studio: learn a generative model from a single image, then sample new variations of it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_err = Console(stderr=True)
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
+
+
+# --------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    image: Annotated[
+        Optional[Path],
+        typer.Argument(help="The training image; with --resume it may instead be the model directory to resume.", show_default=False),
+    ] = None,
+    preset: Annotated[
+        Optional[PresetName],
+        typer.Option(help=f"Training preset (default {DEFAULT_PRESET}): paper = the paper's settings, draft = fast on a CPU, tiny = for tests.", show_default=False),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Model directory to write (default: <user data dir>/singan-studio/models/<image stem>).", show_default=False),
+    ] = None,
+    max_size: Annotated[Optional[int], typer.Option(min=1, help="Longest side of the finest scale in pixels (default from the preset).", show_default=False)] = None,
+    padding: Annotated[Optional[Padding], typer.Option(help="zeros (default), or circular for seamless, tileable output.", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Training seed (default 0).", show_default=False)] = None,
+    precision: Annotated[Optional[PrecisionName], typer.Option(help="fp32 (default) or bf16 autocast.", show_default=False)] = None,
+    device: DeviceOpt = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training: `singan train --resume DIR` or `singan train IMAGE --out DIR --resume`.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model already in the output directory.")] = False,
+) -> None:
+    """Train a SinGAN pyramid on IMAGE, saving every finished scale (Ctrl-C keeps them; resume with --resume)."""
+    dev = select_device(device)
+    options = {"--preset": preset, "--max-size": max_size, "--padding": padding, "--seed": seed, "--precision": precision}
+    given = [name for name, value in options.items() if value is not None]
+
+    if resume and image is not None and image.is_dir():
+        if out is not None and out.resolve() != image.resolve():
+            raise ValueError(f"train: --resume got two model directories ({image} and --out {out}); give one")
+        image_path, model_dir = None, image
+    else:
+        image_path = image
+        if image_path is None:
+            if not resume:
+                raise ValueError("train: missing IMAGE (or use --resume DIR to continue a training)")
+            if out is None:
+                raise ValueError("train: --resume needs a model directory: singan train --resume DIR")
+        elif image_path.is_dir():
+            hint = "; add --resume to continue training it" if is_model_dir(image_path) else ""
+            raise ValueError(f"image: {image_path} is a directory, not an image{hint}")
+        model_dir = out if out is not None else default_model_dir(image_path.stem)
+
+    if resume and (image_path is None or is_model_dir(model_dir)):
+        if given:
+            raise ValueError(f"train: {', '.join(given)} cannot be changed when resuming; {model_dir} fixes the configuration")
+        job = resume_training(model_dir, dev, image_path)
+        if job.meta.is_complete:
+            _err.print(f"{model_dir}: already fully trained ({job.meta.num_scales} scales)")
+            print(model_dir)
+            return
+        _err.print(f"resuming {model_dir}: {job.meta.scales_done} of {job.meta.num_scales} scales done")
+    else:
+        assert image_path is not None
+        if not overwrite and is_model_dir(model_dir):
+            _refuse_unfinished(model_dir)
+        name = preset.value if preset is not None else DEFAULT_PRESET
+        config = get_preset(name).with_overrides(
+            max_size=max_size,
+            padding_mode=padding.value if padding else None,
+            seed=seed,
+            precision=precision.value if precision else None,
+        )
+        job = start_training(image_path, model_dir, config, name, dev, overwrite=overwrite)
+    _run_with_progress(job)
+    print(job.path)
+
+
+def _refuse_unfinished(model_dir: Path) -> None:
+    """Do not silently start over a training that could be resumed."""
+    try:
+        meta = read_meta(model_dir)
+    except ValueError:
+        return  # create_model_dir refuses unreadable directories itself
+    if not meta.is_complete:
+        raise ValueError(
+            f"{model_dir}: holds an unfinished training of {meta.source_name} ({meta.scales_done} of "
+            f"{meta.num_scales} scales); add --resume to continue it, or --overwrite to start over"
+        )
+
+
+def _run_with_progress(job: TrainJob) -> None:
+    """Train the job with a progress bar (scale, iteration, losses, ETA); handles Ctrl-C."""
+    pyramid = job.pyramid
+    cfg = pyramid.config
+    first, num_scales, iters = pyramid.scales_done, pyramid.num_scales, cfg.train.iterations
+    # ETA: weight each iteration by its cost, roughly pixels x channels^2 of the scale.
+    cost = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(pyramid.sizes)]
+    done_before = [sum(cost[first:k]) * iters for k in range(num_scales)]
+    columns = (
+        TextColumn("[bold]scale {task.fields[scale]}"),
+        BarColumn(bar_width=24),
+        TextColumn("it {task.fields[it]}"),
+        TextColumn("D {task.fields[d]:.3f} G {task.fields[g]:.3f} rec {task.fields[rec]:.3f}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=_err) as progress:
+        task = progress.add_task(
+            "train", total=sum(cost[first:]) * iters,
+            scale=f"{first + 1}/{num_scales}", it=f"0/{iters}", d=0.0, g=0.0, rec=0.0,
+        )
+
+        def on_progress(p: TrainProgress) -> None:
+            progress.update(
+                task, completed=done_before[p.scale] + cost[p.scale] * p.iteration,
+                scale=f"{p.scale + 1}/{p.num_scales}", it=f"{p.iteration}/{p.iterations}",
+                d=p.loss_d, g=p.loss_g, rec=p.loss_rec,
+            )
+
+        try:
+            run_training(job, on_progress=on_progress)
+        except KeyboardInterrupt:
+            progress.stop()
+            done = job.meta.scales_done
+            if job.fresh and done == 0:
+                _err.print("interrupted before the first scale finished; nothing was kept")
+            else:
+                _err.print(f"interrupted: {done} of {num_scales} scales saved; continue with: singan train --resume {job.path}")
+            raise typer.Exit(130) from None
+
+
+# --------------------------------------------------------------------------- sample / eval
+
+
+def _load_complete(model: Path, device: str):
+    pyramid, meta = load_pyramid(model, select_device(device))
+    if not meta.is_complete:
+        raise ValueError(
+            f"{model}: only {meta.scales_done} of {meta.num_scales} scales are trained; "
+            f"continue with: singan train --resume {model}"
+        )
+    return pyramid, meta
+
+
+@app.command()
+def sample(
+    model: Annotated[Path, typer.Argument(help="A trained model directory.", show_default=False)],
+    n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples.")] = 8,
+    scale_h: Annotated[float, typer.Option(help="Output height relative to the training image, in (0, 64].")] = 1.0,
+    scale_w: Annotated[float, typer.Option(help="Output width relative to the training image, in (0, 64].")] = 1.0,
+    gen_start_scale: Annotated[
+        int,
+        typer.Option(min=0, help="First scale given fresh noise: 0 = coarsest (new global layouts); higher = keep the training image's layout, new detail only."),
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Sample i uses seed SEED + i.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default MODEL/samples).", show_default=False)] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Write random samples of a trained MODEL as sample_seed<s>.png files (one path per line on stdout)."""
+    pyramid, _ = _load_complete(model, device)
+    for path in write_samples(pyramid, out if out is not None else model / "samples", n, scale_h, scale_w, gen_start_scale, seed):
+        print(path)
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[Path, typer.Argument(help="A trained model directory.", show_default=False)],
+    n: Annotated[int, typer.Option("-n", "--num", min=2, help="Number of samples to score.")] = 16,
+    seed: Annotated[int, typer.Option(help="Sample i uses seed SEED + i.")] = 0,
+    sifid_weights: Annotated[
+        Optional[Path],
+        typer.Option(help="Local Inception-v3 weights (.safetensors) for SIFID; never downloaded.", show_default=False),
+    ] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Score n random samples of MODEL against its training image: patch-SWD, pixel diversity, SIFID."""
+    pyramid, meta = _load_complete(model, device)
+    result = evaluate(pyramid, n, seed, sifid_weights)
+    h, w = meta.sizes[-1]
+    print(f"samples: {n} at {w}x{h} px, seeds {seed}..{seed + n - 1}")
+    print(f"patch-SWD: median {result.patch_swd_median:.5f}, mean {result.patch_swd_mean:.5f} (vs the training image; lower = closer patch statistics)")
+    print(f"pixel diversity: {result.diversity:.4f}")
+    if result.sifid is None:
+        print("SIFID: not computed; it needs a local Inception-v3 weights file (--sifid-weights PATH)")
+    else:
+        print(f"SIFID: mean {result.sifid:.5f}")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    preset: Annotated[PresetName, typer.Option(help="Training preset.")] = DEMO_PRESET,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Model directory (default: <user data dir>/singan-studio/models/demo-<preset>).", show_default=False),
+    ] = None,
+    n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples to write.")] = 8,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Train the bundled demo image (a CC0 photo of a cat) and write samples to OUT/samples.
+
+    Running it again resumes an interrupted demo training, or only samples if it is finished.
+    """
+    dev = select_device(device)
+    model_dir = out if out is not None else default_model_dir(f"demo-{preset.value}")
+    with demo_image() as image:
+        if is_model_dir(model_dir):
+            job = resume_training(model_dir, dev, image)
+            if job.meta.preset != preset.value:
+                raise ValueError(f"{model_dir}: holds a demo trained with preset {job.meta.preset}, not {preset.value}")
+        else:
+            job = start_training(image, model_dir, get_preset(preset.value), preset.value, dev)
+    if not job.meta.is_complete:
+        _err.print(f"training the demo image with preset {preset.value} into {model_dir}")
+        _run_with_progress(job)
+    print(model_dir)
+    for path in write_samples(job.pyramid, model_dir / "samples", n):
+        print(path)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _fail(message: str, code: int = 2, prog: str = "singan") -> None:
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning expected errors into one line on stderr."""
+    configure_threads()
+    try:
+        code = app(args=argv, prog_name="singan", standalone_mode=False)
+    except OutputDirNotEmpty as exc:
+        _fail(f"{exc}; choose another --out, or add --overwrite to replace it")
+    except (ValueError, OSError, MetricUnavailable) as exc:  # incl. ModelLoadError, ImageReadError
+        _fail(str(exc))
+    except typer.Abort:
+        _fail("aborted", 1)
+    except Exception as exc:
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise  # a bug: let the traceback show
+        # a usage error from the parser (unknown option, bad option value, ...)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(exc.format_message())
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        _fail(f"{exc.format_message()} (see --help)", exc.exit_code, ctx.command_path if ctx is not None else "singan")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,485 @@
+"""A trained (or partially trained) pyramid on disk: one directory per model.
+
+Layout of a model directory (format version 1)::
+
+    model.json            ModelMeta: source image hash, config, sizes, noise amplitudes, progress
+    source.safetensors    "real": the finest-scale training image x_{K-1}, (1, 3, H, W) float32 in [-1, 1]
+    scale_00.safetensors  scale k = 0 (coarsest): "G.<param>", "D.<param>", "z_opt", "real" (x_k)
+    scale_01.safetensors  ...one file per *finished* scale, k = 0 .. scales_done - 1
+
+``source.safetensors`` is written when training starts, so a training can be resumed from the
+directory alone; the coarser reals are rebuilt from it with the stored sizes (exactly as
+:func:`singan_core.pyramid.build_real_pyramid` derives them from the capped image).
+
+Every file is written atomically (temporary file in the same directory, flush + fsync,
+``os.replace``, fsync of the directory), and a scale file is always written before the
+``model.json`` that counts it, so ``model.json`` never claims a scale whose file is missing.
+Tensors are stored with ``safetensors`` only: nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from safetensors.torch import load_file, save_file
+
+from .config import SinGANConfig
+from .model import SinGANPyramid
+from .models import Discriminator, Generator, nfc_at
+from .pyramid import PyramidGeometry, resize
+
+__all__ = [
+    "FORMAT_VERSION",
+    "META_FILE",
+    "SOURCE_FILE",
+    "ModelLoadError",
+    "ModelMeta",
+    "OutputDirNotEmpty",
+    "create_model_dir",
+    "discard_model_dir",
+    "file_sha256",
+    "load_pyramid",
+    "read_meta",
+    "save_scale",
+    "scale_file_name",
+]
+
+FORMAT_VERSION = 1
+META_FILE = "model.json"
+SOURCE_FILE = "source.safetensors"
+_TMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask once, so tensor files get the usual 0o666 & ~umask mode
+
+
+class ModelLoadError(ValueError):
+    """A model directory is missing, incomplete, corrupt or of an unsupported format.
+
+    The message is one line naming the offending path and the problem.
+    """
+
+
+class OutputDirNotEmpty(ValueError):
+    """:func:`create_model_dir` was pointed at a directory that holds something it must not replace."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ModelMeta(BaseModel):
+    """Contents of ``model.json``: everything about a model directory except the tensors."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    format_version: int = FORMAT_VERSION
+    """Version of the directory layout; this code reads version 1 only."""
+    source_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """SHA-256 (hex) of the bytes of the input image file the model was trained on."""
+    source_name: str
+    """File name (no directory) of the input image, for display."""
+    preset: str
+    """Name of the preset the config was taken from (e.g. "draft"); the config itself is in ``config``."""
+    config: dict[str, Any]
+    """The full :class:`~singan_core.config.SinGANConfig`, as ``SinGANConfig.to_dict()``."""
+    scale_factor: float = Field(gt=0, le=1)
+    """The actual factor r between consecutive scales (dimensionless, < 1)."""
+    input_scale: float = Field(gt=0, le=1)
+    """Factor applied to the input image to cap its longest side at ``max_size`` (dimensionless, <= 1)."""
+    sizes: list[tuple[int, int]] = Field(min_length=1)
+    """(height, width) in pixels of every scale; index k = 0 is the coarsest, the last the finest."""
+    noise_amp: list[float]
+    """noise_amp_k (dimensionless std of the injected noise, images in [-1, 1]) of the finished scales."""
+    scales_done: int = Field(ge=0)
+    """Number of finished scales: scale files ``scale_00`` .. ``scale_{scales_done-1}`` exist."""
+    num_scales: int = Field(ge=1)
+    """K, the number of scales of the finished model."""
+    status: Literal["training", "ready"]
+    """``ready`` once every scale is trained (``scales_done == num_scales``), else ``training``."""
+    created_at: AwareDatetime = Field(default_factory=_now)
+    """When training started (timezone-aware, UTC when written here)."""
+    updated_at: AwareDatetime = Field(default_factory=_now)
+    """When the last scale was saved (timezone-aware, UTC when written here)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelMeta":
+        if len(self.sizes) != self.num_scales:
+            raise ValueError(f"sizes has {len(self.sizes)} entries but num_scales is {self.num_scales}")
+        if self.scales_done > self.num_scales:
+            raise ValueError(f"scales_done {self.scales_done} exceeds num_scales {self.num_scales}")
+        if len(self.noise_amp) != self.scales_done:
+            raise ValueError(f"noise_amp has {len(self.noise_amp)} entries but scales_done is {self.scales_done}")
+        if (self.status == "ready") != (self.scales_done == self.num_scales):
+            raise ValueError(f"status {self.status!r} contradicts {self.scales_done} of {self.num_scales} scales done")
+        if any(h < 1 or w < 1 for h, w in self.sizes):
+            raise ValueError("sizes must be positive")
+        return self
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status == "ready"
+
+
+def scale_file_name(k: int) -> str:
+    """File name of scale k's tensors (k = 0 coarsest)."""
+    return f"scale_{k:02d}.safetensors"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, as 64 lowercase hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    """Write ``target`` via ``write(tmp_path)`` so that it is either complete or untouched."""
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # safetensors creates files 0o600
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (temporary file, fsync, ``os.replace``, fsync of the dir)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+
+    _atomic_write(Path(target), write)
+
+
+def _save_tensors(target: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    _atomic_write(target, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
+
+
+def _write_meta(path: Path, meta: ModelMeta) -> None:
+    atomic_write_bytes(path / META_FILE, (meta.model_dump_json(indent=2) + "\n").encode())
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def create_model_dir(
+    path: str | os.PathLike,
+    pyramid: SinGANPyramid,
+    source_sha256: str,
+    source_name: str,
+    preset_name: str,
+    *,
+    overwrite: bool = False,
+) -> ModelMeta:
+    """Start a model directory for an untrained ``pyramid``: ``source.safetensors``, then ``model.json``.
+
+    The directory is created if needed. An existing non-empty directory is accepted only if it
+    holds an unfinished model of the same source image (it is then started over), or if
+    ``overwrite`` is true; either way only the files of a model directory are removed from it,
+    nothing else.
+
+    Raises:
+        OutputDirNotEmpty: the directory holds something else (a finished model, a model of another
+            image, other files) and ``overwrite`` is false.
+        ValueError: ``pyramid`` already has finished scales, or ``path`` is a file.
+        OSError: the directory or files cannot be written.
+    """
+    path = Path(path)
+    if pyramid.scales_done:
+        raise ValueError("create_model_dir: the pyramid must be untrained (save finished scales with save_scale)")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a directory")
+    now = _now()
+    meta = ModelMeta(
+        source_sha256=source_sha256,
+        source_name=source_name,
+        preset=preset_name,
+        config=pyramid.config.to_dict(),
+        scale_factor=pyramid.geometry.scale_factor,
+        input_scale=pyramid.geometry.input_scale,
+        sizes=[tuple(s) for s in pyramid.sizes],
+        noise_amp=[],
+        scales_done=0,
+        num_scales=pyramid.num_scales,
+        status="training",
+        created_at=now,
+        updated_at=now,
+    )
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            _check_replaceable(path, source_sha256)
+        discard_model_dir(path, remove_dir=False)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        source = {"real": pyramid.reals[-1].float()}
+        _save_tensors(path / SOURCE_FILE, source, {"format": "pt", "singan_format_version": str(FORMAT_VERSION)})
+        _write_meta(path, meta)
+    except BaseException:
+        discard_model_dir(path, remove_dir=False)
+        raise
+    return meta
+
+
+def _check_replaceable(path: Path, source_sha256: str) -> None:
+    if not (path / META_FILE).is_file():
+        raise OutputDirNotEmpty(f"{path}: directory is not empty and holds no model")
+    try:
+        existing = read_meta(path)
+    except ModelLoadError:
+        raise OutputDirNotEmpty(f"{path}: holds an unreadable model") from None
+    if existing.source_sha256 != source_sha256:
+        raise OutputDirNotEmpty(f"{path}: holds a model of another image ({existing.source_name})")
+    if existing.is_complete:
+        raise OutputDirNotEmpty(f"{path}: already holds a trained model of this image")
+
+
+def discard_model_dir(path: str | os.PathLike, *, remove_dir: bool = True) -> None:
+    """Delete the files of a model directory (``model.json`` first), leaving any other file alone.
+
+    With ``remove_dir`` the directory itself is removed too if that leaves it empty.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return
+    (path / META_FILE).unlink(missing_ok=True)
+    for entry in sorted(path.iterdir()):
+        name = entry.name
+        ours = (
+            name == SOURCE_FILE
+            or (name.startswith("scale_") and name.endswith(".safetensors"))
+            or (name.startswith(".") and name.endswith(_TMP_SUFFIX))
+        )
+        if ours and entry.is_file():
+            entry.unlink(missing_ok=True)
+    _fsync_dir(path)
+    if remove_dir and not any(path.iterdir()):
+        path.rmdir()
+
+
+def save_scale(path: str | os.PathLike, pyramid: SinGANPyramid, k: int) -> ModelMeta:
+    """Save finished scale k of ``pyramid`` (its file, then the updated ``model.json``); return the new meta.
+
+    Meant as (part of) the ``on_scale_done`` callback of :func:`singan_core.training.train`.
+    Scales are saved in order: k must equal the directory's ``scales_done``. The status becomes
+    "ready" with the last scale.
+
+    Raises:
+        ValueError: k is not the next scale to save, or the pyramid does not match the directory.
+        ModelLoadError: the directory's ``model.json`` is missing or invalid.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    if not 0 <= k < pyramid.scales_done:
+        raise ValueError(f"save_scale: scale {k} is not finished ({pyramid.scales_done} scales done)")
+    if k != meta.scales_done:
+        raise ValueError(f"save_scale: {path} has {meta.scales_done} scales saved; scale {k} cannot be saved next")
+    if [tuple(s) for s in meta.sizes] != [tuple(s) for s in pyramid.sizes]:
+        raise ValueError(f"save_scale: the pyramid's sizes differ from those in {path / META_FILE}")
+    tensors = {f"G.{name}": t for name, t in pyramid.generators[k].state_dict().items()}
+    tensors |= {f"D.{name}": t for name, t in pyramid.discriminators[k].state_dict().items()}
+    tensors["z_opt"] = pyramid.z_opts[k]
+    tensors["real"] = pyramid.reals[k]
+    _save_tensors(path / scale_file_name(k), tensors, {"format": "pt", "scale": str(k)})
+    done = k + 1
+    meta = ModelMeta.model_validate(
+        meta.model_dump()
+        | {
+            "noise_amp": [float(a) for a in pyramid.noise_amps[:done]],
+            "scales_done": done,
+            "status": "ready" if done == meta.num_scales else "training",
+            "updated_at": _now(),
+        }
+    )
+    _write_meta(path, meta)
+    return meta
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_meta(path: str | os.PathLike) -> ModelMeta:
+    """Read and validate ``model.json`` of a model directory. Raises :class:`ModelLoadError`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: no such model directory")
+    file = path / META_FILE
+    if not file.is_file():
+        raise ModelLoadError(f"{path}: not a model directory ({META_FILE} is missing)")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{file}: cannot be read ({exc})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{file}: expected a JSON object, got {type(raw).__name__}")
+    version = raw.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise ModelLoadError(f"{file}: unsupported format_version {version!r} (this version of singan-studio reads {FORMAT_VERSION})")
+    try:
+        return ModelMeta.model_validate(raw)
+    except ValidationError as exc:
+        raise ModelLoadError(f"{file}: {_summarise(exc)}") from None
+
+
+def _summarise(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    where = f"field {loc!r}: " if loc else ""
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"invalid {where}{first['msg']}{more}"
+
+
+def _check_safetensors_file(file: Path) -> None:
+    """Catch truncation and garbage before safetensors does, for a clearer message."""
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ModelLoadError(f"{file}: truncated file ({size} bytes, no safetensors header)")
+        header_len = int.from_bytes(head, "little")
+        if header_len > 100_000_000:
+            raise ModelLoadError(f"{file}: not a safetensors file (corrupt header)")
+        if header_len > size - 8:
+            raise ModelLoadError(f"{file}: truncated file ({size} bytes; its header alone needs {8 + header_len})")
+        try:
+            header = json.loads(f.read(header_len))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise ModelLoadError(f"{file}: not a safetensors file (corrupt header)") from None
+    expected = 8 + header_len + int(end)
+    if size < expected:
+        raise ModelLoadError(f"{file}: truncated file ({size} of {expected} bytes)")
+    if size > expected:
+        raise ModelLoadError(f"{file}: corrupt safetensors file ({size - expected} bytes of trailing data)")
+
+
+def _load_tensors(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise ModelLoadError(f"{file}: missing file")
+    _check_safetensors_file(file)
+    try:
+        return load_file(str(file), device="cpu")
+    except Exception as exc:  # safetensors raises its own SafetensorError (an Exception subclass)
+        raise ModelLoadError(f"{file}: corrupt safetensors file ({exc})") from None
+
+
+def _expect_tensor(file: Path, tensors: dict[str, torch.Tensor], key: str, shape: tuple[int, ...]) -> torch.Tensor:
+    if key not in tensors:
+        raise ModelLoadError(f"{file}: tensor {key!r} is missing")
+    t = tensors[key]
+    if tuple(t.shape) != shape:
+        raise ModelLoadError(f"{file}: tensor {key!r} has shape {tuple(t.shape)}, expected {shape}")
+    if t.dtype != torch.float32:
+        raise ModelLoadError(f"{file}: tensor {key!r} has dtype {t.dtype}, expected torch.float32")
+    return t
+
+
+def _load_state(file: Path, net: torch.nn.Module, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
+    expected = net.state_dict()
+    got = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
+    missing = [name for name in expected if name not in got]
+    unexpected = [name for name in got if name not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(prefix + n for n in missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(prefix + n for n in unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+        raise ModelLoadError(f"{file}: state dict key mismatch ({'; '.join(parts)})")
+    for name, t in expected.items():
+        if got[name].shape != t.shape:
+            raise ModelLoadError(
+                f"{file}: state dict shape mismatch for {prefix}{name}: {tuple(got[name].shape)} in the file, "
+                f"{tuple(t.shape)} expected from the config"
+            )
+    try:
+        net.load_state_dict(got, strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{file}: state dict does not load ({str(exc).splitlines()[0]})") from None
+
+
+def load_pyramid(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[SinGANPyramid, ModelMeta]:
+    """Load a model directory: the reals of all scales and every finished scale's nets.
+
+    Works for partially trained directories: ``singan_core.training.train(pyramid)`` then resumes
+    with the next scale. The pyramid is moved to ``device``.
+
+    Raises:
+        ModelLoadError: one line naming the path and the problem (missing directory, missing or
+            invalid ``model.json``, unsupported format version, missing, truncated or corrupt
+            tensor file, tensors that do not fit the config).
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    meta_file = path / META_FILE
+    try:
+        config = SinGANConfig.from_dict(meta.config)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ModelLoadError(f"{meta_file}: invalid config ({exc})") from None
+    sizes = tuple((int(h), int(w)) for h, w in meta.sizes)
+
+    source = path / SOURCE_FILE
+    finest = _expect_tensor(source, _load_tensors(source), "real", (1, 3, *sizes[-1]))
+    # The same derivation as build_real_pyramid: every coarser x_k is resized from the capped image.
+    reals = [resize(finest, size) for size in sizes[:-1]] + [finest]
+    geometry = PyramidGeometry(sizes=sizes, scale_factor=meta.scale_factor, input_scale=meta.input_scale)
+    pyramid = SinGANPyramid(config=config, geometry=geometry, reals=reals)
+
+    for k in range(meta.scales_done):
+        file = path / scale_file_name(k)
+        if not file.is_file():
+            raise ModelLoadError(f"{path}: scale file {file.name} is missing ({META_FILE} says {meta.scales_done} scales are done)")
+        tensors = _load_tensors(file)
+        shape = (1, 3, *sizes[k])
+        z_opt = _expect_tensor(file, tensors, "z_opt", shape)
+        reals[k] = _expect_tensor(file, tensors, "real", shape)
+        stray = [name for name in tensors if name not in ("z_opt", "real") and not name.startswith(("G.", "D."))]
+        if stray:
+            raise ModelLoadError(f"{file}: unexpected tensor {stray[0]!r}")
+        nfc = nfc_at(k, config.net)
+        generator, discriminator = Generator(nfc, config.net), Discriminator(nfc, config.net)
+        _load_state(file, generator, "G.", tensors)
+        _load_state(file, discriminator, "D.", tensors)
+        pyramid.add_scale(generator, discriminator, meta.noise_amp[k], z_opt)
+    return pyramid.to(torch.device(device)), meta
