@@ -28,30 +28,49 @@ from singan_core.device import configure_threads, select_device
 from singan_core.imageio import load_image, save_image
 from singan_core.metrics import patch_swd, pixel_diversity
 from singan_core.sampling import sample
-from singan_core.training import _init_nets, new_pyramid, train, train_scale
+from singan_core.training import _init_nets, _optimizers, _upsampled_reconstruction, new_pyramid, train, train_scale
+
+from original_step import original_iteration
 
 # The original code release on a 2-core CPU, torch 2.13, balloons.png, paper preset (issue #2).
 ORIGINAL_S_PER_ITER = [0.053, 0.075, 0.103, 0.150, 0.517, 0.881, 1.445, 2.421, 17.0]
 ORIGINAL_SAMPLE_S = 0.25
 
 
-def time_scales(pyramid, warmup: int, timed: int) -> list[float]:
-    """Median seconds per iteration of every scale, coarsest first."""
-    cfg = pyramid.config
-    cfg_short = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=warmup + timed))
-    pyramid.config = cfg_short
+def time_scales(pyramid, warmup: int, timed: int, baseline: bool) -> list[float]:
+    """Median seconds per iteration of every scale, coarsest first (ours, or the original's work)."""
     medians = []
     for k in range(pyramid.num_scales):
         generator, critic = _init_nets(pyramid, k)
-        stamps: list[float] = []
-        train_scale(pyramid, generator, critic, torch.Generator().manual_seed(k),
-                    on_progress=lambda p: stamps.append(p.seconds), report_every=1)
-        per_iter = [b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:])] if warmup else stamps[:1]
-        medians.append(statistics.median(per_iter))
+        timer = time_original_scale if baseline else time_our_scale
+        medians.append(timer(pyramid, generator, critic, warmup, timed))
         pyramid.add_scale(generator, critic, 1.0 if k == 0 else 0.1, torch.zeros_like(pyramid.reals[k]))
         print(f"  scale {k}: {pyramid.sizes[k][0]}x{pyramid.sizes[k][1]} {medians[-1]:.3f} s/iter", flush=True)
-    pyramid.config = cfg
     return medians
+
+
+def time_our_scale(pyramid, generator, critic, warmup: int, timed: int) -> float:
+    cfg = pyramid.config
+    pyramid.config = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=warmup + timed))
+    stamps: list[float] = [0.0]
+    train_scale(pyramid, generator, critic, torch.Generator().manual_seed(0),
+                on_progress=lambda p: stamps.append(p.seconds), report_every=1)
+    pyramid.config = cfg
+    return statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:]))
+
+
+def time_original_scale(pyramid, generator, critic, warmup: int, timed: int) -> float:
+    k = pyramid.scales_done
+    opt_d, opt_g, _ = _optimizers(generator, critic, pyramid.config.train)
+    rng = torch.Generator().manual_seed(0)
+    rec_prev = _upsampled_reconstruction(pyramid, k)
+    z_opt = torch.zeros_like(rec_prev)
+    times = []
+    for _ in range(warmup + timed):
+        start = time.perf_counter()
+        original_iteration(pyramid, generator, critic, opt_d, opt_g, rng, 0.1, z_opt, rec_prev)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[warmup:])
 
 
 def time_sample(pyramid, repeats: int = 5) -> float:
@@ -72,7 +91,9 @@ def full_training(image: torch.Tensor, cfg, device, out_png: Path) -> dict:
     samples = sample(pyramid, 16, seed=0)
     real = pyramid.reals[-1]
     swd = [patch_swd(s, real) for s in samples]
-    save_image(torch.cat([torch.cat([real, *samples[:3]], dim=3)[0], torch.cat(list(samples[3:7]), dim=2)], dim=1), out_png)
+    top = torch.cat([real[0], *samples[:3]], dim=2)
+    bottom = torch.cat(list(samples[3:7]), dim=2)
+    save_image(torch.cat([top, bottom], dim=1), out_png)
     return {
         "train_seconds": seconds,
         "patch_swd_median": statistics.median(swd),
@@ -91,6 +112,8 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--full", action="store_true", help="also train completely and measure quality")
     parser.add_argument("--skip-scales", action="store_true", help="only the --full part")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time the original code's per-iteration work on this machine (bench/original_step.py)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -107,9 +130,11 @@ def main() -> None:
     if not args.skip_scales:
         pyramid = new_pyramid(image, cfg, device)
         results["sizes"] = [list(s) for s in pyramid.sizes]
-        results["s_per_iter"] = time_scales(pyramid, args.warmup, args.timed)
+        results["s_per_iter"] = time_scales(pyramid, args.warmup, args.timed, baseline=False)
         results["sample_seconds"] = time_sample(pyramid)
-        print_table(results)
+        if args.baseline:
+            print("original code's work per iteration, same machine:")
+            results["baseline_s_per_iter"] = time_scales(new_pyramid(image, cfg, device), args.warmup, args.timed, baseline=True)
     if args.full:
         out_dir = Path("bench/results")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +143,8 @@ def main() -> None:
         print(f"full training: {f['train_seconds']:.1f} s, median patch-SWD {f['patch_swd_median']:.5f}, "
               f"diversity {f['pixel_diversity']:.3f}  (samples: {f['samples_png']})")
 
+    if not args.skip_scales:
+        print_table(results)
     path = args.json or Path("bench/results") / f"{tag}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
@@ -125,14 +152,19 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    compare = results["preset"] == "paper" and len(results["s_per_iter"]) == len(ORIGINAL_S_PER_ITER)
-    print(f"{'scale':>5} {'size':>9} {'s/iter':>8}" + (f" {'original':>9} {'ratio':>6}" if compare else ""))
+    reference = ORIGINAL_S_PER_ITER if results["preset"] == "paper" and len(results["s_per_iter"]) == 9 else None
+    baseline = results.get("baseline_s_per_iter")
+    header = f"{'scale':>5} {'size':>9} {'s/iter':>8}"
+    header += f" {'orig here':>9} {'ratio':>6}" if baseline else ""
+    header += f" {'orig ref':>9} {'ratio':>6}" if reference else ""
+    print(header)
     for k, (size, t) in enumerate(zip(results["sizes"], results["s_per_iter"])):
         line = f"{k:>5} {size[0]:>4}x{size[1]:<4} {t:>8.3f}"
-        if compare:
-            line += f" {ORIGINAL_S_PER_ITER[k]:>9.3f} {t / ORIGINAL_S_PER_ITER[k]:>6.2f}"
+        for ref in (baseline, reference):
+            if ref:
+                line += f" {ref[k]:>9.3f} {t / ref[k]:>6.2f}"
         print(line)
-    print(f"one full-size sample: {results['sample_seconds']:.3f} s" + (f" (original {ORIGINAL_SAMPLE_S} s)" if compare else ""))
+    print(f"one full-size sample: {results['sample_seconds']:.3f} s" + (f" (reference {ORIGINAL_SAMPLE_S} s)" if reference else ""))
 
 
 if __name__ == "__main__":
