@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("image", type=Path)
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--max-size", type=int, default=None, help="override the preset's max_size (px)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timed", type=int, default=5)
     parser.add_argument("--device", default=None)
@@ -119,10 +120,10 @@ def main() -> None:
 
     configure_threads()
     device = select_device(args.device)
-    cfg = preset(args.preset).with_overrides(precision=args.precision)
+    cfg = preset(args.preset).with_overrides(precision=args.precision, max_size=args.max_size)
     image = load_image(args.image)
-    tag = f"{args.image.stem}_{args.preset}_{args.precision}"
-    results: dict = {"image": str(args.image), "preset": args.preset, "precision": args.precision,
+    tag = f"{args.image.stem}_{args.preset}_{args.precision}" + (f"_max{args.max_size}" if args.max_size else "")
+    results: dict = {"image": str(args.image), "preset": args.preset, "precision": args.precision, "max_size": cfg.pyramid.max_size,
                      "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                      "machine": platform.processor() or platform.machine()}
     print(f"{tag} on {device}, {torch.get_num_threads()} threads")
@@ -130,6 +131,7 @@ def main() -> None:
     if not args.skip_scales:
         pyramid = new_pyramid(image, cfg, device)
         results["sizes"] = [list(s) for s in pyramid.sizes]
+        results["iterations"] = cfg.train.iterations
         results["s_per_iter"] = time_scales(pyramid, args.warmup, args.timed, baseline=False)
         results["sample_seconds"] = time_sample(pyramid)
         if args.baseline:
@@ -152,7 +154,7 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    reference = ORIGINAL_S_PER_ITER if results["preset"] == "paper" and len(results["s_per_iter"]) == 9 else None
+    reference = ORIGINAL_S_PER_ITER if results["preset"] == "paper" and results["max_size"] == 250 else None
     baseline = results.get("baseline_s_per_iter")
     header = f"{'scale':>5} {'size':>9} {'s/iter':>8}"
     header += f" {'orig here':>9} {'ratio':>6}" if baseline else ""
@@ -165,6 +167,12 @@ def print_table(results: dict) -> None:
                 line += f" {ref[k]:>9.3f} {t / ref[k]:>6.2f}"
         print(line)
     print(f"one full-size sample: {results['sample_seconds']:.3f} s" + (f" (reference {ORIGINAL_SAMPLE_S} s)" if reference else ""))
+    iterations = results["iterations"]
+    total = iterations * sum(results["s_per_iter"])
+    line = f"estimated training time at {iterations} iterations per scale: {total:.0f} s"
+    if baseline:
+        line += f"; the original's work: {iterations * sum(baseline):.0f} s"
+    print(line)
 
 
 if __name__ == "__main__":

@@ -259,7 +259,7 @@ def demo(
     n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples to write.")] = 8,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Train the bundled demo image (a CC0 photo of a cat) and write samples to OUT/samples.
+    """Train the bundled demo image (the Hubble Deep Field, public domain) and write samples to OUT/samples.
 
     Running it again resumes an interrupted demo training, or only samples if it is finished.
     """
