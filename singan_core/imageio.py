@@ -6,6 +6,7 @@ grey is repeated over the three channels.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -55,3 +56,10 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def save_image(x: torch.Tensor, path: str | os.PathLike) -> None:
     """Write (1, 3, H, W) or (3, H, W) in [-1, 1] as an 8-bit RGB image (format from the suffix)."""
     Image.fromarray(to_uint8(x)).save(path)
+
+
+def png_bytes(x: torch.Tensor) -> bytes:
+    """(1, 3, H, W) or (3, H, W) in [-1, 1] encoded as an 8-bit RGB PNG file's bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(x)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -95,9 +95,17 @@ def build_real_pyramid(image: torch.Tensor, cfg: PyramidConfig) -> tuple[list[to
         geometry: the derived :class:`PyramidGeometry`.
     """
     geometry = pyramid_geometry(image.shape[-2], image.shape[-1], cfg)
-    finest = resize(image, geometry.sizes[-1])
-    reals = [resize(finest, size) for size in geometry.sizes[:-1]] + [finest]
-    return reals, geometry
+    return reals_from_finest(resize(image, geometry.sizes[-1]), geometry.sizes), geometry
+
+
+def reals_from_finest(finest: torch.Tensor, sizes: tuple[Size, ...]) -> list[torch.Tensor]:
+    """x_k for every scale: each coarser scale resized directly from the finest (capped) image.
+
+    Args:
+        finest: (1, 3, h, w) in [-1, 1], already of size ``sizes[-1]``.
+        sizes: per-scale (h, w), coarsest first.
+    """
+    return [resize(finest, size) for size in sizes[:-1]] + [finest]
 
 
 def resize(x: torch.Tensor, size: Size, padding_mode: PaddingMode = "zeros") -> torch.Tensor:

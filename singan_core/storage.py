@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from .config import SinGANConfig
 from .model import SinGANPyramid
 from .models import Discriminator, Generator, nfc_at
-from .pyramid import PyramidGeometry, resize
+from .pyramid import PyramidGeometry, reals_from_finest
 
 __all__ = [
     "FORMAT_VERSION",
@@ -43,6 +43,7 @@ __all__ = [
     "ModelLoadError",
     "ModelMeta",
     "OutputDirNotEmpty",
+    "atomic_write_bytes",
     "create_model_dir",
     "discard_model_dir",
     "file_sha256",
@@ -461,8 +462,7 @@ def load_pyramid(path: str | os.PathLike, device: torch.device | str = "cpu") ->
 
     source = path / SOURCE_FILE
     finest = _expect_tensor(source, _load_tensors(source), "real", (1, 3, *sizes[-1]))
-    # The same derivation as build_real_pyramid: every coarser x_k is resized from the capped image.
-    reals = [resize(finest, size) for size in sizes[:-1]] + [finest]
+    reals = reals_from_finest(finest, sizes)
     geometry = PyramidGeometry(sizes=sizes, scale_factor=meta.scale_factor, input_scale=meta.input_scale)
     pyramid = SinGANPyramid(config=config, geometry=geometry, reals=reals)
 

@@ -20,13 +20,14 @@ import platformdirs
 import torch
 
 from .config import SinGANConfig
-from .imageio import ImageReadError, load_image, save_image
+from .imageio import ImageReadError, load_image, png_bytes
 from .metrics import patch_swd, pixel_diversity, sifid
 from .model import SinGANPyramid
 from .sampling import sample
 from .storage import (
     META_FILE,
     ModelMeta,
+    atomic_write_bytes,
     create_model_dir,
     discard_model_dir,
     file_sha256,
@@ -184,13 +185,7 @@ def write_samples(
     paths = []
     for i, image in enumerate(images):
         target = out_dir / f"sample_seed{seed + i}.png"
-        tmp = out_dir / f".{target.stem}.{os.getpid()}.tmp.png"
-        try:
-            save_image(image, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(target, png_bytes(image))
         paths.append(target)
     return paths
 
