@@ -15,7 +15,6 @@ forward is recomputed there (two extra G forwards; the baseline is slightly slow
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from singan_core.losses import gradient_penalty

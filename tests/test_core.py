@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from singan_core.config import PyramidConfig, SinGANConfig, preset
+from singan_core.config import PyramidConfig, preset
 from singan_core.imageio import load_image, save_image
 from singan_core.losses import critic_loss, generator_adversarial_loss, gradient_penalty, reconstruction_loss
 from singan_core.metrics import patch_swd
 from singan_core.pyramid import pyramid_geometry, resize
 from singan_core.sampling import reconstruct, sample
-from singan_core.training import _init_nets, _scale_seed, new_pyramid, train, train_scale
+from singan_core.training import _init_nets, new_pyramid, train, train_scale
 
 CPU = torch.device("cpu")
 
