@@ -81,9 +81,10 @@ def sample(
 
     Scales coarser than ``gen_start_scale`` follow the reconstruction path; from ``gen_start_scale``
     on, fresh noise is injected (0 = new global layouts; higher = same layout, new details). The
-    sample size is ``scale_h`` x ``scale_w`` times the training image at every scale; the start
-    scale's input is the reconstruction resized to that size, so any aspect works with any start
-    scale.
+    sample size is ``scale_h`` x ``scale_w`` times the training image at every scale. With
+    ``gen_start_scale`` 0 any size and aspect gives new content at that size; with a finer start
+    scale the start scale's input is the reconstruction resized to the sample size, so the
+    training image's layout is stretched when the aspect changes (fine at the training aspect).
 
     Sample i uses seed ``seed + i``: the same call always gives bit-identical images, and the same
     seed gives the same image whatever ``n_samples`` or ``batch_size`` (up to float rounding,
