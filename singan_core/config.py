@@ -29,6 +29,9 @@ class PyramidConfig:
     max_size: int = 250  # longest side of the finest scale, pixels (the image is only ever shrunk)
     min_size: int = 25  # shortest side of the coarsest scale, pixels
     scale_factor_init: float = 0.75  # initial r; the actual r is derived so the coarsest side lands on min_size
+    # True: r = scale_factor_init exactly, and scales are added while the coarsest shorter side stays
+    # >= min_size (the super-resolution pyramid, whose r must divide the SR factor; paper sec. 4)
+    exact_scale_factor: bool = False
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ def pyramid_geometry(height: int, width: int, cfg: PyramidConfig) -> PyramidGeom
     capped at ``max_size``; the number of scales comes from ``scale_factor_init`` and r is then
     adjusted so that the shortest side of the coarsest scale is ``min_size``. Each scale is the
     capped image resized by ``r ** (K - 1 - k)`` with output sides rounded up (MATLAB ``imresize``).
+    With ``cfg.exact_scale_factor`` r is ``scale_factor_init`` as given and K is the largest number
+    of scales whose coarsest shorter side is still >= ``min_size`` (for super-resolution).
 
     Args:
         height, width: input image size in pixels.
@@ -64,13 +66,17 @@ def pyramid_geometry(height: int, width: int, cfg: PyramidConfig) -> PyramidGeom
             f"max_size: {cfg.max_size} px is too small for this {width}x{height} image; capping its "
             f"longer side there leaves the shorter side below min_size={cfg.min_size} px"
         )
-    r0 = cfg.scale_factor_init
-    num_scales = math.ceil(math.log(cfg.min_size / short, r0)) + 1
-    scales_to_stop = math.ceil(math.log(min(cfg.max_size, long) / long, r0))
-    stop_scale = max(num_scales - scales_to_stop, 1)
     input_scale = min(cfg.max_size / long, 1.0)
     finest = (math.ceil(height * input_scale), math.ceil(width * input_scale))
-    scale_factor = (cfg.min_size / min(finest)) ** (1.0 / stop_scale)
+    if cfg.exact_scale_factor:
+        scale_factor = cfg.scale_factor_init
+        stop_scale = math.floor(math.log(cfg.min_size / min(finest), scale_factor) + 1e-9)
+    else:
+        r0 = cfg.scale_factor_init
+        num_scales = math.ceil(math.log(cfg.min_size / short, r0)) + 1
+        scales_to_stop = math.ceil(math.log(min(cfg.max_size, long) / long, r0))
+        stop_scale = max(num_scales - scales_to_stop, 1)
+        scale_factor = (cfg.min_size / min(finest)) ** (1.0 / stop_scale)
     sizes = tuple(
         _scaled_size(finest, scale_factor ** (stop_scale - k)) for k in range(stop_scale + 1)
     )

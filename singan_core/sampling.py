@@ -76,15 +76,21 @@ def sample(
     gen_start_scale: int = 0,
     seed: int = 0,
     batch_size: int = 8,
+    layout_seed: int = 0,
 ) -> torch.Tensor:
     """Random samples from a trained pyramid (paper sec. 2, Figs. 4, 6-8).
 
-    Scales coarser than ``gen_start_scale`` follow the reconstruction path; from ``gen_start_scale``
-    on, fresh noise is injected (0 = new global layouts; higher = same layout, new details). The
-    sample size is ``scale_h`` x ``scale_w`` times the training image at every scale. With
-    ``gen_start_scale`` 0 any size and aspect gives new content at that size; with a finer start
-    scale the start scale's input is the reconstruction resized to the sample size, so the
-    training image's layout is stretched when the aspect changes (fine at the training aspect).
+    Scales coarser than ``gen_start_scale`` give the shared layout; from ``gen_start_scale`` on,
+    fresh noise is injected (0 = new global layouts; higher = same layout, new details). The
+    sample size is ``scale_h`` x ``scale_w`` times the training image at every scale.
+
+    The layout (``gen_start_scale`` > 0) is the reconstruction path run at the sample size: the
+    training image's reconstruction noise ``z_opt`` is centred on the canvas and, where the canvas
+    is larger than the training image (a 3:1 panorama from a 4:3 photo, or a 2x larger texture),
+    the coarsest scale's noise around it is drawn from ``layout_seed``. At the training size this
+    is exactly the reconstruction of the training image; at any other size or aspect it is the
+    training image's layout extended with new content (never stretched). All samples of a call
+    share the layout.
 
     Sample i uses seed ``seed + i``: the same call always gives bit-identical images, and the same
     seed gives the same image whatever ``n_samples`` or ``batch_size`` (up to float rounding,
@@ -97,6 +103,8 @@ def sample(
         gen_start_scale: first scale with random noise, 0 (coarsest) .. K - 1 (finest).
         seed: base seed.
         batch_size: samples generated together (memory vs speed).
+        layout_seed: seed of the layout's new content beyond the training image's (only used when
+            ``gen_start_scale`` > 0 and the sample is larger than the training image).
 
     Returns:
         (n_samples, 3, H, W) in [-1, 1] where (H, W) = round(finest size * (scale_h, scale_w)).
@@ -106,7 +114,7 @@ def sample(
     """
     _check_sample_args(pyramid, n_samples, scale_h, scale_w, gen_start_scale)
     sizes = sample_sizes(pyramid, scale_h, scale_w)
-    start_image = reconstruct(pyramid, gen_start_scale) if gen_start_scale > 0 else None
+    start_image = layout(pyramid, sizes, gen_start_scale, layout_seed) if gen_start_scale > 0 else None
     out = []
     for first in range(0, n_samples, batch_size):
         seeds = range(seed + first, seed + min(first + batch_size, n_samples))
@@ -114,6 +122,36 @@ def sample(
         start = None if start_image is None else start_image.expand(len(seeds), -1, -1, -1)
         out.append(generate(pyramid, noises, gen_start_scale, start).clamp(-1, 1))
     return torch.cat(out)
+
+
+def layout(pyramid: SinGANPyramid, sizes: list[Size], stop_scale: int, layout_seed: int = 0) -> torch.Tensor:
+    """The reconstruction path of scales ``0 .. stop_scale - 1`` run at the per-scale ``sizes``.
+
+    Each scale's noise is its ``z_opt`` centred on a canvas of the scale's size (cropped if the
+    canvas is smaller); canvas outside ``z_opt`` is N(0, 1) noise from ``layout_seed`` at the
+    coarsest scale and zeros at finer scales (where ``z_opt`` is zero too).
+
+    Returns:
+        (1, 3, h, w) output of scale ``stop_scale - 1`` at ``sizes[stop_scale - 1]``; equal to
+        :func:`reconstruct` when ``sizes`` are the training sizes.
+    """
+    gen = torch.Generator().manual_seed(layout_seed)
+    noises = []
+    for k in range(stop_scale):
+        canvas = draw_noise(1, sizes[k], k, gen, pyramid.device) if k == 0 else torch.zeros(1, 3, *sizes[k], device=pyramid.device)
+        noises.append(_paste_centred(canvas, pyramid.z_opts[k]))
+    return generate(pyramid, noises)
+
+
+def _paste_centred(canvas: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
+    """``canvas`` with the centre of ``patch`` pasted on its centre (both (1, C, h, w))."""
+    out = canvas.clone()
+    (ch, cw), (ph, pw) = canvas.shape[-2:], patch.shape[-2:]
+    h, w = min(ch, ph), min(cw, pw)
+    top, left = (ch - h) // 2, (cw - w) // 2
+    ptop, pleft = (ph - h) // 2, (pw - w) // 2
+    out[..., top : top + h, left : left + w] = patch[..., ptop : ptop + h, pleft : pleft + w]
+    return out
 
 
 def _noise_batch(pyramid: SinGANPyramid, sizes: list[Size], start: int, seeds: range) -> list[torch.Tensor]:
