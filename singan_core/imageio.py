@@ -39,6 +39,29 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def load_mask(path: str | os.PathLike) -> torch.Tensor:
+    """Read a mask image as (1, 1, H, W) bool, True inside.
+
+    Any single-channel, RGB or RGBA image: if it has an alpha channel with transparent pixels
+    (alpha <= 50 %), inside is alpha > 50 % (a cut-out); otherwise inside is luminance > 50 %
+    (white on black).
+    Raises :class:`ImageReadError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"mask: no such file: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            alpha = np.asarray(im.getchannel("A")) if "A" in im.getbands() else None
+            if alpha is not None and alpha.min() > 127:
+                alpha = None
+            grey = np.asarray(_to_rgb(im).convert("L")) if alpha is None else alpha
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageReadError(f"mask: {path} is not a readable image ({exc})") from None
+    return torch.from_numpy(grey > 127)[None, None]
+
+
 def from_uint8(array: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [-1, 1]."""
     x = torch.from_numpy(np.array(array, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float()
@@ -60,6 +83,24 @@ def save_image(x: torch.Tensor, path: str | os.PathLike) -> None:
 
 def png_bytes(x: torch.Tensor) -> bytes:
     """(1, 3, H, W) or (3, H, W) in [-1, 1] encoded as an 8-bit RGB PNG file's bytes."""
+    return image_bytes(x, "PNG")
+
+
+def image_bytes(x: torch.Tensor, fmt: str) -> bytes:
+    """(1, 3, H, W) or (3, H, W) in [-1, 1] encoded as an 8-bit RGB file in Pillow format ``fmt``."""
     buffer = io.BytesIO()
-    Image.fromarray(to_uint8(x)).save(buffer, format="PNG")
+    extra = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    Image.fromarray(to_uint8(x)).save(buffer, format=fmt, **extra)
     return buffer.getvalue()
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """Pillow's format name for an output path's suffix (``.png`` -> ``"PNG"``).
+
+    Raises:
+        ValueError: naming the path when its suffix is not an image format Pillow writes.
+    """
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise ValueError(f"out: {path} has no image suffix Pillow can write (e.g. .png, .jpg, .webp, .tif)")
+    return fmt
