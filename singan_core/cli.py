@@ -1,4 +1,5 @@
-"""The ``singan`` command line: train, sample, eval, demo.
+"""The ``singan`` command line: train, sample, eval, demo, and the applications (harmonize, edit,
+paint2image, sr, animate).
 
 Thin on purpose: options are parsed here and handed to :mod:`singan_core.workflow`; results and
 progress are printed here. Errors from the library (``ValueError`` and its subclasses
@@ -18,11 +19,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from . import animation, editing, harmonization, paint
 from .config import PRESETS, preset as get_preset
 from .device import configure_threads, select_device
+from .imageio import load_image, load_mask
 from .metrics import MetricUnavailable
 from .models import nfc_at
-from .storage import OutputDirNotEmpty, load_pyramid, read_meta
+from .storage import OutputDirNotEmpty, atomic_write_bytes, load_pyramid, read_meta
+from .super_resolution import output_size, super_resolve
 from .training import TrainProgress
 from .workflow import (
     TrainJob,
@@ -32,7 +36,10 @@ from .workflow import (
     is_model_dir,
     resume_training,
     run_training,
+    sr_model_dir,
+    sr_training,
     start_training,
+    write_image,
     write_samples,
 )
 
@@ -244,6 +251,131 @@ def eval_(
         print("SIFID: not computed; it needs a local Inception-v3 weights file (--sifid-weights PATH)")
     else:
         print(f"SIFID: mean {result.sifid:.5f}")
+
+
+# --------------------------------------------------------------------------- applications
+
+ScaleOpt = Annotated[
+    Optional[int],
+    typer.Option("--scale", min=1, help="Injection scale k (0 = coarsest; 1 .. K-1): coarser = the model repaints more, finer = keeps more of the input. Default: see --help of the command.", show_default=False),
+]
+SeedOpt = Annotated[int, typer.Option(help="Noise seed.")]
+NoNoiseOpt = Annotated[bool, typer.Option("--no-noise", help="Zero noise (deterministic) instead of fresh noise at the injected scales.")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output image (.png, .jpg, .webp, .tif).", show_default=False)]
+
+
+def _masked_inputs(image: Path, mask: Path):
+    return load_image(image), load_mask(mask)
+
+
+@app.command()
+def harmonize(
+    model: Annotated[Path, typer.Argument(help="A model trained on the background.", show_default=False)],
+    composite: Annotated[Path, typer.Option(help="The naive composite: the background with the object pasted in, any size.", show_default=False)],
+    mask: Annotated[Path, typer.Option(help="The pasted object's mask, the composite's size (white or opaque = object).", show_default=False)],
+    out: OutOpt,
+    scale: ScaleOpt = None,
+    seed: SeedOpt = 0,
+    no_noise: NoNoiseOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Blend a pasted object into the background the MODEL was trained on, at the composite's full size.
+
+    Default --scale: K-3 (three scales below the finest: colours and textures of the background,
+    the object's shape kept). Pixels outside the dilated mask are left exactly as they were.
+    """
+    pyramid, _ = _load_complete(model, device)
+    result = harmonization.harmonize(pyramid, *_masked_inputs(composite, mask), scale, noise=not no_noise, seed=seed)
+    print(write_image(result.image, out))
+
+
+@app.command()
+def edit(
+    model: Annotated[Path, typer.Argument(help="A model trained on the unedited image.", show_default=False)],
+    edited: Annotated[Path, typer.Option(help="The edited image (regions moved, copied or painted), any size.", show_default=False)],
+    mask: Annotated[Path, typer.Option(help="The edited regions' mask, the edited image's size (white or opaque = edited).", show_default=False)],
+    out: OutOpt,
+    scale: ScaleOpt = None,
+    seed: SeedOpt = 0,
+    no_noise: NoNoiseOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Make a rough edit look natural: writes OUT (changed inside the dilated mask only) and OUT_unmasked.
+
+    Default --scale: K-3. Both outputs have the edited image's full size.
+    """
+    pyramid, _ = _load_complete(model, device)
+    result = editing.edit(pyramid, *_masked_inputs(edited, mask), scale, noise=not no_noise, seed=seed)
+    print(write_image(result.image, out))
+    print(write_image(result.unmasked, out.with_name(f"{out.stem}_unmasked{out.suffix}")))
+
+
+@app.command()
+def paint2image(
+    model: Annotated[Path, typer.Argument(help="A trained model.", show_default=False)],
+    paint_image: Annotated[Path, typer.Option("--paint", help="A rough paint or clip-art of the layout, any size.", show_default=False)],
+    out: OutOpt,
+    scale: ScaleOpt = None,
+    quantize: Annotated[bool, typer.Option("--quantize", help="First reduce the paint to the training image's main colours (k-means).")] = False,
+    colors: Annotated[int, typer.Option(min=1, max=64, help="Number of colours for --quantize.")] = paint.N_COLORS,
+    seed: SeedOpt = 0,
+    no_noise: NoNoiseOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Turn a paint into an image of the MODEL's world, at the model's resolution with the paint's aspect.
+
+    Default --scale: 1 (one below the coarsest: the paint's layout, the model's detail).
+    """
+    pyramid, _ = _load_complete(model, device)
+    image = paint.paint_to_image(pyramid, load_image(paint_image), scale, quantize=quantize, n_colors=colors, noise=not no_noise, seed=seed)
+    print(write_image(image, out))
+
+
+@app.command()
+def sr(
+    image: Annotated[Path, typer.Argument(help="The low-resolution image.", show_default=False)],
+    out: OutOpt,
+    factor: Annotated[float, typer.Option(min=1.25, max=16, help="Upscaling factor, 1.25 .. 16.")] = 4.0,
+    preset: Annotated[PresetName, typer.Option(help="Training preset (nets, iterations) for the SR model.")] = DEMO_PRESET,
+    model: Annotated[
+        Optional[Path],
+        typer.Option(help="SR model directory (default: <user data dir>/singan-studio/models/<stem>-sr-<preset>-r<r>); trained there if absent, resumed if unfinished.", show_default=False),
+    ] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Super-resolve IMAGE by FACTOR with a SinGAN trained on IMAGE itself (trains it first if needed)."""
+    model_dir = model if model is not None else sr_model_dir(image, factor, preset.value)
+    job = sr_training(image, factor, get_preset(preset.value), preset.value, model_dir, select_device(device))
+    if not job.meta.is_complete:
+        _err.print(f"training the super-resolution model into {model_dir}")
+        _run_with_progress(job)
+    h, w = output_size(*job.pyramid.sizes[-1], factor)
+    _err.print(f"super-resolving to {w}x{h} px")
+    print(write_image(super_resolve(job.pyramid, factor), out))
+
+
+@app.command()
+def animate(
+    model: Annotated[Path, typer.Argument(help="A trained model.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output animation (.gif or .webp).", show_default=False)],
+    frames: Annotated[int, typer.Option(min=1, max=10000, help="Number of frames.")] = 60,
+    fps: Annotated[float, typer.Option(min=0.1, max=100, help="Frames per second.")] = 10.0,
+    start_scale: Annotated[
+        Optional[int],
+        typer.Option(min=0, help="First scale that moves: 0 = the objects move (default), higher = only fine detail moves.", show_default=False),
+    ] = None,
+    alpha: Annotated[float, typer.Option(min=0, max=1, help="Pull towards the training image (0 = free walk).")] = animation.ALPHA,
+    beta: Annotated[float, typer.Option(min=0, max=0.999, help="Momentum of the motion (higher = smoother).")] = animation.BETA,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Write a looping animation of the MODEL's training image: a random walk in noise space."""
+    fmt = animation.animation_format(out)
+    pyramid, _ = _load_complete(model, device)
+    video = animation.animate(pyramid, frames, start_scale, alpha=alpha, beta=beta, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, animation.animation_bytes(video, fmt, fps))
+    print(out)
 
 
 # --------------------------------------------------------------------------- demo

@@ -20,10 +20,11 @@ import platformdirs
 import torch
 
 from .config import SinGANConfig
-from .imageio import ImageReadError, load_image, png_bytes
+from .imageio import ImageReadError, image_bytes, image_format, load_image, png_bytes
 from .metrics import patch_swd, pixel_diversity, sifid
 from .model import SinGANPyramid
 from .sampling import sample
+from .super_resolution import sr_config, sr_steps
 from .storage import (
     META_FILE,
     ModelMeta,
@@ -45,7 +46,10 @@ __all__ = [
     "is_model_dir",
     "resume_training",
     "run_training",
+    "sr_model_dir",
+    "sr_training",
     "start_training",
+    "write_image",
     "write_samples",
 ]
 
@@ -161,6 +165,58 @@ def run_training(
             discard_model_dir(job.path, remove_dir=job.created_dir)
         raise
     return job.meta
+
+
+def write_image(x: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Write (1, 3, H, W) in [-1, 1] as an 8-bit RGB image, format from the suffix, atomically.
+
+    Creates missing parent directories. Raises ``ValueError`` for a suffix Pillow cannot write
+    (checked before anything is written).
+    """
+    path = Path(path)
+    data = image_bytes(x, image_format(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+    return path
+
+
+def sr_model_dir(image_path: str | os.PathLike, factor: float, preset_name: str) -> Path:
+    """Default model directory of a super-resolution model: ``<models>/<stem>-sr-<preset>-r<r>``.
+
+    Factors with the same r (2, 4, 8: r = 2^(-1/3)) share one model.
+    """
+    _, r = sr_steps(factor)
+    return default_model_dir(f"{Path(image_path).stem}-sr-{preset_name}-r{r:.4f}")
+
+
+def sr_training(
+    image_path: str | os.PathLike,
+    factor: float,
+    base: SinGANConfig,
+    preset_name: str,
+    model_dir: str | os.PathLike,
+    device: torch.device,
+) -> TrainJob:
+    """The super-resolution model of an image for ``factor``: resumed (or finished) if ``model_dir``
+    already holds one for this image, otherwise started with :func:`sr_config` of ``base``.
+
+    Raises:
+        ImageReadError: missing or unreadable image.
+        ValueError: ``factor`` out of range; ``model_dir`` holds a model of another image or one
+            whose scale factor does not fit ``factor``.
+    """
+    if is_model_dir(model_dir):
+        job = resume_training(model_dir, device, image_path)
+        _, r = sr_steps(factor)
+        if abs(job.pyramid.geometry.scale_factor - r) > 1e-4:
+            raise ValueError(
+                f"{model_dir}: was trained with scale factor r={job.pyramid.geometry.scale_factor:.4f}, "
+                f"factor {factor} needs r={r:.4f}; choose another model directory"
+            )
+        return job
+    image = load_image(image_path)
+    config = sr_config(base, factor, *image.shape[-2:])
+    return start_training(image_path, model_dir, config, preset_name, device)
 
 
 def write_samples(
