@@ -10,6 +10,7 @@ import torch
 
 from singan_core import SinGANPyramid, create_model_dir, file_sha256, new_pyramid, preset, save_scale, train
 from singan_core.imageio import load_image
+from singan_core.workflow import run_training, sr_training
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 TRAIN_IMAGE = "chelsea.png"
@@ -49,6 +50,35 @@ def tiny_trained(tmp_path_factory, shared_images) -> TinyModel:
     create_model_dir(path, pyramid, file_sha256(image), image.name, "tiny")
     train(pyramid, on_scale_done=lambda p, k: save_scale(path, p, k))
     return TinyModel(path, pyramid, image)
+
+
+@pytest.fixture(scope="session")
+def chelsea_model(tiny_trained) -> SinGANPyramid:
+    """chelsea.png trained with the tiny preset (the session's shared model; do not modify it)."""
+    return tiny_trained.pyramid
+
+
+@pytest.fixture(scope="session")
+def tiny_model_of():
+    """``tiny_model_of(image_path)``: that image trained with the tiny preset (CPU), once per session."""
+    cache: dict[Path, SinGANPyramid] = {}
+
+    def get(image: Path) -> SinGANPyramid:
+        if image not in cache:
+            cache[image] = train(new_pyramid(load_image(image), preset("tiny"), torch.device("cpu")))
+        return cache[image]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def sr_model(tmp_path_factory, shared_images) -> SinGANPyramid:
+    """The super-resolution model of reference/33039_LR.png for factor 4 (tiny preset), trained into
+    a model directory through the workflow the CLI uses."""
+    image = shared_images / "reference" / "33039_LR.png"
+    job = sr_training(image, 4, preset("tiny"), "tiny", tmp_path_factory.mktemp("models") / "sr", torch.device("cpu"))
+    run_training(job)
+    return job.pyramid
 
 
 @pytest.fixture(scope="session")

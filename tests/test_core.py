@@ -27,12 +27,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module")
-def chelsea_model(tiny_trained):
-    """chelsea.png trained with the tiny preset (the session's shared model, see conftest)."""
-    return tiny_trained.pyramid
-
-
-@pytest.fixture(scope="module")
 def gravel_circular(shared_images):
     cfg = preset("tiny").with_overrides(padding_mode="circular")
     return train(new_pyramid(load_image(shared_images / "gravel.png"), cfg, CPU))
