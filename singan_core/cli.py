@@ -302,7 +302,7 @@ def edit(
 ) -> None:
     """Make a rough edit look natural: writes OUT (changed inside the dilated mask only) and OUT_unmasked.
 
-    Default --scale: K-3. Both outputs have the edited image's full size.
+    Default --scale: K-4 (four scales below the finest). Both outputs have the edited image's full size.
     """
     pyramid, _ = _load_complete(model, device)
     result = editing.edit(pyramid, *_masked_inputs(edited, mask), scale, noise=not no_noise, seed=seed)
