@@ -21,16 +21,21 @@ class ImageReadError(ValueError):
 
 def load_image(path: str | os.PathLike) -> torch.Tensor:
     """Read an image file as (1, 3, H, W) float32 in [-1, 1]. Raises :class:`ImageReadError`."""
+    return from_uint8(np.asarray(_read(path, "image", _to_rgb)))
+
+
+def _read(path: str | os.PathLike, what: str, convert):
+    """``convert(opened Pillow image)``; a missing or unreadable file raises :class:`ImageReadError`
+    whose message starts with ``what`` (the argument's name)."""
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(f"image: no such file: {path}")
+        raise ImageReadError(f"{what}: no such file: {path}")
     try:
         with Image.open(path) as im:
             im.load()
-            rgb = _to_rgb(im)
+            return convert(im)
     except (UnidentifiedImageError, OSError) as exc:
-        raise ImageReadError(f"image: {path} is not a readable image ({exc})") from None
-    return from_uint8(np.asarray(rgb))
+        raise ImageReadError(f"{what}: {path} is not a readable image ({exc})") from None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -47,19 +52,16 @@ def load_mask(path: str | os.PathLike) -> torch.Tensor:
     (white on black).
     Raises :class:`ImageReadError`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"mask: no such file: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            alpha = np.asarray(im.getchannel("A")) if "A" in im.getbands() else None
-            if alpha is not None and alpha.min() > 127:
-                alpha = None
-            grey = np.asarray(_to_rgb(im).convert("L")) if alpha is None else alpha
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ImageReadError(f"mask: {path} is not a readable image ({exc})") from None
-    return torch.from_numpy(grey > 127)[None, None]
+    return torch.from_numpy(_read(path, "mask", _mask_level) > 127)[None, None]
+
+
+def _mask_level(im: Image.Image) -> np.ndarray:
+    """(H, W) uint8: the alpha channel if it has transparent pixels, else the luminance."""
+    if "A" in im.getbands():
+        alpha = np.asarray(im.getchannel("A"))
+        if alpha.min() <= 127:
+            return alpha
+    return np.asarray(_to_rgb(im).convert("L"))
 
 
 def from_uint8(array: np.ndarray) -> torch.Tensor:
