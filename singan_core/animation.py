@@ -118,8 +118,7 @@ def animation_format(path: str | os.PathLike) -> str:
 
 
 def _check_args(pyramid: SinGANPyramid, n_frames: int, start_scale: int, alpha: float, beta: float) -> None:
-    if not pyramid.is_complete:
-        raise ValueError(f"model: only {pyramid.scales_done} of {pyramid.num_scales} scales are trained")
+    pyramid.require_complete()
     if not 1 <= n_frames <= 10000:
         raise ValueError(f"n_frames: must be in 1..10000, got {n_frames}")
     if not 0 <= start_scale < pyramid.num_scales:

@@ -37,8 +37,7 @@ def check_injection_scale(pyramid: SinGANPyramid, scale: int) -> None:
     Scale 0 has no coarser output to stand in for (the coarsest generator only ever saw zeros as
     its input), so injection starts at 1, as in the original code.
     """
-    if not pyramid.is_complete:
-        raise ValueError(f"model: only {pyramid.scales_done} of {pyramid.num_scales} scales are trained")
+    pyramid.require_complete()
     if not 1 <= scale <= pyramid.num_scales - 1:
         raise ValueError(f"scale: must be in 1..{pyramid.num_scales - 1} (0 = coarsest), got {scale}")
 

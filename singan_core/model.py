@@ -46,6 +46,11 @@ class SinGANPyramid:
     def is_complete(self) -> bool:
         return self.scales_done == self.num_scales
 
+    def require_complete(self) -> None:
+        """Raise ``ValueError`` naming how many scales are trained unless all of them are."""
+        if not self.is_complete:
+            raise ValueError(f"model: only {self.scales_done} of {self.num_scales} scales are trained")
+
     @property
     def sizes(self) -> tuple[Size, ...]:
         return self.geometry.sizes

@@ -163,8 +163,7 @@ def _noise_batch(pyramid: SinGANPyramid, sizes: list[Size], start: int, seeds: r
 
 
 def _check_sample_args(pyramid: SinGANPyramid, n_samples: int, scale_h: float, scale_w: float, gen_start_scale: int) -> None:
-    if not pyramid.is_complete:
-        raise ValueError(f"model: only {pyramid.scales_done} of {pyramid.num_scales} scales are trained")
+    pyramid.require_complete()
     if n_samples < 1:
         raise ValueError(f"n_samples: must be >= 1, got {n_samples}")
     for name, value in (("scale_h", scale_h), ("scale_w", scale_w)):

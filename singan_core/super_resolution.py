@@ -88,8 +88,7 @@ def super_resolve(pyramid: SinGANPyramid, factor: float, *, consistent: bool = T
             incompletely trained pyramid.
     """
     k, r = sr_steps(factor)
-    if not pyramid.is_complete:
-        raise ValueError(f"model: only {pyramid.scales_done} of {pyramid.num_scales} scales are trained")
+    pyramid.require_complete()
     if abs(pyramid.geometry.scale_factor - r) > 1e-4:
         raise ValueError(
             f"factor: this model was trained with scale factor r={pyramid.geometry.scale_factor:.4f}, "
