@@ -1,5 +1,5 @@
-"""The ``singan`` command line: train, sample, eval, demo, and the applications (harmonize, edit,
-paint2image, sr, animate).
+"""The ``singan`` command line: train, sample, eval, and the applications (harmonize, edit,
+paint2image, sr, animate). :mod:`daemon.cli` adds serve, protocol and demo.
 
 Thin on purpose: options are parsed here and handed to :mod:`singan_core.workflow`; results and
 progress are printed here. Errors from the library (``ValueError`` and its subclasses
@@ -10,6 +10,7 @@ directory, the sample files, the metrics) to stdout.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import sys
 from pathlib import Path
@@ -17,21 +18,19 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
 from . import animation, editing, harmonization, paint
 from .config import PRESETS, preset as get_preset
 from .device import configure_threads, select_device
 from .imageio import load_image, load_mask
 from .metrics import MetricUnavailable
-from .models import nfc_at
 from .storage import OutputDirNotEmpty, atomic_write_bytes, load_pyramid, read_meta
 from .super_resolution import output_size, super_resolve
-from .training import TrainProgress
+from .training import TrainingEstimate, TrainProgress
 from .workflow import (
     TrainJob,
     default_model_dir,
-    demo_image,
     evaluate,
     is_model_dir,
     resume_training,
@@ -46,7 +45,6 @@ from .workflow import (
 DEFAULT_PRESET = "draft"
 
 PresetName = enum.Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
-DEMO_PRESET = PresetName(DEFAULT_PRESET)
 
 
 class Padding(str, enum.Enum):
@@ -158,28 +156,26 @@ def _refuse_unfinished(model_dir: Path) -> None:
 def _run_with_progress(job: TrainJob) -> None:
     """Train the job with a progress bar (scale, iteration, losses, ETA); handles Ctrl-C."""
     pyramid = job.pyramid
-    cfg = pyramid.config
-    first, num_scales, iters = pyramid.scales_done, pyramid.num_scales, cfg.train.iterations
-    # ETA: weight each iteration by its cost, roughly pixels x channels^2 of the scale.
-    cost = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(pyramid.sizes)]
-    done_before = [sum(cost[first:k]) * iters for k in range(num_scales)]
+    first, num_scales, iters = pyramid.scales_done, pyramid.num_scales, pyramid.config.train.iterations
+    estimate = TrainingEstimate(pyramid)
     columns = (
         TextColumn("[bold]scale {task.fields[scale]}"),
         BarColumn(bar_width=24),
         TextColumn("it {task.fields[it]}"),
         TextColumn("D {task.fields[d]:.3f} G {task.fields[g]:.3f} rec {task.fields[rec]:.3f}"),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
     )
     with Progress(*columns, console=_err) as progress:
         task = progress.add_task(
-            "train", total=sum(cost[first:]) * iters,
-            scale=f"{first + 1}/{num_scales}", it=f"0/{iters}", d=0.0, g=0.0, rec=0.0,
+            "train", total=1.0, completed=estimate.start_fraction,
+            scale=f"{first + 1}/{num_scales}", it=f"0/{iters}", d=0.0, g=0.0, rec=0.0, eta="-:--:--",
         )
 
         def on_progress(p: TrainProgress) -> None:
+            fraction = estimate.fraction(p)
+            eta = estimate.eta_seconds(fraction)
             progress.update(
-                task, completed=done_before[p.scale] + cost[p.scale] * p.iteration,
+                task, completed=fraction, eta="-:--:--" if eta is None else str(datetime.timedelta(seconds=round(eta))),
                 scale=f"{p.scale + 1}/{p.num_scales}", it=f"{p.iteration}/{p.iterations}",
                 d=p.loss_d, g=p.loss_g, rec=p.loss_rec,
             )
@@ -336,7 +332,7 @@ def sr(
     image: Annotated[Path, typer.Argument(help="The low-resolution image.", show_default=False)],
     out: OutOpt,
     factor: Annotated[float, typer.Option(min=1.25, max=16, help="Upscaling factor, 1.25 .. 16.")] = 4.0,
-    preset: Annotated[PresetName, typer.Option(help="Training preset (nets, iterations) for the SR model.")] = DEMO_PRESET,
+    preset: Annotated[PresetName, typer.Option(help="Training preset (nets, iterations) for the SR model.")] = PresetName(DEFAULT_PRESET),
     model: Annotated[
         Optional[Path],
         typer.Option(help="SR model directory (default: <user data dir>/singan-studio/models/<stem>-sr-<preset>-r<r>); trained there if absent, resumed if unfinished.", show_default=False),
@@ -376,40 +372,6 @@ def animate(
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, animation.animation_bytes(video, fmt, fps))
     print(out)
-
-
-# --------------------------------------------------------------------------- demo
-
-
-@app.command()
-def demo(
-    preset: Annotated[PresetName, typer.Option(help="Training preset.")] = DEMO_PRESET,
-    out: Annotated[
-        Optional[Path],
-        typer.Option("--out", "-o", help="Model directory (default: <user data dir>/singan-studio/models/demo-<preset>).", show_default=False),
-    ] = None,
-    n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples to write.")] = 8,
-    device: DeviceOpt = "auto",
-) -> None:
-    """Train the bundled demo image (the Hubble Deep Field, public domain) and write samples to OUT/samples.
-
-    Running it again resumes an interrupted demo training, or only samples if it is finished.
-    """
-    dev = select_device(device)
-    model_dir = out if out is not None else default_model_dir(f"demo-{preset.value}")
-    with demo_image() as image:
-        if is_model_dir(model_dir):
-            job = resume_training(model_dir, dev, image)
-            if job.meta.preset != preset.value:
-                raise ValueError(f"{model_dir}: holds a demo trained with preset {job.meta.preset}, not {preset.value}")
-        else:
-            job = start_training(image, model_dir, get_preset(preset.value), preset.value, dev)
-    if not job.meta.is_complete:
-        _err.print(f"training the demo image with preset {preset.value} into {model_dir}")
-        _run_with_progress(job)
-    print(model_dir)
-    for path in write_samples(job.pyramid, model_dir / "samples", n):
-        print(path)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -21,7 +21,7 @@ class ImageReadError(ValueError):
 
 def load_image(path: str | os.PathLike) -> torch.Tensor:
     """Read an image file as (1, 3, H, W) float32 in [-1, 1]. Raises :class:`ImageReadError`."""
-    return from_uint8(np.asarray(_read(path, "image", _to_rgb)))
+    return from_uint8(np.asarray(_read(path, "image", to_rgb)))
 
 
 def _read(path: str | os.PathLike, what: str, convert):
@@ -38,7 +38,8 @@ def _read(path: str | os.PathLike, what: str, convert):
         raise ImageReadError(f"{what}: {path} is not a readable image ({exc})") from None
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow image as mode RGB: alpha dropped, grey repeated, 16-bit grey scaled to 8 bits."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
     return im.convert("RGB")
@@ -52,7 +53,12 @@ def load_mask(path: str | os.PathLike) -> torch.Tensor:
     (white on black).
     Raises :class:`ImageReadError`.
     """
-    return torch.from_numpy(_read(path, "mask", _mask_level) > 127)[None, None]
+    return mask_from_pil(_read(path, "mask", lambda im: im.copy()))
+
+
+def mask_from_pil(im: Image.Image) -> torch.Tensor:
+    """A Pillow image as a mask, (1, 1, H, W) bool, with the rule of :func:`load_mask`."""
+    return torch.from_numpy(_mask_level(im) > 127)[None, None]
 
 
 def _mask_level(im: Image.Image) -> np.ndarray:
@@ -61,7 +67,7 @@ def _mask_level(im: Image.Image) -> np.ndarray:
         alpha = np.asarray(im.getchannel("A"))
         if alpha.min() <= 127:
             return alpha
-    return np.asarray(_to_rgb(im).convert("L"))
+    return np.asarray(to_rgb(im).convert("L"))
 
 
 def from_uint8(array: np.ndarray) -> torch.Tensor:

@@ -63,6 +63,21 @@ def reconstruct(pyramid: SinGANPyramid, stop_scale: int | None = None) -> torch.
     return generate(pyramid, pyramid.z_opts[:stop])
 
 
+def preview(pyramid: SinGANPyramid, seed: int = 0) -> torch.Tensor:
+    """A random sample of the finished scales of a (partly) trained pyramid, for progress displays.
+
+    Returns:
+        (1, 3, h_k, w_k) in [-1, 1] at the size of the last finished scale k.
+
+    Raises:
+        ValueError: no scale is finished yet.
+    """
+    if pyramid.scales_done == 0:
+        raise ValueError("model: no scale is trained yet, nothing to preview")
+    sizes = list(pyramid.sizes[: pyramid.scales_done])
+    return generate(pyramid, _noise_batch(pyramid, sizes, 0, range(seed, seed + 1))).clamp(-1, 1)
+
+
 def sample_sizes(pyramid: SinGANPyramid, scale_h: float, scale_w: float) -> list[Size]:
     """Per-scale sizes of a sample ``scale_h`` x ``scale_w`` times the training image (pixels, >= 1)."""
     return [(max(1, round(h * scale_h)), max(1, round(w * scale_w))) for h, w in pyramid.sizes]

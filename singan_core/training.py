@@ -49,6 +49,38 @@ ProgressCallback = Callable[[TrainProgress], None]
 ScaleDoneCallback = Callable[[SinGANPyramid, int], None]
 
 
+class TrainingEstimate:
+    """How much of a pyramid's training is done, and the time left, from its progress reports.
+
+    Each iteration is weighted by its scale's cost, pixels x channels^2 (the convolutions' FLOPs
+    up to a constant), so the fraction grows with compute, not with the iteration count. The ETA
+    extrapolates the speed measured since this object was made (e.g. since a resume).
+    """
+
+    def __init__(self, pyramid: SinGANPyramid):
+        cfg = pyramid.config
+        self.iterations = cfg.train.iterations
+        self._cost = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(pyramid.sizes)]
+        self._total = sum(self._cost) * self.iterations
+        self.start_fraction = self._done_before(pyramid.scales_done)
+        """Share done before this object was made (finished scales of a resumed training)."""
+        self._start = time.perf_counter()
+
+    def _done_before(self, k: int) -> float:
+        return sum(self._cost[:k]) * self.iterations / self._total
+
+    def fraction(self, p: TrainProgress) -> float:
+        """Share of the whole training (all scales) done after report ``p``, in [0, 1]."""
+        return min(1.0, self._done_before(p.scale) + self._cost[p.scale] * p.iteration / self._total)
+
+    def eta_seconds(self, fraction: float) -> float | None:
+        """Seconds left at ``fraction`` done, or None before any measurable progress."""
+        done_here = fraction - self.start_fraction
+        if done_here <= 0:
+            return None
+        return (time.perf_counter() - self._start) * (1.0 - fraction) / done_here
+
+
 def new_pyramid(image: torch.Tensor, config: SinGANConfig, device: torch.device) -> SinGANPyramid:
     """An untrained pyramid for ``image`` (1, 3, H, W) in [-1, 1]: the reals x_k and geometry.
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +89,75 @@ def sr_model(tmp_path_factory, shared_images) -> SinGANPyramid:
 def tiny_model(tiny_trained) -> Path:
     """The directory of the session's tiny model (do not modify it: copy it first)."""
     return tiny_trained.path
+
+
+# --------------------------------------------------------------------------- the daemon, as a real subprocess
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class DaemonProcess:
+    """``singan serve`` running in a subprocess on a free loopback port (see :func:`start_daemon`)."""
+
+    def __init__(self, store: Path, *args: str, log: Path | None = None):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.store = store
+        self.log = log or store.parent / f"{store.name}-daemon.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
+             "--log-file", str(self.log), "--log-level", "info", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        )
+        line = self.proc.stdout.readline()  # "listening on tcp://127.0.0.1:PORT"
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"daemon did not start: {line!r}; log: {self.log.read_text() if self.log.exists() else ''}")
+        self.endpoint = line.split()[-1]
+
+    def client(self, **kwargs):
+        from protocol.client import Client
+
+        return Client(self.endpoint, **{"timeout": 5.0, **kwargs})
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def start_daemon(tmp_path):
+    """``start_daemon(store=None, *args)`` -> a running :class:`DaemonProcess`; all are stopped at the end."""
+    started: list[DaemonProcess] = []
+
+    def start(store: Path | None = None, *args: str) -> DaemonProcess:
+        daemon = DaemonProcess(store or tmp_path / "store", *args)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+def wire_image(path: Path, name: str = "image", order: str = "RGB"):
+    """An image file as a :class:`protocol.wire.Image` (uint8, RGB or BGRA)."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from protocol.wire import Image
+
+    with PILImage.open(path) as im:
+        array = np.asarray(im.convert("RGBA" if order in ("RGBA", "BGRA") else "RGB"))
+    if order == "BGRA":
+        array = array[..., [2, 1, 0, 3]]
+    return Image(name, array.shape[1], array.shape[0], order, np.ascontiguousarray(array).tobytes())

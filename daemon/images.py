@@ -1,0 +1,60 @@
+"""Wire images (:class:`protocol.wire.Image`) <-> the core's tensors.
+
+Inputs may be GRAY, RGB, RGBA or BGRA (Krita), uint8 (0..255) or float32 (0..1, clipped); they
+become (1, 3, H, W) float32 in [-1, 1] with alpha dropped (not composited), the same rule as
+:func:`singan_core.imageio.load_image` for files. Masks follow :func:`singan_core.imageio.load_mask`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from protocol.wire import CHANNEL_ORDERS, Image
+from singan_core.imageio import from_uint8, mask_from_pil, to_rgb, to_uint8
+
+
+def _array(image: Image) -> np.ndarray:
+    """(H, W, C) uint8 in RGB(A) or grey order."""
+    shape = (image.height, image.width, image.channels)
+    if image.dtype == "float32":
+        values = np.frombuffer(image.data, dtype="<f4").reshape(shape)
+        array = (np.nan_to_num(values, nan=0.0).clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
+    else:
+        array = np.frombuffer(image.data, dtype=np.uint8).reshape(shape)
+    if image.order == "BGRA":
+        array = array[..., [2, 1, 0, 3]]
+    return array[..., 0] if image.channels == 1 else array
+
+
+def to_pil(image: Image) -> PILImage.Image:
+    return PILImage.fromarray(np.ascontiguousarray(_array(image)))
+
+
+def to_tensor(image: Image) -> torch.Tensor:
+    """(1, 3, H, W) float32 in [-1, 1]."""
+    return from_uint8(np.asarray(to_rgb(to_pil(image))))
+
+
+def to_mask(image: Image) -> torch.Tensor:
+    """(1, 1, H, W) bool: alpha > 50 % if the image has transparent pixels, else luminance > 50 %."""
+    return mask_from_pil(to_pil(image))
+
+
+def from_tensor(x: torch.Tensor, name: str, order: str = "RGB") -> Image:
+    """(1, 3, H, W) or (3, H, W) in [-1, 1] as a uint8 wire image in ``order`` (alpha 255)."""
+    rgb = to_uint8(x)
+    if CHANNEL_ORDERS[order] == 4:
+        rgb = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+        if order == "BGRA":
+            rgb = rgb[..., [2, 1, 0, 3]]
+    height, width = rgb.shape[:2]
+    return Image(name, width, height, order, np.ascontiguousarray(rgb).tobytes())
+
+
+def image_sha256(image: Image) -> str:
+    """SHA-256 (hex) of the image as 8-bit RGB: the same picture gives the same hash in any order."""
+    return hashlib.sha256(to_rgb(to_pil(image)).tobytes()).hexdigest()

@@ -1,0 +1,142 @@
+"""Jobs and the queue between the socket loop (which submits and cancels) and the worker (which runs).
+
+Two lanes: interactive jobs (generate, harmonize, ...) always run before trainings, and the
+worker also takes them *between training iterations* (see :mod:`daemon.worker`), so a variation
+is answered in about its own compute time while a model trains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.schema import TRAINING_OPS
+from protocol.wire import Image
+
+_job_ids = itertools.count(1)
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when it is cancelled (or the daemon shuts down)."""
+
+
+@dataclass
+class Job:
+    """A unit of work for the worker.
+
+    Attributes:
+        op: the protocol op. params: its validated parameters (a pydantic model).
+        images: the request's input images by name. model: the model it trains or uses.
+        client: ZeroMQ routing id of the requester, or None for the daemon's own jobs (resumes,
+            watched folder). request_id: the request's id, echoed in replies.
+        progress: the last progress event's fields (phase, fraction, eta_seconds, ...).
+        cancel_reason: set when cancelled: ``"cancelled"`` by a client, ``"shutdown"``.
+    """
+
+    op: str
+    params: Any
+    model: str | None
+    images: dict[str, Image] = field(default_factory=dict)
+    client: bytes | None = None
+    request_id: str | None = None
+    id: str = field(default_factory=lambda: f"j{next(_job_ids)}")
+    created: float = field(default_factory=time.time)
+    running: bool = False
+    progress: dict[str, Any] = field(default_factory=lambda: {"phase": "queued", "fraction": 0.0, "eta_seconds": None})
+    cancel_reason: str | None = None
+
+    @property
+    def training(self) -> bool:
+        return self.op in TRAINING_OPS
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`JobCancelled` if the job was cancelled."""
+        if self.cancel_reason is not None:
+            raise JobCancelled(self.cancel_reason)
+
+
+class JobQueue:
+    """Thread-safe two-lane queue. The socket loop puts and cancels; the worker takes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._interactive: deque[Job] = deque()
+        self._training: deque[Job] = deque()
+        self._running: list[Job] = []  # a training and, between its iterations, an interactive job
+        self._closed = False
+
+    def put(self, job: Job) -> int:
+        """Queue a job; returns the number of jobs ahead of it."""
+        with self._lock:
+            lane = self._training if job.training else self._interactive
+            ahead = len(self._interactive) + (len(self._training) if job.training else 0)
+            running = sum(1 for j in self._running if j.training or not job.training)
+            lane.append(job)
+            self._lock.notify_all()
+            return ahead + running
+
+    def take(self, timeout: float | None = None, interactive_only: bool = False) -> Job | None:
+        """The next job (interactive first), marked running; None after ``timeout`` s or when closed."""
+        with self._lock:
+            if not interactive_only:
+                self._lock.wait_for(lambda: self._closed or self._interactive or self._training, timeout)
+            lanes = (self._interactive,) if interactive_only else (self._interactive, self._training)
+            for lane in lanes:
+                if lane and not self._closed:
+                    job = lane.popleft()
+                    job.running = True
+                    self._running.append(job)
+                    return job
+            return None
+
+    def finish(self, job: Job) -> None:
+        with self._lock:
+            if job in self._running:
+                self._running.remove(job)
+
+    def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
+        """Cancel a queued job (removed at once) or a running one (it stops at its next check).
+        Returns the job, or None if no such job is queued or running."""
+        with self._lock:
+            for lane in (self._interactive, self._training):
+                for job in lane:
+                    if job.id == job_id:
+                        lane.remove(job)
+                        job.cancel_reason = reason
+                        return job
+            for job in self._running:
+                if job.id == job_id:
+                    job.cancel_reason = reason
+                    return job
+            return None
+
+    def close(self) -> list[Job]:
+        """Stop handing out jobs; cancel the running ones (reason shutdown); return the queued ones."""
+        with self._lock:
+            self._closed = True
+            for job in self._running:
+                job.cancel_reason = "shutdown"
+            queued = [*self._interactive, *self._training]
+            self._interactive.clear()
+            self._training.clear()
+            self._lock.notify_all()
+            return queued
+
+    def snapshot(self) -> list[tuple[int, Job]]:
+        """(position, job): running jobs at 0, then the queue in the order it will run."""
+        with self._lock:
+            running = [(0, job) for job in self._running]
+            queued = [*self._interactive, *self._training]
+            return running + [(i + 1, job) for i, job in enumerate(queued)]
+
+    def find_model(self, model_id: str) -> Job | None:
+        """The queued or running training job of ``model_id``, if any."""
+        with self._lock:
+            for job in [*self._running, *self._training]:
+                if job.training and job.model == model_id:
+                    return job
+            return None

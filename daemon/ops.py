@@ -1,0 +1,99 @@
+"""The interactive job ops on a loaded pyramid: wire parameters and images in, wire images out.
+
+Each function takes the ready pyramid, the validated params (:mod:`protocol.schema`) and the
+request's images by name, and returns (output images, the scale used or None). The method lives
+in :mod:`singan_core`; this only converts and checks output sizes against the protocol limits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from protocol.schema import MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS
+from protocol.wire import Image, ProtocolError
+from singan_core import animation, editing, harmonization, paint
+from singan_core.model import SinGANPyramid
+from singan_core.sampling import sample
+
+from .images import from_tensor, to_mask, to_tensor
+
+OpResult = tuple[list[Image], int | None]
+
+
+def check_output(n: int, height: int, width: int, field: str) -> None:
+    """Raise ``too_large`` if ``n`` images of height x width pixels exceed the protocol limits."""
+    if max(height, width) > MAX_IMAGE_SIDE or n * height * width > MAX_OUTPUT_PIXELS:
+        raise ProtocolError(
+            f"{field}: {n} x {width}x{height} px is over the limit (longest side {MAX_IMAGE_SIDE} px, "
+            f"{MAX_OUTPUT_PIXELS} px per reply)", field, "too_large",
+        )
+
+
+def output_scales(pyramid: SinGANPyramid, params: Any) -> tuple[float, float]:
+    """(scale_h, scale_w) of a generate request: from width/height in pixels if given (one of them
+    keeps the training aspect), else the relative scales."""
+    h, w = pyramid.sizes[-1]
+    if params.width is None and params.height is None:
+        return params.scale_h, params.scale_w
+    scale_w = params.width / w if params.width is not None else params.height / h
+    scale_h = params.height / h if params.height is not None else scale_w
+    return scale_h, scale_w
+
+
+def generate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
+    scale_h, scale_w = output_scales(pyramid, params)
+    h, w = pyramid.sizes[-1]
+    check_output(params.n, round(h * scale_h), round(w * scale_w), "params.n")
+    with pyramid.padding(params.padding or pyramid.config.net.padding_mode):
+        samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed)
+    return [from_tensor(x, "sample", params.output_order) for x in samples], None
+
+
+def harmonize(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
+    result = harmonization.harmonize(
+        pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, noise=params.noise, seed=params.seed,
+    )
+    return [from_tensor(result.image, "image", params.output_order)], result.scale
+
+
+def edit(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
+    result = editing.edit(
+        pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, noise=params.noise, seed=params.seed,
+    )
+    order = params.output_order
+    return [from_tensor(result.image, "image", order), from_tensor(result.unmasked, "unmasked", order)], result.scale
+
+
+def paint2image(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
+    scale = paint.default_scale(pyramid) if params.scale is None else params.scale
+    image = paint.paint_to_image(
+        pyramid, to_tensor(images["image"]), scale, quantize=params.quantize, n_colors=params.colors,
+        noise=params.noise, seed=params.seed,
+    )
+    return [from_tensor(image, "image", params.output_order)], scale
+
+
+def animate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
+    h, w = pyramid.sizes[-1]
+    check_output(params.frames, h, w, "params.frames")
+    start = animation.default_start_scale(pyramid) if params.start_scale is None else params.start_scale
+    frames = animation.animate(pyramid, params.frames, start, alpha=params.alpha, beta=params.beta, seed=params.seed)
+    return [from_tensor(x, "frame", params.output_order) for x in frames], start
+
+
+INTERACTIVE: dict[str, Callable[[SinGANPyramid, Any, dict[str, Image]], OpResult]] = {
+    "generate": generate,
+    "harmonize": harmonize,
+    "edit": edit,
+    "paint2image": paint2image,
+    "animate": animate,
+}
+
+
+@torch.no_grad()
+def run_interactive(op: str, pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
+    """Run an interactive op. Raises ``ValueError`` (from the core: out-of-range scale, mask size)
+    or :class:`ProtocolError`."""
+    return INTERACTIVE[op](pyramid, params, images)

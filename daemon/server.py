@@ -1,0 +1,438 @@
+"""The daemon's socket loop (zguide: an asynchronous ROUTER server with one worker).
+
+One thread does all socket I/O: it reads requests from the ROUTER socket, answers the quick ops
+itself (hello, list_models, jobs, cancel, ...), queues job ops for the :class:`~daemon.worker.Worker`,
+and forwards the worker's replies (arriving on an inproc PULL socket) to the requesting client.
+Nothing a client sends can stop the loop: every request gets a reply or an error reply, except
+frames over ``ZMQ_MAXMSGSIZE``, which ZeroMQ drops together with the connection.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import platformdirs
+import torch
+import zmq
+
+from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
+from protocol.schema import (
+    JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_MESSAGE_BYTES, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
+    MAX_SR_INPUT_SIDE, OPS, Accepted, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
+    JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, parse_request,
+)
+from protocol.wire import Image, ProtocolError, decode, decode_header, encode
+from singan_core import __version__
+from singan_core.config import PRESETS, preset
+from singan_core.device import select_device
+from singan_core.imageio import load_image
+from singan_core.storage import ModelLoadError, create_model_dir, file_sha256
+from singan_core.super_resolution import sr_config, sr_steps
+from singan_core.training import new_pyramid
+from singan_core.workflow import APP_NAME
+
+from .images import image_sha256, to_tensor
+from .jobs import Job, JobQueue
+from .store import ModelStore, StudioMeta
+from .watch import FolderWatch
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Settings of one daemon process (``singan serve`` options).
+
+    Attributes:
+        endpoint: ZeroMQ endpoint to bind (loopback unless ``allow_remote``).
+        store: root of the model store (models in ``store/models/<id>``).
+        watch: folder whose images are trained automatically, or None.
+        watch_preset: preset of those trainings.
+        debounce: seconds a watched file must stay unchanged before it is trained.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        token: shared secret every request must carry (required with ``allow_remote``).
+        allow_remote: permit a non-loopback endpoint.
+        cache_bytes: memory budget of loaded pyramids.
+        preview_interval: least seconds between training previews.
+    """
+
+    endpoint: str = DEFAULT_ENDPOINT
+    store: Path = platformdirs.user_data_path(APP_NAME)
+    watch: Path | None = None
+    watch_preset: str = "draft"
+    debounce: float = 2.0
+    device: str = "auto"
+    token: str | None = None
+    allow_remote: bool = False
+    cache_bytes: int = 2 * 1024**3
+    preview_interval: float = 3.0
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for ``ipc://``/``inproc://`` and ``tcp://`` on 127.0.0.0/8, ::1 or localhost."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = (parts.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # '*', an interface name, a host name
+
+
+def check_endpoint(config: DaemonConfig) -> None:
+    """Raise ``ValueError`` for a non-loopback endpoint without ``allow_remote`` and a token."""
+    if is_loopback(config.endpoint):
+        return
+    if not config.allow_remote:
+        raise ValueError(f"endpoint: {config.endpoint} is not a loopback address; add --allow-remote and a --token to serve other machines")
+    if not config.token:
+        raise ValueError(f"endpoint: {config.endpoint} is reachable from other machines; --allow-remote needs --token (or SINGAN_TOKEN)")
+
+
+def _device_description(device: torch.device) -> tuple[str, int | None]:
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"{device} ({props.name})", props.total_memory
+    return str(device), None
+
+
+class Daemon:
+    """A daemon process: ``Daemon(config).run()`` serves until ``shutdown`` or SIGINT/SIGTERM."""
+
+    def __init__(self, config: DaemonConfig):
+        check_endpoint(config)
+        self.config = config
+        self.device = select_device(config.device)
+        self.store = ModelStore(config.store)
+        self.queue = JobQueue()
+        self.instance = secrets.token_hex(8)
+        self._events = f"inproc://singan-events-{self.instance}"
+        self._requests: dict[tuple[bytes, str], Job] = {}  # open jobs by (client, request id)
+        self._stop = threading.Event()
+        self._context = zmq.Context.instance()
+        self.endpoint: str | None = None  # the bound endpoint (port filled in), once running
+
+    def stop(self) -> None:
+        """Ask the loop to shut down (thread- and signal-safe)."""
+        self._stop.set()
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def run(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve until :meth:`stop`. The calling thread (the main thread, which also receives
+        SIGINT/SIGTERM) runs the worker; a second thread runs the socket loop.
+        ``on_ready(endpoint)`` is called once the socket is bound.
+
+        Raises:
+            zmq.ZMQError: the endpoint cannot be bound (e.g. the port is in use).
+        """
+        self._worker = Worker(self.queue, self.store, self.device, self._events, self.config.cache_bytes, self.config.preview_interval)
+        bound, failure = threading.Event(), []
+        loop = threading.Thread(target=self._loop, args=(bound, failure), name="singan-sockets")
+        loop.start()
+        bound.wait()
+        if failure:
+            loop.join()
+            raise failure[0]
+        self._install_signals()
+        if on_ready is not None:
+            on_ready(self.endpoint)
+        try:
+            self._worker.run()
+        finally:
+            self.stop()
+            loop.join()
+
+    def _loop(self, bound: threading.Event, failure: list) -> None:
+        try:
+            router = self._context.socket(zmq.ROUTER)
+            router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects keeps its identity
+            router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            router.setsockopt(zmq.LINGER, 2000)
+            router.bind(self.config.endpoint)
+        except zmq.ZMQError as exc:
+            router.close(linger=0)
+            failure.append(exc)
+            self.queue.close()
+            bound.set()
+            return
+        self.endpoint, self._router = router.getsockopt_string(zmq.LAST_ENDPOINT), router
+        events = self._context.socket(zmq.PULL)
+        events.bind(self._events)
+        bound.set()
+        self._resume_unfinished()
+        watch = self._start_watch()
+        log.info("serving on %s (device %s, store %s)", self.endpoint, self.device, self.store.root)
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(events, zmq.POLLIN)
+        next_watch = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                for socket, _ in poller.poll(200):
+                    if socket is router:
+                        self._on_request(router.recv_multipart(copy=False))
+                    else:
+                        self._forward(events.recv_multipart(copy=False))
+                if watch is not None and time.monotonic() >= next_watch:
+                    next_watch = time.monotonic() + 0.5
+                    for path in watch.ready():
+                        self._watched_file(path)
+        finally:
+            self._shutdown(events, watch)
+
+    def _shutdown(self, events: zmq.Socket, watch: FolderWatch | None) -> None:
+        """Cancel the queue, let the running job stop at its next check, pass on its last replies."""
+        log.info("shutting down")
+        if watch is not None:
+            watch.stop()
+        for job in self.queue.close():
+            self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(
+                code="cancelled", message=f"job {job.id} ({job.op}) was cancelled: the daemon is shutting down")))
+        worker_done, deadline = False, time.monotonic() + 120
+        while not worker_done and time.monotonic() < deadline:
+            if events.poll(100):
+                worker_done = not self._forward(events.recv_multipart(copy=False))
+        events.close(linger=0)
+        self._router.close()
+        log.info("stopped")
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self.stop())
+
+    # -- replies ----------------------------------------------------------------------------
+
+    def _send(self, client: bytes | None, message: Any, images: list[Image] = ()) -> None:
+        if client:
+            self._router.send_multipart([client, *encode(message.model_dump(mode="json"), images)], copy=False)
+
+    def _forward(self, frames: list) -> bool:
+        """A worker reply: forget the job once its final reply passes, send it to its client.
+        Returns False for the worker's empty last message."""
+        if len(frames) == 1:
+            return False
+        client = bytes(frames[0].buffer)
+        header = decode_header(bytes(frames[1].buffer))
+        if header.get("type") in ("result", "error"):
+            self._requests.pop((client, header.get("id")), None)
+        if client:
+            self._router.send_multipart([client, *frames[1:]], copy=False)
+        return True
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _on_request(self, frames: list) -> None:
+        client, request_id = bytes(frames[0].buffer), None
+        try:
+            header, images = decode([f.buffer for f in frames[1:]])
+            if isinstance(header.get("id"), str) and len(header["id"]) <= 64:
+                request_id = header["id"]
+            request = parse_request(header, images)
+            self._authorize(request)
+            if request.op in JOB_OPS:
+                self._submit(client, request, images)
+            else:
+                data = getattr(self, f"_op_{request.op}")(request.params)
+                self._send(client, Result(id=request.id, data=data))
+                if request.op == "shutdown":
+                    self.stop()
+        except ProtocolError as exc:
+            self._send(client, Error(id=request_id, error=ErrorInfo(code=exc.code, message=exc.message, field=exc.field)))
+        except Exception as exc:  # a bug: log it, answer, keep serving
+            log.exception("request %s failed", request_id)
+            self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc} (see the daemon log)")))
+
+    def _authorize(self, request: Any) -> None:
+        if self.config.token and not hmac.compare_digest((request.token or "").encode(), self.config.token.encode()):
+            raise ProtocolError("token: missing or wrong auth token", "token", "unauthorized")
+
+    def _submit(self, client: bytes, request: Any, images: list[Image]) -> None:
+        known = self._requests.get((client, request.id))
+        if known is not None:  # a resent request (the client retried): same job
+            self._send(client, Accepted(id=request.id, job=known.id, model=known.model, position=0))
+            return
+        by_name = {image.name: image for image in images}
+        if request.op == "train":
+            model = self._new_training(to_tensor(by_name["image"]), image_sha256(by_name["image"]), request.params)
+        elif request.op == "super_resolve":
+            model = self._sr_model(by_name["image"], request.params)
+        else:
+            model = request.params.model
+            self._require_ready(model)
+        job = Job(request.op, request.params, model, by_name, client, request.id)
+        position = self.queue.put(job)
+        self._requests[(client, request.id)] = job
+        self._send(client, Accepted(id=request.id, job=job.id, model=model, position=position))
+
+    def _require_ready(self, model_id: str) -> None:
+        try:
+            meta = self.store.meta(model_id)
+        except KeyError:
+            raise ProtocolError(f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found") from None
+        except ModelLoadError as exc:
+            raise ProtocolError(f"params.model: {model_id} cannot be read: {exc}", "params.model", "internal") from None
+        if not meta.is_complete:
+            raise ProtocolError(
+                f"params.model: {model_id} is not ready ({meta.scales_done} of {meta.num_scales} scales trained)", "params.model", "busy"
+            )
+
+    # -- trainings --------------------------------------------------------------------------
+
+    def _new_training(self, image: torch.Tensor, sha: str, params: Any, source_name: str | None = None,
+                      studio: StudioMeta | None = None, config: Any = None) -> str:
+        """Create a model directory (source image, config) for a new training; return its id."""
+        if config is None:
+            config = preset(params.preset).with_overrides(max_size=params.max_size, padding_mode=params.padding, seed=params.seed)
+        try:
+            pyramid = new_pyramid(image, config, torch.device("cpu"))
+        except ValueError as exc:
+            raise ProtocolError(f"images[0]: {exc}", "images[0]") from None
+        model_id = self.store.new_id(params.name)
+        create_model_dir(self.store.path(model_id), pyramid, sha, source_name or params.name, params.preset)
+        self.store.write_studio(model_id, studio or StudioMeta(name=params.name))
+        return model_id
+
+    def _sr_model(self, image: Image, params: Any) -> str:
+        """The super-resolution model for this image, preset and factor: reused, or created."""
+        if max(image.width, image.height) > MAX_SR_INPUT_SIDE:
+            raise ProtocolError(
+                f"images[0]: {image.width}x{image.height} px; super_resolve takes at most {MAX_SR_INPUT_SIDE} px on the longer side",
+                "images[0]", "too_large")
+        _, r = sr_steps(params.factor)
+        sha = image_sha256(image)
+        for model_id in self.store.find(sha, "super_resolution"):
+            meta = self.store.meta(model_id)
+            if meta.preset == params.preset and abs(meta.scale_factor - r) < 1e-4 and not self.store.studio(model_id).error:
+                return model_id
+        config = sr_config(preset(params.preset), params.factor, image.height, image.width)
+        name = f"{params.name}-sr"
+        studio = StudioMeta(name=name, kind="super_resolution", sr_factor=params.factor)
+        return self._new_training(to_tensor(image), sha, params.model_copy(update={"name": name}), studio=studio, config=config)
+
+    def _resume_unfinished(self) -> None:
+        for model_id in self.store.unfinished():
+            job = Job("train", None, model_id)
+            self.queue.put(job)
+            log.info("resuming the interrupted training of %s as job %s", model_id, job.id)
+
+    def _start_watch(self) -> FolderWatch | None:
+        if self.config.watch is None:
+            return None
+        watch = FolderWatch(self.config.watch, self.config.debounce)
+        watch.start()
+        log.info("watching %s (preset %s)", self.config.watch, self.config.watch_preset)
+        return watch
+
+    def _watched_file(self, path: Path) -> None:
+        """Train a new image of the watched folder, unless a model of the same bytes exists."""
+        try:
+            sha = file_sha256(path)
+            if self.store.find(sha):
+                log.info("%s: already trained (same content), skipped", path.name)
+                return
+            params = _WatchParams(name=path.stem, preset=self.config.watch_preset)
+            model_id = self._new_training(load_image(path), sha, params, source_name=path.name)
+        except (OSError, ValueError) as exc:
+            log.warning("%s: not trained: %s", path, exc)
+            return
+        job = Job("train", None, model_id)
+        self.queue.put(job)
+        log.info("%s: training as model %s (job %s)", path.name, model_id, job.id)
+
+    # -- quick ops --------------------------------------------------------------------------
+
+    def _op_hello(self, params: Any) -> HelloResult:
+        device, memory = _device_description(self.device)
+        return HelloResult(
+            protocol_version=PROTOCOL_VERSION, server_version=__version__, instance=self.instance, device=device,
+            device_memory_bytes=memory, ops=list(OPS), presets=list(PRESETS), auth_required=bool(self.config.token),
+            limits={
+                "max_image_side": MAX_IMAGE_SIDE, "max_image_pixels": MAX_IMAGE_PIXELS,
+                "max_output_pixels": MAX_OUTPUT_PIXELS, "max_samples": MAX_SAMPLES, "max_frames": MAX_FRAMES,
+                "max_message_bytes": MAX_MESSAGE_BYTES, "max_sr_input_side": MAX_SR_INPUT_SIDE,
+            },
+        )
+
+    def _training_job(self, model_id: str) -> Job | None:
+        return self.queue.find_model(model_id)
+
+    def _info(self, model_id: str):
+        job = self._training_job(model_id)
+        return self.store.info(model_id, job.id if job else None, bool(job and job.running))
+
+    def _op_list_models(self, params: Any) -> ModelListResult:
+        models = []
+        for model_id in self.store.ids():
+            try:
+                models.append(self._info(model_id))
+            except (KeyError, ModelLoadError) as exc:
+                log.warning("model %s: skipped in the list: %s", model_id, exc)
+        return ModelListResult(models=models)
+
+    def _op_get_model(self, params: Any) -> ModelResult:
+        try:
+            return ModelResult(model=self._info(params.model))
+        except KeyError:
+            raise ProtocolError(f"params.model: no model {params.model!r}", "params.model", "not_found") from None
+
+    def _op_delete_model(self, params: Any) -> DeletedResult:
+        job = self._training_job(params.model)
+        if job is not None:
+            raise ProtocolError(f"params.model: {params.model} is training (job {job.id}); cancel it first", "params.model", "busy")
+        try:
+            self.store.delete(params.model)
+        except KeyError:
+            raise ProtocolError(f"params.model: no model {params.model!r}", "params.model", "not_found") from None
+        self._worker.cache.discard(params.model)
+        return DeletedResult(deleted=params.model)
+
+    def _op_jobs(self, params: Any) -> JobListResult:
+        jobs = [
+            JobInfo(job=job.id, op=job.op, state="running" if position == 0 else "queued", model=job.model,
+                    position=position, phase=job.progress.get("phase", "queued"),
+                    fraction=job.progress.get("fraction", 0.0), eta_seconds=job.progress.get("eta_seconds"))
+            for position, job in self.queue.snapshot()
+        ]
+        return JobListResult(jobs=jobs)
+
+    def _op_cancel(self, params: Any) -> CancelResult:
+        job = self.queue.cancel(params.job)
+        if job is None:
+            return CancelResult(job=params.job, cancelled=False)
+        if not job.running:  # it never reaches the worker: answer and clean up here
+            if job.training and job.op == "train":
+                self.store.stop_training(job.model)
+            self._requests.pop((job.client, job.request_id), None)
+            self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(
+                code="cancelled", message=f"job {job.id} ({job.op}) was cancelled on request")))
+        return CancelResult(job=job.id, cancelled=True)
+
+    def _op_shutdown(self, params: Any) -> ShutdownResult:
+        return ShutdownResult()
+
+
+@dataclass(frozen=True)
+class _WatchParams:
+    """Training parameters of a watched file (the train op's, with the daemon's preset)."""
+
+    name: str
+    preset: str
+    max_size: int | None = None
+    padding: str | None = None
+    seed: int | None = None

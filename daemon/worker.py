@@ -1,0 +1,188 @@
+"""The worker: owns the compute device and runs jobs, in the daemon's main thread (PyTorch's CPU
+thread pool is much slower for small tensors when driven from a secondary thread).
+
+Replies go to the socket loop over an inproc PUSH socket as ``[client id, header, *images]``
+(an empty client id for the daemon's own jobs, whose replies are only logged). A training
+calls back after every iteration; there the worker checks for cancellation and first runs every
+queued interactive job — training yields to artists between iterations.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+import zmq
+
+from protocol.schema import Error, ErrorInfo, ImagesResult, ModelInfo, ModelResult, Progress, Result
+from protocol.wire import Image, ProtocolError, encode
+from singan_core.sampling import preview
+from singan_core.storage import load_pyramid
+from singan_core.super_resolution import super_resolve
+from singan_core.training import TrainingEstimate, TrainProgress
+from singan_core.workflow import resume_training, run_training
+
+from .cache import PyramidCache
+from .images import from_tensor
+from .jobs import Job, JobCancelled, JobQueue
+from .ops import check_output, run_interactive
+from .store import ModelStore
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 0.25
+"""Seconds between progress events of a training (a scale's end is always reported)."""
+PREVIEW_SIZE = 128
+"""Longest side (pixels) of a training preview."""
+
+
+class Worker:
+    """Runs jobs from ``queue`` until it is closed; replies go to ``events_endpoint`` (inproc PULL)."""
+
+    def __init__(self, queue: JobQueue, store: ModelStore, device: torch.device, events_endpoint: str,
+                 cache_bytes: int, preview_interval: float = 3.0):
+        self.queue, self.store, self.device = queue, store, device
+        self.events_endpoint, self.preview_interval = events_endpoint, preview_interval
+        self.cache = PyramidCache(self._load, cache_bytes)
+        self._out: zmq.Socket | None = None
+
+    # -- loop -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run jobs until the queue is closed, then send an empty final message (the loop's cue)."""
+        self._out = zmq.Context.instance().socket(zmq.PUSH)
+        self._out.connect(self.events_endpoint)
+        try:
+            while (job := self.queue.take()) is not None:
+                self._run(job)
+        finally:
+            self._out.send(b"")
+            self._out.close(linger=1000)
+
+    def _run(self, job: Job) -> None:
+        start = time.perf_counter()
+        try:
+            job.check_cancelled()
+            if job.op == "train":
+                data = ModelResult(model=self._train(job))
+                images: list[Image] = []
+            elif job.op == "super_resolve":
+                images = self._super_resolve(job)
+                data = ImagesResult(model=job.model, seconds=time.perf_counter() - start)
+            else:
+                self._progress(job, phase="loading", fraction=0.0)
+                pyramid = self._ready_pyramid(job.model)
+                self._progress(job, phase="sampling", fraction=0.0)
+                images, scale = run_interactive(job.op, pyramid, job.params, job.images)
+                data = ImagesResult(model=job.model, seconds=time.perf_counter() - start, scale=scale)
+            self._emit(job, Result(id=job.request_id or "", job=job.id, data=data), images)
+            log.info("job %s (%s %s) done in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
+        except JobCancelled as exc:
+            why = "the daemon is shutting down" if str(exc) == "shutdown" else "cancelled on request"
+            self._fail(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {why}")
+        except ProtocolError as exc:
+            self._fail(job, exc.code, exc.message, exc.field)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            self.cache.discard(job.model or "")
+            self._fail(job, "out_of_memory", f"job {job.id} ({job.op}): the GPU ran out of memory; try a smaller size or n")
+        except ValueError as exc:  # the core's range checks: "scale: must be in 1..6, got 9"
+            field = str(exc).split(":", 1)[0]
+            known = field in getattr(type(job.params), "model_fields", {})
+            self._fail(job, "invalid_request", str(exc), f"params.{field}" if known else None)
+        except Exception as exc:
+            log.exception("job %s (%s) failed", job.id, job.op)
+            self._fail(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)")
+        finally:
+            self.queue.finish(job)
+
+    def _serve_interactive(self) -> None:
+        """Run every queued interactive job now (called between training iterations)."""
+        while (job := self.queue.take(interactive_only=True)) is not None:
+            self._run(job)
+
+    # -- replies ----------------------------------------------------------------------------
+
+    def _emit(self, job: Job, message: Any, images: list[Image] = ()) -> None:
+        header = message.model_dump(mode="json")
+        assert self._out is not None
+        self._out.send_multipart([job.client or b"", *encode(header, images)], copy=False)
+
+    def _fail(self, job: Job, code: str, message: str, field: str | None = None) -> None:
+        if job.client is None:
+            log.warning("job %s (%s %s): %s", job.id, job.op, job.model, message)
+        self._emit(job, Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=message, field=field)))
+
+    def _progress(self, job: Job, preview_image: Image | None = None, **fields: Any) -> None:
+        job.progress = fields
+        self._emit(job, Progress(id=job.request_id or "", job=job.id, **fields), [preview_image] if preview_image else [])
+
+    # -- models -----------------------------------------------------------------------------
+
+    def _load(self, model_id: str):
+        return load_pyramid(self.store.path(model_id), self.device)[0]
+
+    def _ready_pyramid(self, model_id: str):
+        meta = self.store.meta(model_id)
+        if not meta.is_complete:
+            raise ProtocolError(f"params.model: {model_id} is not ready ({meta.scales_done} of {meta.num_scales} scales trained)", "params.model")
+        return self.cache.get(model_id)
+
+    def _train(self, job: Job) -> ModelInfo:
+        """Train (or resume) the job's model; returns its ModelInfo."""
+        training = resume_training(self.store.path(job.model), self.device)
+        estimate = TrainingEstimate(training.pyramid)
+        last = {"progress": 0.0, "preview": time.monotonic()}
+
+        def on_progress(p: TrainProgress) -> None:
+            job.check_cancelled()
+            fraction = estimate.fraction(p)
+            now = time.monotonic()
+            if now - last["progress"] >= PROGRESS_INTERVAL or p.iteration == p.iterations:
+                last["progress"] = now
+                self._progress(job, phase="training", fraction=fraction, eta_seconds=estimate.eta_seconds(fraction),
+                               scale=p.scale, num_scales=p.num_scales, iteration=p.iteration, iterations=p.iterations)
+            self._serve_interactive()
+
+        def on_scale_done(pyramid, k: int) -> None:
+            now = time.monotonic()
+            if now - last["preview"] >= self.preview_interval or k == pyramid.num_scales - 1:
+                last["preview"] = now
+                image = _thumbnail(preview(pyramid, seed=0))
+                self._emit(job, Progress(id=job.request_id or "", job=job.id, **job.progress), [from_tensor(image, "preview")])
+
+        self._progress(job, phase="training", fraction=estimate.start_fraction)
+        try:
+            run_training(training, on_progress, on_scale_done, report_every=1)
+        except JobCancelled as exc:
+            if str(exc) != "shutdown":  # a shutdown leaves it to be resumed at the next start
+                self.store.stop_training(job.model)
+            raise
+        except Exception as exc:
+            self.store.stop_training(job.model, error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.cache.discard(job.model)
+        return self.store.info(job.model)
+
+    def _super_resolve(self, job: Job) -> list[Image]:
+        if not self.store.meta(job.model).is_complete:
+            self._train(job)
+        pyramid = self.cache.get(job.model)
+        h, w = pyramid.sizes[-1]
+        factor = job.params.factor
+        check_output(1, round(h * factor), round(w * factor), "params.factor")
+        self._progress(job, phase="sampling", fraction=1.0)
+        with torch.no_grad():
+            image = super_resolve(pyramid, factor)
+        return [from_tensor(image, "image", job.params.output_order)]
+
+
+def _thumbnail(x: torch.Tensor) -> torch.Tensor:
+    """Shrink (1, 3, h, w) to at most PREVIEW_SIZE px on the longer side."""
+    h, w = x.shape[-2:]
+    if max(h, w) <= PREVIEW_SIZE:
+        return x
+    s = PREVIEW_SIZE / max(h, w)
+    return torch.nn.functional.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area")

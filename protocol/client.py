@@ -1,0 +1,338 @@
+"""A small client of the SinGAN Studio daemon: pyzmq + msgpack only (no numpy, pydantic or torch),
+so Krita's and Blender's Python can import it.
+
+Single-threaded and never blocking longer than asked: a UI calls :meth:`Client.poll` with
+``timeout=0`` from a timer and gets job progress through callbacks; scripts and tests call
+:meth:`Job.wait`. Like the zguide's Lazy Pirate, a request that gets no answer within ``timeout``
+seconds is retried on a fresh socket (the daemon recognises a resent request by its id), and
+after ``retries`` tries every waiting call and job fails with :class:`DaemonUnavailable` — a dead
+daemon gives a clear error, never a hang.
+
+Example::
+
+    from protocol.client import Client, Image
+
+    with Client() as client:
+        print(client.hello()["device"])
+        image = Image("image", width, height, "BGRA", pixel_bytes)
+        job = client.submit("train", {"name": "bricks", "preset": "draft"}, [image],
+                            on_progress=lambda job, p: print(p["fraction"]))
+        model = job.wait()["model"]["id"]
+        result = client.submit("generate", {"model": model, "n": 4}).wait()
+        samples = job.images  # list[Image], uint8 RGB unless output_order says otherwise
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import zmq
+
+from . import DEFAULT_ENDPOINT, PROTOCOL_VERSION
+from .wire import Image, decode, encode
+
+__all__ = ["Client", "DaemonError", "DaemonUnavailable", "Image", "Job"]
+
+
+class DaemonError(Exception):
+    """An ``error`` reply (see docs/protocol.md for the codes), or a client-side failure.
+
+    Attributes:
+        code: e.g. ``invalid_request``, ``not_found``, ``cancelled``, ``unavailable``.
+        message: one line naming the problem.
+        field: the offending request field, if any.
+    """
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.field = code, message, field
+
+
+class DaemonUnavailable(DaemonError):
+    """No answer from the daemon within the timeout after all retries."""
+
+    def __init__(self, message: str):
+        super().__init__("unavailable", message)
+
+
+ProgressCallback = Callable[["Job", dict], None]
+DoneCallback = Callable[["Job"], None]
+
+
+class Job:
+    """A submitted job op (train, generate, ...). Updated by :meth:`Client.poll`.
+
+    Attributes:
+        op, params: as submitted. request_id: this request's id.
+        id: the daemon's job id once ``accepted`` arrived (else None). model: its model id, if any.
+        progress: the last progress event (``phase``, ``fraction`` 0..1, ``eta_seconds``, ``scale``...).
+        preview: the last preview image sent during training.
+        result: the result's ``data`` once done; images: the result's images (list of :class:`Image`).
+        error: the :class:`DaemonError` it failed with (code ``cancelled`` after a cancel).
+    """
+
+    def __init__(self, client: "Client", request_id: str, op: str, params: dict, images: Sequence[Image],
+                 on_progress: ProgressCallback | None, on_done: DoneCallback | None):
+        self._client = client
+        self._frames = encode(client._header(request_id, op, params), images)
+        self.request_id, self.op, self.params = request_id, op, params
+        self.on_progress, self.on_done = on_progress, on_done
+        self.id: str | None = None
+        self.model: str | None = None
+        self.progress: dict | None = None
+        self.preview: Image | None = None
+        self.result: dict | None = None
+        self.images: list[Image] = []
+        self.error: DaemonError | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    def wait(self, timeout: float | None = None) -> dict:
+        """Poll until the job ends; return its result data.
+
+        Raises:
+            DaemonError: the job failed or was cancelled (``code``), or the daemon stopped answering.
+            TimeoutError: not done after ``timeout`` seconds (the job goes on).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if left <= 0:
+                raise TimeoutError(f"job {self.id or self.request_id} ({self.op}) not done after {timeout} s")
+            self._client.poll(left)
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+    def cancel(self) -> bool:
+        """Ask the daemon to cancel this job (blocking up to the client's timeout). True if it was
+        still queued or running; the job then ends with error code ``cancelled``."""
+        if self.done:
+            return False
+        while self.id is None and not self.done:
+            self._client.poll(0.05)
+        return bool(self.id is not None and self._client.cancel(self.id)["cancelled"])
+
+    def _handle(self, header: dict, images: list[Image]) -> None:
+        kind = header.get("type")
+        if kind == "accepted":
+            self.id, self.model = header.get("job"), header.get("model")
+        elif kind == "progress":
+            self.progress = header
+            if images:
+                self.preview = images[0]
+            if self.on_progress is not None:
+                self.on_progress(self, header)
+        elif kind in ("result", "error"):
+            if kind == "result":
+                self.result, self.images = header.get("data", {}), images
+            else:
+                self.error = _error(header)
+            if self.on_done is not None:
+                self.on_done(self)
+
+
+def _error(header: dict) -> DaemonError:
+    info = header.get("error") or {}
+    return DaemonError(str(info.get("code", "internal")), str(info.get("message", "")), info.get("field"))
+
+
+class Client:
+    """A connection to the daemon (one DEALER socket; use it from one thread).
+
+    Args:
+        endpoint: the daemon's ZeroMQ endpoint.
+        timeout: seconds to wait for any answer before retrying.
+        retries: tries (each on a fresh socket) before :class:`DaemonUnavailable`.
+        token: the daemon's auth token, needed when it runs with ``--allow-remote``.
+    """
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 5.0, retries: int = 3, token: str | None = None):
+        self.endpoint, self.timeout, self.retries, self.token = endpoint, timeout, retries, token
+        self._context = zmq.Context.instance()
+        self._identity = b"c" + os.urandom(8).hex().encode()
+        self._ids = itertools.count(1)
+        self._socket: zmq.Socket | None = None
+        self._jobs: dict[str, Job] = {}  # by request id, until done
+        self._replies: dict[str, tuple[dict, list[Image]]] = {}  # answers to call(), by request id
+        self._last_heard = time.monotonic()
+        self._probe: tuple[str, float, int] | None = None  # (request id, sent at, tries) of a liveness check
+        self._connect()
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        socket = self._context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.ROUTING_ID, self._identity)  # the same identity after a reconnect
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.IMMEDIATE, 1)  # queue only on a live connection
+        socket.connect(self.endpoint)
+        self._socket = socket
+
+    def close(self) -> None:
+        """Close the socket; unfinished jobs go on in the daemon."""
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _header(self, request_id: str, op: str, params: dict | None) -> dict:
+        header = {"v": PROTOCOL_VERSION, "id": request_id, "op": op, "params": params or {}}
+        if self.token is not None:
+            header["token"] = self.token
+        return header
+
+    def _send(self, frames: list) -> None:
+        assert self._socket is not None, "client is closed"
+        if not self._socket.poll(int(self.timeout * 1000), zmq.POLLOUT):
+            raise DaemonUnavailable(f"cannot reach the SinGAN daemon at {self.endpoint} within {self.timeout} s; is it running? (singan serve)")
+        self._socket.send_multipart(frames, copy=False)
+
+    def _new_id(self) -> str:
+        return f"{self._identity.decode()}-{next(self._ids)}"
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def call(self, op: str, params: dict | None = None, images: Sequence[Image] = (), timeout: float | None = None) -> tuple[dict, list[Image]]:
+        """Send a one-reply op and wait for its result (data, images), retrying like Lazy Pirate.
+
+        Raises:
+            DaemonError: an error reply. DaemonUnavailable: no reply after ``retries`` tries.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        request_id = self._new_id()
+        frames = encode(self._header(request_id, op, params), images)
+        for _ in range(self.retries):
+            self._send(frames)
+            deadline = time.monotonic() + timeout
+            while request_id not in self._replies and time.monotonic() < deadline:
+                self.poll(deadline - time.monotonic())
+            if request_id in self._replies:
+                header, reply_images = self._replies.pop(request_id)
+                if header.get("type") == "error":
+                    raise _error(header)
+                return header.get("data", {}), reply_images
+            self._connect()
+        raise DaemonUnavailable(
+            f"no reply from the SinGAN daemon at {self.endpoint} to {op} after {self.retries} tries of {timeout} s; is it running? (singan serve)"
+        )
+
+    def submit(self, op: str, params: dict | None = None, images: Sequence[Image] = (), *,
+               on_progress: ProgressCallback | None = None, on_done: DoneCallback | None = None) -> Job:
+        """Send a job op without waiting; the returned :class:`Job` is updated by :meth:`poll`.
+
+        Raises:
+            DaemonUnavailable: the daemon cannot be reached at all.
+        """
+        job = Job(self, self._new_id(), op, params or {}, images, on_progress, on_done)
+        self._send(job._frames)
+        if not self._jobs:
+            self._last_heard = time.monotonic()
+        self._jobs[job.request_id] = job
+        return job
+
+    def hello(self) -> dict:
+        """Protocol/server versions, device and its memory, ops, presets, limits."""
+        return self.call("hello")[0]
+
+    def list_models(self) -> list[dict]:
+        return self.call("list_models")[0]["models"]
+
+    def get_model(self, model: str) -> dict:
+        return self.call("get_model", {"model": model})[0]["model"]
+
+    def delete_model(self, model: str) -> None:
+        self.call("delete_model", {"model": model})
+
+    def jobs(self) -> list[dict]:
+        return self.call("jobs")[0]["jobs"]
+
+    def cancel(self, job_id: str) -> dict:
+        return self.call("cancel", {"job": job_id})[0]
+
+    def shutdown(self) -> None:
+        self.call("shutdown")
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Wait up to ``timeout`` seconds (0: not at all) for messages, handle all that are there:
+        updates jobs and runs their callbacks; checks the daemon is alive while jobs are open."""
+        assert self._socket is not None, "client is closed"
+        if self._socket.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
+            while self._socket.poll(0, zmq.POLLIN):
+                self._dispatch(self._socket.recv_multipart(copy=False))
+        self._check_alive()
+
+    def _dispatch(self, frames: list) -> None:
+        try:
+            header, images = decode([f.buffer for f in frames])
+        except ValueError:
+            return  # not a message of this protocol: nothing to match it to
+        self._last_heard = time.monotonic()
+        request_id = header.get("id")
+        if self._probe is not None and request_id == self._probe[0]:
+            self._probe = None
+            self._reconcile(header)
+        elif request_id in self._jobs:
+            job = self._jobs[request_id]
+            job._handle(header, images)
+            if job.done:
+                del self._jobs[request_id]
+        elif isinstance(request_id, str):
+            self._replies[request_id] = (header, images)
+
+    def _check_alive(self) -> None:
+        """Lazy Pirate for jobs: after ``timeout`` s of silence, ask for the job list; retry on a
+        fresh socket; after ``retries`` unanswered tries, fail every open job."""
+        if not self._jobs:
+            self._probe = None
+            return
+        now = time.monotonic()
+        if self._probe is None:
+            if now - self._last_heard > self.timeout:
+                self._send_probe(1)
+        elif now - self._probe[1] > self.timeout:
+            if self._probe[2] >= self.retries:
+                self._fail_all(DaemonUnavailable(
+                    f"the SinGAN daemon at {self.endpoint} stopped answering ({self.retries} tries of {self.timeout} s)"
+                ))
+            else:
+                self._connect()
+                self._send_probe(self._probe[2] + 1)
+
+    def _send_probe(self, tries: int) -> None:
+        request_id = self._new_id()
+        self._probe = (request_id, time.monotonic(), tries)
+        if self._socket is not None and self._socket.poll(0, zmq.POLLOUT):
+            self._socket.send_multipart(encode(self._header(request_id, "jobs", None)))
+
+    def _reconcile(self, header: dict) -> None:
+        """After a probe's answer: resend requests never accepted, fail jobs the daemon forgot."""
+        known = {job.get("job") for job in header.get("data", {}).get("jobs", [])}
+        for request_id, job in list(self._jobs.items()):
+            if job.id is None:
+                self._send(job._frames)  # the daemon recognises the id if it did get it
+            elif job.id not in known:
+                del self._jobs[request_id]
+                job._handle({"type": "error", "error": {
+                    "code": "internal", "message": f"job {job.id} is no longer known to the daemon (was it restarted?)",
+                }}, [])
+
+    def _fail_all(self, error: DaemonError) -> None:
+        jobs, self._jobs, self._probe = list(self._jobs.values()), {}, None
+        for job in jobs:
+            job._handle({"type": "error", "error": {"code": error.code, "message": error.message}}, [])

@@ -1,0 +1,454 @@
+"""Every message of the protocol as a pydantic v2 model: the daemon validates requests with these,
+``singan protocol schema`` exports them as JSON Schema, docs/protocol.md describes them.
+
+Requests (client -> daemon) are discriminated by ``op``, replies (daemon -> client) by ``type``.
+A job op (train, generate, harmonize, edit, paint2image, super_resolve, animate) is answered by
+``accepted``, then any number of ``progress`` events, then one ``result`` or ``error``; every other
+op by one ``result`` or ``error``. Every reply carries the request's ``id``.
+
+Images travel as raw frames after the header (see :mod:`protocol.wire`); a request's ``images``
+entries name them: ``"image"`` (the input) and ``"mask"`` (white/opaque = selected).
+Output images are uint8 in the order the request asks for (``output_order``).
+
+Scales are numbered k = 0 (coarsest) .. K-1 (finest), as everywhere in SinGAN Studio (the paper's
+n = N - k).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, create_model
+
+from . import PROTOCOL_VERSION
+from .wire import Image, ProtocolError
+
+# ----------------------------------------------------------------------------- limits
+
+MAX_IMAGE_SIDE = 8192
+"""Longest side (pixels) of any image sent or produced."""
+MAX_IMAGE_PIXELS = 32 * 1024 * 1024
+"""Most pixels of any one image sent or produced."""
+MAX_OUTPUT_PIXELS = 64 * 1024 * 1024
+"""Most pixels of all images of one reply together (n samples, animation frames)."""
+MAX_SAMPLES = 64
+MAX_FRAMES = 600
+MAX_SR_INPUT_SIDE = 1024
+"""Longest side (pixels) of a super_resolve input (its model is trained at the input's full size)."""
+MAX_MESSAGE_BYTES = 4 * MAX_IMAGE_PIXELS * 4 + 1024 * 1024
+"""ZMQ_MAXMSGSIZE of the daemon's socket: a float32 RGBA image of MAX_IMAGE_PIXELS plus a header.
+Larger frames make ZeroMQ drop the connection (no reply is possible)."""
+
+ModelId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+"""A model id: a slug of 1..64 characters a-z, 0-9, '-', '_' (never a path)."""
+JobId = Annotated[str, StringConstraints(pattern=r"^j[0-9]{1,12}$")]
+OutputOrder = Literal["RGB", "RGBA", "BGRA"]
+Preset = Literal["tiny", "draft", "paper"]
+Padding = Literal["zeros", "circular"]
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+InjectionScale = Annotated[int | None, Field(ge=1, le=63)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+class NoParams(_Model):
+    """No parameters."""
+
+
+class ModelParams(_Model):
+    model: ModelId
+    """The model's id (see ``list_models``)."""
+
+
+class CancelParams(_Model):
+    job: JobId
+    """The job to cancel, as given in its ``accepted`` reply."""
+
+
+class TrainParams(_Model):
+    """Train a new model on frame ``image`` (any size; shrunk to ``max_size``). Queued behind other trainings."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    """Display name; the model id is its slug, made unique (``Brick wall`` -> ``brick-wall``, ``brick-wall-2``)."""
+    preset: Preset = "draft"
+    """tiny (tests, seconds), draft (minutes on a CPU), paper (the paper's settings, long)."""
+    padding: Padding = "zeros"
+    """zeros, or circular for seamless, tileable output."""
+    max_size: Annotated[int | None, Field(ge=32, le=1024)] = None
+    """Longest side of the finest scale in pixels (default: the preset's)."""
+    seed: Seed = 0
+    """Training seed."""
+
+
+class GenerateParams(_Model):
+    """Random samples of a ready model (paper sec. 2, Figs. 4, 6-8)."""
+
+    model: ModelId
+    n: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] = 1
+    """Number of samples; sample i uses seed ``seed + i``."""
+    seed: Seed = 0
+    scale_h: Annotated[float, Field(gt=0, le=64)] = 1.0
+    """Output height relative to the training image (ignored if ``height`` is given)."""
+    scale_w: Annotated[float, Field(gt=0, le=64)] = 1.0
+    """Output width relative to the training image (ignored if ``width`` is given)."""
+    width: Annotated[int | None, Field(ge=8, le=MAX_IMAGE_SIDE)] = None
+    """Output width in pixels; with only one of width/height the other keeps the model's aspect."""
+    height: Annotated[int | None, Field(ge=8, le=MAX_IMAGE_SIDE)] = None
+    """Output height in pixels."""
+    gen_start_scale: Annotated[int, Field(ge=0, le=63)] = 0
+    """First scale with fresh noise: 0 = new layouts; higher = the training image's layout, new detail."""
+    padding: Padding | None = None
+    """None: the model's own. circular: force wrap-around padding for a seamless tile (best with
+    models trained with circular padding)."""
+    output_order: OutputOrder = "RGB"
+
+
+class _InjectionParams(_Model):
+    model: ModelId
+    scale: InjectionScale = None
+    """Injection scale k, 1..K-1 (coarser = repaints more). Default: the application's."""
+    seed: Seed = 0
+    noise: bool = True
+    """False: zero noise at the injected scales (deterministic)."""
+    output_order: OutputOrder = "RGB"
+
+
+class HarmonizeParams(_InjectionParams):
+    """Blend a pasted object (frames ``image`` = the naive composite, ``mask`` = the object) into
+    the background the model was trained on, at the composite's size (paper sec. 4.2, Fig. 13).
+    Default scale K-3. Pixels outside the dilated mask come back unchanged."""
+
+
+class EditParams(_InjectionParams):
+    """Make a rough edit (frames ``image`` = the edited image, ``mask`` = the edited regions) look
+    natural (paper sec. 4.3, Fig. 12). Default scale K-4. Returns ``image`` and ``unmasked``."""
+
+
+class Paint2ImageParams(_InjectionParams):
+    """Turn a rough paint (frame ``image``) into an image of the model's world (paper sec. 4.4,
+    Fig. 11). Default scale 1. Output: the model's resolution with the paint's aspect."""
+
+    quantize: bool = False
+    """First reduce the paint to the training image's main colours (k-means)."""
+    colors: Annotated[int, Field(ge=1, le=64)] = 5
+
+
+class SuperResolveParams(_Model):
+    """Super-resolve frame ``image`` by ``factor`` with a SinGAN trained on the image itself (paper
+    sec. 4.1). Trains that model first (queued like ``train``; reused for the same image, preset
+    and factor); the model appears in ``list_models`` as ``<name>-sr``."""
+
+    factor: Annotated[float, Field(ge=1.25, le=16)] = 4.0
+    preset: Preset = "draft"
+    name: Annotated[str, StringConstraints(min_length=1, max_length=60)] = "image"
+    """Display name of the SR model (``<name>-sr``)."""
+    output_order: OutputOrder = "RGB"
+
+
+class AnimateParams(_Model):
+    """A looping animation of the training image: a random walk in noise space (paper sec. 4.5)."""
+
+    model: ModelId
+    frames: Annotated[int, Field(ge=1, le=MAX_FRAMES)] = 30
+    start_scale: Annotated[int | None, Field(ge=0, le=63)] = None
+    """First scale that moves: 0 = objects move (default), higher = only detail moves."""
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Pull towards the training image's reconstruction noise (0 = free walk)."""
+    beta: Annotated[float, Field(ge=0, le=0.999)] = 0.9
+    """Momentum of the walk (higher = smoother)."""
+    seed: Seed = 0
+    output_order: OutputOrder = "RGB"
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+class ImageSpec(_Model):
+    """Describes the raw frame that follows the header at the same position (frame i + 1)."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    """Role: ``image`` or ``mask`` in requests; ``sample``, ``image``, ``unmasked``, ``frame``, ``preview`` in replies."""
+    width: Annotated[int, Field(ge=1)]
+    height: Annotated[int, Field(ge=1)]
+    channels: Literal[1, 3, 4]
+    order: Literal["GRAY", "RGB", "RGBA", "BGRA"]
+    """Interleaved channel order (Krita's 8-bit pixel data is BGRA)."""
+    dtype: Literal["uint8", "float32"] = "uint8"
+    """uint8: 0..255 (sRGB as stored); float32: 0..1 (reserved for HDR)."""
+
+
+class _Request(_Model):
+    v: Literal[PROTOCOL_VERSION]  # type: ignore[valid-type]
+    """Protocol version."""
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    """Chosen by the client, echoed in every reply to this request."""
+    token: Annotated[str, StringConstraints(max_length=256)] | None = None
+    """The daemon's auth token; required only when it was started with ``--allow-remote``."""
+    images: list[ImageSpec] = []
+
+
+def _request(op: str, params: type[_Model], doc: str, images: tuple[str, ...] = ()) -> type[_Request]:
+    optional = all(not f.is_required() for f in params.model_fields.values())
+    fields = {
+        "op": (Literal[op], ...),  # type: ignore[valid-type]
+        "params": (params, Field(default_factory=params) if optional else ...),
+    }
+    model = create_model(f"{''.join(p.title() for p in op.split('_'))}Request", __base__=_Request, __doc__=doc, **fields)
+    model.required_images = images  # type: ignore[attr-defined]
+    return model
+
+
+HelloRequest = _request("hello", NoParams, "Protocol and server versions, device, limits, capabilities.")
+ListModelsRequest = _request("list_models", NoParams, "Every model in the store with its status.")
+GetModelRequest = _request("get_model", ModelParams, "One model's details.")
+DeleteModelRequest = _request("delete_model", ModelParams, "Delete a model that is not training (error busy otherwise).")
+TrainRequest = _request("train", TrainParams, TrainParams.__doc__ or "", ("image",))
+GenerateRequest = _request("generate", GenerateParams, GenerateParams.__doc__ or "")
+HarmonizeRequest = _request("harmonize", HarmonizeParams, HarmonizeParams.__doc__ or "", ("image", "mask"))
+EditRequest = _request("edit", EditParams, EditParams.__doc__ or "", ("image", "mask"))
+Paint2ImageRequest = _request("paint2image", Paint2ImageParams, Paint2ImageParams.__doc__ or "", ("image",))
+SuperResolveRequest = _request("super_resolve", SuperResolveParams, SuperResolveParams.__doc__ or "", ("image",))
+AnimateRequest = _request("animate", AnimateParams, AnimateParams.__doc__ or "")
+CancelRequest = _request("cancel", CancelParams, "Cancel a queued or running job; it ends with error code cancelled.")
+JobsRequest = _request("jobs", NoParams, "The running job and the queue, with progress.")
+ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running training keeps its finished scales, queued jobs are cancelled.")
+
+REQUESTS = (
+    HelloRequest, ListModelsRequest, GetModelRequest, DeleteModelRequest, TrainRequest, GenerateRequest,
+    HarmonizeRequest, EditRequest, Paint2ImageRequest, SuperResolveRequest, AnimateRequest, CancelRequest,
+    JobsRequest, ShutdownRequest,
+)
+Request = Annotated[Union[REQUESTS], Field(discriminator="op")]  # type: ignore[valid-type]
+OPS = tuple(r.model_fields["op"].annotation.__args__[0] for r in REQUESTS)  # type: ignore[union-attr]
+JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate")
+"""Ops answered by accepted -> progress... -> result | error; the others get one reply."""
+TRAINING_OPS = ("train", "super_resolve")
+"""Job ops that train, queued behind each other; the other job ops go ahead of them."""
+
+_REQUEST_ADAPTER: TypeAdapter[Any] = TypeAdapter(Request)
+
+
+def parse_request(header: dict[str, Any], images: list[Image]) -> Any:
+    """Validate a decoded header (see :func:`protocol.wire.decode`) into one of the request models.
+
+    Raises:
+        ProtocolError: ``unsupported_version`` for another ``v``; ``invalid_request`` naming the first
+            bad field (``op``, ``params.n``, ``images``); ``too_large`` for an image over the limits.
+    """
+    if header.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"v: this daemon speaks protocol version {PROTOCOL_VERSION}, got {header.get('v')!r}", "v", "unsupported_version"
+        )
+    op = header.get("op")
+    if op not in OPS:
+        raise ProtocolError(f"op: unknown op {op!r}; one of {', '.join(OPS)}", "op")
+    try:
+        request = _REQUEST_ADAPTER.validate_python(header)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [str(part) for part in error["loc"][1:]]  # [0] is the union tag
+        field = ".".join(loc) or None
+        got = "" if error["type"] == "missing" else f", got {repr(error['input'])[:60]}"
+        raise ProtocolError(f"{field or 'request'}: {error['msg']}{got}", field) from None
+    _check_images(request, images)
+    return request
+
+
+def _check_images(request: Any, images: list[Image]) -> None:
+    names = [image.name for image in images]
+    required = type(request).required_images
+    if sorted(names) != sorted(required):
+        want = ", ".join(required) or "none"
+        raise ProtocolError(f"images: {request.op} takes images named {want}, got {', '.join(names) or 'none'}", "images")
+    for i, image in enumerate(images):
+        if max(image.width, image.height) > MAX_IMAGE_SIDE or image.width * image.height > MAX_IMAGE_PIXELS:
+            raise ProtocolError(
+                f"images[{i}]: {image.width}x{image.height} px is over the limit "
+                f"(longest side {MAX_IMAGE_SIDE} px, {MAX_IMAGE_PIXELS} px in all)",
+                f"images[{i}]", "too_large",
+            )
+
+
+# ----------------------------------------------------------------------------- replies
+
+ErrorCode = Literal[
+    "invalid_request", "unsupported_version", "not_found", "too_large", "busy", "cancelled",
+    "out_of_memory", "unauthorized", "internal",
+]
+
+
+class ErrorInfo(_Model):
+    code: ErrorCode
+    message: str
+    """One line naming the field and the limit."""
+    field: str | None = None
+    """The offending field (``params.n``, ``images[0]``), when one is to blame."""
+
+
+class ModelInfo(_Model):
+    """A model in the daemon's store."""
+
+    id: ModelId
+    name: str
+    status: Literal["queued", "training", "ready", "interrupted", "failed"]
+    """interrupted: partly trained and not queued (cancelled); a ``train`` of the same image resumes it."""
+    kind: Literal["generative", "super_resolution"]
+    scales_done: int
+    num_scales: int
+    """K; the coarsest scale N = K - 1."""
+    width: int
+    """Finest-scale (training) width in pixels."""
+    height: int
+    preset: str
+    padding: Padding
+    source_name: str
+    source_sha256: str
+    created: float
+    """Unix time, seconds."""
+    updated: float
+    job: JobId | None = None
+    """The job training it, while queued or training."""
+    error: str | None = None
+    """Why it failed (status failed)."""
+
+
+class JobInfo(_Model):
+    job: JobId
+    op: str
+    state: Literal["queued", "running"]
+    model: ModelId | None = None
+    position: int
+    """0 = running; 1.. = place in the queue (interactive jobs run before trainings)."""
+    phase: str
+    fraction: float
+    eta_seconds: float | None = None
+
+
+class Accepted(_Model):
+    """First reply to a job op."""
+
+    type: Literal["accepted"] = "accepted"
+    v: int = PROTOCOL_VERSION
+    id: str
+    job: JobId
+    model: ModelId | None = None
+    """The model the job trains or uses."""
+    position: int
+    """Jobs ahead of this one (0 = starts now)."""
+
+
+class Progress(_Model):
+    """Progress of a job. During training at most every few seconds one carries a ``preview`` image
+    (a random sample of the finished scales)."""
+
+    type: Literal["progress"] = "progress"
+    v: int = PROTOCOL_VERSION
+    id: str
+    job: JobId
+    phase: Literal["queued", "loading", "training", "sampling"]
+    fraction: Annotated[float, Field(ge=0, le=1)]
+    """Share of the job done, by compute (never decreases)."""
+    eta_seconds: float | None = None
+    """Estimated seconds left, once known."""
+    scale: int | None = None
+    """k being trained (0 = coarsest)."""
+    num_scales: int | None = None
+    iteration: int | None = None
+    iterations: int | None = None
+    """Iterations per scale."""
+
+
+class HelloResult(_Model):
+    protocol_version: int
+    server_version: str
+    instance: str
+    """Random per daemon process: a change means the daemon restarted (job ids are gone)."""
+    device: str
+    """e.g. ``cpu`` or ``cuda:0 (NVIDIA H100 80GB HBM3)``."""
+    device_memory_bytes: int | None
+    ops: list[str]
+    presets: list[str]
+    limits: dict[str, int]
+    auth_required: bool
+
+
+class ModelListResult(_Model):
+    models: list[ModelInfo]
+
+
+class ModelResult(_Model):
+    model: ModelInfo
+
+
+class DeletedResult(_Model):
+    deleted: ModelId
+
+
+class JobListResult(_Model):
+    jobs: list[JobInfo]
+
+
+class CancelResult(_Model):
+    job: JobId
+    cancelled: bool
+    """False if the job had already finished."""
+
+
+class ImagesResult(_Model):
+    """Result of generate, harmonize, edit, paint2image, super_resolve, animate: the images follow as frames."""
+
+    model: ModelId
+    seconds: float
+    """Compute time of the job (excluding queueing)."""
+    scale: int | None = None
+    """The injection scale used (harmonize, edit, paint2image) or start scale (animate)."""
+
+
+class ShutdownResult(_Model):
+    shutting_down: bool = True
+
+
+class Result(_Model):
+    """The one final reply of a successful request."""
+
+    type: Literal["result"] = "result"
+    v: int = PROTOCOL_VERSION
+    id: str
+    job: JobId | None = None
+    data: Union[
+        HelloResult, ModelListResult, ModelResult, DeletedResult, JobListResult, CancelResult,
+        ImagesResult, ShutdownResult,
+    ]
+
+
+class Error(_Model):
+    """The final reply of a failed request or job."""
+
+    type: Literal["error"] = "error"
+    v: int = PROTOCOL_VERSION
+    id: str | None
+    """None when the request was too broken to read its id."""
+    job: JobId | None = None
+    error: ErrorInfo
+
+
+Reply = Annotated[Union[Accepted, Progress, Result, Error], Field(discriminator="type")]
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of every request and reply (``singan protocol schema``)."""
+    request = TypeAdapter(Request).json_schema(ref_template="#/$defs/{model}")
+    reply = TypeAdapter(Reply).json_schema(ref_template="#/$defs/{model}")
+    defs = {**request.pop("$defs", {}), **reply.pop("$defs", {})}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"SinGAN Studio protocol v{PROTOCOL_VERSION}",
+        "description": "Frame 0 of every message (msgpack). Images follow as raw frames, see docs/protocol.md.",
+        "$defs": defs,
+        "properties": {"request": request, "reply": reply},
+    }
