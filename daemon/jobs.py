@@ -8,6 +8,7 @@ is answered in about its own compute time while a model trains.
 from __future__ import annotations
 
 import itertools
+import secrets
 import threading
 import time
 from collections import deque
@@ -18,6 +19,7 @@ from protocol.schema import TRAINING_OPS
 from protocol.wire import Image
 
 _job_ids = itertools.count(1)
+_PROCESS = secrets.token_hex(3)  # job ids differ between daemon runs: a client can tell a restart
 
 
 class JobCancelled(Exception):
@@ -43,7 +45,7 @@ class Job:
     images: dict[str, Image] = field(default_factory=dict)
     client: bytes | None = None
     request_id: str | None = None
-    id: str = field(default_factory=lambda: f"j{next(_job_ids)}")
+    id: str = field(default_factory=lambda: f"j{next(_job_ids)}-{_PROCESS}")
     created: float = field(default_factory=time.time)
     running: bool = False
     progress: dict[str, Any] = field(default_factory=lambda: {"phase": "queued", "fraction": 0.0, "eta_seconds": None})

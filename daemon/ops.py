@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import torch
 
-from protocol.schema import MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS
+from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS
 from protocol.wire import Image, ProtocolError
 from singan_core import animation, editing, harmonization, paint
 from singan_core.model import SinGANPyramid
@@ -24,10 +24,10 @@ OpResult = tuple[list[Image], int | None]
 
 def check_output(n: int, height: int, width: int, field: str) -> None:
     """Raise ``too_large`` if ``n`` images of height x width pixels exceed the protocol limits."""
-    if max(height, width) > MAX_IMAGE_SIDE or n * height * width > MAX_OUTPUT_PIXELS:
+    if max(height, width) > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS or n * height * width > MAX_OUTPUT_PIXELS:
         raise ProtocolError(
             f"{field}: {n} x {width}x{height} px is over the limit (longest side {MAX_IMAGE_SIDE} px, "
-            f"{MAX_OUTPUT_PIXELS} px per reply)", field, "too_large",
+            f"{MAX_IMAGE_PIXELS} px per image, {MAX_OUTPUT_PIXELS} px per reply)", field, "too_large",
         )
 
 

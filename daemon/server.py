@@ -31,7 +31,7 @@ from protocol.schema import (
     MAX_SR_INPUT_SIDE, OPS, Accepted, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
     JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, parse_request,
 )
-from protocol.wire import Image, ProtocolError, decode, decode_header, encode
+from protocol.wire import Image, ProtocolError, decode_header, decode_images, encode
 from singan_core import __version__
 from singan_core.config import PRESETS, preset
 from singan_core.device import select_device
@@ -43,7 +43,8 @@ from singan_core.workflow import APP_NAME
 
 from .images import image_sha256, to_tensor
 from .jobs import Job, JobQueue
-from .store import ModelStore, StudioMeta
+from .ops import check_output
+from .store import ModelStore, StudioMeta, require_ready
 from .watch import FolderWatch
 from .worker import Worker
 
@@ -123,7 +124,7 @@ class Daemon:
         self._events = f"inproc://singan-events-{self.instance}"
         self._requests: dict[tuple[bytes, str], Job] = {}  # open jobs by (client, request id)
         self._stop = threading.Event()
-        self._context = zmq.Context.instance()
+        self._context = zmq.Context()
         self.endpoint: str | None = None  # the bound endpoint (port filled in), once running
 
     def stop(self) -> None:
@@ -140,7 +141,7 @@ class Daemon:
         Raises:
             zmq.ZMQError: the endpoint cannot be bound (e.g. the port is in use).
         """
-        self._worker = Worker(self.queue, self.store, self.device, self._events, self.config.cache_bytes, self.config.preview_interval)
+        self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes, self.config.preview_interval)
         bound, failure = threading.Event(), []
         loop = threading.Thread(target=self._loop, args=(bound, failure), name="singan-sockets")
         loop.start()
@@ -156,6 +157,7 @@ class Daemon:
         finally:
             self.stop()
             loop.join()
+            self._context.term()  # waits until the last replies are sent (socket linger)
 
     def _loop(self, bound: threading.Event, failure: list) -> None:
         try:
@@ -163,6 +165,8 @@ class Daemon:
             router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects keeps its identity
             router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
             router.setsockopt(zmq.LINGER, 2000)
+            router.setsockopt(zmq.SNDHWM, 100_000)  # a client that stops reading must not lose its results
+            router.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:port
             router.bind(self.config.endpoint)
         except zmq.ZMQError as exc:
             router.close(linger=0)
@@ -201,8 +205,9 @@ class Daemon:
         if watch is not None:
             watch.stop()
         for job in self.queue.close():
+            later = "; its training resumes when the daemon starts again" if job.training else ""
             self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(
-                code="cancelled", message=f"job {job.id} ({job.op}) was cancelled: the daemon is shutting down")))
+                code="cancelled", message=f"job {job.id} ({job.op}) was cancelled: the daemon is shutting down{later}")))
         worker_done, deadline = False, time.monotonic() + 120
         while not worker_done and time.monotonic() < deadline:
             if events.poll(100):
@@ -240,11 +245,14 @@ class Daemon:
     def _on_request(self, frames: list) -> None:
         client, request_id = bytes(frames[0].buffer), None
         try:
-            header, images = decode([f.buffer for f in frames[1:]])
+            if len(frames) < 2:
+                raise ProtocolError("message: no frames", "header")
+            header = decode_header(bytes(frames[1].buffer))
             if isinstance(header.get("id"), str) and len(header["id"]) <= 64:
-                request_id = header["id"]
+                request_id = header["id"]  # read before the images are checked, so their errors echo it too
+            images = decode_images(header, [f.buffer for f in frames[2:]])
+            self._authorize(header)
             request = parse_request(header, images)
-            self._authorize(request)
             if request.op in JOB_OPS:
                 self._submit(client, request, images)
             else:
@@ -258,8 +266,10 @@ class Daemon:
             log.exception("request %s failed", request_id)
             self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc} (see the daemon log)")))
 
-    def _authorize(self, request: Any) -> None:
-        if self.config.token and not hmac.compare_digest((request.token or "").encode(), self.config.token.encode()):
+    def _authorize(self, header: dict) -> None:
+        """With a token configured, every request must carry it (checked before anything else)."""
+        token = header.get("token")
+        if self.config.token and not (isinstance(token, str) and hmac.compare_digest(token.encode(), self.config.token.encode())):
             raise ProtocolError("token: missing or wrong auth token", "token", "unauthorized")
 
     def _submit(self, client: bytes, request: Any, images: list[Image]) -> None:
@@ -274,23 +284,11 @@ class Daemon:
             model = self._sr_model(by_name["image"], request.params)
         else:
             model = request.params.model
-            self._require_ready(model)
+            require_ready(self.store, model)
         job = Job(request.op, request.params, model, by_name, client, request.id)
         position = self.queue.put(job)
         self._requests[(client, request.id)] = job
         self._send(client, Accepted(id=request.id, job=job.id, model=model, position=position))
-
-    def _require_ready(self, model_id: str) -> None:
-        try:
-            meta = self.store.meta(model_id)
-        except KeyError:
-            raise ProtocolError(f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found") from None
-        except ModelLoadError as exc:
-            raise ProtocolError(f"params.model: {model_id} cannot be read: {exc}", "params.model", "internal") from None
-        if not meta.is_complete:
-            raise ProtocolError(
-                f"params.model: {model_id} is not ready ({meta.scales_done} of {meta.num_scales} scales trained)", "params.model", "busy"
-            )
 
     # -- trainings --------------------------------------------------------------------------
 
@@ -310,6 +308,7 @@ class Daemon:
 
     def _sr_model(self, image: Image, params: Any) -> str:
         """The super-resolution model for this image, preset and factor: reused, or created."""
+        check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor")
         if max(image.width, image.height) > MAX_SR_INPUT_SIDE:
             raise ProtocolError(
                 f"images[0]: {image.width}x{image.height} px; super_resolve takes at most {MAX_SR_INPUT_SIDE} px on the longer side",
@@ -416,7 +415,7 @@ class Daemon:
         if job is None:
             return CancelResult(job=params.job, cancelled=False)
         if not job.running:  # it never reaches the worker: answer and clean up here
-            if job.training and job.op == "train":
+            if job.training:
                 self.store.stop_training(job.model)
             self._requests.pop((job.client, job.request_id), None)
             self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from protocol.schema import ModelInfo
+from protocol.wire import ProtocolError
 from singan_core.storage import META_FILE, ModelLoadError, ModelMeta, atomic_write_bytes, read_meta
 
 STUDIO_FILE = "studio.json"
@@ -155,3 +156,23 @@ class ModelStore:
             return
         studio = self.studio(model_id).model_copy(update={"stopped": True, "error": error})
         self.write_studio(model_id, studio)
+
+
+def require_ready(store: ModelStore, model_id: str) -> ModelMeta:
+    """The meta of a completely trained model, for the ops that use one.
+
+    Raises:
+        ProtocolError: ``not_found`` (no such model), ``busy`` (not completely trained yet),
+            ``internal`` (its ``model.json`` cannot be read). The field is ``params.model``.
+    """
+    try:
+        meta = store.meta(model_id)
+    except KeyError:
+        raise ProtocolError(f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found") from None
+    except ModelLoadError as exc:
+        raise ProtocolError(f"params.model: {model_id} cannot be read: {exc}", "params.model", "internal") from None
+    if not meta.is_complete:
+        raise ProtocolError(
+            f"params.model: {model_id} is not ready ({meta.scales_done} of {meta.num_scales} scales trained)", "params.model", "busy"
+        )
+    return meta

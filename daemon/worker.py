@@ -28,7 +28,7 @@ from .cache import PyramidCache
 from .images import from_tensor
 from .jobs import Job, JobCancelled, JobQueue
 from .ops import check_output, run_interactive
-from .store import ModelStore
+from .store import ModelStore, require_ready
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,9 @@ PREVIEW_SIZE = 128
 class Worker:
     """Runs jobs from ``queue`` until it is closed; replies go to ``events_endpoint`` (inproc PULL)."""
 
-    def __init__(self, queue: JobQueue, store: ModelStore, device: torch.device, events_endpoint: str,
-                 cache_bytes: int, preview_interval: float = 3.0):
-        self.queue, self.store, self.device = queue, store, device
+    def __init__(self, queue: JobQueue, store: ModelStore, device: torch.device, context: zmq.Context,
+                 events_endpoint: str, cache_bytes: int, preview_interval: float = 3.0):
+        self.queue, self.store, self.device, self.context = queue, store, device, context
         self.events_endpoint, self.preview_interval = events_endpoint, preview_interval
         self.cache = PyramidCache(self._load, cache_bytes)
         self._out: zmq.Socket | None = None
@@ -52,7 +52,7 @@ class Worker:
 
     def run(self) -> None:
         """Run jobs until the queue is closed, then send an empty final message (the loop's cue)."""
-        self._out = zmq.Context.instance().socket(zmq.PUSH)
+        self._out = self.context.socket(zmq.PUSH)
         self._out.connect(self.events_endpoint)
         try:
             while (job := self.queue.take()) is not None:
@@ -62,12 +62,19 @@ class Worker:
             self._out.close(linger=1000)
 
     def _run(self, job: Job) -> None:
+        message, images = self._execute(job)
+        self.queue.finish(job)  # before the final reply: a client that then asks for jobs must not see it
+        if isinstance(message, Error) and job.client is None:
+            log.warning("job %s (%s %s): %s", job.id, job.op, job.model, message.error.message)
+        self._emit(job, message, images)
+
+    def _execute(self, job: Job) -> tuple[Result | Error, list[Image]]:
+        """Run a job; its final reply (a result, or an error for any failure) and its images."""
         start = time.perf_counter()
         try:
             job.check_cancelled()
             if job.op == "train":
-                data = ModelResult(model=self._train(job))
-                images: list[Image] = []
+                data, images = ModelResult(model=self._train(job)), []
             elif job.op == "super_resolve":
                 images = self._super_resolve(job)
                 data = ImagesResult(model=job.model, seconds=time.perf_counter() - start)
@@ -76,27 +83,26 @@ class Worker:
                 pyramid = self._ready_pyramid(job.model)
                 self._progress(job, phase="sampling", fraction=0.0)
                 images, scale = run_interactive(job.op, pyramid, job.params, job.images)
+                job.check_cancelled()  # cancelled while it ran: the client no longer wants the result
                 data = ImagesResult(model=job.model, seconds=time.perf_counter() - start, scale=scale)
-            self._emit(job, Result(id=job.request_id or "", job=job.id, data=data), images)
             log.info("job %s (%s %s) done in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
+            return Result(id=job.request_id or "", job=job.id, data=data), images
         except JobCancelled as exc:
             why = "the daemon is shutting down" if str(exc) == "shutdown" else "cancelled on request"
-            self._fail(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {why}")
+            return self._error(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {why}"), []
         except ProtocolError as exc:
-            self._fail(job, exc.code, exc.message, exc.field)
+            return self._error(job, exc.code, exc.message, exc.field), []
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             self.cache.discard(job.model or "")
-            self._fail(job, "out_of_memory", f"job {job.id} ({job.op}): the GPU ran out of memory; try a smaller size or n")
+            return self._error(job, "out_of_memory", f"job {job.id} ({job.op}): the GPU ran out of memory; try a smaller size or n"), []
         except ValueError as exc:  # the core's range checks: "scale: must be in 1..6, got 9"
             field = str(exc).split(":", 1)[0]
             known = field in getattr(type(job.params), "model_fields", {})
-            self._fail(job, "invalid_request", str(exc), f"params.{field}" if known else None)
+            return self._error(job, "invalid_request", str(exc), f"params.{field}" if known else None), []
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.op)
-            self._fail(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)")
-        finally:
-            self.queue.finish(job)
+            return self._error(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"), []
 
     def _serve_interactive(self) -> None:
         """Run every queued interactive job now (called between training iterations)."""
@@ -110,10 +116,9 @@ class Worker:
         assert self._out is not None
         self._out.send_multipart([job.client or b"", *encode(header, images)], copy=False)
 
-    def _fail(self, job: Job, code: str, message: str, field: str | None = None) -> None:
-        if job.client is None:
-            log.warning("job %s (%s %s): %s", job.id, job.op, job.model, message)
-        self._emit(job, Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=message, field=field)))
+    @staticmethod
+    def _error(job: Job, code: str, message: str, field: str | None = None) -> Error:
+        return Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=message, field=field))
 
     def _progress(self, job: Job, preview_image: Image | None = None, **fields: Any) -> None:
         job.progress = fields
@@ -125,9 +130,7 @@ class Worker:
         return load_pyramid(self.store.path(model_id), self.device)[0]
 
     def _ready_pyramid(self, model_id: str):
-        meta = self.store.meta(model_id)
-        if not meta.is_complete:
-            raise ProtocolError(f"params.model: {model_id} is not ready ({meta.scales_done} of {meta.num_scales} scales trained)", "params.model")
+        require_ready(self.store, model_id)  # it may have been deleted while the job was queued
         return self.cache.get(model_id)
 
     def _train(self, job: Job) -> ModelInfo:

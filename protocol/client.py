@@ -173,7 +173,7 @@ class Client:
         socket = self._context.socket(zmq.DEALER)
         socket.setsockopt(zmq.ROUTING_ID, self._identity)  # the same identity after a reconnect
         socket.setsockopt(zmq.LINGER, 0)
-        socket.setsockopt(zmq.IMMEDIATE, 1)  # queue only on a live connection
+        # no ZMQ_IMMEDIATE: with it, replies already received are dropped when the daemon disconnects
         socket.connect(self.endpoint)
         self._socket = socket
 

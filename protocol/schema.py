@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, create_model
 
 from . import PROTOCOL_VERSION
-from .wire import Image, ProtocolError
+from .wire import Image, ProtocolError, short_repr
 
 # ----------------------------------------------------------------------------- limits
 
@@ -41,7 +41,8 @@ Larger frames make ZeroMQ drop the connection (no reply is possible)."""
 
 ModelId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 """A model id: a slug of 1..64 characters a-z, 0-9, '-', '_' (never a path)."""
-JobId = Annotated[str, StringConstraints(pattern=r"^j[0-9]{1,12}$")]
+JobId = Annotated[str, StringConstraints(pattern=r"^j[0-9]{1,12}-[0-9a-f]{6}$")]
+"""A job id, ``j<n>-<hex>``: unique within a daemon process, and different after a restart."""
 OutputOrder = Literal["RGB", "RGBA", "BGRA"]
 Preset = Literal["tiny", "draft", "paper"]
 Padding = Literal["zeros", "circular"]
@@ -93,9 +94,9 @@ class GenerateParams(_Model):
     """Number of samples; sample i uses seed ``seed + i``."""
     seed: Seed = 0
     scale_h: Annotated[float, Field(gt=0, le=64)] = 1.0
-    """Output height relative to the training image (ignored if ``height`` is given)."""
+    """Output height relative to the training image (both scales are ignored if width or height is given)."""
     scale_w: Annotated[float, Field(gt=0, le=64)] = 1.0
-    """Output width relative to the training image (ignored if ``width`` is given)."""
+    """Output width relative to the training image (both scales are ignored if width or height is given)."""
     width: Annotated[int | None, Field(ge=8, le=MAX_IMAGE_SIDE)] = None
     """Output width in pixels; with only one of width/height the other keeps the model's aspect."""
     height: Annotated[int | None, Field(ge=8, le=MAX_IMAGE_SIDE)] = None
@@ -188,7 +189,8 @@ class _Request(_Model):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     """Chosen by the client, echoed in every reply to this request."""
     token: Annotated[str, StringConstraints(max_length=256)] | None = None
-    """The daemon's auth token; required only when it was started with ``--allow-remote``."""
+    """The daemon's auth token: required in every request (hello included) whenever the daemon has
+    one (``--token`` or ``SINGAN_TOKEN``; always with ``--allow-remote``)."""
     images: list[ImageSpec] = []
 
 
@@ -242,18 +244,18 @@ def parse_request(header: dict[str, Any], images: list[Image]) -> Any:
     """
     if header.get("v") != PROTOCOL_VERSION:
         raise ProtocolError(
-            f"v: this daemon speaks protocol version {PROTOCOL_VERSION}, got {header.get('v')!r}", "v", "unsupported_version"
+            f"v: this daemon speaks protocol version {PROTOCOL_VERSION}, got {short_repr(header.get('v'))}", "v", "unsupported_version"
         )
     op = header.get("op")
     if op not in OPS:
-        raise ProtocolError(f"op: unknown op {op!r}; one of {', '.join(OPS)}", "op")
+        raise ProtocolError(f"op: unknown op {short_repr(op)}; one of {', '.join(OPS)}", "op")
     try:
         request = _REQUEST_ADAPTER.validate_python(header)
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = [str(part) for part in error["loc"][1:]]  # [0] is the union tag
         field = ".".join(loc) or None
-        got = "" if error["type"] == "missing" else f", got {repr(error['input'])[:60]}"
+        got = "" if error["type"] == "missing" else f", got {short_repr(error['input'])}"
         raise ProtocolError(f"{field or 'request'}: {error['msg']}{got}", field) from None
     _check_images(request, images)
     return request
@@ -296,7 +298,8 @@ class ModelInfo(_Model):
     id: ModelId
     name: str
     status: Literal["queued", "training", "ready", "interrupted", "failed"]
-    """interrupted: partly trained and not queued (cancelled); a ``train`` of the same image resumes it."""
+    """interrupted: partly trained and not queued (cancelled); its finished scales are kept, but it is
+    not trained further (delete it, or train the image again). failed: the training raised ``error``."""
     kind: Literal["generative", "super_resolution"]
     scales_done: int
     num_scales: int

@@ -25,7 +25,8 @@ CHANNEL_ORDERS = {"GRAY": 1, "RGB": 3, "RGBA": 4, "BGRA": 4}
 """Channel orders and their channel counts. ``BGRA`` is Krita's 8-bit pixel layout."""
 
 DTYPE_SIZES = {"uint8": 1, "float32": 4}
-"""Sample types and their sizes in bytes. uint8 is 0..255; float32 is linear 0..1 (reserved for HDR)."""
+"""Sample types and their sizes in bytes. uint8 is 0..255; float32 is 0..1 with the same (sRGB)
+encoding as uint8, clipped (reserved for HDR)."""
 
 
 class ProtocolError(ValueError):
@@ -33,7 +34,7 @@ class ProtocolError(ValueError):
 
     Attributes:
         code: ``invalid_request``, ``unsupported_version``, ``not_found``, ``too_large``, ``busy``,
-            ``cancelled``, ``out_of_memory`` or ``internal`` (see docs/protocol.md).
+            ``cancelled``, ``out_of_memory``, ``unauthorized`` or ``internal`` (see docs/protocol.md).
         message: one line for humans, naming the field and the limit.
         field: the offending part of the message (``params.n``, ``images[0].width``), or None.
     """
@@ -82,6 +83,15 @@ def encode(header: dict[str, Any], images: Sequence[Image] = ()) -> list[bytes |
     return [msgpack.packb(header, use_bin_type=True), *(image.data for image in images)]
 
 
+def short_repr(value: Any, limit: int = 60) -> str:
+    """The start of a value a client sent, for an error message. Never fails: msgpack nests up to
+    1024 levels, deeper than ``repr`` can go."""
+    try:
+        return repr(value)[:limit]
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply to show"
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise ProtocolError(f"header: msgpack extension type {code} is not allowed", "header")
 
@@ -118,13 +128,21 @@ def decode(frames: Sequence[bytes | memoryview]) -> tuple[dict[str, Any], list[I
     if not frames:
         raise ProtocolError("message: no frames", "header")
     header = decode_header(bytes(frames[0]))
+    return header, decode_images(header, frames[1:])
+
+
+def decode_images(header: dict[str, Any], buffers: Sequence[bytes | memoryview]) -> list[Image]:
+    """The images a decoded header describes, checked against its buffer frames (frames 1..).
+
+    Raises:
+        ProtocolError: image entries that do not match the buffer frames.
+    """
     specs = header.get("images", [])
     if not isinstance(specs, list):
         raise ProtocolError("images: must be a list of image descriptions", "images")
-    buffers = frames[1:]
     if len(specs) != len(buffers):
         raise ProtocolError(f"images: {len(specs)} described but {len(buffers)} buffer frames sent", "images")
-    return header, [_image(i, spec, buffer) for i, (spec, buffer) in enumerate(zip(specs, buffers))]
+    return [_image(i, spec, buffer) for i, (spec, buffer) in enumerate(zip(specs, buffers))]
 
 
 def _image(i: int, spec: Any, buffer: bytes | memoryview) -> Image:
@@ -135,17 +153,17 @@ def _image(i: int, spec: Any, buffer: bytes | memoryview) -> Image:
     if not isinstance(name, str) or not 0 < len(name) <= 32:
         raise ProtocolError(f"{where}.name: must be a string of 1..32 characters", f"{where}.name")
     order, dtype = spec.get("order"), spec.get("dtype", "uint8")
-    if order not in CHANNEL_ORDERS:
-        raise ProtocolError(f"{where}.order: must be one of {', '.join(CHANNEL_ORDERS)}, got {order!r}", f"{where}.order")
-    if dtype not in DTYPE_SIZES:
-        raise ProtocolError(f"{where}.dtype: must be one of {', '.join(DTYPE_SIZES)}, got {dtype!r}", f"{where}.dtype")
+    if not isinstance(order, str) or order not in CHANNEL_ORDERS:  # a list or map is not even hashable
+        raise ProtocolError(f"{where}.order: must be one of {', '.join(CHANNEL_ORDERS)}, got {short_repr(order)}", f"{where}.order")
+    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
+        raise ProtocolError(f"{where}.dtype: must be one of {', '.join(DTYPE_SIZES)}, got {short_repr(dtype)}", f"{where}.dtype")
     channels = spec.get("channels", CHANNEL_ORDERS[order])
     if channels != CHANNEL_ORDERS[order]:
-        raise ProtocolError(f"{where}.channels: {order} has {CHANNEL_ORDERS[order]} channels, got {channels!r}", f"{where}.channels")
+        raise ProtocolError(f"{where}.channels: {order} has {CHANNEL_ORDERS[order]} channels, got {short_repr(channels)}", f"{where}.channels")
     for key in ("width", "height"):
         value = spec.get(key)
         if type(value) is not int or value < 1:
-            raise ProtocolError(f"{where}.{key}: must be a positive integer (pixels), got {value!r}", f"{where}.{key}")
+            raise ProtocolError(f"{where}.{key}: must be a positive integer (pixels), got {short_repr(value)}", f"{where}.{key}")
     expected = spec["width"] * spec["height"] * channels * DTYPE_SIZES[dtype]
     if len(buffer) != expected:
         raise ProtocolError(

@@ -1,0 +1,219 @@
+"""The daemon end to end: a real ``singan serve`` subprocess, a real socket, the real client.
+
+Trainings use the tiny preset (about 20 s each on one CPU thread).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from protocol.client import DaemonError
+from singan_core.storage import load_pyramid, read_meta
+
+from conftest import REPO, DaemonProcess, wire_image
+
+pytestmark = pytest.mark.slow
+
+
+def train(client, image: Path, name: str, events: list | None = None, **params):
+    """Submit a tiny-preset training of ``image``; progress events are appended to ``events``."""
+    on_progress = None if events is None else (lambda job, event: events.append(event))
+    return client.submit("train", {"name": name, "preset": "tiny", **params}, [wire_image(image)], on_progress=on_progress)
+
+
+def wait_for(condition, timeout: float, what: str, poll=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        if poll is not None:
+            poll(0.1)
+        else:
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, shared_images):
+    """One daemon with the tiny model ``chelsea`` trained through it; yields (daemon, events of that training)."""
+    daemon = DaemonProcess(tmp_path_factory.mktemp("daemon") / "store")
+    events: list[dict] = []
+    with daemon.client() as client:
+        result = train(client, shared_images / "chelsea.png", "Chelsea", events).wait(timeout=300)
+    assert result["model"]["id"] == "chelsea"
+    yield daemon, events
+    assert daemon.stop() == 0
+
+
+def test_train_progress_generate_delete(served, shared_images):
+    daemon, events = served
+    fractions = [e["fraction"] for e in events]
+    assert len(events) >= 10 and all(e["type"] == "progress" for e in events)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] < 0.1
+    scales = [e["scale"] for e in events if e.get("scale") is not None]
+    assert scales == sorted(scales) and scales[-1] == events[-1]["num_scales"] - 1
+    assert any(e.get("eta_seconds") for e in events)
+    with daemon.client() as client:
+        models = {m["id"]: m for m in client.list_models()}
+        assert models["chelsea"]["status"] == "ready" and models["chelsea"]["preset"] == "tiny"
+
+        job = client.submit("generate", {"model": "chelsea", "n": 3, "width": 80, "height": 50, "output_order": "BGRA"})
+        job.wait(timeout=60)
+        assert [(im.width, im.height, im.order, len(im.data)) for im in job.images] == [(80, 50, "BGRA", 80 * 50 * 4)] * 3
+        assert len({bytes(im.data) for im in job.images}) == 3  # three different samples
+        assert all(bytes(im.data)[3::4] == b"\xff" * 4000 for im in job.images)  # opaque alpha
+
+        # a model to delete: a copy of the finished one, so no second training is needed
+        shutil.copytree(daemon.store / "models" / "chelsea", daemon.store / "models" / "to-delete")
+        assert client.get_model("to-delete")["status"] == "ready"
+        client.delete_model("to-delete")
+        assert "to-delete" not in {m["id"] for m in client.list_models()}
+        assert not (daemon.store / "models" / "to-delete").exists()
+        with pytest.raises(DaemonError) as err:
+            client.get_model("to-delete")
+        assert err.value.code == "not_found"
+
+
+def test_generate_is_answered_while_another_model_trains(served, shared_images):
+    daemon, _ = served
+    with daemon.client() as client:
+        events: list[dict] = []
+        training = train(client, shared_images / "brick.png", "brick", events)
+        wait_for(lambda: events, 60, "the training to start", client.poll)
+        start = time.monotonic()
+        sample = client.submit("generate", {"model": "chelsea", "n": 1})
+        sample.wait(timeout=30)
+        waited = time.monotonic() - start
+        assert not training.done, "the training finished first: nothing was tested"
+        assert waited < 5, f"generate took {waited:.1f} s while training"
+        assert {j["job"] for j in client.jobs()} == {training.id}
+
+        # cancel it: the job ends cancelled and the daemon goes on serving
+        assert training.cancel()
+        with pytest.raises(DaemonError) as err:
+            training.wait(timeout=30)
+        assert err.value.code == "cancelled"
+        assert client.jobs() == []
+        models = {m["id"]: m for m in client.list_models()}
+        assert "brick" not in models or models["brick"]["status"] == "interrupted"
+        client.submit("generate", {"model": "chelsea"}).wait(timeout=30)
+
+
+def test_errors_name_the_field(served):
+    daemon, _ = served
+    with daemon.client() as client:
+        for params, code, field in (
+            ({"model": "nope"}, "not_found", "params.model"),
+            ({"model": "chelsea", "n": 0}, "invalid_request", "params.n"),
+            ({"model": "chelsea", "gen_start_scale": 9}, "invalid_request", "params.gen_start_scale"),
+            ({"model": "chelsea", "width": 8192, "height": 8192, "n": 2}, "too_large", "params.n"),
+        ):
+            with pytest.raises(DaemonError) as err:
+                client.submit("generate", params).wait(timeout=30)
+            assert (err.value.code, err.value.field) == (code, field), err.value
+            assert field.split(".")[-1] in err.value.message
+
+
+def test_kill_9_during_training_then_resume(tmp_path, shared_images):
+    store = tmp_path / "store"
+    daemon = DaemonProcess(store)
+    with daemon.client() as client:
+        events: list[dict] = []
+        train(client, shared_images / "chelsea.png", "cat", events)
+        wait_for(lambda: any((e.get("scale") or 0) >= 1 for e in events), 120, "scale 1 to start", client.poll)
+    daemon.kill()
+
+    model = store / "models" / "cat"
+    meta = read_meta(model)  # not corrupt: model.json reads and validates
+    assert 1 <= meta.scales_done < meta.num_scales
+    first_scale = hashlib.sha256((model / "scale_00.safetensors").read_bytes()).hexdigest()
+
+    daemon = DaemonProcess(store)
+    with daemon.client() as client:
+        info = client.get_model("cat")
+        assert info["status"] in ("queued", "training") and info["scales_done"] >= meta.scales_done
+        wait_for(lambda: client.get_model("cat")["status"] == "ready", 120, "the resumed training")
+        client.submit("generate", {"model": "cat"}).wait(timeout=30)
+    assert daemon.stop() == 0
+    # resumed from the last finished scale: the finished scale files were not retrained
+    assert hashlib.sha256((model / "scale_00.safetensors").read_bytes()).hexdigest() == first_scale
+    pyramid, meta = load_pyramid(model)
+    assert meta.is_complete and pyramid.is_complete
+    assert "resuming the interrupted training of cat" in daemon.log.read_text()
+
+
+def test_sigterm_cancels_the_queue_and_keeps_finished_scales(tmp_path, shared_images):
+    store = tmp_path / "store"
+    daemon = DaemonProcess(store)
+    with daemon.client() as client:
+        events: list[dict] = []
+        running = train(client, shared_images / "chelsea.png", "cat", events)
+        queued = train(client, shared_images / "brick.png", "brick")
+        wait_for(lambda: any((e.get("scale") or 0) >= 1 for e in events), 120, "scale 1 to start", client.poll)
+        assert daemon.stop() == 0
+        for job in (running, queued):
+            with pytest.raises(DaemonError) as err:
+                job.wait(timeout=10)
+            assert err.value.code == "cancelled" and "shutting down" in err.value.message
+    assert read_meta(store / "models" / "cat").scales_done >= 1
+    assert "brick" not in {p.name for p in (store / "models").iterdir()} or read_meta(store / "models" / "brick").scales_done == 0
+
+
+def test_watch_folder(tmp_path, shared_images):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = DaemonProcess(tmp_path / "store", "--watch", str(inbox), "--watch-preset", "tiny", "--debounce", "1")
+    with daemon.client() as client:
+        shutil.copy(shared_images / "chelsea.png", inbox / "Chelsea Cat.png")
+        wait_for(lambda: client.list_models(), 30, "the watched image to be picked up")
+        (model,) = client.list_models()
+        assert model["id"] == "chelsea-cat" and model["preset"] == "tiny" and model["status"] in ("queued", "training")
+
+        shutil.copy(shared_images / "chelsea.png", inbox / "same-bytes.png")  # same content: no new training
+        data = (shared_images / "brick.png").read_bytes()
+        with open(inbox / "slow.png", "wb") as f:  # written in pieces, pauses shorter than the debounce
+            for i in range(0, len(data), len(data) // 5 + 1):
+                f.write(data[i : i + len(data) // 5 + 1])
+                f.flush()
+                time.sleep(0.4)
+        wait_for(lambda: len(client.list_models()) == 2, 30, "the slowly written image")
+        wait_for(lambda: all(m["status"] == "ready" for m in client.list_models()), 120, "both trainings")
+        models = {m["id"]: m for m in client.list_models()}
+    assert daemon.stop() == 0
+    assert set(models) == {"chelsea-cat", "slow"}
+    assert models["slow"]["source_sha256"] == hashlib.sha256(data).hexdigest()  # trained on the complete file
+
+
+@pytest.mark.parametrize("args", [
+    ["--endpoint", "tcp://0.0.0.0:0"],
+    ["--endpoint", "tcp://0.0.0.0:0", "--allow-remote"],
+])
+def test_remote_bind_needs_allow_remote_and_token(tmp_path, args):
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "serve", "--store", str(tmp_path), "--log-file", str(tmp_path / "log"), *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env=_env_without_token(),
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--allow-remote" in result.stderr.strip().splitlines()[-1]
+
+
+def _env_without_token() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SINGAN_TOKEN"}
+    return env | {"PYTHONPATH": str(REPO)}
+
+
+def test_token_is_required_when_set(tmp_path):
+    daemon = DaemonProcess(tmp_path / "store", "--token", "s3cret")
+    with daemon.client() as client:
+        with pytest.raises(DaemonError) as err:
+            client.hello()
+        assert err.value.code == "unauthorized"
+    with daemon.client(token="s3cret") as client:
+        assert client.hello()["auth_required"] is True
+    assert daemon.stop() == 0
