@@ -81,7 +81,7 @@ def run_demo(preset: str, out: Path, device: str) -> None:
     out.mkdir(parents=True, exist_ok=True)  # fail now rather than after the training
     with demo_image() as path, PILImage.open(path) as im:
         demo = im.convert("RGB")
-    with tempfile.TemporaryDirectory(prefix="singan-demo-") as tmp, _daemon(Path(tmp), device) as client:
+    with tempfile.TemporaryDirectory(prefix="singan-demo-") as tmp, serve_subprocess(Path(tmp), device) as client:
         hello = client.hello()
         _err.print(f"daemon {hello['server_version']} on {hello['device']}, temporary store {tmp}")
         try:
@@ -115,7 +115,7 @@ def _write_png(path: Path, image: PILImage.Image) -> Path:
 
 
 @contextlib.contextmanager
-def _daemon(workdir: Path, device: str) -> Iterator[Client]:
+def serve_subprocess(workdir: Path, device: str) -> Iterator[Client]:
     """``singan serve`` in a subprocess on a free loopback port, its store and log in ``workdir``.
 
     Yields a connected client. On exit the daemon is stopped: a shutdown request (SIGTERM instead
