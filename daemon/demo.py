@@ -32,6 +32,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from protocol.client import Client, DaemonError
 from protocol.wire import Image
+from singan_core.device import select_device
 from singan_core.storage import atomic_write_bytes
 from singan_core.workflow import demo_image
 
@@ -74,11 +75,13 @@ def run_demo(preset: str, out: Path, device: str) -> None:
         device: the daemon's ``--device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 
     Raises:
-        ValueError: the daemon did not start, or a request failed (one line, naming the step).
+        ValueError: an unknown or missing device, the daemon did not start, or a request failed
+            (one line, naming the step).
         OSError: ``out`` cannot be created or written.
     """
     start = time.monotonic()
-    out.mkdir(parents=True, exist_ok=True)  # fail now rather than after the training
+    select_device(device)  # an unknown or missing device fails here, before the daemon starts
+    out.mkdir(parents=True, exist_ok=True)  # and an unusable output folder before the training
     with demo_image() as path, PILImage.open(path) as im:
         demo = im.convert("RGB")
     with tempfile.TemporaryDirectory(prefix="singan-demo-") as tmp, serve_subprocess(Path(tmp), device) as client:
@@ -158,7 +161,7 @@ def _wait_listening(proc: subprocess.Popen, stderr_path: Path) -> str:
         line = f"no answer within {START_TIMEOUT:.0f} s"
     if not line.startswith("listening on "):
         why = stderr_path.read_text(errors="replace").strip().splitlines() or [line.strip() or "it exited"]
-        raise ValueError(f"demo: the daemon did not start: {why[-1]}")
+        raise ValueError(f"demo: the daemon did not start: {why[-1].removeprefix('singan: error: ')}")
     return line.split()[-1]
 
 

@@ -62,6 +62,6 @@ def test_demo_tiny_writes_every_output_and_stops_its_daemon(tmp_path):
     assert sizes["sr_2x"] == sizes["sr_bicubic_2x"] == (2 * SR_CROP, 2 * SR_CROP)
     assert all(a > 2 * b for a, b in zip(sizes["contact_sheet"], DEMO_SIZE))
 
-    assert list(temp.iterdir()) == []  # the temporary store is gone
+    assert list(temp.glob("singan-demo-*")) == []  # the temporary store is gone (torch may leave its own caches)
     if Path("/proc").is_dir():
         assert processes_mentioning(str(temp)) == []  # and no daemon serves it any more
