@@ -44,11 +44,15 @@ def to_mask(image: Image) -> torch.Tensor:
     return mask_from_pil(to_pil(image))
 
 
-def from_tensor(x: torch.Tensor, name: str, order: str = "RGB") -> Image:
-    """(1, 3, H, W) or (3, H, W) in [-1, 1] as a uint8 wire image in ``order`` (alpha 255)."""
+def from_tensor(x: torch.Tensor, name: str, order: str = "RGB", region: torch.Tensor | None = None) -> Image:
+    """(1, 3, H, W) or (3, H, W) in [-1, 1] as a uint8 wire image in ``order``.
+
+    The alpha of RGBA/BGRA is 255, or with ``region`` ((1, 1, H, W) bool) 255 inside it and 0 outside.
+    """
     rgb = to_uint8(x)
     if CHANNEL_ORDERS[order] == 4:
-        rgb = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+        alpha = np.full(rgb.shape[:2], 255, np.uint8) if region is None else region[0, 0].cpu().numpy().astype(np.uint8) * 255
+        rgb = np.concatenate([rgb, alpha[..., None]], axis=-1)
         if order == "BGRA":
             rgb = rgb[..., [2, 1, 0, 3]]
     height, width = rgb.shape[:2]

@@ -55,7 +55,7 @@ def harmonize(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> 
     result = harmonization.harmonize(
         pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, noise=params.noise, seed=params.seed,
     )
-    return [from_tensor(result.image, "image", params.output_order)], result.scale
+    return [from_tensor(result.image, "image", params.output_order, result.weight > 0)], result.scale
 
 
 def edit(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
@@ -63,7 +63,8 @@ def edit(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpRes
         pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, noise=params.noise, seed=params.seed,
     )
     order = params.output_order
-    return [from_tensor(result.image, "image", order), from_tensor(result.unmasked, "unmasked", order)], result.scale
+    region = result.weight > 0
+    return [from_tensor(result.image, "image", order, region), from_tensor(result.unmasked, "unmasked", order)], result.scale
 
 
 def paint2image(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:

@@ -122,12 +122,16 @@ class _InjectionParams(_Model):
 class HarmonizeParams(_InjectionParams):
     """Blend a pasted object (frames ``image`` = the naive composite, ``mask`` = the object) into
     the background the model was trained on, at the composite's size (paper sec. 4.2, Fig. 13).
-    Default scale K-3. Pixels outside the dilated mask come back unchanged."""
+    Default scale K-3. Pixels outside the dilated mask come back unchanged; with an RGBA/BGRA
+    ``output_order`` the alpha is 255 inside the dilated mask and 0 outside (a layer to put over
+    the composite)."""
 
 
 class EditParams(_InjectionParams):
     """Make a rough edit (frames ``image`` = the edited image, ``mask`` = the edited regions) look
-    natural (paper sec. 4.3, Fig. 12). Default scale K-4. Returns ``image`` and ``unmasked``."""
+    natural (paper sec. 4.3, Fig. 12). Default scale K-4. Returns ``image`` and ``unmasked``;
+    with an RGBA/BGRA ``output_order`` the alpha of ``image`` is 255 inside the dilated mask and 0
+    outside, that of ``unmasked`` 255."""
 
 
 class Paint2ImageParams(_InjectionParams):

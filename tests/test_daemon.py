@@ -105,6 +105,35 @@ def test_generate_is_answered_while_another_model_trains(served, shared_images):
         client.submit("generate", {"model": "chelsea"}).wait(timeout=30)
 
 
+def test_harmonize_bgra_alpha_marks_the_changed_region(served, shared_images):
+    """With BGRA output the harmonized image is a layer: opaque inside the dilated mask, transparent
+    outside, where its colours are the composite's bit for bit."""
+    import numpy as np
+
+    from protocol.wire import Image
+
+    daemon, _ = served
+    composite = wire_image(shared_images / "chelsea.png", order="BGRA")
+    w, h = composite.width, composite.height
+    inside = np.zeros((h, w), np.uint8)
+    inside[100:160, 200:260] = 255  # a pasted square
+    pixels = np.frombuffer(composite.data, np.uint8).reshape(h, w, 4).copy()
+    pixels[100:160, 200:260, :3] = (40, 200, 250)  # BGR: an orange object
+    composite = Image("image", w, h, "BGRA", pixels.tobytes())
+    with daemon.client() as client:
+        job = client.submit("harmonize", {"model": "chelsea", "output_order": "BGRA"},
+                            [composite, Image("mask", w, h, "GRAY", inside.tobytes())])
+        job.wait(timeout=60)
+    out = np.frombuffer(job.images[0].data, np.uint8).reshape(h, w, 4)
+    alpha = out[..., 3]
+    assert set(np.unique(alpha)) == {0, 255}
+    assert (alpha[inside > 0] == 255).all()  # the object and a margin around it are in the region
+    assert (alpha > 0).sum() > (inside > 0).sum()
+    assert (alpha[:50] == 0).all() and (alpha[:, :150] == 0).all()  # far away it is not
+    assert (out[alpha == 0, :3] == pixels[alpha == 0, :3]).all()
+    assert np.abs(out[inside > 0, :3].astype(int) - pixels[inside > 0, :3]).mean() > 5  # harmonized
+
+
 def test_errors_name_the_field(served):
     daemon, _ = served
     with daemon.client() as client:
