@@ -161,3 +161,22 @@ def wire_image(path: Path, name: str = "image", order: str = "RGB"):
     if order == "BGRA":
         array = array[..., [2, 1, 0, 3]]
     return Image(name, array.shape[1], array.shape[0], order, np.ascontiguousarray(array).tobytes())
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    daemon: DaemonProcess
+    model: str  # the id of a ready tiny model of TRAIN_IMAGE in the daemon's store
+
+
+@pytest.fixture(scope="session")
+def served_model(tmp_path_factory, shared_images) -> ServedModel:
+    """One daemon for the plugin tests (Krita, Blender), with ``chelsea.png`` trained through it
+    (tiny preset, about 20 s); stopped at the end of the session. Tests may add models to it but
+    must not delete or retrain ``model``."""
+    daemon = DaemonProcess(tmp_path_factory.mktemp("served") / "store")
+    with daemon.client() as client:
+        job = client.submit("train", {"name": "chelsea", "preset": "tiny"}, [wire_image(shared_images / TRAIN_IMAGE)])
+        model = job.wait(timeout=300)["model"]["id"]
+    yield ServedModel(daemon, model)
+    daemon.stop()
