@@ -1,0 +1,382 @@
+"""Operators: connect, train, background plate, seamless texture, super-resolve, cancel.
+
+Every daemon job runs in a modal operator: ``invoke`` sends the request and returns at once;
+a window-manager timer then calls the task's polling step (:meth:`jobs.Task.poll`), which updates
+the status bar and the panels and, when the job ends, applies the result. Esc or the panel's
+Cancel button cancel the job on the daemon. ``execute`` (scripts, background mode) runs the same
+polling step in a loop until the job ends. Results are applied by name (scene, object, image)
+looked up when they arrive, so undo or renaming in between cannot leave a stale reference.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import bpy
+from bpy.props import StringProperty
+
+from . import client, jobs, nodes, pixels
+from .protocol.client import DaemonError, Image
+
+POLL_INTERVAL_S = 0.1
+"""Seconds between two polls of a running job (the timer's interval)."""
+
+Request = tuple[str, dict, list[Image], jobs.Finish]
+"""(op, params, images, finish) of a job."""
+
+
+def connection(context: bpy.types.Context) -> client.Connection:
+    """The shared connection to the endpoint set in the add-on preferences (nothing is sent)."""
+    prefs = context.preferences.addons[__package__].preferences
+    return client.connect(prefs.endpoint, prefs.token or None)
+
+
+def _redraw_panels(context: bpy.types.Context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in {"VIEW_3D", "PROPERTIES"}:
+                area.tag_redraw()
+
+
+class SINGAN_OT_connect(bpy.types.Operator):
+    """Ask the daemon for its version, device and models"""
+
+    bl_idname = "singan.connect"
+    bl_label = "Connect / Refresh"
+
+    @classmethod
+    def poll(cls, context):
+        if not context.preferences.addons[__package__].preferences.endpoint:
+            cls.poll_message_set("Set the daemon's endpoint in the add-on preferences")
+            return False
+        return True
+
+    def execute(self, context):
+        try:
+            info = connection(context).check()
+        except DaemonError as error:
+            self.report({"ERROR"}, f"SinGAN daemon: {error.message}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"SinGAN daemon {info['server_version']} on {info['device']}")
+        _redraw_panels(context)
+        return {"FINISHED"}
+
+
+class _JobOperator:
+    """A daemon job as a modal operator. Subclasses set ``slot`` and ``title`` and implement
+    :meth:`missing` (why it cannot run now, for ``poll``) and :meth:`request`."""
+
+    slot: str
+    title: str
+
+    @classmethod
+    def poll(cls, context):
+        why = f"{cls.title}: a job is already running" if jobs.running(cls.slot) else cls.missing(context)
+        if why:
+            cls.poll_message_set(why)
+        return why is None
+
+    @classmethod
+    def missing(cls, context: bpy.types.Context) -> str | None:
+        """Why the operator cannot run in this context, or None."""
+        raise NotImplementedError
+
+    def request(self, context: bpy.types.Context, link: client.Connection) -> Request:
+        """The job to send and how to apply its result (reads the scene's settings now)."""
+        raise NotImplementedError
+
+    def start(self, context: bpy.types.Context) -> jobs.Task:
+        link = connection(context)
+        link.ensure()  # a hello first if the daemon has not answered one yet: at most 2 s if it is down
+        return jobs.start(self.slot, link, self.title, *self.request(context, link))
+
+    def invoke(self, context, event):
+        try:
+            self.task = self.start(context)
+        except Exception as error:
+            return self.fail(error)
+        wm = context.window_manager
+        self.timer = wm.event_timer_add(POLL_INTERVAL_S, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0.0, 1.0)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self.task.cancel()  # the job ends with "cancelled" at a later poll
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        if not self.task.poll():
+            context.window_manager.progress_update(self.task.fraction)
+            _redraw_panels(context)
+            return {"RUNNING_MODAL"}
+        self.stop_timer(context)
+        _redraw_panels(context)
+        return self.outcome(self.task)
+
+    def cancel(self, context):
+        """Blender ends the operator (e.g. another file is opened): stop following the job. It goes
+        on in the daemon (a training still makes its model) but its result is not applied."""
+        self.stop_timer(context)
+        self.task.detach()
+
+    def stop_timer(self, context: bpy.types.Context) -> None:
+        context.window_manager.event_timer_remove(self.timer)
+        context.window_manager.progress_end()
+
+    def execute(self, context):
+        try:
+            task = self.start(context)
+        except Exception as error:
+            return self.fail(error)
+        while not task.poll():
+            time.sleep(POLL_INTERVAL_S)
+        return self.outcome(task)
+
+    def outcome(self, task: jobs.Task) -> set[str]:
+        if task.cancelled:
+            self.report({"WARNING"}, f"{self.title}: cancelled")
+            return {"CANCELLED"}
+        if task.error is not None:
+            return self.fail(task.error)
+        self.report({"INFO"}, f"{self.title}: {task.message}")
+        return {"FINISHED"}
+
+    def fail(self, error: Exception) -> set[str]:
+        message = error.message if isinstance(error, DaemonError) else str(error)
+        self.report({"ERROR"}, f"{self.title} failed: {message}")
+        return {"CANCELLED"}
+
+
+def _model_missing(context: bpy.types.Context) -> str | None:
+    return None if context.scene.singan.model else "Choose a model (train one, or Connect / Refresh to list them)"
+
+
+def _replace(name: str, result: Image, tags: dict, place: Callable[[bpy.types.Image], list]) -> bpy.types.Image:
+    """Make the result's packed datablock ``name``, put it in its slots with ``place`` (which
+    returns the images it replaced), delete those if now unused, and give the new image its name
+    back if a replaced one had it (Blender had appended ``.001``)."""
+    image = pixels.new_image(name, result, tags)
+    for previous in {previous for previous in place(image) if previous is not None and previous != image}:
+        pixels.remove_if_unused(previous)
+    if image.name != name and bpy.data.images.get(name) is None:
+        image.name = name
+    return image
+
+
+class SINGAN_OT_train(_JobOperator, bpy.types.Operator):
+    """Train a new model on an image file or an image of this .blend (in the daemon)"""
+
+    bl_idname = "singan.train"
+    bl_label = "Train"
+    bl_options = {"REGISTER", "UNDO"}
+    slot, title = "train", "Training"
+
+    @classmethod
+    def missing(cls, context):
+        settings = context.scene.singan
+        if settings.train_source == "FILE" and not settings.train_path:
+            return "Choose an image file to train on"
+        if settings.train_source == "IMAGE" and settings.train_image is None:
+            return "Choose an image to train on"
+        return None
+
+    def request(self, context, link):
+        settings = context.scene.singan
+        image, default_name = _training_image(settings)
+        scene_name = context.scene.name
+        params = {
+            "name": settings.train_name or default_name, "preset": settings.train_preset,
+            "padding": "circular" if settings.train_seamless else "zeros",
+        }
+
+        def finish(data: dict, images: list) -> str:
+            model = data["model"]
+            link.models = [info for info in link.models if info["id"] != model["id"]] + [model]
+            if (scene := bpy.data.scenes.get(scene_name)) is not None:
+                scene.singan.model = model["id"]
+            return f"model '{model['id']}' is ready ({model['num_scales']} scales, {model['width']}x{model['height']} px)"
+
+        return "train", params, [image], finish
+
+
+def _training_image(settings) -> tuple[Image, str]:
+    """The image to train on as a wire image, and a default model name (the file's stem or the
+    image's name). A file is loaded through Blender (any format it reads) and unloaded again.
+
+    Raises:
+        RuntimeError: Blender cannot read the file. ValueError: the image has no pixels.
+    """
+    if settings.train_source == "IMAGE":
+        return pixels.read_image(settings.train_image), settings.train_image.name
+    path = bpy.path.abspath(settings.train_path)
+    loaded = bpy.data.images.load(path, check_existing=False)
+    try:
+        return pixels.read_image(loaded), bpy.path.display_name_from_filepath(path)
+    finally:
+        bpy.data.images.remove(loaded)
+
+
+class SINGAN_OT_generate_plate(_JobOperator, bpy.types.Operator):
+    """Generate a background plate at the render's aspect and use it as world, camera background
+    and/or camera plane (replacing the previous plate)"""
+
+    bl_idname = "singan.generate_plate"
+    bl_label = "Generate Plate"
+    bl_options = {"REGISTER", "UNDO"}
+    slot, title = "plate", "Background plate"
+
+    @classmethod
+    def missing(cls, context):
+        targets = context.scene.singan.plate_targets
+        if not targets:
+            return "Choose where the plate goes (World, Camera, Plane)"
+        if targets & {"CAMERA", "PLANE"} and context.scene.camera is None:
+            return "The scene has no camera"
+        return _model_missing(context)
+
+    def request(self, context, link):
+        settings, scene = context.scene.singan, context.scene
+        width, height = nodes.plate_size(nodes.render_aspect(scene.render), settings.plate_size)
+        params = {
+            "model": settings.model, "n": 1, "width": width, "height": height, "seed": settings.plate_seed,
+            "gen_start_scale": settings.plate_start_scale, "output_order": "RGBA",
+        }
+        scene_name, targets, mapping = scene.name, set(settings.plate_targets), settings.world_mapping
+        tags = {nodes.KIND: "plate", "singan_model": settings.model, "singan_seed": settings.plate_seed,
+                "singan_start_scale": settings.plate_start_scale}
+
+        def finish(data: dict, images: list) -> str:
+            scene = bpy.data.scenes[scene_name]
+            image = _replace(f"{params['model']} seed {params['seed']}", images[0], tags,
+                             lambda image: _place_plate(scene, image, targets, mapping))
+            return f"'{image.name}', {width}x{height} px"
+
+        return "generate", params, [], finish
+
+
+def _place_plate(scene: bpy.types.Scene, image: bpy.types.Image, targets: set[str], mapping: str) -> list:
+    """Put the plate into the chosen targets; returns the images it replaced."""
+    replaced = []
+    if "WORLD" in targets:
+        if scene.world is None:
+            scene.world = bpy.data.worlds.new("World")
+        replaced.append(nodes.set_world_plate(scene.world, image, mapping))
+    if targets & {"CAMERA", "PLANE"} and scene.camera is None:
+        raise ValueError("the scene has no camera any more")
+    if "CAMERA" in targets:
+        replaced.append(nodes.set_camera_plate(scene.camera.data, image))
+    if "PLANE" in targets:
+        replaced.append(nodes.set_plane_plate(scene, scene.camera, image))
+    return replaced
+
+
+class SINGAN_OT_generate_texture(_JobOperator, bpy.types.Operator):
+    """Generate a seamless (tileable) texture and use it as the base colour of the active object's
+    active material (made if missing)"""
+
+    bl_idname = "singan.generate_texture"
+    bl_label = "Generate Texture"
+    bl_options = {"REGISTER", "UNDO"}
+    slot, title = "texture", "Seamless texture"
+
+    @classmethod
+    def missing(cls, context):
+        obj = context.active_object
+        if obj is None or obj.data is None or not hasattr(obj.data, "materials"):
+            return "Select an object that can have a material"
+        return _model_missing(context)
+
+    def request(self, context, link):
+        settings = context.scene.singan
+        size = settings.texture_size
+        params = {
+            "model": settings.model, "n": 1, "width": size, "height": size, "seed": settings.texture_seed,
+            "gen_start_scale": settings.texture_start_scale, "padding": "circular", "output_order": "RGBA",
+        }
+        object_name, repeat = context.active_object.name, settings.texture_repeat
+        tags = {nodes.KIND: "texture", "singan_model": settings.model, "singan_seed": settings.texture_seed,
+                "singan_start_scale": settings.texture_start_scale}
+
+        def finish(data: dict, images: list) -> str:
+            obj = bpy.data.objects.get(object_name)
+            if obj is None:
+                raise ValueError(f"object '{object_name}' is gone")
+            image = _replace(f"{params['model']} tile seed {params['seed']}", images[0], tags,
+                             lambda image: [nodes.set_material_texture(obj, image, repeat)])
+            return f"'{image.name}' in material '{obj.active_material.name}'"
+
+        return "generate", params, [], finish
+
+
+class SINGAN_OT_super_resolve(_JobOperator, bpy.types.Operator):
+    """Enlarge an image 2x or 4x into a new image (the daemon first trains a model on it)"""
+
+    bl_idname = "singan.super_resolve"
+    bl_label = "Super-resolve"
+    bl_options = {"REGISTER", "UNDO"}
+    slot, title = "super_resolve", "Super-resolution"
+
+    @classmethod
+    def missing(cls, context):
+        return None if context.scene.singan.sr_image is not None else "Choose an image to enlarge"
+
+    def request(self, context, link):
+        settings = context.scene.singan
+        source = settings.sr_image
+        factor = int(settings.sr_factor)
+        params = {"factor": float(factor), "preset": settings.sr_preset, "name": source.name[:60], "output_order": "RGBA"}
+        name = f"{source.name} x{factor}"
+
+        def finish(data: dict, images: list) -> str:
+            image = pixels.new_image(name, images[0], {nodes.KIND: "super_resolution", "singan_model": data["model"]})
+            return f"'{image.name}', {image.size[0]}x{image.size[1]} px"
+
+        return "super_resolve", params, [pixels.read_image(source)], finish
+
+
+class SINGAN_OT_cancel_job(bpy.types.Operator):
+    """Cancel this job on the daemon"""
+
+    bl_idname = "singan.cancel_job"
+    bl_label = "Cancel"
+    slot: StringProperty(name="Slot", description="train, plate, texture or super_resolve", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        if not any(jobs.running(slot) for slot in jobs.TASKS):
+            cls.poll_message_set("No SinGAN job is running")
+            return False
+        return True
+
+    def execute(self, context):
+        task = jobs.running(self.slot)
+        if task is None:
+            self.report({"WARNING"}, "That job has already ended")
+            return {"CANCELLED"}
+        task.cancel()
+        if task.error is not None and not task.cancelled:
+            self.report({"ERROR"}, f"{task.title}: could not cancel: {task.error}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+classes = (
+    SINGAN_OT_connect,
+    SINGAN_OT_train,
+    SINGAN_OT_generate_plate,
+    SINGAN_OT_generate_texture,
+    SINGAN_OT_super_resolve,
+    SINGAN_OT_cancel_job,
+)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,168 @@
+"""Panels: World properties ("SinGAN Background") and the 3D viewport sidebar ("SinGAN" tab).
+
+Widgets only: the settings live in ``scene.singan``, running jobs in :data:`jobs.TASKS`.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import client, jobs, nodes
+from .preferences import draw_connection
+
+
+def draw_task(layout: bpy.types.UILayout, slot: str) -> None:
+    """The slot's running job (progress bar and Cancel button), or how its last job failed."""
+    task = jobs.TASKS.get(slot)
+    if task is None:
+        return
+    if not task.finished:
+        row = layout.row(align=True)
+        row.progress(factor=task.fraction, type="BAR", text=task.status())
+        row.operator("singan.cancel_job", text="", icon="CANCEL").slot = slot
+    elif task.error is not None and not task.cancelled:
+        layout.label(text=str(getattr(task.error, "message", task.error)), icon="ERROR")
+
+
+def draw_model(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    settings = context.scene.singan
+    row = layout.row(align=True)
+    row.prop(settings, "model", icon="OUTLINER_OB_IMAGE")
+    row.operator("singan.connect", text="", icon="FILE_REFRESH")
+    link = client.current()
+    info = link.model(settings.model) if link is not None else None
+    if info is not None:
+        layout.label(text=f"{info['width']}x{info['height']} px, {info['num_scales']} scales (0-{info['num_scales'] - 1}), "
+                          f"{info['preset']}, {info['padding']} padding")
+
+
+def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    settings = context.scene.singan
+    layout.row().prop(settings, "train_source", expand=True)
+    if settings.train_source == "FILE":
+        layout.prop(settings, "train_path")
+    else:
+        layout.template_ID(settings, "train_image", open="image.open")
+    layout.prop(settings, "train_name")
+    row = layout.row()
+    row.prop(settings, "train_preset")
+    row.prop(settings, "train_seamless")
+    layout.operator("singan.train", icon="PLAY")
+    draw_task(layout, "train")
+
+
+def draw_plate(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    settings = context.scene.singan
+    width, height = nodes.plate_size(nodes.render_aspect(context.scene.render), settings.plate_size)
+    row = layout.row()
+    row.prop(settings, "plate_size")
+    row.label(text=f"{width} x {height} px (render aspect)")
+    row = layout.row(align=True)
+    row.prop(settings, "plate_seed")
+    row.prop(settings, "plate_start_scale")
+    layout.row().prop(settings, "plate_targets")
+    if "WORLD" in settings.plate_targets:
+        layout.row().prop(settings, "world_mapping", expand=True)
+    layout.operator("singan.generate_plate", icon="WORLD")
+    draw_task(layout, "plate")
+
+
+def draw_texture(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    settings = context.scene.singan
+    row = layout.row()
+    row.prop(settings, "texture_size")
+    row.prop(settings, "texture_repeat")
+    row = layout.row(align=True)
+    row.prop(settings, "texture_seed")
+    row.prop(settings, "texture_start_scale")
+    layout.operator("singan.generate_texture", icon="TEXTURE")
+    draw_task(layout, "texture")
+
+
+def draw_super_resolve(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    settings = context.scene.singan
+    layout.template_ID(settings, "sr_image", open="image.open")
+    row = layout.row()
+    row.prop(settings, "sr_factor", expand=True)
+    row.prop(settings, "sr_preset")
+    layout.operator("singan.super_resolve", icon="FULLSCREEN_ENTER")
+    draw_task(layout, "super_resolve")
+
+
+class SINGAN_PT_world(bpy.types.Panel):
+    bl_label = "SinGAN Background"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "world"
+
+    def draw(self, context):
+        draw_model(self.layout, context)
+        draw_plate(self.layout, context)
+
+
+class _Sidebar:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "SinGAN"
+
+
+class SINGAN_PT_sidebar(_Sidebar, bpy.types.Panel):
+    bl_label = "SinGAN Studio"
+
+    def draw(self, context):
+        draw_connection(self.layout)
+        draw_model(self.layout, context)
+
+
+class SINGAN_PT_train(_Sidebar, bpy.types.Panel):
+    bl_label = "Train"
+    bl_parent_id = "SINGAN_PT_sidebar"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        draw_train(self.layout, context)
+
+
+class SINGAN_PT_plate(_Sidebar, bpy.types.Panel):
+    bl_label = "Background Plate"
+    bl_parent_id = "SINGAN_PT_sidebar"
+
+    def draw(self, context):
+        draw_plate(self.layout, context)
+
+
+class SINGAN_PT_texture(_Sidebar, bpy.types.Panel):
+    bl_label = "Seamless Texture"
+    bl_parent_id = "SINGAN_PT_sidebar"
+
+    def draw(self, context):
+        draw_texture(self.layout, context)
+
+
+class SINGAN_PT_super_resolve(_Sidebar, bpy.types.Panel):
+    bl_label = "Super-resolution"
+    bl_parent_id = "SINGAN_PT_sidebar"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        draw_super_resolve(self.layout, context)
+
+
+classes = (
+    SINGAN_PT_world,
+    SINGAN_PT_sidebar,
+    SINGAN_PT_train,
+    SINGAN_PT_plate,
+    SINGAN_PT_texture,
+    SINGAN_PT_super_resolve,
+)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

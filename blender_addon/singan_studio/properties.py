@@ -1,0 +1,111 @@
+"""The add-on's settings, one set per scene (``scene.singan``)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from . import client
+
+PLATE_START_SCALE = 1
+"""Default start scale of background plates: new layouts that keep the photo's kind of composition
+(scale 0 scatters objects more freely; 2 and finer mostly repeat the training layout)."""
+TEXTURE_START_SCALE = 0
+"""Default start scale of seamless textures: the coarsest, so nothing of the photo's layout repeats
+visibly across a tiled surface."""
+
+PRESETS = [
+    ("tiny", "Tiny", "Seconds: 48 px, 80 iterations per scale (for trying things out)"),
+    ("draft", "Draft", "Minutes on a CPU: 128 px, 60 iterations per scale"),
+    ("paper", "Paper", "The paper's settings: 250 px, 2000 iterations per scale (long without a GPU)"),
+]
+
+
+def _ready_models(settings: "SinGANSettings", context: bpy.types.Context, text: str) -> list[tuple[str, str]]:
+    """Search items of the model field: the daemon's ready generative models (cached by
+    Connect / Refresh and by training)."""
+    connection = client.current()
+    models = connection.models if connection is not None else []
+    return [
+        (info["id"], f"{info['name']}, {info['width']}x{info['height']} px, {info['num_scales']} scales")
+        for info in models
+        if info["status"] == "ready" and info["kind"] == "generative" and text.lower() in info["id"]
+    ]
+
+
+class SinGANSettings(bpy.types.PropertyGroup):
+    model: StringProperty(
+        name="Model", description="Id of a ready model in the daemon (Refresh lists them)", search=_ready_models,
+    )
+
+    train_source: EnumProperty(
+        name="Source", items=[("FILE", "File", "An image file"), ("IMAGE", "Image", "An image in this .blend")],
+    )
+    train_path: StringProperty(name="File", description="Image file to learn from", subtype="FILE_PATH")
+    train_image: PointerProperty(name="Image", description="Image to learn from", type=bpy.types.Image)
+    train_name: StringProperty(name="Name", description="Name of the new model (empty: the image's name)")
+    train_preset: EnumProperty(name="Preset", items=PRESETS, default="draft")
+    train_seamless: BoolProperty(
+        name="Seamless", description="Train with circular padding, for tileable textures and wrap-around panoramas",
+    )
+
+    plate_size: IntProperty(
+        name="Size", description="Longest side of the plate in pixels; the other side follows the render's aspect",
+        default=1024, min=8, max=8192, subtype="PIXEL",
+    )
+    plate_seed: IntProperty(name="Seed", description="Same seed, same plate", min=0, max=2**31 - 1)
+    plate_start_scale: IntProperty(
+        name="Start scale",
+        description=(
+            "Coarsest scale that gets new noise (0 = coarsest). 0: new layouts; higher: the photo's "
+            f"layout with new detail. Default {PLATE_START_SCALE}: new layouts in the photo's kind of composition"
+        ),
+        default=PLATE_START_SCALE, min=0, max=63,
+    )
+    plate_targets: EnumProperty(
+        name="Use as",
+        items=[
+            ("WORLD", "World", "The world background"),
+            ("CAMERA", "Camera", "The active camera's background image (camera view only)"),
+            ("PLANE", "Plane", "An emissive plane parented to the camera, filling its view"),
+        ],
+        options={"ENUM_FLAG"}, default={"WORLD"},
+    )
+    world_mapping: EnumProperty(
+        name="Mapping",
+        items=[
+            ("WINDOW", "Window", "Fill the camera frame (Texture Coordinate Window)"),
+            ("ENVIRONMENT", "Equirectangular", "All around the scene (Environment Texture); use a 2:1 render size"),
+        ],
+    )
+
+    texture_size: IntProperty(name="Size", description="Side of the square tile in pixels", default=512, min=8, max=8192, subtype="PIXEL")
+    texture_seed: IntProperty(name="Seed", description="Same seed, same texture", min=0, max=2**31 - 1)
+    texture_start_scale: IntProperty(
+        name="Start scale",
+        description=(
+            "Coarsest scale that gets new noise (0 = coarsest). "
+            f"Default {TEXTURE_START_SCALE}: no large feature of the photo repeats across the tiles"
+        ),
+        default=TEXTURE_START_SCALE, min=0, max=63,
+    )
+    texture_repeat: FloatProperty(name="Repeat", description="Tiles across the UV square", default=2.0, min=0.01, max=1000.0)
+
+    sr_image: PointerProperty(name="Image", description="Image to enlarge (longest side at most 1024 px)", type=bpy.types.Image)
+    sr_factor: EnumProperty(name="Factor", items=[("2", "2x", "Twice the size"), ("4", "4x", "Four times the size")], default="2")
+    sr_preset: EnumProperty(name="Preset", items=PRESETS, default="draft")
+
+
+classes = (SinGANSettings,)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.singan = PointerProperty(type=SinGANSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.singan
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

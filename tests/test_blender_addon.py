@@ -1,0 +1,393 @@
+"""The Blender add-on inside real Blender: the bpy 5.0.1 wheel in its own venv with only pyzmq and
+msgpack (like Blender's own Python), talking to a real daemon subprocess (``served_model``).
+
+The extension zip is built once with ``python -m blender_addon.build``, installed with
+``bpy.ops.extensions.package_install_files`` into a throw-away user dir, and each scenario runs as a
+harness script (tests/blender_harness/) in a fresh Blender process that writes JSON and pixel files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, TRAIN_IMAGE
+from protocol.client import DaemonError
+
+BLENDER_PYTHON = Path(os.environ.get("SINGAN_BLENDER_PYTHON", REPO / ".venv-blender" / "bin" / "python"))
+HARNESS = Path(__file__).resolve().parent / "blender_harness"
+WHEEL_SITE = ".local/lib/python3.11/site-packages"
+
+if not BLENDER_PYTHON.exists():
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the Blender Python {BLENDER_PYTHON} is missing (run .ci/install-hosts)", pytrace=False)
+    pytest.skip(f"no Blender Python at {BLENDER_PYTHON} (set SINGAN_BLENDER_PYTHON or run .ci/install-hosts)",
+                allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+
+
+def run_harness(script: str, *args, env: dict, workdir: Path, timeout: float = 300) -> dict:
+    """Run ``tests/blender_harness/<script>.py ARGS OUT.json`` with the Blender Python; its JSON."""
+    out = workdir / f"{script}.json"
+    done = subprocess.run([str(BLENDER_PYTHON), str(HARNESS / f"{script}.py"), *map(str, args), str(out)],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    if not out.exists():
+        pytest.fail(f"{script}.py wrote no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    result = json.loads(out.read_text())
+    if "traceback" in result:
+        pytest.fail(f"{script}.py failed:\n{result['traceback']}\n{done.stdout[-2000:]}")
+    return result
+
+
+def rgba(data: bytes, width: int, height: int) -> np.ndarray:
+    """uint8 RGBA rows top first, as (height, width, 4)."""
+    return np.frombuffer(data, np.uint8).reshape(height, width, 4)
+
+
+@pytest.fixture(scope="module")
+def extension_zip(tmp_path_factory) -> Path:
+    """The zip ``python -m blender_addon.build`` makes (downloads the wheels: needs PyPI or pip's cache)."""
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run([sys.executable, "-m", "blender_addon.build", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def blender_env(tmp_path_factory) -> dict:
+    """Environment of the Blender processes: a throw-away home and user dirs; nothing of this
+    project's Python environment."""
+    home = tmp_path_factory.mktemp("blender_home")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("BLENDER_", "PYTHON", "XDG_"))}
+    env.update(HOME=str(home), BLENDER_USER_SCRIPTS=str(home / "scripts"), BLENDER_USER_EXTENSIONS=str(home / "extensions"),
+               BLENDER_USER_CONFIG=str(home / "config"), BLENDER_USER_DATAFILES=str(home / "datafiles"),
+               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"), OMP_NUM_THREADS="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def installed(extension_zip, blender_env, tmp_path_factory) -> dict:
+    return run_harness("install", extension_zip, env=blender_env, workdir=tmp_path_factory.mktemp("install"))
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    """PNGs written for people to look at: the plate, the texture tiled 2x2, the renders."""
+    return tmp_path_factory.mktemp("blender_artifacts")
+
+
+@dataclass(frozen=True)
+class SceneRun:
+    result: dict
+    blend: Path
+    plate: np.ndarray  # what the add-on received from the daemon, (h, w, 4) uint8
+    plate_in_blender: np.ndarray  # the datablock's pixels
+    texture: np.ndarray
+    texture_in_blender: np.ndarray
+    render_world: np.ndarray  # (h, w, 3) uint8
+    render_plane: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def scene_run(installed, served_model, blender_env, tmp_path_factory, artifacts) -> SceneRun:
+    workdir = tmp_path_factory.mktemp("scene")
+    result = run_harness("scene", served_model.daemon.endpoint, served_model.model, workdir, env=blender_env, workdir=workdir)
+    width, height = result["plate"]["size"]
+    side = result["texture"]["state"]["image"]["size"][0]
+    run = SceneRun(
+        result, workdir / "scene.blend",
+        rgba((workdir / "plate.rgba").read_bytes(), width, height),
+        rgba((workdir / "plate_blender.rgba").read_bytes(), width, height),
+        rgba((workdir / "texture.rgba").read_bytes(), side, side),
+        rgba((workdir / "texture_blender.rgba").read_bytes(), side, side),
+        np.asarray(Image.open(workdir / "render_world.png").convert("RGB")),
+        np.asarray(Image.open(workdir / "render_plane.png").convert("RGB")),
+    )
+    Image.fromarray(run.plate[..., :3]).save(artifacts / "plate.png")
+    Image.fromarray(np.tile(run.texture[..., :3], (2, 2, 1))).save(artifacts / "texture_2x2.png")
+    for name in ("render_world.png", "render_plane.png"):
+        shutil.copy(workdir / name, artifacts / name)
+    return run
+
+
+@pytest.fixture(scope="module")
+def reopened(scene_run, blender_env, tmp_path_factory) -> tuple[dict, Path]:
+    """The saved .blend opened in a fresh process, after the folder it was made in (with the
+    daemon's bytes) was deleted; its JSON and the folder of the pixels read back."""
+    workdir = tmp_path_factory.mktemp("reopen")
+    blend = shutil.copy(scene_run.blend, workdir / "moved.blend")
+    shutil.rmtree(scene_run.blend.parent)
+    return run_harness("reopen", blend, workdir, env=blender_env, workdir=workdir), workdir
+
+
+def closed_endpoint() -> str:
+    """A loopback TCP endpoint nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def job_run(installed, served_model, shared_images, blender_env, tmp_path_factory) -> dict:
+    workdir = tmp_path_factory.mktemp("jobs")
+    return run_harness("job_control", served_model.daemon.endpoint, closed_endpoint(), shared_images / TRAIN_IMAGE,
+                       env=blender_env, workdir=workdir)
+
+
+# --------------------------------------------------------------------------- packaging and install
+
+
+def test_zip_has_manifest_client_and_wheels_for_every_platform(extension_zip):
+    with zipfile.ZipFile(extension_zip) as zf:
+        names = set(zf.namelist())
+        manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
+        sources = {name: zf.read(name).decode() for name in names if name.endswith(".py")}
+        for module in ("__init__.py", "wire.py", "client.py"):
+            assert zf.read(f"protocol/{module}") == (REPO / "protocol" / module).read_bytes()
+    assert extension_zip.name == f"singan_studio-{version('singan-studio')}.zip"
+    assert manifest["id"] == "singan_studio" and manifest["type"] == "add-on"
+    assert manifest["version"] == version("singan-studio")
+    assert manifest["blender_version_min"] == "4.2.0"
+    assert "network" in manifest["permissions"]
+    assert not any("__pycache__" in name for name in names)
+    assert not any(re.search(r"^\s*(import|from)\s+(torch|pydantic|singan_core)\b", text, re.MULTILINE) for text in sources.values())
+    assert manifest["platforms"] == ["linux-x64", "windows-x64", "macos-arm64", "macos-x64"]
+    wheels = [path.removeprefix("./") for path in manifest["wheels"]]
+    assert set(wheels) <= names and all("-cp311-" in wheel for wheel in wheels)
+
+
+def test_zip_installs_and_registers(installed):
+    assert installed["validate"]["returncode"] == 0, installed["validate"]["output"]
+    for platform, wheels in installed["wheels_by_platform"].items():  # Blender's own wheel matching
+        assert sum(wheel.startswith("pyzmq-27.3.0-") for wheel in wheels) == 1, (platform, wheels)
+        assert sum(wheel.startswith("msgpack-1.2.4-") for wheel in wheels) == 1, (platform, wheels)
+    assert installed["enabled"]
+    assert installed["module_file"].startswith(installed["extensions_dir"])
+    assert all(installed["registered"].values()), installed["registered"]
+    assert installed["panels"] == {"SINGAN_PT_world": True, "SINGAN_PT_sidebar": True}
+    assert installed["operators"] == ["cancel_job", "connect", "generate_plate", "generate_texture", "super_resolve", "train"]
+    assert installed["scene_settings"]
+    # Blender extracted only the wheels of this platform (Linux x86_64) into its extensions site-packages
+    site = installed["wheel_site_packages"]
+    assert {"zmq", "msgpack", "pyzmq-27.3.0.dist-info", "msgpack-1.2.4.dist-info"} <= set(site), site
+
+
+def test_pyzmq_and_msgpack_come_from_the_extension_wheels(scene_run, job_run):
+    for modules in (scene_run.result["modules"], job_run["modules"]):
+        assert modules["zmq"].startswith(modules["wheels_site_packages"]), modules
+        assert modules["msgpack"].startswith(modules["wheels_site_packages"]), modules
+        assert modules["wheels_site_packages"].endswith(WHEEL_SITE)
+
+
+# --------------------------------------------------------------------------- background plate
+
+
+def test_plate_has_the_render_aspect(scene_run):
+    final = scene_run.result["final"]
+    assert final["result"] == ["FINISHED"], final["error"]
+    width, height = scene_run.result["plate"]["size"]
+    assert width == 192 and abs(height - width / 3) <= 1  # render 1920x640, longest side 192
+    assert scene_run.result["plate"]["packed"]
+    assert scene_run.result["plate"]["name"] == f"{scene_run.result['plate_params']['model']} seed 2"
+    params = scene_run.result["plate_params"]
+    assert (params["width"], params["height"], params["seed"]) == (width, height, 2)
+
+
+def test_plate_is_wired_into_world_camera_and_plane(scene_run):
+    state = scene_run.result["final"]["state"]
+    assert state["world_links"] == [
+        ["Background", "Background", "World Output", "Surface"],
+        ["SinGAN Plate", "Color", "Background", "Color"],
+        ["SinGAN Plate Coordinates", "Window", "SinGAN Plate", "Vector"],
+    ]
+    assert ["SinGAN Plate", "ShaderNodeTexImage"] in state["world_nodes"]
+    plate = scene_run.result["plate"]["name"]
+    assert state["world_image"] == plate
+    assert state["camera_show_background_images"] and state["camera_images"] == [plate]
+    assert state["planes"] == ["SinGAN Plate"] and state["plane_image"] == plate and state["plane_parent"] == "Camera"
+    xs = [corner[0] for corner in state["plane_corners"]]
+    ys = [corner[1] for corner in state["plane_corners"]]
+    assert (max(xs) - min(xs)) / (max(ys) - min(ys)) == pytest.approx(3.0, rel=1e-3)  # fills the 3:1 frame
+    assert all(corner[2] < 0 for corner in state["plane_corners"])  # in front of the camera
+
+
+def test_equirectangular_world_uses_an_environment_texture(scene_run):
+    state = scene_run.result["environment"]["state"]
+    assert ["SinGAN Plate", "ShaderNodeTexEnvironment"] in state["world_nodes"]
+    assert not any(name == "SinGAN Plate Coordinates" for name, _ in state["world_nodes"])
+    assert ["SinGAN Plate", "Color", "Background", "Color"] in state["world_links"]
+    assert state["world_image"].endswith("seed 3") and state["camera_images"] != [state["world_image"]]
+
+
+def test_new_seed_replaces_the_plate_instead_of_piling_up(scene_run):
+    first, second = scene_run.result["first"]["state"], scene_run.result["second"]["state"]
+    for key in ("world_nodes", "world_links", "planes", "objects", "materials"):
+        assert first[key] == second[key], key
+    assert len(second["camera_images"]) == 1
+    assert first["images"] == ["chelsea seed 1"] and second["images"] == ["chelsea seed 2"]
+    # back from the environment mapping, regenerating seed 2 leaves one image of that name, unused ones gone
+    assert scene_run.result["final"]["state"]["images"] == ["chelsea seed 2"]
+
+
+def test_plate_pixels_are_the_daemons(scene_run, served_model):
+    assert np.array_equal(scene_run.plate_in_blender, scene_run.plate)
+    params = scene_run.result["plate_params"]
+    with served_model.daemon.client() as client:
+        job = client.submit("generate", params)
+        job.wait(timeout=120)
+    again = rgba(bytes(job.images[0].data), params["width"], params["height"])
+    assert np.array_equal(again, scene_run.plate)  # the same request gives the same plate
+    assert scene_run.plate[..., :3].std() > 5  # a picture, not a flat colour
+
+
+def test_saved_blend_keeps_the_packed_plate(reopened, scene_run):
+    result, workdir = reopened
+    assert not result["addon_enabled"]
+    assert result["plate"]["packed"] and result["plate"]["name"] == scene_run.result["plate"]["name"]
+    assert result["world_links"] == scene_run.result["final"]["state"]["world_links"]
+    assert result["camera_images"] == [result["plate"]["name"]] and result["plane_images"] == [result["plate"]["name"]]
+    width, height = result["plate"]["size"]
+    assert np.array_equal(rgba((workdir / "plate.rgba").read_bytes(), width, height), scene_run.plate)
+    side = result["texture"]["size"][0]
+    assert np.array_equal(rgba((workdir / "texture.rgba").read_bytes(), side, side), scene_run.texture)
+
+
+def corner_patches(plate: np.ndarray, render_shape: tuple[int, int]) -> dict:
+    """Mean colour of the plate area each corner pixel of a render covers, by corner."""
+    height, width = plate.shape[:2]
+    rows, cols = int(np.ceil(height / render_shape[0])), int(np.ceil(width / render_shape[1]))
+    return {
+        (y, x): plate[(slice(0, rows) if y == 0 else slice(height - rows, height)),
+                      (slice(0, cols) if x == 0 else slice(width - cols, width)), :3].reshape(-1, 3).mean(0)
+        for y in (0, render_shape[0] - 1) for x in (0, render_shape[1] - 1)
+    }
+
+
+@pytest.mark.parametrize("render", ["render_world", "render_plane"])
+def test_cycles_render_shows_the_plate_in_the_corners(scene_run, render):
+    image = getattr(scene_run, render).astype(float)
+    assert image.shape[:2] == ((32, 64) if render == "render_world" else (32, 96))
+    patches = corner_patches(scene_run.plate, image.shape[:2])
+    tolerance = 12  # 0..255, for antialiasing across the few plate pixels around each corner
+    distinct = 0
+    for corner, colour in patches.items():
+        seen = image[corner]
+        assert np.abs(seen - colour).max() <= tolerance, (corner, seen, colour)
+        for other, other_colour in patches.items():
+            if np.abs(other_colour - colour).max() > 2 * tolerance:  # a corner of clearly another colour
+                distinct += 1
+                assert np.abs(seen - colour).sum() < np.abs(seen - other_colour).sum(), (corner, other, seen, patches)
+    assert distinct > 0  # the plate's corners differ, so a flipped or mirrored plate would fail
+
+
+# --------------------------------------------------------------------------- seamless texture
+
+
+def seams(tile: np.ndarray) -> tuple[float, float, float, float]:
+    """Mean absolute difference across the wrap-around seams (last column vs first, last row vs
+    first) and between interior neighbours (horizontal, vertical), 0..255."""
+    tile = tile[..., :3].astype(float)
+    return (np.abs(tile[:, -1] - tile[:, 0]).mean(), np.abs(tile[-1] - tile[0]).mean(),
+            np.abs(np.diff(tile, axis=1)).mean(), np.abs(np.diff(tile, axis=0)).mean())
+
+
+def test_seamless_texture_tiles_and_is_linked(scene_run, served_model):
+    run = scene_run.result["texture"]
+    assert run["result"] == ["FINISHED"], run["error"]
+    state = run["state"]
+    assert ["SinGAN Texture", "Color", "Principled BSDF", "Base Color"] in state["links"]
+    assert ["SinGAN Texture Mapping", "Vector", "SinGAN Texture", "Vector"] in state["links"]
+    assert ["SinGAN Texture Coordinates", "UV", "SinGAN Texture Mapping", "Vector"] in state["links"]
+    assert state["extension"] == "REPEAT" and state["repeat"] == [3.0, 3.0, 1.0]
+    assert state["image"]["packed"] and state["image"]["size"] == [64, 64]
+    assert state["nodes"] == scene_run.result["texture_first"]["state"]["nodes"]  # regenerating adds no nodes
+    assert state["images"].count(state["image"]["name"]) == 1 and not any("tile seed 0" in name for name in state["images"])
+    assert scene_run.result["texture_params"]["padding"] == "circular"
+    assert np.array_equal(scene_run.texture_in_blender, scene_run.texture)
+
+    seam_x, seam_y, inner_x, inner_y = seams(scene_run.texture)
+    assert seam_x <= 1.5 * inner_x and seam_y <= 1.5 * inner_y, (seam_x, seam_y, inner_x, inner_y)
+    # the same request without circular padding has visible seams: the measure tells them apart
+    with served_model.daemon.client() as client:
+        job = client.submit("generate", {**scene_run.result["texture_params"], "padding": "zeros"})
+        job.wait(timeout=120)
+    plain = seams(rgba(bytes(job.images[0].data), 64, 64))
+    assert seam_x + seam_y < plain[0] + plain[1], (seam_x, seam_y, plain)
+
+
+# --------------------------------------------------------------------------- jobs: modal, polling, cancel, errors
+
+
+def test_unreachable_daemon_is_reported_within_3_seconds(job_run):
+    for case in ("unreachable_exec", "unreachable_invoke"):
+        run = job_run[case]
+        assert run["result"] is None and run["seconds"] < 3.0, run
+        assert "no reply from the SinGAN daemon" in run["error"] and "singan serve" in run["error"], run["error"]
+    assert job_run["unreachable_invoke"]["invoke"]["result"] == ["CANCELLED"]
+
+
+def test_invoke_returns_running_modal_without_waiting(job_run):
+    invoke = job_run["invoke"]["invoke"]
+    assert invoke["result"] == ["RUNNING_MODAL"]
+    assert invoke["seconds"] < 0.5  # reading and sending the photo; a tiny training takes tens of seconds
+    assert not job_run["running"]["fractions"][0] == 1.0
+
+
+def test_each_poll_is_fast_while_training_runs(job_run):
+    running = job_run["running"]
+    assert not running["finished"] and len(running["durations"]) >= 20
+    assert max(running["durations"]) < 0.05, max(running["durations"])
+    assert running["fractions"][-1] > 0 and any(status.startswith("Training scale 1/") for status in running["statuses"])
+
+
+def test_cancel_ends_the_training_on_the_daemon(job_run, served_model):
+    assert job_run["cancel"]["result"] == ["FINISHED"], job_run["cancel"]
+    after = job_run["after_cancel"]
+    assert after["finished"] and after["cancelled"], after
+    job, model = job_run["running"]["job"], job_run["running"]["model"]
+    with served_model.daemon.client() as client:
+        assert job not in {entry["job"] for entry in client.jobs()}
+        try:
+            status = client.get_model(model)["status"]
+        except DaemonError as error:
+            status = error.code
+    assert status in ("not_found", "interrupted")  # deleted before its first scale, or kept partly trained
+
+
+def test_training_from_an_image_datablock_reports_progress_and_sets_the_model(job_run, served_model, shared_images):
+    train = job_run["train"]
+    assert train["invoke"]["result"] == ["RUNNING_MODAL"] and train["finished"], train
+    assert train["error"] == "None" and train["model"] == "chelsea-photo" == train["scene_model"]
+    fractions = train["fractions"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(set(fractions)) > 5
+    assert any(status.startswith("Training scale 3/3") for status in train["statuses"])
+    assert max(train["durations"][:-1]) < 0.05
+    with served_model.daemon.client() as client:
+        model = client.get_model("chelsea-photo")
+    assert model["status"] == "ready" and model["preset"] == "tiny"
+    with Image.open(shared_images / TRAIN_IMAGE) as photo:  # the daemon got the photo upright, pixel for pixel
+        assert model["source_sha256"] == hashlib.sha256(photo.convert("RGB").tobytes()).hexdigest()
+
+
+def test_super_resolve_makes_a_new_image_twice_the_size(job_run):
+    run = job_run["super_resolve"]
+    assert run["result"] == ["FINISHED"], run["error"]
+    assert run["size"] == [90, 60] and run["packed"] and run["kind"] == "super_resolution"
