@@ -211,6 +211,10 @@ def test_plate_has_the_render_aspect(scene_run):
     assert (params["width"], params["height"], params["seed"]) == (width, height, 2)
 
 
+def test_plate_size_follows_resolution_percentage_and_pixel_aspect(scene_run):
+    assert scene_run.result["plate_sizes"] == [[192, 64], [1000, 500], [100, 50], [360, 640]]
+
+
 def test_plate_is_wired_into_world_camera_and_plane(scene_run):
     state = scene_run.result["final"]["state"]
     assert state["world_links"] == [
@@ -342,6 +346,15 @@ def test_unreachable_daemon_is_reported_within_3_seconds(job_run):
         assert run["result"] is None and run["seconds"] < 3.0, run
         assert "no reply from the SinGAN daemon" in run["error"] and "singan serve" in run["error"], run["error"]
     assert job_run["unreachable_invoke"]["invoke"]["result"] == ["CANCELLED"]
+
+
+def test_connect_shows_the_daemons_version_device_and_models(job_run, served_model):
+    connect = job_run["connect"]
+    assert connect["result"] == ["FINISHED"], connect["error"]
+    with served_model.daemon.client() as client:
+        hello = client.hello()
+    assert (connect["info"]["server_version"], connect["info"]["device"]) == (hello["server_version"], hello["device"])
+    assert connect["info"]["instance"] == hello["instance"] and served_model.model in connect["models"]
 
 
 def test_invoke_returns_running_modal_without_waiting(job_run):

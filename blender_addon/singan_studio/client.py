@@ -70,19 +70,6 @@ class Connection:
         if isinstance(error, DaemonUnavailable):
             self.info = None
 
-    def refresh_models(self) -> list[dict]:
-        """Fetch the daemon's model list (blocking, at most 2 s).
-
-        Raises:
-            DaemonError: as :meth:`check`.
-        """
-        try:
-            self.models = self.ensure().list_models()
-        except DaemonError as error:
-            self.lost(error)
-            raise
-        return self.models
-
     def model(self, model_id: str) -> dict | None:
         """The cached ModelInfo of ``model_id``, or None."""
         return next((info for info in self.models if info["id"] == model_id), None)

@@ -105,14 +105,15 @@ class _JobOperator:
     def modal(self, context, event):
         if event.type == "ESC" and event.value == "PRESS":
             self.task.cancel()  # the job ends with "cancelled" at a later poll
-        elif event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        if not self.task.poll():
-            context.window_manager.progress_update(self.task.fraction)
-            _redraw_panels(context)
             return {"RUNNING_MODAL"}
-        self.stop_timer(context)
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        done = self.task.poll()
         _redraw_panels(context)
+        if not done:
+            context.window_manager.progress_update(self.task.fraction)
+            return {"PASS_THROUGH"}  # other operators' timers tick through here too
+        self.stop_timer(context)
         return self.outcome(self.task)
 
     def cancel(self, context):

@@ -65,7 +65,9 @@ def body(args, out):
     out["unreachable_invoke"] = {**harness.call_operator(train), "invoke": INVOKES.pop("train", None)}
 
     prefs.endpoint = endpoint
-    bpy.ops.singan.connect()  # the connection check, so that invoke below only sends the job
+    out["connect"] = harness.call_operator(bpy.ops.singan.connect)  # so that invoke below only sends the job
+    link = addon.client.current()
+    out["connect"].update(info=link.info, models=[info["id"] for info in link.models])
     out["invoke"] = {**harness.call_operator(train), "invoke": INVOKES.pop("train", None)}
     task = addon.jobs.TASKS["train"]
     out["running"] = follow(task, 3.0)

@@ -15,6 +15,12 @@ import numpy as np
 import harness
 
 RENDER_SAMPLES = 16
+ASPECT_CASES = [  # resolution x, y, percentage, pixel aspect x, y, longest side asked for
+    (1920, 640, 100, 1, 1, 192),  # 3:1 panorama
+    (4096, 2048, 50, 1, 1, 1000),  # 2:1 equirectangular at half size
+    (1000, 1000, 100, 2, 1, 100),  # anamorphic pixels: the frame is 2:1
+    (1080, 1920, 25, 1, 1, 640),  # portrait
+]
 
 
 def links(tree):
@@ -89,12 +95,17 @@ def body(args, out):
     out["modules"] = harness.wire_modules()
     harness.preferences().endpoint = endpoint
     scene = bpy.context.scene
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 1920, 640, 100
+    frame = scene.render
+    out["plate_sizes"] = []
+    for x, y, percentage, pixel_x, pixel_y, longest in ASPECT_CASES:
+        frame.resolution_x, frame.resolution_y, frame.resolution_percentage = x, y, percentage
+        frame.pixel_aspect_x, frame.pixel_aspect_y = pixel_x, pixel_y
+        out["plate_sizes"].append(addon.nodes.plate_size(addon.nodes.render_aspect(frame), longest))
+    frame.pixel_aspect_x = frame.pixel_aspect_y = 1.0
+    frame.resolution_x, frame.resolution_y, frame.resolution_percentage = 1920, 640, 100
     settings = scene.singan
     settings.model = model
     settings.plate_size = 192
-    settings.plate_targets = {"WORLD", "CAMERA", "PLANE"}
-    settings.world_mapping = "WINDOW"
 
     steps = [("first", 1, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
              ("second", 2, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
