@@ -8,7 +8,7 @@ so one module-level :class:`Connection` is shared by every operator and panel.
 
 from __future__ import annotations
 
-from .protocol.client import Client, DaemonError, DaemonUnavailable
+from .protocol.client import Client, DaemonError
 
 TIMEOUT_S = 1.0
 """Seconds to wait for any answer before the client retries on a fresh socket."""
@@ -65,10 +65,9 @@ class Connection:
         return self.client
 
     def lost(self, error: DaemonError) -> None:
-        """Record a failure; an unreachable daemon is asked ``hello`` again before the next job."""
-        self.error = error.message
-        if isinstance(error, DaemonUnavailable):
-            self.info = None
+        """Record why the daemon could not be reached (or refused the client); it is asked
+        ``hello`` again before the next job."""
+        self.error, self.info = error.message, None
 
     def model(self, model_id: str) -> dict | None:
         """The cached ModelInfo of ``model_id``, or None."""

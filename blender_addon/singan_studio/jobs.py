@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from .client import Connection
-from .protocol.client import DaemonError, Image
+from .protocol.client import DaemonError, DaemonUnavailable, Image
 
 Finish = Callable[[dict, list], str]
 """``finish(result data, result images) -> message``: applies a successful job's result."""
@@ -87,7 +87,8 @@ class Task:
         self.finished = True
 
     def _fail(self, error: DaemonError) -> None:
-        self._connection.lost(error)
+        if isinstance(error, DaemonUnavailable):
+            self._connection.lost(error)
         self.error, self.finished = error, True
 
     def cancel(self) -> None:

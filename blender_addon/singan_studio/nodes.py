@@ -53,8 +53,8 @@ def _output(tree: bpy.types.NodeTree, output_type: str) -> bpy.types.Node:
 
 
 def _shader_into(tree: bpy.types.NodeTree, output: bpy.types.Node, shader_type: str) -> bpy.types.Node:
-    """The ``shader_type`` node plugged into ``output``'s Surface; plugged in (made if needed) if another
-    node was there."""
+    """The ``shader_type`` node feeding ``output``'s Surface: the one plugged in already, else the
+    tree's first such node (made if there is none), plugged in instead of what was there."""
     links = output.inputs["Surface"].links
     if links and links[0].from_node.bl_idname == shader_type:
         return links[0].from_node

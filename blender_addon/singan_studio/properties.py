@@ -7,12 +7,14 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 
 from . import client
 
-PLATE_START_SCALE = 1
-"""Default start scale of background plates: new layouts that keep the photo's kind of composition
-(scale 0 scatters objects more freely; 2 and finer mostly repeat the training layout)."""
+PLATE_START_SCALE = 0
+"""Default start scale of background plates: the coarsest. Plates are several times the model's
+size (1024 px from a 128-250 px model); from scale 1 on, they show the photo's layout as a small
+island in the middle of content that is the same for every seed (compared on coffee.png and
+chelsea.png models), while scale 0 gives an even, new layout for each seed."""
 TEXTURE_START_SCALE = 0
-"""Default start scale of seamless textures: the coarsest, so nothing of the photo's layout repeats
-visibly across a tiled surface."""
+"""Default start scale of seamless textures: the coarsest, so no large feature of the photo
+repeats in every tile and each seed gives another pattern (compared on brick.png)."""
 
 PRESETS = [
     ("tiny", "Tiny", "Seconds: 48 px, 80 iterations per scale (for trying things out)"),
@@ -57,8 +59,9 @@ class SinGANSettings(bpy.types.PropertyGroup):
     plate_start_scale: IntProperty(
         name="Start scale",
         description=(
-            "Coarsest scale that gets new noise (0 = coarsest). 0: new layouts; higher: the photo's "
-            f"layout with new detail. Default {PLATE_START_SCALE}: new layouts in the photo's kind of composition"
+            "First scale with new noise (0 = coarsest). 0: a new layout for each seed; higher: the photo's "
+            f"layout in the middle, new detail only. Default {PLATE_START_SCALE}: plates are much larger than "
+            "the model, so from 1 on each seed gives nearly the same plate with the photo as a small island"
         ),
         default=PLATE_START_SCALE, min=0, max=63,
     )
@@ -84,8 +87,8 @@ class SinGANSettings(bpy.types.PropertyGroup):
     texture_start_scale: IntProperty(
         name="Start scale",
         description=(
-            "Coarsest scale that gets new noise (0 = coarsest). "
-            f"Default {TEXTURE_START_SCALE}: no large feature of the photo repeats across the tiles"
+            "First scale with new noise (0 = coarsest). 0: a new pattern for each seed; higher: the photo's "
+            f"layout with new detail. Default {TEXTURE_START_SCALE}: no large feature of the photo repeats in every tile"
         ),
         default=TEXTURE_START_SCALE, min=0, max=63,
     )

@@ -46,21 +46,6 @@ def preferences():
     return bpy.context.preferences.addons[EXTENSION].preferences
 
 
-def run_task(task, timeout: float) -> list[float]:
-    """Drive a task with its own polling step until it ends; returns each poll's duration (s)."""
-    durations = []
-    deadline = time.monotonic() + timeout
-    while True:
-        started = time.perf_counter()
-        done = task.poll()
-        durations.append(time.perf_counter() - started)
-        if done:
-            return durations
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{task.title} not done after {timeout} s: {task.status()}")
-        time.sleep(0.02)
-
-
 def call_operator(operator, **kwargs) -> dict:
     """Run an operator (EXEC), timing it; its ERROR report comes back as the RuntimeError bpy.ops raises."""
     started = time.monotonic()
