@@ -81,11 +81,11 @@ _current: Connection | None = None
 
 
 def connect(endpoint: str, token: str | None = None) -> Connection:
-    """The shared connection to ``endpoint``; a new one (the old one closed) if the endpoint or the
-    token changed. Never blocks: nothing is sent until a request is made."""
+    """The shared connection to ``endpoint``; a new one if the endpoint or the token changed. The
+    old one stays open for the jobs still following it (its socket closes when the last of them
+    lets go of it). Never blocks: nothing is sent until a request is made."""
     global _current
     if _current is None or (_current.endpoint, _current.token) != (endpoint, token):
-        disconnect()
         _current = Connection(endpoint, token)
     return _current
 

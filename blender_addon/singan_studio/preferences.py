@@ -10,7 +10,7 @@ from .protocol import DEFAULT_ENDPOINT
 
 
 def _endpoint_changed(prefs: "SinGANPreferences", context: bpy.types.Context) -> None:
-    client.disconnect()  # the next request connects to the new endpoint
+    client.connect(prefs.endpoint, prefs.token or None)  # shown as not connected until it answers
 
 
 class SinGANPreferences(bpy.types.AddonPreferences):
