@@ -1,0 +1,197 @@
+"""Reading and writing Krita documents for the plugin's actions (the only module besides the UI
+that imports ``krita``). Pixels are Krita's 8-bit RGBA pixel data: BGRA bytes, rows top to
+bottom; only 8-bit RGBA documents are accepted (:func:`check_document`).
+
+Undo (measured in Krita 5.1.5): adding a node, even a group with children and pixels, is one undo
+step; ``Node.setVisible`` and ``setPixelData`` on a node already in the image are not undoable.
+So every result is built completely before it is added, with one ``addChildNode`` (one undo step).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from krita import Document, Krita, Node
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QImage
+
+from .errors import BadInput, NoDocument, UnsupportedDocument
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle of the image, in pixels (x, y: top left; width, height >= 1)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an action works on.
+
+    Attributes:
+        document, node: the active document and layer.
+        region: the selection's bounding box, else the layer's bounds clipped to the image (the
+            whole image for an empty layer).
+        mask: the selection over ``region`` (one byte per pixel, 0..255) if it is not a full
+            rectangle, else None.
+    """
+
+    document: Document
+    node: Node
+    region: Region
+    mask: bytes | None
+
+
+def check_document(document: Document) -> None:
+    """Raises:
+        UnsupportedDocument: not 8-bit RGBA (the message names its colour model and depth)."""
+    model, depth = document.colorModel(), document.colorDepth()
+    if (model, depth) != ("RGBA", "U8"):
+        raise UnsupportedDocument(
+            f"SinGAN works on 8-bit RGB/Alpha documents; this one is {model} {depth}. "
+            "Convert it with Image > Convert Image Color Space (RGB/Alpha, 8-bit integer/channel)."
+        )
+
+
+def document_title(document: Document) -> str:
+    """The document's name, else its file's name without extension, else ``image``."""
+    return document.name() or os.path.splitext(os.path.basename(document.fileName()))[0] or "image"
+
+
+def active_target() -> Target:
+    """The active document's active layer and the selection's (or the layer's) region.
+
+    Raises:
+        NoDocument: no document or no active layer. UnsupportedDocument: see :func:`check_document`.
+    """
+    document = Krita.instance().activeDocument()
+    if document is None:
+        raise NoDocument("open a document first")
+    check_document(document)
+    node = document.activeNode()
+    if node is None:
+        raise NoDocument("select a layer first")
+    selection = document.selection()
+    if selection is not None and selection.width() > 0 and selection.height() > 0:
+        region = Region(selection.x(), selection.y(), selection.width(), selection.height())
+        mask = bytes(selection.pixelData(region.x, region.y, region.width, region.height))
+        return Target(document, node, region, None if mask.count(255) == len(mask) else mask)
+    return Target(document, node, _layer_region(document, node), None)
+
+
+def _layer_region(document: Document, node: Node) -> Region:
+    bounds = node.bounds().intersected(document.bounds())
+    if bounds.isEmpty():
+        bounds = document.bounds()
+    return Region(bounds.x(), bounds.y(), bounds.width(), bounds.height())
+
+
+def read(node: Node, region: Region) -> bytes:
+    """The layer's BGRA pixels in ``region`` (``width * height * 4`` bytes)."""
+    return bytes(node.pixelData(region.x, region.y, region.width, region.height))
+
+
+def whole_image(document: Document) -> Region:
+    return Region(0, 0, document.width(), document.height())
+
+
+def composites(document: Document, node: Node) -> tuple[bytes, bytes]:
+    """The whole image composited from ``node`` and everything below it (BGRA), and the same
+    without ``node``: computed in a throw-away clone of the document, so the artist's layers
+    are never touched.
+
+    Raises:
+        BadInput: ``node`` is not in the document's layer tree.
+    """
+    clone = document.clone()
+    try:
+        twin = _find(clone.rootNode(), node.uniqueId())
+        if twin is None:
+            raise BadInput(f"the layer '{node.name()}' is not in the image's layer stack")
+        _remove_above(twin)
+        region = whole_image(clone)
+        with_node = _projection(clone, region)
+        twin.setVisible(False)
+        return with_node, _projection(clone, region)
+    finally:
+        clone.close()
+
+
+def _find(root: Node, unique_id) -> Node | None:
+    for child in root.childNodes():
+        if child.uniqueId() == unique_id:
+            return child
+        found = _find(child, unique_id)
+        if found is not None:
+            return found
+    return None
+
+
+def _remove_above(node: Node) -> None:
+    """Remove every node drawn over ``node``: its later siblings and those of each ancestor."""
+    while node.parentNode() is not None:
+        parent = node.parentNode()
+        siblings = parent.childNodes()  # bottom to top
+        index = next(i for i, sibling in enumerate(siblings) if sibling.uniqueId() == node.uniqueId())
+        for sibling in siblings[index + 1:]:
+            sibling.remove()
+        node = parent
+
+
+def _projection(document: Document, region: Region) -> bytes:
+    document.refreshProjection()
+    document.waitForDone()
+    return bytes(document.pixelData(region.x, region.y, region.width, region.height))
+
+
+def new_layer(document: Document, name: str, bgra: bytes, region: Region, visible: bool = True) -> Node:
+    """A paint layer (not yet in the layer stack) holding ``bgra`` at ``region``."""
+    layer = document.createNode(name, "paintlayer")
+    layer.setPixelData(bgra, region.x, region.y, region.width, region.height)
+    layer.setVisible(visible)
+    return layer
+
+
+def add_above(document: Document, node: Node, new_node: Node) -> None:
+    """Put ``new_node`` directly above ``node`` (one undo step) and show the result."""
+    node.parentNode().addChildNode(new_node, node)
+    document.refreshProjection()
+
+
+def new_group(document: Document, name: str, layers: list[Node]) -> Node:
+    """A group (not yet in the layer stack) of ``layers``, the first one on top."""
+    group = document.createGroupLayer(name)
+    for layer in reversed(layers):
+        group.addChildNode(layer, None)  # None: on top of the children added so far
+    return group
+
+
+def open_document(name: str, bgra: bytes, width: int, height: int, like: Document) -> Document:
+    """A new 8-bit RGBA document of ``width`` x ``height`` holding ``bgra``, with ``like``'s
+    resolution, shown in a new view of the active window."""
+    app = Krita.instance()
+    document = app.createDocument(width, height, name, "RGBA", "U8", "", like.resolution())
+    layer = document.rootNode().childNodes()[0]
+    layer.setPixelData(bgra, 0, 0, width, height)
+    layer.setName(name)
+    document.refreshProjection()
+    app.activeWindow().addView(document)
+    return document
+
+
+def resized(bgra: bytes, width: int, height: int, new_width: int, new_height: int) -> bytes:
+    """BGRA pixels scaled smoothly (Qt's bilinear filter) from ``width`` x ``height`` to
+    ``new_width`` x ``new_height``."""
+    if (width, height) == (new_width, new_height):
+        return bgra
+    image = QImage(bgra, width, height, width * 4, QImage.Format_ARGB32)  # ARGB32 is B, G, R, A in memory
+    scaled = image.scaled(new_width, new_height, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
+    scaled = scaled.convertToFormat(QImage.Format_ARGB32)
+    bits = scaled.constBits()
+    bits.setsize(scaled.sizeInBytes())
+    return bytes(bits)

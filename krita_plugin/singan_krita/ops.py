@@ -1,0 +1,56 @@
+"""The daemon requests the plugin sends, built from the artist's :class:`~.options.Options`
+(parameters as in docs/protocol.md, section 5). Pixels go out as Krita's BGRA and every result is
+asked for as ``BGRA``, so it goes straight back into ``Node.setPixelData``.
+
+No ``krita`` or Qt import: tested in the project's environment.
+"""
+
+from __future__ import annotations
+
+from .options import Options
+
+OUTPUT_ORDER = "BGRA"
+
+
+def display_name(name: str, limit: int = 60) -> str:
+    """``name`` trimmed to 1..``limit`` characters (``layer`` if empty), for the daemon's ``name``."""
+    return name.strip()[:limit] or "layer"
+
+
+def _padding(options: Options) -> str:
+    return "circular" if options.seamless else "zeros"
+
+
+def train_params(name: str, options: Options) -> dict:
+    """``train``: a new model named after the layer, with the chosen preset and padding."""
+    return {"name": display_name(name), "preset": options.preset, "padding": _padding(options)}
+
+
+def generate_params(model: dict, size: tuple[int, int], options: Options) -> dict:
+    """``generate``: ``options.count`` samples of ``model`` (a ModelInfo) at ``size`` (w, h) pixels.
+    The start scale is clamped to the model's finest scale; seamless forces circular padding."""
+    params = {
+        "model": model["id"], "n": options.count, "seed": options.seed,
+        "width": size[0], "height": size[1],
+        "gen_start_scale": min(options.start_scale, model["num_scales"] - 1),
+        "output_order": OUTPUT_ORDER,
+    }
+    if options.seamless:
+        params["padding"] = "circular"
+    return params
+
+
+def injection_params(model: dict, options: Options) -> dict:
+    """``harmonize`` / ``paint2image`` with ``model`` (a ModelInfo): the chosen injection scale
+    (clamped to 1..K-1) or, if None, the daemon's default."""
+    params = {"model": model["id"], "seed": options.seed, "output_order": OUTPUT_ORDER}
+    if options.injection_scale is not None:
+        params["scale"] = max(1, min(options.injection_scale, model["num_scales"] - 1))
+    return params
+
+
+def super_resolve_params(name: str, factor: int, options: Options) -> dict:
+    """``super_resolve`` by ``factor`` (2 or 4); the daemon trains (or reuses) the image's own SR
+    model with the chosen preset first."""
+    return {"factor": float(factor), "preset": options.preset, "name": display_name(name),
+            "output_order": OUTPUT_ORDER}
