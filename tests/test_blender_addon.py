@@ -274,32 +274,29 @@ def test_saved_blend_keeps_the_packed_plate(reopened, scene_run):
     assert np.array_equal(rgba((workdir / "texture.rgba").read_bytes(), side, side), scene_run.texture)
 
 
-def corner_patches(plate: np.ndarray, render_shape: tuple[int, int]) -> dict:
-    """Mean colour of the plate area each corner pixel of a render covers, by corner."""
-    height, width = plate.shape[:2]
-    rows, cols = int(np.ceil(height / render_shape[0])), int(np.ceil(width / render_shape[1]))
-    return {
-        (y, x): plate[(slice(0, rows) if y == 0 else slice(height - rows, height)),
-                      (slice(0, cols) if x == 0 else slice(width - cols, width)), :3].reshape(-1, 3).mean(0)
-        for y in (0, render_shape[0] - 1) for x in (0, render_shape[1] - 1)
-    }
+def box_average(plate: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The plate's RGB averaged over the area each pixel of a render of ``shape`` covers (the
+    plate's size is a multiple of it)."""
+    height, width = shape
+    rgb = plate[..., :3].astype(float)
+    return rgb.reshape(height, rgb.shape[0] // height, width, rgb.shape[1] // width, 3).mean(axis=(1, 3))
 
 
 @pytest.mark.parametrize("render", ["render_world", "render_plane"])
 def test_cycles_render_shows_the_plate_in_the_corners(scene_run, render):
     image = getattr(scene_run, render).astype(float)
     assert image.shape[:2] == ((32, 64) if render == "render_world" else (32, 96))
-    patches = corner_patches(scene_run.plate, image.shape[:2])
-    tolerance = 12  # 0..255, for antialiasing across the few plate pixels around each corner
-    distinct = 0
-    for corner, colour in patches.items():
-        seen = image[corner]
-        assert np.abs(seen - colour).max() <= tolerance, (corner, seen, colour)
-        for other, other_colour in patches.items():
-            if np.abs(other_colour - colour).max() > 2 * tolerance:  # a corner of clearly another colour
-                distinct += 1
-                assert np.abs(seen - colour).sum() < np.abs(seen - other_colour).sum(), (corner, other, seen, patches)
-    assert distinct > 0  # the plate's corners differ, so a flipped or mirrored plate would fail
+    expected = box_average(scene_run.plate, image.shape[:2])
+    for corner in [(0, 0), (0, -1), (-1, 0), (-1, -1)]:
+        assert np.abs(image[corner] - expected[corner]).max() <= 12, (corner, image[corner], expected[corner])
+    # in the left and right fifths (the cube stands in the middle) the render is the plate, not a flipped or mirrored one
+    width = image.shape[1]
+    sides = np.zeros(image.shape[:2], bool)
+    sides[:, : width // 5] = sides[:, width - width // 5:] = True
+    error = np.abs(image - expected)[sides].mean()  # seen: 2.5 (antialiasing), 14-15 for a flipped or mirrored plate
+    assert error < 5, error
+    for wrong in (scene_run.plate[::-1], scene_run.plate[:, ::-1]):
+        assert error < 0.5 * np.abs(image - box_average(wrong, image.shape[:2]))[sides].mean()
 
 
 # --------------------------------------------------------------------------- seamless texture
@@ -307,10 +304,10 @@ def test_cycles_render_shows_the_plate_in_the_corners(scene_run, render):
 
 def seams(tile: np.ndarray) -> tuple[float, float, float, float]:
     """Mean absolute difference across the wrap-around seams (last column vs first, last row vs
-    first) and between interior neighbours (horizontal, vertical), 0..255."""
+    first), and the median of the same between interior neighbour columns and rows, 0..255."""
     tile = tile[..., :3].astype(float)
     return (np.abs(tile[:, -1] - tile[:, 0]).mean(), np.abs(tile[-1] - tile[0]).mean(),
-            np.abs(np.diff(tile, axis=1)).mean(), np.abs(np.diff(tile, axis=0)).mean())
+            np.median(np.abs(np.diff(tile, axis=1)).mean(axis=(0, 2))), np.median(np.abs(np.diff(tile, axis=0)).mean(axis=(1, 2))))
 
 
 def test_seamless_texture_tiles_and_is_linked(scene_run, served_model):
@@ -328,7 +325,8 @@ def test_seamless_texture_tiles_and_is_linked(scene_run, served_model):
     assert np.array_equal(scene_run.texture_in_blender, scene_run.texture)
 
     seam_x, seam_y, inner_x, inner_y = seams(scene_run.texture)
-    assert seam_x <= 1.5 * inner_x and seam_y <= 1.5 * inner_y, (seam_x, seam_y, inner_x, inner_y)
+    # seen with the tiny model: seams 1.2-1.5x the interior median; 2-3.7x without circular padding
+    assert seam_x <= 2 * inner_x and seam_y <= 2 * inner_y, (seam_x, seam_y, inner_x, inner_y)
     # the same request without circular padding has visible seams: the measure tells them apart
     with served_model.daemon.client() as client:
         job = client.submit("generate", {**scene_run.result["texture_params"], "padding": "zeros"})

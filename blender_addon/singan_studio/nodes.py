@@ -21,7 +21,7 @@ KIND = "singan_kind"
 """Custom property on images the add-on made: ``plate``, ``texture`` or ``super_resolution``."""
 PLANE_DISTANCE = 0.9
 """The plate plane's distance from the camera, as a fraction of the camera's clip end."""
-PLANE_OVERSCAN = 0.02
+PLANE_OVERSCAN = 0.1
 """How much larger than the frame the plate plane is (its image extends its edge pixels there),
 so that antialiasing at the frame's border never sees past the plane."""
 
