@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, DaemonProcess
+
 from krita_plugin import build
-from krita_plugin.singan_krita import actions, connection, deps, ops, options, pixels
+from krita_plugin.singan_krita import actions, connection, deps, ops, options, pixels, words
 from krita_plugin.singan_krita.connection import Connection, ConnectionState
 from krita_plugin.singan_krita.errors import BadInput, NotConnected
 from krita_plugin.singan_krita.studio import Studio
@@ -174,14 +174,18 @@ def test_output_size_modes_and_limits():
         chosen.output_size(96, 64)
 
 
-def test_scale_words():
-    assert [k for k, _ in options.start_scales(5)] == [0, 1, 2, 3, 4]
-    assert options.start_scale_label(0, 5) == "new layouts (scale 0)"
-    assert options.start_scale_label(2, 5).startswith("same rough layout")
-    assert options.start_scale_label(4, 5).startswith("same layout, new fine detail")
-    choices = options.injection_scales(7)
+def test_scale_and_model_words():
+    assert [k for k, _ in words.start_scales(5)] == [0, 1, 2, 3, 4]
+    assert words.start_scale_label(0, 5) == "new layouts (scale 0)"
+    assert words.start_scale_label(2, 5).startswith("same rough layout")
+    assert words.start_scale_label(4, 5).startswith("same layout, new fine detail")
+    choices = words.injection_scales(7)
     assert choices[0][0] is None and [k for k, _ in choices[1:]] == [1, 2, 3, 4, 5, 6]
     assert choices[1][1].startswith("repaint shapes") and choices[-1][1].startswith("touch up")
+    model = {"id": "b", "name": "Bricks", "status": "training", "scales_done": 2, "num_scales": 6, "width": 9, "height": 9}
+    jobs = [{"model": "b", "state": "running", "fraction": 0.423}]
+    assert words.model_text(model, jobs) == "Bricks: training 42% (2 of 6 scales)"
+    assert words.model_text(dict(model, status="ready"), []) == "Bricks: ready (6 scales, 9 x 9)"
 
 
 def test_request_params():
@@ -233,6 +237,15 @@ def test_connection_reports_a_dead_daemon_within_3_seconds(start_daemon):
             conn.request("jobs", on_done=lambda job: None)
     finally:
         conn.close()
+
+
+def test_connection_refuses_a_malformed_endpoint():
+    conn = Connection("localhost:5557")
+    conn.pump()
+    assert conn.state is ConnectionState.refused
+    assert conn.status.startswith("refused: 'localhost:5557' is not a ZeroMQ endpoint like tcp://127.0.0.1:5557")
+    with pytest.raises(NotConnected):
+        conn.request("hello", on_done=lambda job: None)
 
 
 def test_task_runs_a_job_and_cancel_stops_a_training(served_model, shared_images):
@@ -338,7 +351,7 @@ def krita_run(krita_host, plugin_zip, served_model, shared_images, tmp_path_fact
     try:
         with open(out / "krita.log", "w") as log:
             done = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1280x1024x24", KRITA, "--nosplash"],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT, timeout=KRITA_TIMEOUT)
+                                  env=env, stdout=log, stderr=subprocess.STDOUT, timeout=KRITA_TIMEOUT, check=False)
     finally:
         second.stop()
     seconds = time.monotonic() - started
@@ -366,6 +379,13 @@ def test_plugin_loads_from_the_zip_with_its_bundled_pyzmq(krita_run, served_mode
     assert krita_run.results["python"].startswith("3.11")
     print(f"Krita session: {krita_run.seconds:.1f} s; " + ", ".join(
         f"{name} {entry.get('seconds')} s" for name, entry in krita_run.results.items() if isinstance(entry, dict)))
+
+
+@pytest.mark.slow
+def test_a_16_bit_document_is_refused_with_its_model_and_depth(krita_run):
+    refused = krita_run.scenario("unsupported_document")
+    assert refused["is_error"] and refused["new_tasks"] == 0
+    assert refused["message"].startswith("SinGAN works on 8-bit RGB/Alpha documents; this one is RGBA U16.")
 
 
 @pytest.mark.slow

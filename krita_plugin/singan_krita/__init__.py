@@ -2,9 +2,10 @@
 paint to image and super-resolution, computed by the SinGAN Studio daemon (``singan serve``).
 
 Inside Krita this module first makes the bundled dependencies importable (:mod:`.deps`), then
-registers the extension (actions) and the docker. Elsewhere (the project's tests) it does nothing,
-so the pure modules (``deps``, ``connection``, ``tasks``, ``options``, ``ops``, ``pixels``,
-``studio``) import without Krita.
+registers the extension (actions) and the docker. Elsewhere (the project's tests, the build) it
+does nothing, so the modules without ``krita`` imports (``actions``, ``connection``, ``deps``,
+``errors``, ``events``, ``ops``, ``options``, ``pixels``, ``studio``, ``tasks``, ``words``) can be
+imported there.
 """
 
 from importlib.util import find_spec

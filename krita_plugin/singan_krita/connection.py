@@ -15,8 +15,10 @@ No ``krita`` or Qt import: tested in the project's environment against a real da
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Callable, Sequence
+
+import zmq
 
 from protocol.client import Client, DaemonError, Image, Job
 
@@ -38,7 +40,7 @@ class ConnectionState(Enum):
     disconnected = "not connected"
     connecting = "connecting"
     connected = "connected"
-    refused = "refused"  # the daemon answered but will not serve us (token, protocol version)
+    refused = "refused"  # a bad endpoint, or a daemon that will not serve us (token, protocol version)
 
 
 DoneCallback = Callable[[Job], None]
@@ -84,9 +86,14 @@ class Connection:
             job.error = DaemonError("unavailable", f"the daemon endpoint was changed to {endpoint}")
             on_done(job)
         self.endpoint = endpoint.strip()
-        self._client = Client(self.endpoint, timeout=TIMEOUT, retries=RETRIES)
         self._pending.clear()
         self._next_attempt = 0.0
+        try:
+            self._client = Client(self.endpoint, timeout=TIMEOUT, retries=RETRIES)
+        except zmq.ZMQError as error:
+            self._set_state(ConnectionState.refused, f"'{self.endpoint}' is not a ZeroMQ endpoint like "
+                                                     f"tcp://127.0.0.1:5557 ({error})")
+            return
         self._set_state(ConnectionState.disconnected, None)
 
     @property

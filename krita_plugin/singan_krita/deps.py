@@ -23,9 +23,9 @@ import re
 import shutil
 import sys
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _WINDOWS_PLATFORMS = {"amd64": "win_amd64", "x86_64": "win_amd64", "arm64": "win_arm64", "x86": "win32"}
@@ -52,7 +52,7 @@ class Host:
     macos: tuple[int, int] | None = None
 
     @classmethod
-    def current(cls) -> "Host":
+    def current(cls) -> Host:
         """The running interpreter and machine."""
         system = {"win32": "windows", "darwin": "darwin"}.get(sys.platform, sys.platform)
         macos = _version_pair(platform.mac_ver()[0]) if system == "darwin" else None

@@ -7,13 +7,26 @@ from __future__ import annotations
 
 from krita import DockWidget, Krita
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                             QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSpinBox,
-                             QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from . import actions
+from . import actions, studio, words
 from . import options as opts
-from . import studio
 from .connection import ConnectionState
 from .extension import save_endpoint
 
@@ -24,16 +37,6 @@ BUTTONS = (
     ("Paint to image", actions.PAINT_TO_IMAGE), ("Super-res 2x", actions.SUPER_RESOLVE_2X),
     ("Super-res 4x", actions.SUPER_RESOLVE_4X),
 )
-
-
-def model_text(model: dict, jobs: list[dict]) -> str:
-    """A model list entry, e.g. ``chelsea: ready (5 scales, 48 x 32)`` or ``bricks: training 42%``."""
-    status = model["status"]
-    if status == "ready":
-        return f"{model['name']}: ready ({model['num_scales']} scales, {model['width']} x {model['height']})"
-    job = next((job for job in jobs if job.get("model") == model["id"] and job.get("state") == "running"), None)
-    done = f" {job['fraction'] * 100:.0f}%" if job and job.get("fraction") is not None else ""
-    return f"{model['name']}: {status}{done} ({model['scales_done']} of {model['num_scales']} scales)"
 
 
 class SinGANDocker(DockWidget):
@@ -211,7 +214,7 @@ class SinGANDocker(DockWidget):
         for model in connection.models:
             if model.get("kind") != "generative":
                 continue
-            item = QListWidgetItem(model_text(model, connection.jobs))
+            item = QListWidgetItem(words.model_text(model, connection.jobs))
             item.setData(Qt.UserRole, model["id"])
             self.models.addItem(item)
             if model["id"] == chosen:
@@ -226,8 +229,8 @@ class SinGANDocker(DockWidget):
         if num_scales == self._num_scales:
             return
         self._num_scales = num_scales
-        self._fill(self.start_scale, opts.start_scales(num_scales), min(options.start_scale, num_scales - 1))
-        self._fill(self.injection_scale, opts.injection_scales(num_scales), options.injection_scale)
+        self._fill(self.start_scale, words.start_scales(num_scales), min(options.start_scale, num_scales - 1))
+        self._fill(self.injection_scale, words.injection_scales(num_scales), options.injection_scale)
 
     @staticmethod
     def _fill(combo: QComboBox, choices: list, current) -> None:

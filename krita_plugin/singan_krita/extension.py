@@ -7,7 +7,7 @@ traceback dialog.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from krita import Extension, Krita
 from PyQt5.QtCore import QTimer

@@ -1,13 +1,5 @@
-"""What the artist chose in the docker, and the words the docker uses for SinGAN's scales.
-
-Scales are numbered k = 0 (coarsest) .. K-1 (finest), K = the model's ``num_scales``
-(docs/protocol.md). Two scale choices matter to an artist:
-
-* **variations** start from scale ``gen_start_scale``: 0 draws new layouts, higher values keep the
-  training image's layout and only draw new shapes, then only new detail;
-* **harmonize / paint to image** inject the picture at scale k (1..K-1): a coarse k repaints
-  shapes and colours, a fine k only touches up texture. None leaves the daemon's default
-  (harmonize max(1, K-3), paint to image 1: README "Applications").
+"""What the artist chose in the docker (:class:`Options`); :mod:`.words` says what the scale
+choices mean.
 
 No ``krita`` or Qt import: tested in the project's environment.
 """
@@ -65,41 +57,3 @@ class Options:
         if not all(MIN_SIDE <= side <= MAX_SIDE for side in size):
             raise BadInput(f"the output would be {size[0]} x {size[1]} px; each side must be {MIN_SIDE} to {MAX_SIDE} px")
         return size
-
-
-def _position(k: int, num_scales: int) -> float:
-    return k / max(1, num_scales - 1)
-
-
-def start_scale_label(k: int, num_scales: int) -> str:
-    """Words for variations starting at scale ``k`` of ``num_scales``, e.g. ``new layouts (scale 0)``."""
-    if k == 0:
-        words = "new layouts"
-    elif _position(k, num_scales) <= 0.5:
-        words = "same rough layout, new shapes"
-    else:
-        words = "same layout, new fine detail"
-    return f"{words} (scale {k})"
-
-
-def injection_scale_label(k: int, num_scales: int) -> str:
-    """Words for injecting at scale ``k`` of ``num_scales``, e.g. ``repaint shapes and colours (scale 1)``."""
-    position = _position(k, num_scales)
-    if position <= 1 / 3:
-        words = "repaint shapes and colours"
-    elif position <= 2 / 3:
-        words = "adapt colours and texture"
-    else:
-        words = "touch up fine texture"
-    return f"{words} (scale {k})"
-
-
-def start_scales(num_scales: int) -> list[tuple[int, str]]:
-    """(k, label) for every start scale 0..K-1 of a model with ``num_scales`` = K."""
-    return [(k, start_scale_label(k, num_scales)) for k in range(max(1, num_scales))]
-
-
-def injection_scales(num_scales: int) -> list[tuple[int | None, str]]:
-    """(k, label) for the default (None) and every injection scale 1..K-1."""
-    default = (None, "default (harmonize: scale K-3, paint: scale 1)")
-    return [default] + [(k, injection_scale_label(k, num_scales)) for k in range(1, num_scales)]

@@ -8,7 +8,7 @@ No ``krita`` or Qt import: tested in the project's environment.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from protocol.client import DaemonError, Image, Job
 

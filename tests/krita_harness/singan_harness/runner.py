@@ -4,6 +4,7 @@ resumes it when the condition holds, or throws ``TimeoutError`` into it at the d
 
 import time
 import traceback
+from functools import partial
 
 from PyQt5.QtCore import QTimer
 
@@ -45,7 +46,7 @@ class Runner:
         self._timer.setInterval(20)
         self._timer.timeout.connect(self._tick)
         self._current = None
-        self._resume(lambda: next(self._steps))
+        self._resume(partial(next, self._steps))
         self._timer.start()
 
     def _resume(self, step):
@@ -62,10 +63,10 @@ class Runner:
         try:
             ready = wait.condition()
         except Exception as error:
-            self._resume(lambda: self._steps.throw(error))
+            self._resume(partial(self._steps.throw, error))
             return
         if ready:
-            self._resume(lambda: self._steps.send(None))
+            self._resume(partial(self._steps.send, None))
         elif time.monotonic() > wait.deadline:
             error = TimeoutError(f"timed out after {wait.timeout} s waiting for {wait.what}")
-            self._resume(lambda: self._steps.throw(error))
+            self._resume(partial(self._steps.throw, error))

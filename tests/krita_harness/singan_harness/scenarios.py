@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from krita import Krita, Selection
@@ -179,8 +180,9 @@ def startup(entry):
     yield until(lambda: st.connection.model(MODEL) is not None, 30, "the test model in the model list")
     entry["seconds_to_models"] = round(time.monotonic() - started, 2)
     import msgpack
-    import protocol
     import zmq
+
+    import protocol
 
     entry["zmq_file"], entry["zmq_version"] = zmq.__file__, zmq.__version__
     entry["msgpack_file"], entry["protocol_file"] = msgpack.__file__, protocol.__file__
@@ -190,6 +192,15 @@ def startup(entry):
     docker().show()
     yield sleep(0.3)
     shot("docker_startup")
+
+
+def unsupported_document(entry):
+    st = studio()
+    show(Krita.instance().createDocument(64, 64, "deep", "RGBA", "U16", "", 72.0))
+    yield sleep(0.3)
+    tasks = len(st.tasks)
+    trigger("singan_train")
+    entry.update(message=docker().message.text(), is_error=st.message_is_error, new_tasks=len(st.tasks) - tasks)
 
 
 def variations(entry):
@@ -381,14 +392,14 @@ def daemon_stopped(entry):
     entry["status"] = d.status.text()
     yield sleep(max(0.0, 3.0 - (time.monotonic() - started)))
     timer.stop()
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in pairwise(ticks)]
     entry["ticks"] = len(ticks)
     entry["tick_window"] = round(ticks[-1] - ticks[0], 2) if ticks else 0
     entry["max_tick_gap"] = round(max(gaps), 3) if gaps else None
     shot("docker_not_connected")
 
 
-SCENARIOS = (("startup", startup), ("variations", variations), ("paint_to_image", paint_to_image),
+SCENARIOS = (("startup", startup), ("unsupported_document", unsupported_document), ("variations", variations), ("paint_to_image", paint_to_image),
              ("train_and_cancel", train_and_cancel), ("harmonize", harmonize), ("super_resolve", super_resolve),
              ("daemon_stopped", daemon_stopped))
 

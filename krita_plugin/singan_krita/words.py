@@ -1,0 +1,64 @@
+"""The words the docker uses: for SinGAN's scales, which are the artist's main control, and for
+the models in its list.
+
+Scales are numbered k = 0 (coarsest) .. K-1 (finest), K = the model's ``num_scales``
+(docs/protocol.md). Two scale choices matter to an artist:
+
+* **variations** start from scale ``gen_start_scale``: 0 draws new layouts, higher values keep the
+  training image's layout and only draw new shapes, then only new detail;
+* **harmonize / paint to image** inject the picture at scale k (1..K-1): a coarse k repaints
+  shapes and colours, a fine k only touches up texture. None leaves the daemon's default
+  (harmonize max(1, K-3), paint to image 1: README "Applications").
+
+No ``krita`` or Qt import: tested in the project's environment.
+"""
+
+from __future__ import annotations
+
+
+def _position(k: int, num_scales: int) -> float:
+    return k / max(1, num_scales - 1)
+
+
+def start_scale_label(k: int, num_scales: int) -> str:
+    """Words for variations starting at scale ``k`` of ``num_scales``, e.g. ``new layouts (scale 0)``."""
+    if k == 0:
+        meaning = "new layouts"
+    elif _position(k, num_scales) <= 0.5:
+        meaning = "same rough layout, new shapes"
+    else:
+        meaning = "same layout, new fine detail"
+    return f"{meaning} (scale {k})"
+
+
+def injection_scale_label(k: int, num_scales: int) -> str:
+    """Words for injecting at scale ``k`` of ``num_scales``, e.g. ``repaint shapes and colours (scale 1)``."""
+    position = _position(k, num_scales)
+    if position <= 1 / 3:
+        meaning = "repaint shapes and colours"
+    elif position <= 2 / 3:
+        meaning = "adapt colours and texture"
+    else:
+        meaning = "touch up fine texture"
+    return f"{meaning} (scale {k})"
+
+
+def start_scales(num_scales: int) -> list[tuple[int, str]]:
+    """(k, label) for every start scale 0..K-1 of a model with ``num_scales`` = K."""
+    return [(k, start_scale_label(k, num_scales)) for k in range(max(1, num_scales))]
+
+
+def injection_scales(num_scales: int) -> list[tuple[int | None, str]]:
+    """(k, label) for the default (None) and every injection scale 1..K-1."""
+    default = (None, "default (harmonize: scale K-3, paint: scale 1)")
+    return [default] + [(k, injection_scale_label(k, num_scales)) for k in range(1, num_scales)]
+
+
+def model_text(model: dict, jobs: list[dict]) -> str:
+    """A model list entry, e.g. ``chelsea: ready (5 scales, 48 x 32)`` or ``bricks: training 42%``."""
+    status = model["status"]
+    if status == "ready":
+        return f"{model['name']}: ready ({model['num_scales']} scales, {model['width']} x {model['height']})"
+    job = next((job for job in jobs if job.get("model") == model["id"] and job.get("state") == "running"), None)
+    done = f" {job['fraction'] * 100:.0f}%" if job and job.get("fraction") is not None else ""
+    return f"{model['name']}: {status}{done} ({model['scales_done']} of {model['num_scales']} scales)"
