@@ -251,6 +251,12 @@ def test_new_seed_replaces_the_plate_instead_of_piling_up(scene_run):
     assert scene_run.result["final"]["state"]["images"] == ["chelsea seed 2"]
 
 
+def test_daemon_errors_are_reported_and_leave_the_scene_alone(scene_run):
+    bad = scene_run.result["bad_scale"]
+    assert bad["result"] is None and "Background plate failed: gen_start_scale: must be in 0..2" in bad["error"], bad["error"]
+    assert bad["state"] == scene_run.result["final"]["state"]
+
+
 def test_plate_pixels_are_the_daemons(scene_run, served_model):
     assert np.array_equal(scene_run.plate_in_blender, scene_run.plate)
     params = scene_run.result["plate_params"]

@@ -116,6 +116,10 @@ def body(args, out):
         out[step] = harness.call_operator(bpy.ops.singan.generate_plate)
         out[step]["state"] = plate_state(scene)
     task = addon.jobs.TASKS["plate"]
+    settings.plate_start_scale = 40  # beyond the model's scales: the daemon refuses it
+    out["bad_scale"] = harness.call_operator(bpy.ops.singan.generate_plate)
+    out["bad_scale"]["state"] = plate_state(scene)
+    settings.plate_start_scale = addon.properties.PLATE_START_SCALE
     out["plate_params"] = task.job.params
     (outdir / "plate.rgba").write_bytes(bytes(task.job.images[0].data))
     plate = bpy.data.images[out["final"]["state"]["world_image"]]
