@@ -59,7 +59,7 @@ def manifest(text: str, version: str, wheels: list[str]) -> str:
     """
     wheel_list = "[\n" + "".join(f'  "./wheels/{name}",\n' for name in wheels) + "]"
     for key, value in (("version", f'"{version}"'), ("wheels", wheel_list)):
-        text, count = re.subn(rf"^{key} = .*$", lambda _: f"{key} = {value}", text, flags=re.MULTILINE)
+        text, count = re.subn(rf"^{key} = .*$", lambda _, line=f"{key} = {value}": line, text, flags=re.MULTILINE)
         if count != 1:
             raise ValueError(f"blender_manifest.toml: expected one '{key} = ' line, found {count}")
     return text

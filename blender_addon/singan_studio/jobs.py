@@ -10,7 +10,7 @@ Cancel button can reach it.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .client import Connection
 from .protocol.client import DaemonError, DaemonUnavailable, Image
@@ -18,7 +18,7 @@ from .protocol.client import DaemonError, DaemonUnavailable, Image
 Finish = Callable[[dict, list], str]
 """``finish(result data, result images) -> message``: applies a successful job's result."""
 
-TASKS: dict[str, "Task"] = {}
+TASKS: dict[str, Task] = {}
 """The last task started in each slot, finished or not."""
 
 

@@ -150,7 +150,7 @@ def set_plane_plate(scene: bpy.types.Scene, camera: bpy.types.Object, image: bpy
         plane = _new_plane(scene, camera)
     corners = frame_corners(scene, camera, PLANE_DISTANCE * camera.data.clip_end)
     centre = sum(corners, Vector()) / 4
-    for vertex, corner in zip(plane.data.vertices, corners):
+    for vertex, corner in zip(plane.data.vertices, corners, strict=True):
         vertex.co = centre + (corner - centre) * (1 + PLANE_OVERSCAN)
     plane.data.update()
     node = plane.active_material.node_tree.nodes[PLATE]
@@ -163,7 +163,7 @@ def _new_plane(scene: bpy.types.Scene, camera: bpy.types.Object) -> bpy.types.Ob
     mesh.from_pydata([(0, 0, 0)] * 4, [], [(0, 3, 2, 1)])  # corners as frame_corners orders them, facing the camera
     uv = mesh.uv_layers.new()
     low, high = -PLANE_OVERSCAN / 2, 1 + PLANE_OVERSCAN / 2  # the frame itself spans 0..1
-    for loop, corner_uv in zip(uv.data, [(high, high), (low, high), (low, low), (high, low)]):  # loops: corners 0, 3, 2, 1
+    for loop, corner_uv in zip(uv.data, [(high, high), (low, high), (low, low), (high, low)], strict=True):  # loops: corners 0, 3, 2, 1
         loop.uv = corner_uv
     plane = bpy.data.objects.new(PLATE, mesh)
     plane[KIND] = "plate"

@@ -11,7 +11,7 @@ looked up when they arrive, so undo or renaming in between cannot leave a stale 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import bpy
 from bpy.props import StringProperty

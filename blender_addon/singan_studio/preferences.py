@@ -9,7 +9,7 @@ from . import client
 from .protocol import DEFAULT_ENDPOINT
 
 
-def _endpoint_changed(prefs: "SinGANPreferences", context: bpy.types.Context) -> None:
+def _endpoint_changed(prefs: SinGANPreferences, context: bpy.types.Context) -> None:
     client.connect(prefs.endpoint, prefs.token or None)  # shown as not connected until it answers
 
 

@@ -23,7 +23,7 @@ PRESETS = [
 ]
 
 
-def _ready_models(settings: "SinGANSettings", context: bpy.types.Context, text: str) -> list[tuple[str, str]]:
+def _ready_models(settings: SinGANSettings, context: bpy.types.Context, text: str) -> list[tuple[str, str]]:
     """Search items of the model field: the daemon's ready generative models (cached by
     Connect / Refresh and by training)."""
     connection = client.current()
