@@ -504,6 +504,7 @@ def test_super_resolve_opens_a_document_of_exactly_2x_and_4x(krita_run):
 def test_stopped_daemon_is_reported_within_3_seconds_and_krita_stays_responsive(krita_run):
     dead = krita_run.scenario("daemon_stopped")
     assert dead["connected_status"].startswith("connected: SinGAN daemon")
+    assert dead["saved_endpoint"] == dead["second_endpoint"]  # Connect saved it in Krita's settings
     assert dead["seconds_to_message"] < 3.0
     assert dead["message"].startswith("Training 'chelsea - Background': not connected: the SinGAN daemon at")
     assert dead["status"].startswith("not connected: no answer from the SinGAN daemon")

@@ -34,6 +34,7 @@ HEARTBEAT = 0.5
 the plugin is idle is noticed within ``HEARTBEAT + TIMEOUT * (RETRIES + 1)`` = 2.5 s."""
 RECONNECT = 2.0
 """Seconds between ``hello`` attempts while not connected."""
+_HEARTBEAT_OPS = {"list_models": "models", "jobs": "jobs"}  # op -> the attribute its answer refreshes
 
 
 class ConnectionState(Enum):
@@ -151,6 +152,8 @@ class Connection:
                 return  # abandoned by set_endpoint
             if job.error is not None and job.error.code == "unavailable":
                 self._lost(job.error)
+            elif op not in _HEARTBEAT_OPS:
+                self._next_heartbeat = 0.0  # a job ended: show the models' new state at once
             on_done(job)
 
         try:
@@ -180,7 +183,7 @@ class Connection:
 
     def _heartbeat(self) -> None:
         self._next_heartbeat = self._clock() + HEARTBEAT
-        for op, key in (("list_models", "models"), ("jobs", "jobs")):
+        for op, key in _HEARTBEAT_OPS.items():
             self._pending.add(op)
             try:
                 self._submit(op, None, (), self._on_refresh(op, key), None)

@@ -15,7 +15,10 @@ SIZE_MODES = ("1x", "2x", "custom")
 MIN_SIDE, MAX_SIDE = 8, 8192  # generate's width/height range (pixels)
 
 DEFAULT_START_SCALE = 0
-"""Variations start at the coarsest scale: new layouts, the paper's default (see the README)."""
+"""Variations start at the coarsest scale: new layouts, the paper's default. Compared on
+shared/images with 4 seeds at 1.5x and 2x the training width (brick, draft, K = 8; gravel, tiny,
+K = 5; chelsea, tiny, K = 3): only scale 0 gives visibly different images per seed; from scale 1
+on every seed shows the same layout (chelsea's face, the same bricks) with barely visible changes."""
 
 
 @dataclass

@@ -50,7 +50,7 @@ def start_scales(num_scales: int) -> list[tuple[int, str]]:
 
 def injection_scales(num_scales: int) -> list[tuple[int | None, str]]:
     """(k, label) for the default (None) and every injection scale 1..K-1."""
-    default = (None, "default (harmonize: scale K-3, paint: scale 1)")
+    default = (None, "default (harmonize K-3, paint 1)")
     return [default] + [(k, injection_scale_label(k, num_scales)) for k in range(1, num_scales)]
 
 

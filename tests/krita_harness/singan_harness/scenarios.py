@@ -310,10 +310,10 @@ def harmonize(entry):
     png("harmonize_before", before, w, h)
     first = len(st.tasks)
     trigger("singan_harmonize")
-    phases = set()
-    yield until(lambda: phases.add(d.task_title.text()) or (len(st.tasks) > first and st.tasks[first].finished),
-                240, "harmonization (with training)")
-    entry["phases_seen"] = sorted(phases)
+    phases = []  # every phase the task went through (its changed signal; replies arrive only from the timer)
+    st.tasks[first].changed.connect(lambda task: phases.append(task.phase))
+    yield until(lambda: st.tasks[first].finished, 240, "harmonization (with training)")
+    entry["phases_seen"] = sorted(set(phases))
     entry["task"] = {"failed": st.tasks[first].failed, "message": st.tasks[first].message}
     after = projection(doc)
     entry["after"] = save("harmonize_after", after)
@@ -366,6 +366,8 @@ def daemon_stopped(entry):
     yield until(lambda: st.connection.info.get("instance") and d.status.text().startswith("connected"), 30,
                 "the second daemon")
     entry["connected_status"] = d.status.text()
+    entry["saved_endpoint"] = Krita.instance().readSetting("SinGANStudio", "endpoint", "")
+    entry["second_endpoint"] = SECOND_ENDPOINT
     from protocol.client import Client
 
     with Client(SECOND_ENDPOINT, timeout=5, retries=1) as client:
