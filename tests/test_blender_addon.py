@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, TRAIN_IMAGE
+from conftest import REPO, TRAIN_IMAGE, DaemonProcess
 from protocol.client import DaemonError
 
 BLENDER_PYTHON = Path(os.environ.get("SINGAN_BLENDER_PYTHON", REPO / ".venv-blender" / "bin" / "python"))
@@ -147,9 +147,14 @@ def closed_endpoint() -> str:
 
 @pytest.fixture(scope="module")
 def job_run(installed, served_model, shared_images, blender_env, tmp_path_factory) -> dict:
+    """job_control.py against the served daemon, a closed port, and a second daemon it kills."""
     workdir = tmp_path_factory.mktemp("jobs")
-    return run_harness("job_control", served_model.daemon.endpoint, closed_endpoint(), shared_images / TRAIN_IMAGE,
-                       env=blender_env, workdir=workdir)
+    doomed = DaemonProcess(workdir / "doomed-store")
+    try:
+        return run_harness("job_control", served_model.daemon.endpoint, closed_endpoint(), shared_images / TRAIN_IMAGE,
+                           doomed.endpoint, doomed.proc.pid, env=blender_env, workdir=workdir)
+    finally:
+        doomed.kill()
 
 
 # --------------------------------------------------------------------------- packaging and install
@@ -350,6 +355,15 @@ def test_unreachable_daemon_is_reported_within_3_seconds(job_run):
         assert run["result"] is None and run["seconds"] < 3.0, run
         assert "no reply from the SinGAN daemon" in run["error"] and "singan serve" in run["error"], run["error"]
     assert job_run["unreachable_invoke"]["invoke"]["result"] == ["CANCELLED"]
+
+
+def test_daemon_killed_during_a_training_is_reported(job_run):
+    killed = job_run["killed"]
+    assert killed["invoke"]["result"] == ["RUNNING_MODAL"] and killed["finished"], killed
+    assert "stopped answering" in killed["error"], killed["error"]
+    # liveness probes every 2 s, 3 tries (client.TIMEOUT_S, RETRIES): generous for large uploads
+    assert 4.0 < killed["seconds"] < 10.0, killed["seconds"]
+    assert max(killed["durations"]) < 0.05
 
 
 def test_connect_shows_the_daemons_version_device_and_models(job_run, served_model):

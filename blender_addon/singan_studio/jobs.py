@@ -92,7 +92,7 @@ class Task:
         self.error, self.finished = error, True
 
     def cancel(self) -> None:
-        """Ask the daemon to cancel the job (blocks for the round trip, at most about 2 s); the job
+        """Ask the daemon to cancel the job (blocks for the round trip; 6 s if the daemon is gone); the job
         then ends with error code ``cancelled`` at a later :meth:`poll`."""
         if self.finished:
             return

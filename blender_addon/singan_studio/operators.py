@@ -88,7 +88,7 @@ class _JobOperator:
 
     def start(self, context: bpy.types.Context) -> jobs.Task:
         link = connection(context)
-        link.ensure()  # a hello first if the daemon has not answered one yet: at most 2 s if it is down
+        link.ensure()  # a hello first if the daemon has not answered one yet: 1.8 s if it is down
         return jobs.start(self.slot, link, self.title, *self.request(context, link))
 
     def invoke(self, context, event):

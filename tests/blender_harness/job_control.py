@@ -1,12 +1,14 @@
-"""Jobs without an event loop: ``job_control.py ENDPOINT CLOSED_ENDPOINT IMAGE OUT.json``.
+"""Jobs without an event loop: ``job_control.py ENDPOINT CLOSED_ENDPOINT IMAGE DOOMED_ENDPOINT DOOMED_PID OUT.json``.
 
 Background mode delivers no events, so ``invoke`` cannot be reached through ``bpy.ops``: a copy of
 each real job operator is registered whose ``execute`` calls the original ``invoke`` (everything
 else is the operator's own code), and the job is then driven by calling the task's polling step,
 as the operator's timer would. Covers: an unreachable daemon, invoke returning at once, poll times
-while a training runs, cancelling it, a training from an image datablock to its end, and a 2x
-super-resolution."""
+while a training runs, cancelling it, a training from an image datablock to its end, a 2x
+super-resolution, and a daemon (DOOMED_PID, at DOOMED_ENDPOINT) killed while it trains."""
 
+import os
+import signal
 import time
 
 import bpy
@@ -52,7 +54,7 @@ def follow(task, seconds: float | None) -> dict:
 
 
 def body(args, out):
-    endpoint, closed_endpoint, image_path = args
+    endpoint, closed_endpoint, image_path, doomed_endpoint, doomed_pid = args
     addon = harness.enable()
     out["modules"] = harness.wire_modules()
     prefs, settings = harness.preferences(), bpy.context.scene.singan
@@ -81,6 +83,17 @@ def body(args, out):
     out["train"] = {**harness.call_operator(train), "invoke": INVOKES.pop("train", None)}
     task = addon.jobs.TASKS["train"]
     out["train"].update(follow(task, None), message=task.message, error=str(task.error), scene_model=settings.model)
+
+    prefs.endpoint = doomed_endpoint
+    settings.train_name = "doomed"
+    out["killed"] = {**harness.call_operator(train), "invoke": INVOKES.pop("train", None)}
+    task = addon.jobs.TASKS["train"]
+    while task.fraction == 0 and not task.poll():
+        time.sleep(0.05)
+    os.kill(int(doomed_pid), signal.SIGKILL)
+    killed = time.monotonic()
+    out["killed"].update(follow(task, 30.0), error=str(task.error), seconds=time.monotonic() - killed)
+    prefs.endpoint = endpoint
 
     small = photo.copy()
     small.scale(45, 30)
