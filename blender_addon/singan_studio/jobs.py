@@ -59,7 +59,7 @@ class Task:
     def poll(self) -> bool:
         """The polling step: handle the replies that have arrived, without waiting for any.
 
-        Takes well under a millisecond while the job runs (the socket is polled with a zero
+        Takes about a millisecond or less while the job runs (the socket is polled with a zero
         timeout); when the result arrives it also runs ``finish``.
 
         Returns:
