@@ -110,7 +110,7 @@ def composites(document: Document, node: Node) -> tuple[bytes, bytes]:
     """
     clone = document.clone()
     try:
-        twin = _find(clone.rootNode(), node.uniqueId())
+        twin = find(clone.rootNode(), node.uniqueId())
         if twin is None:
             raise BadInput(f"the layer '{node.name()}' is not in the image's layer stack")
         _remove_above(twin)
@@ -122,11 +122,12 @@ def composites(document: Document, node: Node) -> tuple[bytes, bytes]:
         clone.close()
 
 
-def _find(root: Node, unique_id) -> Node | None:
+def find(root: Node, unique_id) -> Node | None:
+    """The node below ``root`` (at any depth) whose ``uniqueId()`` is ``unique_id``, else None."""
     for child in root.childNodes():
         if child.uniqueId() == unique_id:
             return child
-        found = _find(child, unique_id)
+        found = find(child, unique_id)
         if found is not None:
             return found
     return None

@@ -14,12 +14,14 @@ from PyQt5.QtCore import QTimer
 
 from protocol import DEFAULT_ENDPOINT
 
-from . import actions, studio, workflows
+from . import actions, hiding, studio, workflows
 from .deps import Deps
 
 SETTINGS_GROUP = "SinGANStudio"
 """kritarc group of the plugin's settings (``endpoint``)."""
 PUMP_INTERVAL_MS = 50
+HIDING_EVERY = 5
+"""Pumps between two updates of the objects hidden under harmonized layers (:mod:`.hiding`): 250 ms."""
 
 
 def cancel(the_studio: studio.Studio) -> None:
@@ -66,6 +68,7 @@ class SinGANExtension(Extension):
         super().__init__(parent)
         self._deps = deps
         self._timer = QTimer(self)
+        self._pumps = 0
 
     def setup(self) -> None:
         endpoint = Krita.instance().readSetting(SETTINGS_GROUP, "endpoint", DEFAULT_ENDPOINT)
@@ -82,8 +85,11 @@ class SinGANExtension(Extension):
             action.triggered.connect(lambda checked=False, run=RUNS[info.id]: run_action(run))
 
     def _pump(self) -> None:
+        self._pumps += 1
         try:
             studio.instance().connection.pump()
+            if self._pumps % HIDING_EVERY == 0:
+                hiding.LINKS.update()
         except Exception as error:  # a bug in a result handler: show it, keep pumping
             studio.instance().report(error)
 

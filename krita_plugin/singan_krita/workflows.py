@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from protocol.client import Image
 
-from . import canvas, ops, pixels
+from . import canvas, hiding, ops, pixels
 from .canvas import Region, Target
 from .connection import ConnectionState
 from .errors import BadInput, NoModel, NotConnected
@@ -91,10 +91,9 @@ def harmonize(studio: Studio) -> None:
     Uses the chosen model, else first trains one on the composite below the object (chosen preset).
 
     The result, "Harmonized <name>", goes directly above the object: the daemon's output (alpha 255
-    where it may change pixels: the dilated mask) made opaque wherever the object has any alpha, so
-    it hides the object completely while the object layer stays as it was (visible). One undo, or
-    deleting that layer, restores the document exactly: Krita 5.1 cannot undo a visibility change
-    made from Python, so hiding the object layer itself would survive the undo.
+    where it may change pixels: the dilated mask) made opaque wherever the object has any alpha.
+    The object layer is hidden, not deleted, for as long as that layer is in the document (see
+    :mod:`.hiding`): one undo, or deleting that layer, restores the document exactly.
     """
     _check_connected(studio)
     target, options = canvas.active_target(), replace(studio.options)
@@ -111,7 +110,8 @@ def harmonize(studio: Studio) -> None:
         cover = pixels.union(pixels.alpha(result), pixels.coverage(mask))
         layer = canvas.new_layer(document, f"Harmonized {node.name()}", pixels.with_alpha(result, cover), region)
         canvas.add_above(document, node, layer)
-        return f"'Harmonized {node.name()}' is above '{node.name()}' (scale {data.get('scale')})"
+        hiding.LINKS.hide_under(document, layer, node)
+        return f"'Harmonized {node.name()}' is above '{node.name()}', which is hidden (scale {data.get('scale')})"
 
     def run(model: dict) -> None:
         images = [_bgra("image", composite, region), Image("mask", region.width, region.height, "GRAY", mask)]
