@@ -49,12 +49,4 @@ def draw_connection(layout: bpy.types.UILayout) -> None:
 
 classes = (SinGANPreferences,)
 
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)
