@@ -17,6 +17,9 @@ from .studio import Studio
 
 VARIATIONS_GROUP = "SinGAN variations"
 MAX_SR_SIDE = 1024  # the daemon's max_sr_input_side
+MAX_TRAIN_SIDE = 2048
+"""Longest side (pixels) of a training image as sent: the daemon trains at 1024 px at most, and a
+larger canvas would only cost transfer time and seconds of the daemon's socket thread."""
 
 
 def _check_connected(studio: Studio) -> None:
@@ -41,6 +44,16 @@ def _bgra(name: str, data: bytes, region: Region) -> Image:
     return Image(name, region.width, region.height, "BGRA", data)
 
 
+def _training_image(data: bytes, region: Region) -> Image:
+    """BGRA pixels of ``region`` as the ``image`` of a training, shrunk (Qt's smooth filter) to at
+    most :data:`MAX_TRAIN_SIDE` px on the longer side."""
+    longest = max(region.width, region.height)
+    if longest <= MAX_TRAIN_SIDE:
+        return _bgra("image", data, region)
+    width, height = (max(1, round(side * MAX_TRAIN_SIDE / longest)) for side in (region.width, region.height))
+    return Image("image", width, height, "BGRA", canvas.resized(data, region.width, region.height, width, height))
+
+
 def _clipped(data: bytes, target: Target, size: tuple[int, int]) -> bytes:
     """``data`` with the selection's mask as alpha, if there is a non-rectangular selection of ``size``."""
     if target.mask is None or size != (target.region.width, target.region.height):
@@ -60,7 +73,7 @@ def train(studio: Studio) -> None:
             studio.options.model = data["model"]["id"]
         return f"model '{data['model']['id']}' is ready"
 
-    image = _bgra("image", canvas.read(target.node, target.region), target.region)
+    image = _training_image(canvas.read(target.node, target.region), target.region)
     task.submit("train", ops.train_params(name, options), [image], trained, "training")
 
 
@@ -121,7 +134,7 @@ def harmonize(studio: Studio) -> None:
         run(model)
     else:
         background_name = f"{canvas.document_title(document)} background"
-        task.submit("train", ops.train_params(background_name, options), [_bgra("image", background, region)],
+        task.submit("train", ops.train_params(background_name, options), [_training_image(background, region)],
                     lambda data, images: run(data["model"]), "training the background model")
 
 
