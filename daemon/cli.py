@@ -89,7 +89,7 @@ def demo(
 ) -> None:
     """Train the bundled demo image (Hubble Deep Field) through a temporary daemon and write
     variations, a panorama, a seamless tile, a harmonization, a 2x super-resolution and a contact
-    sheet to OUT. About 5 minutes with draft on a 2-core CPU; Ctrl-C stops it and its daemon."""
+    sheet to OUT. About 7-8 minutes with draft on a 2-core CPU; Ctrl-C stops it and its daemon."""
     from .demo import run_demo
 
     try:
