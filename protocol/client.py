@@ -234,6 +234,10 @@ class Client:
                on_progress: ProgressCallback | None = None, on_done: DoneCallback | None = None) -> Job:
         """Send a job op without waiting; the returned :class:`Job` is updated by :meth:`poll`.
 
+        One-reply ops (``hello``, ``list_models``, ``jobs``, ``cancel``, ...) may be sent this way
+        too, which is how a UI avoids :meth:`call`'s wait: ``on_done`` gets the job with its
+        ``result`` (or ``error``), and the Lazy Pirate probe and resend apply to it like to a job.
+
         Raises:
             DaemonUnavailable: the daemon cannot be reached at all.
         """
