@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from .errors import InvalidArgument
 from .model import SinGANPyramid
 from .pyramid import Size, resize
 from .sampling import draw_noise, generate, sample_sizes
@@ -39,7 +40,7 @@ def check_injection_scale(pyramid: SinGANPyramid, scale: int) -> None:
     """
     pyramid.require_complete()
     if not 1 <= scale <= pyramid.num_scales - 1:
-        raise ValueError(f"scale: must be in 1..{pyramid.num_scales - 1} (0 = coarsest), got {scale}")
+        raise InvalidArgument("scale", f"must be in 1..{pyramid.num_scales - 1} (0 = coarsest), got {scale}")
 
 
 @torch.no_grad()

@@ -7,8 +7,11 @@ scales' samples), reconstruction and sampling.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
+from .errors import InvalidArgument
 from .model import SinGANPyramid
 from .pyramid import Size, resize
 
@@ -26,7 +29,13 @@ def draw_noise(n: int, size: Size, k: int, generator: torch.Generator, device: t
 
 
 @torch.no_grad()
-def generate(pyramid: SinGANPyramid, noises: list[torch.Tensor], start_scale: int = 0, start_image: torch.Tensor | None = None) -> torch.Tensor:
+def generate(
+    pyramid: SinGANPyramid,
+    noises: list[torch.Tensor],
+    start_scale: int = 0,
+    start_image: torch.Tensor | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
     """Run the finished generators from ``start_scale`` upward (paper eq. 3-4).
 
     ``x_k = G_k(noise_amp_k * z_k + up(x_{k-1}), up(x_{k-1}))`` where ``up`` resizes to the size of
@@ -38,15 +47,20 @@ def generate(pyramid: SinGANPyramid, noises: list[torch.Tensor], start_scale: in
         start_scale: index of the first generator to run.
         start_image: (N, 3, h, w) input of the first generator, resized to the first noise map's size;
             zeros (the paper's coarsest input) when None.
+        on_step: called as ``on_step(done, total)`` after each scale (``total = len(noises)``); it
+            may raise to stop between scales (the daemon cancels jobs this way).
 
     Returns:
         (N, 3, h, w) output of the last scale run, unclamped (roughly [-1, 1]).
     """
     mode = pyramid.config.net.padding_mode
     x = torch.zeros_like(noises[0]) if start_image is None else resize(start_image, noises[0].shape[-2:], mode)
-    for k, z in enumerate(noises, start=start_scale):
+    for i, z in enumerate(noises):
+        k = start_scale + i
         x = resize(x, z.shape[-2:], mode)
         x = pyramid.generators[k](pyramid.noise_amps[k] * z, x)
+        if on_step is not None:
+            on_step(i + 1, len(noises))
     return x
 
 
@@ -180,9 +194,9 @@ def _noise_batch(pyramid: SinGANPyramid, sizes: list[Size], start: int, seeds: r
 def _check_sample_args(pyramid: SinGANPyramid, n_samples: int, scale_h: float, scale_w: float, gen_start_scale: int) -> None:
     pyramid.require_complete()
     if n_samples < 1:
-        raise ValueError(f"n_samples: must be >= 1, got {n_samples}")
+        raise InvalidArgument("n_samples", f"must be >= 1, got {n_samples}")
     for name, value in (("scale_h", scale_h), ("scale_w", scale_w)):
         if not 0 < value <= 64:
-            raise ValueError(f"{name}: must be in (0, 64], got {value}")
+            raise InvalidArgument(name, f"must be in (0, 64], got {value}")
     if not 0 <= gen_start_scale < pyramid.num_scales:
-        raise ValueError(f"gen_start_scale: must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {gen_start_scale}")
+        raise InvalidArgument("gen_start_scale", f"must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {gen_start_scale}")
