@@ -8,10 +8,12 @@ become (1, 3, H, W) float32 in [-1, 1] with alpha dropped (not composited), the 
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 import torch
 from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
 
 from protocol.wire import CHANNEL_ORDERS, Image
 from singan_core.imageio import from_uint8, mask_from_pil, to_rgb, to_uint8
@@ -32,6 +34,17 @@ def _array(image: Image) -> np.ndarray:
 
 def to_pil(image: Image) -> PILImage.Image:
     return PILImage.fromarray(np.ascontiguousarray(_array(image)))
+
+
+def decode_file(data: bytes, name: str) -> torch.Tensor:
+    """An image file's bytes as (1, 3, H, W) float32 in [-1, 1] (the rule of
+    :func:`singan_core.imageio.load_image`, without reading the file a second time).
+    Raises ValueError naming ``name`` if Pillow cannot read it."""
+    try:
+        with PILImage.open(io.BytesIO(data)) as im:
+            return from_uint8(np.asarray(to_rgb(im)))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{name}: not a readable image ({exc})") from None
 
 
 def to_tensor(image: Image) -> torch.Tensor:

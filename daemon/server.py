@@ -9,6 +9,7 @@ frames over ``ZMQ_MAXMSGSIZE``, which ZeroMQ drops together with the connection.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -29,19 +30,18 @@ from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from protocol.schema import (
     JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_MESSAGE_BYTES, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
     MAX_SR_INPUT_SIDE, OPS, Accepted, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
-    JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, parse_request,
+    JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
 )
-from protocol.wire import Image, ProtocolError, decode_header, decode_images, encode
+from protocol.wire import Image, ProtocolError, decode_header, decode_images, encode, one_line
 from singan_core import __version__
 from singan_core.config import PRESETS, preset
 from singan_core.device import select_device
-from singan_core.imageio import load_image
-from singan_core.storage import ModelLoadError, create_model_dir, file_sha256
+from singan_core.storage import ModelLoadError, create_model_dir
 from singan_core.super_resolution import sr_config, sr_steps
 from singan_core.training import new_pyramid
 from singan_core.workflow import APP_NAME
 
-from .images import image_sha256, to_tensor
+from .images import decode_file, image_sha256, to_tensor
 from .jobs import Job, JobQueue
 from .ops import check_output
 from .store import ModelStore, StudioMeta, require_ready
@@ -126,6 +126,8 @@ class Daemon:
         self._stop = threading.Event()
         self._context = zmq.Context()
         self.endpoint: str | None = None  # the bound endpoint (port filled in), once running
+        self._watch: FolderWatch | None = None
+        self._watch_skips: dict[Path, str] = {}  # watched file -> the content hash whose skip was logged
 
     def stop(self) -> None:
         """Ask the loop to shut down (thread- and signal-safe)."""
@@ -184,7 +186,7 @@ class Daemon:
         events.bind(self._events)
         bound.set()
         self._resume_unfinished()
-        watch = self._start_watch()
+        self._watch = watch = self._start_watch()
         log.info("serving on %s (device %s, store %s)", self.endpoint, self.device, self.store.root)
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
@@ -344,20 +346,31 @@ class Daemon:
         return watch
 
     def _watched_file(self, path: Path) -> None:
-        """Train a new image of the watched folder, unless a model of the same bytes exists."""
+        """A new version of a file of the watched folder (see :mod:`daemon.watch`): read it once,
+        and train it unless a generative model of the same bytes exists. A file replaced with
+        other content trains a new model (``<stem>-2``, ...); the old model stays. A skip is logged
+        at info level once per file and content, at debug level after that."""
+        counts = self._watch.counts
         try:
-            sha = file_sha256(path)
+            data = path.read_bytes()
+            counts.reads += 1
+            sha = hashlib.sha256(data).hexdigest()
             if self.store.find(sha):
-                log.info("%s: already trained (same content), skipped", path.name)
+                counts.skipped += 1
+                level = logging.DEBUG if self._watch_skips.get(path) == sha else logging.INFO
+                self._watch_skips[path] = sha
+                log.log(level, "%s: already trained (same content), skipped", one_line(path.name))
                 return
             params = _WatchParams(name=path.stem, preset=self.config.watch_preset)
-            model_id = self._new_training(load_image(path), sha, params, source_name=path.name)
-        except (OSError, ValueError) as exc:
-            log.warning("%s: not trained: %s", path, exc)
+            model_id = self._new_training(decode_file(data, path.name), sha, params, source_name=path.name)
+        except (OSError, ValueError, ProtocolError) as exc:
+            counts.failed += 1
+            log.warning("%s: not trained: %s", one_line(path.name), one_line(str(exc)))
             return
+        counts.trained += 1
         job = Job("train", None, model_id)
         self.queue.put(job)
-        log.info("%s: training as model %s (job %s)", path.name, model_id, job.id)
+        log.info("%s: training as model %s (job %s)", one_line(path.name), model_id, job.id)
 
     # -- quick ops --------------------------------------------------------------------------
 
@@ -413,7 +426,11 @@ class Daemon:
                     fraction=job.progress.get("fraction", 0.0), eta_seconds=job.progress.get("eta_seconds"))
             for position, job in self.queue.snapshot()
         ]
-        return JobListResult(jobs=jobs)
+        watch = self._watch
+        if watch is None:
+            return JobListResult(jobs=jobs)
+        info = WatchInfo(folder=str(watch.folder), files_seen=watch.files_seen, **vars(watch.counts))
+        return JobListResult(jobs=jobs, watch=info)
 
     def _op_cancel(self, params: Any) -> CancelResult:
         job = self.queue.cancel(params.job)

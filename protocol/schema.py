@@ -396,8 +396,26 @@ class DeletedResult(_Model):
     deleted: ModelId
 
 
+class WatchInfo(_Model):
+    """The folder watch (``singan serve --watch``) since the daemon started: what it has done."""
+
+    folder: str
+    files_seen: int
+    """Image files in the folder handled at least once (and not deleted or moved away since)."""
+    reads: int
+    """File reads: one per file version handled. A file that does not change is read once."""
+    trained: int
+    """Versions that started a training."""
+    skipped: int
+    """Versions skipped because a generative model of the same bytes exists."""
+    failed: int
+    """Versions that could not be read or trained (logged as warnings)."""
+
+
 class JobListResult(_Model):
     jobs: list[JobInfo]
+    watch: WatchInfo | None = None
+    """The folder watch, or None without ``--watch``."""
 
 
 class CancelResult(_Model):

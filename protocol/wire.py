@@ -83,6 +83,14 @@ def encode(header: dict[str, Any], images: Sequence[Image] = ()) -> list[bytes |
     return [msgpack.packb(header, use_bin_type=True), *(image.data for image in images)]
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` (a client string, a file name) safe for one line of a message or log: every
+    non-printable character (newline, carriage return, escape, ...) is written as its Python escape
+    (``\\n``, ``\\x1b``), and the result is cut to ``limit`` characters, with ``...`` if cut."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """The start of a value a client sent, for an error message. Never fails: msgpack nests up to
     1024 levels, deeper than ``repr`` can go."""
