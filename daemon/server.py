@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 import signal
@@ -20,7 +19,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import platformdirs
 import torch
@@ -41,6 +39,7 @@ from singan_core.super_resolution import sr_config, sr_steps
 from singan_core.training import new_pyramid
 from singan_core.workflow import APP_NAME
 
+from .endpoint import check_bound, check_endpoint, display_endpoint
 from .images import decode_file, image_sha256, to_tensor
 from .jobs import Job, JobQueue
 from .ops import check_output
@@ -80,30 +79,6 @@ class DaemonConfig:
     preview_interval: float = 3.0
 
 
-def is_loopback(endpoint: str) -> bool:
-    """True for ``ipc://``/``inproc://`` and ``tcp://`` on 127.0.0.0/8, ::1 or localhost."""
-    parts = urlsplit(endpoint)
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    host = (parts.hostname or "").strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # '*', an interface name, a host name
-
-
-def check_endpoint(config: DaemonConfig) -> None:
-    """Raise ``ValueError`` for a non-loopback endpoint without ``allow_remote`` and a token."""
-    if is_loopback(config.endpoint):
-        return
-    if not config.allow_remote:
-        raise ValueError(f"endpoint: {config.endpoint} is not a loopback address; add --allow-remote and a --token to serve other machines")
-    if not config.token:
-        raise ValueError(f"endpoint: {config.endpoint} is reachable from other machines; --allow-remote needs --token (or SINGAN_TOKEN)")
-
-
 def _device_description(device: torch.device) -> tuple[str, int | None]:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -115,7 +90,7 @@ class Daemon:
     """A daemon process: ``Daemon(config).run()`` serves until ``shutdown`` or SIGINT/SIGTERM."""
 
     def __init__(self, config: DaemonConfig):
-        check_endpoint(config)
+        check_endpoint(config.endpoint, config.allow_remote, config.token)
         self.config = config
         self.device = select_device(config.device)
         self.store = ModelStore(config.store)
@@ -142,6 +117,8 @@ class Daemon:
 
         Raises:
             zmq.ZMQError: the endpoint cannot be bound (e.g. the port is in use).
+            ValueError: libzmq bound an address that is not loopback without ``allow_remote``
+                (see :func:`daemon.endpoint.check_bound`); the socket is closed unserved.
         """
         self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes, self.config.preview_interval)
         bound, failure = threading.Event(), []
@@ -175,13 +152,14 @@ class Daemon:
             router.setsockopt(zmq.SNDHWM, 100_000)  # a client that stops reading must not lose its results
             router.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:port
             router.bind(self.config.endpoint)
-        except zmq.ZMQError as exc:
+            check_bound(router.getsockopt_string(zmq.LAST_ENDPOINT), self.config.allow_remote)
+        except (zmq.ZMQError, ValueError) as exc:
             router.close(linger=0)
             failure.append(exc)
             self.queue.close()
             bound.set()
             return
-        self.endpoint, self._router = router.getsockopt_string(zmq.LAST_ENDPOINT), router
+        self.endpoint, self._router = display_endpoint(router.getsockopt_string(zmq.LAST_ENDPOINT)), router
         events = self._context.socket(zmq.PULL)
         events.bind(self._events)
         bound.set()

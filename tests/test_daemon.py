@@ -237,12 +237,37 @@ def _env_without_token() -> dict[str, str]:
     return env | {"PYTHONPATH": str(REPO)}
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--endpoint", "tcp://127.0.0.1:0;0.0.0.0:0"], "endpoint: 'tcp://127.0.0.1:0;0.0.0.0:0' has ';'"),
+    (["--endpoint", "tcp://0.0.0.0:0", "--allow-remote", "--token", " " * 20], "token: must have at least 16 characters"),
+    (["--token", "short"], "token: must have at least 16 characters"),
+])
+def test_bypassing_endpoints_and_weak_tokens_are_refused(tmp_path, args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "serve", "--store", str(tmp_path), "--log-file", str(tmp_path / "log"), *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env=_env_without_token(),
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "listening on" not in result.stdout
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_ipv4_mapped_loopback_is_served_and_printed_in_a_form_serve_accepts(tmp_path):
+    daemon = DaemonProcess(tmp_path / "store", "--endpoint", "tcp://[::ffff:127.0.0.1]:*")
+    assert daemon.endpoint.startswith("tcp://127.0.0.1:")
+    with daemon.client() as client:
+        assert client.hello()["protocol_version"] == 1
+    assert daemon.stop() == 0
+    again = DaemonProcess(tmp_path / "store", "--endpoint", daemon.endpoint)  # what was printed, passed back
+    assert again.endpoint == daemon.endpoint
+    assert again.stop() == 0
+
+
 def test_token_is_required_when_set(tmp_path):
-    daemon = DaemonProcess(tmp_path / "store", "--token", "s3cret")
+    daemon = DaemonProcess(tmp_path / "store", "--token", "s3cret-s3cret-s3cret")
     with daemon.client() as client:
         with pytest.raises(DaemonError) as err:
             client.hello()
         assert err.value.code == "unauthorized"
-    with daemon.client(token="s3cret") as client:
+    with daemon.client(token="s3cret-s3cret-s3cret") as client:
         assert client.hello()["auth_required"] is True
     assert daemon.stop() == 0

@@ -628,3 +628,57 @@ def test_job_fails_unavailable_when_daemon_is_killed(start_daemon, shared_images
         elapsed = time.monotonic() - killed
     assert info.value.code == "unavailable", info.value
     assert elapsed < timeout * (retries + 1) + 3.0, f"took {elapsed:.1f} s"
+
+
+# --------------------------------------------------------------------------- endpoints (issue 15)
+
+@pytest.mark.parametrize(("endpoint", "accepted"), [
+    ("tcp://127.0.0.1:*", True), ("tcp://127.0.0.2:5557", True), ("tcp://localhost:5557", True),
+    ("tcp://[::1]:5557", True), ("tcp://[::ffff:127.0.0.1]:5557", True), ("ipc:///tmp/singan.sock", True),
+    ("tcp://127.0.0.1:49659;0.0.0.0:49660", False), ("tcp://127.0.0.1;0.0.0.0:49660", False),
+    ("tcp://0.0.0.0:5557", False), ("tcp://[::ffff:0.0.0.0]:5557", False), ("tcp://*:5557", False),
+    ("tcp://[::]:5557", False), ("tcp://lo:5557", False), ("tcp://eth0:5557", False), ("tcp://example.org:5557", False),
+    ("tcp://user@127.0.0.1:5557", False), ("tcp://127.0.0.1", False),
+])
+def test_endpoint_forms_without_allow_remote(endpoint, accepted):
+    from daemon.endpoint import check_endpoint
+
+    if accepted:
+        check_endpoint(endpoint, allow_remote=False, token=None)
+    else:
+        with pytest.raises(ValueError, match=r"^endpoint: ") as err:
+            check_endpoint(endpoint, allow_remote=False, token=None)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("endpoint", "loopback"), [
+    ("tcp://127.0.0.1:0", True), ("tcp://[::ffff:127.0.0.1]:0", True), ("tcp://localhost:0", True), ("tcp://[::1]:0", True),
+    ("tcp://0.0.0.0:0", False), ("tcp://*:0", False),
+])
+def test_the_address_libzmq_bound_is_checked_and_printed_as_serve_accepts_it(endpoint, loopback):
+    from daemon.endpoint import check_bound, check_endpoint, display_endpoint
+
+    context = zmq.Context.instance()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.IPV6, 1)  # as the daemon does
+    try:
+        router.bind(endpoint)
+        bound = router.getsockopt_string(zmq.LAST_ENDPOINT)
+    finally:
+        router.close(linger=0)
+    if loopback:
+        check_bound(bound, allow_remote=False)
+        check_endpoint(display_endpoint(bound), allow_remote=False, token=None)
+    else:
+        with pytest.raises(ValueError, match=r"^endpoint: ZeroMQ bound "):
+            check_bound(bound, allow_remote=False)
+        check_bound(bound, allow_remote=True)
+
+
+@pytest.mark.parametrize("token", ["", " " * 20, "\t\n", "fifteen-chars!!"])
+def test_weak_tokens_are_refused(token):
+    from daemon.endpoint import check_endpoint
+
+    with pytest.raises(ValueError, match=r"^token: must have at least 16 characters"):
+        check_endpoint("tcp://0.0.0.0:5557", allow_remote=True, token=token)
+    check_endpoint("tcp://0.0.0.0:5557", allow_remote=True, token="sixteen-chars!!!")
