@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import torch
 
-from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS
+from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MIN_OUTPUT_SIDE
 from protocol.wire import Image, ProtocolError
 from singan_core import animation, editing, harmonization, paint
 from singan_core.model import SinGANPyramid
@@ -22,12 +22,21 @@ from .images import from_tensor, to_mask, to_tensor
 OpResult = tuple[list[Image], int | None]
 
 
-def check_output(n: int, height: int, width: int, field: str) -> None:
-    """Raise ``too_large`` if ``n`` images of height x width pixels exceed the protocol limits."""
-    if max(height, width) > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS or n * height * width > MAX_OUTPUT_PIXELS:
+def check_output(n: int, height: int, width: int, count_field: str, size_field: str | None = None) -> None:
+    """Raise ``too_large`` if ``n`` images of height x width pixels exceed the protocol limits
+    (:data:`~protocol.schema.MAX_IMAGE_SIDE` px a side and :data:`~protocol.schema.MAX_IMAGE_PIXELS`
+    per image, :data:`~protocol.schema.MAX_OUTPUT_PIXELS` per reply). One image over its limits is
+    blamed on ``size_field`` (the field that sets its size), too many pixels in all on ``count_field``."""
+    if max(height, width) > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS:
+        field = size_field or count_field
         raise ProtocolError(
-            f"{field}: {n} x {width}x{height} px is over the limit (longest side {MAX_IMAGE_SIDE} px, "
-            f"{MAX_IMAGE_PIXELS} px per image, {MAX_OUTPUT_PIXELS} px per reply)", field, "too_large",
+            f"{field}: one {width}x{height} px image is over the limit ({MAX_IMAGE_SIDE} px a side, "
+            f"{MAX_IMAGE_PIXELS} px = {MAX_IMAGE_PIXELS // 2**20} Mi px per image)", field, "too_large",
+        )
+    if n * height * width > MAX_OUTPUT_PIXELS:
+        raise ProtocolError(
+            f"{count_field}: {n} x {width}x{height} px is over the limit of {MAX_OUTPUT_PIXELS} px "
+            f"({MAX_OUTPUT_PIXELS // 2**20} Mi px) per reply", count_field, "too_large",
         )
 
 
@@ -42,10 +51,21 @@ def output_scales(pyramid: SinGANPyramid, params: Any) -> tuple[float, float]:
     return scale_h, scale_w
 
 
+def _size_field(params: Any) -> str:
+    """The generate field that sets the output size: width/height if given, else the larger scale."""
+    if params.width is not None or params.height is not None:
+        return "params.width" if params.width is not None else "params.height"
+    return "params.scale_w" if params.scale_w >= params.scale_h else "params.scale_h"
+
+
 def generate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
     scale_h, scale_w = output_scales(pyramid, params)
     h, w = pyramid.sizes[-1]
-    check_output(params.n, round(h * scale_h), round(w * scale_w), "params.n")
+    out_h, out_w = round(h * scale_h), round(w * scale_w)
+    if min(out_h, out_w) < MIN_OUTPUT_SIDE:
+        field = _size_field(params)
+        raise ProtocolError(f"{field}: the output would be {out_w}x{out_h} px; at least {MIN_OUTPUT_SIDE} px a side", field)
+    check_output(params.n, out_h, out_w, "params.n", _size_field(params))
     with pyramid.padding(params.padding or pyramid.config.net.padding_mode):
         samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed)
     return [from_tensor(x, "sample", params.output_order) for x in samples], None

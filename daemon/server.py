@@ -249,7 +249,7 @@ class Daemon:
             self._send(client, Error(id=request_id, error=ErrorInfo(code=exc.code, message=exc.message, field=exc.field)))
         except Exception as exc:  # a bug: log it, answer, keep serving
             log.exception("request %s failed", request_id)
-            self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc} (see the daemon log)")))
+            self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=one_line(f"{type(exc).__name__}: {exc} (see the daemon log)", 1000))))
 
     def _authorize(self, header: dict) -> None:
         """With a token configured, every request must carry it (checked before anything else)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, TypeAdapter, ValidationError, create_model
 
 from . import PROTOCOL_VERSION
 from .wire import Image, ProtocolError, short_repr
@@ -31,6 +31,8 @@ MAX_IMAGE_PIXELS = 32 * 1024 * 1024
 """Most pixels of any one image sent or produced."""
 MAX_OUTPUT_PIXELS = 64 * 1024 * 1024
 """Most pixels of all images of one reply together (n samples, animation frames)."""
+MIN_OUTPUT_SIDE = 8
+"""Shortest side (pixels) of a generate output, whether set by width/height or by scale_h/scale_w."""
 MAX_SAMPLES = 64
 MAX_FRAMES = 600
 MAX_SR_INPUT_SIDE = 1024
@@ -94,12 +96,13 @@ class GenerateParams(_Model):
     """Number of samples; sample i uses seed ``seed + i``."""
     seed: Seed = 0
     scale_h: Annotated[float, Field(gt=0, le=64)] = 1.0
-    """Output height relative to the training image (both scales are ignored if width or height is given)."""
+    """Output height relative to the training image (both scales are ignored if width or height is
+    given). The output must have at least MIN_OUTPUT_SIDE px a side and fit the per-image limits."""
     scale_w: Annotated[float, Field(gt=0, le=64)] = 1.0
     """Output width relative to the training image (both scales are ignored if width or height is given)."""
-    width: Annotated[int | None, Field(ge=8, le=MAX_IMAGE_SIDE)] = None
+    width: Annotated[int | None, Field(ge=MIN_OUTPUT_SIDE, le=MAX_IMAGE_SIDE)] = None
     """Output width in pixels; with only one of width/height the other keeps the model's aspect."""
-    height: Annotated[int | None, Field(ge=8, le=MAX_IMAGE_SIDE)] = None
+    height: Annotated[int | None, Field(ge=MIN_OUTPUT_SIDE, le=MAX_IMAGE_SIDE)] = None
     """Output height in pixels."""
     gen_start_scale: Annotated[int, Field(ge=0, le=63)] = 0
     """First scale with fresh noise: 0 = new layouts; higher = the training image's layout, new detail."""
@@ -190,9 +193,10 @@ class ImageSpec(_Model):
 class _Request(_Model):
     v: Literal[PROTOCOL_VERSION]  # type: ignore[valid-type]
     """Protocol version."""
-    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    """Chosen by the client, echoed in every reply to this request."""
-    token: Annotated[str, StringConstraints(max_length=256)] | None = None
+    id: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=64)]
+    """Chosen by the client, echoed in every reply to this request. A msgpack str (bin is refused,
+    and such a request's error reply has ``id: nil``)."""
+    token: Annotated[str, Strict(), StringConstraints(max_length=256)] | None = None
     """The daemon's auth token: required in every request (hello included) whenever the daemon has
     one (``--token`` or ``SINGAN_TOKEN``; always with ``--allow-remote``)."""
     images: list[ImageSpec] = []
@@ -243,10 +247,12 @@ def parse_request(header: dict[str, Any], images: list[Image]) -> Any:
     """Validate a decoded header (see :func:`protocol.wire.decode`) into one of the request models.
 
     Raises:
-        ProtocolError: ``unsupported_version`` for another ``v``; ``invalid_request`` naming the first
-            bad field (``op``, ``params.n``, ``images``); ``too_large`` for an image over the limits.
+        ProtocolError: ``unsupported_version`` for a ``v`` that is not the integer 1 (``true`` and
+            ``1.0`` included); ``invalid_request`` naming the first bad field (``op``, ``id`` or
+            ``token`` that is not a str, ``params.n``, ``images``); ``too_large`` for an image over
+            the limits. Client strings in the message are escaped to one line.
     """
-    if header.get("v") != PROTOCOL_VERSION:
+    if type(header.get("v")) is not int or header["v"] != PROTOCOL_VERSION:  # true and 1.0 equal 1 in Python
         raise ProtocolError(
             f"v: this daemon speaks protocol version {PROTOCOL_VERSION}, got {short_repr(header.get('v'))}", "v", "unsupported_version"
         )

@@ -8,7 +8,8 @@ describes the raw buffer (see :class:`Image`); the buffer's byte length must be 
 
 Decoding is strict: the header frame is at most :data:`MAX_HEADER_BYTES`, msgpack ext types are
 refused (nothing executes code or builds objects), strings/arrays/maps are capped, and map keys
-must be strings.
+must be strings, each at most once per map. Every client string an error message quotes is
+escaped to one line (:func:`one_line`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ DTYPE_SIZES = {"uint8": 1, "float32": 4}
 encoding as uint8, clipped (reserved for HDR)."""
 
 
+MAX_MESSAGE_CHARS = 1000
+"""Longest error message (characters) the daemon sends; longer ones are cut."""
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` (a client string, a file name) safe for one line of a message or log: every
+    non-printable character (newline, carriage return, escape, ...) is written as its Python escape
+    (``\\n``, ``\\x1b``), and the result is cut to ``limit`` characters, with ``...`` if cut.
+    Idempotent: one-line text comes back unchanged (up to the cut)."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
 class ProtocolError(ValueError):
     """A request that cannot be served, as sent back in an ``error`` reply.
 
@@ -40,9 +54,10 @@ class ProtocolError(ValueError):
     """
 
     def __init__(self, message: str, field: str | None = None, code: str = "invalid_request"):
+        message = one_line(message, MAX_MESSAGE_CHARS)  # client strings in it stay on one line
         super().__init__(message)
         self.message = message
-        self.field = field
+        self.field = None if field is None else one_line(field, 200)
         self.code = code
 
 
@@ -83,14 +98,6 @@ def encode(header: dict[str, Any], images: Sequence[Image] = ()) -> list[bytes |
     return [msgpack.packb(header, use_bin_type=True), *(image.data for image in images)]
 
 
-def one_line(text: str, limit: int = 200) -> str:
-    """``text`` (a client string, a file name) safe for one line of a message or log: every
-    non-printable character (newline, carriage return, escape, ...) is written as its Python escape
-    (``\\n``, ``\\x1b``), and the result is cut to ``limit`` characters, with ``...`` if cut."""
-    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
-
-
 def short_repr(value: Any, limit: int = 60) -> str:
     """The start of a value a client sent, for an error message. Never fails: msgpack nests up to
     1024 levels, deeper than ``repr`` can go."""
@@ -98,6 +105,17 @@ def short_repr(value: Any, limit: int = 60) -> str:
         return repr(value)[:limit]
     except RecursionError:
         return f"a {type(value).__name__} nested too deeply to show"
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A msgpack map as a dict, refusing duplicate keys (with "last one wins", ``op: hello`` then
+    ``op: shutdown`` in one map would run shutdown)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ProtocolError(f"header: duplicate map key {short_repr(duplicate)}", "header")
+    return out
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -108,13 +126,14 @@ def decode_header(frame: bytes) -> dict[str, Any]:
     """Parse a header frame with strict limits.
 
     Raises:
-        ProtocolError: too large, not msgpack, not a map, ext types, or non-string keys.
+        ProtocolError: too large, not msgpack, not a map, ext types, non-string or duplicate keys
+            (in any map of the header).
     """
     if len(frame) > MAX_HEADER_BYTES:
         raise ProtocolError(f"header: {len(frame)} bytes, the limit is {MAX_HEADER_BYTES}", "header", "too_large")
     try:
         header = msgpack.unpackb(
-            frame, raw=False, strict_map_key=True, ext_hook=_no_ext,
+            frame, raw=False, strict_map_key=True, ext_hook=_no_ext, object_pairs_hook=_unique_keys,
             max_str_len=MAX_HEADER_BYTES, max_bin_len=MAX_HEADER_BYTES, max_array_len=4096,
             max_map_len=256, max_ext_len=0,
         )

@@ -141,7 +141,9 @@ def test_errors_name_the_field(served):
             ({"model": "nope"}, "not_found", "params.model"),
             ({"model": "chelsea", "n": 0}, "invalid_request", "params.n"),
             ({"model": "chelsea", "gen_start_scale": 9}, "invalid_request", "params.gen_start_scale"),
-            ({"model": "chelsea", "width": 8192, "height": 8192, "n": 2}, "too_large", "params.n"),
+            ({"model": "chelsea", "width": 8192, "height": 8192, "n": 1}, "too_large", "params.width"),
+            ({"model": "chelsea", "width": 2048, "height": 2048, "n": 17}, "too_large", "params.n"),
+            ({"model": "chelsea", "scale_w": 0.05}, "invalid_request", "params.scale_w"),
         ):
             with pytest.raises(DaemonError) as err:
                 client.submit("generate", params).wait(timeout=30)

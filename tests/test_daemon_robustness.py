@@ -128,6 +128,7 @@ class Fuzzer:
             ("ext_types", self.ext_types, 4),
             ("odd_msgpack", self.odd_msgpack, 4),
             ("deep_nesting", self.deep_nesting, 3),
+            ("strictness", self.strictness, 8),
             ("valid", self.valid, 3),
         ]
 
@@ -427,6 +428,48 @@ class Fuzzer:
         frame = pack(header).replace(pack(DEEP), b"\x91" * depth + b"\xc0")
         return [frame, buffer], None
 
+    def strictness(self, request_id: str):
+        """What the strict decoder refuses (issue 15): duplicate map keys (``op: hello`` then
+        ``op: shutdown`` must not shut down), ``v`` true or 1.0, bin ``id``/``token``, client
+        strings with line breaks (answered on one line), and maps nested about 1,000 deep."""
+        r = self.rng
+        header, buffers = self.base_request(request_id)
+        choice = r.randrange(6)
+        if choice == 0:
+            where = header if r.random() < 0.6 else header["params"]
+            key, value = ("op", "shutdown") if where is header else (r.choice([*where, "x"]), r.choice([1, "x", None]))
+            pairs = [*where.items(), (key, value)] if key in where else [*where.items(), (key, value), (key, value)]
+            raw = b"\xde" + len(pairs).to_bytes(2, "big") + b"".join(pack(k) + pack(v) for k, v in pairs)
+            frame = pack(header).replace(pack(where), raw) if where is not header else raw
+            return [frame, *buffers], {"code": "invalid_request", "field": "header"}
+        if choice == 1:
+            header["v"] = r.choice([True, 1.0])
+            return [pack(header), *buffers], {"code": "unsupported_version", "field": "v"}
+        if choice == 2:
+            header["id"] = request_id.encode()
+            return [pack(header), *buffers], {"code": "invalid_request", "field": "id"}
+        if choice == 3:
+            header["token"] = r.randbytes(r.randint(0, 20))
+            return [pack(header), *buffers], {"code": "invalid_request", "field": "token"}
+        if choice == 4:
+            evil = r.choice(["a\nINJECTED: fake", "x\r\nINJECTED: fake", "\x1b[2J\nINJECTED"])
+            spot = r.randrange(4)
+            if spot == 0:
+                header["op"] = evil
+            elif spot == 1:
+                header["params"][evil] = 1
+            elif spot == 2:
+                header["params"] = {"model": evil}
+                header["op"] = "get_model"
+            else:
+                desc, buffer = self.image(evil[:32], 4, 4)
+                header, buffers = self.request(request_id, "train", {"name": evil, "preset": "tiny"}, [desc]), [buffer]
+            return [pack(header), *buffers], None
+        depth = r.randint(900, 1021) if r.random() < 0.8 else r.randint(1022, 3000)
+        header["x"] = DEEP
+        frame = pack(header).replace(pack(DEEP), b"\x81\xa1a" * depth + b"\xc0")
+        return [frame, *buffers], None
+
     def valid(self, request_id: str):
         """Controls: well-formed requests (answered with a result, or not_found for the missing model)."""
         header, buffers = self.base_request(request_id)
@@ -465,6 +508,8 @@ def check_answer(case: Case, header: dict) -> None:
     error = header["error"]
     assert error["code"] in ERROR_CODES and isinstance(error["message"], str) and error["message"], f"{case}: {error}"
     assert error["code"] != "internal", f"{case}: a malformed request hit a daemon bug: {error['message']}"
+    for text in (error["message"], error.get("field") or ""):
+        assert "\n" not in text and "\r" not in text and "\x1b" not in text, f"{case}: not one line: {error}"
     assert header["id"] == expected_id, f"{case}: error id {header['id']!r}, the request's id is {expected_id!r}: {error}"
     for key, value in (case.expect or {}).items():
         assert error[key] == value, f"{case}: expected {key} {value!r}, got {error}"
@@ -522,6 +567,7 @@ def test_fuzzed_messages_get_structured_errors(start_daemon):
         assert client.hello()["protocol_version"] == PROTOCOL_VERSION
         assert client.list_models() == []
     assert daemon.proc.poll() is None
+    assert not [line for line in daemon.log.read_text().splitlines() if "INJECTED" in line.split(":", 1)[0]], "a client string broke a log line"
 
 
 CLIENTS, REQUESTS_PER_CLIENT = 8, 20
