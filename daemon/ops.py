@@ -20,6 +20,10 @@ from singan_core.sampling import sample
 from .images import from_tensor, to_mask, to_tensor
 
 OpResult = tuple[list[Image], int | None]
+MAX_OUTPUT_SCALE = 64
+"""Largest output size relative to the model (per side), as :func:`singan_core.sampling.sample` allows."""
+Step = Callable[[int, int], None]
+"""``on_step(done, total)`` after each scale; it may raise to stop the op between scales."""
 
 
 def check_output(n: int, height: int, width: int, count_field: str, size_field: str | None = None) -> None:
@@ -51,23 +55,31 @@ def output_scales(pyramid: SinGANPyramid, params: Any) -> tuple[float, float]:
     return scale_h, scale_w
 
 
-def _size_field(params: Any) -> str:
-    """The generate field that sets the output size: width/height if given, else the larger scale."""
+def _size_field(params: Any, width: bool) -> str:
+    """The generate field that sets the output's width (``width=True``) or height: ``width`` /
+    ``height`` if either was given, else ``scale_w`` / ``scale_h``."""
     if params.width is not None or params.height is not None:
-        return "params.width" if params.width is not None else "params.height"
-    return "params.scale_w" if params.scale_w >= params.scale_h else "params.scale_h"
+        given = "width" if (width and params.width is not None) or params.height is None else "height"
+        return f"params.{given}"
+    return "params.scale_w" if width else "params.scale_h"
 
 
-def generate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
+def generate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_step: Step | None = None) -> OpResult:
     scale_h, scale_w = output_scales(pyramid, params)
     h, w = pyramid.sizes[-1]
+    for scale, is_width in ((scale_w, True), (scale_h, False)):
+        if scale > MAX_OUTPUT_SCALE:
+            field = _size_field(params, is_width)
+            raise ProtocolError(
+                f"{field}: the output would be {scale:.3g} x the model's {'width' if is_width else 'height'} "
+                f"({w if is_width else h} px); at most {MAX_OUTPUT_SCALE} x", field, "too_large")
     out_h, out_w = round(h * scale_h), round(w * scale_w)
     if min(out_h, out_w) < MIN_OUTPUT_SIDE:
-        field = _size_field(params)
+        field = _size_field(params, out_w < MIN_OUTPUT_SIDE)
         raise ProtocolError(f"{field}: the output would be {out_w}x{out_h} px; at least {MIN_OUTPUT_SIDE} px a side", field)
-    check_output(params.n, out_h, out_w, "params.n", _size_field(params))
+    check_output(params.n, out_h, out_w, "params.n", _size_field(params, out_w >= out_h))
     with pyramid.padding(params.padding or pyramid.config.net.padding_mode):
-        samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed)
+        samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed, on_step=on_step)
     return [from_tensor(x, "sample", params.output_order) for x in samples], None
 
 
@@ -114,7 +126,12 @@ INTERACTIVE: dict[str, Callable[[SinGANPyramid, Any, dict[str, Image]], OpResult
 
 
 @torch.no_grad()
-def run_interactive(op: str, pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
-    """Run an interactive op. Raises ``ValueError`` (from the core: out-of-range scale, mask size)
-    or :class:`ProtocolError`."""
+def run_interactive(op: str, pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_step: Step | None = None) -> OpResult:
+    """Run an interactive op. ``on_step`` is called between the scales of ``generate`` (whose cost
+    grows with the output size; the other ops run one pass at the input's size).
+
+    Raises ``ValueError`` (from the core: out-of-range scale, mask size), :class:`ProtocolError`,
+    or whatever ``on_step`` raises."""
+    if op == "generate":
+        return generate(pyramid, params, images, on_step)
     return INTERACTIVE[op](pyramid, params, images)

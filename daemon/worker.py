@@ -82,7 +82,7 @@ class Worker:
                 self._progress(job, phase="loading", fraction=0.0)
                 pyramid = self._ready_pyramid(job.model)
                 self._progress(job, phase="sampling", fraction=0.0)
-                images, scale = run_interactive(job.op, pyramid, job.params, job.images)
+                images, scale = run_interactive(job.op, pyramid, job.params, job.images, self._sampling_step(job))
                 job.check_cancelled()  # cancelled while it ran: the client no longer wants the result
                 data = ImagesResult(model=job.model, seconds=time.perf_counter() - start, scale=scale)
             log.info("job %s (%s %s) done in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
@@ -103,6 +103,15 @@ class Worker:
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.op)
             return self._error(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"), []
+
+    def _sampling_step(self, job: Job):
+        """``on_step(done, total)`` of an interactive job: stop at a cancel (between scales), report progress."""
+
+        def on_step(done: int, total: int) -> None:
+            job.check_cancelled()
+            self._progress(job, phase="sampling", fraction=done / total)
+
+        return on_step
 
     def _serve_interactive(self) -> None:
         """Run every queued interactive job now (called between training iterations)."""

@@ -106,6 +106,7 @@ def sample(
     seed: int = 0,
     batch_size: int = 8,
     layout_seed: int = 0,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Random samples from a trained pyramid (paper sec. 2, Figs. 4, 6-8).
 
@@ -134,6 +135,8 @@ def sample(
         batch_size: samples generated together (memory vs speed).
         layout_seed: seed of the layout's new content beyond the training image's (only used when
             ``gen_start_scale`` > 0 and the sample is larger than the training image).
+        on_step: called as ``on_step(done, total)`` after each scale of each batch (``total`` =
+            batches x scales run); it may raise to stop between scales (see :func:`generate`).
 
     Returns:
         (n_samples, 3, H, W) in [-1, 1] where (H, W) = round(finest size * (scale_h, scale_w)).
@@ -144,12 +147,13 @@ def sample(
     _check_sample_args(pyramid, n_samples, scale_h, scale_w, gen_start_scale)
     sizes = sample_sizes(pyramid, scale_h, scale_w)
     start_image = layout(pyramid, sizes, gen_start_scale, layout_seed) if gen_start_scale > 0 else None
-    out = []
-    for first in range(0, n_samples, batch_size):
+    out, batches = [], range(0, n_samples, batch_size)
+    for b, first in enumerate(batches):
         seeds = range(seed + first, seed + min(first + batch_size, n_samples))
         noises = _noise_batch(pyramid, sizes, gen_start_scale, seeds)
         start = None if start_image is None else start_image.expand(len(seeds), -1, -1, -1)
-        out.append(generate(pyramid, noises, gen_start_scale, start).clamp(-1, 1))
+        step = None if on_step is None else (lambda done, total, b=b: on_step(b * total + done, len(batches) * total))
+        out.append(generate(pyramid, noises, gen_start_scale, start, on_step=step).clamp(-1, 1))
     return torch.cat(out)
 
 

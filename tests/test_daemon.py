@@ -151,6 +151,28 @@ def test_errors_name_the_field(served):
             assert field.split(".")[-1] in err.value.message
 
 
+def test_a_3072_px_generate_is_refused_or_cancelled_between_scales(served):
+    """3072 x 3072 px from the 48 x 32 px tiny model is refused (over 64 x its height); the largest
+    valid generate (3072 x 2048 px, 64 x) reports progress per scale and stops at the scale
+    boundary after a cancel: no further scale is reported."""
+    daemon, _ = served
+    with daemon.client(timeout=30) as client:
+        with pytest.raises(DaemonError) as err:
+            client.submit("generate", {"model": "chelsea", "width": 3072, "height": 3072}).wait(timeout=60)
+        assert (err.value.code, err.value.field) == ("too_large", "params.height"), err.value
+        events: list[dict] = []
+        job = client.submit("generate", {"model": "chelsea", "width": 3072},
+                            on_progress=lambda job, event: events.append(event))
+        scale_done = lambda: job.done or any(e["phase"] == "sampling" and e["fraction"] > 0 for e in events)  # noqa: E731
+        wait_for(scale_done, 120, "the first scale", client.poll)
+        assert job.cancel()
+        reported = len(events)
+        with pytest.raises(DaemonError) as err:
+            job.wait(timeout=120)
+        assert err.value.code == "cancelled"
+        assert events[-1]["fraction"] < 1.0 and len(events) - reported <= 1, events
+
+
 def test_kill_9_during_training_then_resume(tmp_path, shared_images):
     store = tmp_path / "store"
     daemon = DaemonProcess(store)
