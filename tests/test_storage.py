@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,10 +27,11 @@ from singan_core import (
     train,
 )
 from singan_core import storage
-from singan_core.device import configure_threads, select_device
+from singan_core.device import select_device
 from singan_core.imageio import load_image
 
 CPU = torch.device("cpu")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def copy_model(src: Path, tmp_path: Path) -> Path:
@@ -259,23 +263,42 @@ def test_save_scale_rejects_out_of_order(untrained, tmp_path):
 # --------------------------------------------------------------------------- device
 
 
-def test_select_device():
-    assert select_device("cpu") == CPU
-    assert select_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert select_device("auto") == select_device(None)
-    with pytest.raises(ValueError, match="unknown device"):
+def python_with(env: dict[str, str | None], *args: str) -> subprocess.CompletedProcess:
+    """``python *args`` in a fresh interpreter, the repository importable, with ``env`` changed
+    in the environment (None: removed)."""
+    full = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    full.update({k: v for k, v in env.items() if v is not None})
+    for k in [k for k, v in env.items() if v is None]:
+        full.pop(k, None)
+    return subprocess.run([sys.executable, *args], env=full, capture_output=True, text=True, timeout=120)
+
+
+def test_select_device_without_a_gpu_is_the_cpu_and_forced_cuda_is_a_one_line_error(tmp_path, shared_images):
+    hidden = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    run = python_with(hidden, "-c", "from singan_core.device import select_device as s; print(s(None), s('auto'), s('cpu'))")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["cpu", "cpu", "cpu"]
+    model = tmp_path / "model"
+    run = python_with(hidden, "-m", "singan_core.cli", "train", str(shared_images / "chelsea.png"), "--preset", "tiny",
+                      "--out", str(model), "--device", "cuda")
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [
+        "singan: error: device: cuda requested but CUDA is not available (no GPU or a CPU-only torch build)"]
+    assert not model.exists()  # refused before anything is written
+    with pytest.raises(ValueError, match="device: unknown device 'tpu'; use auto, cpu, cuda or cuda:N"):
         select_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            select_device("cuda:0")
 
 
-def test_configure_threads_honours_omp_num_threads(monkeypatch):
-    before = torch.get_num_threads()
-    try:
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        assert configure_threads() == 1
-        monkeypatch.delenv("OMP_NUM_THREADS")
-        assert configure_threads() >= 1
-    finally:
-        torch.set_num_threads(before)
+def test_configure_threads_honours_omp_num_threads_and_the_affinity_mask():
+    """In a fresh process torch ends up with OMP_NUM_THREADS threads (whatever it had before), and
+    without it with the number of CPUs this process may run on."""
+    code = "import torch; torch.set_num_threads(3); from singan_core.device import configure_threads as c; print(c(), torch.get_num_threads())"
+    for threads in ("1", "2"):
+        run = python_with({"OMP_NUM_THREADS": threads}, "-c", code)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == [threads, threads]
+    if hasattr(os, "sched_getaffinity"):
+        one_cpu = f"import os; os.sched_setaffinity(0, {{{min(os.sched_getaffinity(0))}}}); " + code
+        run = python_with({"OMP_NUM_THREADS": None}, "-c", one_cpu)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["1", "1"]
