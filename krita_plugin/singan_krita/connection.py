@@ -20,7 +20,7 @@ from enum import Enum
 
 import zmq
 
-from protocol.client import Client, DaemonError, Image, Job
+from .daemon_client import Client, DaemonError, Image, Job
 
 from .errors import NotConnected
 from .events import Signal

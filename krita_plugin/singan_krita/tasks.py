@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from protocol.client import DaemonError, Image, Job
+from .daemon_client import DaemonError, Image, Job
 
 from .connection import Connection
 from .errors import PluginError
