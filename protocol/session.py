@@ -416,6 +416,13 @@ class Task:
         self._send_cancel()
         self.changed.emit(self)
 
+    def detach(self) -> None:
+        """Stop following the task (e.g. the host closed the document it was for): it counts as
+        finished and failed here, its job goes on in the daemon, and its result is not applied."""
+        if not self.finished:
+            self.finished, self.failed, self.message, self.phase, self.fraction = True, True, "detached", "detached", None
+            self.changed.emit(self)
+
     def fail(self, error: Exception) -> None:
         """End the task with ``error`` (e.g. a host's check failed between two jobs)."""
         self._finish(error)
