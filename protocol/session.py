@@ -294,8 +294,8 @@ class Session:
         try:
             self._submit("hello", None, (), self._on_hello, None)
             self._hello_open = True
-        except NotConnected:
-            pass
+        except NotConnected:  # could not even be queued: _lost said why
+            self._flush_waiting()
 
     def _on_hello(self, job: Job) -> None:
         self._hello_open = False
