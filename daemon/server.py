@@ -356,7 +356,10 @@ class Daemon:
         device, memory = _device_description(self.device)
         return HelloResult(
             protocol_version=PROTOCOL_VERSION, server_version=__version__, instance=self.instance, device=device,
-            device_memory_bytes=memory, ops=list(OPS), presets=list(PRESETS), auth_required=bool(self.config.token),
+            device_memory_bytes=memory, ops=list(OPS), presets=list(PRESETS),
+            preset_details=[{"name": name, "max_size": config.pyramid.max_size, "iterations": config.train.iterations}
+                            for name, config in PRESETS.items()],
+            auth_required=bool(self.config.token),
             limits={
                 "max_image_side": MAX_IMAGE_SIDE, "max_image_pixels": MAX_IMAGE_PIXELS,
                 "max_output_pixels": MAX_OUTPUT_PIXELS, "max_samples": MAX_SAMPLES, "max_frames": MAX_FRAMES,

@@ -8,7 +8,8 @@ The zip is what Tools > Scripts > Import Python Plugin from File expects (Krita'
     singan_krita.desktop
     singan_krita.action            the actions, for Settings > Configure Krita > Keyboard Shortcuts
     singan_krita/                  the package (krita_plugin/singan_krita)
-    singan_krita/vendor/protocol/  the protocol client (protocol.bundle.copy_client)
+    singan_krita/vendor/__init__.py
+    singan_krita/vendor/protocol/  the protocol client (protocol.bundle.copy_client), msgpack from ..
     singan_krita/vendor/msgpack/   pure-Python msgpack (protocol.bundle.copy_pure_msgpack)
     singan_krita/vendor/wheels/    pyzmq wheels for Krita's Pythons (WHEELS), unpacked on first load
 
@@ -76,7 +77,8 @@ def stage(dest: Path, wheel_cache: Path) -> Path:
     shutil.copy2(SOURCE / f"{PACKAGE}.desktop", dest / f"{PACKAGE}.desktop")
     (dest / f"{PACKAGE}.action").write_text(action_file(), encoding="utf-8")
     vendor = package / "vendor"
-    copy_client(vendor)
+    copy_client(vendor, private_msgpack=True)
+    (vendor / "__init__.py").write_text('"""The plugin\'s private copies of its dependencies (krita_plugin.build)."""\n')
     copy_pure_msgpack(vendor)
     wheels = vendor / "wheels"
     wheels.mkdir()

@@ -1,7 +1,7 @@
 """Build time only: put the protocol client and its dependencies into a plugin package.
 
 The Krita plugin and the Blender add-on carry their own copy of the client (``protocol/__init__.py``,
-``wire.py``, ``client.py``: pyzmq + msgpack only) because the host applications' Pythons have no
+``wire.py``, ``client.py``, ``session.py``: pyzmq + msgpack only) because the host applications' Pythons have no
 access to this project's environment. Their build commands (``python -m krita_plugin.build``,
 ``python -m blender_addon.build``) call these helpers; nothing here is imported by a plugin at run
 time. Wheels are fetched with ``pip download`` (network access to PyPI or a mirror needed).
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-CLIENT_MODULES = ("__init__.py", "wire.py", "client.py")
+CLIENT_MODULES = ("__init__.py", "wire.py", "client.py", "session.py")
 """The modules of this package that make up the client (no pydantic, numpy or torch)."""
 
 PYZMQ = "pyzmq==27.3.0"
@@ -27,19 +27,33 @@ MSGPACK = "msgpack==1.2.4"
 _MSGPACK_PURE_MODULES = ("__init__.py", "exceptions.py", "ext.py", "fallback.py")
 
 
-def copy_client(dest: Path) -> Path:
+_MSGPACK_IMPORT = "import msgpack\n"
+_PRIVATE_MSGPACK_IMPORT = "from .. import msgpack  # the plugin's own copy, beside this package (protocol.bundle)\n"
+
+
+def copy_client(dest: Path, private_msgpack: bool = False) -> Path:
     """Copy the client modules into ``dest/protocol`` (created; replaced if present).
+
+    Args:
+        private_msgpack: import msgpack as ``dest``'s sibling package (``from .. import msgpack``,
+            see :func:`copy_pure_msgpack`) instead of a top-level ``msgpack``, so that neither the
+            client nor msgpack becomes a top-level module of the host's shared interpreter (the
+            Krita plugin's ``singan_krita.vendor``). ``dest`` must then be a package.
 
     Returns:
         The new package folder, importable as ``<dest package>.protocol`` or, with ``dest`` on
-        ``sys.path``, as ``protocol``.
+        ``sys.path`` (and ``private_msgpack`` False), as ``protocol``.
+
     """
     package = dest / "protocol"
     shutil.rmtree(package, ignore_errors=True)
     package.mkdir(parents=True)
     source = Path(__file__).resolve().parent
     for name in CLIENT_MODULES:
-        shutil.copy2(source / name, package / name)
+        text = (source / name).read_text(encoding="utf-8")
+        if private_msgpack:
+            text = text.replace(_MSGPACK_IMPORT, _PRIVATE_MSGPACK_IMPORT)
+        (package / name).write_text(text, encoding="utf-8")
     return package
 
 

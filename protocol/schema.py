@@ -376,6 +376,16 @@ class Progress(_Model):
     """Iterations per scale."""
 
 
+class PresetInfo(_Model):
+    """A training preset as an artist chooses it (singan_core.config.PRESETS)."""
+
+    name: str
+    max_size: int
+    """Longest side of the finest scale, pixels (larger images are shrunk to it)."""
+    iterations: int
+    """Training iterations per scale."""
+
+
 class HelloResult(_Model):
     protocol_version: int
     server_version: str
@@ -386,6 +396,8 @@ class HelloResult(_Model):
     device_memory_bytes: int | None
     ops: list[str]
     presets: list[str]
+    preset_details: list[PresetInfo] = []
+    """Each of ``presets`` with its size and iterations, in the same order."""
     limits: dict[str, int]
     auth_required: bool
 

@@ -145,16 +145,44 @@ def closed_endpoint() -> str:
     return f"tcp://127.0.0.1:{port}"
 
 
+@dataclass(frozen=True)
+class JobRun:
+    result: dict
+    workdir: Path  # sr.rgba: the super-resolved image as the add-on received it
+
+
 @pytest.fixture(scope="module")
-def job_run(installed, served_model, shared_images, blender_env, tmp_path_factory) -> dict:
+def job_run(installed, served_model, shared_images, blender_env, tmp_path_factory) -> JobRun:
     """job_control.py against the served daemon, a closed port, and a second daemon it kills."""
     workdir = tmp_path_factory.mktemp("jobs")
     doomed = DaemonProcess(workdir / "doomed-store")
     try:
-        return run_harness("job_control", served_model.daemon.endpoint, closed_endpoint(), shared_images / TRAIN_IMAGE,
-                           doomed.endpoint, doomed.proc.pid, env=blender_env, workdir=workdir)
+        return JobRun(run_harness("job_control", served_model.daemon.endpoint, closed_endpoint(), shared_images / TRAIN_IMAGE,
+                                  doomed.endpoint, doomed.proc.pid, workdir, env=blender_env, workdir=workdir), workdir)
     finally:
         doomed.kill()
+
+
+def library_model(served_model, model: str):
+    """The daemon's model ``model``, loaded in this process through the library."""
+    from singan_core.storage import load_pyramid
+
+    return load_pyramid(served_model.daemon.store / "models" / model)[0]
+
+
+def library_sample(served_model, params: dict) -> np.ndarray:
+    """What singan_core.sampling.sample makes for a generate request's ``params`` (width/height
+    in pixels, seed, gen_start_scale, padding), as uint8 RGB."""
+    import torch
+
+    from singan_core.imageio import to_uint8
+    from singan_core.sampling import sample
+
+    pyramid = library_model(served_model, params["model"])
+    height, width = pyramid.sizes[-1]
+    with torch.no_grad(), pyramid.padding(params.get("padding") or pyramid.config.net.padding_mode):
+        x = sample(pyramid, 1, params["height"] / height, params["width"] / width, params["gen_start_scale"], params["seed"])
+    return to_uint8(x)
 
 
 # --------------------------------------------------------------------------- packaging and install
@@ -165,7 +193,7 @@ def test_zip_has_manifest_client_and_wheels_for_every_platform(extension_zip):
         names = set(zf.namelist())
         manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
         sources = {name: zf.read(name).decode() for name in names if name.endswith(".py")}
-        for module in ("__init__.py", "wire.py", "client.py"):
+        for module in ("__init__.py", "wire.py", "client.py", "session.py"):
             assert zf.read(f"protocol/{module}") == (REPO / "protocol" / module).read_bytes()
     assert extension_zip.name == f"singan_studio-{version('singan-studio')}.zip"
     assert manifest["id"] == "singan_studio" and manifest["type"] == "add-on"
@@ -196,7 +224,7 @@ def test_zip_installs_and_registers(installed):
 
 
 def test_pyzmq_and_msgpack_come_from_the_extension_wheels(scene_run, job_run):
-    for modules in (scene_run.result["modules"], job_run["modules"]):
+    for modules in (scene_run.result["modules"], job_run.result["modules"]):
         assert modules["zmq"].startswith(modules["wheels_site_packages"]), modules
         assert modules["msgpack"].startswith(modules["wheels_site_packages"]), modules
         assert modules["wheels_site_packages"].endswith(WHEEL_SITE)
@@ -258,7 +286,8 @@ def test_new_seed_replaces_the_plate_instead_of_piling_up(scene_run):
 
 def test_daemon_errors_are_reported_and_leave_the_scene_alone(scene_run):
     bad = scene_run.result["bad_scale"]
-    assert bad["result"] is None and "Background plate failed: gen_start_scale: must be in 0..2" in bad["error"], bad["error"]
+    assert bad["result"] is None, bad
+    assert "Background plate failed: the daemon refused: gen_start_scale: must be in 0..2" in bad["error"], bad["error"]
     assert bad["state"] == scene_run.result["final"]["state"]
 
 
@@ -270,6 +299,8 @@ def test_plate_pixels_are_the_daemons(scene_run, served_model):
         job.wait(timeout=120)
     again = rgba(bytes(job.images[0].data), params["width"], params["height"])
     assert np.array_equal(again, scene_run.plate)  # the same request gives the same plate
+    library = library_sample(served_model, params)  # and it is the library's sample for it
+    assert np.abs(library.astype(int) - scene_run.plate[..., :3]).max() <= 1  # float rounding at most
     assert scene_run.plate[..., :3].std() > 5  # a picture, not a flat colour
 
 
@@ -344,73 +375,81 @@ def test_seamless_texture_tiles_and_is_linked(scene_run, served_model):
         job.wait(timeout=120)
     plain = seams(rgba(bytes(job.images[0].data), 64, 64))
     assert seam_x + seam_y < plain[0] + plain[1], (seam_x, seam_y, plain)
+    library = library_sample(served_model, scene_run.result["texture_params"])  # the library's circular sample
+    assert np.abs(library.astype(int) - scene_run.texture[..., :3]).max() <= 1
 
 
-# --------------------------------------------------------------------------- jobs: modal, polling, cancel, errors
+# --------------------------------------------------------------------------- jobs: the real modal path, cancel, errors
+# job_control.py dispatches timer and Esc events to the operators' real modal() (its docstring says how).
+
+RETURNS_AT_ONCE_S = 0.05
+"""What an artist feels as instant: Connect, starting a job and cancelling (issue 14)."""
+UNREACHABLE_SHOWN_S = 3.0
+"""A stopped daemon is shown as unreachable within this (the session's policy: 2.4 s)."""
+FELT_STEP_S = 0.25
+"""The longest a modal timer step may take while a job runs (seen: ~1 ms; 0.25 s would be a
+visible stutter). Generous for a busy 2-core machine."""
 
 
-def test_unreachable_daemon_is_reported_within_3_seconds(job_run):
-    for case in ("unreachable_exec", "unreachable_invoke"):
-        run = job_run[case]
-        assert run["result"] is None and run["seconds"] < 3.0, run
-        assert "no reply from the SinGAN daemon" in run["error"] and "singan serve" in run["error"], run["error"]
-    assert job_run["unreachable_invoke"]["invoke"]["result"] == ["CANCELLED"]
+def test_with_the_daemon_stopped_connect_returns_at_once_and_shows_unreachable(job_run):
+    connect = job_run.result["stopped_connect"]
+    assert connect["result"] == ["FINISHED"] and connect["seconds"] < RETURNS_AT_ONCE_S, connect
+    assert connect["states"] == ["connecting", "unreachable"] and connect["until"] < UNREACHABLE_SHOWN_S, connect
+    assert connect["status"].startswith("unreachable: no answer from the SinGAN daemon") and "singan serve" in connect["status"]
 
 
-def test_daemon_killed_during_a_training_is_reported(job_run):
-    killed = job_run["killed"]
-    assert killed["invoke"]["result"] == ["RUNNING_MODAL"] and killed["finished"], killed
-    assert "stopped answering" in killed["error"], killed["error"]
-    # liveness probes every 2 s, 3 tries (client.TIMEOUT_S, RETRIES): generous for large uploads
-    assert 4.0 < killed["seconds"] < 10.0, killed["seconds"]
-    assert max(killed["durations"]) < 0.05
+def test_with_the_daemon_stopped_a_job_starts_at_once_and_fails_with_the_reason(job_run):
+    run = job_run.result["stopped_plate"]
+    assert run["invoke"]["result"] == ["RUNNING_MODAL"] and run["invoke"]["seconds"] < RETURNS_AT_ONCE_S, run["invoke"]
+    assert run["result"] == ["CANCELLED"] and run["seconds"] < UNREACHABLE_SHOWN_S, run
+    assert "Background plate failed: unreachable: no answer from the SinGAN daemon" in run["error"], run["error"]
+    assert max(run["steps"]) < FELT_STEP_S, max(run["steps"])
+
+
+@pytest.mark.parametrize("how", ["esc", "button"])
+def test_with_the_daemon_stopped_cancel_returns_at_once(job_run, how):
+    run = job_run.result[f"stopped_cancel_{how}"]
+    assert run["invoke"]["result"] == ["RUNNING_MODAL"], run
+    assert run["cancel"]["result"] == (["RUNNING_MODAL"] if how == "esc" else ["FINISHED"]), run["cancel"]
+    assert run["cancel"]["seconds"] < RETURNS_AT_ONCE_S, run["cancel"]
+    assert run["result"] == ["CANCELLED"] and run["cancelled"] and run["error"] is None, run
 
 
 def test_connect_shows_the_daemons_version_device_and_models(job_run, served_model):
-    connect = job_run["connect"]
-    assert connect["result"] == ["FINISHED"], connect["error"]
+    connect = job_run.result["connect"]
+    assert connect["result"] == ["FINISHED"] and connect["state"] == "connected", connect
     with served_model.daemon.client() as client:
         hello = client.hello()
     assert (connect["info"]["server_version"], connect["info"]["device"]) == (hello["server_version"], hello["device"])
     assert connect["info"]["instance"] == hello["instance"] and served_model.model in connect["models"]
+    assert connect["status"] == f"connected: SinGAN daemon {hello['server_version']} on {hello['device']}"
 
 
-def test_invoke_returns_running_modal_without_waiting(job_run):
-    invoke = job_run["invoke"]["invoke"]
-    assert invoke["result"] == ["RUNNING_MODAL"]
-    assert invoke["seconds"] < 0.5  # reading and sending the photo; a tiny training takes tens of seconds
-    assert not job_run["running"]["fractions"][0] == 1.0
-
-
-def test_each_poll_is_fast_while_training_runs(job_run):
-    running = job_run["running"]
-    assert not running["finished"] and len(running["durations"]) >= 20
-    assert max(running["durations"]) < 0.05, max(running["durations"])
-    assert running["fractions"][-1] > 0 and any(status.startswith("Training scale 1/") for status in running["statuses"])
-
-
-def test_cancel_ends_the_training_on_the_daemon(job_run, served_model):
-    assert job_run["cancel"]["result"] == ["FINISHED"], job_run["cancel"]
-    after = job_run["after_cancel"]
-    assert after["finished"] and after["cancelled"], after
-    job, model = job_run["running"]["job"], job_run["running"]["model"]
+def test_esc_cancels_a_running_training_on_the_daemon(job_run, served_model):
+    run = job_run.result["train_esc"]
+    assert run["invoke"]["result"] == ["RUNNING_MODAL"]
+    assert run["invoke"]["seconds"] < 0.5  # reading and sending the photo; the training takes minutes
+    assert any(phase.startswith("Training: scale 1 of ") for phase in run["phases"]), run["phases"]  # the panel's text
+    assert run["cancel"]["result"] == ["RUNNING_MODAL"] and run["cancel"]["seconds"] < RETURNS_AT_ONCE_S, run["cancel"]
+    assert run["result"] == ["CANCELLED"] and run["cancelled"], run
+    assert max(run["steps"]) < FELT_STEP_S, max(run["steps"])
     with served_model.daemon.client() as client:
-        assert job not in {entry["job"] for entry in client.jobs()}
+        assert run["job"] not in {entry["job"] for entry in client.jobs()}
         try:
-            status = client.get_model(model)["status"]
+            status = client.get_model(run["model"])["status"]
         except DaemonError as error:
             status = error.code
     assert status in ("not_found", "interrupted")  # deleted before its first scale, or kept partly trained
 
 
 def test_training_from_an_image_datablock_reports_progress_and_sets_the_model(job_run, served_model, shared_images):
-    train = job_run["train"]
-    assert train["invoke"]["result"] == ["RUNNING_MODAL"] and train["finished"], train
-    assert train["error"] == "None" and train["model"] == "chelsea-photo" == train["scene_model"]
-    fractions = train["fractions"]
+    train = job_run.result["train"]
+    assert train["invoke"]["result"] == ["RUNNING_MODAL"] and train["result"] == ["FINISHED"], train
+    assert train["scene_model"] == "chelsea-photo" == train["model"]
+    fractions = [fraction for fraction in train["fractions"] if fraction is not None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(set(fractions)) > 5
-    assert any(status.startswith("Training scale 3/3") for status in train["statuses"])
-    assert max(train["durations"][:-1]) < 0.05
+    assert any(phase.startswith("Training: scale 3 of 3") for phase in train["phases"]), train["phases"]
+    assert max(train["steps"][:-1]) < FELT_STEP_S  # the last step applies the result
     with served_model.daemon.client() as client:
         model = client.get_model("chelsea-photo")
     assert model["status"] == "ready" and model["preset"] == "tiny"
@@ -418,7 +457,35 @@ def test_training_from_an_image_datablock_reports_progress_and_sets_the_model(jo
         assert model["source_sha256"] == hashlib.sha256(photo.convert("RGB").tobytes()).hexdigest()
 
 
-def test_super_resolve_makes_a_new_image_twice_the_size(job_run):
-    run = job_run["super_resolve"]
+@pytest.mark.parametrize("job", ["plate_cancel", "texture_cancel", "sr_cancel"])
+def test_cancelling_plate_texture_and_super_resolution_applies_nothing(job_run, served_model, job):
+    run = job_run.result[job]
+    assert run["invoke"]["result"] == ["RUNNING_MODAL"] and run["cancel"]["seconds"] < RETURNS_AT_ONCE_S, run
+    assert run["result"] == ["CANCELLED"] and run["cancelled"] and run["error"] is None, run
+    assert job_run.result["images_unchanged"]
+    if job == "sr_cancel":  # a training in the daemon: it is stopped there
+        with served_model.daemon.client() as client:
+            assert run["cancel"]["job"] not in {entry["job"] for entry in client.jobs()}
+
+
+def test_super_resolve_makes_a_new_image_twice_the_size_as_the_library_does(job_run, served_model):
+    import torch
+
+    from singan_core.imageio import to_uint8
+    from singan_core.super_resolution import super_resolve
+
+    run = job_run.result["super_resolve"]
     assert run["result"] == ["FINISHED"], run["error"]
     assert run["size"] == [90, 60] and run["packed"] and run["kind"] == "super_resolution"
+    received = rgba((job_run.workdir / "sr.rgba").read_bytes(), 90, 60)
+    with torch.no_grad():
+        library = to_uint8(super_resolve(library_model(served_model, run["model"]), 2.0))
+    assert np.abs(library.astype(int) - received[..., :3]).max() <= 1  # float rounding at most
+
+
+def test_daemon_killed_during_a_training_is_reported(job_run):
+    killed = job_run.result["killed"]
+    assert killed["invoke"]["result"] == ["RUNNING_MODAL"] and killed["result"] == ["CANCELLED"], killed
+    assert "Training failed: not connected: the SinGAN daemon" in killed["error"] and "stopped answering" in killed["error"]
+    assert killed["seconds_after_kill"] < 10.0  # the policy says 2.4 s; generous for a busy machine
+    assert max(killed["steps"]) < FELT_STEP_S

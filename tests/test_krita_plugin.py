@@ -4,9 +4,11 @@ inside the real Krita (Debian's 5.1.5 under Xvfb) against a real daemon.
 The Krita run: the release zip is built (python -m krita_plugin.build), installed into a
 throw-away profile with Krita's own importer (plugin_importer, as Tools > Scripts > Import Python
 Plugin from File does), enabled with the test harness (tests/krita_harness) in kritarc, whose
-[SinGANStudio] endpoint points at the session's daemon (served_model). ``krita`` runs once for the
-module; the harness runs every scenario, writes results.json and raw pixels, and leaves. Each test
-below checks one scenario's findings. PNGs of the results and the docker stay in the run's folder
+[SinGANStudio] endpoint points at the session's daemon (served_model). ``krita`` runs twice for the
+module on a 1280 x 800 Xvfb screen: the first session runs every scenario, writes results.json and
+raw pixels and quits with File > Quit; the second, on the same profile, checks what the first one
+saved (options, endpoint) with that endpoint's daemon stopped. Each test below checks one
+scenario's findings. PNGs of the results, the docker and the whole window stay in the run's folder
 (printed at the start) for people to look at.
 
 Without krita or xvfb-run the Krita tests are skipped, unless CI=true: then they fail.
@@ -38,7 +40,8 @@ from krita_plugin.singan_krita.studio import Studio
 KRITA, XVFB_RUN = shutil.which("krita"), shutil.which("xvfb-run")
 KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 HARNESS = Path(__file__).resolve().parent / "krita_harness"
-KRITA_TIMEOUT = 300  # seconds for the whole Krita session (the harness's own limit is 280)
+KRITA_TIMEOUT = 420  # seconds for the first Krita session (the harness's own limit is 20 s less)
+SCREEN = (1280, 800)  # the Xvfb screen: a small laptop's
 CP311_WHEEL = "pyzmq-27.3.0-cp311-cp311-manylinux_2_26_x86_64.manylinux_2_28_x86_64"
 
 
@@ -54,6 +57,7 @@ def test_zip_has_the_client_msgpack_and_a_wheel_for_each_krita_python(plugin_zip
     assert plugin_zip.name == f"singan_krita-{build.project_version()}.zip"
     names = zipfile.ZipFile(plugin_zip).namelist()
     for required in ("singan_krita.desktop", "singan_krita.action", "singan_krita/", "singan_krita/__init__.py",
+                     "singan_krita/vendor/__init__.py",
                      "singan_krita/vendor/protocol/client.py", "singan_krita/vendor/protocol/wire.py",
                      "singan_krita/vendor/msgpack/fallback.py"):
         assert required in names
@@ -85,17 +89,21 @@ def test_bundled_wheel_is_unpacked_and_preferred_over_an_installed_pyzmq(plugin_
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1])\n"
         "from singan_krita import deps\n"
         "d = deps.activate(Path(sys.argv[1]) / 'singan_krita')\n"
-        "import zmq, msgpack, protocol.client\n"
-        "print(zmq.__file__); print(msgpack.__file__); print(protocol.client.__file__); print(d.problem)\n"
+        "import zmq\n"
+        "from singan_krita import daemon_client\n"
+        "from singan_krita.vendor import msgpack, protocol\n"
+        "print(zmq.__file__); print(msgpack.__file__); print(sys.modules[daemon_client.Client.__module__].__file__)\n"
+        "print(d.problem); print(sorted(m for m in sys.modules if m.split('.')[0] in ('protocol', 'msgpack')))\n"
     )
     for _ in range(2):  # the second load reuses the unpacked folder
         done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
-        zmq_file, msgpack_file, client_file, problem = done.stdout.splitlines()
+        zmq_file, msgpack_file, client_file, problem, top_level = done.stdout.splitlines()
         vendor = tmp_path / "singan_krita" / "vendor"
         assert Path(zmq_file).is_relative_to(vendor / "unpacked" / CP311_WHEEL)
         assert Path(msgpack_file).is_relative_to(vendor / "msgpack")
         assert Path(client_file).is_relative_to(vendor / "protocol")
         assert problem == "None"
+        assert top_level == "[]"  # the client and msgpack are the plugin's own subpackages, not top-level modules
     assert [p.name for p in (vendor / "unpacked").iterdir()] == [CP311_WHEEL]
 
 
@@ -174,18 +182,40 @@ def test_output_size_modes_and_limits():
         chosen.output_size(96, 64)
 
 
-def test_scale_and_model_words():
-    assert [k for k, _ in words.start_scales(5)] == [0, 1, 2, 3, 4]
-    assert words.start_scale_label(0, 5) == "new layouts (scale 0)"
-    assert words.start_scale_label(2, 5).startswith("same rough layout")
-    assert words.start_scale_label(4, 5).startswith("same layout, new fine detail")
+def test_scale_choices_cover_every_scale_from_coarse_to_fine():
+    starts = words.start_scales(5)
+    assert [k for k, _ in starts] == [0, 1, 2, 3, 4] and len({text for _, text in starts}) == 5
+    assert all(f"scale {k}" in text for k, text in starts)
     choices = words.injection_scales(7)
-    assert choices[0][0] is None and [k for k, _ in choices[1:]] == [1, 2, 3, 4, 5, 6]
-    assert choices[1][1].startswith("repaint shapes") and choices[-1][1].startswith("touch up")
-    model = {"id": "b", "name": "Bricks", "status": "training", "scales_done": 2, "num_scales": 6, "width": 9, "height": 9}
-    jobs = [{"model": "b", "state": "running", "fraction": 0.423}]
-    assert words.model_text(model, jobs) == "Bricks: training 42% (2 of 6 scales)"
-    assert words.model_text(dict(model, status="ready"), []) == "Bricks: ready (6 scales, 9 x 9)"
+    assert choices[0][0] is None and [k for k, _ in choices[1:]] == [1, 2, 3, 4, 5, 6]  # no injection at scale 0
+    assert len({text for _, text in choices}) == 7
+    # the coarsest start scale and the coarsest injection scale are described differently from the finest
+    assert starts[0][1].split(" (")[0] != starts[-1][1].split(" (")[0]
+    assert choices[1][1].split(" (")[0] != choices[-1][1].split(" (")[0]
+
+
+def test_model_entries_are_unique_and_show_state_progress_and_preset():
+    base = {"name": "brick - Background", "status": "ready", "kind": "generative", "scales_done": 5, "num_scales": 5,
+            "width": 48, "height": 48, "preset": "tiny", "created": 1_780_000_000.0}
+    models = [dict(base, id="brick"), dict(base, id="brick-2"), dict(base, id="brick-3", preset="draft"),
+              dict(base, id="brick-4", status="training", scales_done=2)]
+    jobs = [{"model": "brick-4", "state": "running", "fraction": 0.423}]
+    texts = words.model_texts(models, jobs)
+    assert len(set(texts)) == len(texts) == 4  # same name, same minute: still four different entries
+    assert all(text.startswith("brick - Background: ") for text in texts)
+    assert "brick-2" in texts[1] and "draft" in texts[2] and "42%" in texts[3]
+    assert "brick-3" not in texts[2]  # ids only where needed
+
+
+def test_options_round_trip_through_settings_and_bad_settings_keep_defaults():
+    chosen = options.Options(model="m1", preset="tiny", seamless=True, count=3, seed=9, start_scale=2,
+                             injection_scale=4, size_mode="custom", width=300, height=200)
+    saved = options.to_settings(chosen)
+    assert all(isinstance(text, str) for text in saved.values())
+    assert options.from_settings(lambda name: saved.get(name, "")) == chosen
+    assert options.from_settings(lambda name: "") == options.Options()  # a fresh kritarc
+    bad = {"count": "999", "preset": "huge", "seamless": "yes", "width": "x", "seed": "-1"}
+    assert options.from_settings(lambda name: bad.get(name, "")) == options.Options()
 
 
 def test_request_params():
@@ -324,8 +354,29 @@ class KritaRun:
         return np.fromfile(self.out / f"{name}.raw", dtype=np.uint8).reshape(shape)
 
 
+def launch_krita(root: Path, env: dict, timeout: float) -> float:
+    """Run ``krita`` under Xvfb on a :data:`SCREEN` screen until it exits; returns the seconds."""
+    started = time.monotonic()
+    with open(root / "out" / f"krita-{env['SINGAN_HARNESS_PHASE']}.log", "w") as log:
+        subprocess.run([XVFB_RUN, "-a", "-s", f"-screen 0 {SCREEN[0]}x{SCREEN[1]}x24", KRITA, "--nosplash"],
+                       env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+    return time.monotonic() - started
+
+
+def read_results(out: Path, phase: str) -> dict:
+    results_file = out / "results.json"
+    log = out / f"krita-{phase}.log"
+    assert results_file.exists(), f"krita ({phase}) wrote no results; log: {log.read_text()[-3000:]}"
+    results = json.loads(results_file.read_text())
+    results_file.rename(out / f"results-{phase}.json")
+    assert not results.get("watchdog"), f"the harness ran out of time: {results}"
+    return results
+
+
 @pytest.fixture(scope="module")
-def krita_run(krita_host, plugin_zip, served_model, shared_images, tmp_path_factory) -> KritaRun:
+def krita_profile(krita_host, plugin_zip, served_model, shared_images, tmp_path_factory) -> tuple[Path, dict]:
+    """A throw-away Krita profile with the plugin (from the zip) and the harness, and the
+    environment to run Krita on it."""
     root = tmp_path_factory.mktemp("krita")
     home, config, data, runtime, out = (root / n for n in ("home", "config", "data", "runtime", "out"))
     for folder in (home, config, data, out):
@@ -340,26 +391,34 @@ def krita_run(krita_host, plugin_zip, served_model, shared_images, tmp_path_fact
         "[python]\nenable_singan_krita=true\nenable_singan_harness=true\n\n"
         f"[SinGANStudio]\nendpoint={served_model.daemon.endpoint}\n"
     )
-    second = DaemonProcess(root / "second-store")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "QT_QPA_PLATFORM")}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(config), XDG_DATA_HOME=str(data), XDG_RUNTIME_DIR=str(runtime),
                SINGAN_HARNESS_OUT=str(out), SINGAN_TEST_MODEL=served_model.model, SINGAN_TEST_IMAGES=str(shared_images),
-               SINGAN_SECOND_ENDPOINT=second.endpoint, SINGAN_SECOND_PID=str(second.proc.pid),
                SINGAN_HARNESS_LIMIT=str(KRITA_TIMEOUT - 20))
     print(f"\nKrita run folder: {root}")
-    started = time.monotonic()
+    return root, env
+
+
+@pytest.fixture(scope="module")
+def krita_run(krita_profile) -> KritaRun:
+    root, env = krita_profile
+    second = DaemonProcess(root / "second-store")
     try:
-        with open(out / "krita.log", "w") as log:
-            done = subprocess.run([XVFB_RUN, "-a", "-s", "-screen 0 1280x1024x24", KRITA, "--nosplash"],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT, timeout=KRITA_TIMEOUT, check=False)
+        seconds = launch_krita(root, dict(env, SINGAN_HARNESS_PHASE="first", SINGAN_SECOND_ENDPOINT=second.endpoint,
+                                          SINGAN_SECOND_PID=str(second.proc.pid)), KRITA_TIMEOUT)
     finally:
         second.stop()
-    seconds = time.monotonic() - started
-    results_file = out / "results.json"
-    assert results_file.exists(), f"krita exited {done.returncode} without results; log: {(out / 'krita.log').read_text()[-3000:]}"
-    results = json.loads(results_file.read_text())
-    assert not results.get("watchdog"), f"the harness ran out of time: {results}"
-    return KritaRun(results, out, seconds, resources / "pykrita")
+    results = read_results(root / "out", "first")
+    results["second_endpoint"] = second.endpoint
+    return KritaRun(results, root / "out", seconds, root / "data" / "krita" / "pykrita")
+
+
+@pytest.fixture(scope="module")
+def krita_restarted(krita_run, krita_profile) -> KritaRun:
+    """Krita started again on the first session's profile (its last daemon is stopped)."""
+    root, env = krita_profile
+    seconds = launch_krita(root, dict(env, SINGAN_HARNESS_PHASE="restart", SINGAN_HARNESS_LIMIT="100"), 120)
+    return KritaRun(read_results(root / "out", "restart"), root / "out", seconds, krita_run.pykrita)
 
 
 @pytest.mark.slow
@@ -372,6 +431,8 @@ def test_plugin_loads_from_the_zip_with_its_bundled_pyzmq(krita_run, served_mode
     assert startup["zmq_version"] == "27.3.0"
     assert Path(startup["msgpack_file"]).is_relative_to(vendor / "msgpack")
     assert Path(startup["protocol_file"]).is_relative_to(vendor / "protocol")
+    assert startup["client_module"] == "singan_krita.vendor.protocol.client"
+    assert startup["top_level"] == {}  # no top-level protocol or msgpack in Krita's shared Python
     assert CP311_WHEEL in startup["pyzmq_tooltip"]
     assert startup["status"].startswith("connected: SinGAN daemon") and startup["hello"]["device"] == "cpu"
     assert startup["endpoint"] == served_model.daemon.endpoint  # read from kritarc
@@ -381,43 +442,90 @@ def test_plugin_loads_from_the_zip_with_its_bundled_pyzmq(krita_run, served_mode
         f"{name} {entry.get('seconds')} s" for name, entry in krita_run.results.items() if isinstance(entry, dict)))
 
 
-@pytest.mark.slow
-def test_a_16_bit_document_is_refused_with_its_model_and_depth(krita_run):
-    refused = krita_run.scenario("unsupported_document")
-    assert refused["is_error"] and refused["new_tasks"] == 0
-    assert refused["message"].startswith("SinGAN works on 8-bit RGB/Alpha documents; this one is RGBA U16.")
+def on_screen(rect: list[int], screen: list[int]) -> bool:
+    """Whether ``rect`` (x, y, w, h) lies within ``screen`` (x, y, w, h)."""
+    x, y, w, h = rect
+    sx, sy, sw, sh = screen
+    return sx <= x and sy <= y and x + w <= sx + sw and y + h <= sy + sh
 
 
 @pytest.mark.slow
-def test_variations_are_layers_in_a_group_at_the_selection(krita_run, served_model):
-    v = krita_run.scenario("variations")
-    assert v["task"] == {"failed": False, "message": "3 variations in 'SinGAN variations'"}
-    x, y, w, h = v["region"]
-    group = next(layer for layer in v["stack"] if layer["name"] == "SinGAN variations")
-    assert group["type"] == "grouplayer" and v["stack"].index(group) == 1  # right above the active layer
+def test_docker_fits_a_1280_x_800_screen_with_cancel_visible(krita_run):
+    from krita_plugin.singan_krita.docker import MAX_MIN_HEIGHT
+
+    startup = krita_run.scenario("startup")
+    assert startup["screen_geometry"] == [0, 0, *SCREEN]
+    for found in (startup, krita_run.scenario("train_and_cancel")):  # connected; training
+        assert found["docker_visible"] and found["docker_min_height"] <= MAX_MIN_HEIGHT <= 420
+        assert on_screen(found["window_frame"], startup["screen_geometry"]), found["window_frame"]
+        x0, y0, x1, y1 = found["cancel_global"]
+        assert found["cancel_visible"] and on_screen([x0, y0, x1 - x0 + 1, y1 - y0 + 1], startup["screen_geometry"])
+        assert found["status_visible"] and found["progress_visible"]
+    for name in ("window_connected", "window_training", "window_error"):
+        assert (krita_run.out / f"{name}.png").stat().st_size > 10_000  # screenshots for people to look at
+
+
+@pytest.mark.slow
+def test_actions_without_a_document_say_what_to_do(krita_run):
+    found = krita_run.scenario("no_document")
+    assert found["new_tasks"] == 0
+    for action in ("singan_variations", "singan_train", "singan_harmonize"):
+        assert found[action]["is_error"] and "open a document first" in found[action]["message"]
+
+
+VARIATION_REGIONS = {  # where each case of the harness's VARIATION_CASES must put its layers (x, y, w, h)
+    "none": (0, 0, 451, 300),  # the whole layer: chelsea.png
+    "rectangle": (120, 80, 96, 64),
+    "ellipse": (120, 80, 96, 64),
+    "rectangle_2x": (40, 30, 120, 80),  # twice the 60 x 40 selection, from its top left corner
+    "custom_no_selection": (0, 0, 100, 50),  # W x H at the layer's top left
+}
+
+
+def daemon_samples(served_model, width: int, height: int, n: int = 2, seed: int = 5) -> list[np.ndarray]:
+    """The daemon's own generate of the test model (what the plugin asks for), as BGRA arrays."""
+    with served_model.daemon.client() as client:
+        _, images = client.call("generate", {"model": served_model.model, "n": n, "seed": seed, "width": width,
+                                             "height": height, "gen_start_scale": 0, "output_order": "BGRA"}, timeout=60)
+    return [np.frombuffer(bytes(image.data), np.uint8).reshape(height, width, 4) for image in images]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(VARIATION_REGIONS))
+def test_variations_on_no_rectangular_or_elliptical_selection_and_every_size(krita_run, served_model, case):
+    v = krita_run.scenario("variations")[case]
+    assert v["task"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"}
+    x, y, w, h = VARIATION_REGIONS[case]
+    assert v["region"] == [x, y, w, h]
+    assert [layer["name"] for layer in v["stack"]] == ["Background", "SinGAN variations"]  # right above the layer
     layers = v["layers"]  # top first
-    assert [layer["name"] for layer in layers] == [f"{served_model.model} seed {s}" for s in (5, 6, 7)]
-    assert [layer["visible"] for layer in layers] == [True, False, False]
-    mask = krita_run.raw(v["mask"], (h, w))
+    assert [layer["name"] for layer in layers] == [f"{served_model.model} seed {s}" for s in (5, 6)]
+    assert [layer["visible"] for layer in layers] == [True, False]
     samples = [krita_run.raw(layer["pixels"], (h, w, 4)) for layer in layers]
-    for layer, sample in zip(layers, samples):
-        lx, ly, lw, lh = layer["bounds"]
-        assert x <= lx and y <= ly and lx + lw <= x + w and ly + lh <= y + h  # inside the selection's box
-        assert lw >= w - 2 and lh >= h - 2  # and filling it (the ellipse touches every side)
-        assert np.array_equal(sample[..., 3], mask)  # clipped to the non-rectangular selection
+    if case == "ellipse":
+        mask = krita_run.raw(v["mask"], (h, w))
+        for layer, sample in zip(layers, samples):
+            lx, ly, lw, lh = layer["bounds"]
+            assert x <= lx and y <= ly and lx + lw <= x + w and ly + lh <= y + h  # inside the selection's box
+            assert lw >= w - 2 and lh >= h - 2  # and filling it (the ellipse touches every side)
+            assert np.array_equal(sample[..., 3], mask)  # clipped to the non-rectangular selection
+    else:
+        mask = np.full((h, w), 255, np.uint8)
+        assert all(layer["bounds"] == [x, y, w, h] for layer in layers)
+        assert all((sample[..., 3] == 255).all() for sample in samples)
     inside = mask == 255
-    before = krita_run.raw(v["before"], (v["height"], v["width"], 4))
-    after = krita_run.raw(v["after"], (v["height"], v["width"], 4))
+    # the daemon's own samples for this model, size and seeds, pixel for pixel
+    for ours, theirs in zip(samples, daemon_samples(served_model, w, h)):
+        assert np.abs(ours[inside][:, :3].astype(int) - theirs[inside][:, :3]).max() <= 1
+    assert np.abs(samples[0][inside][:, :3].astype(int) - samples[1][inside][:, :3]).mean() > 5  # seeds differ
+    shape = (v["height"], v["width"], 4)
+    before, after = krita_run.raw(v["before"], shape), krita_run.raw(v["after"], shape)
     source = before[y:y + h, x:x + w]
-    for i, sample in enumerate(samples):
-        assert np.abs(sample[inside][:, :3].astype(int) - source[inside][:, :3]).mean() > 10  # not the source
-        for other in samples[i + 1:]:
-            assert np.abs(sample[inside][:, :3].astype(int) - other[inside][:, :3]).mean() > 5  # seeds differ
+    assert np.abs(samples[0][inside][:, :3].astype(int) - source[inside][:, :3]).mean() > 10  # not the source
     outside = np.ones(after.shape[:2], bool)
-    outside[y:y + h, x:x + w] = ~(mask > 0)
-    assert np.array_equal(after[outside], before[outside])  # nothing outside the selection changed
-    region = after[y:y + h, x:x + w]
-    assert np.array_equal(region[inside], samples[0][inside])  # the top (visible) variation shows
+    outside[y:y + h, x:x + w] = ~inside
+    assert np.array_equal(after[outside], before[outside])  # nothing outside the result changed
+    assert np.array_equal(after[y:y + h, x:x + w][inside], samples[0][inside])  # the top (visible) variation shows
 
 
 @pytest.mark.slow
@@ -433,6 +541,17 @@ def test_paint_to_image_adds_a_painted_layer_above_the_sketch(krita_run, served_
     assert np.abs(painted[..., :3] - sketch[..., :3]).mean() > 10
     # the sketch's layout survives: its dark blob is darker than its surroundings in the painting
     assert painted[45:75, 65:95, :3].mean() < painted[5:35, 5:155, :3].mean() - 5
+    # with a rectangular selection: a layer of the selection's size at its place, nothing else changed
+    assert not p["task_selected"]["failed"], p["task_selected"]
+    x, y, w, h = p["selection"]
+    assert p["stack_selected"][-1]["name"] == f"Sketch as {served_model.model}"
+    assert p["stack_selected"][-1]["bounds"] == [x, y, w, h]
+    shape = (p["height"], p["width"], 4)
+    before, after = krita_run.raw(p["before_selected"], shape), krita_run.raw(p["after_selected"], shape)
+    outside = np.ones(shape[:2], bool)
+    outside[y:y + h, x:x + w] = False
+    assert np.array_equal(after[outside], before[outside])
+    assert np.abs(after[~outside][:, :3].astype(int) - before[~outside][:, :3]).mean() > 10
 
 
 @pytest.mark.slow
@@ -443,7 +562,7 @@ def test_train_shows_progress_in_the_docker_and_cancel_stops_it(krita_run):
     assert progress["cancel_enabled"] and progress["title"].startswith("Training 'chelsea - Background': training: scale")
     assert any(text.startswith("chelsea - Background: training") for text in t["list_while_training"])
     assert t["task"] == {"failed": True, "message": "cancelled"}
-    assert t["message"] == "Training 'chelsea - Background': cancelled"
+    assert t["message"].startswith("Training 'chelsea - Background'") and t["message"].endswith("cancelled")
     assert not any(": training" in text for text in t["list_after"])
     assert t["model_choice_kept"]
 
@@ -493,24 +612,109 @@ def test_one_undo_or_one_delete_restores_the_document(krita_run):
 
 
 @pytest.mark.slow
-def test_super_resolve_opens_a_document_of_exactly_2x_and_4x(krita_run):
+def test_super_resolve_of_a_selection_and_of_a_whole_layer_opens_a_document_of_exactly_2x_and_4x(krita_run):
     sr = krita_run.scenario("super_resolve")
-    _, _, w, h = sr["region"]
+    sizes = {2: sr["region"][2:], 4: sr["small"]}  # a selection of chelsea.png; a small document, no selection
     for factor in (2, 4):
         assert not sr[f"task{factor}"]["failed"], sr[f"task{factor}"]
-        assert sr[f"documents{factor}"] == 1 and sr[f"name{factor}"] == f"chelsea {factor}x"
+        assert sr[f"documents{factor}"] == 1
+        w, h = sizes[factor]
         assert sr[f"size{factor}"] == [w * factor, h * factor]
+    assert sr["name2"] == "chelsea 2x" and sr["name4"] == "small 4x"
+
+
+def space_dtype(space: list[str]) -> tuple[np.dtype, int]:
+    """numpy dtype and channels of Krita pixel data in ``space`` (model, depth)."""
+    return {("GRAYA", "U8"): (np.dtype(np.uint8), 2), ("RGBA", "U16"): (np.dtype("<u2"), 4)}[tuple(space)]
 
 
 @pytest.mark.slow
-def test_stopped_daemon_is_reported_within_3_seconds_and_krita_stays_responsive(krita_run):
+@pytest.mark.parametrize("scenario, space", [("grayscale", ["GRAYA", "U8"]), ("deep", ["RGBA", "U16"])])
+def test_train_variations_and_harmonize_in_the_documents_colour_space(krita_run, scenario, space):
+    """GRAYA U8 (brick.png as Krita opens it) and RGBA U16: Train runs to the end, Variations and
+    Harmonize (with that chosen model) add layers in the document's own colour space and depth."""
+    found = krita_run.scenario(scenario)
+    assert found["space"] == space
+    assert not found["train"]["failed"] and found["train"]["message"] == f"model '{found['model']}' is ready"
+    dtype, channels = space_dtype(space)
+    doc_w, doc_h = (512, 512) if scenario == "grayscale" else (300, 200)
+
+    def pixels_of(name: str, w: int, h: int) -> np.ndarray:
+        return np.fromfile(krita_run.out / f"{name}.raw", dtype).reshape(h, w, channels)
+
+    # variations: 2x a 64 x 48 selection (grayscale), 120 x 80 without a selection (deep)
+    x, y, w, h = (200, 100, 128, 96) if scenario == "grayscale" else (0, 0, 120, 80)
+    assert not found["variations"]["failed"], found["variations"]
+    layers = found["layers"]
+    assert len(layers) == 2 and all(layer["space"] == space and layer["bounds"] == [x, y, w, h] for layer in layers)
+    samples = [pixels_of(layer["pixels"], w, h).astype(float) for layer in layers]
+    top = np.iinfo(dtype).max
+    for sample in samples:
+        assert (sample[..., -1] == top).all()  # opaque
+        assert sample[..., 0].std() > 0.03 * top  # an image, not a flat fill
+    assert np.abs(samples[0] - samples[1]).mean() > 0.02 * top  # seeds differ
+    before, after = pixels_of(found["before"], doc_w, doc_h), pixels_of(found["variations_after"], doc_w, doc_h)
+    outside = np.ones((doc_h, doc_w), bool)
+    outside[y:y + h, x:x + w] = False
+    assert np.array_equal(after[outside], before[outside])
+    assert np.array_equal(after[~outside].reshape(h, w, channels), samples[0].astype(dtype))
+    # harmonize with the chosen model
+    assert not found["harmonize"]["failed"], found["harmonize"]
+    assert found["harmonized"]["space"] == space
+    assert [layer["name"] for layer in found["stack"]] == ["Background", "Pasted", "Harmonized Pasted"]
+    hz_before = pixels_of(found["harmonize_before"], doc_w, doc_h).astype(int)
+    hz_after = pixels_of(found["harmonize_after"], doc_w, doc_h).astype(int)
+    ox, oy, ow, oh = found["object"]
+    margin = int(np.ceil((7 + 5 * 5) / 250 * max(doc_w, doc_h)))
+    grown = np.zeros((doc_h, doc_w), bool)
+    grown[max(0, oy - margin):oy + oh + margin, max(0, ox - margin):ox + ow + margin] = True
+    assert np.array_equal(hz_after[~grown], hz_before[~grown])  # outside the object: bit for bit
+    centre = (slice(oy + oh // 4, oy + 3 * oh // 4), slice(ox + ow // 4, ox + 3 * ow // 4))
+    assert np.abs(hz_after[centre] - hz_before[centre]).mean() > 0.01 * top  # inside: harmonized
+
+
+@pytest.mark.slow
+def test_two_models_of_the_same_name_are_told_apart_in_the_list(krita_run):
+    entries = krita_run.scenario("deep")["same_name_entries"]  # "brick - Background" from the GRAYA and the U16 document
+    assert len(entries) == 2 and None not in entries and entries[0] != entries[1]
+    assert all(entry.startswith("brick - Background: ready") for entry in entries)
+
+
+@pytest.mark.slow
+def test_a_canvas_over_2048_px_trains_shrunk_and_cancel_stops_variations(krita_run):
+    big = krita_run.scenario("big_canvas")
+    width, height = big["size"]
+    assert max(width, height) > 2048
+    trained_w, trained_h = big["trained_size"]  # the daemon's model of the shrunk canvas keeps its aspect
+    assert abs(trained_w / trained_h - width / height) < 0.1
+    assert big["train"] == {"failed": True, "message": "cancelled"}
+    assert big["variations"] == {"failed": True, "message": "cancelled"}
+    assert [layer["name"] for layer in big["stack"]] == ["Background"]  # the cancelled result was not added
+
+
+@pytest.mark.slow
+def test_stopped_daemon_is_reported_and_krita_stays_responsive(krita_run):
+    """What the artist sees: a daemon that stops is reported in the docker's message and status
+    lines within seconds (the client's built-in limit is 2.5 s; 10 s leaves room for a loaded
+    machine), and Krita's event loop never stalls meanwhile."""
     dead = krita_run.scenario("daemon_stopped")
     assert dead["connected_status"].startswith("connected: SinGAN daemon")
     assert dead["saved_endpoint"] == dead["second_endpoint"]  # Connect saved it in Krita's settings
-    assert dead["seconds_to_message"] < 3.0
-    assert dead["message"].startswith("Training 'chelsea - Background': not connected: the SinGAN daemon at")
+    assert dead["seconds_to_message"] < 10 and dead["seconds_exit_to_status"] < 10
+    assert dead["message"].startswith("not connected") or "not connected" in dead["message"].split(": ", 1)[1]
     assert dead["status"].startswith("not connected: no answer from the SinGAN daemon")
-    assert dead["seconds_exit_to_status"] < 3.5
-    # the harness's own 50 ms timer kept firing the whole time
-    assert dead["tick_window"] >= 2.5 and dead["ticks"] >= 0.8 * dead["tick_window"] / 0.05
-    assert dead["max_tick_gap"] < 0.5
+    assert dead["max_tick_gap"] < 1.0  # the harness's own 50 ms timer kept firing: no frozen GUI
+
+
+@pytest.mark.slow
+def test_options_and_endpoint_survive_a_krita_restart_with_the_daemon_down(krita_run, krita_restarted):
+    chosen = krita_run.scenario("choose_options")["options"]
+    restarted = krita_restarted.scenario("restarted")
+    assert restarted["options"] == chosen
+    defaults = vars(options.Options())
+    assert all(chosen[name] != defaults[name] for name in chosen if name != "model")  # every option was changed
+    assert {name: restarted["widgets"][name] for name in restarted["widgets"]} == {
+        name: chosen[name] for name in restarted["widgets"]}  # and the docker shows them
+    assert restarted["endpoint"] == krita_run.results["second_endpoint"]
+    assert restarted["status"].startswith("not connected") and restarted["seconds_to_status"] < 30
+    assert restarted["is_error"] and restarted["message"].startswith("not connected") and restarted["tasks"] == 0

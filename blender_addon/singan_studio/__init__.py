@@ -6,7 +6,7 @@ this add-on only sends requests and places the images it gets back. Blender 4.2+
 
 from . import client, operators, panels, preferences, properties
 
-_modules = (properties, preferences, operators, panels)
+_modules = (properties, preferences, client, operators, panels)
 
 
 def register():
@@ -17,4 +17,3 @@ def register():
 def unregister():
     for module in reversed(_modules):
         module.unregister()
-    client.disconnect()

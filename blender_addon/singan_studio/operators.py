@@ -1,11 +1,14 @@
 """Operators: connect, train, background plate, seamless texture, super-resolve, cancel.
 
-Every daemon job runs in a modal operator: ``invoke`` sends the request and returns at once;
-a window-manager timer then calls the task's polling step (:meth:`jobs.Task.poll`), which updates
-the status bar and the panels and, when the job ends, applies the result. Esc or the panel's
-Cancel button cancel the job on the daemon. ``execute`` (scripts, background mode) runs the same
-polling step in a loop until the job ends. Results are applied by name (scene, object, image)
-looked up when they arrive, so undo or renaming in between cannot leave a stale reference.
+Nothing here waits on the network. Connect asks the session for a ``hello`` and returns; the
+answer (or "unreachable") shows in the panels and the status bar when a pump gets it. Every daemon
+job runs in a modal operator: ``invoke`` reads the document, starts a session task (sent at once,
+or as soon as the session is connected) and returns; each timer event pumps the session (a
+zero-timeout poll), updates the progress and, when the task ends, reports it (its result was
+applied by the pump that received it). Esc or the panel's Cancel button send the cancel and
+return. ``execute`` (scripts, background mode: no event loop) pumps in a loop until the task ends.
+Results are applied by name (scene, object, image) looked up when they arrive, so undo or
+renaming in between cannot leave a stale reference.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import bpy
 from bpy.props import StringProperty
 
 from . import client, jobs, nodes, pixels
-from .protocol.client import DaemonError, Image
+from .protocol.client import Image
+from .protocol.session import Session, Task
 
 POLL_INTERVAL_S = 0.1
 """Seconds between two polls of a running job (the timer's interval)."""
@@ -26,21 +30,21 @@ Request = tuple[str, dict, list[Image], jobs.Finish]
 """(op, params, images, finish) of a job."""
 
 
-def connection(context: bpy.types.Context) -> client.Connection:
-    """The shared connection to the endpoint set in the add-on preferences (nothing is sent)."""
+def session(context: bpy.types.Context) -> Session:
+    """The shared session with the endpoint set in the add-on preferences (nothing is sent)."""
     prefs = context.preferences.addons[__package__].preferences
-    return client.connect(prefs.endpoint, prefs.token or None)
+    return client.session(prefs.endpoint, prefs.token or None)
 
 
 def _redraw_panels(context: bpy.types.Context) -> None:
     for window in context.window_manager.windows:
         for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "PROPERTIES"}:
+            if area.type in {"VIEW_3D", "PROPERTIES", "STATUSBAR"}:
                 area.tag_redraw()
 
 
 class SINGAN_OT_connect(bpy.types.Operator):
-    """Ask the daemon for its version, device and models"""
+    """Ask the daemon for its version, device and models (the answer shows in the panel and the status bar)"""
 
     bl_idname = "singan.connect"
     bl_label = "Connect / Refresh"
@@ -53,13 +57,10 @@ class SINGAN_OT_connect(bpy.types.Operator):
         return True
 
     def execute(self, context):
-        try:
-            info = connection(context).check()
-        except DaemonError as error:
-            self.report({"ERROR"}, f"SinGAN daemon: {error.message}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"SinGAN daemon {info['server_version']} on {info['device']}")
+        link = session(context)
+        link.connect()
         _redraw_panels(context)
+        self.report({"INFO"}, f"SinGAN daemon: {link.status}")
         return {"FINISHED"}
 
 
@@ -82,14 +83,12 @@ class _JobOperator:
         """Why the operator cannot run in this context, or None."""
         raise NotImplementedError
 
-    def request(self, context: bpy.types.Context, link: client.Connection) -> Request:
+    def request(self, context: bpy.types.Context) -> Request:
         """The job to send and how to apply its result (reads the scene's settings now)."""
         raise NotImplementedError
 
-    def start(self, context: bpy.types.Context) -> jobs.Task:
-        link = connection(context)
-        link.ensure()  # a hello first if the daemon has not answered one yet: 1.8 s if it is down
-        return jobs.start(self.slot, link, self.title, *self.request(context, link))
+    def start(self, context: bpy.types.Context) -> Task:
+        return jobs.start(self.slot, session(context), self.title, *self.request(context))
 
     def invoke(self, context, event):
         try:
@@ -104,14 +103,15 @@ class _JobOperator:
 
     def modal(self, context, event):
         if event.type == "ESC" and event.value == "PRESS":
-            self.task.cancel()  # the job ends with "cancelled" at a later poll
+            self.task.cancel()  # sends the cancel; the task ends at a later pump
+            _redraw_panels(context)
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        done = self.task.poll()
+        client.pump()
         _redraw_panels(context)
-        if not done:
-            context.window_manager.progress_update(self.task.fraction)
+        if not self.task.finished:
+            context.window_manager.progress_update(self.task.fraction or 0.0)
             return {"PASS_THROUGH"}  # other operators' timers tick through here too
         self.stop_timer(context)
         return self.outcome(self.task)
@@ -131,22 +131,22 @@ class _JobOperator:
             task = self.start(context)
         except Exception as error:
             return self.fail(error)
-        while not task.poll():
+        while not task.finished:
+            client.pump()
             time.sleep(POLL_INTERVAL_S)
         return self.outcome(task)
 
-    def outcome(self, task: jobs.Task) -> set[str]:
+    def outcome(self, task: Task) -> set[str]:
         if task.cancelled:
             self.report({"WARNING"}, f"{self.title}: cancelled")
             return {"CANCELLED"}
-        if task.error is not None:
-            return self.fail(task.error)
+        if task.failed:
+            return self.fail(task.message)
         self.report({"INFO"}, f"{self.title}: {task.message}")
         return {"FINISHED"}
 
-    def fail(self, error: Exception) -> set[str]:
-        message = error.message if isinstance(error, DaemonError) else str(error)
-        self.report({"ERROR"}, f"{self.title} failed: {message}")
+    def fail(self, error: Exception | str) -> set[str]:
+        self.report({"ERROR"}, f"{self.title} failed: {error}")
         return {"CANCELLED"}
 
 
@@ -183,7 +183,7 @@ class SINGAN_OT_train(_JobOperator, bpy.types.Operator):
             return "Choose an image to train on"
         return None
 
-    def request(self, context, link):
+    def request(self, context):
         settings = context.scene.singan
         image, default_name = _training_image(settings)
         scene_name = context.scene.name
@@ -194,7 +194,6 @@ class SINGAN_OT_train(_JobOperator, bpy.types.Operator):
 
         def finish(data: dict, images: list) -> str:
             model = data["model"]
-            link.models = [info for info in link.models if info["id"] != model["id"]] + [model]
             if (scene := bpy.data.scenes.get(scene_name)) is not None:
                 scene.singan.model = model["id"]
             return f"model '{model['id']}' is ready ({model['num_scales']} scales, {model['width']}x{model['height']} px)"
@@ -237,7 +236,7 @@ class SINGAN_OT_generate_plate(_JobOperator, bpy.types.Operator):
             return "The scene has no camera"
         return _model_missing(context)
 
-    def request(self, context, link):
+    def request(self, context):
         settings, scene = context.scene.singan, context.scene
         width, height = nodes.plate_size(nodes.render_aspect(scene.render), settings.plate_size)
         params = {
@@ -289,7 +288,7 @@ class SINGAN_OT_generate_texture(_JobOperator, bpy.types.Operator):
             return "Select an object that can have a material"
         return _model_missing(context)
 
-    def request(self, context, link):
+    def request(self, context):
         settings = context.scene.singan
         size = settings.texture_size
         params = {
@@ -323,7 +322,7 @@ class SINGAN_OT_super_resolve(_JobOperator, bpy.types.Operator):
     def missing(cls, context):
         return None if context.scene.singan.sr_image is not None else "Choose an image to enlarge"
 
-    def request(self, context, link):
+    def request(self, context):
         settings = context.scene.singan
         source = settings.sr_image
         factor = int(settings.sr_factor)
@@ -356,10 +355,8 @@ class SINGAN_OT_cancel_job(bpy.types.Operator):
         if task is None:
             self.report({"WARNING"}, "That job has already ended")
             return {"CANCELLED"}
-        task.cancel()
-        if task.error is not None and not task.cancelled:
-            self.report({"ERROR"}, f"{task.title}: could not cancel: {task.error}")
-            return {"CANCELLED"}
+        task.cancel()  # sends the cancel; the task ends at a later pump
+        _redraw_panels(context)
         return {"FINISHED"}
 
 

@@ -1,6 +1,8 @@
 """Panels: World properties ("SinGAN Background") and the 3D viewport sidebar ("SinGAN" tab).
 
-Widgets only: the settings live in ``scene.singan``, running jobs in :data:`jobs.TASKS`.
+Widgets only: the settings live in ``scene.singan``, running jobs in :data:`jobs.TASKS`, the
+connection and the models in the session (:mod:`.client`). Drawing reads them; nothing here sends
+or waits. The status bar shows the connection and the running jobs too.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import bpy
 
 from . import client, jobs, nodes
 from .preferences import draw_connection
+from .protocol.session import preset_text
 
 
 def draw_task(layout: bpy.types.UILayout, slot: str) -> None:
@@ -18,10 +21,10 @@ def draw_task(layout: bpy.types.UILayout, slot: str) -> None:
         return
     if not task.finished:
         row = layout.row(align=True)
-        row.progress(factor=task.fraction, type="BAR", text=task.status())
+        row.progress(factor=task.fraction or 0.0, type="BAR", text=task.phase)
         row.operator("singan.cancel_job", text="", icon="CANCEL").slot = slot
-    elif task.error is not None and not task.cancelled:
-        layout.label(text=str(getattr(task.error, "message", task.error)), icon="ERROR")
+    elif task.failed and not task.cancelled:
+        layout.label(text=task.message, icon="ERROR")
 
 
 def draw_model(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -36,6 +39,14 @@ def draw_model(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
                           f"{info['preset']}, {info['padding']} padding")
 
 
+def draw_preset(layout: bpy.types.UILayout, name: str) -> None:
+    """The preset's size and iterations, as the daemon's ``hello`` gave them."""
+    link = client.current()
+    preset = next((preset for preset in link.presets if preset.name == name), None) if link is not None else None
+    if preset is not None:
+        layout.label(text=preset_text(preset), icon="INFO")
+
+
 def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     settings = context.scene.singan
     layout.row().prop(settings, "train_source", expand=True)
@@ -47,6 +58,7 @@ def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row = layout.row()
     row.prop(settings, "train_preset")
     row.prop(settings, "train_seamless")
+    draw_preset(layout, settings.train_preset)
     layout.operator("singan.train", icon="PLAY")
     draw_task(layout, "train")
 
@@ -85,6 +97,7 @@ def draw_super_resolve(layout: bpy.types.UILayout, context: bpy.types.Context) -
     row = layout.row()
     row.prop(settings, "sr_factor", expand=True)
     row.prop(settings, "sr_preset")
+    draw_preset(layout, settings.sr_preset)
     layout.operator("singan.super_resolve", icon="FULLSCREEN_ENTER")
     draw_task(layout, "super_resolve")
 
@@ -148,6 +161,16 @@ class SINGAN_PT_super_resolve(_Sidebar, bpy.types.Panel):
         draw_super_resolve(self.layout, context)
 
 
+def draw_status_bar(self, context) -> None:
+    """In Blender's status bar: the connection while it is not connected, and each running job."""
+    link = client.current()
+    if link is not None and link.status and not link.status.startswith("connected"):
+        self.layout.label(text=f"SinGAN: {link.status}", icon="UNLINKED")
+    for task in jobs.TASKS.values():
+        if not task.finished:
+            self.layout.label(text=f"SinGAN: {task.phase}", icon="TIME")
+
+
 classes = (
     SINGAN_PT_world,
     SINGAN_PT_sidebar,
@@ -157,4 +180,14 @@ classes = (
     SINGAN_PT_super_resolve,
 )
 
-register, unregister = bpy.utils.register_classes_factory(classes)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register_classes()
+    bpy.types.STATUSBAR_HT_header.append(draw_status_bar)
+
+
+def unregister() -> None:
+    bpy.types.STATUSBAR_HT_header.remove(draw_status_bar)
+    _unregister_classes()

@@ -10,7 +10,7 @@ from .protocol import DEFAULT_ENDPOINT
 
 
 def _endpoint_changed(prefs: SinGANPreferences, context: bpy.types.Context) -> None:
-    client.connect(prefs.endpoint, prefs.token or None)  # shown as not connected until it answers
+    client.session(prefs.endpoint, prefs.token or None)  # connects at the next pump
 
 
 class SinGANPreferences(bpy.types.AddonPreferences):
@@ -35,16 +35,16 @@ class SinGANPreferences(bpy.types.AddonPreferences):
         row.operator("singan.connect", icon="FILE_REFRESH")
 
 
+_STATE_ICONS = {"connected": "CHECKMARK", "connecting": "TIME", "unreachable": "ERROR", "refused": "ERROR"}
+
+
 def draw_connection(layout: bpy.types.UILayout) -> None:
-    """One label: the daemon's version and device, the last error, or that nothing was asked yet."""
+    """One label: the session's state, e.g. the daemon's version and device, or why it is not connected."""
     link = client.current()
-    if link is not None and link.info is not None:
-        info = link.info
-        layout.label(text=f"Connected: SinGAN Studio {info['server_version']} on {info['device']}", icon="CHECKMARK")
-    elif link is not None and link.error is not None:
-        layout.label(text=f"Not connected: {link.error}", icon="ERROR")
-    else:
+    if link is None:
         layout.label(text="Not connected yet", icon="UNLINKED")
+    else:
+        layout.label(text=link.status[:1].upper() + link.status[1:], icon=_STATE_ICONS.get(link.state.name, "UNLINKED"))
 
 
 classes = (SinGANPreferences,)

@@ -6,6 +6,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import client
+from .protocol.session import preset_text
 
 PLATE_START_SCALE = 0
 """Default start scale of background plates: the coarsest. Plates are several times the model's
@@ -16,11 +17,14 @@ TEXTURE_START_SCALE = 0
 """Default start scale of seamless textures: the coarsest, so no large feature of the photo
 repeats in every tile and each seed gives another pattern (compared on brick.png)."""
 
-PRESETS = [
-    ("tiny", "Tiny", "Seconds: 48 px, 80 iterations per scale (for trying things out)"),
-    ("draft", "Draft", "Minutes on a CPU: 128 px, 60 iterations per scale"),
-    ("paper", "Paper", "The paper's settings: 250 px, 2000 iterations per scale (long without a GPU)"),
-]
+
+
+def _presets(settings: SinGANSettings, context: bpy.types.Context, text: str) -> list[tuple[str, str]]:
+    """Search items of the preset fields: the daemon's presets with their sizes and iterations
+    (from its ``hello``; none until connected)."""
+    connection = client.current()
+    return [(preset.name, preset_text(preset)) for preset in (connection.presets if connection is not None else [])
+            if text.lower() in preset.name]
 
 
 def _ready_models(settings: SinGANSettings, context: bpy.types.Context, text: str) -> list[tuple[str, str]]:
@@ -46,7 +50,10 @@ class SinGANSettings(bpy.types.PropertyGroup):
     train_path: StringProperty(name="File", description="Image file to learn from", subtype="FILE_PATH")
     train_image: PointerProperty(name="Image", description="Image to learn from", type=bpy.types.Image)
     train_name: StringProperty(name="Name", description="Name of the new model (empty: the image's name)")
-    train_preset: EnumProperty(name="Preset", items=PRESETS, default="draft")
+    train_preset: StringProperty(
+        name="Preset", description="Training preset: its size and iterations per scale come from the daemon",
+        default="draft", search=_presets,
+    )
     train_seamless: BoolProperty(
         name="Seamless", description="Train with circular padding, for tileable textures and wrap-around panoramas",
     )
@@ -96,7 +103,9 @@ class SinGANSettings(bpy.types.PropertyGroup):
 
     sr_image: PointerProperty(name="Image", description="Image to enlarge (longest side at most 1024 px)", type=bpy.types.Image)
     sr_factor: EnumProperty(name="Factor", items=[("2", "2x", "Twice the size"), ("4", "4x", "Four times the size")], default="2")
-    sr_preset: EnumProperty(name="Preset", items=PRESETS, default="draft")
+    sr_preset: StringProperty(
+        name="Preset", description="Training preset of the super-resolution model", default="draft", search=_presets,
+    )
 
 
 classes = (SinGANSettings,)

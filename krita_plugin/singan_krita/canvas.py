@@ -1,6 +1,13 @@
 """Reading and writing Krita documents for the plugin's actions (the only module besides the UI
-that imports ``krita``). Pixels are Krita's 8-bit RGBA pixel data: BGRA bytes, rows top to
-bottom; only 8-bit RGBA documents are accepted (:func:`check_document`).
+that imports ``krita``). This is where pixels cross between Krita and the plugin, so they are
+converted here, once: the plugin and the daemon see 8-bit RGBA pixel data (BGRA bytes, rows top to
+bottom, ``bytes``) whatever the document's colour model and depth, and every result goes back in
+the document's own colour space (model, depth and profile).
+
+Colour conversion is Krita's own (:func:`_converted`: a throw-away document converted with
+``Document.setColorSpace``, the engine of Image > Convert Image Color Space). Measured in Krita
+5.1.5: RGBA U8 -> GRAYA U8, RGBA U16/F32, LABA U16, XYZA U16 and back gives the 8-bit pixels back
+exactly (GRAYA keeps the luminance); 20-60 ms for a small image, so 8-bit RGBA documents skip it.
 
 Undo (measured in Krita 5.1.5): adding a node, even a group with children and pixels, is one undo
 step; ``Node.setVisible`` and ``setPixelData`` on a node already in the image are not undoable.
@@ -47,15 +54,77 @@ class Target:
     mask: bytes | None
 
 
+@dataclass(frozen=True)
+class ColorSpace:
+    """A Krita colour space: model (``RGBA``, ``GRAYA``, ``CMYKA``, ``LABA``, ``XYZA``, ``YCbCrA``),
+    depth (``U8``, ``U16``, ``F16``, ``F32``) and profile name (``""``: Krita's default for them)."""
+
+    model: str
+    depth: str
+    profile: str = ""
+
+    @classmethod
+    def of(cls, document: Document) -> ColorSpace:
+        return cls(document.colorModel(), document.colorDepth(), document.colorProfile())
+
+
+RGBA8 = ColorSpace("RGBA", "U8")
+"""What the plugin and the daemon work in (Krita's default sRGB profile; BGRA bytes)."""
+
+
+def _is_rgba8(space: ColorSpace) -> bool:
+    return (space.model, space.depth) == (RGBA8.model, RGBA8.depth)
+
+
 def check_document(document: Document) -> None:
     """Raises:
-        UnsupportedDocument: not 8-bit RGBA (the message names its colour model and depth)."""
-    model, depth = document.colorModel(), document.colorDepth()
-    if (model, depth) != ("RGBA", "U8"):
-        raise UnsupportedDocument(
-            f"SinGAN works on 8-bit RGB/Alpha documents; this one is {model} {depth}. "
-            "Convert it with Image > Convert Image Color Space (RGB/Alpha, 8-bit integer/channel)."
-        )
+        UnsupportedDocument: Krita cannot convert the document's colour space to 8-bit RGBA (the
+            message names it and the menu to convert it)."""
+    space = ColorSpace.of(document)
+    if not _is_rgba8(space):
+        _converted(bytes(4), 1, 1, RGBA8, space)  # one pixel: raises if Krita cannot convert
+
+
+def _converted(data: bytes, width: int, height: int, source: ColorSpace, target: ColorSpace) -> bytes:
+    """``data`` (``width`` x ``height`` pixels of Krita pixel data in ``source``) in ``target``,
+    converted by Krita (a throw-away document and ``Document.setColorSpace``).
+
+    Raises:
+        UnsupportedDocument: Krita has no conversion between them.
+    """
+    app = Krita.instance()
+    scratch = app.createDocument(width, height, "singan-conversion", source.model, source.depth, source.profile, 72.0)
+    if scratch is None:
+        raise _unconvertible(source)
+    try:
+        scratch.setBatchmode(True)
+        scratch.rootNode().childNodes()[0].setPixelData(data, 0, 0, width, height)
+        if not scratch.setColorSpace(target.model, target.depth, target.profile):
+            raise _unconvertible(source if _is_rgba8(target) else target)
+        scratch.waitForDone()
+        return bytes(scratch.rootNode().childNodes()[0].pixelData(0, 0, width, height))
+    finally:
+        scratch.close()
+
+
+def _unconvertible(space: ColorSpace) -> UnsupportedDocument:
+    return UnsupportedDocument(
+        f"Krita cannot convert this document's colour space ({space.model} {space.depth} "
+        f"{space.profile or 'default profile'}) to 8-bit RGB for SinGAN. Convert it with "
+        "Image > Convert Image Color Space... (Model: RGB/Alpha, Depth: 8-bit integer/channel)."
+    )
+
+
+def to_rgba8(data: bytes, width: int, height: int, space: ColorSpace) -> bytes:
+    """Krita pixel data of ``space`` as 8-bit BGRA bytes (unchanged if already 8-bit RGBA)."""
+    return bytes(data) if _is_rgba8(space) else _converted(bytes(data), width, height, space, RGBA8)
+
+
+def from_rgba8(bgra, width: int, height: int, space: ColorSpace) -> bytes:
+    """8-bit BGRA pixels (any buffer: ``bytes``, the client's ``memoryview``) as ``bytes`` of Krita
+    pixel data in ``space``: what ``Node.setPixelData`` takes (it refuses a memoryview)."""
+    data = bytes(bgra)
+    return data if _is_rgba8(space) else _converted(data, width, height, RGBA8, space)
 
 
 def document_title(document: Document) -> str:
@@ -91,9 +160,10 @@ def _layer_region(document: Document, node: Node) -> Region:
     return Region(bounds.x(), bounds.y(), bounds.width(), bounds.height())
 
 
-def read(node: Node, region: Region) -> bytes:
-    """The layer's BGRA pixels in ``region`` (``width * height * 4`` bytes)."""
-    return bytes(node.pixelData(region.x, region.y, region.width, region.height))
+def read(document: Document, node: Node, region: Region) -> bytes:
+    """The layer's pixels in ``region`` as 8-bit BGRA (``width * height * 4`` bytes)."""
+    data = node.pixelData(region.x, region.y, region.width, region.height)
+    return to_rgba8(data, region.width, region.height, ColorSpace.of(document))
 
 
 def whole_image(document: Document) -> Region:
@@ -101,7 +171,7 @@ def whole_image(document: Document) -> Region:
 
 
 def composites(document: Document, node: Node) -> tuple[bytes, bytes]:
-    """The whole image composited from ``node`` and everything below it (BGRA), and the same
+    """The whole image composited from ``node`` and everything below it (8-bit BGRA), and the same
     without ``node``: computed in a throw-away clone of the document, so the artist's layers
     are never touched.
 
@@ -147,13 +217,16 @@ def _remove_above(node: Node) -> None:
 def _projection(document: Document, region: Region) -> bytes:
     document.refreshProjection()
     document.waitForDone()
-    return bytes(document.pixelData(region.x, region.y, region.width, region.height))
+    data = document.pixelData(region.x, region.y, region.width, region.height)
+    return to_rgba8(data, region.width, region.height, ColorSpace.of(document))
 
 
-def new_layer(document: Document, name: str, bgra: bytes, region: Region, visible: bool = True) -> Node:
-    """A paint layer (not yet in the layer stack) holding ``bgra`` at ``region``."""
+def new_layer(document: Document, name: str, bgra, region: Region, visible: bool = True) -> Node:
+    """A paint layer (not yet in the layer stack) holding ``bgra`` (8-bit BGRA, any buffer) at
+    ``region``, in the document's colour space."""
     layer = document.createNode(name, "paintlayer")
-    layer.setPixelData(bgra, region.x, region.y, region.width, region.height)
+    data = from_rgba8(bgra, region.width, region.height, ColorSpace.of(document))
+    layer.setPixelData(data, region.x, region.y, region.width, region.height)
     layer.setVisible(visible)
     return layer
 
@@ -172,22 +245,24 @@ def new_group(document: Document, name: str, layers: list[Node]) -> Node:
     return group
 
 
-def open_document(name: str, bgra: bytes, width: int, height: int, like: Document) -> Document:
-    """A new 8-bit RGBA document of ``width`` x ``height`` holding ``bgra``, with ``like``'s
-    resolution, shown in a new view of the active window."""
+def open_document(name: str, bgra, width: int, height: int, like: Document) -> Document:
+    """A new document of ``width`` x ``height`` holding ``bgra`` (8-bit BGRA, any buffer), with
+    ``like``'s colour space and resolution, shown in a new view of the active window."""
     app = Krita.instance()
-    document = app.createDocument(width, height, name, "RGBA", "U8", "", like.resolution())
+    space = ColorSpace.of(like)
+    document = app.createDocument(width, height, name, space.model, space.depth, space.profile, like.resolution())
     layer = document.rootNode().childNodes()[0]
-    layer.setPixelData(bgra, 0, 0, width, height)
+    layer.setPixelData(from_rgba8(bgra, width, height, space), 0, 0, width, height)
     layer.setName(name)
     document.refreshProjection()
     app.activeWindow().addView(document)
     return document
 
 
-def resized(bgra: bytes, width: int, height: int, new_width: int, new_height: int) -> bytes:
-    """BGRA pixels scaled smoothly (Qt's bilinear filter) from ``width`` x ``height`` to
-    ``new_width`` x ``new_height``."""
+def resized(bgra, width: int, height: int, new_width: int, new_height: int) -> bytes:
+    """8-bit BGRA pixels (any buffer) scaled smoothly (Qt's bilinear filter) from ``width`` x
+    ``height`` to ``new_width`` x ``new_height``."""
+    bgra = bytes(bgra)
     if (width, height) == (new_width, new_height):
         return bgra
     image = QImage(bgra, width, height, width * 4, QImage.Format_ARGB32)  # ARGB32 is B, G, R, A in memory

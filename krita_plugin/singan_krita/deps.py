@@ -2,11 +2,15 @@
 pyzmq wheels (built by ``python -m krita_plugin.build``). Krita's bundled Python on Windows, macOS
 and the AppImage has no pyzmq, and Linux distributions' Kritas may lack it, so on first load the
 wheel that fits the running interpreter is unpacked (zipfile) into the plugin's folder and put at
-the front of ``sys.path``: the shipped pyzmq is used even where another one is installed.
+the front of ``sys.path``: the shipped pyzmq is used even where another one is installed. The
+client and msgpack are not put on ``sys.path``: they are the subpackages
+``singan_krita.vendor.protocol`` and ``singan_krita.vendor.msgpack`` (:mod:`.daemon_client`), private
+to the plugin, so another plugin's ``protocol`` or ``msgpack`` cannot clash with them.
 
 Layout of the built package (``vendor/`` inside ``singan_krita/``)::
 
-    vendor/protocol/    the client (protocol/__init__.py, wire.py, client.py)
+    vendor/__init__.py  makes vendor/ a subpackage
+    vendor/protocol/    the client (protocol/__init__.py, wire.py, client.py; msgpack imported from ..)
     vendor/msgpack/     msgpack's pure-Python fallback modules
     vendor/wheels/      pyzmq-<version>-<python>-<abi>-<platform>.whl for each supported Krita Python
     vendor/unpacked/    <wheel name>/: the wheel unpacked on first load (created at run time)
@@ -182,8 +186,8 @@ def _requirement(wheels: Iterable[Path]) -> str:
 
 
 def activate(package_dir: Path, host: Host | None = None) -> Deps:
-    """Make ``import protocol``, ``import msgpack`` and ``import zmq`` use the copies in
-    ``package_dir/vendor`` (first on ``sys.path``), unpacking the fitting pyzmq wheel if needed.
+    """Make ``import zmq`` use the pyzmq in ``package_dir/vendor`` (first on ``sys.path``: the
+    fitting wheel, unpacked if needed, else ``vendor/site``).
 
     Returns:
         :class:`Deps`; ``problem`` is set (never raised) when pyzmq cannot be imported.
@@ -191,7 +195,7 @@ def activate(package_dir: Path, host: Host | None = None) -> Deps:
     host = host or Host.current()
     vendor = package_dir / "vendor"
     wheels = list((vendor / "wheels").glob("pyzmq-*.whl"))
-    paths = [vendor, vendor / "site"]
+    paths = [vendor / "site"]
     wheel = pick_wheel(wheels, host)
     problem = None
     if wheel is not None:

@@ -1,6 +1,15 @@
 """The SinGAN Studio docker: widgets only. It shows the session's :class:`~.studio.Studio`
-(connection, models, running task, messages), writes the artist's choices into its options, and
-its buttons trigger the plugin's Krita actions (the same ones as Tools > Scripts).
+(connection, models, running task, messages), writes the artist's choices into its options (saved
+in Krita's settings at each change), and its buttons trigger the plugin's Krita actions (the same
+ones as Tools > Scripts).
+
+Layout: the connection status (one line), the action buttons, the task (one line) with its
+progress and Cancel, and the message (at most :data:`MESSAGE_LINES` lines) are always shown; the
+endpoint, the model list and the options are in a scroll area between them. Lines too long for the
+docker are cut; their tooltips hold the whole text. Measured in Krita 5.1.5 with its default
+layout (colour selector, layers, brush presets and this docker on the right): the main window
+cannot be shorter than about 546 px plus this docker's minimum height, so that minimum must stay
+under about 250 px for the window to fit a 1280 x 800 screen (:data:`MAX_MIN_HEIGHT`).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from PyQt5.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -28,9 +39,15 @@ from PyQt5.QtWidgets import (
 from . import actions, studio, words
 from . import options as opts
 from .connection import ConnectionState
-from .extension import save_endpoint
+from .extension import save_endpoint, save_options
 
 TITLE = "SinGAN Studio"
+MAX_MIN_HEIGHT = 250
+"""The docker's minimum height (px) stays below this, so Krita's window fits a 1280 x 800 screen."""
+MODEL_LIST_ROWS = 4  # rows the model list shows before it scrolls
+SETTINGS_MIN_LINES = 3  # text lines of the scroll area that always show
+MESSAGE_LINES = 3
+PROGRESS_WIDTH = 64  # px
 GENERIC_SCALES = 6  # scale choices shown while no model is chosen (a draft model has about 6)
 BUTTONS = (
     ("Train", actions.TRAIN), ("Variations", actions.VARIATIONS), ("Harmonize", actions.HARMONIZE),
@@ -47,14 +64,16 @@ class SinGANDocker(DockWidget):
         self._num_scales = 0  # K the scale choices are shown for
         body = QWidget(self)
         layout = QVBoxLayout(body)
-        layout.addWidget(self._daemon_box())
-        layout.addWidget(self._model_box())
-        layout.addWidget(self._options_box())
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(3)
+        self.status = _one_line_label()
+        layout.addWidget(self.status)
+        layout.addWidget(self._settings(), 1)
         layout.addLayout(self._buttons())
         layout.addLayout(self._progress())
         self.message = QLabel(wordWrap=True, textInteractionFlags=Qt.TextSelectableByMouse)
+        self.message.setMaximumHeight(MESSAGE_LINES * self.message.fontMetrics().lineSpacing() + 2)
         layout.addWidget(self.message)
-        layout.addStretch(1)
         self.setWidget(body)
         self._subscriptions = (
             (self.studio.connection.state_changed, self._show_connection),
@@ -79,11 +98,24 @@ class SinGANDocker(DockWidget):
 
     # -- building -------------------------------------------------------------------------
 
-    def _daemon_box(self) -> QGroupBox:
-        box = QGroupBox("Daemon")
-        layout = QVBoxLayout(box)
-        self.status = QLabel(wordWrap=True)
-        self.status.setToolTip(f"Using {self.studio.pyzmq}")
+    def _settings(self) -> QScrollArea:
+        """The endpoint, the model list and the options, scrolled when the docker is short."""
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._endpoint_row())
+        layout.addWidget(self._model_box())
+        layout.addWidget(self._options_box())
+        layout.addStretch(1)
+        area = QScrollArea()
+        area.setWidgetResizable(True)
+        area.setFrameShape(QScrollArea.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        area.setWidget(inner)
+        area.setMinimumHeight(SETTINGS_MIN_LINES * area.fontMetrics().lineSpacing())
+        return area
+
+    def _endpoint_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.endpoint = QLineEdit(self.studio.connection.endpoint)
         self.endpoint.setToolTip("ZeroMQ endpoint of `singan serve` (saved in Krita's settings)")
@@ -92,15 +124,13 @@ class SinGANDocker(DockWidget):
         self.endpoint.returnPressed.connect(self.connect_button.click)
         row.addWidget(self.endpoint, 1)
         row.addWidget(self.connect_button)
-        layout.addWidget(self.status)
-        layout.addLayout(row)
-        return box
+        return row
 
     def _model_box(self) -> QGroupBox:
         box = QGroupBox("Model")
         layout = QVBoxLayout(box)
         self.models = QListWidget()
-        self.models.setMaximumHeight(120)
+        self.models.setMaximumHeight(MODEL_LIST_ROWS * self.models.fontMetrics().height() + 8)
         self.models.setToolTip("The model used by Variations, Harmonize and Paint to image")
         self.models.currentItemChanged.connect(self._choose_model)
         layout.addWidget(self.models)
@@ -114,20 +144,20 @@ class SinGANDocker(DockWidget):
         self.preset.addItems(opts.PRESETS)
         self.preset.setCurrentText(options.preset)
         self.preset.setToolTip("Training quality: tiny = seconds (tests), draft = minutes on a CPU, paper = the paper's (long)")
-        self.preset.currentTextChanged.connect(lambda text: setattr(options, "preset", text))
+        self.preset.currentTextChanged.connect(lambda text: self._set("preset", text))
         self.seamless = QCheckBox("Seamless (tileable)")
         self.seamless.setChecked(options.seamless)
-        self.seamless.toggled.connect(lambda on: setattr(options, "seamless", on))
-        self.count = self._spin(1, 64, options.count, lambda v: setattr(options, "count", v))
-        self.seed = self._spin(0, 2**31 - 1, options.seed, lambda v: setattr(options, "seed", v))
+        self.seamless.toggled.connect(lambda on: self._set("seamless", on))
+        self.count = self._spin(1, 64, options.count, "count")
+        self.seed = self._spin(0, 2**31 - 1, options.seed, "seed")
         self.start_scale = QComboBox()
         self.start_scale.setToolTip("Where variations start: the coarsest scale draws new layouts, finer ones keep the layout")
         self.start_scale.currentIndexChanged.connect(
-            lambda i: setattr(options, "start_scale", self.start_scale.itemData(i)))
+            lambda i: self._set("start_scale", self.start_scale.itemData(i)))
         self.injection_scale = QComboBox()
         self.injection_scale.setToolTip("How much Harmonize and Paint to image repaint: coarse scales repaint more")
         self.injection_scale.currentIndexChanged.connect(
-            lambda i: setattr(options, "injection_scale", self.injection_scale.itemData(i)))
+            lambda i: self._set("injection_scale", self.injection_scale.itemData(i)))
         form.addRow("Training", self.preset)
         form.addRow("", self.seamless)
         form.addRow("Variations", self.count)
@@ -137,11 +167,11 @@ class SinGANDocker(DockWidget):
         form.addRow("Output size", self._size_row())
         return box
 
-    def _spin(self, low: int, high: int, value: int, store) -> QSpinBox:
+    def _spin(self, low: int, high: int, value: int, option: str) -> QSpinBox:
         spin = QSpinBox()
         spin.setRange(low, high)
         spin.setValue(value)
-        spin.valueChanged.connect(store)
+        spin.valueChanged.connect(lambda v: self._set(option, v))
         return spin
 
     def _size_row(self) -> QHBoxLayout:
@@ -150,8 +180,8 @@ class SinGANDocker(DockWidget):
         self.size_mode = QComboBox()
         for mode, text in zip(opts.SIZE_MODES, ("1x selection", "2x selection", "W x H")):
             self.size_mode.addItem(text, mode)
-        self.width_spin = self._spin(opts.MIN_SIDE, opts.MAX_SIDE, options.width, lambda v: setattr(options, "width", v))
-        self.height_spin = self._spin(opts.MIN_SIDE, opts.MAX_SIDE, options.height, lambda v: setattr(options, "height", v))
+        self.width_spin = self._spin(opts.MIN_SIDE, opts.MAX_SIDE, options.width, "width")
+        self.height_spin = self._spin(opts.MIN_SIDE, opts.MAX_SIDE, options.height, "height")
         self.size_mode.currentIndexChanged.connect(self._choose_size_mode)
         self.size_mode.setCurrentIndex(opts.SIZE_MODES.index(options.size_mode))
         self._choose_size_mode(self.size_mode.currentIndex())
@@ -168,29 +198,33 @@ class SinGANDocker(DockWidget):
             grid.addWidget(button, i // 2, i % 2)
         return grid
 
-    def _progress(self) -> QVBoxLayout:
-        layout = QVBoxLayout()
-        self.task_title = QLabel(wordWrap=True)
+    def _progress(self) -> QHBoxLayout:
         row = QHBoxLayout()
+        self.task_title = _one_line_label()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
+        self.progress.setFixedWidth(PROGRESS_WIDTH)
         self.cancel = QPushButton("Cancel")
         self.cancel.clicked.connect(lambda: Krita.instance().action(actions.CANCEL.id).trigger())
-        row.addWidget(self.progress, 1)
+        row.addWidget(self.task_title, 1)
+        row.addWidget(self.progress)
         row.addWidget(self.cancel)
-        layout.addWidget(self.task_title)
-        layout.addLayout(row)
-        return layout
+        return row
 
     # -- choices ----------------------------------------------------------------------------
 
+    def _set(self, option: str, value) -> None:
+        """Store one of the artist's choices and save the options in Krita's settings."""
+        setattr(self.studio.options, option, value)
+        save_options(self.studio.options)
+
     def _choose_model(self, item: QListWidgetItem | None) -> None:
-        self.studio.options.model = item.data(Qt.UserRole) if item is not None else None
+        self._set("model", item.data(Qt.UserRole) if item is not None else None)
         self._show_scales()
 
     def _choose_size_mode(self, index: int) -> None:
-        self.studio.options.size_mode = self.size_mode.itemData(index)
+        self._set("size_mode", self.size_mode.itemData(index))
         custom = self.studio.options.size_mode == "custom"
         self.width_spin.setEnabled(custom)
         self.height_spin.setEnabled(custom)
@@ -200,6 +234,7 @@ class SinGANDocker(DockWidget):
     def _show_connection(self) -> None:
         connection = self.studio.connection
         self.status.setText(connection.status)
+        self.status.setToolTip(f"{connection.status}\n(using {self.studio.pyzmq})")
         color = "#3fae49" if connection.state is ConnectionState.connected else "#e04040"
         self.status.setStyleSheet(f"color: {color}")
 
@@ -211,11 +246,11 @@ class SinGANDocker(DockWidget):
         none.setData(Qt.UserRole, None)
         self.models.addItem(none)
         self.models.setCurrentItem(none)
-        for model in connection.models:
-            if model.get("kind") != "generative":
-                continue
-            item = QListWidgetItem(words.model_text(model, connection.jobs))
+        models = [model for model in connection.models if model.get("kind") == "generative"]
+        for model, text in zip(models, words.model_texts(models, connection.jobs)):
+            item = QListWidgetItem(text)
             item.setData(Qt.UserRole, model["id"])
+            item.setToolTip(f"id {model['id']}, trained on {model.get('source_name', '?')}")
             self.models.addItem(item)
             if model["id"] == chosen:
                 self.models.setCurrentItem(item)
@@ -250,6 +285,7 @@ class SinGANDocker(DockWidget):
             self.cancel.setEnabled(False)
             return
         self.task_title.setText(f"{task.title}: {task.phase}")
+        self.task_title.setToolTip(self.task_title.text())
         if task.fraction is None and not task.finished:
             self.progress.setRange(0, 0)  # busy indicator
         else:
@@ -259,4 +295,12 @@ class SinGANDocker(DockWidget):
 
     def _show_message(self) -> None:
         self.message.setText(self.studio.message)
+        self.message.setToolTip(self.studio.message)
         self.message.setStyleSheet("color: #e04040" if self.studio.message_is_error else "")
+
+
+def _one_line_label() -> QLabel:
+    """A label that never wraps and never widens the docker: a long text is cut at its right edge."""
+    label = QLabel()
+    label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+    return label

@@ -12,13 +12,15 @@ from collections.abc import Callable
 from krita import Extension, Krita
 from PyQt5.QtCore import QTimer
 
-from protocol import DEFAULT_ENDPOINT
+from .daemon_client import DEFAULT_ENDPOINT
 
 from . import actions, hiding, studio, workflows
 from .deps import Deps
+from .options import Options, from_settings, to_settings
 
 SETTINGS_GROUP = "SinGANStudio"
-"""kritarc group of the plugin's settings (``endpoint``)."""
+"""kritarc group of the plugin's settings: ``endpoint`` and every docker option
+(:func:`.options.to_settings`). Krita writes kritarc when it quits."""
 PUMP_INTERVAL_MS = 50
 HIDING_EVERY = 5
 """Pumps between two updates of the objects hidden under harmonized layers (:mod:`.hiding`): 250 ms."""
@@ -49,6 +51,12 @@ def save_endpoint(endpoint: str) -> None:
     studio.instance().connection.set_endpoint(endpoint)
 
 
+def save_options(options: Options) -> None:
+    """Persist every docker option in kritarc (read back by the next Krita session's ``setup``)."""
+    for name, text in to_settings(options).items():
+        Krita.instance().writeSetting(SETTINGS_GROUP, name, text)
+
+
 def run_action(run: Callable[[studio.Studio], None]) -> None:
     """Run an action; any exception is shown in the docker's message line."""
     the_studio = studio.instance()
@@ -72,7 +80,9 @@ class SinGANExtension(Extension):
 
     def setup(self) -> None:
         endpoint = Krita.instance().readSetting(SETTINGS_GROUP, "endpoint", DEFAULT_ENDPOINT)
-        studio.create(endpoint).pyzmq = self._deps.zmq or ""
+        the_studio = studio.create(endpoint)
+        the_studio.pyzmq = self._deps.zmq or ""
+        the_studio.options = from_settings(lambda name: Krita.instance().readSetting(SETTINGS_GROUP, name, ""))
         self._timer.setInterval(PUMP_INTERVAL_MS)
         self._timer.timeout.connect(self._pump)
         self._timer.start()

@@ -6,7 +6,8 @@ No ``krita`` or Qt import: tested in the project's environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 from .errors import BadInput
 
@@ -60,3 +61,47 @@ class Options:
         if not all(MIN_SIDE <= side <= MAX_SIDE for side in size):
             raise BadInput(f"the output would be {size[0]} x {size[1]} px; each side must be {MIN_SIDE} to {MAX_SIDE} px")
         return size
+
+
+def to_settings(options: Options) -> dict[str, str]:
+    """``options`` as setting name -> text, for Krita's settings (kritarc); None is ``""``."""
+    return {f.name: "" if getattr(options, f.name) is None else str(getattr(options, f.name)) for f in fields(options)}
+
+
+def from_settings(read: Callable[[str], str]) -> Options:
+    """The options saved by :func:`to_settings`; ``read(name)`` gives a setting's text (``""`` if
+    absent). A missing or unreadable value (an older or hand-edited kritarc) keeps its default."""
+    chosen = Options()
+    parsers = {
+        "model": lambda text: text or None,
+        "preset": lambda text: _one_of(text, PRESETS),
+        "seamless": lambda text: {"True": True, "False": False}[text],
+        "count": lambda text: _within(int(text), 1, 64),
+        "seed": lambda text: _within(int(text), 0, 2**31 - 1),
+        "start_scale": lambda text: _within(int(text), 0, 64),
+        "injection_scale": lambda text: None if text == "" else _within(int(text), 1, 64),
+        "size_mode": lambda text: _one_of(text, SIZE_MODES),
+        "width": lambda text: _within(int(text), MIN_SIDE, MAX_SIDE),
+        "height": lambda text: _within(int(text), MIN_SIDE, MAX_SIDE),
+    }
+    for name, parse in parsers.items():
+        text = read(name)
+        if text == "":  # absent (None is saved as "" too: the default of the fields that take it)
+            continue
+        try:
+            setattr(chosen, name, parse(text))
+        except (KeyError, ValueError):
+            pass
+    return chosen
+
+
+def _within(value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ValueError(value)
+    return value
+
+
+def _one_of(text: str, choices: tuple[str, ...]) -> str:
+    if text not in choices:
+        raise ValueError(text)
+    return text

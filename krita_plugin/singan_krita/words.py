@@ -15,6 +15,9 @@ No ``krita`` or Qt import: tested in the project's environment.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+
 
 def _position(k: int, num_scales: int) -> float:
     return k / max(1, num_scales - 1)
@@ -55,10 +58,23 @@ def injection_scales(num_scales: int) -> list[tuple[int | None, str]]:
 
 
 def model_text(model: dict, jobs: list[dict]) -> str:
-    """A model list entry, e.g. ``chelsea: ready (5 scales, 48 x 32)`` or ``bricks: training 42%``."""
+    """A model list entry: name, state, preset and creation time (local), e.g.
+    ``chelsea: ready (5 scales, 48 x 32) · tiny · 2026-12-01 19:50`` or
+    ``bricks: training 42% (2 of 6 scales) · draft · 2026-12-01 19:52``."""
     status = model["status"]
     if status == "ready":
-        return f"{model['name']}: ready ({model['num_scales']} scales, {model['width']} x {model['height']})"
-    job = next((job for job in jobs if job.get("model") == model["id"] and job.get("state") == "running"), None)
-    done = f" {job['fraction'] * 100:.0f}%" if job and job.get("fraction") is not None else ""
-    return f"{model['name']}: {status}{done} ({model['scales_done']} of {model['num_scales']} scales)"
+        state = f"ready ({model['num_scales']} scales, {model['width']} x {model['height']})"
+    else:
+        job = next((job for job in jobs if job.get("model") == model["id"] and job.get("state") == "running"), None)
+        done = f" {job['fraction'] * 100:.0f}%" if job and job.get("fraction") is not None else ""
+        state = f"{status}{done} ({model['scales_done']} of {model['num_scales']} scales)"
+    created = time.strftime("%Y-%m-%d %H:%M", time.localtime(model["created"])) if model.get("created") else "?"
+    return f"{model['name']}: {state} · {model.get('preset', '?')} · {created}"
+
+
+def model_texts(models: list[dict], jobs: list[dict]) -> list[str]:
+    """:func:`model_text` of each of ``models``, made unique: an entry that would appear twice
+    (same name, state, preset and minute) ends with the model's id, e.g. `` · brick-2``."""
+    texts = [model_text(model, jobs) for model in models]
+    repeated = Counter(texts)
+    return [f"{text} · {model['id']}" if repeated[text] > 1 else text for text, model in zip(texts, models)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from protocol.client import Image
+from .daemon_client import Image
 
 from . import canvas, hiding, ops, pixels
 from .canvas import Region, Target
@@ -73,7 +73,7 @@ def train(studio: Studio) -> None:
             studio.options.model = data["model"]["id"]
         return f"model '{data['model']['id']}' is ready"
 
-    image = _training_image(canvas.read(target.node, target.region), target.region)
+    image = _training_image(canvas.read(target.document, target.node, target.region), target.region)
     task.submit("train", ops.train_params(name, options), [image], trained, "training")
 
 
@@ -111,7 +111,7 @@ def harmonize(studio: Studio) -> None:
     _check_connected(studio)
     target, options = canvas.active_target(), replace(studio.options)
     document, node, region = target.document, target.node, canvas.whole_image(target.document)
-    mask = pixels.alpha(canvas.read(node, region))
+    mask = pixels.alpha(canvas.read(document, node, region))
     if pixels.is_blank(mask):
         raise BadInput(f"the layer '{node.name()}' has no opaque pixels: select the pasted object's layer")
     composite, background = canvas.composites(document, node)
@@ -149,14 +149,14 @@ def paint_to_image(studio: Studio) -> None:
 
     def place(data: dict, images: list) -> str:
         out = images[0]
-        painted = canvas.resized(bytes(out.data), out.width, out.height, *size)
+        painted = canvas.resized(out.data, out.width, out.height, *size)
         region = Region(target.region.x, target.region.y, *size)
         layer_name = f"{name} as {model['name']}"
         canvas.add_above(target.document, target.node,
                          canvas.new_layer(target.document, layer_name, _clipped(painted, target, size), region))
         return f"'{layer_name}' is above '{name}' (scale {data.get('scale')})"
 
-    image = _bgra("image", canvas.read(target.node, target.region), target.region)
+    image = _bgra("image", canvas.read(target.document, target.node, target.region), target.region)
     task.submit("paint2image", ops.injection_params(model, options), [image], place, "painting")
 
 
@@ -174,9 +174,9 @@ def super_resolve(studio: Studio, factor: int) -> None:
 
     def open_result(data: dict, images: list) -> str:
         out = images[0]
-        canvas.open_document(name, bytes(out.data), out.width, out.height, like=target.document)
+        canvas.open_document(name, out.data, out.width, out.height, like=target.document)
         return f"new document '{name}', {out.width} x {out.height} px"
 
-    image = _bgra("image", canvas.read(target.node, region), region)
+    image = _bgra("image", canvas.read(target.document, target.node, region), region)
     task.submit("super_resolve", ops.super_resolve_params(target.node.name(), factor, options), [image],
                 open_result, "training the super-resolution model")

@@ -1,11 +1,18 @@
-"""The scenarios the Krita test runs, in one Krita session. Each fills a dict in ``results.json``
-with what it found; pixel data goes to ``<name>.raw`` files (BGRA or one byte per pixel), which
-``tests/test_krita_plugin.py`` compares with numpy. PNGs of the results and of the docker are for
-people to look at.
+"""The scenarios the Krita test runs, in two Krita sessions on one profile. Each fills a dict in
+``results.json`` with what it found; pixel data goes to ``<name>.raw`` files (Krita's pixel data in
+the document's colour space: BGRA bytes for 8-bit RGBA, gray + alpha for GRAYA U8, little-endian
+uint16 B, G, R, A for RGBA U16; masks one byte per pixel), which ``tests/test_krita_plugin.py``
+compares with numpy. PNGs of the results, of the docker and of the whole window are for people to
+look at.
 
-Environment: SINGAN_HARNESS_OUT (output folder), SINGAN_TEST_MODEL (a ready model of the daemon
-whose endpoint is in kritarc), SINGAN_TEST_IMAGES (shared/images), SINGAN_SECOND_ENDPOINT and
-SINGAN_SECOND_PID (a second daemon the harness shuts down), SINGAN_HARNESS_LIMIT (seconds).
+The first session (SINGAN_HARNESS_PHASE=first) runs :data:`FIRST` and quits Krita the way a user
+does (File > Quit, so Krita writes kritarc); the second (``restart``) runs :data:`RESTART` on the
+same profile, with the daemon it was last connected to already stopped.
+
+Environment: SINGAN_HARNESS_OUT (output folder), SINGAN_HARNESS_PHASE, SINGAN_TEST_MODEL (a ready
+model of the daemon whose endpoint is in kritarc), SINGAN_TEST_IMAGES (shared/images),
+SINGAN_SECOND_ENDPOINT and SINGAN_SECOND_PID (a second daemon the harness shuts down),
+SINGAN_HARNESS_LIMIT (seconds).
 """
 
 import json
@@ -18,14 +25,16 @@ from pathlib import Path
 from krita import Krita, Selection
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QImage, QPainter
+from PyQt5.QtWidgets import QApplication
 
 from .runner import Runner, guarded, sleep, until
 
 OUT = Path(os.environ["SINGAN_HARNESS_OUT"])
+PHASE = os.environ.get("SINGAN_HARNESS_PHASE", "first")
 MODEL = os.environ["SINGAN_TEST_MODEL"]
 IMAGES = Path(os.environ["SINGAN_TEST_IMAGES"])
-SECOND_ENDPOINT = os.environ["SINGAN_SECOND_ENDPOINT"]
-SECOND_PID = int(os.environ["SINGAN_SECOND_PID"])
+SECOND_ENDPOINT = os.environ.get("SINGAN_SECOND_ENDPOINT", "")
+SECOND_PID = int(os.environ.get("SINGAN_SECOND_PID", "0"))
 LIMIT = float(os.environ.get("SINGAN_HARNESS_LIMIT", "280"))
 
 results = {"python": sys.version}
@@ -78,6 +87,12 @@ def shot(name):
     widget.grab().save(str(OUT / f"{name}.png"))
 
 
+def window_shot(name):
+    """The whole Krita window as the artist sees it."""
+    QApplication.processEvents()
+    Krita.instance().activeWindow().qwindow().grab().save(str(OUT / f"{name}.png"))
+
+
 def projection(doc):
     doc.refreshProjection()
     doc.waitForDone()
@@ -99,8 +114,24 @@ def activate(doc, node):
                 f"{node.name()} to become the active layer")
 
 
-def new_doc(name, width, height):
-    return show(Krita.instance().createDocument(width, height, name, "RGBA", "U8", "", 72.0))
+def new_doc(name, width, height, model="RGBA", depth="U8"):
+    return show(Krita.instance().createDocument(width, height, name, model, depth, "", 72.0))
+
+
+def open_image(name):
+    doc = show(Krita.instance().openDocument(str(IMAGES / name)))
+    yield sleep(0.3)
+    return doc
+
+
+def deselect(doc):
+    """No selection, the way the artist gets it (Select > Deselect)."""
+    Krita.instance().action("deselect").trigger()
+    yield until(lambda: doc.selection() is None or doc.selection().width() == 0, 5, "no selection")
+
+
+def space(node_or_doc):
+    return [node_or_doc.colorModel(), node_or_doc.colorDepth()]
 
 
 def image_bytes(path, x, y, width, height):
@@ -145,7 +176,7 @@ def choose_model(model_id):
 
 def layer_info(node):
     bounds = node.bounds()
-    return {"name": node.name(), "visible": node.visible(), "type": node.type(),
+    return {"name": node.name(), "visible": node.visible(), "type": node.type(), "space": space(node),
             "bounds": [bounds.x(), bounds.y(), bounds.width(), bounds.height()]}
 
 
@@ -165,6 +196,71 @@ def model_items():
     return [models.item(row).text() for row in range(models.count())]
 
 
+def model_item(model_id):
+    models = docker().models
+    return next((models.item(r).text() for r in range(models.count()) if models.item(r).data(Qt.UserRole) == model_id), None)
+
+
+def run_task(action_id, timeout, what):
+    """Trigger ``action_id`` and wait for its task to end; returns the task."""
+    st = studio()
+    first = len(st.tasks)
+    trigger(action_id)
+    yield task_done(first, timeout, what)
+    return st.tasks[first]
+
+
+def outcome(task):
+    return {"failed": task.failed, "message": task.message}
+
+
+def variation_layers(doc, entry, prefix, region):
+    """Record the layers of the newest "SinGAN variations" group (top first) and their pixels in
+    ``region`` (x, y, w, h)."""
+    group = find(doc, "SinGAN variations")
+    entry["group_index"] = [n.name() for n in doc.rootNode().childNodes()].index("SinGAN variations")
+    entry["layers"] = []
+    for i, node in enumerate(reversed(group.childNodes())):
+        info = layer_info(node)
+        info["pixels"] = save(f"{prefix}_layer{i}", node.pixelData(*region))
+        entry["layers"].append(info)
+
+
+def train_to_completion(doc, entry, region):
+    """Train (tiny) on ``region`` of the active layer until the model is ready; the new model
+    becomes the chosen one. Returns its id."""
+    st, d = studio(), docker()
+    select(doc, *region)
+    d.models.setCurrentRow(0)  # none chosen: the trained model is chosen when ready
+    d.preset.setCurrentText("tiny")
+    task = yield from run_task("singan_train", 240, "a training to finish")
+    entry["train"] = outcome(task)
+    model_id = st.options.model
+    entry["trained_model"] = model_id
+    yield until(lambda: model_item(model_id) is not None, 10, "the trained model in the docker's list")
+    choose_model(model_id)
+    return model_id
+
+
+def paste_object(doc, data, x, y, width, height):
+    """A "Pasted" layer holding ``data`` (the document's pixel format) above the bottom layer, made active."""
+    obj = doc.createNode("Pasted", "paintlayer")
+    obj.setPixelData(data, x, y, width, height)
+    doc.rootNode().addChildNode(obj, doc.rootNode().childNodes()[0])
+    yield from activate(doc, obj)
+    return obj
+
+
+def harmonize_with_chosen_model(doc, obj, entry, prefix):
+    entry["harmonize_before"] = save(f"{prefix}_before", projection(doc))
+    task = yield from run_task("singan_harmonize", 120, "harmonization with the chosen model")
+    entry["harmonize"] = outcome(task)
+    entry["harmonize_after"] = save(f"{prefix}_after", projection(doc))
+    result = find(doc, "Harmonized Pasted")
+    entry["harmonized"] = layer_info(result)
+    entry["stack"] = stack(doc)
+
+
 # -- scenarios --------------------------------------------------------------------------------
 
 def startup(entry):
@@ -179,59 +275,104 @@ def startup(entry):
     started = time.monotonic()
     yield until(lambda: st.connection.model(MODEL) is not None, 30, "the test model in the model list")
     entry["seconds_to_models"] = round(time.monotonic() - started, 2)
-    import msgpack
     import zmq
 
-    import protocol
+    from singan_krita.vendor import msgpack, protocol
 
     entry["zmq_file"], entry["zmq_version"] = zmq.__file__, zmq.__version__
     entry["msgpack_file"], entry["protocol_file"] = msgpack.__file__, protocol.__file__
+    entry["client_module"] = sys.modules["singan_krita.daemon_client"].Client.__module__
+    entry["top_level"] = {name: getattr(sys.modules[name], "__file__", None)
+                          for name in ("protocol", "msgpack") if name in sys.modules}
     entry["pyzmq_tooltip"] = docker().status.toolTip()
     entry["status"] = docker().status.text()
     entry["hello"] = st.connection.info
     docker().show()
-    yield sleep(0.3)
+    yield sleep(0.5)
+    entry["screen_geometry"] = _screen(app)
+    entry.update(_geometry(app))
     shot("docker_startup")
+    window_shot("window_connected")
 
 
-def unsupported_document(entry):
+def _screen(app):
+    screen = app.activeWindow().qwindow().screen().geometry()
+    return [screen.x(), screen.y(), screen.width(), screen.height()]
+
+
+def _geometry(app):
+    """The window's frame, the docker's minimum height and whether Cancel is on the screen."""
+    d, window = docker(), app.activeWindow().qwindow()
+    frame = window.frameGeometry()
+    cancel_top_left = d.cancel.mapToGlobal(d.cancel.rect().topLeft())
+    cancel_bottom_right = d.cancel.mapToGlobal(d.cancel.rect().bottomRight())
+    return {"window_frame": [frame.x(), frame.y(), frame.width(), frame.height()],
+            "docker_min_height": d.minimumSizeHint().height(),
+            "docker_visible": d.isVisible(),
+            "cancel_visible": d.cancel.isVisible() and not d.cancel.visibleRegion().isEmpty(),
+            "cancel_global": [cancel_top_left.x(), cancel_top_left.y(), cancel_bottom_right.x(), cancel_bottom_right.y()],
+            "status_visible": d.status.isVisible() and not d.status.visibleRegion().isEmpty(),
+            "progress_visible": d.progress.isVisible() and not d.progress.visibleRegion().isEmpty()}
+
+
+def no_document(entry):
+    """Actions with no document open: a message, no task, no dialog."""
     st = studio()
-    show(Krita.instance().createDocument(64, 64, "deep", "RGBA", "U16", "", 72.0))
-    yield sleep(0.3)
     tasks = len(st.tasks)
-    trigger("singan_train")
-    entry.update(message=docker().message.text(), is_error=st.message_is_error, new_tasks=len(st.tasks) - tasks)
+    for action in ("singan_variations", "singan_train", "singan_harmonize"):
+        trigger(action)
+        entry[action] = {"message": docker().message.text(), "is_error": st.message_is_error}
+    entry["new_tasks"] = len(st.tasks) - tasks
+    yield sleep(0.2)
+
+
+VARIATION_CASES = (
+    # name, selection (None, a rectangle or an ellipse: x, y, w, h), size mode, custom size
+    ("none", None, 0, None),
+    ("rectangle", ("rect", 120, 80, 96, 64), 0, None),
+    ("ellipse", ("ellipse", 120, 80, 96, 64), 0, None),
+    ("rectangle_2x", ("rect", 40, 30, 60, 40), 1, None),
+    ("custom_no_selection", None, 2, (100, 50)),
+)
 
 
 def variations(entry):
+    """Variations of the test model on chelsea.png for each case of :data:`VARIATION_CASES`, each
+    in its own document (so each starts from the image's one layer)."""
     st, d = studio(), docker()
-    doc = show(Krita.instance().openDocument(str(IMAGES / "chelsea.png")))
-    yield sleep(0.3)
-    x, y, w, h = 120, 80, 96, 64
-    mask = ellipse_mask(w, h)
-    select(doc, x, y, w, h, mask)
     choose_model(MODEL)
-    d.count.setValue(3)
+    d.count.setValue(2)
     d.seed.setValue(5)
+    d.start_scale.setCurrentIndex(0)
+    for name, selection, size_mode, custom in VARIATION_CASES:
+        case = entry.setdefault(name, {})
+        doc = yield from open_image("chelsea.png")
+        if selection is None:
+            yield from deselect(doc)
+        else:
+            kind, x, y, w, h = selection
+            mask = ellipse_mask(w, h) if kind == "ellipse" else None
+            select(doc, x, y, w, h, mask)
+            if mask is not None:
+                case["mask"] = save(f"variations_{name}_mask", mask)
+        d.size_mode.setCurrentIndex(size_mode)
+        if custom:
+            d.width_spin.setValue(custom[0])
+            d.height_spin.setValue(custom[1])
+        case.update(width=doc.width(), height=doc.height(), selection=selection, size_mode=st.options.size_mode,
+                    custom=custom, active=doc.activeNode().name(), space=space(doc))
+        case["before"] = save(f"variations_{name}_before", projection(doc))
+        task = yield from run_task("singan_variations", 90, f"the variations ({name})")
+        case["task"] = outcome(task)
+        after = projection(doc)
+        case["after"] = save(f"variations_{name}_after", after)
+        case["stack"] = stack(doc)
+        box = find(doc, "SinGAN variations").childNodes()[0].bounds()
+        region = [box.x(), box.y(), box.width(), box.height()]
+        case["region"] = region
+        variation_layers(doc, case, f"variations_{name}", region)
+        png(f"variations_{name}", after, doc.width(), doc.height())
     d.size_mode.setCurrentIndex(0)
-    entry.update(width=doc.width(), height=doc.height(), region=[x, y, w, h], mask=save("variations_mask", mask),
-                 active=doc.activeNode().name(), start_scale=st.options.start_scale)
-    entry["before"] = save("variations_before", projection(doc))
-    first = len(st.tasks)
-    trigger("singan_variations")
-    yield task_done(first, 60, "the variations")
-    task = st.tasks[first]
-    entry["task"] = {"failed": task.failed, "message": task.message}
-    after = projection(doc)
-    entry["after"] = save("variations_after", after)
-    entry["stack"] = stack(doc)
-    group = find(doc, "SinGAN variations")
-    entry["layers"] = []
-    for i, node in enumerate(reversed(group.childNodes())):  # top first
-        info = layer_info(node)
-        info["pixels"] = save(f"variations_layer{i}", node.pixelData(x, y, w, h))
-        entry["layers"].append(info)
-    png("variations_result", after, doc.width(), doc.height())
     shot("docker_variations")
 
 
@@ -247,23 +388,30 @@ def paint_to_image(entry):
     layer.setPixelData(sketch, 0, 0, w, h)
     layer.setName("Sketch")
     yield from activate(doc, layer)
+    yield from deselect(doc)
     choose_model(MODEL)
     d.size_mode.setCurrentIndex(0)
     entry.update(width=w, height=h, active=doc.activeNode().name(), sketch=save("paint_sketch", sketch))
-    first = len(st.tasks)
-    trigger("singan_paint_to_image")
-    yield task_done(first, 60, "paint to image")
-    entry["task"] = {"failed": st.tasks[first].failed, "message": st.tasks[first].message}
+    task = yield from run_task("singan_paint_to_image", 60, "paint to image")
+    entry["task"] = outcome(task)
     entry["stack"] = stack(doc)
     painted = doc.rootNode().childNodes()[-1]
     entry["painted"] = save("paint_result_layer", painted.pixelData(0, 0, w, h))
     png("paint_result", projection(doc), w, h)
+    # with a rectangular selection: the painting of the selected part, at its place
+    yield from activate(doc, layer)
+    entry["selection"] = [20, 30, 80, 60]
+    select(doc, *entry["selection"])
+    entry["before_selected"] = save("paint_before_selected", projection(doc))
+    task = yield from run_task("singan_paint_to_image", 60, "paint to image of a selection")
+    entry["task_selected"] = outcome(task)
+    entry["stack_selected"] = stack(doc)
+    entry["after_selected"] = save("paint_after_selected", projection(doc))
 
 
 def train_and_cancel(entry):
     st, d = studio(), docker()
-    doc = show(Krita.instance().openDocument(str(IMAGES / "chelsea.png")))
-    yield sleep(0.3)
+    doc = yield from open_image("chelsea.png")
     select(doc, 0, 0, 240, 160)
     d.preset.setCurrentText("tiny")
     chosen = st.options.model
@@ -275,14 +423,134 @@ def train_and_cancel(entry):
                          "title": d.task_title.text(), "cancel_enabled": d.cancel.isEnabled()}
     yield until(lambda: any(": training" in text for text in model_items()), 10, "the training model in the list")
     entry["list_while_training"] = model_items()
+    entry.update(_geometry(Krita.instance()))
     shot("docker_training")
+    window_shot("window_training")
     d.cancel.click()
     yield until(lambda: task.finished, 30, "the cancelled training to end")
-    entry["task"] = {"failed": task.failed, "message": task.message}
+    entry["task"] = outcome(task)
     entry["message"] = d.message.text()
-    yield sleep(2.5)  # two heartbeats: the list shows the interrupted (or deleted) model
+    yield until(lambda: not any(": training" in text for text in model_items()), 10, "the list to show the end of the training")
     entry["list_after"] = model_items()
     entry["model_choice_kept"] = st.options.model == chosen
+
+
+def grayscale(entry):
+    """brick.png opens as GRAYA U8: train on a part of it to the end, variations at 2x a
+    rectangular selection and a harmonization with the chosen (just trained) model."""
+    doc = yield from open_image("brick.png")
+    entry["space"] = space(doc)
+    yield from activate(doc, doc.rootNode().childNodes()[0])
+    entry["model"] = yield from train_to_completion(doc, entry, (0, 0, 128, 128))
+    d = docker()
+    d.count.setValue(2)
+    d.size_mode.setCurrentIndex(1)  # 2x the selection
+    select(doc, 200, 100, 64, 48)
+    entry["before"] = save("gray_variations_before", projection(doc))
+    task = yield from run_task("singan_variations", 90, "variations of a grayscale document")
+    entry["variations"] = outcome(task)
+    entry["variations_after"] = save("gray_variations_after", projection(doc))
+    variation_layers(doc, entry, "gray_variations", (200, 100, 128, 96))
+    find(doc, "SinGAN variations").remove()
+    d.size_mode.setCurrentIndex(0)
+    ox, oy, ow, oh = entry["object"] = [300, 300, 80, 60]
+    alpha = ellipse_mask(ow, oh)
+    patch = bytearray(ow * oh * 2)
+    patch[0::2] = bytes([235]) * (ow * oh)  # a light grey patch pasted onto the bricks
+    patch[1::2] = alpha
+    obj = yield from paste_object(doc, bytes(patch), ox, oy, ow, oh)
+    yield from deselect(doc)
+    yield from harmonize_with_chosen_model(doc, obj, entry, "gray_harmonize")
+    png("gray_harmonized", _rgba8_view(doc), doc.width(), doc.height())
+
+
+def deep(entry):
+    """An RGBA U16 document named like brick.png's (so its model has the same name as the
+    grayscale one): train to the end, variations at W x H without a selection, harmonize."""
+    w, h = 300, 200
+    doc = new_doc("brick", w, h)
+    layer = doc.rootNode().childNodes()[0]
+    layer.setName("Background")
+    layer.setPixelData(image_bytes(IMAGES / "chelsea.png", 60, 40, w, h), 0, 0, w, h)
+    entry["converted"] = doc.setColorSpace("RGBA", "U16", "")
+    doc.waitForDone()
+    entry["space"] = space(doc)
+    yield from activate(doc, doc.rootNode().childNodes()[0])
+    entry["model"] = yield from train_to_completion(doc, entry, (0, 0, 128, 96))
+    same_name = [m["id"] for m in studio().connection.models if m["name"] == "brick - Background"]
+    entry["same_name_entries"] = [model_item(model_id) for model_id in same_name]
+    d = docker()
+    yield from deselect(doc)
+    d.size_mode.setCurrentIndex(2)
+    d.width_spin.setValue(120)
+    d.height_spin.setValue(80)
+    entry["before"] = save("deep_variations_before", projection(doc))
+    task = yield from run_task("singan_variations", 90, "variations of a 16-bit document")
+    entry["variations"] = outcome(task)
+    entry["variations_after"] = save("deep_variations_after", projection(doc))
+    variation_layers(doc, entry, "deep_variations", (0, 0, 120, 80))
+    find(doc, "SinGAN variations").remove()
+    d.size_mode.setCurrentIndex(0)
+    ox, oy, ow, oh = entry["object"] = [110, 70, 80, 60]
+    alpha = ellipse_mask(ow, oh)
+    pixel = (0).to_bytes(2, "little") + (65535).to_bytes(2, "little") * 2  # B 0, G and R full: yellow
+    patch = b"".join(pixel + (a * 257).to_bytes(2, "little") for a in alpha)
+    obj = yield from paste_object(doc, patch, ox, oy, ow, oh)
+    yield from harmonize_with_chosen_model(doc, obj, entry, "deep_harmonize")
+    png("deep_harmonized", _rgba8_view(doc), w, h)
+
+
+def _rgba8_view(doc):
+    """The document's image as 8-bit BGRA for a PNG to look at (a converted clone)."""
+    clone = doc.clone()
+    try:
+        clone.setColorSpace("RGBA", "U8", "")
+        clone.waitForDone()
+        return projection(clone)
+    finally:
+        clone.close()
+
+
+def big_canvas(entry):
+    """A canvas over 2048 px: Train sends it shrunk (the daemon's model keeps its aspect), then a
+    Variations task on it is cancelled (nothing is added)."""
+    st, d = studio(), docker()
+    w, h = entry["size"] = [2400, 1200]
+    doc = new_doc("wide", w, h)
+    image = QImage(str(IMAGES / "chelsea.png")).scaled(w, h).convertToFormat(QImage.Format_ARGB32)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    doc.rootNode().childNodes()[0].setPixelData(bytes(bits), 0, 0, w, h)
+    yield from activate(doc, doc.rootNode().childNodes()[0])
+    yield from deselect(doc)
+    d.preset.setCurrentText("tiny")
+    first = len(st.tasks)
+    trigger("singan_train")
+    yield until(lambda: len(st.tasks) > first and (st.tasks[first].fraction or 0) > 0, 60, "training progress")
+    train = st.tasks[first]
+
+    def running_training():
+        return next((j for j in st.connection.jobs if j.get("op") == "train" and j.get("state") == "running"), None)
+
+    yield until(lambda: running_training() is not None, 10, "the training in the daemon's job list")
+    job = running_training()
+    model = st.connection.model(job.get("model"))
+    entry["trained_size"] = [model["width"], model["height"]] if model else None
+    train.cancel()
+    yield until(lambda: train.finished, 30, "the cancelled training")
+    entry["train"] = outcome(train)
+    choose_model(MODEL)
+    d.count.setValue(4)
+    first = len(st.tasks)
+    trigger("singan_variations")
+    yield until(lambda: len(st.tasks) > first, 5, "the variations task")
+    task = st.tasks[first]
+    d.cancel.click()
+    entry["cancel_clicked_while"] = task.phase
+    yield until(lambda: task.finished, 60, "the cancelled variations")
+    entry["variations"] = outcome(task)
+    yield sleep(0.5)
+    entry["stack"] = stack(doc)
 
 
 def harmonize(entry):
@@ -314,7 +582,7 @@ def harmonize(entry):
     st.tasks[first].changed.connect(lambda task: phases.append(task.phase))
     yield until(lambda: st.tasks[first].finished, 240, "harmonization (with training)")
     entry["phases_seen"] = sorted(set(phases))
-    entry["task"] = {"failed": st.tasks[first].failed, "message": st.tasks[first].message}
+    entry["task"] = outcome(st.tasks[first])
     after = projection(doc)
     entry["after"] = save("harmonize_after", after)
     entry["stack"] = stack(doc)
@@ -339,19 +607,23 @@ def harmonize(entry):
 
 
 def super_resolve(entry):
+    """2x of a selection of chelsea.png; 4x of a small document without a selection."""
     st, d = studio(), docker()
-    doc = Krita.instance().openDocument(str(IMAGES / "chelsea.png"))
+    source = Krita.instance().openDocument(str(IMAGES / "chelsea.png"))
     entry["region"] = [300, 100, 40, 30]
-    select(doc, *entry["region"])
+    select(source, *entry["region"])
+    small = Krita.instance().createDocument(36, 28, "small", "RGBA", "U8", "", 72.0)
+    small.rootNode().childNodes()[0].setPixelData(image_bytes(IMAGES / "chelsea.png", 200, 60, 36, 28), 0, 0, 36, 28)
+    entry["small"] = [36, 28]
     d.preset.setCurrentText("tiny")
-    for factor in (2, 4):
+    for factor, doc in ((2, source), (4, small)):
         show(doc)  # a view of the source in front (the 2x result opened in front of it)
-        yield until(lambda: Krita.instance().activeDocument().fileName() == doc.fileName(), 5, "the source document")
+        yield until(lambda: Krita.instance().activeDocument() == doc, 5, "the source document")
+        if doc is small:
+            yield from deselect(doc)
         count = len(Krita.instance().documents())
-        first = len(st.tasks)
-        trigger(f"singan_super_resolve_{factor}x")
-        yield task_done(first, 180, f"super-resolution {factor}x")
-        entry[f"task{factor}"] = {"failed": st.tasks[first].failed, "message": st.tasks[first].message}
+        task = yield from run_task(f"singan_super_resolve_{factor}x", 180, f"super-resolution {factor}x")
+        entry[f"task{factor}"] = outcome(task)
         result = Krita.instance().activeDocument()
         entry[f"documents{factor}"] = len(Krita.instance().documents()) - count
         entry[f"size{factor}"] = [result.width(), result.height()]
@@ -368,15 +640,14 @@ def daemon_stopped(entry):
     entry["connected_status"] = d.status.text()
     entry["saved_endpoint"] = Krita.instance().readSetting("SinGANStudio", "endpoint", "")
     entry["second_endpoint"] = SECOND_ENDPOINT
-    from protocol.client import Client
+    from singan_krita.daemon_client import Client
 
     with Client(SECOND_ENDPOINT, timeout=5, retries=1) as client:
         client.call("shutdown")
     stat = Path(f"/proc/{SECOND_PID}/stat")
     yield until(lambda: not stat.exists() or stat.read_text().split(")")[1].split()[0] == "Z", 60, "the daemon to exit")
     exited = time.monotonic()
-    entry["status_at_exit"] = d.status.text()
-    doc = show(Krita.instance().openDocument(str(IMAGES / "chelsea.png")))
+    doc = yield from open_image("chelsea.png")
     select(doc, 0, 0, 64, 64)
     ticks = []
     timer = QTimer()
@@ -386,10 +657,10 @@ def daemon_stopped(entry):
     _keep.append(timer)
     started = time.monotonic()
     trigger("singan_train")
-    yield until(lambda: "not connected" in d.message.text(), 10, "'not connected' in the docker's message line")
+    yield until(lambda: "not connected" in d.message.text(), 30, "'not connected' in the docker's message line")
     entry["seconds_to_message"] = round(time.monotonic() - started, 2)
     entry["message"] = d.message.text()
-    yield until(lambda: d.status.text().startswith("not connected"), 10, "'not connected' in the status line")
+    yield until(lambda: d.status.text().startswith("not connected"), 30, "'not connected' in the status line")
     entry["seconds_exit_to_status"] = round(time.monotonic() - exited, 2)
     entry["status"] = d.status.text()
     yield sleep(max(0.0, 3.0 - (time.monotonic() - started)))
@@ -399,23 +670,84 @@ def daemon_stopped(entry):
     entry["tick_window"] = round(ticks[-1] - ticks[0], 2) if ticks else 0
     entry["max_tick_gap"] = round(max(gaps), 3) if gaps else None
     shot("docker_not_connected")
+    window_shot("window_error")
 
 
-SCENARIOS = (("startup", startup), ("unsupported_document", unsupported_document), ("variations", variations), ("paint_to_image", paint_to_image),
-             ("train_and_cancel", train_and_cancel), ("harmonize", harmonize), ("super_resolve", super_resolve),
-             ("daemon_stopped", daemon_stopped))
+SAVED_OPTIONS = {"preset": "paper", "seamless": True, "count": 7, "seed": 1234, "size_mode": "custom",
+                 "width": 321, "height": 123, "start_scale": 1, "injection_scale": 2}
+
+
+def choose_options(entry):
+    """Set every docker option (through its widget) to a value that is not its default, for the
+    restarted Krita to show."""
+    d = docker()
+    d.models.setCurrentRow(0)
+    d.preset.setCurrentText(SAVED_OPTIONS["preset"])
+    d.seamless.setChecked(SAVED_OPTIONS["seamless"])
+    d.count.setValue(SAVED_OPTIONS["count"])
+    d.seed.setValue(SAVED_OPTIONS["seed"])
+    d.size_mode.setCurrentIndex(2)
+    d.width_spin.setValue(SAVED_OPTIONS["width"])
+    d.height_spin.setValue(SAVED_OPTIONS["height"])
+    d.start_scale.setCurrentIndex(d.start_scale.findData(SAVED_OPTIONS["start_scale"]))
+    d.injection_scale.setCurrentIndex(d.injection_scale.findData(SAVED_OPTIONS["injection_scale"]))
+    entry["options"] = _options()
+    yield sleep(0.1)
+
+
+def _options():
+    from dataclasses import asdict
+
+    return asdict(studio().options)
+
+
+def restarted(entry):
+    """Krita started again on the same profile; the daemon it was last connected to is down."""
+    started = time.monotonic()
+    yield until(lambda: docker() is not None, 30, "the SinGAN Studio docker")
+    d, st = docker(), studio()
+    entry["options"] = _options()
+    entry["widgets"] = {"preset": d.preset.currentText(), "seamless": d.seamless.isChecked(), "count": d.count.value(),
+                        "seed": d.seed.value(), "size_mode": d.size_mode.currentData(), "width": d.width_spin.value(),
+                        "height": d.height_spin.value(), "start_scale": d.start_scale.currentData(),
+                        "injection_scale": d.injection_scale.currentData()}
+    entry["endpoint"] = d.endpoint.text()
+    yield until(lambda: d.status.text().startswith("not connected"), 30, "'not connected' in the status line")
+    entry["seconds_to_status"] = round(time.monotonic() - started, 2)
+    entry["status"] = d.status.text()
+    doc = yield from open_image("chelsea.png")
+    trigger("singan_variations")
+    entry["message"] = d.message.text()
+    entry["is_error"] = st.message_is_error
+    entry["tasks"] = len(st.tasks)
+    yield sleep(0.3)
+    window_shot("window_restarted")
+
+
+FIRST = (("startup", startup), ("no_document", no_document), ("variations", variations),
+         ("paint_to_image", paint_to_image), ("train_and_cancel", train_and_cancel), ("grayscale", grayscale),
+         ("deep", deep), ("big_canvas", big_canvas), ("harmonize", harmonize), ("super_resolve", super_resolve),
+         ("daemon_stopped", daemon_stopped), ("choose_options", choose_options))
+RESTART = (("restarted", restarted),)
 
 
 def steps():
-    for name, scenario in SCENARIOS:
+    for name, scenario in FIRST if PHASE == "first" else RESTART:
         yield from guarded(results, name, scenario)
         if name == "startup" and "error" in results[name]:
             return  # nothing else can work
 
 
 def finish(code):
+    """Write the results; after the first phase quit like a user (File > Quit, with every document
+    marked saved so Krita asks nothing), so that Krita writes its settings."""
     (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    os._exit(code)
+    if PHASE != "first" or code != 0:
+        os._exit(code)
+    QTimer.singleShot(60_000, lambda: os._exit(4))  # File > Quit did not end Krita
+    for doc in Krita.instance().documents():
+        doc.setModified(False)
+    Krita.instance().action("file_quit").trigger()
 
 
 def start():
