@@ -61,17 +61,22 @@ class PatchSynthesisConfig:
     ratio: float = 0.75  # size of a level relative to the next finer one (GPNN: 0.75)
     coarsest_size: int = 40  # smaller side of the source's coarsest level in pixels, instant mode (ours:
     # GPNN uses 14 on 256 px images; 40 keeps brick bond at 512 px)
-    iterations: int = 10  # NN + fold iterations per level where exact search is used (GPNN: 10)
+    iterations: int = 5  # NN + fold iterations per level where exact search is used (GPNN: 10; 5 kept
+    # brick's period and bond at half the cost)
+    coarsest_iterations: int = 1  # iterations at the coarsest level of instant generation (GPNN: 1; more
+    # iterations pull the noisy guess back to the source's own layout: verbatim copies)
     iterations_approx: int = 3  # iterations per PatchMatch level (ours: measured, later ones change little)
-    alpha: float = 5e-3  # completeness weight in D / (alpha + min_q D), D = per-element MSE on [-1, 1];
-    # smaller = stronger push to use every source patch; None-equivalent: use_alpha=False
+    alpha: float = 2e-3  # completeness weight in D / (alpha + min_q D), D = per-element MSE on [-1, 1];
+    # smaller = stronger push to use every source patch (GPNN: 5e-3; on brick 5e-3 let the joints
+    # vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
     use_alpha: bool = True  # False: plain nearest neighbour (GPNN's alpha = infinity)
     noise_sigma: float = 0.75  # std of the Gaussian noise added to the coarsest level (instant; GPNN: 0.75)
     feature_dims: int = 24  # PCA dimensions of the patch features (of 3 p^2)
     pca_samples: int = 8192  # patches sampled from the source level to fit the PCA basis
-    exact_max_pairs: int = 60_000_000  # exact search where queries x keys <= this
+    exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this
     dense_max_pixels: int = 192 * 192  # levels with more output pixels take queries every query_stride px
     query_stride: int = 2  # query step on large levels (pixels)
+    half_keys_above: int = 1_000_000  # key sets larger than this are stored as float16 (memory at 2K-4K)
     patchmatch_rounds: int = 2  # propagation + random-search rounds per PatchMatch iteration
     random_samples: int = 1  # random candidates per radius per round
 
@@ -123,8 +128,8 @@ def _check_arguments(source, height, width, init, config: PatchSynthesisConfig) 
         raise InvalidArgument("config.coarsest_size", f"must be >= patch_size {p}, got {config.coarsest_size}")
     if config.alpha <= 0:
         raise InvalidArgument("config.alpha", f"must be > 0, got {config.alpha}")
-    if config.iterations < 1 or config.iterations_approx < 1:
-        raise InvalidArgument("config.iterations", "iterations and iterations_approx must be >= 1")
+    if min(config.iterations, config.iterations_approx, config.coarsest_iterations) < 1:
+        raise InvalidArgument("config.iterations", "iterations, iterations_approx and coarsest_iterations must be >= 1")
     if not 1 <= config.feature_dims <= 3 * p * p:
         raise InvalidArgument("config.feature_dims", f"must be in [1, {3 * p * p}], got {config.feature_dims}")
     if config.query_stride < 1 or config.query_stride > p:
@@ -182,6 +187,14 @@ def _features(image: torch.Tensor, basis: torch.Tensor, circular: bool) -> torch
     if circular:
         image = F.pad(image, (0, p - 1, 0, p - 1), mode="circular")
     return F.conv2d(image, basis)[0]
+
+
+def _key_features(image: torch.Tensor, basis: torch.Tensor, half_above: int) -> torch.Tensor:
+    """(K, d) features of every p x p patch of the source level (row-major top-left positions);
+    float16 when there are more than ``half_above`` keys (halves the largest memory of the search)."""
+    keys = _features(image, basis, False)
+    keys = keys.reshape(keys.shape[0], -1).T.contiguous()
+    return keys.half() if keys.shape[0] > half_above else keys
 
 
 def _positions(size: int, p: int, stride: int, circular: bool, device) -> torch.Tensor:
@@ -264,54 +277,31 @@ def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha
     out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
     for i in range(0, queries.shape[0], chunk):
         d = _sqdist(queries[i : i + chunk], keys, k_norm)
-        out[i : i + chunk] = (d.mul_(inv_denom[None, :]) if inv_denom is not None else d).argmin(1)
+        # min(1).indices: 3x faster than argmin(1) on the CPU (torch 2.x), the same first index
+        out[i : i + chunk] = (d.mul_(inv_denom[None, :]) if inv_denom is not None else d).min(1).indices
     return out
 
 
 class _PatchMatch:
-    """Approximate normalised-distance NN field by vectorised PatchMatch on one level.
+    """Approximate nearest-neighbour field by vectorised PatchMatch on one level (plain D, no alpha).
 
-    Keys are a (Kh, Kw) grid of source patches (stride 1), queries the ``grid`` of the output.
+    Keys are a (Kh, Kw) grid of source patches (stride 1), queries the ``grid`` of the output,
+    one query every ``step`` pixels.
     """
 
-    def __init__(self, keys: torch.Tensor, key_hw: Size, grid: _Grid, step: int, scale: float, alpha: float | None):
-        self.keys, (self.kh, self.kw), self.grid = keys, key_hw, grid
-        self.step, self.scale, self.alpha = step, scale, alpha
-        self.key_min = torch.full((keys.shape[0],), float("inf"), device=keys.device)
+    def __init__(self, key_hw: Size, grid: _Grid, step: int):
+        (self.kh, self.kw), self.grid, self.step = key_hw, grid, step
 
-    def _dist(self, queries: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        diff = self.keys[idx].float() - queries
-        return (diff * diff).sum(1) * self.scale
-
-    def _score(self, d: torch.Tensor, idx: torch.Tensor, denom: torch.Tensor | None) -> torch.Tensor:
-        return d if denom is None else d / denom[idx]
-
-    def _denominator(self) -> torch.Tensor | None:
-        if self.alpha is None:
-            return None
-        known = torch.isfinite(self.key_min)
-        m = self.key_min.clone()
-        m[~known] = self.key_min[known].median() if known.any() else 0.0
-        return self.alpha + m
-
-    def search(self, queries: torch.Tensor, nnf: torch.Tensor, rounds: int, samples: int, gen: torch.Generator) -> torch.Tensor:
-        """Improve ``nnf`` (Q,) for ``queries`` (Q, d); returns the new (Q,) key indices."""
+    def search(self, queries, keys, nnf, rounds: int, samples: int, gen: torch.Generator) -> torch.Tensor:
+        """Improve ``nnf`` (Q,) of ``queries`` (Q, d) among ``keys`` (K, d); returns new (Q,) key indices."""
         qh, qw = self.grid.ys.numel(), self.grid.xs.numel()
-        dev = nnf.device
+        best = _gathered_sqdist(queries, keys, nnf)
         for _ in range(rounds):
-            denom = self._denominator()
-            seen = torch.full_like(self.key_min, float("inf"))
-            d = self._dist(queries, nnf)
-            seen.scatter_reduce_(0, nnf, d, "amin")
-            best = self._score(d, nnf, denom)
-            for cand in self._candidates(nnf, qh, qw, samples, gen, dev):
-                dc = self._dist(queries, cand)
-                seen.scatter_reduce_(0, cand, dc, "amin")
-                sc = self._score(dc, cand, denom)
-                better = sc < best
+            for cand in self._candidates(nnf, qh, qw, samples, gen, nnf.device):
+                d = _gathered_sqdist(queries, keys, cand)
+                better = d < best
                 nnf = torch.where(better, cand, nnf)
-                best = torch.where(better, sc, best)
-            self.key_min = seen
+                best = torch.where(better, d, best)
         return nnf
 
     def _candidates(self, nnf, qh, qw, samples, gen, dev):
@@ -336,6 +326,13 @@ class _PatchMatch:
 
     def _flat(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return (y.clamp(0, self.kh - 1) * self.kw + x.clamp(0, self.kw - 1)).reshape(-1)
+
+
+def _gathered_sqdist(queries: torch.Tensor, keys: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(Q,) squared feature distance of each query to its key ``idx``; index_select is 2x faster
+    than ``keys[idx]`` on the CPU."""
+    diff = torch.index_select(keys, 0, idx).float().sub_(queries)
+    return diff.mul_(diff).sum(1)
 
 
 def _upsample_nnf(nnf: torch.Tensor, old: _Grid, old_kw: int, new: _Grid, key_hw: Size) -> torch.Tensor:
@@ -449,28 +446,28 @@ def synthesize(
         n_queries = grid.ys.numel() * grid.xs.numel()
         exact = n_queries * key_hw[0] * key_hw[1] <= cfg.exact_max_pairs
         iterations = cfg.iterations if exact else cfg.iterations_approx
+        if li == 0 and init is None:
+            iterations = cfg.coarsest_iterations
         pm = None
         for it in range(iterations):
-            keys_img = blurred if it == 0 else values
-            keys = _features(keys_img, basis, False)
-            keys = keys.reshape(keys.shape[0], -1).T.contiguous()  # (K, d)
+            if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
+                keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
             queries = _query_features(x, basis, grid)
             if exact:
                 nnf = _exact_search(queries, keys, scale, alpha)
             else:
                 if pm is None:
-                    pm = _PatchMatch(keys, key_hw, grid, step, scale, alpha)
+                    pm = _PatchMatch(key_hw, grid, step)
                     nnf = (
                         _upsample_nnf(nnf, grid_prev, kw_prev, grid, key_hw)
                         if nnf is not None
                         else torch.randint(0, keys.shape[0], (n_queries,), generator=gen).to(dev)
                     )
-                pm.keys = keys.half() if keys.shape[0] > 1_000_000 else keys
-                nnf = pm.search(queries, nnf, cfg.patchmatch_rounds, cfg.random_samples, gen)
-            del keys, queries
+                nnf = pm.search(queries, keys, nnf, cfg.patchmatch_rounds, cfg.random_samples, gen)
+            del queries
             x = _fold(values, key_hw[1], nnf, grid, p)
         grid_prev, kw_prev, prev_size = grid, key_hw[1], level.out
-        del pm, blurred, values
+        del pm, keys, blurred, values
         if on_step is not None:
             on_step(li + 1, len(levels))
     return x.clamp(-1, 1)
