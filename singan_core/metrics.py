@@ -34,6 +34,7 @@ Metrics
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -218,7 +219,8 @@ def pixel_diversity(samples: torch.Tensor, real: torch.Tensor) -> float:
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
 PERIOD_MIN_PEAK = 0.1  # an autocorrelation peak below this (of the zero-lag value) is not a period
 _PERIOD_PEAK_RELATIVE = 0.5  # ... nor one below half of the strongest off-centre peak
-_PERIOD_WINDOW = 5  # side of the neighbourhood a peak is the maximum of (pixels)
+_PERIOD_ANGLES = 360  # rays over a half-turn along which the autocorrelation is read
+_PERIOD_STEP = 0.25  # pixels between samples along a ray
 
 
 def _luminance(x: torch.Tensor) -> torch.Tensor:
@@ -244,16 +246,20 @@ def _autocorrelation(y: torch.Tensor) -> torch.Tensor:
     return ac / ac[h // 2, w // 2]
 
 
-def _refine(ac: np.ndarray, i: int, j: int) -> tuple[float, float]:
-    """Sub-pixel position of the peak at ``(i, j)`` by a parabola through it and its neighbours, per axis."""
+def _polar(ac: torch.Tensor, n_angles: int, step: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ac`` (origin centred) sampled bilinearly on rays from the origin over a half-turn.
 
-    def offset(a: float, b: float, c: float) -> float:
-        d = a - 2 * b + c
-        return 0.0 if d >= 0 else 0.5 * (a - c) / d
-
-    di = offset(ac[i - 1, j], ac[i, j], ac[i + 1, j]) if 0 < i < ac.shape[0] - 1 else 0.0
-    dj = offset(ac[i, j - 1], ac[i, j], ac[i, j + 1]) if 0 < j < ac.shape[1] - 1 else 0.0
-    return i + di, j + dj
+    Returns (profiles (n_angles, n_radii), radii (n_radii,)) with radii ``0, step, ...`` up to half
+    the smaller side (the autocorrelation is point-symmetric, so a half-turn sees every lag).
+    """
+    h, w = ac.shape
+    radii = torch.arange(0, min(h, w) // 2, step, dtype=torch.float64)
+    theta = torch.arange(n_angles, dtype=torch.float64) * (math.pi / n_angles)
+    ys = radii[None, :] * torch.sin(theta)[:, None]
+    xs = radii[None, :] * torch.cos(theta)[:, None]
+    grid = torch.stack([xs / (w // 2), ys / (h // 2)], dim=-1)  # normalised to [-1, 1], align_corners=True
+    out = F.grid_sample(ac[None, None], grid[None], mode="bilinear", align_corners=True)[0, 0]
+    return out, radii
 
 
 def dominant_period(x: torch.Tensor) -> float:
@@ -261,16 +267,19 @@ def dominant_period(x: torch.Tensor) -> float:
 
     The luminance's mean is removed and its linear 2-D autocorrelation is computed for lags up
     to half the image size in each direction (zero-padded FFT, each lag divided by its overlap
-    count, normalised to 1 at zero lag). A *peak* is a lag whose value is the maximum of its
-    5 x 5 neighbourhood, lies outside the *central lobe* (the 4-connected region of lags
-    with a value of at least 0.1 that holds the origin: the correlation of a pixel with its
-    own neighbourhood, and of a stripe with itself along the stripe), and is at least 0.1 and
-    at least half of the strongest such maximum; weak ripples of noise fall under the two
-    thresholds. A period whose autocorrelation never dips below 0.1 between the origin and its
-    peak is therefore not found. The *first* peak is the peak nearest the origin; the period is
-    its distance from the origin, with a parabolic sub-pixel refinement per axis. For a brick
-    wall this is the course height or the brick length, whichever repeats nearer and strongly;
-    scaling a texture by ``k`` scales the result by ``k``.
+    count, normalised to 1 at zero lag). It is read along 360 rays from the origin over a
+    half-turn (bilinear samples every 0.25 px). On each ray the *central lobe* is the stretch
+    from the origin to the first value below 0.1 (a pixel's correlation with its own
+    neighbourhood); a *peak* is a local maximum along the ray beyond it, of at least 0.1 and at
+    least half of the strongest such maximum of all rays (weak ripples of noise fall under the
+    two thresholds). The period is the distance from the origin of the nearest peak.
+
+    Reading along rays, not as 2-D maxima, makes the result stable for lattices: the
+    autocorrelation of a brick wall has ridges (every column offset by the brick width), whose
+    2-D maxima sit at varying heights along the ridge; the nearest radial peak is the ridge's
+    distance, the column spacing, for the photo and for generated walls alike. Scaling a
+    texture by ``k`` scales the result by ``k``. A stripe pattern gives its wavelength (along the
+    stripes the correlation never falls below 0.1, so that ray has no peak).
 
     Args:
         x: one image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``, at least 8 x 8
@@ -278,7 +287,7 @@ def dominant_period(x: torch.Tensor) -> float:
 
     Returns:
         The period in pixels (a float > 1), or ``nan`` when the image has no periodic
-        structure (no peak passes the thresholds, e.g. white noise or a constant image).
+        structure (no peak passes the thresholds, e.g. white noise, gravel or a constant image).
 
     Raises:
         ValueError: if ``x`` is not a single 3-channel image of at least 8 x 8 pixels.
@@ -286,23 +295,19 @@ def dominant_period(x: torch.Tensor) -> float:
     y = _luminance(_single_image(x, "x", 8))
     if float(y.std()) == 0.0:
         return float("nan")
-    ac = _autocorrelation(y)
-    c = (ac.shape[0] // 2, ac.shape[1] // 2)
-    pooled = F.max_pool2d(ac[None, None], _PERIOD_WINDOW, stride=1, padding=_PERIOD_WINDOW // 2)[0, 0]
-    lobes, _ = ndimage.label((ac >= PERIOD_MIN_PEAK).numpy())
-    central = torch.from_numpy(lobes == lobes[c])
-    is_max = (ac >= pooled) & ~central
-    heights = ac[is_max]
-    if heights.numel() == 0:
+    profiles, radii = _polar(_autocorrelation(y), _PERIOD_ANGLES, _PERIOD_STEP)
+    below = profiles < PERIOD_MIN_PEAK
+    past_lobe = below.cumsum(dim=1) > 0  # from the first value under the threshold outwards
+    inner = profiles[:, 1:-1]
+    is_max = (inner > profiles[:, :-2]) & (inner >= profiles[:, 2:]) & past_lobe[:, 1:-1]
+    if not bool(is_max.any()):
         return float("nan")
-    floor = max(PERIOD_MIN_PEAK, _PERIOD_PEAK_RELATIVE * float(heights.max()))
-    peaks = torch.nonzero(is_max & (ac >= floor))
-    if len(peaks) == 0:
+    floor = max(PERIOD_MIN_PEAK, _PERIOD_PEAK_RELATIVE * float(inner[is_max].max()))
+    peaks = is_max & (inner >= floor)
+    if not bool(peaks.any()):
         return float("nan")
-    dist = (peaks - torch.tensor(c)).to(torch.float64).norm(dim=1)
-    i, j = peaks[int(dist.argmin())].tolist()
-    pi, pj = _refine(ac.numpy(), i, j)
-    return float(np.hypot(pi - c[0], pj - c[1]))
+    first = torch.nonzero(peaks)[:, 1].min()
+    return float(radii[1 + first])
 
 
 def correlation_length(x: torch.Tensor) -> float:

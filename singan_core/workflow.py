@@ -97,7 +97,8 @@ def start_training(
     *,
     overwrite: bool = False,
 ) -> TrainJob:
-    """Validate the image, then start a model directory for it (see :func:`create_model_dir`).
+    """Validate the image, then start a model directory for it (see :func:`create_model_dir`),
+    with the image itself as the model's full-resolution source (``full_source.png``).
 
     Nothing is written unless the image loads and fits the pyramid settings.
 
@@ -107,10 +108,11 @@ def start_training(
             :func:`pyramid_geometry`); ``out_dir`` holds something that must not be replaced.
     """
     image_path, out_dir = Path(image_path), Path(out_dir)
-    pyramid = new_pyramid(load_image(image_path), config, device)
+    image = load_image(image_path)
+    pyramid = new_pyramid(image, config, device)
     sha = file_sha256(image_path)
     created_dir = not out_dir.exists()
-    meta = create_model_dir(out_dir, pyramid, sha, image_path.name, preset_name, overwrite=overwrite)
+    meta = create_model_dir(out_dir, pyramid, sha, image_path.name, preset_name, full_source=image, overwrite=overwrite)
     return TrainJob(out_dir, pyramid, meta, fresh=True, created_dir=created_dir)
 
 
