@@ -1,4 +1,4 @@
-"""The ``singan`` command line: train, sample, eval, and the applications (harmonize, edit,
+"""The ``singan`` command line: train, sample, instant, eval, and the applications (harmonize, edit,
 paint2image, sr, animate). :mod:`daemon.cli` adds serve, protocol and demo.
 
 Thin on purpose: options are parsed here and handed to :mod:`singan_core.workflow`; results and
@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import enum
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,6 +24,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from . import animation, editing, harmonization, paint
 from .config import PRESETS, preset as get_preset
 from .device import configure_threads, select_device
+from .full_resolution import instant as instant_images
+from .full_resolution import sample_full_resolution
 from .imageio import load_image, load_mask
 from .metrics import MetricUnavailable
 from .storage import OutputDirNotEmpty, atomic_write_bytes, load_pyramid, read_meta
@@ -33,12 +36,15 @@ from .workflow import (
     default_model_dir,
     evaluate,
     is_model_dir,
+    load_instant_source,
+    model_lift_source,
     resume_training,
     run_training,
     sr_model_dir,
     sr_training,
     start_training,
     write_image,
+    write_pngs,
     write_samples,
 )
 
@@ -205,12 +211,32 @@ def _load_complete(model: Path, device: str):
     return pyramid, meta
 
 
+class DetailName(str, enum.Enum):
+    source = "source"
+    model = "model"
+
+
+WidthOpt = Annotated[Optional[int], typer.Option("--width", help="Output width in pixels (16..8192).", show_default=False)]
+HeightOpt = Annotated[Optional[int], typer.Option("--height", help="Output height in pixels (16..8192).", show_default=False)]
+FeatureScaleOpt = Annotated[
+    float,
+    typer.Option("--feature-scale", help="Output pixels per source pixel: 1 = features as large as in the source image, 0.5 = half as large."),
+]
+
+
 @app.command()
 def sample(
     model: Annotated[Path, typer.Argument(help="A trained model directory.", show_default=False)],
-    n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples.")] = 8,
-    scale_h: Annotated[float, typer.Option(help="Output height relative to the training image, in (0, 64].")] = 1.0,
-    scale_w: Annotated[float, typer.Option(help="Output width relative to the training image, in (0, 64].")] = 1.0,
+    width: WidthOpt = None,
+    height: HeightOpt = None,
+    feature_scale: FeatureScaleOpt = 1.0,
+    detail: Annotated[
+        Optional[DetailName],
+        typer.Option(help="With --width/--height: source = the source image's full-resolution detail (default when the model has its source), model = the model's own (today's small features).", show_default=False),
+    ] = None,
+    n: Annotated[Optional[int], typer.Option("-n", "--num", min=1, help="Number of samples (default 8; 1 with --width/--height).", show_default=False)] = None,
+    scale_h: Annotated[Optional[float], typer.Option(help="Output height relative to the model's training size, in (0, 64] (default 1).", show_default=False)] = None,
+    scale_w: Annotated[Optional[float], typer.Option(help="Output width relative to the model's training size, in (0, 64] (default 1).", show_default=False)] = None,
     gen_start_scale: Annotated[
         int,
         typer.Option(min=0, help="First scale given fresh noise: 0 = coarsest (new global layouts); higher = keep the training image's layout, new detail only."),
@@ -219,10 +245,69 @@ def sample(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default MODEL/samples).", show_default=False)] = None,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Write random samples of a trained MODEL as sample_seed<s>.png files (one path per line on stdout)."""
-    pyramid, _ = _load_complete(model, device)
-    for path in write_samples(pyramid, out if out is not None else model / "samples", n, scale_h, scale_w, gen_start_scale, seed):
+    """Write random samples of a trained MODEL as sample_seed<s>.png files (one path per line on stdout).
+
+    With --width and --height the samples have that many output pixels, their features
+    --feature-scale times the size they have in the source image (SinGAN's layout, the source's
+    detail); without them, --scale-h/--scale-w times the model's training size (the model's detail).
+    """
+    out_dir = out if out is not None else model / "samples"
+    if width is None and height is None:
+        given = [name for name, value in (("--detail", detail), ("--feature-scale", feature_scale != 1.0 or None)) if value is not None]
+        if given:
+            raise ValueError(f"sample: {', '.join(given)} needs --width and --height")
+        pyramid, _ = _load_complete(model, device)
+        paths = write_samples(pyramid, out_dir, n or 8, scale_h or 1.0, scale_w or 1.0, gen_start_scale, seed)
+        for path in paths:
+            print(path)
+        return
+    if width is None or height is None:
+        raise ValueError(f"sample: {'--height' if height is None else '--width'} is missing (give --width and --height together)")
+    if scale_h is not None or scale_w is not None:
+        raise ValueError("sample: --scale-h/--scale-w and --width/--height are two ways to give the size; use one")
+    pyramid, meta = _load_complete(model, device)
+    source = model_lift_source(model, pyramid, meta)
+    chosen = detail.value if detail is not None else ("source" if source.full_resolution else "model")
+    if chosen == "source" and source.notice:
+        _err.print(f"note: {source.notice}")
+    start = time.perf_counter()
+    images = sample_full_resolution(
+        pyramid, source, width, height, feature_scale=feature_scale, detail=chosen,
+        n_samples=n or 1, gen_start_scale=gen_start_scale, seed=seed,
+    )
+    _print_written(write_pngs(images, out_dir, "sample", seed), width, height, start)
+
+
+@app.command()
+def instant(
+    image: Annotated[Path, typer.Argument(help="The image to make variations of (no model, no training).", show_default=False)],
+    width: WidthOpt = None,
+    height: HeightOpt = None,
+    feature_scale: FeatureScaleOpt = 1.0,
+    tile: Annotated[bool, typer.Option("--tile", help="Seamless tiles: the output wraps around its edges.")] = False,
+    n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of images.")] = 1,
+    seed: Annotated[int, typer.Option(help="Image i uses seed SEED + i.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default ./<image stem>-instant).", show_default=False)] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Variations of IMAGE in seconds, no training (GPNN patch synthesis): instant_seed<s>.png files.
+
+    Features keep --feature-scale times their size in IMAGE, whatever --width and --height.
+    """
+    if width is None or height is None:
+        raise ValueError(f"instant: {'--width' if width is None else '--height'} is missing (give --width and --height in pixels)")
+    source = load_instant_source(image).to(select_device(device))
+    start = time.perf_counter()
+    images = instant_images(source, width, height, feature_scale=feature_scale, tile=tile, n_samples=n, seed=seed)
+    out_dir = out if out is not None else Path(f"{image.stem}-instant")
+    _print_written(write_pngs(images, out_dir, "instant", seed), width, height, start)
+
+
+def _print_written(paths: list[Path], width: int, height: int, start: float) -> None:
+    """One path per line on stdout; the count, size and seconds taken on stderr."""
+    for path in paths:
         print(path)
+    _err.print(f"{len(paths)} image{'s' if len(paths) != 1 else ''} of {width}x{height} px in {time.perf_counter() - start:.1f} s")
 
 
 @app.command("eval")

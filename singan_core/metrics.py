@@ -16,6 +16,15 @@ Metrics
 * :func:`pixel_diversity` -- the SinGAN diversity score (Shaham et al., SinGAN,
   ICCV 2019, sec. 3): per-pixel standard deviation across generated samples,
   averaged over pixels, divided by the standard deviation of the real image.
+* :func:`dominant_period` -- the texture's dominant spatial period in pixels: the
+  nearest strong off-centre peak of the 2-D autocorrelation of the luminance (the
+  feature-scale check of full-resolution output).
+* :func:`correlation_length` -- the feature size of an aperiodic texture (gravel, grass):
+  where the radially averaged autocorrelation falls below 0.5.
+* :func:`sharpness` -- high-frequency energy: variance of the Laplacian of the luminance.
+* :func:`copy_score` -- the largest region of an output that equals the source under one
+  constant offset, as a fraction of the output's area (GPNN's known failure is pasting
+  large regions verbatim; a crop of the source scores 1.0).
 * :func:`sifid` -- Single-Image FID (SinGAN sec. 3): Fréchet distance between the
   Gaussians fitted to the 64-channel Inception-v3 features (before the second
   max-pool) of the real and the fake image. It needs Inception-v3 weights, which
@@ -25,14 +34,26 @@ Metrics
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import nn
 
-__all__ = ["MetricUnavailable", "patch_swd", "pixel_diversity", "sifid"]
+__all__ = [
+    "MetricUnavailable",
+    "copy_score",
+    "correlation_length",
+    "dominant_period",
+    "patch_swd",
+    "pixel_diversity",
+    "sharpness",
+    "sifid",
+]
 
 
 class MetricUnavailable(RuntimeError):
@@ -191,6 +212,262 @@ def pixel_diversity(samples: torch.Tensor, real: torch.Tensor) -> float:
     if real_std == 0:
         raise ValueError("real is constant (std 0); diversity is undefined")
     return float(samples.std(dim=0, correction=0).mean() / real_std)
+
+
+# --------------------------------------------------------------------------- luminance measures
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
+PERIOD_MIN_PEAK = 0.1  # an autocorrelation peak below this (of the zero-lag value) is not a period
+_PERIOD_PEAK_RELATIVE = 0.5  # ... nor one below half of the strongest off-centre peak
+_PERIOD_ANGLES = 360  # rays over a half-turn along which the autocorrelation is read
+_PERIOD_STEP = 0.25  # pixels between samples along a ray
+
+
+def _luminance(x: torch.Tensor) -> torch.Tensor:
+    """Luminance ``(H, W)`` float64 of one RGB image ``(1, 3, H, W)`` in [-1, 1] (BT.601 weights)."""
+    w = torch.tensor(_LUMA, dtype=torch.float64).view(3, 1, 1)
+    return (x[0].to(torch.float64) * w).sum(dim=0)
+
+
+def _autocorrelation(y: torch.Tensor) -> torch.Tensor:
+    """Normalised linear autocorrelation of ``y`` (H, W) for lags up to half the size, origin centred.
+
+    The mean is removed; each lag's sum is divided by its overlap count (unbiased), then by
+    the zero-lag value, so the result is 1 at the centre. Shape ``(2 * (H // 2) + 1, 2 * (W // 2) + 1)``.
+    """
+    h, w = y.shape
+    y = y - y.mean()
+    spec = torch.fft.rfft2(y, s=(2 * h, 2 * w))  # zero padding: linear, not circular, correlation
+    ac = torch.fft.irfft2(spec * spec.conj(), s=(2 * h, 2 * w))
+    ac = torch.fft.fftshift(ac)[h - h // 2 : h + h // 2 + 1, w - w // 2 : w + w // 2 + 1]
+    dy = torch.arange(-(h // 2), h // 2 + 1, dtype=torch.float64).abs()
+    dx = torch.arange(-(w // 2), w // 2 + 1, dtype=torch.float64).abs()
+    ac = ac / ((h - dy)[:, None] * (w - dx)[None, :])
+    return ac / ac[h // 2, w // 2]
+
+
+def _polar(ac: torch.Tensor, n_angles: int, step: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ac`` (origin centred) sampled bilinearly on rays from the origin over a half-turn.
+
+    Returns (profiles (n_angles, n_radii), radii (n_radii,)) with radii ``0, step, ...`` up to half
+    the smaller side (the autocorrelation is point-symmetric, so a half-turn sees every lag).
+    """
+    h, w = ac.shape
+    radii = torch.arange(0, min(h, w) // 2, step, dtype=torch.float64)
+    theta = torch.arange(n_angles, dtype=torch.float64) * (math.pi / n_angles)
+    ys = radii[None, :] * torch.sin(theta)[:, None]
+    xs = radii[None, :] * torch.cos(theta)[:, None]
+    grid = torch.stack([xs / (w // 2), ys / (h // 2)], dim=-1)  # normalised to [-1, 1], align_corners=True
+    out = F.grid_sample(ac[None, None], grid[None], mode="bilinear", align_corners=True)[0, 0]
+    return out, radii
+
+
+def dominant_period(x: torch.Tensor) -> float:
+    """Dominant spatial period of a texture, in pixels (the feature-scale check of issue 12).
+
+    The luminance's mean is removed and its linear 2-D autocorrelation is computed for lags up
+    to half the image size in each direction (zero-padded FFT, each lag divided by its overlap
+    count, normalised to 1 at zero lag). It is read along 360 rays from the origin over a
+    half-turn (bilinear samples every 0.25 px). On each ray the *central lobe* is the stretch
+    from the origin to the first value below 0.1 (a pixel's correlation with its own
+    neighbourhood); a *peak* is a local maximum along the ray beyond it, of at least 0.1 and at
+    least half of the strongest such maximum of all rays (weak ripples of noise fall under the
+    two thresholds). The period is the distance from the origin of the nearest peak.
+
+    Reading along rays, not as 2-D maxima, makes the result stable for lattices: the
+    autocorrelation of a brick wall has ridges (every column offset by the brick width), whose
+    2-D maxima sit at varying heights along the ridge; the nearest radial peak is the ridge's
+    distance, the column spacing, for the photo and for generated walls alike. Scaling a
+    texture by ``k`` scales the result by ``k``. A stripe pattern gives its wavelength (along the
+    stripes the correlation never falls below 0.1, so that ray has no peak).
+
+    Args:
+        x: one image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``, at least 8 x 8
+            pixels. Computed on the CPU in float64.
+
+    Returns:
+        The period in pixels (a float > 1), or ``nan`` when the image has no periodic
+        structure (no peak passes the thresholds, e.g. white noise, gravel or a constant image).
+
+    Raises:
+        ValueError: if ``x`` is not a single 3-channel image of at least 8 x 8 pixels.
+    """
+    y = _luminance(_single_image(x, "x", 8))
+    if float(y.std()) == 0.0:
+        return float("nan")
+    profiles, radii = _polar(_autocorrelation(y), _PERIOD_ANGLES, _PERIOD_STEP)
+    below = profiles < PERIOD_MIN_PEAK
+    past_lobe = below.cumsum(dim=1) > 0  # from the first value under the threshold outwards
+    inner = profiles[:, 1:-1]
+    is_max = (inner > profiles[:, :-2]) & (inner >= profiles[:, 2:]) & past_lobe[:, 1:-1]
+    if not bool(is_max.any()):
+        return float("nan")
+    floor = max(PERIOD_MIN_PEAK, _PERIOD_PEAK_RELATIVE * float(inner[is_max].max()))
+    peaks = is_max & (inner >= floor)
+    if not bool(peaks.any()):
+        return float("nan")
+    first = torch.nonzero(peaks)[:, 1].min()
+    return float(radii[1 + first])
+
+
+def correlation_length(x: torch.Tensor) -> float:
+    """Feature size of an aperiodic texture (gravel, grass), in pixels.
+
+    The radius at which the radially averaged, normalised autocorrelation of the luminance (as
+    in :func:`dominant_period`) first falls below 0.5 (linear interpolation between the two
+    integer radii around the crossing). Scaling a texture by ``k`` scales the result by ``k``;
+    use it where :func:`dominant_period` finds no period.
+
+    Args:
+        x: one image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``, at least 8 x 8 pixels.
+
+    Returns:
+        The radius in pixels, or ``nan`` for a constant image or one whose autocorrelation never
+        falls below 0.5 within half its size.
+
+    Raises:
+        ValueError: if ``x`` is not a single 3-channel image of at least 8 x 8 pixels.
+    """
+    y = _luminance(_single_image(x, "x", 8))
+    if float(y.std()) == 0.0:
+        return float("nan")
+    ac = _autocorrelation(y)
+    c = (ac.shape[0] // 2, ac.shape[1] // 2)
+    iy, ix = torch.meshgrid(torch.arange(ac.shape[0]) - c[0], torch.arange(ac.shape[1]) - c[1], indexing="ij")
+    r = (iy.pow(2) + ix.pow(2)).double().sqrt().round().long().flatten()
+    n = min(c) + 1
+    keep = r < n
+    profile = torch.bincount(r[keep], weights=ac.flatten()[keep], minlength=n) / torch.bincount(r[keep], minlength=n)
+    below = torch.nonzero(profile < 0.5)
+    if len(below) == 0:
+        return float("nan")
+    k = int(below[0])
+    a, b = float(profile[k - 1]), float(profile[k])
+    return (k - 1) + (a - 0.5) / (a - b)
+
+
+def sharpness(x: torch.Tensor) -> float:
+    """High-frequency energy: the variance of the Laplacian of the luminance.
+
+    The luminance (BT.601 weights, values in [-1, 1]) is convolved with the 4-neighbour
+    Laplacian ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]`` (valid positions only, no padding) and the
+    population variance of the result is returned. Compare images at the same feature scale:
+    blur lowers it, upsampling a low-resolution image lowers it by roughly the fourth power of
+    the factor.
+
+    Args:
+        x: one image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``, at least 3 x 3 pixels.
+
+    Returns:
+        The variance as a Python float (>= 0; 0 for a constant or linear-ramp image).
+
+    Raises:
+        ValueError: if ``x`` is not a single 3-channel image of at least 3 x 3 pixels.
+    """
+    y = _luminance(_single_image(x, "x", 3))
+    k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    lap = F.conv2d(y[None, None], k[None, None])
+    return float(lap.var(correction=0))
+
+
+# --------------------------------------------------------------------------- copy score
+
+COPY_TOLERANCE = 0.05  # per-channel |difference| (in [-1, 1] units, ~6 of 255) counted as "equal"
+_COPY_PATCH = 7  # side of the luminance patches that find candidate offsets (pixels)
+_COPY_QUERIES = 400  # about this many query patches on a regular grid over the larger image
+_COPY_MAX_OFFSETS = 32  # the most frequent candidate offsets that are checked pixel by pixel
+
+
+def _candidate_offsets(out_y: torch.Tensor, src_y: torch.Tensor) -> list[tuple[int, int]]:
+    """Offsets ``(dy, dx)`` (source position - output position) under which some query patch repeats.
+
+    Queries are patches on a grid over the larger of the two luminance images, keys are all
+    (stride-1) patches of the smaller one; a query whose nearest key (L2) differs by at most
+    :data:`COPY_TOLERANCE` in mean absolute value gives a candidate. The most frequent
+    :data:`_COPY_MAX_OFFSETS` candidates are returned.
+    """
+    p = _COPY_PATCH
+    out_is_query = out_y.numel() >= src_y.numel()
+    qimg, kimg = (out_y, src_y) if out_is_query else (src_y, out_y)
+    qh, qw = qimg.shape
+    step = max(1, int(np.sqrt((qh - p + 1) * (qw - p + 1) / _COPY_QUERIES)))
+    qy, qx = torch.meshgrid(torch.arange(0, qh - p + 1, step), torch.arange(0, qw - p + 1, step), indexing="ij")
+    qy, qx = qy.flatten(), qx.flatten()
+    queries = _patches_at(qimg[None, None].float(), qy * (qw - p + 1) + qx, p)  # (Q, p*p)
+    keys = F.unfold(kimg[None, None].float(), p)[0].T  # (Lk, p*p)
+    kw = kimg.shape[1] - p + 1
+    best_d = torch.full((len(queries),), float("inf"))
+    best_i = torch.zeros(len(queries), dtype=torch.long)
+    q2 = queries.pow(2).sum(1, keepdim=True)
+    for start in range(0, len(keys), 65536):
+        k = keys[start : start + 65536]
+        d = q2 - 2 * queries @ k.T + k.pow(2).sum(1)[None]
+        m, i = d.min(dim=1)
+        better = m < best_d
+        best_d[better], best_i[better] = m[better], i[better] + start
+    close = (queries - keys[best_i]).abs().mean(dim=1) <= COPY_TOLERANCE
+    ky, kx = best_i // kw, best_i % kw
+    # offset = source position - output position
+    dy = (ky - qy) if out_is_query else (qy - ky)
+    dx = (kx - qx) if out_is_query else (qx - kx)
+    pairs = torch.stack([dy[close], dx[close]], dim=1)
+    if len(pairs) == 0:
+        return []
+    uniq, counts = torch.unique(pairs, dim=0, return_counts=True)
+    order = counts.argsort(descending=True)[:_COPY_MAX_OFFSETS]
+    return [tuple(int(v) for v in uniq[i]) for i in order]
+
+
+def _largest_equal_region(out: torch.Tensor, src: torch.Tensor, dy: int, dx: int) -> int:
+    """Pixels in the largest 4-connected region where ``out[y, x] == src[y + dy, x + dx]`` within tolerance."""
+    _, _, ho, wo = out.shape
+    _, _, hs, ws = src.shape
+    y0, y1 = max(0, -dy), min(ho, hs - dy)
+    x0, x1 = max(0, -dx), min(wo, ws - dx)
+    if y1 <= y0 or x1 <= x0:
+        return 0
+    diff = (out[0, :, y0:y1, x0:x1] - src[0, :, y0 + dy : y1 + dy, x0 + dx : x1 + dx]).abs().amax(dim=0)
+    labels, n = ndimage.label((diff <= COPY_TOLERANCE).numpy())
+    if n == 0:
+        return 0
+    return int(np.bincount(labels.ravel())[1:].max())
+
+
+def copy_score(output: torch.Tensor, source: torch.Tensor) -> float:
+    """Largest verbatim copy of the source in an output, as a fraction of the output's area.
+
+    A pixel of ``output`` *equals* the source under the offset ``(dy, dx)`` when every channel
+    of ``output[y, x]`` is within :data:`COPY_TOLERANCE` (0.05 in [-1, 1] units, about 6 of 255
+    levels) of ``source[y + dy, x + dx]``. The score is the area of the largest 4-connected
+    region of equal pixels under one constant offset, divided by ``H * W`` of the output. A crop
+    of the source scores 1.0; a synthesis that rearranges small patches scores near 0.
+
+    Offsets are not searched exhaustively: about 400 7 x 7 luminance patches on a grid over the
+    larger image are matched (exact L2 nearest neighbour) against every patch of the smaller
+    one; each match within the tolerance proposes its offset, and the 32 most frequent offsets
+    are checked pixel by pixel (``scipy.ndimage.label``). A copied region therefore has to
+    contain a grid point to be found: regions smaller than the grid step (about 1/20 of the
+    larger image's side) can be missed, which only matters for scores below ~0.003. Flat areas
+    (a uniform sky) equal the source under many offsets and count as copies. Cost: about
+    ``400 x (smaller image's pixels) x 49`` multiply-adds, under a second at 1024 x 1024.
+
+    Args:
+        output: the generated image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``.
+        source: the image it was made from, same layout; any size of at least 7 x 7 pixels.
+            Both are compared at their own pixel scale (no resizing).
+
+    Returns:
+        The fraction in ``[0, 1]``.
+
+    Raises:
+        ValueError: if ``output`` or ``source`` is not a single 3-channel image of at least
+            7 x 7 pixels.
+    """
+    output = _single_image(output, "output", _COPY_PATCH)
+    source = _single_image(source, "source", _COPY_PATCH)
+    offsets = _candidate_offsets(_luminance(output), _luminance(source))
+    best = max((_largest_equal_region(output, source, dy, dx) for dy, dx in offsets), default=0)
+    return best / (output.shape[-2] * output.shape[-1])
 
 
 # --------------------------------------------------------------------------- SIFID

@@ -187,10 +187,16 @@ def _paste_centred(canvas: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
     return out
 
 
+# Sample seeds draw from their own stream. Training draws the coarsest z_opt from
+# Generator(train_seed * 1_000_003) (training._scale_seed), so with plain Generator(seed) sample
+# seed 0 of a seed-0 model got z_opt itself: the reconstruction, not a random sample.
+_SAMPLE_STREAM = 0x5A3F_1E00_0000
+
+
 def _noise_batch(pyramid: SinGANPyramid, sizes: list[Size], start: int, seeds: range) -> list[torch.Tensor]:
     per_sample = []
     for s in seeds:
-        gen = torch.Generator().manual_seed(s)
+        gen = torch.Generator().manual_seed(_SAMPLE_STREAM + s)
         per_sample.append([draw_noise(1, sizes[k], k, gen, pyramid.device) for k in range(start, len(sizes))])
     return [torch.cat(maps) for maps in zip(*per_sample)]
 

@@ -1,11 +1,20 @@
 """A trained (or partially trained) pyramid on disk: one directory per model.
 
-Layout of a model directory (format version 1)::
+Layout of a model directory (format version 2; version 1 is version 2 without ``full_source.png``)::
 
     model.json            ModelMeta: source image hash, config, sizes, noise amplitudes, progress
     source.safetensors    "real": the finest-scale training image x_{K-1}, (1, 3, H, W) float32 in [-1, 1]
+    full_source.png       the image the user trained from at full resolution (longest side capped at
+                          4096 px), 8-bit RGB PNG: what the full-resolution lift takes its detail from
     scale_00.safetensors  scale k = 0 (coarsest): "G.<param>", "D.<param>", "z_opt", "real" (x_k)
     scale_01.safetensors  ...one file per *finished* scale, k = 0 .. scales_done - 1
+
+``full_source.png`` is a PNG because the input image was read as 8-bit RGB: the PNG holds exactly
+those values (lossless) in a third to a tenth of the bytes of a float32 tensor (a 4096 x 4096 photo:
+~30 MB instead of 200 MB), and any image viewer opens it. Its SHA-256 and size are in
+``model.json`` (``full_source``), so a damaged file is caught when it is read. Directories of
+format version 1 have none; :func:`load_full_source` returns ``None`` for them (the full-resolution
+lift then falls back to the finest training image).
 
 ``source.safetensors`` is written when training starts, so a training can be resumed from the
 directory alone; the coarser reals are rebuilt from it with the stored sizes (exactly as
@@ -20,6 +29,7 @@ Tensors are stored with ``safetensors`` only: nothing here unpickles anything.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -27,17 +37,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors.torch import load_file, save_file
 
 from .config import SinGANConfig
+from .imageio import from_uint8, png_bytes
 from .model import SinGANPyramid
 from .models import Discriminator, Generator, nfc_at
-from .pyramid import PyramidGeometry, reals_from_finest
+from .pyramid import PyramidGeometry, reals_from_finest, resize
 
 __all__ = [
     "FORMAT_VERSION",
+    "FULL_SOURCE_FILE",
+    "FULL_SOURCE_MAX_SIZE",
+    "FullSourceInfo",
     "META_FILE",
     "SOURCE_FILE",
     "ModelLoadError",
@@ -47,15 +63,20 @@ __all__ = [
     "create_model_dir",
     "discard_model_dir",
     "file_sha256",
+    "full_source_image",
+    "load_full_source",
     "load_pyramid",
     "read_meta",
     "save_scale",
     "scale_file_name",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # 1: before full_source.png (issue 12); such directories still load
 META_FILE = "model.json"
 SOURCE_FILE = "source.safetensors"
+FULL_SOURCE_FILE = "full_source.png"
+FULL_SOURCE_MAX_SIZE = 4096  # longest side of full_source.png in pixels; larger inputs are downsized
 _TMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask once, so tensor files get the usual 0o666 & ~umask mode
@@ -76,13 +97,26 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class FullSourceInfo(BaseModel):
+    """What ``model.json`` records about ``full_source.png``."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    height: int = Field(ge=1, le=FULL_SOURCE_MAX_SIZE)
+    """Height of the stored image in pixels."""
+    width: int = Field(ge=1, le=FULL_SOURCE_MAX_SIZE)
+    """Width of the stored image in pixels."""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """SHA-256 (hex) of the bytes of ``full_source.png``."""
+
+
 class ModelMeta(BaseModel):
     """Contents of ``model.json``: everything about a model directory except the tensors."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     format_version: int = FORMAT_VERSION
-    """Version of the directory layout; this code reads version 1 only."""
+    """Version of the directory layout; this code reads versions 1 and 2 (2 adds ``full_source``)."""
     source_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     """SHA-256 (hex) of the bytes of the input image file the model was trained on."""
     source_name: str
@@ -109,6 +143,8 @@ class ModelMeta(BaseModel):
     """When training started (timezone-aware, UTC when written here)."""
     updated_at: AwareDatetime = Field(default_factory=_now)
     """When the last scale was saved (timezone-aware, UTC when written here)."""
+    full_source: FullSourceInfo | None = None
+    """``full_source.png`` (format version 2; always set there); ``None`` in version 1 directories."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelMeta":
@@ -122,6 +158,8 @@ class ModelMeta(BaseModel):
             raise ValueError(f"status {self.status!r} contradicts {self.scales_done} of {self.num_scales} scales done")
         if any(h < 1 or w < 1 for h, w in self.sizes):
             raise ValueError("sizes must be positive")
+        if (self.format_version >= 2) != (self.full_source is not None):
+            raise ValueError(f"format_version {self.format_version} {'needs' if self.format_version >= 2 else 'has no'} full_source")
         return self
 
     @property
@@ -207,9 +245,16 @@ def create_model_dir(
     source_name: str,
     preset_name: str,
     *,
+    full_source: torch.Tensor | None = None,
     overwrite: bool = False,
 ) -> ModelMeta:
-    """Start a model directory for an untrained ``pyramid``: ``source.safetensors``, then ``model.json``.
+    """Start a model directory for an untrained ``pyramid``: the sources, then ``model.json``.
+
+    ``full_source`` is the image the user trained from, (1, 3, H, W) in [-1, 1]: it is stored as
+    ``full_source.png`` (8-bit RGB), downsized first (:func:`full_source_image`) if its longest
+    side exceeds :data:`FULL_SOURCE_MAX_SIZE` pixels. Without it the directory has no
+    full-resolution source (``format_version`` 1, as before issue 12: the lift then uses the
+    finest training image).
 
     The directory is created if needed. An existing non-empty directory is accepted only if it
     holds an unfinished model of the same source image (it is then started over), or if
@@ -227,6 +272,7 @@ def create_model_dir(
         raise ValueError("create_model_dir: the pyramid must be untrained (save finished scales with save_scale)")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path}: exists and is not a directory")
+    full_png = None if full_source is None else png_bytes(full_source_image(full_source))
     now = _now()
     meta = ModelMeta(
         source_sha256=source_sha256,
@@ -242,6 +288,8 @@ def create_model_dir(
         status="training",
         created_at=now,
         updated_at=now,
+        format_version=1 if full_png is None else FORMAT_VERSION,
+        full_source=None if full_png is None else _full_source_info(full_png),
     )
     if path.is_dir() and any(path.iterdir()):
         if not overwrite:
@@ -251,6 +299,8 @@ def create_model_dir(
     try:
         source = {"real": pyramid.reals[-1].float()}
         _save_tensors(path / SOURCE_FILE, source, {"format": "pt", "singan_format_version": str(FORMAT_VERSION)})
+        if full_png is not None:
+            atomic_write_bytes(path / FULL_SOURCE_FILE, full_png)
         _write_meta(path, meta)
     except BaseException:
         discard_model_dir(path, remove_dir=False)
@@ -283,7 +333,7 @@ def discard_model_dir(path: str | os.PathLike, *, remove_dir: bool = True) -> No
     for entry in sorted(path.iterdir()):
         name = entry.name
         ours = (
-            name == SOURCE_FILE
+            name in (SOURCE_FILE, FULL_SOURCE_FILE)
             or (name.startswith("scale_") and name.endswith(".safetensors"))
             or (name.startswith(".") and name.endswith(_TMP_SUFFIX))
         )
@@ -353,9 +403,13 @@ def read_meta(path: str | os.PathLike) -> ModelMeta:
         raise ModelLoadError(f"{file}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{file}: expected a JSON object, got {type(raw).__name__}")
-    version = raw.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
-        raise ModelLoadError(f"{file}: unsupported format_version {version!r} (this version of singan-studio reads {FORMAT_VERSION})")
+    version = raw.get("format_version", 1)
+    if version not in _READABLE_VERSIONS:
+        raise ModelLoadError(
+            f"{file}: unsupported format_version {version!r} (this version of singan-studio reads "
+            f"{' and '.join(map(str, _READABLE_VERSIONS))})"
+        )
+    raw["format_version"] = version
     try:
         return ModelMeta.model_validate(raw)
     except ValidationError as exc:
@@ -483,3 +537,65 @@ def load_pyramid(path: str | os.PathLike, device: torch.device | str = "cpu") ->
         _load_state(file, discriminator, "D.", tensors)
         pyramid.add_scale(generator, discriminator, meta.noise_amp[k], z_opt)
     return pyramid.to(torch.device(device)), meta
+
+
+# --------------------------------------------------------------------------- full-resolution source
+
+
+def full_source_image(image: torch.Tensor) -> torch.Tensor:
+    """``image`` (1, 3, H, W) in [-1, 1] with its longest side capped at :data:`FULL_SOURCE_MAX_SIZE` px.
+
+    Larger images are downsized (antialiased bicubic, aspect kept, sides rounded); smaller ones are
+    returned unchanged (never upscaled). Returns (1, 3, h, w) on the CPU, clamped to [-1, 1].
+    """
+    h, w = image.shape[-2:]
+    factor = min(FULL_SOURCE_MAX_SIZE / max(h, w), 1.0)
+    image = image.detach().to("cpu", torch.float32)
+    if factor < 1.0:
+        size = (max(1, round(h * factor)), max(1, round(w * factor)))
+        image = resize(image, size)
+    return image.clamp(-1, 1)
+
+
+def _full_source_info(png: bytes) -> FullSourceInfo:
+    """Size (from the PNG's IHDR chunk) and SHA-256 of the bytes of ``full_source.png``."""
+    height, width = int.from_bytes(png[20:24], "big"), int.from_bytes(png[16:20], "big")
+    return FullSourceInfo(height=height, width=width, sha256=hashlib.sha256(png).hexdigest())
+
+
+def load_full_source(path: str | os.PathLike, meta: ModelMeta | None = None) -> torch.Tensor | None:
+    """The model's full-resolution source ``full_source.png`` as (1, 3, H, W) float32 in [-1, 1].
+
+    Args:
+        path: the model directory.
+        meta: its ``model.json`` contents if already read (else read here).
+
+    Returns:
+        The image (H, W at most :data:`FULL_SOURCE_MAX_SIZE` px), or ``None`` for a directory of
+        format version 1 (saved before full-resolution sources existed).
+
+    Raises:
+        ModelLoadError: one line naming ``full_source.png`` when it is missing, its bytes do not
+            match the SHA-256 recorded in ``model.json``, it does not decode as a PNG, or its size
+            differs from the recorded one; or the errors of :func:`read_meta`.
+    """
+    path = Path(path)
+    meta = read_meta(path) if meta is None else meta
+    info = meta.full_source
+    if info is None:
+        return None
+    file = path / FULL_SOURCE_FILE
+    if not file.is_file():
+        raise ModelLoadError(f"{file}: missing file ({META_FILE} records a full-resolution source)")
+    data = file.read_bytes()
+    if hashlib.sha256(data).hexdigest() != info.sha256:
+        raise ModelLoadError(f"{file}: corrupt full-resolution source (its SHA-256 differs from the one in {META_FILE})")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            array = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ModelLoadError(f"{file}: corrupt full-resolution source ({exc})") from None
+    if array.shape[:2] != (info.height, info.width):
+        raise ModelLoadError(f"{file}: is {array.shape[1]}x{array.shape[0]} px, {META_FILE} says {info.width}x{info.height}")
+    return from_uint8(array)

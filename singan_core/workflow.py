@@ -21,6 +21,7 @@ import torch
 
 from .config import SinGANConfig
 from .imageio import ImageReadError, image_bytes, image_format, load_image, png_bytes
+from .full_resolution import LiftSource, lift_source
 from .metrics import patch_swd, pixel_diversity, sifid
 from .model import SinGANPyramid
 from .sampling import sample
@@ -32,6 +33,8 @@ from .storage import (
     create_model_dir,
     discard_model_dir,
     file_sha256,
+    full_source_image,
+    load_full_source,
     load_pyramid,
     save_scale,
 )
@@ -44,12 +47,15 @@ __all__ = [
     "demo_image",
     "evaluate",
     "is_model_dir",
+    "load_instant_source",
+    "model_lift_source",
     "resume_training",
     "run_training",
     "sr_model_dir",
     "sr_training",
     "start_training",
     "write_image",
+    "write_pngs",
     "write_samples",
 ]
 
@@ -97,7 +103,8 @@ def start_training(
     *,
     overwrite: bool = False,
 ) -> TrainJob:
-    """Validate the image, then start a model directory for it (see :func:`create_model_dir`).
+    """Validate the image, then start a model directory for it (see :func:`create_model_dir`),
+    with the image itself as the model's full-resolution source (``full_source.png``).
 
     Nothing is written unless the image loads and fits the pyramid settings.
 
@@ -107,10 +114,11 @@ def start_training(
             :func:`pyramid_geometry`); ``out_dir`` holds something that must not be replaced.
     """
     image_path, out_dir = Path(image_path), Path(out_dir)
-    pyramid = new_pyramid(load_image(image_path), config, device)
+    image = load_image(image_path)
+    pyramid = new_pyramid(image, config, device)
     sha = file_sha256(image_path)
     created_dir = not out_dir.exists()
-    meta = create_model_dir(out_dir, pyramid, sha, image_path.name, preset_name, overwrite=overwrite)
+    meta = create_model_dir(out_dir, pyramid, sha, image_path.name, preset_name, full_source=image, overwrite=overwrite)
     return TrainJob(out_dir, pyramid, meta, fresh=True, created_dir=created_dir)
 
 
@@ -236,14 +244,37 @@ def write_samples(
         ValueError: an argument out of range or an incompletely trained pyramid.
     """
     images = sample(pyramid, n_samples, scale_h, scale_w, gen_start_scale, seed)
+    return write_pngs(images, out_dir, "sample", seed)
+
+
+def write_pngs(images: torch.Tensor, out_dir: str | os.PathLike, stem: str, seed: int) -> list[Path]:
+    """Write images (N, 3, H, W) in [-1, 1] as ``<stem>_seed<seed + i>.png`` in ``out_dir``, atomically.
+
+    Creates ``out_dir`` if needed. Returns the paths written, in order.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, image in enumerate(images):
-        target = out_dir / f"sample_seed{seed + i}.png"
+        target = out_dir / f"{stem}_seed{seed + i}.png"
         atomic_write_bytes(target, png_bytes(image))
         paths.append(target)
     return paths
+
+
+def model_lift_source(model_dir: str | os.PathLike, pyramid: SinGANPyramid, meta: ModelMeta) -> LiftSource:
+    """The full-resolution detail source of a loaded model directory (see :func:`lift_source`).
+
+    Raises:
+        ModelLoadError: the directory should hold ``full_source.png`` but it is missing or corrupt.
+    """
+    return lift_source(pyramid, load_full_source(model_dir, meta))
+
+
+def load_instant_source(image_path: str | os.PathLike) -> torch.Tensor:
+    """An image for :func:`~singan_core.full_resolution.instant`: (1, 3, H, W) in [-1, 1], longest
+    side capped at 4096 px like a model's full-resolution source. Raises :class:`ImageReadError`."""
+    return full_source_image(load_image(image_path))
 
 
 @dataclass(frozen=True)
