@@ -1,1 +1,2 @@
-"""Background training/sampling daemon (to be built: see issue)."""
+"""The SinGAN Studio daemon: trains and owns SinGAN pyramids and serves them over ZeroMQ + msgpack
+(docs/protocol.md). Entry point: ``singan serve`` (:mod:`daemon.cli`); the loop is :mod:`daemon.server`."""

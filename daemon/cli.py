@@ -61,6 +61,7 @@ def serve(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback endpoint (needs --token).")] = False,
     token: Annotated[Optional[str], typer.Option(envvar="SINGAN_TOKEN", help="Shared secret every request must carry.", show_default=False)] = None,
     cache_mb: Annotated[int, typer.Option(min=1, help="Memory budget of loaded models, MiB.")] = 2048,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads of the worker (default: usable cores - 1, or OMP_NUM_THREADS).", show_default=False)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     log_file: Annotated[Optional[Path], typer.Option(help="Log file (default: the user log dir's singan-studio/daemon.log).", show_default=False)] = None,
 ) -> None:
@@ -73,8 +74,8 @@ def serve(
         raise ValueError(f"log-level: must be debug, info, warning or error, got {log_level!r}")
     log_path = _setup_logging(log_level, log_file)
     config = DaemonConfig(
-        endpoint=endpoint, store=store or DaemonConfig.store, watch=watch, watch_preset=watch_preset.value,
-        debounce=debounce, device=device, token=token, allow_remote=allow_remote, cache_bytes=cache_mb * 1024**2,
+        endpoint=endpoint, store=store, watch=watch, watch_preset=watch_preset.value, debounce=debounce,
+        device=device, token=token, allow_remote=allow_remote, cache_bytes=cache_mb * 1024**2, threads=threads,
     )
     daemon = Daemon(config)
     logging.getLogger(__name__).info("log file %s", log_path)

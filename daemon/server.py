@@ -33,7 +33,7 @@ from protocol.schema import (
 from protocol.wire import Image, ProtocolError, decode_header, decode_images, encode, one_line
 from singan_core import __version__
 from singan_core.config import PRESETS, preset
-from singan_core.device import select_device
+from singan_core.device import select_device, shared_machine_threads
 from singan_core.storage import ModelLoadError, create_model_dir
 from singan_core.super_resolution import sr_config, sr_steps
 from singan_core.training import new_pyramid
@@ -56,7 +56,8 @@ class DaemonConfig:
 
     Attributes:
         endpoint: ZeroMQ endpoint to bind (loopback unless ``allow_remote``).
-        store: root of the model store (models in ``store/models/<id>``).
+        store: root of the model store (models in ``store/models/<id>``); None: the user data
+            directory (:func:`default_store`, resolved when the daemon starts, not at import).
         watch: folder whose images are trained automatically, or None.
         watch_preset: preset of those trainings.
         debounce: seconds a watched file must stay unchanged before it is trained.
@@ -65,10 +66,12 @@ class DaemonConfig:
         allow_remote: permit a non-loopback endpoint.
         cache_bytes: memory budget of loaded pyramids.
         preview_interval: least seconds between training previews.
+        threads: torch threads of the worker; None: the shared-machine policy
+            (:func:`singan_core.device.shared_machine_threads`: usable cores - 1).
     """
 
     endpoint: str = DEFAULT_ENDPOINT
-    store: Path = platformdirs.user_data_path(APP_NAME)
+    store: Path | None = None
     watch: Path | None = None
     watch_preset: str = "draft"
     debounce: float = 2.0
@@ -77,6 +80,12 @@ class DaemonConfig:
     allow_remote: bool = False
     cache_bytes: int = 2 * 1024**3
     preview_interval: float = 3.0
+    threads: int | None = None
+
+
+def default_store() -> Path:
+    """The model store when ``--store`` is not given: the user data directory (e.g. ~/.local/share/singan-studio)."""
+    return platformdirs.user_data_path(APP_NAME)
 
 
 def _device_description(device: torch.device) -> tuple[str, int | None]:
@@ -93,7 +102,8 @@ class Daemon:
         check_endpoint(config.endpoint, config.allow_remote, config.token)
         self.config = config
         self.device = select_device(config.device)
-        self.store = ModelStore(config.store)
+        self.store = ModelStore(config.store or default_store())
+        self.threads = shared_machine_threads(config.threads)
         self.queue = JobQueue()
         self.instance = secrets.token_hex(8)
         self._events = f"inproc://singan-events-{self.instance}"
@@ -129,6 +139,7 @@ class Daemon:
             loop.join()
             raise failure[0]
         self._install_signals()
+        torch.set_num_threads(self.threads)  # the worker's pool: it runs in this thread
         if on_ready is not None:
             on_ready(self.endpoint)
         try:
@@ -165,7 +176,7 @@ class Daemon:
         bound.set()
         self._resume_unfinished()
         self._watch = watch = self._start_watch()
-        log.info("serving on %s (device %s, store %s)", self.endpoint, self.device, self.store.root)
+        log.info("serving on %s (device %s, %d worker threads, store %s)", self.endpoint, self.device, self.threads, self.store.root)
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(events, zmq.POLLIN)

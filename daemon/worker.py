@@ -18,6 +18,7 @@ import zmq
 
 from protocol.schema import Error, ErrorInfo, ImagesResult, ModelInfo, ModelResult, Progress, Result
 from protocol.wire import Image, ProtocolError, encode
+from singan_core.errors import InvalidArgument
 from singan_core.sampling import preview
 from singan_core.storage import load_pyramid
 from singan_core.super_resolution import super_resolve
@@ -32,6 +33,8 @@ from .store import ModelStore, require_ready
 
 log = logging.getLogger(__name__)
 
+_CORE_ARGUMENTS = {"n_samples": "n"}
+"""Core argument names (:class:`~singan_core.errors.InvalidArgument` ``field``) that differ from the protocol's params."""
 PROGRESS_INTERVAL = 0.25
 """Seconds between progress events of a training (a scale's end is always reported)."""
 PREVIEW_SIZE = 128
@@ -96,10 +99,12 @@ class Worker:
             torch.cuda.empty_cache()
             self.cache.discard(job.model or "")
             return self._error(job, "out_of_memory", f"job {job.id} ({job.op}): the GPU ran out of memory; try a smaller size or n"), []
-        except ValueError as exc:  # the core's range checks: "scale: must be in 1..6, got 9"
-            field = str(exc).split(":", 1)[0]
+        except InvalidArgument as exc:  # the core's range checks name their argument: "scale: must be in 1..6, got 9"
+            field = _CORE_ARGUMENTS.get(exc.field, exc.field)
             known = field in getattr(type(job.params), "model_fields", {})
-            return self._error(job, "invalid_request", str(exc), f"params.{field}" if known else None), []
+            return self._error(job, "invalid_request", f"{field}: {exc.message}" if known else str(exc), f"params.{field}" if known else None), []
+        except ValueError as exc:  # other bad input the core found (a mask of the wrong size): no field to blame
+            return self._error(job, "invalid_request", str(exc)), []
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.op)
             return self._error(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"), []

@@ -78,8 +78,6 @@ SOURCE_FILE = "source.safetensors"
 FULL_SOURCE_FILE = "full_source.png"
 FULL_SOURCE_MAX_SIZE = 4096  # longest side of full_source.png in pixels; larger inputs are downsized
 _TMP_SUFFIX = ".tmp"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read the process umask once, so tensor files get the usual 0o666 & ~umask mode
 
 
 class ModelLoadError(ValueError):
@@ -201,8 +199,11 @@ def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
     """Write ``target`` via ``write(tmp_path)`` so that it is either complete or untouched."""
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        mode = os.fstat(fd).st_mode & 0o777  # what a new file gets here (the umask applied), read without os.umask
+        os.close(fd)
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # safetensors creates files 0o600
+        os.chmod(tmp, mode)  # safetensors creates files 0o600
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)

@@ -1,4 +1,4 @@
-"""Whole jobs on model directories, shared by the CLI (and later the daemon): train, sample, evaluate.
+"""Whole jobs on model directories, shared by the CLI and the daemon (its worker resumes trainings with them): train, sample, evaluate.
 
 These glue :mod:`singan_core.training`, :mod:`singan_core.storage`, :mod:`singan_core.sampling` and
 :mod:`singan_core.metrics` together; they print nothing. Errors are raised as ``ValueError``
