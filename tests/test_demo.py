@@ -32,6 +32,7 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # trains two models and runs every application (about 3 minutes on 2 busy cores)
 def test_demo_tiny_writes_every_output_and_stops_its_daemon(tmp_path):
     out, temp = tmp_path / "demo", tmp_path / "tmp"
     temp.mkdir()  # the demo's temporary store goes here (TMPDIR), so we can see it removed
