@@ -8,7 +8,6 @@ comparison allows one level of rounding on a few pixels (another BLAS summation 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
