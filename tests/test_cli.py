@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,6 +77,47 @@ def test_sample_corrupt_model_dir(tmp_path):
     assert not (model / "samples").exists()
 
 
+class Scores(NamedTuple):
+    patch_swd: float  # the median over the samples
+    diversity: float
+    text: str  # all that ``singan eval`` printed
+
+
+def evaluate(model: Path, cwd: Path) -> Scores:
+    """``singan eval MODEL -n 4``, its numbers read from what it prints."""
+    result = singan("eval", model, "-n", "4", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    swd = re.search(r"^patch-SWD: median ([0-9.]+)", result.stdout, re.M)
+    diversity = re.search(r"^pixel diversity: ([0-9.]+)", result.stdout, re.M)
+    assert swd and diversity, result.stdout
+    return Scores(float(swd[1]), float(diversity[1]), result.stdout)
+
+
+def without_noise(model: Path, dst: Path) -> Path:
+    """A copy of ``model`` whose noise_amp are all 0: every sample is the same image (collapsed)."""
+    shutil.copytree(model, dst)
+    meta = json.loads((dst / "model.json").read_text())
+    meta["noise_amp"] = [0.0] * len(meta["noise_amp"])
+    (dst / "model.json").write_text(json.dumps(meta))
+    return dst
+
+
+def with_scrambled_finest_generator(model: Path, dst: Path) -> Path:
+    """A copy of ``model`` whose finest generator has random weights: its samples are garbage."""
+    shutil.copytree(model, dst)
+    last = sorted(dst.glob("scale_*.safetensors"))[-1]
+    tensors = load_file(str(last))
+    gen = torch.Generator().manual_seed(0)
+    for name, t in tensors.items():
+        if name.startswith("G.") and t.is_floating_point() and t.dim() > 1:
+            tensors[name] = torch.randn(t.shape, generator=gen) * t.std()
+    save_file(tensors, str(last))
+    return dst
+
+
+BROKEN_MODELS = {"no noise": without_noise, "scrambled finest generator": with_scrambled_finest_generator}
+
+
 @pytest.mark.slow
 def test_train_sample_eval_end_to_end(tmp_path, shared_images):
     model = tmp_path / "model"
@@ -87,10 +134,13 @@ def test_train_sample_eval_end_to_end(tmp_path, shared_images):
         with Image.open(f) as im:
             assert im.size == (96, 32) and im.mode == "RGB"  # tiny preset: 48x32, twice as wide
 
-    result = singan("eval", model, "-n", "2", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "patch-SWD: median" in result.stdout and "pixel diversity" in result.stdout
-    assert "SIFID" in result.stdout and "weights" in result.stdout
+    good = evaluate(model, tmp_path)
+    assert "SIFID: not computed" in good.text and "--sifid-weights" in good.text
+    broken = {name: evaluate(make(model, tmp_path / name), tmp_path) for name, make in BROKEN_MODELS.items()}
+    # measured (patch-SWD median, diversity): good (0.0089, 0.38), no noise (0.26, 0.0),
+    # scrambled finest generator (0.031, 0.32)
+    assert broken["no noise"].diversity < 0.2 * good.diversity
+    assert broken["scrambled finest generator"].patch_swd > 2 * good.patch_swd
 
     result = singan("train", shared_images / "chelsea.png", "--preset", "tiny", "--out", model, cwd=tmp_path)
     assert_clean_error(result, "already holds a trained model", "--overwrite")

@@ -2,13 +2,13 @@
 real socket (the session's ``served_model``), compared pixel for pixel with the same call made in
 this process on the model directory the daemon wrote (``load_pyramid``).
 
-Both sides run torch on one CPU thread, so the 8-bit pixels agree exactly in practice; the
-comparison allows one level of rounding on a few pixels (another BLAS summation order).
+The library side runs on the device the daemon chose (``select_device("auto")``, the daemon's
+default). On the CPU both run torch on one thread and the 8-bit pixels agree exactly in practice;
+the comparison allows one level of rounding on a few pixels (another summation order).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from protocol.wire import Image
 from singan_core import animation, editing
+from singan_core.device import select_device
 from singan_core.imageio import from_uint8, to_uint8
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid
@@ -27,7 +28,7 @@ from conftest import wire_image
 
 pytestmark = pytest.mark.slow
 
-CPU = torch.device("cpu")
+DEVICE = select_device("auto")  # what ``singan serve`` uses without --device
 
 
 def pixels(image: Image) -> np.ndarray:
@@ -53,7 +54,7 @@ def same_pixels(received: list[Image], expected: torch.Tensor) -> bool:
 
 
 def model_pyramid(served_model, model_id: str):
-    return load_pyramid(served_model.daemon.store / "models" / model_id, CPU)[0]
+    return load_pyramid(served_model.daemon.store / "models" / model_id, DEVICE)[0]
 
 
 def run(served_model, op: str, params: dict, images: list[Image] = (), timeout: float = 120):
@@ -120,14 +121,14 @@ def test_edit_over_the_wire_is_the_library_edit(served_model, shared_images, tmp
     result, images = job.result, job.images
     assert [im.name for im in images] == ["image", "unmasked"]
     PILImage.fromarray(pixels(images[0])).save(tmp_path / "edited_by_the_daemon.png")
-    expected = editing.edit(model_pyramid(served_model, served_model.model), from_uint8(composite),
-                            torch.from_numpy(mask > 127)[None, None], seed=3)
+    expected = editing.edit(model_pyramid(served_model, served_model.model), from_uint8(composite).to(DEVICE),
+                            torch.from_numpy(mask > 127)[None, None].to(DEVICE), seed=3)
     assert result["scale"] == expected.scale
     assert same_pixels(images[:1], expected.image) and same_pixels(images[1:], expected.unmasked)
     assert not same_pixels(noise_images(images[:1]), expected.image)
     # sensible content: the edited region changed, the pixels far from it did not
     got = pixels(images[0]).astype(int)
-    inside, far = mask > 127, expected.weight[0, 0].numpy() == 0
+    inside, far = mask > 127, expected.weight[0, 0].cpu().numpy() == 0
     assert np.abs(got - composite)[inside].mean() > 5
     assert far.mean() > 0.3 and np.array_equal(got[far], composite[far])
 
@@ -147,7 +148,8 @@ def test_animate_over_the_wire_is_the_library_animation(served_model):
 
 def test_bgra_training_input_trains_the_rgb_model(served_model, shared_images):
     """Krita sends BGRA: the daemon stores the same training image as for RGB, and (training is
-    seeded) the same model: its samples equal those of the RGB-trained model."""
+    seeded, and deterministic on the CPU) the same model: its samples equal those of the
+    RGB-trained model. (CUDA training is not bit-reproducible: there only the source is compared.)"""
     image = shared_images / "chelsea.png"
     with served_model.daemon.client() as client:
         job = client.submit("train", {"name": "chelsea-bgra", "preset": "tiny"}, [wire_image(image, order="BGRA")])
@@ -157,5 +159,6 @@ def test_bgra_training_input_trains_the_rgb_model(served_model, shared_images):
     bgra_real = load_file(str(store / bgra / "source.safetensors"))["real"]
     assert torch.equal(bgra_real, rgb_real)
     assert not torch.equal(rgb_real.flip(1), rgb_real)  # the control: a channel swap would show
-    from_bgra = run(served_model, "generate", {"model": bgra, "n": 2, "seed": 5}).images
-    assert same_pixels(from_bgra, sample(model_pyramid(served_model, served_model.model), 2, seed=5))
+    if DEVICE.type == "cpu":
+        from_bgra = run(served_model, "generate", {"model": bgra, "n": 2, "seed": 5}).images
+        assert same_pixels(from_bgra, sample(model_pyramid(served_model, served_model.model), 2, seed=5))
