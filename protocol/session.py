@@ -34,9 +34,10 @@ API:
 * ``Task(session, title)``: what the artist asked for, made of one or more jobs run one after
   another (a *task chain*: ``submit(op, params, images, then, step)``, where ``then(data, images)``
   may submit the next job). A task submitted while the session is still connecting waits for the
-  connection (and fails with the reason if it cannot be made). ``cancel()`` never waits.
-  Attributes ``phase`` (words), ``fraction``, ``finished``, ``failed``, ``message``; listener
-  ``task.changed.connect(callback(task))``.
+  connection (and fails with the reason if it cannot be made). ``cancel()`` never waits;
+  ``detach()`` stops following it (the job goes on in the daemon); ``fail(error)`` ends it.
+  Attributes ``phase`` (words), ``fraction``, ``finished``, ``failed``, ``cancelled``, ``message``,
+  ``error``, ``job``; listener ``task.changed.connect(callback(task))``.
 * Words for any UI or CLI: :func:`describe_progress`, :func:`describe_error`, :func:`eta_text`,
   :func:`preset_text`.
 

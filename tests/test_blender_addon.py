@@ -396,6 +396,11 @@ def test_with_the_daemon_stopped_connect_returns_at_once_and_shows_unreachable(j
     assert connect["result"] == ["FINISHED"] and connect["seconds"] < RETURNS_AT_ONCE_S, connect
     assert connect["states"] == ["connecting", "unreachable"] and connect["until"] < UNREACHABLE_SHOWN_S, connect
     assert connect["status"].startswith("unreachable: no answer from the SinGAN daemon") and "singan serve" in connect["status"]
+    # the panels' connection line and Blender's status bar say so (drawn from the session, no network)
+    status = connect["status"]
+    assert connect["shown"]["panel"] == [[status[0].upper() + status[1:], "ERROR"]], connect["shown"]
+    assert connect["shown"]["status_bar"] == [[f"SinGAN: {status}", "UNLINKED"]], connect["shown"]
+    assert connect["shown"]["seconds"] < RETURNS_AT_ONCE_S
 
 
 def test_with_the_daemon_stopped_a_job_starts_at_once_and_fails_with_the_reason(job_run):
@@ -423,6 +428,8 @@ def test_connect_shows_the_daemons_version_device_and_models(job_run, served_mod
     assert (connect["info"]["server_version"], connect["info"]["device"]) == (hello["server_version"], hello["device"])
     assert connect["info"]["instance"] == hello["instance"] and served_model.model in connect["models"]
     assert connect["status"] == f"connected: SinGAN daemon {hello['server_version']} on {hello['device']}"
+    assert connect["shown"]["panel"] == [[f"Connected: SinGAN daemon {hello['server_version']} on {hello['device']}", "CHECKMARK"]]
+    assert connect["shown"]["status_bar"] == []  # connected and idle: nothing to say
 
 
 def test_esc_cancels_a_running_training_on_the_daemon(job_run, served_model):
@@ -430,6 +437,8 @@ def test_esc_cancels_a_running_training_on_the_daemon(job_run, served_model):
     assert run["invoke"]["result"] == ["RUNNING_MODAL"]
     assert run["invoke"]["seconds"] < 0.5  # reading and sending the photo; the training takes minutes
     assert any(phase.startswith("Training: scale 1 of ") for phase in run["phases"]), run["phases"]  # the panel's text
+    [(text, icon)] = run["shown"]["status_bar"]  # and the status bar's, while it runs
+    assert text.startswith("SinGAN: Training: ") and icon == "TIME", run["shown"]
     assert run["cancel"]["result"] == ["RUNNING_MODAL"] and run["cancel"]["seconds"] < RETURNS_AT_ONCE_S, run["cancel"]
     assert run["result"] == ["CANCELLED"] and run["cancelled"], run
     assert max(run["steps"]) < FELT_STEP_S, max(run["steps"])

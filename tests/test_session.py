@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import wire_image
-from protocol.client import Image
+from protocol.client import DaemonError, Image
 from protocol.schema import MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MAX_SAMPLES
 from protocol.session import (
     ConnectionState, PresetInfo, Session, Task, describe_error, describe_progress, eta_text, preset_text,
 )
-from protocol.client import DaemonError
 from singan_core.config import PRESETS
 
 
@@ -27,18 +26,15 @@ def closed_endpoint() -> str:
         return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
-def pump_until(session: Session, condition, limit: float = 60.0, tick: float = 0.02) -> list[float]:
-    """Pump like a host's timer until ``condition()``; returns each pump's duration (seconds).
-    ``limit`` only stops a broken test from hanging; it is not the property under test."""
-    durations = []
+def pump_until(session: Session, condition, limit: float = 60.0, tick: float = 0.02) -> None:
+    """Pump like a host's timer until ``condition()`` (pump times are measured in
+    bench/session_pump.py). ``limit`` only stops a broken test from hanging; it is not the
+    property under test."""
     deadline = time.monotonic() + limit
     while not condition():
         assert time.monotonic() < deadline, f"not reached in {limit} s; session is {session.status}"
-        started = time.perf_counter()
         session.pump()
-        durations.append(time.perf_counter() - started)
         time.sleep(tick)
-    return durations
 
 
 def recorder(session: Session) -> list[ConnectionState]:
@@ -87,9 +83,10 @@ def test_hello_gives_limits_presets_and_the_heartbeat_the_models(served_model):
     expected = [PresetInfo(name, config.pyramid.max_size, config.train.iterations) for name, config in PRESETS.items()]
     assert session.presets == expected
     assert preset_text(session.presets[1]) == "draft: 128 px, 60 iterations per scale"
-    session.connect()  # Refresh while connected: stays connected
-    pump_until(session, lambda: not session._hello_open)
-    assert session.state is ConnectionState.connected and states[-1] is ConnectionState.connected
+    session.connect()  # Refresh while connected: asks again and stays connected
+    until = time.monotonic() + 1.0
+    pump_until(session, lambda: time.monotonic() > until)
+    assert states[-1] is ConnectionState.connected and states.count(ConnectionState.connected) == 1
     session.close()
 
 
@@ -110,12 +107,12 @@ def test_a_daemon_that_dies_while_idle_is_noticed_by_the_heartbeat(start_daemon)
 
 
 def small_image(shared_images) -> Image:
-    """chelsea.png at 40 x 27 px: a tiny-preset training of two scales, a few seconds."""
+    """chelsea.png at 30 x 20 px: a tiny-preset training of two scales, a few seconds."""
     from PIL import Image as PILImage
 
     with PILImage.open(shared_images / "chelsea.png") as im:
-        small = im.convert("RGB").resize((40, 27), PILImage.BICUBIC)
-    return Image("image", 40, 27, "RGB", np.asarray(small).tobytes())
+        small = im.convert("RGB").resize((30, 20), PILImage.BICUBIC)
+    return Image("image", 30, 20, "RGB", np.asarray(small).tobytes())
 
 
 def test_a_task_chain_trains_then_generates_with_progress_words(served_model, shared_images):
@@ -133,17 +130,16 @@ def test_a_task_chain_trains_then_generates_with_progress_words(served_model, sh
         return f"{len(images)} variations"
 
     task.submit("train", {"name": "chain", "preset": "tiny"}, [small_image(shared_images)], trained, "training a model")
-    durations = pump_until(session, lambda: task.finished)
+    pump_until(session, lambda: task.finished)
     assert not task.failed, task.message
     assert task.message == "2 variations" and len(results["images"]) == 2
     assert phases[0] == "training a model" and "generating" in phases
-    assert any(phase.startswith("training a model: scale 2 of ") for phase in phases), phases
+    assert any(phase.startswith("training a model: scale 2 of 2") for phase in phases), phases
     # the same model and seed through a plain client: the chain's second job is the real one
     with served_model.daemon.client() as client:
         again = client.submit("generate", {"model": results["model"], "n": 2, "seed": 3})
         again.wait(timeout=60)
     assert [bytes(image.data) for image in results["images"]] == [bytes(image.data) for image in again.images]
-    assert max(durations) < 0.5  # a pump only reads what has arrived (seen: ~1 ms); generous for a busy CPU
     session.close()
 
 

@@ -6,7 +6,8 @@ job runs in a modal operator: ``invoke`` reads the document, starts a session ta
 or as soon as the session is connected) and returns; each timer event pumps the session (a
 zero-timeout poll), updates the progress and, when the task ends, reports it (its result was
 applied by the pump that received it). Esc or the panel's Cancel button send the cancel and
-return. ``execute`` (scripts, background mode: no event loop) pumps in a loop until the task ends.
+return. ``execute`` takes the same modal path in Blender's UI (Repeat Last, a script run there);
+only in background mode (no event loop) it pumps until the task ends.
 Results are applied by name (scene, object, image) looked up when they arrive, so undo or
 renaming in between cannot leave a stale reference.
 """
@@ -127,6 +128,10 @@ class _JobOperator:
         context.window_manager.progress_end()
 
     def execute(self, context):
+        """In Blender's UI (Repeat Last, a script run there): the modal path, which never waits.
+        In background mode (no event loop to deliver timer events): pump until the job ends."""
+        if not bpy.app.background:
+            return self.invoke(context, None)
         try:
             task = self.start(context)
         except Exception as error:

@@ -28,6 +28,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import bpy
@@ -49,6 +50,39 @@ PLAN: dict = {}
 """The next probe run's plan: ``cancel`` ("esc" or "button") and ``after`` (seconds after invoke,
 or a callable(task) -> bool), ``on_tick`` (callable(task), before each timer event); the probe
 writes what it saw into ``PLAN["log"]``."""
+
+
+class Layout:
+    """Stands in for a ``UILayout`` and records what a draw function shows: [text, icon] of each
+    label and progress bar (background mode has no UI to draw into)."""
+
+    def __init__(self):
+        self.shown = []
+
+    def label(self, text="", icon="NONE"):
+        self.shown.append([text, icon])
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.shown.append([text, "PROGRESS"])
+
+    def row(self, **kwargs):
+        return self
+
+    def prop(self, *args, **kwargs):
+        pass
+
+    def operator(self, *args, **kwargs):
+        return SimpleNamespace()
+
+
+def shown(addon) -> dict:
+    """What the preferences/sidebar connection line and Blender's status bar show now, and the
+    longest of those draws (seconds)."""
+    panel, status_bar = Layout(), Layout()
+    tick = time.perf_counter()
+    addon.preferences.draw_connection(panel)
+    addon.panels.draw_status_bar(SimpleNamespace(layout=status_bar), bpy.context)
+    return {"panel": panel.shown, "status_bar": status_bar.shown, "seconds": time.perf_counter() - tick}
 
 
 def drive(op, context) -> set:
@@ -79,6 +113,8 @@ def drive(op, context) -> set:
         log["fractions"].append(task.fraction)
         if not log["phases"] or log["phases"][-1] != task.phase:
             log["phases"].append(task.phase)
+        if "shown" not in log and " scale " in task.phase:
+            log["shown"] = shown(PLAN["addon"])  # what the artist sees while the job runs
         if result not in RUNNING:
             log.update(modal_seconds=time.monotonic() - started, message=task.message, cancelled=task.cancelled,
                        job=task.job.id if task.job else None, model=task.job.model if task.job else None)
@@ -110,8 +146,9 @@ def modal_probe(cls):
 def run(operator, **plan) -> dict:
     """Run a probe with ``plan`` (see :data:`PLAN`) until its modal path ends: what it saw, its
     result, its ERROR report (None if none) and its seconds from invoke to the end."""
+    addon = PLAN.get("addon")
     PLAN.clear()
-    PLAN.update(plan, log={})
+    PLAN.update(plan, log={}, addon=addon)
     outcome = harness.call_operator(operator)
     if outcome["result"] == ["RUNNING_MODAL"]:
         outcome["result"] = sorted(drive(PLAN["op"], bpy.context))
@@ -131,13 +168,14 @@ def connect(addon, want: str) -> dict:
         addon.client._pump_timer()
         if seen[-1] != link.state.name:
             seen.append(link.state.name)
-    out.update(state=link.state.name, states=seen, until=time.monotonic() - started, status=link.status)
+    out.update(state=link.state.name, states=seen, until=time.monotonic() - started, status=link.status,
+               shown=shown(addon))
     return out
 
 
 def body(args, out):
     endpoint, closed_endpoint, image_path, doomed_endpoint, doomed_pid, outdir = args
-    addon = harness.enable()
+    addon = PLAN["addon"] = harness.enable()
     out["modules"] = harness.wire_modules()
     prefs, settings = harness.preferences(), bpy.context.scene.singan
     ops = addon.operators
