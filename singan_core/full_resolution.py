@@ -137,6 +137,18 @@ def _synthesis_size(height: int, width: int, feature_scale: float) -> Size:
     return max(MIN_OUTPUT_SIDE, round(height / feature_scale)), max(MIN_OUTPUT_SIDE, round(width / feature_scale))
 
 
+def _at_least_patch(init: torch.Tensor, patch_size: int, target: Size) -> torch.Tensor:
+    """A canvas smaller than one patch (a small output of a low-resolution model) upsampled to a
+    patch on its shorter side (aspect kept, never beyond ``target``): only the lift's first level
+    moves, not the feature scale."""
+    h, w = init.shape[-2:]
+    if min(h, w) >= patch_size:
+        return init
+    factor = patch_size / min(h, w)
+    size = (min(target[0], math.ceil(h * factor)), min(target[1], math.ceil(w * factor)))
+    return resize(init, size).clamp(-1, 1)
+
+
 def _upsample(x: torch.Tensor, height: int, width: int, circular: bool) -> torch.Tensor:
     return resize(x, (height, width), "circular" if circular else "zeros").clamp(-1, 1)
 
@@ -226,7 +238,8 @@ def sample_full_resolution(
     out = []
     for i, init in enumerate(layouts):
         step = _progress(on_step, i, n_samples)
-        lifted = synthesize(values, *target, init=init[None], seed=seed + i, config=config, on_step=step)
+        init = _at_least_patch(init[None], config.patch_size, target)
+        lifted = synthesize(values, *target, init=init, seed=seed + i, config=config, on_step=step)
         out.append(_upsample(lifted, height, width, circular=False))
     return torch.cat(out)
 
