@@ -181,20 +181,35 @@ def _pca_basis(image: torch.Tensor, p: int, dims: int, samples: int, generator: 
     return vectors[:, -dims:].T.float().reshape(dims, 3, p, p).contiguous()
 
 
-def _features(image: torch.Tensor, basis: torch.Tensor, circular: bool) -> torch.Tensor:
-    """Features of every p x p patch of (1, 3, h, w): (d, h', w') with h' = h (circular) or h - p + 1."""
-    p = basis.shape[-1]
+def _grid_features(image: torch.Tensor, basis: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, circular: bool, dtype) -> torch.Tensor:
+    """(len(ys) * len(xs), d) features of the p x p patches whose top-left pixels are ys x xs
+    (row-major), projected on ``basis`` (d, 3, p, p) by convolution.
+
+    Computed in bands of rows so that the stride-1 convolution of a 2K-4K image never exists
+    whole (it alone was 0.46 GB at 2048 px); stored as ``dtype``.
+    """
+    p, d = basis.shape[-1], basis.shape[0]
     if circular:
         image = F.pad(image, (0, p - 1, 0, p - 1), mode="circular")
-    return F.conv2d(image, basis)[0]
+    out = torch.empty(ys.numel() * xs.numel(), d, dtype=dtype, device=image.device)
+    band = max(1, 2_000_000 // (image.shape[-1] * d))  # rows of positions per band (~8 MB of conv output)
+    for i in range(0, ys.numel(), band):
+        rows = ys[i : i + band]
+        top, bottom = int(rows[0]), int(rows[-1]) + p
+        feats = F.conv2d(image[..., top:bottom, :], basis)[0]  # (d, bottom - top - p + 1, W')
+        feats = feats[:, rows - top][:, :, xs]
+        out[i * xs.numel() : (i + rows.numel()) * xs.numel()] = feats.reshape(d, -1).T
+    return out
 
 
 def _key_features(image: torch.Tensor, basis: torch.Tensor, half_above: int) -> torch.Tensor:
     """(K, d) features of every p x p patch of the source level (row-major top-left positions);
     float16 when there are more than ``half_above`` keys (halves the largest memory of the search)."""
-    keys = _features(image, basis, False)
-    keys = keys.reshape(keys.shape[0], -1).T.contiguous()
-    return keys.half() if keys.shape[0] > half_above else keys
+    p = basis.shape[-1]
+    h, w = image.shape[-2] - p + 1, image.shape[-1] - p + 1
+    dtype = torch.float16 if h * w > half_above else torch.float32
+    ys, xs = torch.arange(h, device=image.device), torch.arange(w, device=image.device)
+    return _grid_features(image, basis, ys, xs, False, dtype)
 
 
 def _positions(size: int, p: int, stride: int, circular: bool, device) -> torch.Tensor:
@@ -218,9 +233,8 @@ class _Grid:
 
 
 def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> torch.Tensor:
-    """(Q, d) features of the queries of ``grid`` (row-major)."""
-    feats = _features(image, basis, grid.circular)[:, grid.ys][:, :, grid.xs]
-    return feats.reshape(feats.shape[0], -1).T.contiguous()
+    """(Q, d) float32 features of the queries of ``grid`` (row-major)."""
+    return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float32)
 
 
 def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int) -> torch.Tensor:
