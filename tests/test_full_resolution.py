@@ -234,3 +234,28 @@ def test_cli_bad_values_are_one_line_and_write_nothing(command, args, field, bri
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and field in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_progress_counts_levels_and_may_cancel(brick_dir):
+    pyramid, source = load_model(brick_dir)
+    steps: list[tuple[int, int]] = []
+    sample_full_resolution(pyramid, source, 96, 64, n_samples=2, on_step=lambda done, total: steps.append((done, total)))
+    total = steps[-1][1]
+    assert steps == [(i, total) for i in range(1, total + 1)] and total % 2 == 0  # every level of both samples
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done: int, total: int) -> None:
+        if done == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        instant(source.image[..., :128, :128], 96, 64, n_samples=2, on_step=cancel)
+
+
+def test_detail_model_is_todays_model_scale_sample(brick_dir):
+    pyramid, source = load_model(brick_dir)
+    fh, fw = pyramid.sizes[-1]
+    expected = sample(pyramid, 1, 64 / fh, 96 / fw)
+    assert torch.equal(sample_full_resolution(pyramid, source, 96, 64, detail="model", feature_scale=0.5), expected)
