@@ -455,7 +455,7 @@ def synthesize(
     levels = _plan(tuple(source.shape[-2:]), (height, width), None if init is None else tuple(init.shape[-2:]), cfg)
 
     if init is None:
-        coarse = _resize(_resize(source, levels[0].src), levels[0].out, circular)
+        coarse = _resize(_resize(source, levels[0].src), levels[0].out, circular)  # GPNN: resized to the output
         noise = torch.randn(coarse.shape, generator=gen).to(dev)
         x = coarse + cfg.noise_sigma * noise
         prev_size = levels[0].out  # no blur of the coarsest keys: the noisy guess is not a blurred image
@@ -470,11 +470,8 @@ def synthesize(
         blurred = _resize(_resize(values, _blur_size(level, prev_size)), level.src)
         basis = _pca_basis(values, p, cfg.feature_dims, cfg.pca_samples, gen).to(dev)
         key_hw = (level.src[0] - p + 1, level.src[1] - p + 1)
-        dense = level.out[0] * level.out[1] <= cfg.dense_max_pixels
-        step = 1 if dense else cfg.query_stride
-        grid = _Grid(_positions(level.out[0], p, step, circular, dev), _positions(level.out[1], p, step, circular, dev), *level.out, circular)
+        grid, step, exact = _search_plan(level.out, key_hw[0] * key_hw[1], circular, cfg, dev)
         n_queries = grid.ys.numel() * grid.xs.numel()
-        exact = n_queries * key_hw[0] * key_hw[1] <= cfg.exact_max_pairs
         iterations = cfg.iterations if exact else cfg.iterations_approx
         if li == 0 and init is None:
             iterations = cfg.coarsest_iterations
@@ -501,6 +498,27 @@ def synthesize(
         if on_step is not None:
             on_step(li + 1, len(levels))
     return x.clamp(-1, 1)
+
+
+def _search_plan(out: Size, n_keys: int, circular: bool, cfg: PatchSynthesisConfig, device) -> tuple[_Grid, int, bool]:
+    """A level's query grid, its step (pixels) and whether its search is exact.
+
+    Exact search with queries at every pixel, else at every ``query_stride`` pixels, when
+    queries x keys fits ``exact_max_pairs``; otherwise PatchMatch, dense up to ``dense_max_pixels``.
+    The strided exact option keeps brick's coarse levels exact at 1024 px output (with only the
+    dense one, 1024 px from a 512 px source had one exact level and lost the bond).
+    """
+    p = cfg.patch_size
+
+    def grid(step: int) -> _Grid:
+        return _Grid(_positions(out[0], p, step, circular, device), _positions(out[1], p, step, circular, device), *out, circular)
+
+    for step in (1, cfg.query_stride):
+        g = grid(step)
+        if g.ys.numel() * g.xs.numel() * n_keys <= cfg.exact_max_pairs:
+            return g, step, True
+    step = 1 if out[0] * out[1] <= cfg.dense_max_pixels else cfg.query_stride
+    return grid(step), step, False
 
 
 def _blur_size(level: _Level, prev_out: Size) -> Size:
