@@ -197,15 +197,19 @@ def main() -> None:
                 row, outputs[method] = measure(method, pyramid, source, size, n, device)
                 rows.append({"image": name, "size": size, "method": method, **row})
                 print_table(rows[-1:])
+                print(flush=True)
             sheet = args.out / f"{Path(name).stem}_{size}.png"
             contact_sheet(source.image.cpu(), outputs, f"{name} at {size}x{size}, feature scale 1", sheet)
             print(f"sheet: {sheet}", flush=True)
         del pyramid, source
+        write_json(args.out / "results.json", device, rows)  # after every image: a stopped run keeps its rows
     print_table(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = {"device": str(device), "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "targets": TARGETS, "rows": rows}
-    (args.out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"json: {args.out / 'results.json'}")
+
+
+def write_json(path: Path, device: torch.device, rows: list[dict]) -> None:
+    report = {"device": str(device), "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "targets": TARGETS, "rows": rows}
+    path.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -170,8 +170,12 @@ def test_a_model_saved_before_full_resolution_sources_loads_and_lifts(tiny_model
     assert not (old / FULL_SOURCE_FILE).exists() and read_meta(old).full_source is None
     pyramid, source = load_model(old)
     assert not source.full_resolution and "without its full-resolution source" in source.notice
+    h, w = source.image.shape[-2:]  # the finest 32 x 48 px image, back at chelsea.png's 451 x 300 (+-1 px)
+    assert w == 451 and abs(h - 300) <= 1
     out = sample_full_resolution(pyramid, source, 160, 96)
     assert out.shape == (1, 3, 96, 160) and out.abs().max() <= 1
+    model_scale = sample_full_resolution(pyramid, source, 160, 96, detail="model")
+    assert (out - model_scale).abs().mean() > 0.05  # a lift, not the model-scale sample
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
