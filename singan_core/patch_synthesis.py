@@ -17,24 +17,41 @@ Two uses of one engine (:func:`synthesize`):
   from the source's own patches.
 
 Distances are mean squared differences per patch element on [-1, 1] values (D = SSD / (3 p^2)),
-computed on PCA-reduced patch features (``feature_dims``): projecting on a basis is a convolution,
-so neither the queries nor the keys are ever unfolded into 3 p^2-vectors. ``alpha`` is in the
-same units; GPNN's 5e-3 on [-1, 1] per-element MSE.
+computed on PCA-reduced patch features (``feature_dims``, basis fitted per level on a sample of the
+source's patches): projecting on a basis is a convolution, so neither the queries nor the keys are
+ever unfolded into 3 p^2-vectors (features are computed in bands of rows, and key sets over a
+million patches are kept in float16: a 256 -> 2048 px lift peaks at 1.2 GB). ``alpha`` is in these
+units: on brick GPNN's 5e-3 let the joints vanish into long strips, 1e-3 blurred the bricks, 2e-3 is
+the default.
 
-Search back-ends, chosen per level by measured cost on a 2-core AVX2 CPU, one torch thread:
+Search back-ends, chosen per level by measured cost (2-core AVX2 CPU, one torch thread):
 
-* exact (tiled matrix products, two passes: per-key min over queries, then the normalised argmin)
-  when queries x keys <= ``exact_max_pairs``;
-* PatchMatch (Barnes et al., SIGGRAPH 2009) above that, vectorised over all queries at once
-  (Jacobi-style): each round proposes the 4 neighbours' matches shifted by one query step, then
-  random candidates at halving radii; warm-started from the previous iteration or the previous
-  level. ``min_q D(q, k)`` is estimated from every (query, key) pair evaluated in the previous
-  round (a scatter-min over keys), keys never evaluated get the median estimate. Queries are taken
-  every ``query_stride`` pixels on levels larger than ``dense_max_pixels`` (each output pixel is
-  still covered by ~(p / stride)^2 value patches).
-Figures behind these choices are in README's patch-synthesis section and the feasibility notes:
-exact search at 512 x 512 would take ~5,000 s, faiss IVF rebuilt per iteration 77 s, HNSW builds
-~16 s per level; PatchMatch meets the targets (instant 512 x 512 in a few seconds).
+* exact, with alpha (tiled ``addmm``; two passes: min over queries per key, then the normalised
+  argmin) when queries x keys <= ``exact_max_pairs`` (20 M pairs, ~0.15 s per iteration), with
+  queries at every pixel or, failing that, every ``query_stride`` pixels. These are the coarse
+  levels, where the layout is decided: with PatchMatch there (``exact_max_pairs=0``) brick's joints
+  broke up and its period drifted (41 vs 37.5 px); exact search keeps it (36-38 px over seeds).
+* PatchMatch (Barnes et al., SIGGRAPH 2009) above that, plain D: vectorised over all queries at
+  once (Jacobi-style), each round proposes the 4 neighbours' matches shifted by one query step, then
+  random candidates at halving radii; warm-started from the previous iteration or level (a lift's
+  first level: exact search on a sparse query grid; random starts lost Hubble's rare galaxies).
+  Queries every ``query_stride`` px above ``dense_max_pixels`` (each output pixel still gets
+  ~(p / stride)^2 value patches). No alpha here: estimating min_q D from the pairs PatchMatch
+  happens to evaluate made neighbouring queries' scores inconsistent and the averaged patches
+  blurry (gravel 512 px: sharpness 0.40 of the source's with it, 0.88 without), and the layout is
+  already set by the exact levels.
+* Not used, from the feasibility notes: exact search at every level of a 512 px output ~5,000 s,
+  faiss IVF rebuilt per iteration 77 s, HNSW ~16 s to build per level; no faiss index searches the
+  normalised distance.
+
+Deviations from GPNN's code, each measured: 5 iterations on exact levels (10 cost twice as much
+for the same period), 3 on PatchMatch levels, 1 at the coarsest (more pulled gravel back into a
+verbatim copy of the source: copy score 0.59 vs 0.13), coarsest level 40 px instead of 14 on the
+source's smaller side (brick's bond needs a few courses there).
+
+CPU figures (one thread, :mod:`bench.full_resolution` has the table): instant 512 x 512 ~3 s,
+1024 x 1024 ~8 s, lift 128 -> 1024 px ~9 s. Deterministic for a seed on the CPU (every random
+number comes from one CPU ``torch.Generator``); on CUDA ``index_add_`` sums in any order.
 """
 
 from __future__ import annotations
@@ -66,14 +83,14 @@ class PatchSynthesisConfig:
     coarsest_iterations: int = 1  # iterations at the coarsest level of instant generation (GPNN: 1; more
     # iterations pull the noisy guess back to the source's own layout: verbatim copies)
     iterations_approx: int = 3  # iterations per PatchMatch level (ours: measured, later ones change little)
-    alpha: float = 2e-3  # completeness weight in D / (alpha + min_q D), D = per-element MSE on [-1, 1];
-    # smaller = stronger push to use every source patch (GPNN: 5e-3; on brick 5e-3 let the joints
-    # vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
+    alpha: float = 2e-3  # completeness weight in D / (alpha + min_q D) on the exact levels, D = per-element
+    # MSE on [-1, 1]; smaller = stronger push to use every source patch (GPNN: 5e-3; on brick 5e-3 let
+    # the joints vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
     use_alpha: bool = True  # False: plain nearest neighbour (GPNN's alpha = infinity)
     noise_sigma: float = 0.75  # std of the Gaussian noise added to the coarsest level (instant; GPNN: 0.75)
     feature_dims: int = 24  # PCA dimensions of the patch features (of 3 p^2)
     pca_samples: int = 8192  # patches sampled from the source level to fit the PCA basis
-    exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this
+    exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this (~0.15 s per iteration)
     dense_max_pixels: int = 192 * 192  # levels with more output pixels take queries every query_stride px
     query_stride: int = 2  # query step on large levels (pixels)
     half_keys_above: int = 1_000_000  # key sets larger than this are stored as float16 (memory at 2K-4K)
