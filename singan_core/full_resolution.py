@@ -33,6 +33,7 @@ from .model import SinGANPyramid
 from .patch_synthesis import PatchSynthesisConfig, synthesize
 from .pyramid import Size, resize
 from .sampling import sample
+from .storage import FULL_SOURCE_MAX_SIZE
 
 __all__ = [
     "MAX_FEATURE_SCALE",
@@ -59,12 +60,13 @@ class LiftSource:
     """Where a model's full-resolution detail comes from.
 
     Attributes:
-        image: (1, 3, Hs, Ws) in [-1, 1]: the model's ``full_source.png``, or its finest training
-            image x_{K-1} for a model saved before full-resolution sources existed.
-        model_px_per_source_px: (height, width) ratio of the model's finest scale to ``image``
-            (< 1 for a full-resolution source, exactly 1 for the fallback).
-        full_resolution: False when ``image`` is the fallback (the lift then has only the model's
-            own detail: less than the source had).
+        image: (1, 3, Hs, Ws) in [-1, 1]: the model's ``full_source.png``; for a model saved before
+            full-resolution sources existed, its finest training image x_{K-1} upsampled (bicubic)
+            back to the size of the image it was trained from (``1 / input_scale``, at most 4096 px),
+            so feature scales mean the same for old and new models.
+        model_px_per_source_px: (height, width) ratio of the model's finest scale to ``image`` (<= 1).
+        full_resolution: False for the fallback: features come out at the right size, but with
+            only the model's detail (blurrier than the source had).
     """
 
     image: torch.Tensor
@@ -76,10 +78,9 @@ class LiftSource:
         """One line for the user when the model has no full-resolution source, else ``None``."""
         if self.full_resolution:
             return None
-        h, w = self.image.shape[-2:]
         return (
-            f"this model was saved without its full-resolution source; detail comes from its "
-            f"{w}x{h} px training image (retrain it for the source's full detail)"
+            "this model was saved without its full-resolution source; detail comes from its "
+            "training image at the model's resolution (retrain it for the source's full detail)"
         )
 
 
@@ -89,14 +90,18 @@ def lift_source(pyramid: SinGANPyramid, full_source: torch.Tensor | None) -> Lif
     Args:
         pyramid: the trained pyramid.
         full_source: its full-resolution source (1, 3, Hs, Ws) in [-1, 1], as returned by
-            :func:`singan_core.storage.load_full_source`, or ``None`` for a model without one.
+            :func:`singan_core.storage.load_full_source`, or ``None`` for a model without one
+            (then the finest training image, upsampled to the trained-from size, stands in).
 
     Returns:
         The source on the pyramid's device with the model-to-source pixel ratio.
     """
     finest_h, finest_w = pyramid.sizes[-1]
     if full_source is None:
-        return LiftSource(pyramid.reals[-1].detach(), (1.0, 1.0), full_resolution=False)
+        factor = min(1.0 / pyramid.geometry.input_scale, FULL_SOURCE_MAX_SIZE / max(finest_h, finest_w))
+        size = (max(1, round(finest_h * factor)), max(1, round(finest_w * factor)))
+        image = resize(pyramid.reals[-1].detach(), size).clamp(-1, 1)
+        return LiftSource(image, (finest_h / size[0], finest_w / size[1]), full_resolution=False)
     h, w = full_source.shape[-2:]
     return LiftSource(full_source.to(pyramid.device), (finest_h / h, finest_w / w), full_resolution=True)
 
@@ -135,6 +140,18 @@ def _synthesis_size(height: int, width: int, feature_scale: float) -> Size:
     if feature_scale <= 1.0:
         return height, width
     return max(MIN_OUTPUT_SIDE, round(height / feature_scale)), max(MIN_OUTPUT_SIDE, round(width / feature_scale))
+
+
+def _at_least_patch(init: torch.Tensor, patch_size: int, target: Size) -> torch.Tensor:
+    """A canvas smaller than one patch (a small output of a low-resolution model) upsampled to a
+    patch on its shorter side (aspect kept, never beyond ``target``): only the lift's first level
+    moves, not the feature scale."""
+    h, w = init.shape[-2:]
+    if min(h, w) >= patch_size:
+        return init
+    factor = patch_size / min(h, w)
+    size = (min(target[0], math.ceil(h * factor)), min(target[1], math.ceil(w * factor)))
+    return resize(init, size).clamp(-1, 1)
 
 
 def _upsample(x: torch.Tensor, height: int, width: int, circular: bool) -> torch.Tensor:
@@ -226,7 +243,8 @@ def sample_full_resolution(
     out = []
     for i, init in enumerate(layouts):
         step = _progress(on_step, i, n_samples)
-        lifted = synthesize(values, *target, init=init[None], seed=seed + i, config=config, on_step=step)
+        init = _at_least_patch(init[None], config.patch_size, target)
+        lifted = synthesize(values, *target, init=init, seed=seed + i, config=config, on_step=step)
         out.append(_upsample(lifted, height, width, circular=False))
     return torch.cat(out)
 

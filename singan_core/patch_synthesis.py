@@ -17,24 +17,41 @@ Two uses of one engine (:func:`synthesize`):
   from the source's own patches.
 
 Distances are mean squared differences per patch element on [-1, 1] values (D = SSD / (3 p^2)),
-computed on PCA-reduced patch features (``feature_dims``): projecting on a basis is a convolution,
-so neither the queries nor the keys are ever unfolded into 3 p^2-vectors. ``alpha`` is in the
-same units; GPNN's 5e-3 on [-1, 1] per-element MSE.
+computed on PCA-reduced patch features (``feature_dims``, basis fitted per level on a sample of the
+source's patches): projecting on a basis is a convolution, so neither the queries nor the keys are
+ever unfolded into 3 p^2-vectors (features are computed in bands of rows, and key sets over a
+million patches are kept in float16: a 256 -> 2048 px lift peaks at 1.2 GB). ``alpha`` is in these
+units: on brick GPNN's 5e-3 let the joints vanish into long strips, 1e-3 blurred the bricks, 2e-3 is
+the default.
 
-Search back-ends, chosen per level by measured cost on a 2-core AVX2 CPU, one torch thread:
+Search back-ends, chosen per level by measured cost (2-core AVX2 CPU, one torch thread):
 
-* exact (tiled matrix products, two passes: per-key min over queries, then the normalised argmin)
-  when queries x keys <= ``exact_max_pairs``;
-* PatchMatch (Barnes et al., SIGGRAPH 2009) above that, vectorised over all queries at once
-  (Jacobi-style): each round proposes the 4 neighbours' matches shifted by one query step, then
-  random candidates at halving radii; warm-started from the previous iteration or the previous
-  level. ``min_q D(q, k)`` is estimated from every (query, key) pair evaluated in the previous
-  round (a scatter-min over keys), keys never evaluated get the median estimate. Queries are taken
-  every ``query_stride`` pixels on levels larger than ``dense_max_pixels`` (each output pixel is
-  still covered by ~(p / stride)^2 value patches).
-Figures behind these choices are in README's patch-synthesis section and the feasibility notes:
-exact search at 512 x 512 would take ~5,000 s, faiss IVF rebuilt per iteration 77 s, HNSW builds
-~16 s per level; PatchMatch meets the targets (instant 512 x 512 in a few seconds).
+* exact, with alpha (tiled ``addmm``; two passes: min over queries per key, then the normalised
+  argmin) when queries x keys <= ``exact_max_pairs`` (20 M pairs, ~0.15 s per iteration), with
+  queries at every pixel or, failing that, every ``query_stride`` pixels. These are the coarse
+  levels, where the layout is decided: with PatchMatch there (``exact_max_pairs=0``) brick's joints
+  broke up and its period drifted (41 vs 37.5 px); exact search keeps it (36-38 px over seeds).
+* PatchMatch (Barnes et al., SIGGRAPH 2009) above that, plain D: vectorised over all queries at
+  once (Jacobi-style), each round proposes the 4 neighbours' matches shifted by one query step, then
+  random candidates at halving radii; warm-started from the previous iteration or level (a lift's
+  first level: exact search on a sparse query grid; random starts lost Hubble's rare galaxies).
+  Queries every ``query_stride`` px above ``dense_max_pixels`` (each output pixel still gets
+  ~(p / stride)^2 value patches). No alpha here: estimating min_q D from the pairs PatchMatch
+  happens to evaluate made neighbouring queries' scores inconsistent and the averaged patches
+  blurry (gravel 512 px: sharpness 0.40 of the source's with it, 0.88 without), and the layout is
+  already set by the exact levels.
+* Not used, from the feasibility notes: exact search at every level of a 512 px output ~5,000 s,
+  faiss IVF rebuilt per iteration 77 s, HNSW ~16 s to build per level; no faiss index searches the
+  normalised distance.
+
+Deviations from GPNN's code, each measured: 5 iterations on exact levels (10 cost twice as much
+for the same period), 3 on PatchMatch levels, 1 at the coarsest (more pulled gravel back into a
+verbatim copy of the source: copy score 0.59 vs 0.13), coarsest level 40 px instead of 14 on the
+source's smaller side (brick's bond needs a few courses there).
+
+CPU figures (one thread, :mod:`bench.full_resolution` has the table): instant 512 x 512 ~3 s,
+1024 x 1024 ~8 s, lift 128 -> 1024 px ~9 s. Deterministic for a seed on the CPU (every random
+number comes from one CPU ``torch.Generator``); on CUDA ``index_add_`` sums in any order.
 """
 
 from __future__ import annotations
@@ -66,14 +83,14 @@ class PatchSynthesisConfig:
     coarsest_iterations: int = 1  # iterations at the coarsest level of instant generation (GPNN: 1; more
     # iterations pull the noisy guess back to the source's own layout: verbatim copies)
     iterations_approx: int = 3  # iterations per PatchMatch level (ours: measured, later ones change little)
-    alpha: float = 2e-3  # completeness weight in D / (alpha + min_q D), D = per-element MSE on [-1, 1];
-    # smaller = stronger push to use every source patch (GPNN: 5e-3; on brick 5e-3 let the joints
-    # vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
+    alpha: float = 2e-3  # completeness weight in D / (alpha + min_q D) on the exact levels, D = per-element
+    # MSE on [-1, 1]; smaller = stronger push to use every source patch (GPNN: 5e-3; on brick 5e-3 let
+    # the joints vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
     use_alpha: bool = True  # False: plain nearest neighbour (GPNN's alpha = infinity)
     noise_sigma: float = 0.75  # std of the Gaussian noise added to the coarsest level (instant; GPNN: 0.75)
     feature_dims: int = 24  # PCA dimensions of the patch features (of 3 p^2)
     pca_samples: int = 8192  # patches sampled from the source level to fit the PCA basis
-    exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this
+    exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this (~0.15 s per iteration)
     dense_max_pixels: int = 192 * 192  # levels with more output pixels take queries every query_stride px
     query_stride: int = 2  # query step on large levels (pixels)
     half_keys_above: int = 1_000_000  # key sets larger than this are stored as float16 (memory at 2K-4K)
@@ -181,20 +198,35 @@ def _pca_basis(image: torch.Tensor, p: int, dims: int, samples: int, generator: 
     return vectors[:, -dims:].T.float().reshape(dims, 3, p, p).contiguous()
 
 
-def _features(image: torch.Tensor, basis: torch.Tensor, circular: bool) -> torch.Tensor:
-    """Features of every p x p patch of (1, 3, h, w): (d, h', w') with h' = h (circular) or h - p + 1."""
-    p = basis.shape[-1]
+def _grid_features(image: torch.Tensor, basis: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, circular: bool, dtype) -> torch.Tensor:
+    """(len(ys) * len(xs), d) features of the p x p patches whose top-left pixels are ys x xs
+    (row-major), projected on ``basis`` (d, 3, p, p) by convolution.
+
+    Computed in bands of rows so that the stride-1 convolution of a 2K-4K image never exists
+    whole (it alone was 0.46 GB at 2048 px); stored as ``dtype``.
+    """
+    p, d = basis.shape[-1], basis.shape[0]
     if circular:
         image = F.pad(image, (0, p - 1, 0, p - 1), mode="circular")
-    return F.conv2d(image, basis)[0]
+    out = torch.empty(ys.numel() * xs.numel(), d, dtype=dtype, device=image.device)
+    band = max(1, 2_000_000 // (image.shape[-1] * d))  # rows of positions per band (~8 MB of conv output)
+    for i in range(0, ys.numel(), band):
+        rows = ys[i : i + band]
+        top, bottom = int(rows[0]), int(rows[-1]) + p
+        feats = F.conv2d(image[..., top:bottom, :], basis)[0]  # (d, bottom - top - p + 1, W')
+        feats = feats[:, rows - top][:, :, xs]
+        out[i * xs.numel() : (i + rows.numel()) * xs.numel()] = feats.reshape(d, -1).T
+    return out
 
 
 def _key_features(image: torch.Tensor, basis: torch.Tensor, half_above: int) -> torch.Tensor:
     """(K, d) features of every p x p patch of the source level (row-major top-left positions);
     float16 when there are more than ``half_above`` keys (halves the largest memory of the search)."""
-    keys = _features(image, basis, False)
-    keys = keys.reshape(keys.shape[0], -1).T.contiguous()
-    return keys.half() if keys.shape[0] > half_above else keys
+    p = basis.shape[-1]
+    h, w = image.shape[-2] - p + 1, image.shape[-1] - p + 1
+    dtype = torch.float16 if h * w > half_above else torch.float32
+    ys, xs = torch.arange(h, device=image.device), torch.arange(w, device=image.device)
+    return _grid_features(image, basis, ys, xs, False, dtype)
 
 
 def _positions(size: int, p: int, stride: int, circular: bool, device) -> torch.Tensor:
@@ -218,9 +250,8 @@ class _Grid:
 
 
 def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> torch.Tensor:
-    """(Q, d) features of the queries of ``grid`` (row-major)."""
-    feats = _features(image, basis, grid.circular)[:, grid.ys][:, :, grid.xs]
-    return feats.reshape(feats.shape[0], -1).T.contiguous()
+    """(Q, d) float32 features of the queries of ``grid`` (row-major)."""
+    return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float32)
 
 
 def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int) -> torch.Tensor:
@@ -441,7 +472,7 @@ def synthesize(
     levels = _plan(tuple(source.shape[-2:]), (height, width), None if init is None else tuple(init.shape[-2:]), cfg)
 
     if init is None:
-        coarse = _resize(_resize(source, levels[0].src), levels[0].out, circular)
+        coarse = _resize(_resize(source, levels[0].src), levels[0].out, circular)  # GPNN: resized to the output
         noise = torch.randn(coarse.shape, generator=gen).to(dev)
         x = coarse + cfg.noise_sigma * noise
         prev_size = levels[0].out  # no blur of the coarsest keys: the noisy guess is not a blurred image
@@ -456,11 +487,8 @@ def synthesize(
         blurred = _resize(_resize(values, _blur_size(level, prev_size)), level.src)
         basis = _pca_basis(values, p, cfg.feature_dims, cfg.pca_samples, gen).to(dev)
         key_hw = (level.src[0] - p + 1, level.src[1] - p + 1)
-        dense = level.out[0] * level.out[1] <= cfg.dense_max_pixels
-        step = 1 if dense else cfg.query_stride
-        grid = _Grid(_positions(level.out[0], p, step, circular, dev), _positions(level.out[1], p, step, circular, dev), *level.out, circular)
+        grid, step, exact = _search_plan(level.out, key_hw[0] * key_hw[1], circular, cfg, dev)
         n_queries = grid.ys.numel() * grid.xs.numel()
-        exact = n_queries * key_hw[0] * key_hw[1] <= cfg.exact_max_pairs
         iterations = cfg.iterations if exact else cfg.iterations_approx
         if li == 0 and init is None:
             iterations = cfg.coarsest_iterations
@@ -487,6 +515,27 @@ def synthesize(
         if on_step is not None:
             on_step(li + 1, len(levels))
     return x.clamp(-1, 1)
+
+
+def _search_plan(out: Size, n_keys: int, circular: bool, cfg: PatchSynthesisConfig, device) -> tuple[_Grid, int, bool]:
+    """A level's query grid, its step (pixels) and whether its search is exact.
+
+    Exact search with queries at every pixel, else at every ``query_stride`` pixels, when
+    queries x keys fits ``exact_max_pairs``; otherwise PatchMatch, dense up to ``dense_max_pixels``.
+    The strided exact option keeps brick's coarse levels exact at 1024 px output (with only the
+    dense one, 1024 px from a 512 px source had one exact level and lost the bond).
+    """
+    p = cfg.patch_size
+
+    def grid(step: int) -> _Grid:
+        return _Grid(_positions(out[0], p, step, circular, device), _positions(out[1], p, step, circular, device), *out, circular)
+
+    for step in (1, cfg.query_stride):
+        g = grid(step)
+        if g.ys.numel() * g.xs.numel() * n_keys <= cfg.exact_max_pairs:
+            return g, step, True
+    step = 1 if out[0] * out[1] <= cfg.dense_max_pixels else cfg.query_stride
+    return grid(step), step, False
 
 
 def _blur_size(level: _Level, prev_out: Size) -> Size:

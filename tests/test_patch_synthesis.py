@@ -48,6 +48,13 @@ def test_instant_shape_range_and_device(brick):
     assert out.std() > 0.5 * brick.std()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_runs_on_the_source_device(brick):
+    out = synthesize(brick.cuda(), 96, 96, seed=1, config=SMALL)
+    assert out.device == brick.cuda().device and out.shape == (1, 3, 96, 96)
+    assert (out.cpu() - synthesize(brick, 96, 96, seed=1, config=SMALL)).abs().mean() < 0.1
+
+
 def test_same_seed_repeats_exactly_and_seeds_differ(gravel):
     a = synthesize(gravel, 96, 96, seed=3, config=SMALL)
     b = synthesize(gravel, 96, 96, seed=3, config=SMALL)

@@ -1,0 +1,216 @@
+"""Full-resolution output (issue 12): four ways to get W x H pixels from one image, side by side.
+
+    python bench/full_resolution.py [--images brick chelsea ...] [--sizes 512 1024] [--big 2048 --big-image brick]
+
+Per image (tiny-preset model, trained once and cached in ``--models``) and output size W x H, at
+feature scale 1 (output px = source px):
+
+    model    today's output: the model-scale sample at W x H pixels (features at the model's size)
+    bicubic  a model-scale sample at the right feature scale, bicubic-upsampled to W x H
+    lift     SinGAN's layout lifted with the source's patches (singan_core.full_resolution)
+    instant  patch synthesis from noise, no model (singan_core.full_resolution.instant)
+
+Per method: seconds per image, peak memory above the process's baseline (CPU: resident set sampled
+every 5 ms; CUDA: max allocated), patch-SWD vs the source, feature-scale error (|period / source
+period - 1|; correlation length for aperiodic textures), sharpness ratio (Laplacian variance vs
+the source's), copy score, pixel diversity of two seeds (at the first size only). Prints a table,
+writes JSON and, per image and size, a contact sheet (source | model | bicubic | lift | instant,
+each a 512 x 512 crop at 100 %) to ``--out`` (default bench/results/full_resolution/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from singan_core.config import preset
+from singan_core.device import configure_threads, select_device
+from singan_core.full_resolution import LiftSource, instant, sample_full_resolution
+from singan_core.imageio import to_uint8
+from singan_core.metrics import copy_score, correlation_length, dominant_period, patch_swd, pixel_diversity, sharpness
+from singan_core.pyramid import resize
+from singan_core.sampling import sample
+from singan_core.storage import load_pyramid, read_meta
+from singan_core.workflow import is_model_dir, load_instant_source, model_lift_source, run_training, start_training
+
+IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+DEFAULT_IMAGES = [
+    "brick.png", "grass.png", "gravel.png", "coffee.png", "rocket.jpg", "chelsea.png", "hubble_deep_field.jpg",
+    "reference/balloons.png", "reference/birds.png", "reference/mountains3.png", "reference/starry_night.png",
+]
+METHODS = ("model", "bicubic", "lift", "instant")
+TARGETS = "instant 512 <= 5 s, 1024 <= 20 s; lift to 1024 <= 15 s; peak memory <= 2 GB at 2048 (2-core CPU)"
+CROP = 512  # side of the 100 % crops on the contact sheets
+
+
+class PeakMemory:
+    """Peak memory (bytes) above the level at entry: CUDA max allocated, or the sampled CPU RSS."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak = device, 0
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        else:
+            self.base = self.max_rss = _rss()
+            self.running = True
+            self.thread = threading.Thread(target=self._poll, daemon=True)
+            self.thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while self.running:
+            self.max_rss = max(self.max_rss, _rss())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
+        else:
+            self.running = False
+            self.thread.join()
+            self.peak = max(self.max_rss, _rss()) - self.base
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def trained_model(image: Path, models: Path, device: torch.device):
+    """The image's tiny-preset model (trained into ``models/<stem>`` the first time), its lift source."""
+    path = models / image.stem
+    if not (is_model_dir(path) and read_meta(path).is_complete):
+        start = time.perf_counter()
+        run_training(start_training(image, path, preset("tiny"), "tiny", device, overwrite=True))
+        print(f"{image.name}: tiny model trained in {time.perf_counter() - start:.0f} s", flush=True)
+    pyramid, meta = load_pyramid(path, device)
+    return pyramid, model_lift_source(path, pyramid, meta)
+
+
+def run_method(method: str, pyramid, source: LiftSource, size: int, n: int) -> torch.Tensor:
+    """``n`` outputs (seeds 0..n-1) of one method at size x size pixels, feature scale 1."""
+    if method == "model":
+        return sample_full_resolution(pyramid, source, size, size, detail="model", n_samples=n)
+    if method == "bicubic":
+        (fh, fw), (mh, mw) = pyramid.sizes[-1], source.model_px_per_source_px
+        small = sample(pyramid, n, size * mh / fh, size * mw / fw)
+        return resize(small, (size, size)).clamp(-1, 1)
+    if method == "lift":
+        return sample_full_resolution(pyramid, source, size, size, n_samples=n)
+    return instant(source.image, size, size, n_samples=n)
+
+
+def feature_scale_error(out: torch.Tensor, src: torch.Tensor) -> tuple[float, str]:
+    """|measure(out) / measure(src) - 1| with the period, or the correlation length if ``src`` has none."""
+    period = dominant_period(src)
+    if not math.isnan(period):
+        return abs(dominant_period(out) / period - 1), "period"
+    return abs(correlation_length(out) / correlation_length(src) - 1), "corr"
+
+
+def measure(method: str, pyramid, source: LiftSource, size: int, n: int, device: torch.device) -> tuple[dict, torch.Tensor]:
+    with PeakMemory(device) as mem:
+        start = time.perf_counter()
+        out = run_method(method, pyramid, source, size, n)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = (time.perf_counter() - start) / n
+    out, src = out.cpu(), source.image.cpu()
+    first = out[:1]
+    error, kind = feature_scale_error(first, src)
+    row = {
+        "seconds": seconds,
+        "peak_mb": mem.peak / 2**20,
+        "patch_swd": patch_swd(first, src),
+        "feature_scale_error": error,
+        "feature_measure": kind,
+        "sharpness_ratio": sharpness(first) / sharpness(src),
+        "copy_score": copy_score(first, src),
+        "diversity": pixel_diversity(out, src) if n >= 2 else None,
+    }
+    return row, first
+
+
+def contact_sheet(source: torch.Tensor, outputs: dict[str, torch.Tensor], title: str, path: Path) -> None:
+    """source | model | bicubic | lift | instant, each the centre CROP x CROP at 100 % (smaller ones whole)."""
+    tiles = [("source", source)] + list(outputs.items())
+    sheet = Image.new("RGB", (len(tiles) * (CROP + 8), CROP + 40), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 2), title, fill="black")
+    for i, (name, x) in enumerate(tiles):
+        h, w = x.shape[-2:]
+        top, left = max(0, (h - CROP) // 2), max(0, (w - CROP) // 2)
+        tile = Image.fromarray(to_uint8(x[..., top : top + CROP, left : left + CROP]))
+        sheet.paste(tile, (i * (CROP + 8), 24))
+        draw.text((i * (CROP + 8) + 4, CROP + 26), f"{name} {w}x{h}", fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'image':<22}{'size':>6} {'method':<8}{'s/img':>8}{'peak MB':>9}{'pSWD':>8}{'fs err':>8}{'sharp':>7}{'copy':>7}{'div':>6}")
+    for r in rows:
+        div = "-" if r["diversity"] is None else f"{r['diversity']:.2f}"
+        print(
+            f"{r['image']:<22}{r['size']:>6} {r['method']:<8}{r['seconds']:>8.2f}{r['peak_mb']:>9.0f}{r['patch_swd']:>8.4f}"
+            f"{r['feature_scale_error']:>8.2f}{r['sharpness_ratio']:>7.2f}{r['copy_score']:>7.3f}{div:>6}"
+        )
+    print(f"targets: {TARGETS}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", nargs="+", default=DEFAULT_IMAGES, help="paths under shared/images")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024])
+    parser.add_argument("--big", type=int, default=2048, help="one extra size (0: none) ...")
+    parser.add_argument("--big-image", default="hubble_deep_field.jpg", help="... for this image, lift and instant only")
+    parser.add_argument("--models", type=Path, default=Path("/tmp/full-resolution-bench-models"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "full_resolution")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    configure_threads()
+    device = select_device(args.device)
+    rows: list[dict] = []
+    for name in args.images:
+        pyramid, source = trained_model(IMAGES / name, args.models, device)
+        jobs = [(size, METHODS) for size in args.sizes]
+        if args.big and name == args.big_image:
+            jobs.append((args.big, ("lift", "instant")))
+        for size, methods in jobs:
+            outputs = {}
+            for method in methods:
+                n = 2 if size == args.sizes[0] else 1
+                row, outputs[method] = measure(method, pyramid, source, size, n, device)
+                rows.append({"image": name, "size": size, "method": method, **row})
+                print_table(rows[-1:])
+                print(flush=True)
+            sheet = args.out / f"{Path(name).stem}_{size}.png"
+            contact_sheet(source.image.cpu(), outputs, f"{name} at {size}x{size}, feature scale 1", sheet)
+            print(f"sheet: {sheet}", flush=True)
+        del pyramid, source
+        write_json(args.out / "results.json", device, rows)  # after every image: a stopped run keeps its rows
+    print_table(rows)
+    print(f"json: {args.out / 'results.json'}")
+
+
+def write_json(path: Path, device: torch.device, rows: list[dict]) -> None:
+    report = {"device": str(device), "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "targets": TARGETS, "rows": rows}
+    path.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

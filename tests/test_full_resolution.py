@@ -1,0 +1,265 @@
+"""Acceptance tests of issue 12: output at the source's feature scale (SinGAN + lift, instant).
+
+On real photos, CPU, tiny-preset models stored and loaded through the model-directory API, as the
+CLI does. Each expensive output is made once per module. Figures measured while writing these
+tests (brick 512 x 512, source period 37 px): lift and instant periods 36-37 px, model-scale output
+3 px; sharpness ratios 0.63-0.66 vs 0.001 for the bicubic-upsampled model sample; copy scores
+0.02-0.09.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from singan_core import cli
+from singan_core.config import preset
+from singan_core.full_resolution import LiftSource, instant, sample_full_resolution
+from singan_core.imageio import load_image
+from singan_core.metrics import copy_score, dominant_period, pixel_diversity, sharpness
+from singan_core.model import SinGANPyramid
+from singan_core.pyramid import resize
+from singan_core.sampling import sample
+from singan_core.storage import (
+    FULL_SOURCE_FILE,
+    FULL_SOURCE_MAX_SIZE,
+    ModelLoadError,
+    create_model_dir,
+    file_sha256,
+    full_source_image,
+    load_pyramid,
+    read_meta,
+    save_scale,
+)
+from singan_core.training import new_pyramid
+from singan_core.workflow import model_lift_source
+
+SIZE = 512  # output side of the acceptance checks (pixels)
+PERIOD_TOLERANCE = 0.15
+MIN_SHARPNESS_RATIO = 0.6
+MAX_COPY_SCORE = 0.25
+MIN_DIVERSITY = 0.1  # pixel diversity of two seeds (brick at 160 x 128: measured 0.19-0.3; identical images give 0)
+
+
+def store_model(path: Path, pyramid: SinGANPyramid, image: Path) -> Path:
+    """A model directory holding ``pyramid`` (trained on ``image``) with its full-resolution source."""
+    untrained = new_pyramid(load_image(image), pyramid.config, torch.device("cpu"))
+    create_model_dir(path, untrained, file_sha256(image), image.name, "tiny", full_source=load_image(image))
+    for k in range(pyramid.num_scales):
+        save_scale(path, pyramid, k)
+    return path
+
+
+def load_model(path: Path) -> tuple[SinGANPyramid, LiftSource]:
+    pyramid, meta = load_pyramid(path)
+    return pyramid, model_lift_source(path, pyramid, meta)
+
+
+@pytest.fixture(scope="module")
+def brick_dir(tmp_path_factory, shared_images, tiny_model_of) -> Path:
+    image = shared_images / "brick.png"  # grayscale: loaded as RGB
+    return store_model(tmp_path_factory.mktemp("models") / "brick", tiny_model_of(image), image)
+
+
+@pytest.fixture(scope="module")
+def brick(brick_dir):
+    """The brick model's outputs at 512 x 512: lift, instant, model scale, bicubic-upsampled model sample."""
+    pyramid, source = load_model(brick_dir)
+    assert source.full_resolution and source.image.shape[-2:] == (512, 512)
+    lift = sample_full_resolution(pyramid, source, SIZE, SIZE)
+    inst = instant(source.image, SIZE, SIZE)
+    model_scale = sample_full_resolution(pyramid, source, SIZE, SIZE, detail="model")
+    (fh, fw), (mh, mw) = pyramid.sizes[-1], source.model_px_per_source_px
+    small = sample(pyramid, 1, SIZE * mh / fh, SIZE * mw / fw)  # the right feature scale, model resolution
+    bicubic = resize(small, (SIZE, SIZE)).clamp(-1, 1)
+    return {"source": source.image, "lift": lift, "instant": inst, "model": model_scale, "bicubic": bicubic}
+
+
+@pytest.fixture(scope="module")
+def chelsea(tmp_path_factory, tiny_trained):
+    pyramid, source = load_model(store_model(tmp_path_factory.mktemp("models") / "chelsea", tiny_trained.pyramid, tiny_trained.image))
+    size = (288, 288)  # smaller than the 451 x 300 photo: a crop of it would be the easy way out
+    lift = sample_full_resolution(pyramid, source, *size)
+    return {"source": source.image, "lift": lift, "instant": instant(source.image, *size)}
+
+
+# --------------------------------------------------------------------------- feature scale, sharpness, copies
+
+
+def test_lift_and_instant_keep_the_brick_period_model_scale_output_does_not(brick):
+    source_period = dominant_period(brick["source"])
+    for name in ("lift", "instant"):
+        period = dominant_period(brick[name])
+        assert abs(period / source_period - 1) <= PERIOD_TOLERANCE, (name, period, source_period)
+    model_period = dominant_period(brick["model"])  # bricks 10x smaller (the model learned them at 48 px)
+    assert math.isnan(model_period) or abs(model_period / source_period - 1) > PERIOD_TOLERANCE, model_period
+
+
+def test_lift_and_instant_are_sharp_bicubic_upsampling_is_not(brick):
+    reference = sharpness(brick["source"])
+    bicubic = sharpness(brick["bicubic"]) / reference
+    for name in ("lift", "instant"):
+        ratio = sharpness(brick[name]) / reference
+        assert ratio >= MIN_SHARPNESS_RATIO, (name, ratio)
+        assert ratio >= 2 * bicubic, (name, ratio, bicubic)
+
+
+@pytest.mark.parametrize("image", ["brick", "chelsea"])
+def test_lift_and_instant_do_not_paste_the_source(image, request):
+    outputs = request.getfixturevalue(image)
+    for name in ("lift", "instant"):
+        score = copy_score(outputs[name], outputs["source"])
+        assert score <= MAX_COPY_SCORE, (image, name, score)
+
+
+def test_seeds_differ_and_the_same_seed_repeats_exactly(brick_dir):
+    pyramid, source = load_model(brick_dir)
+    crop = source.image[..., :192, :192]
+    outputs = {
+        "lift": lambda seed, n: sample_full_resolution(pyramid, source, 160, 128, n_samples=n, seed=seed),
+        "instant": lambda seed, n: instant(crop, 160, 128, n_samples=n, seed=seed),
+    }
+    for name, make in outputs.items():
+        pair = make(3, 2)
+        assert pixel_diversity(pair, source.image) > MIN_DIVERSITY, name
+        assert torch.equal(make(4, 1)[0], pair[1]), name
+
+
+def seam_and_interior(x: torch.Tensor) -> tuple[float, float]:
+    """Mean |difference| across the wrap-around seams and between interior neighbours (both axes)."""
+    seam = torch.cat([(x[..., 0] - x[..., -1]).flatten(), (x[..., 0, :] - x[..., -1, :]).flatten()]).abs().mean()
+    inner = torch.cat([x.diff(dim=-1).flatten(), x.diff(dim=-2).flatten()]).abs().mean()
+    return float(seam), float(inner)
+
+
+def test_instant_tile_wraps_around(shared_images):
+    gravel = load_image(shared_images / "gravel.png")[..., :192, :192]
+    seam, inner = seam_and_interior(instant(gravel, 160, 160, tile=True))
+    assert seam <= inner * 1.2, (seam, inner)
+    plain_seam, plain_inner = seam_and_interior(instant(gravel, 160, 160))
+    assert plain_seam > 1.5 * plain_inner  # without --tile the opposite edges do not meet
+
+
+def test_feature_scale_sets_the_brick_size(brick_dir, brick):
+    pyramid, source = load_model(brick_dir)
+    half = sample_full_resolution(pyramid, source, 256, 256, feature_scale=0.5)
+    assert dominant_period(half) == pytest.approx(dominant_period(brick["source"]) / 2, rel=PERIOD_TOLERANCE)
+
+
+# --------------------------------------------------------------------------- model directories
+
+
+def test_training_stores_the_capped_full_resolution_source(tmp_path, shared_images):
+    from singan_core.workflow import start_training
+
+    job = start_training(shared_images / "coffee.png", tmp_path / "m", preset("tiny"), "tiny", torch.device("cpu"))
+    meta = read_meta(job.path)
+    assert meta.format_version == 2 and (meta.full_source.height, meta.full_source.width) == (400, 600)
+    stored = load_image(job.path / FULL_SOURCE_FILE)
+    assert torch.equal(stored, load_image(shared_images / "coffee.png"))  # lossless
+    assert full_source_image(torch.zeros(1, 3, 5000, 200)).shape[-2:] == (FULL_SOURCE_MAX_SIZE, 164)
+
+
+def test_a_model_saved_before_full_resolution_sources_loads_and_lifts(tiny_model, tmp_path):
+    old = shutil.copytree(tiny_model, tmp_path / "old")  # the session model: stored without a full source
+    assert not (old / FULL_SOURCE_FILE).exists() and read_meta(old).full_source is None
+    pyramid, source = load_model(old)
+    assert not source.full_resolution and "without its full-resolution source" in source.notice
+    h, w = source.image.shape[-2:]  # the finest 32 x 48 px image, back at chelsea.png's 451 x 300 (+-1 px)
+    assert w == 451 and abs(h - 300) <= 1
+    out = sample_full_resolution(pyramid, source, 160, 96)
+    assert out.shape == (1, 3, 96, 160) and out.abs().max() <= 1
+    model_scale = sample_full_resolution(pyramid, source, 160, 96, detail="model")
+    assert (out - model_scale).abs().mean() > 0.05  # a lift, not the model-scale sample
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_a_damaged_full_resolution_source_is_one_clear_error(brick_dir, tmp_path, damage, capsys):
+    model = shutil.copytree(brick_dir, tmp_path / "m")
+    if damage == "missing":
+        (model / FULL_SOURCE_FILE).unlink()
+    else:
+        data = bytearray((model / FULL_SOURCE_FILE).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (model / FULL_SOURCE_FILE).write_bytes(bytes(data))
+    pyramid, meta = load_pyramid(model)
+    with pytest.raises(ModelLoadError, match=f"{FULL_SOURCE_FILE}: {damage}"):
+        model_lift_source(model, pyramid, meta)
+    code, out, err = run_cli(capsys, "sample", model, "--width", "64", "--height", "64", "--out", tmp_path / "out")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and FULL_SOURCE_FILE in err
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """``singan ARGS`` in this process (the real entry point's error handling): (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_cli_sample_writes_full_resolution_files(brick_dir, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "sample", brick_dir, "--width", "80", "--height", "48", "-n", "2", "--seed", "5", "--out", tmp_path)
+    assert code == 0, err
+    paths = [Path(line) for line in out.splitlines()]
+    assert paths == [tmp_path / "sample_seed5.png", tmp_path / "sample_seed6.png"]
+    assert all(Image.open(p).size == (80, 48) for p in paths)
+    assert "2 images of 80x48 px in" in err and " s" in err
+
+
+def test_cli_instant_writes_tiles(shared_images, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "instant", shared_images / "gravel.png", "--width", "64", "--height", "48", "--tile", "--out", tmp_path)
+    assert code == 0, err
+    assert out.splitlines() == [str(tmp_path / "instant_seed0.png")]
+    assert Image.open(tmp_path / "instant_seed0.png").size == (64, 48)
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--width", "0", "--height", "64"], "width"),
+        (["--width", "64", "--height", "9000"], "height"),
+        (["--width", "64", "--height", "64", "--feature-scale", "-1"], "feature_scale"),
+        (["--width", "64"], "--height"),
+    ],
+)
+@pytest.mark.parametrize("command", ["sample", "instant"])
+def test_cli_bad_values_are_one_line_and_write_nothing(command, args, field, brick_dir, shared_images, tmp_path, capsys):
+    target = brick_dir if command == "sample" else shared_images / "brick.png"
+    code, out, err = run_cli(capsys, command, target, *args, "--out", tmp_path / "out")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and field in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_progress_counts_levels_and_may_cancel(brick_dir):
+    pyramid, source = load_model(brick_dir)
+    steps: list[tuple[int, int]] = []
+    sample_full_resolution(pyramid, source, 96, 64, n_samples=2, on_step=lambda done, total: steps.append((done, total)))
+    total = steps[-1][1]
+    assert steps == [(i, total) for i in range(1, total + 1)] and total % 2 == 0  # every level of both samples
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done: int, total: int) -> None:
+        if done == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        instant(source.image[..., :128, :128], 96, 64, n_samples=2, on_step=cancel)
+
+
+def test_detail_model_is_todays_model_scale_sample(brick_dir):
+    pyramid, source = load_model(brick_dir)
+    fh, fw = pyramid.sizes[-1]
+    expected = sample(pyramid, 1, 64 / fh, 96 / fw)
+    assert torch.equal(sample_full_resolution(pyramid, source, 96, 64, detail="model", feature_scale=0.5), expected)
