@@ -298,7 +298,9 @@ def startup(entry):
     combo = docker().preset
     entry["presets_offered"] = [(combo.itemData(i), combo.itemText(i)) for i in range(combo.count())]
     docker().show()
-    app.activeWindow().qwindow().showMaximized()  # what an artist on a 1280 x 800 laptop does (Xvfb has no window manager)
+    window = app.activeWindow().qwindow()
+    window.showMaximized()  # what an artist on a 1280 x 800 laptop does; Xvfb has no window manager, so also:
+    window.setGeometry(window.screen().availableGeometry())  # Qt keeps the window's minimum size
     yield sleep(1.0)
     entry["screen_geometry"] = _screen(app)
     entry.update(_geometry(app))
@@ -348,9 +350,10 @@ VARIATION_CASES = (
 
 
 def expected_region(doc, selection, size_mode, custom):
-    """Where variations go (x, y, w, h): the selection's (else the layer's, here the whole image's)
-    top left corner, at 1x or 2x its size or at W x H."""
-    x, y, w, h = selection[1:] if selection else (0, 0, doc.width(), doc.height())
+    """Where variations go (x, y, w, h): the selection's bounds' (else the layer's, here the whole
+    image's) top left corner, at 1x or 2x its size or at W x H."""
+    bounds = doc.selection()
+    x, y, w, h = (bounds.x(), bounds.y(), bounds.width(), bounds.height()) if selection else (0, 0, doc.width(), doc.height())
     if custom:
         return [x, y, *custom]
     factor = 2 if size_mode == 1 else 1
@@ -372,10 +375,7 @@ def variations(entry):
             yield from deselect(doc)
         else:
             kind, x, y, w, h = selection
-            mask = ellipse_mask(w, h) if kind == "ellipse" else None
-            select(doc, x, y, w, h, mask)
-            if mask is not None:
-                case["mask"] = save(f"variations_{name}_mask", mask)
+            select(doc, x, y, w, h, ellipse_mask(w, h) if kind == "ellipse" else None)
         d.size_mode.setCurrentIndex(size_mode)
         if custom:
             d.width_spin.setValue(custom[0])
@@ -389,6 +389,8 @@ def variations(entry):
         case["after"] = save(f"variations_{name}_after", after)
         case["stack"] = stack(doc)
         region = case["region"] = expected_region(doc, selection, size_mode, custom)
+        if selection is not None:  # the selection over the region (one byte per pixel)
+            case["mask"] = save(f"variations_{name}_mask", doc.selection().pixelData(*region))
         variation_layers(doc, case, f"variations_{name}", region)
         png(f"variations_{name}", after, doc.width(), doc.height())
     d.size_mode.setCurrentIndex(0)
@@ -614,15 +616,17 @@ def harmonize(entry):
     entry["object_shown"] = save("harmonize_object_shown", projection(doc))
     obj.setVisible(False)
     projection(doc)
+    # the plugin checks its hidden objects every 250 ms: wait for the object's visibility to follow
     Krita.instance().action("edit_undo").trigger()
-    yield sleep(0.6)  # the plugin checks its hidden objects every 250 ms
+    yield until(lambda: doc.nodeByName("Harmonized Pasted") is None and obj.visible(), 10, "undo to show the object")
     entry["undone"] = save("harmonize_undone", projection(doc))
     entry["stack_undone"] = stack(doc)
     Krita.instance().action("edit_redo").trigger()
-    yield sleep(0.6)
+    yield until(lambda: doc.nodeByName("Harmonized Pasted") is not None and not obj.visible(), 10,
+                "redo to hide the object again")
     entry["stack_redone"] = stack(doc)
     find(doc, "Harmonized Pasted").remove()
-    yield sleep(0.6)
+    yield until(lambda: obj.visible(), 10, "deleting the result to show the object")
     entry["deleted"] = save("harmonize_deleted", projection(doc))
     entry["stack_deleted"] = stack(doc)
 
