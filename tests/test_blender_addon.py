@@ -228,6 +228,7 @@ def test_pyzmq_and_msgpack_come_from_the_extension_wheels(scene_run, job_run):
         assert modules["zmq"].startswith(modules["wheels_site_packages"]), modules
         assert modules["msgpack"].startswith(modules["wheels_site_packages"]), modules
         assert modules["wheels_site_packages"].endswith(WHEEL_SITE)
+    assert job_run.result["top_level"] == []  # the client and session are the add-on's own subpackage
 
 
 # --------------------------------------------------------------------------- background plate

@@ -32,15 +32,14 @@ import pytest
 from conftest import REPO, DaemonProcess
 
 from krita_plugin import build
-from krita_plugin.singan_krita import actions, connection, deps, ops, options, pixels, words
-from krita_plugin.singan_krita.connection import Connection, ConnectionState
-from krita_plugin.singan_krita.errors import BadInput, NotConnected
-from krita_plugin.singan_krita.studio import Studio
+from krita_plugin.singan_krita import actions, deps, ops, options, pixels, words
+from krita_plugin.singan_krita.errors import BadInput, NoDocument
+from krita_plugin.singan_krita.studio import Studio, describe
 
 KRITA, XVFB_RUN = shutil.which("krita"), shutil.which("xvfb-run")
 KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 HARNESS = Path(__file__).resolve().parent / "krita_harness"
-KRITA_TIMEOUT = 420  # seconds for the first Krita session (the harness's own limit is 20 s less)
+KRITA_TIMEOUT = 1500  # seconds for the first Krita session (the harness's own limit is 20 s less); it trains 4 tiny models to the end
 SCREEN = (1280, 800)  # the Xvfb screen: a small laptop's
 CP311_WHEEL = "pyzmq-27.3.0-cp311-cp311-manylinux_2_26_x86_64.manylinux_2_28_x86_64"
 
@@ -92,7 +91,7 @@ def test_bundled_wheel_is_unpacked_and_preferred_over_an_installed_pyzmq(plugin_
         "import zmq\n"
         "from singan_krita import daemon_client\n"
         "from singan_krita.vendor import msgpack, protocol\n"
-        "print(zmq.__file__); print(msgpack.__file__); print(sys.modules[daemon_client.Client.__module__].__file__)\n"
+        "print(zmq.__file__); print(msgpack.__file__); print(sys.modules[daemon_client.Session.__module__].__file__)\n"
         "print(d.problem); print(sorted(m for m in sys.modules if m.split('.')[0] in ('protocol', 'msgpack')))\n"
     )
     for _ in range(2):  # the second load reuses the unpacked folder
@@ -101,7 +100,7 @@ def test_bundled_wheel_is_unpacked_and_preferred_over_an_installed_pyzmq(plugin_
         vendor = tmp_path / "singan_krita" / "vendor"
         assert Path(zmq_file).is_relative_to(vendor / "unpacked" / CP311_WHEEL)
         assert Path(msgpack_file).is_relative_to(vendor / "msgpack")
-        assert Path(client_file).is_relative_to(vendor / "protocol")
+        assert Path(client_file).is_relative_to(vendor / "protocol")  # the session, vendored
         assert problem == "None"
         assert top_level == "[]"  # the client and msgpack are the plugin's own subpackages, not top-level modules
     assert [p.name for p in (vendor / "unpacked").iterdir()] == [CP311_WHEEL]
@@ -163,23 +162,18 @@ def test_pixels_alpha_helpers():
         pixels.union(bytes(2), bytes(3))
 
 
-def test_pixels_helpers_are_fast_on_a_4k_layer():
-    bgra, mask = os.urandom(3840 * 2160 * 4), os.urandom(3840 * 2160)
-    started = time.perf_counter()
-    pixels.with_alpha(bgra, pixels.union(pixels.alpha(bgra), pixels.coverage(mask)))
-    assert time.perf_counter() - started < 1.0
-
-
-def test_output_size_modes_and_limits():
+def test_output_size_modes_and_the_daemons_limit():
     chosen = options.Options()
-    assert chosen.output_size(96, 64) == (96, 64)
+    assert chosen.output_size(96, 64, 8192) == (96, 64)
     chosen.size_mode = "2x"
-    assert chosen.output_size(96, 64) == (192, 128)
+    assert chosen.output_size(96, 64, 8192) == (192, 128)
+    with pytest.raises(BadInput, match="192 x 128 px; each side must be 8 to 150 px"):
+        chosen.output_size(96, 64, 150)  # the limit is the daemon's max_image_side, from hello
     chosen.size_mode, chosen.width, chosen.height = "custom", 300, 100
-    assert chosen.output_size(96, 64) == (300, 100)
+    assert chosen.output_size(96, 64, 8192) == (300, 100)
     chosen.width = 9000
     with pytest.raises(BadInput, match="9000 x 100"):
-        chosen.output_size(96, 64)
+        chosen.output_size(96, 64, 8192)
 
 
 def test_scale_choices_cover_every_scale_from_coarse_to_fine():
@@ -214,7 +208,7 @@ def test_options_round_trip_through_settings_and_bad_settings_keep_defaults():
     assert all(isinstance(text, str) for text in saved.values())
     assert options.from_settings(lambda name: saved.get(name, "")) == chosen
     assert options.from_settings(lambda name: "") == options.Options()  # a fresh kritarc
-    bad = {"count": "999", "preset": "huge", "seamless": "yes", "width": "x", "seed": "-1"}
+    bad = {"count": "999", "seamless": "yes", "width": "x", "seed": "-1", "size_mode": "3x", "injection_scale": "0"}
     assert options.from_settings(lambda name: bad.get(name, "")) == options.Options()
 
 
@@ -230,80 +224,54 @@ def test_request_params():
     assert ops.super_resolve_params("x" * 80, 4, options.Options())["name"] == "x" * 60
 
 
-def pump_until(conn: Connection, condition, timeout: float) -> float:
+def pump_until(studio: Studio, condition, timeout: float) -> float:
     """Pump like the plugin's 50 ms timer until ``condition()``; returns the seconds it took."""
     started = time.monotonic()
     while not condition():
-        assert time.monotonic() - started < timeout, f"not reached in {timeout} s: {conn.status}"
-        conn.pump()
+        assert time.monotonic() - started < timeout, f"not reached in {timeout} s: {studio.session.status}"
+        studio.session.pump()
         time.sleep(0.05)
     return time.monotonic() - started
 
 
-def test_connection_connects_lists_models_and_never_blocks(served_model):
-    conn = Connection(served_model.daemon.endpoint)
-    try:
-        pump_until(conn, lambda: conn.model(served_model.model) is not None, 10)
-        assert conn.state is ConnectionState.connected and conn.status.startswith("connected: SinGAN daemon")
-        assert conn.model(served_model.model)["status"] == "ready"
-        started = time.perf_counter()
-        for _ in range(20):
-            conn.pump()
-        assert time.perf_counter() - started < 0.2  # a pump never waits for the daemon
-    finally:
-        conn.close()
-
-
-def test_connection_reports_a_dead_daemon_within_3_seconds(start_daemon):
-    daemon = start_daemon()
-    conn = Connection(daemon.endpoint)
-    try:
-        pump_until(conn, lambda: conn.state is ConnectionState.connected, 10)
-        daemon.kill()
-        seconds = pump_until(conn, lambda: conn.state is ConnectionState.disconnected, 5)
-        assert seconds < connection.HEARTBEAT + connection.TIMEOUT * (connection.RETRIES + 1) + 0.3 <= 3.0
-        assert conn.status.startswith("not connected: no answer from the SinGAN daemon at")
-        with pytest.raises(NotConnected, match="^not connected"):
-            conn.request("jobs", on_done=lambda job: None)
-    finally:
-        conn.close()
-
-
-def test_connection_refuses_a_malformed_endpoint():
-    conn = Connection("localhost:5557")
-    conn.pump()
-    assert conn.state is ConnectionState.refused
-    assert conn.status.startswith("refused: 'localhost:5557' is not a ZeroMQ endpoint like tcp://127.0.0.1:5557")
-    with pytest.raises(NotConnected):
-        conn.request("hello", on_done=lambda job: None)
-
-
-def test_task_runs_a_job_and_cancel_stops_a_training(served_model, shared_images):
+def test_studio_runs_a_task_on_the_shared_session_and_cancel_stops_a_training(served_model, shared_images):
+    """The plugin's studio on protocol.session (the session itself: tests/test_session.py): a task's
+    result, its progress words while training, Cancel, and the docker's message line."""
     from conftest import wire_image
 
     studio = Studio(served_model.daemon.endpoint)
-    conn = studio.connection
     try:
-        pump_until(conn, lambda: conn.model(served_model.model) is not None, 10)
+        pump_until(studio, lambda: studio.session.model(served_model.model) is not None, 10)
         task = studio.start("variations")
         seen = []
         task.submit("generate", {"model": served_model.model, "n": 2, "width": 40, "height": 24, "output_order": "BGRA"},
-                    [], lambda data, images: seen.append([(i.width, i.height, i.order) for i in images]) or "2 done", "sampling")
-        pump_until(conn, lambda: task.finished, 30)
+                    [], lambda data, images: seen.append([(i.width, i.height, i.order) for i in images]) or "2 done", "variations")
+        pump_until(studio, lambda: task.finished, 30)
         assert (task.failed, task.message, seen) == (False, "2 done", [[(40, 24, "BGRA"), (40, 24, "BGRA")]])
         assert studio.message == "variations: 2 done" and not studio.message_is_error
 
         training = studio.start("training")
         training.submit("train", {"name": "cancel me", "preset": "tiny"}, [wire_image(shared_images / "brick.png", order="BGRA")],
                         lambda data, images: "trained", "training")
-        pump_until(conn, lambda: (training.fraction or 0) > 0, 60)
+        pump_until(studio, lambda: (training.fraction or 0) > 0, 60)
         assert training.phase.startswith("training: scale") and studio.current_task is training
         training.cancel()
-        pump_until(conn, lambda: training.finished, 30)
+        pump_until(studio, lambda: training.finished, 30)
         assert (training.failed, training.message) == (True, "cancelled")
         assert studio.message_is_error and studio.message == "training: cancelled"
+
+        failing = studio.start("paint")  # a result handler's PluginError is shown in its own words
+        failing.submit("generate", {"model": served_model.model, "n": 1, "width": 16, "height": 16},
+                       [], lambda data, images: (_ for _ in ()).throw(NoDocument("open a document first")), "painting")
+        pump_until(studio, lambda: failing.finished, 30)
+        assert studio.message == "paint: open a document first" and studio.message_is_error
     finally:
-        conn.close()
+        studio.session.close()
+
+
+def test_plugin_errors_keep_their_words_and_others_get_the_sessions():
+    assert describe(BadInput("select a smaller part")) == "select a smaller part"
+    assert describe(ValueError("x")).endswith("ValueError: x")
 
 
 def test_connection_pure_modules_import_no_krita_or_qt():
@@ -431,10 +399,15 @@ def test_plugin_loads_from_the_zip_with_its_bundled_pyzmq(krita_run, served_mode
     assert startup["zmq_version"] == "27.3.0"
     assert Path(startup["msgpack_file"]).is_relative_to(vendor / "msgpack")
     assert Path(startup["protocol_file"]).is_relative_to(vendor / "protocol")
-    assert startup["client_module"] == "singan_krita.vendor.protocol.client"
+    assert startup["session_module"] == "singan_krita.vendor.protocol.session"  # the shared session, vendored
     assert startup["top_level"] == {}  # no top-level protocol or msgpack in Krita's shared Python
     assert CP311_WHEEL in startup["pyzmq_tooltip"]
     assert startup["status"].startswith("connected: SinGAN daemon") and startup["hello"]["device"] == "cpu"
+    # the presets are the daemon's (hello), with their sizes and iterations
+    offered = dict(startup["presets_offered"])
+    assert list(offered) == startup["hello"]["presets"]
+    for detail in startup["hello"]["preset_details"]:
+        assert f"{detail['max_size']} px" in offered[detail["name"]] and str(detail["iterations"]) in offered[detail["name"]]
     assert startup["endpoint"] == served_model.daemon.endpoint  # read from kritarc
     assert startup["seconds_to_models"] < 10
     assert krita_run.results["python"].startswith("3.11")
@@ -451,12 +424,10 @@ def on_screen(rect: list[int], screen: list[int]) -> bool:
 
 @pytest.mark.slow
 def test_docker_fits_a_1280_x_800_screen_with_cancel_visible(krita_run):
-    from krita_plugin.singan_krita.docker import MAX_MIN_HEIGHT
-
     startup = krita_run.scenario("startup")
     assert startup["screen_geometry"] == [0, 0, *SCREEN]
     for found in (startup, krita_run.scenario("train_and_cancel")):  # connected; training
-        assert found["docker_visible"] and found["docker_min_height"] <= MAX_MIN_HEIGHT <= 420
+        assert found["docker_visible"] and found["docker_min_height"] <= 420
         assert on_screen(found["window_frame"], startup["screen_geometry"]), found["window_frame"]
         x0, y0, x1, y1 = found["cancel_global"]
         assert found["cancel_visible"] and on_screen([x0, y0, x1 - x0 + 1, y1 - y0 + 1], startup["screen_geometry"])
@@ -476,7 +447,7 @@ def test_actions_without_a_document_say_what_to_do(krita_run):
 VARIATION_REGIONS = {  # where each case of the harness's VARIATION_CASES must put its layers (x, y, w, h)
     "none": (0, 0, 451, 300),  # the whole layer: chelsea.png
     "rectangle": (120, 80, 96, 64),
-    "ellipse": (120, 80, 96, 64),
+    "ellipse": (120, 80, 96, 64),  # the box asked for; the ellipse's own bounds may be a pixel smaller
     "rectangle_2x": (40, 30, 120, 80),  # twice the 60 x 40 selection, from its top left corner
     "custom_no_selection": (0, 0, 100, 50),  # W x H at the layer's top left
 }
@@ -485,9 +456,11 @@ VARIATION_REGIONS = {  # where each case of the harness's VARIATION_CASES must p
 def daemon_samples(served_model, width: int, height: int, n: int = 2, seed: int = 5) -> list[np.ndarray]:
     """The daemon's own generate of the test model (what the plugin asks for), as BGRA arrays."""
     with served_model.daemon.client() as client:
-        _, images = client.call("generate", {"model": served_model.model, "n": n, "seed": seed, "width": width,
-                                             "height": height, "gen_start_scale": 0, "output_order": "BGRA"}, timeout=60)
-    return [np.frombuffer(bytes(image.data), np.uint8).reshape(height, width, 4) for image in images]
+        job = client.submit("generate", {"model": served_model.model, "n": n, "seed": seed, "width": width,
+                                         "height": height, "gen_start_scale": 0, "output_order": "BGRA"})
+        job.wait(timeout=120)
+    assert len(job.images) == n
+    return [np.frombuffer(bytes(image.data), np.uint8).reshape(height, width, 4) for image in job.images]
 
 
 @pytest.mark.slow
@@ -495,19 +468,24 @@ def daemon_samples(served_model, width: int, height: int, n: int = 2, seed: int 
 def test_variations_on_no_rectangular_or_elliptical_selection_and_every_size(krita_run, served_model, case):
     v = krita_run.scenario("variations")[case]
     assert v["task"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"}
-    x, y, w, h = VARIATION_REGIONS[case]
-    assert v["region"] == [x, y, w, h]
-    assert [layer["name"] for layer in v["stack"]] == ["Background", "SinGAN variations"]  # right above the layer
+    x, y, w, h = v["region"]
+    bx, by, bw, bh = VARIATION_REGIONS[case]
+    if case == "ellipse":  # the selection's bounds: inside the box, filling it (the ellipse touches every side)
+        assert bx <= x and by <= y and x + w <= bx + bw and y + h <= by + bh and w >= bw - 2 and h >= bh - 2
+    else:
+        assert v["region"] == [bx, by, bw, bh]
+    names = [layer["name"] for layer in v["stack"] if layer["type"] != "selectionmask"]  # Krita's global selection
+    assert names == ["Background", "SinGAN variations"]  # right above the layer
     layers = v["layers"]  # top first
     assert [layer["name"] for layer in layers] == [f"{served_model.model} seed {s}" for s in (5, 6)]
     assert [layer["visible"] for layer in layers] == [True, False]
     samples = [krita_run.raw(layer["pixels"], (h, w, 4)) for layer in layers]
     if case == "ellipse":
         mask = krita_run.raw(v["mask"], (h, w))
+        assert 0 < (mask == 0).mean() < 0.3  # an ellipse: its corners are outside
         for layer, sample in zip(layers, samples):
             lx, ly, lw, lh = layer["bounds"]
             assert x <= lx and y <= ly and lx + lw <= x + w and ly + lh <= y + h  # inside the selection's box
-            assert lw >= w - 2 and lh >= h - 2  # and filling it (the ellipse touches every side)
             assert np.array_equal(sample[..., 3], mask)  # clipped to the non-rectangular selection
     else:
         mask = np.full((h, w), 255, np.uint8)
@@ -515,7 +493,7 @@ def test_variations_on_no_rectangular_or_elliptical_selection_and_every_size(kri
         assert all((sample[..., 3] == 255).all() for sample in samples)
     inside = mask == 255
     # the daemon's own samples for this model, size and seeds, pixel for pixel
-    for ours, theirs in zip(samples, daemon_samples(served_model, w, h)):
+    for ours, theirs in zip(samples, daemon_samples(served_model, w, h), strict=True):
         assert np.abs(ours[inside][:, :3].astype(int) - theirs[inside][:, :3]).max() <= 1
     assert np.abs(samples[0][inside][:, :3].astype(int) - samples[1][inside][:, :3]).mean() > 5  # seeds differ
     shape = (v["height"], v["width"], 4)
@@ -526,6 +504,16 @@ def test_variations_on_no_rectangular_or_elliptical_selection_and_every_size(kri
     outside[y:y + h, x:x + w] = ~inside
     assert np.array_equal(after[outside], before[outside])  # nothing outside the result changed
     assert np.array_equal(after[y:y + h, x:x + w][inside], samples[0][inside])  # the top (visible) variation shows
+
+
+def layout_kept(sketch: np.ndarray, painting: np.ndarray) -> float:
+    """The share of ``painting``'s colour variance (H, W, 3) explained by the regions of the
+    sketch's flat colours (eta squared, 0..1): 1 = the painting follows the sketch's layout."""
+    _, labels = np.unique(sketch.reshape(-1, sketch.shape[-1]), axis=0, return_inverse=True)
+    x = painting.reshape(-1, painting.shape[-1]).astype(float)
+    total = ((x - x.mean(0)) ** 2).sum()
+    between = sum((labels == k).sum() * ((x[labels == k].mean(0) - x.mean(0)) ** 2).sum() for k in np.unique(labels))
+    return float(between / total)
 
 
 @pytest.mark.slow
@@ -539,13 +527,20 @@ def test_paint_to_image_adds_a_painted_layer_above_the_sketch(krita_run, served_
     painted = krita_run.raw(p["painted"], (p["height"], p["width"], 4)).astype(int)
     assert (painted[..., 3] == 255).all()
     assert np.abs(painted[..., :3] - sketch[..., :3]).mean() > 10
-    # the sketch's layout survives: its dark blob is darker than its surroundings in the painting
-    assert painted[45:75, 65:95, :3].mean() < painted[5:35, 5:155, :3].mean() - 5
+    # the sketch's layout survives: its three colour regions explain most of the painting's variance
+    # (0.83 measured), unlike noise, a flat fill or an unrelated image (all under 0.04), and unlike
+    # a sample of the same model that ignores the paint
+    rng = np.random.default_rng(0)
+    assert layout_kept(sketch[..., :3], painted[..., :3]) > 0.4
+    ignoring = daemon_samples(served_model, p["width"], p["height"], n=1)[0]
+    for control in (rng.integers(0, 256, painted.shape), np.full(painted.shape, 100) + rng.integers(-2, 3, painted.shape),
+                    ignoring):
+        assert layout_kept(sketch[..., :3], control[..., :3].astype(int)) < 0.4
     # with a rectangular selection: a layer of the selection's size at its place, nothing else changed
     assert not p["task_selected"]["failed"], p["task_selected"]
     x, y, w, h = p["selection"]
-    assert p["stack_selected"][-1]["name"] == f"Sketch as {served_model.model}"
-    assert p["stack_selected"][-1]["bounds"] == [x, y, w, h]
+    layers = [layer for layer in p["stack_selected"] if layer["type"] != "selectionmask"]  # Krita's global selection
+    assert layers[-1]["name"] == f"Sketch as {served_model.model}" and layers[-1]["bounds"] == [x, y, w, h]
     shape = (p["height"], p["width"], 4)
     before, after = krita_run.raw(p["before_selected"], shape), krita_run.raw(p["after_selected"], shape)
     outside = np.ones(shape[:2], bool)
@@ -572,7 +567,7 @@ def test_harmonize_trains_the_background_then_hides_the_object_under_the_result(
     hz = krita_run.scenario("harmonize")
     assert hz["active"] == "Pasted" and hz["model_choice"] is None and not hz["task"]["failed"]
     assert any("training the background model: scale" in p for p in hz["phases_seen"])
-    assert any("harmonizing: sampling" in p for p in hz["phases_seen"])
+    assert any(p.startswith("harmonizing") for p in hz["phases_seen"])
     names = [(layer["name"], layer["visible"]) for layer in hz["stack"]]
     assert names == [("Background", True), ("Pasted", False), ("Harmonized Pasted", True), ("Top", True)]
     shape = (hz["height"], hz["width"], 4)
@@ -649,10 +644,11 @@ def test_train_variations_and_harmonize_in_the_documents_colour_space(krita_run,
     assert len(layers) == 2 and all(layer["space"] == space and layer["bounds"] == [x, y, w, h] for layer in layers)
     samples = [pixels_of(layer["pixels"], w, h).astype(float) for layer in layers]
     top = np.iinfo(dtype).max
-    for sample in samples:
+    for sample in samples:  # (16-bit RGBA has a linear profile: values relative to their mean)
         assert (sample[..., -1] == top).all()  # opaque
-        assert sample[..., 0].std() > 0.03 * top  # an image, not a flat fill
-    assert np.abs(samples[0] - samples[1]).mean() > 0.02 * top  # seeds differ
+        colour = sample[..., :-1]
+        assert colour.std() > 0.05 * colour.mean()  # an image, not a flat fill (0.18 gray, 0.63 deep measured)
+    assert np.abs(samples[0] - samples[1])[..., :-1].mean() > 0.05 * samples[0][..., :-1].mean()  # seeds differ
     before, after = pixels_of(found["before"], doc_w, doc_h), pixels_of(found["variations_after"], doc_w, doc_h)
     outside = np.ones((doc_h, doc_w), bool)
     outside[y:y + h, x:x + w] = False
@@ -670,7 +666,7 @@ def test_train_variations_and_harmonize_in_the_documents_colour_space(krita_run,
     grown[max(0, oy - margin):oy + oh + margin, max(0, ox - margin):ox + ow + margin] = True
     assert np.array_equal(hz_after[~grown], hz_before[~grown])  # outside the object: bit for bit
     centre = (slice(oy + oh // 4, oy + 3 * oh // 4), slice(ox + ow // 4, ox + 3 * ow // 4))
-    assert np.abs(hz_after[centre] - hz_before[centre]).mean() > 0.01 * top  # inside: harmonized
+    assert np.abs(hz_after[centre] - hz_before[centre]).mean() > 0.02 * hz_before[centre].mean()  # inside: harmonized
 
 
 @pytest.mark.slow
@@ -701,8 +697,9 @@ def test_stopped_daemon_is_reported_and_krita_stays_responsive(krita_run):
     assert dead["connected_status"].startswith("connected: SinGAN daemon")
     assert dead["saved_endpoint"] == dead["second_endpoint"]  # Connect saved it in Krita's settings
     assert dead["seconds_to_message"] < 10 and dead["seconds_exit_to_status"] < 10
-    assert dead["message"].startswith("not connected") or "not connected" in dead["message"].split(": ", 1)[1]
-    assert dead["status"].startswith("not connected: no answer from the SinGAN daemon")
+    assert dead["message"].startswith("Training 'chelsea - Background'") or dead["message"].startswith("unreachable")
+    assert "SinGAN daemon at" in dead["message"]
+    assert dead["status"].startswith("unreachable: no answer from the SinGAN daemon")
     assert dead["max_tick_gap"] < 1.0  # the harness's own 50 ms timer kept firing: no frozen GUI
 
 
@@ -716,5 +713,7 @@ def test_options_and_endpoint_survive_a_krita_restart_with_the_daemon_down(krita
     assert {name: restarted["widgets"][name] for name in restarted["widgets"]} == {
         name: chosen[name] for name in restarted["widgets"]}  # and the docker shows them
     assert restarted["endpoint"] == krita_run.results["second_endpoint"]
-    assert restarted["status"].startswith("not connected") and restarted["seconds_to_status"] < 30
-    assert restarted["is_error"] and restarted["message"].startswith("not connected") and restarted["tasks"] == 0
+    assert restarted["status"].startswith("unreachable: no answer from the SinGAN daemon")
+    assert restarted["seconds_to_status"] < 30
+    assert restarted["presets_offered"] == [chosen["preset"]]  # the saved preset, while no daemon lists them
+    assert restarted["is_error"] and "no answer from the SinGAN daemon" in restarted["message"] and restarted["tasks"] == 0

@@ -3,8 +3,8 @@ paint to image and super-resolution, computed by the SinGAN Studio daemon (``sin
 
 Inside Krita this module first makes the bundled dependencies importable (:mod:`.deps`), then
 registers the extension (actions) and the docker. Elsewhere (the project's tests, the build) it
-does nothing, so the modules without ``krita`` imports (``actions``, ``connection``, ``deps``,
-``errors``, ``events``, ``ops``, ``options``, ``pixels``, ``studio``, ``tasks``, ``words``) can be
+does nothing, so the modules without ``krita`` imports (``actions``, ``daemon_client``, ``deps``,
+``errors``, ``ops``, ``options``, ``pixels``, ``studio``, ``words``) can be
 imported there.
 """
 

@@ -1,9 +1,9 @@
-"""The protocol client the plugin talks to the daemon with, from one place.
+"""The protocol client and session the plugin talks to the daemon with, from one place.
 
-In the release zip it is the plugin's private copy, ``singan_krita.vendor.protocol`` (with its
+In the release zip they are the plugin's private copy, ``singan_krita.vendor.protocol`` (with its
 msgpack in ``singan_krita.vendor.msgpack``; built by :func:`protocol.bundle.copy_client`), so
 neither becomes a top-level module of Krita's Python, which every plugin shares. In the project's
-checkout (the tests, the build), which has no ``vendor`` folder, it is the repository's
+checkout (the tests, the build), which has no ``vendor`` folder, they are the repository's
 ``protocol`` package.
 
 No ``krita`` or Qt import.
@@ -13,9 +13,11 @@ from importlib.util import find_spec
 
 if find_spec(".vendor", __package__) is not None:
     from .vendor.protocol import DEFAULT_ENDPOINT
-    from .vendor.protocol.client import Client, DaemonError, Image, Job
+    from .vendor.protocol.client import Image
+    from .vendor.protocol.session import ConnectionState, Session, Signal, Task, describe_error, preset_text
 else:
     from protocol import DEFAULT_ENDPOINT
-    from protocol.client import Client, DaemonError, Image, Job
+    from protocol.client import Image
+    from protocol.session import ConnectionState, Session, Signal, Task, describe_error, preset_text
 
-__all__ = ["DEFAULT_ENDPOINT", "Client", "DaemonError", "Image", "Job"]
+__all__ = ["DEFAULT_ENDPOINT", "ConnectionState", "Image", "Session", "Signal", "Task", "describe_error", "preset_text"]

@@ -1,5 +1,5 @@
 """The SinGAN Studio docker: widgets only. It shows the session's :class:`~.studio.Studio`
-(connection, models, running task, messages), writes the artist's choices into its options (saved
+(connection, models, the daemon's presets, running task, messages), writes the artist's choices into its options (saved
 in Krita's settings at each change), and its buttons trigger the plugin's Krita actions (the same
 ones as Tools > Scripts).
 
@@ -38,7 +38,7 @@ from PyQt5.QtWidgets import (
 
 from . import actions, studio, words
 from . import options as opts
-from .connection import ConnectionState
+from .daemon_client import ConnectionState, preset_text
 from .extension import save_endpoint, save_options
 
 TITLE = "SinGAN Studio"
@@ -76,8 +76,8 @@ class SinGANDocker(DockWidget):
         layout.addWidget(self.message)
         self.setWidget(body)
         self._subscriptions = (
-            (self.studio.connection.state_changed, self._show_connection),
-            (self.studio.connection.models_changed, self._show_models),
+            (self.studio.session.state_changed, self._show_connection),
+            (self.studio.session.models_changed, self._show_models),
             (self.studio.task_changed, self._show_task),
             (self.studio.message_changed, self._show_message),
         )
@@ -117,7 +117,7 @@ class SinGANDocker(DockWidget):
 
     def _endpoint_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        self.endpoint = QLineEdit(self.studio.connection.endpoint)
+        self.endpoint = QLineEdit(self.studio.session.endpoint)
         self.endpoint.setToolTip("ZeroMQ endpoint of `singan serve` (saved in Krita's settings)")
         self.connect_button = QPushButton("Connect")
         self.connect_button.clicked.connect(lambda: save_endpoint(self.endpoint.text()))
@@ -141,10 +141,8 @@ class SinGANDocker(DockWidget):
         form = QFormLayout(box)
         options = self.studio.options
         self.preset = QComboBox()
-        self.preset.addItems(opts.PRESETS)
-        self.preset.setCurrentText(options.preset)
-        self.preset.setToolTip("Training quality: tiny = seconds (tests), draft = minutes on a CPU, paper = the paper's (long)")
-        self.preset.currentTextChanged.connect(lambda text: self._set("preset", text))
+        self.preset.setToolTip("Training preset (the daemon's): the finest scale's size and the iterations per scale")
+        self.preset.currentIndexChanged.connect(lambda i: self._set("preset", self.preset.itemData(i)))
         self.seamless = QCheckBox("Seamless (tileable)")
         self.seamless.setChecked(options.seamless)
         self.seamless.toggled.connect(lambda on: self._set("seamless", on))
@@ -180,8 +178,8 @@ class SinGANDocker(DockWidget):
         self.size_mode = QComboBox()
         for mode, text in zip(opts.SIZE_MODES, ("1x selection", "2x selection", "W x H")):
             self.size_mode.addItem(text, mode)
-        self.width_spin = self._spin(opts.MIN_SIDE, opts.MAX_SIDE, options.width, "width")
-        self.height_spin = self._spin(opts.MIN_SIDE, opts.MAX_SIDE, options.height, "height")
+        self.width_spin = self._spin(opts.MIN_SIDE, opts.SPIN_MAX, options.width, "width")
+        self.height_spin = self._spin(opts.MIN_SIDE, opts.SPIN_MAX, options.height, "height")
         self.size_mode.currentIndexChanged.connect(self._choose_size_mode)
         self.size_mode.setCurrentIndex(opts.SIZE_MODES.index(options.size_mode))
         self._choose_size_mode(self.size_mode.currentIndex())
@@ -232,22 +230,32 @@ class SinGANDocker(DockWidget):
     # -- showing the studio -------------------------------------------------------------------
 
     def _show_connection(self) -> None:
-        connection = self.studio.connection
-        self.status.setText(connection.status)
-        self.status.setToolTip(f"{connection.status}\n(using {self.studio.pyzmq})")
-        color = "#3fae49" if connection.state is ConnectionState.connected else "#e04040"
+        session = self.studio.session
+        self.status.setText(session.status)
+        self.status.setToolTip(f"{session.status}\n(using {self.studio.pyzmq})")
+        color = "#3fae49" if session.state is ConnectionState.connected else "#e04040"
         self.status.setStyleSheet(f"color: {color}")
+        self._show_presets()
+
+    def _show_presets(self) -> None:
+        """The daemon's presets (from ``hello``) with their sizes and iterations; the chosen one is
+        kept (and shown by name) while the daemon is not there to list them."""
+        chosen = self.studio.options.preset
+        presets = [(p.name, preset_text(p)) for p in self.studio.session.presets]
+        if chosen not in [name for name, _ in presets]:
+            presets.append((chosen, chosen))
+        self._fill(self.preset, presets, chosen)
 
     def _show_models(self) -> None:
-        connection, chosen = self.studio.connection, self.studio.options.model
+        session, chosen = self.studio.session, self.studio.options.model
         self.models.blockSignals(True)
         self.models.clear()
         none = QListWidgetItem("(none: Harmonize trains one on the background)")
         none.setData(Qt.UserRole, None)
         self.models.addItem(none)
         self.models.setCurrentItem(none)
-        models = [model for model in connection.models if model.get("kind") == "generative"]
-        for model, text in zip(models, words.model_texts(models, connection.jobs)):
+        models = [model for model in session.models if model.get("kind") == "generative"]
+        for model, text in zip(models, words.model_texts(models, session.jobs)):
             item = QListWidgetItem(text)
             item.setData(Qt.UserRole, model["id"])
             item.setToolTip(f"id {model['id']}, trained on {model.get('source_name', '?')}")
@@ -259,7 +267,7 @@ class SinGANDocker(DockWidget):
 
     def _show_scales(self) -> None:
         options = self.studio.options
-        model = self.studio.connection.model(options.model)
+        model = self.studio.session.model(options.model)
         num_scales = model["num_scales"] if model else GENERIC_SCALES
         if num_scales == self._num_scales:
             return

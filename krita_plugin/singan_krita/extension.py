@@ -1,4 +1,4 @@
-"""The Krita extension: creates the session's studio, pumps its daemon connection from a 50 ms Qt
+"""The Krita extension: creates the session's studio, pumps its daemon session from a 50 ms Qt
 timer (stopped when Krita closes), and registers the actions under Tools > Scripts with Krita
 action ids (shortcuts: Settings > Configure Krita > Keyboard Shortcuts > Scripts, listed through
 ``singan_krita.action``). Errors of an action go to the docker's message line, never to Krita's
@@ -48,7 +48,9 @@ RUNS: dict[str, Callable[[studio.Studio], None]] = {
 def save_endpoint(endpoint: str) -> None:
     """Persist ``endpoint`` in kritarc and reconnect to it."""
     Krita.instance().writeSetting(SETTINGS_GROUP, "endpoint", endpoint)
-    studio.instance().connection.set_endpoint(endpoint)
+    session = studio.instance().session
+    session.set_endpoint(endpoint)
+    session.connect()
 
 
 def save_options(options: Options) -> None:
@@ -97,7 +99,7 @@ class SinGANExtension(Extension):
     def _pump(self) -> None:
         self._pumps += 1
         try:
-            studio.instance().connection.pump()
+            studio.instance().session.pump()
             if self._pumps % HIDING_EVERY == 0:
                 hiding.LINKS.update()
         except Exception as error:  # a bug in a result handler: show it, keep pumping
@@ -105,4 +107,4 @@ class SinGANExtension(Extension):
 
     def _stop(self) -> None:
         self._timer.stop()
-        studio.instance().connection.close()
+        studio.instance().session.close()

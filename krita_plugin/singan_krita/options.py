@@ -11,9 +11,11 @@ from dataclasses import dataclass, fields
 
 from .errors import BadInput
 
-PRESETS = ("tiny", "draft", "paper")
 SIZE_MODES = ("1x", "2x", "custom")
-MIN_SIDE, MAX_SIDE = 8, 8192  # generate's width/height range (pixels)
+MIN_SIDE = 8
+"""Smallest output side the docker offers (pixels); the largest is the daemon's ``max_image_side``
+(``hello``'s limits), checked by :meth:`Options.output_size`."""
+SPIN_MAX = 65536  # the W x H spin boxes' range; the daemon's limit is checked when an action runs
 
 DEFAULT_START_SCALE = 0
 """Variations start at the coarsest scale: new layouts, the paper's default. Compared on
@@ -28,7 +30,8 @@ class Options:
 
     Attributes:
         model: id of the chosen model, or None (harmonize then trains one on the background).
-        preset: training preset for Train, harmonize's background model and super-resolution.
+        preset: training preset for Train, harmonize's background model and super-resolution (one
+            of the daemon's presets from ``hello``).
         seamless: circular padding: tileable training and variations.
         count: number of variations, 1..64. seed: first seed, 0..2**31-1 (variation i uses seed + i).
         start_scale: variations' ``gen_start_scale`` (clamped to the model's K-1 when sent).
@@ -47,19 +50,20 @@ class Options:
     width: int = 512
     height: int = 512
 
-    def output_size(self, width: int, height: int) -> tuple[int, int]:
+    def output_size(self, width: int, height: int, max_side: int) -> tuple[int, int]:
         """The result's size in pixels for a selection (or layer) of ``width`` x ``height``.
 
         Raises:
-            BadInput: the size is outside 8..8192 pixels per side.
+            BadInput: a side is outside :data:`MIN_SIDE` .. ``max_side`` pixels (the daemon's
+                ``max_image_side``).
         """
         if self.size_mode == "custom":
             size = (self.width, self.height)
         else:
             factor = 2 if self.size_mode == "2x" else 1
             size = (width * factor, height * factor)
-        if not all(MIN_SIDE <= side <= MAX_SIDE for side in size):
-            raise BadInput(f"the output would be {size[0]} x {size[1]} px; each side must be {MIN_SIDE} to {MAX_SIDE} px")
+        if not all(MIN_SIDE <= side <= max_side for side in size):
+            raise BadInput(f"the output would be {size[0]} x {size[1]} px; each side must be {MIN_SIDE} to {max_side} px")
         return size
 
 
@@ -74,15 +78,15 @@ def from_settings(read: Callable[[str], str]) -> Options:
     chosen = Options()
     parsers = {
         "model": lambda text: text or None,
-        "preset": lambda text: _one_of(text, PRESETS),
+        "preset": lambda text: text,  # checked by the daemon (its presets may change)
         "seamless": lambda text: {"True": True, "False": False}[text],
         "count": lambda text: _within(int(text), 1, 64),
         "seed": lambda text: _within(int(text), 0, 2**31 - 1),
         "start_scale": lambda text: _within(int(text), 0, 64),
         "injection_scale": lambda text: None if text == "" else _within(int(text), 1, 64),
         "size_mode": lambda text: _one_of(text, SIZE_MODES),
-        "width": lambda text: _within(int(text), MIN_SIDE, MAX_SIDE),
-        "height": lambda text: _within(int(text), MIN_SIDE, MAX_SIDE),
+        "width": lambda text: _within(int(text), MIN_SIDE, SPIN_MAX),
+        "height": lambda text: _within(int(text), MIN_SIDE, SPIN_MAX),
     }
     for name, parse in parsers.items():
         text = read(name)

@@ -1,5 +1,6 @@
 """What each action does: read the canvas, send the job(s), and put the result into the document
-when it arrives (from the connection's timer, never blocking the GUI). Every function raises a
+when it arrives (from the session's timer, never blocking the GUI). The daemon's limits come from
+its ``hello`` (:attr:`protocol.session.Session.limits`). Every function raises a
 :class:`~.errors.PluginError` when it cannot start; the extension shows that in the docker.
 """
 
@@ -11,20 +12,19 @@ from .daemon_client import Image
 
 from . import canvas, hiding, ops, pixels
 from .canvas import Region, Target
-from .connection import ConnectionState
+from .daemon_client import ConnectionState
 from .errors import BadInput, NoModel, NotConnected
 from .studio import Studio
 
 VARIATIONS_GROUP = "SinGAN variations"
-MAX_SR_SIDE = 1024  # the daemon's max_sr_input_side
 MAX_TRAIN_SIDE = 2048
 """Longest side (pixels) of a training image as sent: the daemon trains at 1024 px at most, and a
 larger canvas would only cost transfer time and seconds of the daemon's socket thread."""
 
 
 def _check_connected(studio: Studio) -> None:
-    if studio.connection.state is not ConnectionState.connected:
-        raise NotConnected(studio.connection.status)
+    if studio.session.state is not ConnectionState.connected:
+        raise NotConnected(studio.session.status)
 
 
 def _chosen_model(studio: Studio) -> dict:
@@ -32,7 +32,7 @@ def _chosen_model(studio: Studio) -> dict:
     model_id = studio.options.model
     if model_id is None:
         raise NoModel("choose a model in the SinGAN docker first (or train one from a layer)")
-    model = studio.connection.model(model_id)
+    model = studio.session.model(model_id)
     if model is None:
         raise NoModel(f"the daemon has no model '{model_id}' (any more)")
     if model["status"] != "ready" or model.get("kind") != "generative":
@@ -81,8 +81,9 @@ def variations(studio: Studio) -> None:
     """``count`` samples of the chosen model at the selection's (or layer's) position, at the chosen
     size, as layers of a new group above the active layer; only the first (top) one visible."""
     _check_connected(studio)
-    model, target, options = _chosen_model(studio), canvas.active_target(), replace(studio.options)
-    size = options.output_size(target.region.width, target.region.height)
+    target = canvas.active_target()  # first: without a document nothing else matters
+    model, options = _chosen_model(studio), replace(studio.options)
+    size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
     params = ops.generate_params(model, size, options)
     task = studio.start(f"Variations of '{model['name']}'")
 
@@ -96,7 +97,7 @@ def variations(studio: Studio) -> None:
         canvas.add_above(target.document, target.node, canvas.new_group(target.document, VARIATIONS_GROUP, layers))
         return f"{len(layers)} variations in '{VARIATIONS_GROUP}'"
 
-    task.submit("generate", params, [], place, "sampling")
+    task.submit("generate", params, [], place, "variations")
 
 
 def harmonize(studio: Studio) -> None:
@@ -142,8 +143,9 @@ def paint_to_image(studio: Studio) -> None:
     """Turn the active layer (a rough colour sketch) into an image of the chosen model's world, as
     a new layer above it at the chosen size (the daemon paints at the model's resolution)."""
     _check_connected(studio)
-    model, target, options = _chosen_model(studio), canvas.active_target(), replace(studio.options)
-    size = options.output_size(target.region.width, target.region.height)
+    target = canvas.active_target()  # first: without a document nothing else matters
+    model, options = _chosen_model(studio), replace(studio.options)
+    size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
     name = target.node.name()
     task = studio.start(f"Paint to image '{name}'")
 
@@ -165,9 +167,9 @@ def super_resolve(studio: Studio, factor: int) -> None:
     trains (or reuses) a model of that image with the chosen preset."""
     _check_connected(studio)
     target, options = canvas.active_target(), replace(studio.options)
-    region = target.region
-    if max(region.width, region.height) > MAX_SR_SIDE:
-        raise BadInput(f"super-resolution takes at most {MAX_SR_SIDE} px on the longer side; "
+    region, max_side = target.region, studio.session.limits["max_sr_input_side"]
+    if max(region.width, region.height) > max_side:
+        raise BadInput(f"super-resolution takes at most {max_side} px on the longer side; "
                        f"select a smaller part than {region.width} x {region.height} px")
     name = f"{canvas.document_title(target.document)} {factor}x"
     task = studio.start(f"Super-resolve {factor}x")

@@ -26,6 +26,7 @@ it trains."""
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -177,6 +178,7 @@ def body(args, out):
     endpoint, closed_endpoint, image_path, doomed_endpoint, doomed_pid, outdir = args
     addon = PLAN["addon"] = harness.enable()
     out["modules"] = harness.wire_modules()
+    out["top_level"] = sorted(name for name in ("protocol", "session", "client", "wire") if name in sys.modules)
     prefs, settings = harness.preferences(), bpy.context.scene.singan
     ops = addon.operators
     train, plate, texture, sr = (modal_probe(cls) for cls in (ops.SINGAN_OT_train, ops.SINGAN_OT_generate_plate,

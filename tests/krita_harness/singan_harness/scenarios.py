@@ -191,6 +191,14 @@ def find(doc, name):
     return node
 
 
+def choose_preset(name):
+    """Choose a training preset in the docker (its entries show the daemon's sizes and iterations)."""
+    index = docker().preset.findData(name)
+    if index < 0:
+        raise RuntimeError(f"preset {name!r} not in the docker's list")
+    docker().preset.setCurrentIndex(index)
+
+
 def model_items():
     models = docker().models
     return [models.item(row).text() for row in range(models.count())]
@@ -232,7 +240,7 @@ def train_to_completion(doc, entry, region):
     st, d = studio(), docker()
     select(doc, *region)
     d.models.setCurrentRow(0)  # none chosen: the trained model is chosen when ready
-    d.preset.setCurrentText("tiny")
+    choose_preset("tiny")
     task = yield from run_task("singan_train", 240, "a training to finish")
     entry["train"] = outcome(task)
     model_id = st.options.model
@@ -271,9 +279,9 @@ def startup(entry):
     scripts = next(a.menu() for a in tools.actions() if a.menu() is not None and a.text().replace("&", "") == "Scripts")
     entry["scripts_menu"] = [a.text() for a in scripts.actions()]
     st = studio()
-    entry["endpoint"] = st.connection.endpoint
+    entry["endpoint"] = st.session.endpoint
     started = time.monotonic()
-    yield until(lambda: st.connection.model(MODEL) is not None, 30, "the test model in the model list")
+    yield until(lambda: st.session.model(MODEL) is not None, 30, "the test model in the model list")
     entry["seconds_to_models"] = round(time.monotonic() - started, 2)
     import zmq
 
@@ -281,14 +289,19 @@ def startup(entry):
 
     entry["zmq_file"], entry["zmq_version"] = zmq.__file__, zmq.__version__
     entry["msgpack_file"], entry["protocol_file"] = msgpack.__file__, protocol.__file__
-    entry["client_module"] = sys.modules["singan_krita.daemon_client"].Client.__module__
+    entry["session_module"] = sys.modules["singan_krita.daemon_client"].Session.__module__
     entry["top_level"] = {name: getattr(sys.modules[name], "__file__", None)
                           for name in ("protocol", "msgpack") if name in sys.modules}
     entry["pyzmq_tooltip"] = docker().status.toolTip()
     entry["status"] = docker().status.text()
-    entry["hello"] = st.connection.info
+    entry["hello"] = st.session.info
+    combo = docker().preset
+    entry["presets_offered"] = [(combo.itemData(i), combo.itemText(i)) for i in range(combo.count())]
     docker().show()
-    yield sleep(0.5)
+    window = app.activeWindow().qwindow()
+    window.showMaximized()  # what an artist on a 1280 x 800 laptop does; Xvfb has no window manager, so also:
+    window.setGeometry(window.screen().availableGeometry())  # Qt keeps the window's minimum size
+    yield sleep(1.0)
     entry["screen_geometry"] = _screen(app)
     entry.update(_geometry(app))
     shot("docker_startup")
@@ -336,6 +349,17 @@ VARIATION_CASES = (
 )
 
 
+def expected_region(doc, selection, size_mode, custom):
+    """Where variations go (x, y, w, h): the selection's bounds' (else the layer's, here the whole
+    image's) top left corner, at 1x or 2x its size or at W x H."""
+    bounds = doc.selection()
+    x, y, w, h = (bounds.x(), bounds.y(), bounds.width(), bounds.height()) if selection else (0, 0, doc.width(), doc.height())
+    if custom:
+        return [x, y, *custom]
+    factor = 2 if size_mode == 1 else 1
+    return [x, y, w * factor, h * factor]
+
+
 def variations(entry):
     """Variations of the test model on chelsea.png for each case of :data:`VARIATION_CASES`, each
     in its own document (so each starts from the image's one layer)."""
@@ -351,10 +375,7 @@ def variations(entry):
             yield from deselect(doc)
         else:
             kind, x, y, w, h = selection
-            mask = ellipse_mask(w, h) if kind == "ellipse" else None
-            select(doc, x, y, w, h, mask)
-            if mask is not None:
-                case["mask"] = save(f"variations_{name}_mask", mask)
+            select(doc, x, y, w, h, ellipse_mask(w, h) if kind == "ellipse" else None)
         d.size_mode.setCurrentIndex(size_mode)
         if custom:
             d.width_spin.setValue(custom[0])
@@ -367,9 +388,9 @@ def variations(entry):
         after = projection(doc)
         case["after"] = save(f"variations_{name}_after", after)
         case["stack"] = stack(doc)
-        box = find(doc, "SinGAN variations").childNodes()[0].bounds()
-        region = [box.x(), box.y(), box.width(), box.height()]
-        case["region"] = region
+        region = case["region"] = expected_region(doc, selection, size_mode, custom)
+        if selection is not None:  # the selection over the region (one byte per pixel)
+            case["mask"] = save(f"variations_{name}_mask", doc.selection().pixelData(*region))
         variation_layers(doc, case, f"variations_{name}", region)
         png(f"variations_{name}", after, doc.width(), doc.height())
     d.size_mode.setCurrentIndex(0)
@@ -413,7 +434,7 @@ def train_and_cancel(entry):
     st, d = studio(), docker()
     doc = yield from open_image("chelsea.png")
     select(doc, 0, 0, 240, 160)
-    d.preset.setCurrentText("tiny")
+    choose_preset("tiny")
     chosen = st.options.model
     first = len(st.tasks)
     trigger("singan_train")
@@ -477,7 +498,9 @@ def deep(entry):
     entry["space"] = space(doc)
     yield from activate(doc, doc.rootNode().childNodes()[0])
     entry["model"] = yield from train_to_completion(doc, entry, (0, 0, 128, 96))
-    same_name = [m["id"] for m in studio().connection.models if m["name"] == "brick - Background"]
+    same_name = [m["id"] for m in studio().session.models if m["name"] == "brick - Background"]
+    yield until(lambda: all((model_item(i) or "").startswith("brick - Background: ready") for i in same_name), 10,
+                "both 'brick - Background' models ready in the list")
     entry["same_name_entries"] = [model_item(model_id) for model_id in same_name]
     d = docker()
     yield from deselect(doc)
@@ -523,31 +546,31 @@ def big_canvas(entry):
     doc.rootNode().childNodes()[0].setPixelData(bytes(bits), 0, 0, w, h)
     yield from activate(doc, doc.rootNode().childNodes()[0])
     yield from deselect(doc)
-    d.preset.setCurrentText("tiny")
+    choose_preset("tiny")
     first = len(st.tasks)
     trigger("singan_train")
     yield until(lambda: len(st.tasks) > first and (st.tasks[first].fraction or 0) > 0, 60, "training progress")
     train = st.tasks[first]
 
     def running_training():
-        return next((j for j in st.connection.jobs if j.get("op") == "train" and j.get("state") == "running"), None)
+        return next((j for j in st.session.jobs if j.get("op") == "train" and j.get("state") == "running"), None)
 
     yield until(lambda: running_training() is not None, 10, "the training in the daemon's job list")
     job = running_training()
-    model = st.connection.model(job.get("model"))
+    model = st.session.model(job.get("model"))
     entry["trained_size"] = [model["width"], model["height"]] if model else None
     train.cancel()
     yield until(lambda: train.finished, 30, "the cancelled training")
     entry["train"] = outcome(train)
     choose_model(MODEL)
-    d.count.setValue(4)
+    d.count.setValue(1)
     first = len(st.tasks)
     trigger("singan_variations")
     yield until(lambda: len(st.tasks) > first, 5, "the variations task")
     task = st.tasks[first]
     d.cancel.click()
     entry["cancel_clicked_while"] = task.phase
-    yield until(lambda: task.finished, 60, "the cancelled variations")
+    yield until(lambda: task.finished, 180, "the cancelled variations")  # the daemon stops between scales
     entry["variations"] = outcome(task)
     yield sleep(0.5)
     entry["stack"] = stack(doc)
@@ -570,7 +593,7 @@ def harmonize(entry):
     doc.rootNode().addChildNode(top, obj)
     yield from activate(doc, obj)
     d.models.setCurrentRow(0)  # "(none: Harmonize trains one on the background)"
-    d.preset.setCurrentText("tiny")
+    choose_preset("tiny")
     before = projection(doc)
     entry.update(width=w, height=h, object=[ox, oy, ow, oh], active=doc.activeNode().name(),
                  model_choice=st.options.model, before=save("harmonize_before", before),
@@ -593,15 +616,17 @@ def harmonize(entry):
     entry["object_shown"] = save("harmonize_object_shown", projection(doc))
     obj.setVisible(False)
     projection(doc)
+    # the plugin checks its hidden objects every 250 ms: wait for the object's visibility to follow
     Krita.instance().action("edit_undo").trigger()
-    yield sleep(0.6)  # the plugin checks its hidden objects every 250 ms
+    yield until(lambda: doc.nodeByName("Harmonized Pasted") is None and obj.visible(), 10, "undo to show the object")
     entry["undone"] = save("harmonize_undone", projection(doc))
     entry["stack_undone"] = stack(doc)
     Krita.instance().action("edit_redo").trigger()
-    yield sleep(0.6)
+    yield until(lambda: doc.nodeByName("Harmonized Pasted") is not None and not obj.visible(), 10,
+                "redo to hide the object again")
     entry["stack_redone"] = stack(doc)
     find(doc, "Harmonized Pasted").remove()
-    yield sleep(0.6)
+    yield until(lambda: obj.visible(), 10, "deleting the result to show the object")
     entry["deleted"] = save("harmonize_deleted", projection(doc))
     entry["stack_deleted"] = stack(doc)
 
@@ -612,10 +637,11 @@ def super_resolve(entry):
     source = Krita.instance().openDocument(str(IMAGES / "chelsea.png"))
     entry["region"] = [300, 100, 40, 30]
     select(source, *entry["region"])
-    small = Krita.instance().createDocument(36, 28, "small", "RGBA", "U8", "", 72.0)
-    small.rootNode().childNodes()[0].setPixelData(image_bytes(IMAGES / "chelsea.png", 200, 60, 36, 28), 0, 0, 36, 28)
-    entry["small"] = [36, 28]
-    d.preset.setCurrentText("tiny")
+    small = Krita.instance().createDocument(40, 30, "small", "RGBA", "U8", "", 72.0)
+    small.rootNode().childNodes()[0].setName("Background")  # the selection's pixels and layer name: its SR model is reused
+    small.rootNode().childNodes()[0].setPixelData(image_bytes(IMAGES / "chelsea.png", 300, 100, 40, 30), 0, 0, 40, 30)
+    entry["small"] = [40, 30]
+    choose_preset("tiny")
     for factor, doc in ((2, source), (4, small)):
         show(doc)  # a view of the source in front (the 2x result opened in front of it)
         yield until(lambda: Krita.instance().activeDocument() == doc, 5, "the source document")
@@ -635,12 +661,12 @@ def daemon_stopped(entry):
     st, d = studio(), docker()
     d.endpoint.setText(SECOND_ENDPOINT)
     d.connect_button.click()
-    yield until(lambda: st.connection.info.get("instance") and d.status.text().startswith("connected"), 30,
+    yield until(lambda: st.session.info.get("instance") and d.status.text().startswith("connected"), 30,
                 "the second daemon")
     entry["connected_status"] = d.status.text()
     entry["saved_endpoint"] = Krita.instance().readSetting("SinGANStudio", "endpoint", "")
     entry["second_endpoint"] = SECOND_ENDPOINT
-    from singan_krita.daemon_client import Client
+    from singan_krita.vendor.protocol.client import Client
 
     with Client(SECOND_ENDPOINT, timeout=5, retries=1) as client:
         client.call("shutdown")
@@ -657,10 +683,11 @@ def daemon_stopped(entry):
     _keep.append(timer)
     started = time.monotonic()
     trigger("singan_train")
-    yield until(lambda: "not connected" in d.message.text(), 30, "'not connected' in the docker's message line")
+    yield until(lambda: st.message_is_error and "SinGAN daemon at" in d.message.text(), 30,
+                "the unreachable daemon in the docker's message line")
     entry["seconds_to_message"] = round(time.monotonic() - started, 2)
     entry["message"] = d.message.text()
-    yield until(lambda: d.status.text().startswith("not connected"), 30, "'not connected' in the status line")
+    yield until(lambda: "no answer" in d.status.text(), 30, "'no answer' in the status line")
     entry["seconds_exit_to_status"] = round(time.monotonic() - exited, 2)
     entry["status"] = d.status.text()
     yield sleep(max(0.0, 3.0 - (time.monotonic() - started)))
@@ -682,7 +709,7 @@ def choose_options(entry):
     restarted Krita to show."""
     d = docker()
     d.models.setCurrentRow(0)
-    d.preset.setCurrentText(SAVED_OPTIONS["preset"])
+    choose_preset(SAVED_OPTIONS["preset"])
     d.seamless.setChecked(SAVED_OPTIONS["seamless"])
     d.count.setValue(SAVED_OPTIONS["count"])
     d.seed.setValue(SAVED_OPTIONS["seed"])
@@ -707,12 +734,13 @@ def restarted(entry):
     yield until(lambda: docker() is not None, 30, "the SinGAN Studio docker")
     d, st = docker(), studio()
     entry["options"] = _options()
-    entry["widgets"] = {"preset": d.preset.currentText(), "seamless": d.seamless.isChecked(), "count": d.count.value(),
+    entry["widgets"] = {"preset": d.preset.currentData(), "seamless": d.seamless.isChecked(), "count": d.count.value(),
                         "seed": d.seed.value(), "size_mode": d.size_mode.currentData(), "width": d.width_spin.value(),
                         "height": d.height_spin.value(), "start_scale": d.start_scale.currentData(),
                         "injection_scale": d.injection_scale.currentData()}
     entry["endpoint"] = d.endpoint.text()
-    yield until(lambda: d.status.text().startswith("not connected"), 30, "'not connected' in the status line")
+    entry["presets_offered"] = [d.preset.itemData(i) for i in range(d.preset.count())]
+    yield until(lambda: "no answer" in d.status.text(), 30, "'no answer' in the status line")
     entry["seconds_to_status"] = round(time.monotonic() - started, 2)
     entry["status"] = d.status.text()
     doc = yield from open_image("chelsea.png")
