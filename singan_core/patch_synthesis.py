@@ -133,7 +133,7 @@ def _check_image(x: object, field: str, min_size: int) -> torch.Tensor:
     return x
 
 
-def _check_arguments(source, height, width, init, config: PatchSynthesisConfig) -> None:
+def _check_arguments(source, height, width, init, seed, config: PatchSynthesisConfig) -> None:
     if not isinstance(config, PatchSynthesisConfig):
         raise InvalidArgument("config", f"must be a PatchSynthesisConfig, got {type(config).__name__}")
     p = config.patch_size
@@ -157,6 +157,8 @@ def _check_arguments(source, height, width, init, config: PatchSynthesisConfig) 
             raise InvalidArgument(field, f"must be an integer number of pixels, got {value!r}")
         if not p <= value <= 16384:
             raise InvalidArgument(field, f"must be between {p} and 16384 pixels, got {value}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidArgument("seed", f"must be an integer, got {seed!r}")
     if init is not None:
         _check_image(init, "init", p)
         if init.device != source.device:
@@ -462,9 +464,9 @@ def synthesize(
     Raises:
         InvalidArgument: a wrong shape, type, size, non-finite value or config field.
     """
-    _check_arguments(source, height, width, init, config)
+    _check_arguments(source, height, width, init, seed, config)
     cfg, p = config, config.patch_size
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     dev = source.device
     source = source.float()
     alpha = cfg.alpha if cfg.use_alpha else None
