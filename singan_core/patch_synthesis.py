@@ -164,7 +164,8 @@ def _check_arguments(source, height, width, init, seed, config: PatchSynthesisCo
         if init.device != source.device:
             raise InvalidArgument("init", f"is on {init.device}, source on {source.device}")
         if init.shape[-2] > height or init.shape[-1] > width:
-            raise InvalidArgument("init", f"is {init.shape[-2]}x{init.shape[-1]}, larger than the output {height}x{width}")
+            size = f"{init.shape[-2]}x{init.shape[-1]}"
+            raise InvalidArgument("init", f"is {size}, larger than the output {height}x{width}")
 
 
 # --------------------------------------------------------------------------- images and features
@@ -200,7 +201,9 @@ def _pca_basis(image: torch.Tensor, p: int, dims: int, samples: int, generator: 
     return vectors[:, -dims:].T.float().reshape(dims, 3, p, p).contiguous()
 
 
-def _grid_features(image: torch.Tensor, basis: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, circular: bool, dtype) -> torch.Tensor:
+def _grid_features(
+    image: torch.Tensor, basis: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, circular: bool, dtype: torch.dtype
+) -> torch.Tensor:
     """(len(ys) * len(xs), d) features of the p x p patches whose top-left pixels are ys x xs
     (row-major), projected on ``basis`` (d, 3, p, p) by convolution.
 
@@ -249,6 +252,12 @@ class _Grid:
     h: int
     w: int
     circular: bool
+
+
+def _query_grid(out: Size, p: int, step: int, circular: bool, device) -> _Grid:
+    """Queries every ``step`` pixels of an ``out`` = (h, w) output (see :func:`_positions`)."""
+    ys, xs = (_positions(n, p, step, circular, device) for n in out)
+    return _Grid(ys, xs, out[0], out[1], circular)
 
 
 def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> torch.Tensor:
@@ -376,10 +385,7 @@ def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs
     step = grid.ys[1].item() - grid.ys[0].item() if grid.ys.numel() > 1 else 1
     while math.ceil(grid.h / step) * math.ceil(grid.w / step) * n_keys > max_pairs and step < min(grid.h, grid.w):
         step += 1
-    p = basis.shape[-1]
-    sparse = _Grid(
-        _positions(grid.h, p, step, grid.circular, keys.device), _positions(grid.w, p, step, grid.circular, keys.device), grid.h, grid.w, grid.circular
-    )
+    sparse = _query_grid((grid.h, grid.w), basis.shape[-1], step, grid.circular, keys.device)
     nnf = _exact_search(_query_features(image, basis, sparse), keys.float(), 1.0, None)
     return _upsample_nnf(nnf, sparse, key_hw[1], grid, key_hw)
 
@@ -527,17 +533,12 @@ def _search_plan(out: Size, n_keys: int, circular: bool, cfg: PatchSynthesisConf
     The strided exact option keeps brick's coarse levels exact at 1024 px output (with only the
     dense one, 1024 px from a 512 px source had one exact level and lost the bond).
     """
-    p = cfg.patch_size
-
-    def grid(step: int) -> _Grid:
-        return _Grid(_positions(out[0], p, step, circular, device), _positions(out[1], p, step, circular, device), *out, circular)
-
     for step in (1, cfg.query_stride):
-        g = grid(step)
-        if g.ys.numel() * g.xs.numel() * n_keys <= cfg.exact_max_pairs:
-            return g, step, True
+        grid = _query_grid(out, cfg.patch_size, step, circular, device)
+        if grid.ys.numel() * grid.xs.numel() * n_keys <= cfg.exact_max_pairs:
+            return grid, step, True
     step = 1 if out[0] * out[1] <= cfg.dense_max_pixels else cfg.query_stride
-    return grid(step), step, False
+    return _query_grid(out, cfg.patch_size, step, circular, device), step, False
 
 
 def _blur_size(level: _Level, prev_out: Size) -> Size:
