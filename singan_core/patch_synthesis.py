@@ -133,7 +133,7 @@ def _check_image(x: object, field: str, min_size: int) -> torch.Tensor:
     return x
 
 
-def _check_arguments(source, height, width, init, config: PatchSynthesisConfig) -> None:
+def _check_arguments(source, height, width, init, seed, config: PatchSynthesisConfig) -> None:
     if not isinstance(config, PatchSynthesisConfig):
         raise InvalidArgument("config", f"must be a PatchSynthesisConfig, got {type(config).__name__}")
     p = config.patch_size
@@ -157,12 +157,15 @@ def _check_arguments(source, height, width, init, config: PatchSynthesisConfig) 
             raise InvalidArgument(field, f"must be an integer number of pixels, got {value!r}")
         if not p <= value <= 16384:
             raise InvalidArgument(field, f"must be between {p} and 16384 pixels, got {value}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidArgument("seed", f"must be an integer, got {seed!r}")
     if init is not None:
         _check_image(init, "init", p)
         if init.device != source.device:
             raise InvalidArgument("init", f"is on {init.device}, source on {source.device}")
         if init.shape[-2] > height or init.shape[-1] > width:
-            raise InvalidArgument("init", f"is {init.shape[-2]}x{init.shape[-1]}, larger than the output {height}x{width}")
+            size = f"{init.shape[-2]}x{init.shape[-1]}"
+            raise InvalidArgument("init", f"is {size}, larger than the output {height}x{width}")
 
 
 # --------------------------------------------------------------------------- images and features
@@ -198,7 +201,9 @@ def _pca_basis(image: torch.Tensor, p: int, dims: int, samples: int, generator: 
     return vectors[:, -dims:].T.float().reshape(dims, 3, p, p).contiguous()
 
 
-def _grid_features(image: torch.Tensor, basis: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, circular: bool, dtype) -> torch.Tensor:
+def _grid_features(
+    image: torch.Tensor, basis: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, circular: bool, dtype: torch.dtype
+) -> torch.Tensor:
     """(len(ys) * len(xs), d) features of the p x p patches whose top-left pixels are ys x xs
     (row-major), projected on ``basis`` (d, 3, p, p) by convolution.
 
@@ -247,6 +252,12 @@ class _Grid:
     h: int
     w: int
     circular: bool
+
+
+def _query_grid(out: Size, p: int, step: int, circular: bool, device) -> _Grid:
+    """Queries every ``step`` pixels of an ``out`` = (h, w) output (see :func:`_positions`)."""
+    ys, xs = (_positions(n, p, step, circular, device) for n in out)
+    return _Grid(ys, xs, out[0], out[1], circular)
 
 
 def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> torch.Tensor:
@@ -374,10 +385,7 @@ def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs
     step = grid.ys[1].item() - grid.ys[0].item() if grid.ys.numel() > 1 else 1
     while math.ceil(grid.h / step) * math.ceil(grid.w / step) * n_keys > max_pairs and step < min(grid.h, grid.w):
         step += 1
-    p = basis.shape[-1]
-    sparse = _Grid(
-        _positions(grid.h, p, step, grid.circular, keys.device), _positions(grid.w, p, step, grid.circular, keys.device), grid.h, grid.w, grid.circular
-    )
+    sparse = _query_grid((grid.h, grid.w), basis.shape[-1], step, grid.circular, keys.device)
     nnf = _exact_search(_query_features(image, basis, sparse), keys.float(), 1.0, None)
     return _upsample_nnf(nnf, sparse, key_hw[1], grid, key_hw)
 
@@ -462,9 +470,9 @@ def synthesize(
     Raises:
         InvalidArgument: a wrong shape, type, size, non-finite value or config field.
     """
-    _check_arguments(source, height, width, init, config)
+    _check_arguments(source, height, width, init, seed, config)
     cfg, p = config, config.patch_size
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     dev = source.device
     source = source.float()
     alpha = cfg.alpha if cfg.use_alpha else None
@@ -525,17 +533,12 @@ def _search_plan(out: Size, n_keys: int, circular: bool, cfg: PatchSynthesisConf
     The strided exact option keeps brick's coarse levels exact at 1024 px output (with only the
     dense one, 1024 px from a 512 px source had one exact level and lost the bond).
     """
-    p = cfg.patch_size
-
-    def grid(step: int) -> _Grid:
-        return _Grid(_positions(out[0], p, step, circular, device), _positions(out[1], p, step, circular, device), *out, circular)
-
     for step in (1, cfg.query_stride):
-        g = grid(step)
-        if g.ys.numel() * g.xs.numel() * n_keys <= cfg.exact_max_pairs:
-            return g, step, True
+        grid = _query_grid(out, cfg.patch_size, step, circular, device)
+        if grid.ys.numel() * grid.xs.numel() * n_keys <= cfg.exact_max_pairs:
+            return grid, step, True
     step = 1 if out[0] * out[1] <= cfg.dense_max_pixels else cfg.query_stride
-    return grid(step), step, False
+    return _query_grid(out, cfg.patch_size, step, circular, device), step, False
 
 
 def _blur_size(level: _Level, prev_out: Size) -> Size:
