@@ -326,3 +326,26 @@ def test_hello_is_answered_fast_while_an_8k_training_image_is_prepared(tmp_path)
     in_order, latencies = [round(t * 1000, 1) for t in latencies], sorted(latencies)
     assert latencies[len(latencies) * 9 // 10] < 0.05, in_order
     print(f"hello during preparation: {len(latencies)} round trips, median {latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
+
+
+def test_circular_padding_is_per_request_and_leaves_the_cached_model_alone(served):
+    """``padding: circular`` makes a seamless tile without changing the shared, cached pyramid:
+    a zero-padded request before and after it gives the same bytes."""
+    import numpy as np
+
+    daemon, _ = served
+
+    def generate(client, **params):
+        job = client.submit("generate", {"model": "chelsea", "seed": 3, **params})
+        job.wait(timeout=60)
+        (image,) = job.images
+        return np.frombuffer(bytes(image.data), np.uint8).reshape(image.height, image.width, 3).astype(np.float32)
+
+    with daemon.client() as client:
+        before = generate(client)
+        tile = generate(client, padding="circular")
+        after = generate(client)
+    assert np.array_equal(before, after) and not np.array_equal(before, tile)
+    seam = lambda x: np.abs(x[:, 0] - x[:, -1]).mean()  # noqa: E731
+    interior = lambda x: np.abs(np.diff(x, axis=1)).mean()  # noqa: E731
+    assert seam(tile) <= 2 * interior(tile) < seam(before)
