@@ -32,7 +32,7 @@ from protocol.schema import (
     MAX_SR_INPUT_SIDE, OPS, Accepted, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
     JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
 )
-from protocol.wire import Image, ProtocolError, decode_header, decode_images, encode, one_line
+from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, decode_header, decode_images, encode, one_line
 from singan_core import __version__
 from singan_core.config import PRESETS, preset
 from singan_core.device import select_device, shared_machine_threads
@@ -260,8 +260,8 @@ class Daemon:
         except ProtocolError as exc:
             self._send(client, Error(id=request_id, error=ErrorInfo(code=exc.code, message=exc.message, field=exc.field)))
         except Exception as exc:  # a bug: log it, answer, keep serving
-            log.exception("request %s failed", request_id)
-            self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=one_line(f"{type(exc).__name__}: {exc} (see the daemon log)", 1000))))
+            log.exception("request %s failed", one_line(str(request_id)))
+            self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=one_line(f"{type(exc).__name__}: {exc} (see the daemon log)", MAX_MESSAGE_CHARS))))
 
     def _authorize(self, header: dict) -> None:
         """With a token configured, every request must carry it (checked before anything else)."""
