@@ -78,8 +78,7 @@ def generate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_s
         field = _size_field(params, out_w < MIN_OUTPUT_SIDE)
         raise ProtocolError(f"{field}: the output would be {out_w}x{out_h} px; at least {MIN_OUTPUT_SIDE} px a side", field)
     check_output(params.n, out_h, out_w, "params.n", _size_field(params, out_w >= out_h))
-    with pyramid.padding(params.padding or pyramid.config.net.padding_mode):
-        samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed, on_step=on_step)
+    samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed, on_step=on_step, padding_mode=params.padding)
     return [from_tensor(x, "sample", params.output_order) for x in samples], None
 
 
