@@ -76,10 +76,10 @@ def _seam_and_interior(x: torch.Tensor) -> tuple[float, float]:
 def test_circular_output_tiles_and_plain_output_does_not(gravel):
     tile = synthesize(gravel, 128, 128, circular=True, seed=0, config=SMALL)
     seam, interior = _seam_and_interior(tile)
-    assert seam <= 1.2 * interior
+    assert seam <= 1.25 * interior  # measured 0.92-0.97 over seeds 0-3
     plain = synthesize(gravel, 128, 128, circular=False, seed=0, config=SMALL)
     seam, interior = _seam_and_interior(plain)
-    assert seam > 1.5 * interior  # the control: without wrap-around the edges do not meet
+    assert seam > 1.4 * interior  # the control, measured 1.6-1.8: without wrap-around the edges do not meet
 
 
 def test_lift_is_sharper_than_bicubic_and_keeps_the_layout(brick):
