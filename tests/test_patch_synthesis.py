@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from singan_core.errors import InvalidArgument
 from singan_core.imageio import load_image
-from singan_core.metrics import sharpness
+from singan_core.metrics import copy_score, sharpness
 from singan_core.patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
 
 
@@ -60,38 +60,43 @@ def test_same_seed_repeats_exactly_and_seeds_differ(gravel):
     b = synthesize(gravel, 96, 96, seed=3, config=SMALL)
     c = synthesize(gravel, 96, 96, seed=4, config=SMALL)
     assert torch.equal(a, b)
-    assert (a - c).abs().mean() > 0.1  # different layouts, not a re-noised copy
+    assert (a - c).abs().mean() > 0.1  # different layouts, not a re-noised copy (measured 0.26)
 
 
 def _seam_and_interior(x: torch.Tensor) -> tuple[float, float]:
-    """Mean |difference| across the wrap-around seams (last -> first column and row) and the
-    median of the same measure between interior neighbouring columns and rows."""
+    """The stronger of the two wrap-around seams (mean |difference| between the last and first
+    column, and row) and the 90th percentile of the same measure between interior neighbours."""
     cols = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(0, 1, 2))
     rows = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(0, 1, 3))
     seam_c = (x[..., :, 0] - x[..., :, -1]).abs().mean()
     seam_r = (x[..., 0, :] - x[..., -1, :]).abs().mean()
-    return max(float(seam_c), float(seam_r)), float(torch.cat([cols, rows]).median())
+    return max(float(seam_c), float(seam_r)), float(torch.cat([cols, rows]).quantile(0.9))
 
 
 def test_circular_output_tiles_and_plain_output_does_not(gravel):
+    """Seam / interior measured over seeds 0-3: 0.84-1.13 tiled, 1.52-1.57 plain."""
     tile = synthesize(gravel, 128, 128, circular=True, seed=0, config=SMALL)
     seam, interior = _seam_and_interior(tile)
-    assert seam <= 1.2 * interior
+    assert seam <= 1.25 * interior
     plain = synthesize(gravel, 128, 128, circular=False, seed=0, config=SMALL)
     seam, interior = _seam_and_interior(plain)
-    assert seam > 1.5 * interior  # the control: without wrap-around the edges do not meet
+    assert seam > 1.35 * interior  # the control: without wrap-around the edges do not meet
 
 
-def test_lift_is_sharper_than_bicubic_and_keeps_the_layout(brick):
-    small = F.interpolate(brick, size=(48, 48), mode="bicubic", antialias=True, align_corners=False)
+def test_lift_is_sharp_and_keeps_a_new_layout(brick):
+    """A 48 px image of a new layout (not the source's thumbnail, which a copy would pass) lifted
+    to 128 px: the source's detail on the init's structure (measured: sharpness 0.87 of the
+    source's and 44x bicubic's, layout error 0.03 vs 0.11 to the source's own thumbnail, copy 0.08)."""
+    thumb = F.interpolate(brick, size=(48, 48), mode="bicubic", antialias=True, align_corners=False)
+    small = synthesize(thumb, 48, 48, seed=5, config=SMALL)
     bicubic = F.interpolate(small, size=(128, 128), mode="bicubic", align_corners=False).clamp(-1, 1)
     lifted = synthesize(brick, 128, 128, init=small, seed=0)
     assert lifted.shape == (1, 3, 128, 128)
-    assert sharpness(lifted) > 3 * sharpness(bicubic)
     assert sharpness(lifted) > 0.6 * sharpness(brick)
-    # the structure is the init's: the lifted image stays close to it at the init's scale
+    assert sharpness(lifted) > 10 * sharpness(bicubic)
     down = F.interpolate(lifted, size=(48, 48), mode="bicubic", antialias=True, align_corners=False)
-    assert (down - small).abs().mean() < 0.1
+    assert (down - small).abs().mean() < 0.06
+    assert copy_score(lifted, brick) < 0.3
 
 
 def test_on_step_reports_each_level_and_can_stop(brick):
@@ -124,7 +129,7 @@ def _completeness(out: torch.Tensor, source: torch.Tensor, p: int = 7) -> tuple[
 
 def test_alpha_uses_more_of_the_source_than_plain_nearest_neighbours(gravel):
     """GPNN's completeness: D / (alpha + min_q D) spreads the output over more source patches
-    (measured 3165 vs 2651 distinct patches of 3364, reverse distance 0.004 vs 0.009)."""
+    (measured 2997 vs 1964 distinct patches of 3364, reverse distance 0.008 vs 0.018)."""
     source = gravel[..., :64, :64]
     used, missed = _completeness(synthesize(source, 64, 64, seed=0, config=SMALL), source)
     plain = dataclasses.replace(SMALL, use_alpha=False)
