@@ -81,6 +81,13 @@ def assert_harmonized(result: torch.Tensor, composite: torch.Tensor, mask: torch
     assert gradient_correlation(result, composite, mask) > 0.6
 
 
+def region_ring_distances(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, width: float) -> list[tuple[float, float]]:
+    """:func:`ring_distance` of each connected region of ``mask`` against its own ring, before and after."""
+    labels, n = ndimage.label(mask[0, 0].numpy())
+    regions = [torch.from_numpy(labels == i)[None, None] for i in range(1, n + 1)]
+    return [(ring_distance(before, r, width), ring_distance(after, r, width)) for r in regions]
+
+
 def assert_outside_unchanged(result, original: torch.Tensor, min_outside: float = 0.05) -> None:
     """Same size; bit-identical 8-bit pixels wherever the blend weight is 0, which is at least
     ``min_outside`` of the image (so the check is not vacuous)."""
@@ -224,8 +231,12 @@ def test_editing_reference_pair(tiny_model_of, shared_images, tmp_path):
         # side: around these three edits that is almost all of the stone image
         assert_outside_unchanged(result, image, min_outside=0.0)
         assert bool((result.weight[m] > 0.99).all())
+        # each pasted region moves towards the colour of its own surroundings (the three regions'
+        # pooled means mix sky and rock and say nothing). Measured on this CPU's tiny model, 1x:
+        # 0.93 -> 0.55, 0.67 -> 0.51, 0.72 -> 0.40 (the pooled measure went 0.156 -> 0.233)
         width = 10 * image.shape[-1] / 250
-        assert ring_distance(result.image, m, width) < ring_distance(image, m, width)
+        for before, after in region_ring_distances(image, result.image, m, width):
+            assert after < 0.9 * before
         far = result.weight[0, 0].numpy() < 0.01
         masked_diff = np.abs(to_uint8(result.image).astype(int) - to_uint8(image))[far].mean()
         unmasked_diff = np.abs(to_uint8(result.unmasked).astype(int) - to_uint8(image))[far].mean()
