@@ -50,9 +50,12 @@ verbatim copy of the source: copy score 0.59 vs 0.13), noise sigma 1.0 instead o
 score 0.48 vs 0.04-0.05 over three seeds; brick and chelsea unchanged), coarsest level 40 px instead of 14 on the
 source's smaller side (brick's bond needs a few courses there).
 
-CPU figures (one thread, :mod:`bench.full_resolution` has the table): instant 512 x 512 ~3 s,
-1024 x 1024 ~8 s, lift 128 -> 1024 px ~9 s. Deterministic for a seed on the CPU (every random
-number comes from one CPU ``torch.Generator``); on CUDA ``index_add_`` sums in any order.
+CPU seconds (one torch thread; process time, since the shared 2-core machine's wall time ran 2-4x
+that; bench/full_resolution.py has the full table): instant 512 x 512 ~2.7 s, 1024 x 1024 ~8 s,
+lift 128 -> 1024 x 1174 ~10 s; 2048 x 2048 from a 2048 px source ~57 s (instant) and ~53 s (lift
+from 256 px), peak memory 1.2 GB. Deterministic for a seed on the CPU, also across torch thread
+counts (every random number comes from one CPU ``torch.Generator``); on CUDA ``index_add_`` sums
+in any order.
 """
 
 from __future__ import annotations
