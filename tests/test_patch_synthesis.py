@@ -157,6 +157,7 @@ def test_level_sizes_run_from_just_above_start_to_stop():
         (dict(width=64.0), "width"),
         (dict(init=torch.zeros(1, 3, 128, 64)), "init"),
         (dict(seed="1"), "seed"),
+        (dict(seed=-1), "seed"),
         (dict(config=PatchSynthesisConfig(alpha=-1.0)), "config.alpha"),
         (dict(config=PatchSynthesisConfig(patch_size=6)), "config.patch_size"),
         (dict(config=PatchSynthesisConfig(ratio=1.0)), "config.ratio"),
