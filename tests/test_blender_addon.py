@@ -39,7 +39,8 @@ if not BLENDER_PYTHON.exists():
     pytest.skip(f"no Blender Python at {BLENDER_PYTHON} (set SINGAN_BLENDER_PYTHON or run .ci/install-hosts)",
                 allow_module_level=True)
 
-pytestmark = pytest.mark.slow
+# pytest-timeout: the first test builds the extension zip (wheel downloads on a cold cache)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def run_harness(script: str, *args, env: dict, workdir: Path, timeout: float = 300) -> dict:

@@ -40,6 +40,8 @@ KRITA, XVFB_RUN = shutil.which("krita"), shutil.which("xvfb-run")
 KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 HARNESS = Path(__file__).resolve().parent / "krita_harness"
 KRITA_TIMEOUT = 1500  # seconds for the first Krita session (the harness's own limit is 20 s less); it trains 4 tiny models to the end
+# pytest-timeout: the Krita session runs inside the first test that asks for it
+pytestmark = pytest.mark.timeout(KRITA_TIMEOUT + 60)
 SCREEN = (1280, 800)  # the Xvfb screen: a small laptop's
 CP311_WHEEL = "pyzmq-27.3.0-cp311-cp311-manylinux_2_26_x86_64.manylinux_2_28_x86_64"
 
