@@ -1,7 +1,10 @@
-"""The full ``singan`` command: the core's commands (:mod:`singan_core.cli`) plus ``serve``
-(the daemon), ``protocol schema`` and ``demo`` (the whole chain through a daemon).
+"""The ``singan`` command line, assembled in this one place: the model commands
+(:mod:`daemon.model_commands`: train, sample, instant, eval, harmonize, edit, paint2image, sr,
+animate), ``serve`` (the daemon), ``protocol schema`` and ``demo`` (the whole chain through a daemon).
 
-Installed as ``singan`` and, for ``singan serve``, as ``singan-daemon``.
+Installed as ``singan`` and, for ``singan serve``, as ``singan-daemon``. Expected errors
+(``ValueError`` and its subclasses, ``OSError``, a usage error) are printed as one line on stderr
+with exit status 2 (:func:`main`); anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -13,16 +16,26 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import platformdirs
 import typer
 
 from protocol import DEFAULT_ENDPOINT
-from singan_core.cli import DEFAULT_PRESET, DeviceOpt, PresetName, app
-from singan_core.cli import main as _core_main
-from singan_core.workflow import APP_NAME
+from singan_core.device import configure_threads
+from singan_core.metrics import MetricUnavailable
+from singan_core.storage import OutputDirNotEmpty
 
+from . import model_commands
+from .model_commands import DEFAULT_PRESET, DeviceOpt, PresetName
+from .paths import default_log_file
 from .server import Daemon, DaemonConfig
 
+app = typer.Typer(
+    name="singan",
+    help="SinGAN Studio: learn a generative model from a single image, then sample new variations of it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+model_commands.register(app)
 protocol_app = typer.Typer(help="The daemon's wire protocol (docs/protocol.md).", no_args_is_help=True)
 app.add_typer(protocol_app, name="protocol")
 
@@ -42,7 +55,7 @@ def protocol_schema(
 
 
 def _setup_logging(level: str, log_file: Path | None) -> Path:
-    log_file = log_file or platformdirs.user_log_path(APP_NAME) / "daemon.log"
+    log_file = log_file or default_log_file()
     log_file.parent.mkdir(parents=True, exist_ok=True)
     file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5 * 1024**2, backupCount=3)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr), file_handler]
@@ -100,14 +113,37 @@ def demo(
         raise typer.Exit(130) from None
 
 
+def _fail(message: str, code: int = 2, prog: str = "singan") -> None:
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``singan`` console script."""
-    _core_main(argv)
+    """``singan`` console script: run the app, turning expected errors into one line on stderr."""
+    configure_threads()
+    try:
+        code = app(args=argv, prog_name="singan", standalone_mode=False)
+    except OutputDirNotEmpty as exc:
+        _fail(f"{exc}; choose another --out, or add --overwrite to replace it")
+    except (ValueError, OSError, MetricUnavailable) as exc:  # incl. ModelLoadError, ImageReadError
+        _fail(str(exc))
+    except typer.Abort:
+        _fail("aborted", 1)
+    except Exception as exc:
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise  # a bug: let the traceback show
+        # a usage error from the parser (unknown option, bad option value, ...)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(exc.format_message())
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        _fail(f"{exc.format_message()} (see --help)", exc.exit_code, ctx.command_path if ctx is not None else "singan")
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def daemon_main() -> None:
     """``singan-daemon`` console script: ``singan serve`` with the same options."""
-    _core_main(["serve", *sys.argv[1:]])
+    main(["serve", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

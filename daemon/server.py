@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import platformdirs
 import torch
 import zmq
 from PIL import Image as PILImage
@@ -39,8 +38,8 @@ from singan_core import __version__
 from singan_core.config import PRESETS, preset
 from singan_core.device import select_device, shared_machine_threads
 from singan_core.super_resolution import sr_config, sr_steps
-from singan_core.workflow import APP_NAME
 
+from .paths import default_store
 from .endpoint import check_bound, check_endpoint, display_endpoint
 from .images import image_sha256
 from .jobs import Job, JobQueue
@@ -84,11 +83,6 @@ class DaemonConfig:
     cache_bytes: int = 2 * 1024**3
     preview_interval: float = 3.0
     threads: int | None = None
-
-
-def default_store() -> Path:
-    """The model store when ``--store`` is not given: the user data directory (e.g. ~/.local/share/singan-studio)."""
-    return platformdirs.user_data_path(APP_NAME)
 
 
 def _device_description(device: torch.device) -> tuple[str, int | None]:

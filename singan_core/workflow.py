@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import platformdirs
 import torch
 
 from .config import SinGANConfig
@@ -43,7 +42,6 @@ from .training import ProgressCallback, ScaleDoneCallback, new_pyramid, train
 __all__ = [
     "EvalResult",
     "TrainJob",
-    "default_model_dir",
     "demo_image",
     "evaluate",
     "is_model_dir",
@@ -51,21 +49,13 @@ __all__ = [
     "model_lift_source",
     "resume_training",
     "run_training",
-    "sr_model_dir",
+    "sr_model_name",
     "sr_training",
     "start_training",
     "write_image",
     "write_pngs",
     "write_samples",
 ]
-
-APP_NAME = "singan-studio"
-
-
-def default_model_dir(name: str) -> Path:
-    """``<user data dir>/models/<name>``, e.g. ``~/.local/share/singan-studio/models/<name>`` on Linux."""
-    return platformdirs.user_data_path(APP_NAME) / "models" / name
-
 
 @contextlib.contextmanager
 def demo_image() -> Iterator[Path]:
@@ -188,13 +178,13 @@ def write_image(x: torch.Tensor, path: str | os.PathLike) -> Path:
     return path
 
 
-def sr_model_dir(image_path: str | os.PathLike, factor: float, preset_name: str) -> Path:
-    """Default model directory of a super-resolution model: ``<models>/<stem>-sr-<preset>-r<r>``.
+def sr_model_name(image_path: str | os.PathLike, factor: float, preset_name: str) -> str:
+    """Directory name of a super-resolution model: ``<stem>-sr-<preset>-r<r>``.
 
     Factors with the same r (2, 4, 8: r = 2^(-1/3)) share one model.
     """
     _, r = sr_steps(factor)
-    return default_model_dir(f"{Path(image_path).stem}-sr-{preset_name}-r{r:.4f}")
+    return f"{Path(image_path).stem}-sr-{preset_name}-r{r:.4f}"
 
 
 def sr_training(

@@ -1,18 +1,18 @@
-"""The ``singan`` command line: train, sample, instant, eval, and the applications (harmonize, edit,
-paint2image, sr, animate). :mod:`daemon.cli` adds serve, protocol and demo.
+"""The ``singan`` commands that work on models and images: train, sample, instant, eval, and the
+applications (harmonize, edit, paint2image, sr, animate). :mod:`daemon.cli` assembles them with
+serve, protocol and demo into the one ``singan`` app (:func:`register`).
 
 Thin on purpose: options are parsed here and handed to :mod:`singan_core.workflow`; results and
 progress are printed here. Errors from the library (``ValueError`` and its subclasses
-``ModelLoadError``/``ImageReadError``, ``OSError``) are caught only in :func:`main` and reported as
-one line on stderr with exit code 2. Progress and messages go to stderr; results (the model
-directory, the sample files, the metrics) to stdout.
+``ModelLoadError``/``ImageReadError``, ``OSError``) are caught only in :func:`daemon.cli.main` and
+reported as one line on stderr with exit code 2. Progress and messages go to stderr; results (the
+model directory, the sample files, the metrics) to stdout.
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,32 +21,32 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from . import animation, editing, harmonization, paint
-from .config import PRESETS, preset as get_preset
-from .device import configure_threads, select_device
-from .full_resolution import instant as instant_images
-from .full_resolution import sample_full_resolution
-from .imageio import load_image, load_mask
-from .metrics import MetricUnavailable
-from .storage import OutputDirNotEmpty, atomic_write_bytes, load_pyramid, read_meta
-from .super_resolution import output_size, super_resolve
-from .training import TrainingEstimate, TrainProgress
-from .workflow import (
+from singan_core import animation, editing, harmonization, paint
+from singan_core.config import PRESETS, preset as get_preset
+from singan_core.device import select_device
+from singan_core.full_resolution import instant as instant_images
+from singan_core.full_resolution import sample_full_resolution
+from singan_core.imageio import load_image, load_mask
+from singan_core.storage import atomic_write_bytes, load_pyramid, read_meta
+from singan_core.super_resolution import output_size, super_resolve
+from singan_core.training import TrainingEstimate, TrainProgress
+from singan_core.workflow import (
     TrainJob,
-    default_model_dir,
     evaluate,
     is_model_dir,
     load_instant_source,
     model_lift_source,
     resume_training,
     run_training,
-    sr_model_dir,
+    sr_model_name,
     sr_training,
     start_training,
     write_image,
     write_pngs,
     write_samples,
 )
+
+from .paths import default_model_dir
 
 DEFAULT_PRESET = "draft"
 
@@ -63,13 +63,6 @@ class PrecisionName(str, enum.Enum):
     bf16 = "bf16"
 
 
-app = typer.Typer(
-    name="singan",
-    help="SinGAN Studio: learn a generative model from a single image, then sample new variations of it.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 _err = Console(stderr=True)
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu, cuda or cuda:N.")]
@@ -78,7 +71,6 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if availabl
 # --------------------------------------------------------------------------- train
 
 
-@app.command()
 def train(
     image: Annotated[
         Optional[Path],
@@ -224,7 +216,6 @@ FeatureScaleOpt = Annotated[
 ]
 
 
-@app.command()
 def sample(
     model: Annotated[Path, typer.Argument(help="A trained model directory.", show_default=False)],
     width: WidthOpt = None,
@@ -278,7 +269,6 @@ def sample(
     _print_written(write_pngs(images, out_dir, "sample", seed), width, height, start)
 
 
-@app.command()
 def instant(
     image: Annotated[Path, typer.Argument(help="The image to make variations of (no model, no training).", show_default=False)],
     width: WidthOpt = None,
@@ -310,7 +300,6 @@ def _print_written(paths: list[Path], width: int, height: int, start: float) -> 
     _err.print(f"{len(paths)} image{'s' if len(paths) != 1 else ''} of {width}x{height} px in {time.perf_counter() - start:.1f} s")
 
 
-@app.command("eval")
 def eval_(
     model: Annotated[Path, typer.Argument(help="A trained model directory.", show_default=False)],
     n: Annotated[int, typer.Option("-n", "--num", min=2, help="Number of samples to score.")] = 16,
@@ -349,7 +338,6 @@ def _masked_inputs(image: Path, mask: Path):
     return load_image(image), load_mask(mask)
 
 
-@app.command()
 def harmonize(
     model: Annotated[Path, typer.Argument(help="A model trained on the background.", show_default=False)],
     composite: Annotated[Path, typer.Option(help="The naive composite: the background with the object pasted in, any size.", show_default=False)],
@@ -370,7 +358,6 @@ def harmonize(
     print(write_image(result.image, out))
 
 
-@app.command()
 def edit(
     model: Annotated[Path, typer.Argument(help="A model trained on the unedited image.", show_default=False)],
     edited: Annotated[Path, typer.Option(help="The edited image (regions moved, copied or painted), any size.", show_default=False)],
@@ -391,7 +378,6 @@ def edit(
     print(write_image(result.unmasked, out.with_name(f"{out.stem}_unmasked{out.suffix}")))
 
 
-@app.command()
 def paint2image(
     model: Annotated[Path, typer.Argument(help="A trained model.", show_default=False)],
     paint_image: Annotated[Path, typer.Option("--paint", help="A rough paint or clip-art of the layout, any size.", show_default=False)],
@@ -412,7 +398,6 @@ def paint2image(
     print(write_image(image, out))
 
 
-@app.command()
 def sr(
     image: Annotated[Path, typer.Argument(help="The low-resolution image.", show_default=False)],
     out: OutOpt,
@@ -425,7 +410,7 @@ def sr(
     device: DeviceOpt = "auto",
 ) -> None:
     """Super-resolve IMAGE by FACTOR with a SinGAN trained on IMAGE itself (trains it first if needed)."""
-    model_dir = model if model is not None else sr_model_dir(image, factor, preset.value)
+    model_dir = model if model is not None else default_model_dir(sr_model_name(image, factor, preset.value))
     job = sr_training(image, factor, get_preset(preset.value), preset.value, model_dir, select_device(device))
     if not job.meta.is_complete:
         _err.print(f"training the super-resolution model into {model_dir}")
@@ -435,7 +420,6 @@ def sr(
     print(write_image(super_resolve(job.pyramid, factor), out))
 
 
-@app.command()
 def animate(
     model: Annotated[Path, typer.Argument(help="A trained model.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output animation (.gif or .webp).", show_default=False)],
@@ -459,36 +443,13 @@ def animate(
     print(out)
 
 
-# --------------------------------------------------------------------------- entry point
+# --------------------------------------------------------------------------- registration
 
 
-def _fail(message: str, code: int = 2, prog: str = "singan") -> None:
-    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(code)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app, turning expected errors into one line on stderr."""
-    configure_threads()
-    try:
-        code = app(args=argv, prog_name="singan", standalone_mode=False)
-    except OutputDirNotEmpty as exc:
-        _fail(f"{exc}; choose another --out, or add --overwrite to replace it")
-    except (ValueError, OSError, MetricUnavailable) as exc:  # incl. ModelLoadError, ImageReadError
-        _fail(str(exc))
-    except typer.Abort:
-        _fail("aborted", 1)
-    except Exception as exc:
-        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
-            raise  # a bug: let the traceback show
-        # a usage error from the parser (unknown option, bad option value, ...)
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            print(exc.format_message())
-            sys.exit(0)
-        ctx = getattr(exc, "ctx", None)
-        _fail(f"{exc.format_message()} (see --help)", exc.exit_code, ctx.command_path if ctx is not None else "singan")
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-if __name__ == "__main__":
-    main()
+def register(app: typer.Typer) -> None:
+    """Add these commands to the ``singan`` app (assembled in :mod:`daemon.cli`)."""
+    for name, command in (
+        ("train", train), ("sample", sample), ("instant", instant), ("eval", eval_), ("harmonize", harmonize),
+        ("edit", edit), ("paint2image", paint2image), ("sr", sr), ("animate", animate),
+    ):
+        app.command(name)(command)
