@@ -278,6 +278,8 @@ class Daemon:
             model = self._new_training(to_tensor(by_name["image"]), image_sha256(by_name["image"]), request.params)
         elif request.op == "super_resolve":
             model = self._sr_model(by_name["image"], request.params)
+        elif request.op == "instant":
+            model = None  # no model: patch synthesis from the image itself
         else:
             model = request.params.model
             require_ready(self.store, model)
@@ -298,7 +300,9 @@ class Daemon:
         except ValueError as exc:
             raise ProtocolError(f"images[0]: {exc}", "images[0]") from None
         model_id = self.store.new_id(params.name)
-        create_model_dir(self.store.path(model_id), pyramid, sha, source_name or params.name, params.preset)
+        # a generative model keeps the image it was sent at full resolution (capped at 4096 px) for the lift
+        full_source = None if studio is not None and studio.kind == "super_resolution" else image
+        create_model_dir(self.store.path(model_id), pyramid, sha, source_name or params.name, params.preset, full_source=full_source)
         self.store.write_studio(model_id, studio or StudioMeta(name=params.name))
         return model_id
 

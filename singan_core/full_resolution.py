@@ -180,6 +180,7 @@ def sample_full_resolution(
     gen_start_scale: int = 0,
     seed: int = 0,
     layout_seed: int = 0,
+    tile: bool = False,
     config: PatchSynthesisConfig = PatchSynthesisConfig(),
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
@@ -213,6 +214,8 @@ def sample_full_resolution(
         seed: base seed.
         layout_seed: seed of the layout's new content where the canvas exceeds the training image
             (``gen_start_scale`` > 0 only).
+        tile: a seamless tile: the lift's patches wrap around the output's edges (``circular``; use
+            it with a pyramid sampling with circular padding, whose layout wraps too).
         config: the patch engine's settings (GPNN defaults).
         on_step: ``on_step(done, total)`` after each patch-synthesis level of each sample (``total`` =
             levels x ``n_samples``); it may raise to stop between levels.
@@ -244,8 +247,8 @@ def sample_full_resolution(
     for i, init in enumerate(layouts):
         step = _progress(on_step, i, n_samples)
         init = _at_least_patch(init[None], config.patch_size, target)
-        lifted = synthesize(values, *target, init=init, seed=seed + i, config=config, on_step=step)
-        out.append(_upsample(lifted, height, width, circular=False))
+        lifted = synthesize(values, *target, init=init, circular=tile, seed=seed + i, config=config, on_step=step)
+        out.append(_upsample(lifted, height, width, circular=tile))
     return torch.cat(out)
 
 
