@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from protocol.client import DaemonError
+from protocol.requests import synthesis_request
 from singan_core.metrics import dominant_period
 from singan_core.storage import load_full_source
 
@@ -76,8 +77,8 @@ def test_instant_returns_the_requested_sizes_differs_by_seed_and_repeats(brick_d
     image = wire_image(path)
     with daemon.client(timeout=30) as client:
         events: list[dict] = []
-        first = client.submit("instant", {"n": 2, "seed": 3, "width": 200, "height": 120}, [image],
-                              on_progress=lambda job, event: events.append(event))
+        op, params, frames = synthesis_request(200, 120, image=image, n=2, seed=3)  # what the plugins send
+        first = client.submit(op, params, frames, on_progress=lambda job, event: events.append(event))
         result = first.wait(timeout=120)
         again = client.submit("instant", {"n": 1, "seed": 3, "width": 200, "height": 120}, [image])
         again.wait(timeout=120)
