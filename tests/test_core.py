@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from singan_core.config import PyramidConfig, preset
-from singan_core.imageio import load_image, save_image
+from singan_core.imageio import from_uint8, load_image, save_image
 from singan_core.losses import critic_loss, generator_adversarial_loss, gradient_penalty, reconstruction_loss
 from singan_core.metrics import patch_swd, pixel_diversity
 from singan_core.pyramid import pyramid_geometry, resize
@@ -197,10 +198,6 @@ def test_noise_amp_is_a_tenth_of_the_coarser_reconstructions_rmse():
     """noise_amp_k = noise_amp_init * RMSE(up(reconstruction_{k-1}), x_k) (paper sec. 2.2), on a
     hand-made case: a uniform grey image (x_k = c everywhere) and a scale 0 whose generator outputs
     the constant tanh(b) (its last convolution zeroed, bias b), so the RMSE is |c - tanh(b)|."""
-    from PIL import Image
-
-    from singan_core.imageio import from_uint8
-
     grey = 191  # c = 191 / 127.5 - 1
     image = from_uint8(np.asarray(Image.new("RGB", (60, 40), (grey,) * 3)))
     cfg = preset("tiny")
@@ -217,7 +214,7 @@ def test_noise_amp_is_a_tenth_of_the_coarser_reconstructions_rmse():
         assert noise_amp == pytest.approx(0.1 * abs(grey / 127.5 - 1 - math.tanh(bias)), rel=1e-4), bias
 
 
-def test_trained_noise_amps_start_at_one_and_shrink(chelsea_model):
+def test_trained_noise_amps_start_at_one_and_stay_small(chelsea_model):
     """The first scale's noise is unscaled; finer scales add noise in proportion to what the coarser
     reconstruction misses, a few percent of the [-1, 1] range for a trained model."""
     assert chelsea_model.noise_amps[0] == 1.0
