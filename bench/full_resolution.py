@@ -13,7 +13,7 @@ feature scale 1 (output px = source px):
 Per method: seconds per image, peak memory above the process's baseline (CPU: resident set sampled
 every 5 ms; CUDA: max allocated), patch-SWD vs the source, feature-scale error (|period / source
 period - 1|; correlation length for aperiodic textures), sharpness ratio (Laplacian variance vs
-the source's), copy score, pixel diversity of two seeds (at the first size only). Prints a table,
+the source's), copy score, pixel diversity of two seeds (`--seeds`, first size only). Prints a table,
 writes JSON and, per image and size, a contact sheet (source | model | bicubic | lift | instant,
 each a 512 x 512 crop at 100 %) to ``--out`` (default bench/results/full_resolution/).
 """
@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024])
     parser.add_argument("--big", type=int, default=2048, help="one extra size (0: none) ...")
     parser.add_argument("--big-image", default="hubble_deep_field.jpg", help="... for this image, lift and instant only")
+    parser.add_argument("--seeds", type=int, default=2, help="images per method at the first size (diversity needs 2)")
     parser.add_argument("--models", type=Path, default=Path("/tmp/full-resolution-bench-models"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "full_resolution")
     parser.add_argument("--device", default="auto")
@@ -193,7 +194,7 @@ def main() -> None:
         for size, methods in jobs:
             outputs = {}
             for method in methods:
-                n = 2 if size == args.sizes[0] else 1
+                n = args.seeds if size == args.sizes[0] else 1
                 row, outputs[method] = measure(method, pyramid, source, size, n, device)
                 rows.append({"image": name, "size": size, "method": method, **row})
                 print_table(rows[-1:])

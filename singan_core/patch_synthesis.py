@@ -46,7 +46,8 @@ Search back-ends, chosen per level by measured cost (2-core AVX2 CPU, one torch 
 
 Deviations from GPNN's code, each measured: 5 iterations on exact levels (10 cost twice as much
 for the same period), 3 on PatchMatch levels, 1 at the coarsest (more pulled gravel back into a
-verbatim copy of the source: copy score 0.59 vs 0.13), coarsest level 40 px instead of 14 on the
+verbatim copy of the source: copy score 0.59 vs 0.13), noise sigma 1.0 instead of 0.75 (gravel's copy
+score 0.48 vs 0.04-0.05 over three seeds; brick and chelsea unchanged), coarsest level 40 px instead of 14 on the
 source's smaller side (brick's bond needs a few courses there).
 
 CPU figures (one thread, :mod:`bench.full_resolution` has the table): instant 512 x 512 ~3 s,
@@ -87,7 +88,8 @@ class PatchSynthesisConfig:
     # MSE on [-1, 1]; smaller = stronger push to use every source patch (GPNN: 5e-3; on brick 5e-3 let
     # the joints vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
     use_alpha: bool = True  # False: plain nearest neighbour (GPNN's alpha = infinity)
-    noise_sigma: float = 0.75  # std of the Gaussian noise added to the coarsest level (instant; GPNN: 0.75)
+    noise_sigma: float = 1.0  # std of the Gaussian noise added to the coarsest level (instant), [-1, 1] units
+    # (GPNN: 0.75; with it gravel at 512 px from its own 512 px photo came back 48 % verbatim, 4-5 % at 1.0)
     feature_dims: int = 24  # PCA dimensions of the patch features (of 3 p^2)
     pca_samples: int = 8192  # patches sampled from the source level to fit the PCA basis
     exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this (~0.15 s per iteration)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from singan_core.errors import InvalidArgument
 from singan_core.imageio import load_image
-from singan_core.metrics import sharpness
+from singan_core.metrics import copy_score, sharpness
 from singan_core.patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
 
 
@@ -76,22 +76,26 @@ def _seam_and_interior(x: torch.Tensor) -> tuple[float, float]:
 def test_circular_output_tiles_and_plain_output_does_not(gravel):
     tile = synthesize(gravel, 128, 128, circular=True, seed=0, config=SMALL)
     seam, interior = _seam_and_interior(tile)
-    assert seam <= 1.2 * interior
+    assert seam <= 1.25 * interior  # measured 0.92-0.97 over seeds 0-3
     plain = synthesize(gravel, 128, 128, circular=False, seed=0, config=SMALL)
     seam, interior = _seam_and_interior(plain)
-    assert seam > 1.5 * interior  # the control: without wrap-around the edges do not meet
+    assert seam > 1.4 * interior  # the control, measured 1.6-1.8: without wrap-around the edges do not meet
 
 
-def test_lift_is_sharper_than_bicubic_and_keeps_the_layout(brick):
-    small = F.interpolate(brick, size=(48, 48), mode="bicubic", antialias=True, align_corners=False)
+def test_lift_is_sharp_and_keeps_a_new_layout(brick):
+    """A 48 px image of a new layout (not the source's thumbnail, which a copy would pass) lifted
+    to 128 px: the source's detail on the init's structure (measured: sharpness 0.85 of the
+    source's and 45x bicubic's, layout error 0.03 vs 0.10 to the source's own thumbnail)."""
+    thumb = F.interpolate(brick, size=(48, 48), mode="bicubic", antialias=True, align_corners=False)
+    small = synthesize(thumb, 48, 48, seed=5, config=SMALL)
     bicubic = F.interpolate(small, size=(128, 128), mode="bicubic", align_corners=False).clamp(-1, 1)
     lifted = synthesize(brick, 128, 128, init=small, seed=0)
     assert lifted.shape == (1, 3, 128, 128)
-    assert sharpness(lifted) > 3 * sharpness(bicubic)
     assert sharpness(lifted) > 0.6 * sharpness(brick)
-    # the structure is the init's: the lifted image stays close to it at the init's scale
+    assert sharpness(lifted) > 10 * sharpness(bicubic)
     down = F.interpolate(lifted, size=(48, 48), mode="bicubic", antialias=True, align_corners=False)
-    assert (down - small).abs().mean() < 0.1
+    assert (down - small).abs().mean() < 0.06
+    assert copy_score(lifted, brick) < 0.3
 
 
 def test_on_step_reports_each_level_and_can_stop(brick):
