@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=80, help="Iterations per scale (tiny: 80).")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally that stops a competitor
     rows = {}
     for policy in ("old", "new"):
         for busy in (False, True):

@@ -37,6 +37,8 @@ class Job:
             watched folder). request_id: the request's id, echoed in replies.
         progress: the last progress event's fields (phase, fraction, eta_seconds, ...).
         cancel_reason: set when cancelled: ``"cancelled"`` by a client, ``"shutdown"``.
+        prepare: a new model's :class:`~daemon.prepare.Preparation`, until the worker has done it:
+            the job waits in the interactive lane meanwhile, then in the training lane.
     """
 
     op: str
@@ -50,10 +52,16 @@ class Job:
     running: bool = False
     progress: dict[str, Any] = field(default_factory=lambda: {"phase": "queued", "fraction": 0.0, "eta_seconds": None})
     cancel_reason: str | None = None
+    prepare: Any = None
 
     @property
     def training(self) -> bool:
         return self.op in TRAINING_OPS
+
+    @property
+    def interactive_lane(self) -> bool:
+        """Interactive ops, and trainings whose model is still to be prepared."""
+        return not self.training or self.prepare is not None
 
     def check_cancelled(self) -> None:
         """Raise :class:`JobCancelled` if the job was cancelled."""
@@ -74,9 +82,9 @@ class JobQueue:
     def put(self, job: Job) -> int:
         """Queue a job; returns the number of jobs ahead of it."""
         with self._lock:
-            lane = self._training if job.training else self._interactive
-            ahead = len(self._interactive) + (len(self._training) if job.training else 0)
-            running = sum(1 for j in self._running if j.training or not job.training)
+            lane = self._interactive if job.interactive_lane else self._training
+            ahead = len(self._interactive) + (0 if job.interactive_lane else len(self._training))
+            running = sum(1 for j in self._running if not j.interactive_lane or job.interactive_lane)
             lane.append(job)
             self._lock.notify_all()
             return ahead + running
@@ -94,6 +102,15 @@ class JobQueue:
                     self._running.append(job)
                     return job
             return None
+
+    def requeue(self, job: Job) -> None:
+        """A running job goes back to the end of its lane (a prepared training: the training lane)."""
+        with self._lock:
+            if job in self._running:
+                self._running.remove(job)
+            job.running = False
+            (self._interactive if job.interactive_lane else self._training).append(job)
+            self._lock.notify_all()
 
     def finish(self, job: Job) -> None:
         with self._lock:
@@ -138,7 +155,7 @@ class JobQueue:
     def find_model(self, model_id: str) -> Job | None:
         """The queued or running training job of ``model_id``, if any."""
         with self._lock:
-            for job in [*self._running, *self._training]:
+            for job in [*self._running, *self._interactive, *self._training]:
                 if job.training and job.model == model_id:
                     return job
             return None

@@ -102,8 +102,7 @@ def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step:
         field = _size_field(params, out_w < MIN_OUTPUT_SIDE)
         raise ProtocolError(f"{field}: the output would be {out_w}x{out_h} px; at least {MIN_OUTPUT_SIDE} px a side", field)
     check_output(params.n, out_h, out_w, "params.n", _size_field(params, out_w >= out_h))
-    with pyramid.padding(params.padding or pyramid.config.net.padding_mode):
-        samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed, on_step=on_step)
+    samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed, on_step=on_step, padding_mode=params.padding)
     return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="model")
 
 
@@ -134,12 +133,10 @@ def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None) -> 
     if min(out_h, out_w) < 16:
         raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least 16 px a side with detail: source", size_field)
     check_output(params.n, out_h, out_w, "params.n", size_field)
-    padding = params.padding or pyramid.config.net.padding_mode
-    with pyramid.padding(padding):
-        samples = sample_full_resolution(
-            pyramid, source, out_w, out_h, feature_scale=params.feature_scale, n_samples=params.n,
-            gen_start_scale=params.gen_start_scale, seed=params.seed, tile=padding == "circular", on_step=on_level,
-        )
+    samples = sample_full_resolution(
+        pyramid, source, out_w, out_h, feature_scale=params.feature_scale, n_samples=params.n,
+        gen_start_scale=params.gen_start_scale, seed=params.seed, padding_mode=params.padding, on_step=on_level,
+    )
     return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
 import secrets
 import signal
@@ -23,6 +24,7 @@ from typing import Any, Callable
 import platformdirs
 import torch
 import zmq
+from PIL import Image as PILImage
 
 from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from protocol.schema import (
@@ -34,15 +36,14 @@ from protocol.wire import Image, ProtocolError, decode_header, decode_images, en
 from singan_core import __version__
 from singan_core.config import PRESETS, preset
 from singan_core.device import select_device, shared_machine_threads
-from singan_core.storage import ModelLoadError, create_model_dir
 from singan_core.super_resolution import sr_config, sr_steps
-from singan_core.training import new_pyramid
 from singan_core.workflow import APP_NAME
 
 from .endpoint import check_bound, check_endpoint, display_endpoint
-from .images import decode_file, image_sha256, to_tensor
+from .images import image_sha256
 from .jobs import Job, JobQueue
 from .ops import check_output
+from .prepare import Preparation, reserve
 from .store import ModelStore, StudioMeta, require_ready
 from .watch import FolderWatch
 from .worker import Worker
@@ -201,7 +202,7 @@ class Daemon:
         if watch is not None:
             watch.stop()
         for job in self.queue.close():
-            later = "; its training resumes when the daemon starts again" if job.training else ""
+            later = "; its training resumes when the daemon starts again" if job.training and job.prepare is None else ""
             self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(
                 code="cancelled", message=f"job {job.id} ({job.op}) was cancelled: the daemon is shutting down{later}")))
         worker_done, deadline = False, time.monotonic() + 120
@@ -273,41 +274,29 @@ class Daemon:
         if known is not None:  # a resent request (the client retried): same job
             self._send(client, Accepted(id=request.id, job=known.id, model=known.model, position=0))
             return
-        by_name = {image.name: image for image in images}
+        by_name, prep = {image.name: image for image in images}, None
         if request.op == "train":
-            model = self._new_training(to_tensor(by_name["image"]), image_sha256(by_name["image"]), request.params)
+            params, image = request.params, by_name["image"]
+            config = preset(params.preset).with_overrides(max_size=params.max_size, padding_mode=params.padding, seed=params.seed)
+            prep = Preparation(config, params.preset, StudioMeta(name=params.name), params.name, image=image)
+            model = reserve(self.store, prep, image.height, image.width)
         elif request.op == "super_resolve":
-            model = self._sr_model(by_name["image"], request.params)
+            model, prep = self._sr_model(by_name["image"], request.params)
         elif request.op == "instant":
             model = None  # no model: patch synthesis from the image itself
         else:
             model = request.params.model
             require_ready(self.store, model)
-        job = Job(request.op, request.params, model, by_name, client, request.id)
+        job = Job(request.op, request.params, model, by_name, client, request.id, prepare=prep)
         position = self.queue.put(job)
         self._requests[(client, request.id)] = job
         self._send(client, Accepted(id=request.id, job=job.id, model=model, position=position))
 
     # -- trainings --------------------------------------------------------------------------
 
-    def _new_training(self, image: torch.Tensor, sha: str, params: Any, source_name: str | None = None,
-                      studio: StudioMeta | None = None, config: Any = None) -> str:
-        """Create a model directory (source image, config) for a new training; return its id."""
-        if config is None:
-            config = preset(params.preset).with_overrides(max_size=params.max_size, padding_mode=params.padding, seed=params.seed)
-        try:
-            pyramid = new_pyramid(image, config, torch.device("cpu"))
-        except ValueError as exc:
-            raise ProtocolError(f"images[0]: {exc}", "images[0]") from None
-        model_id = self.store.new_id(params.name)
-        # a generative model keeps the image it was sent at full resolution (capped at 4096 px) for the lift
-        full_source = None if studio is not None and studio.kind == "super_resolution" else image
-        create_model_dir(self.store.path(model_id), pyramid, sha, source_name or params.name, params.preset, full_source=full_source)
-        self.store.write_studio(model_id, studio or StudioMeta(name=params.name))
-        return model_id
-
-    def _sr_model(self, image: Image, params: Any) -> str:
-        """The super-resolution model for this image, preset and factor: reused, or created."""
+    def _sr_model(self, image: Image, params: Any) -> tuple[str, Preparation | None]:
+        """The super-resolution model for this image, preset and factor: an existing one (and no
+        preparation), or a reserved new one and its preparation."""
         check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor")
         if max(image.width, image.height) > MAX_SR_INPUT_SIDE:
             raise ProtocolError(
@@ -318,11 +307,12 @@ class Daemon:
         for model_id in self.store.find(sha, "super_resolution"):
             meta = self.store.meta(model_id)
             if meta.preset == params.preset and abs(meta.scale_factor - r) < 1e-4 and not self.store.studio(model_id).error:
-                return model_id
+                return model_id, None
         config = sr_config(preset(params.preset), params.factor, image.height, image.width)
         name = f"{params.name}-sr"
         studio = StudioMeta(name=name, kind="super_resolution", sr_factor=params.factor)
-        return self._new_training(to_tensor(image), sha, params.model_copy(update={"name": name}), studio=studio, config=config)
+        prep = Preparation(config, params.preset, studio, name, image=image, sha256=sha)
+        return reserve(self.store, prep, image.height, image.width), prep
 
     def _resume_unfinished(self) -> None:
         for model_id in self.store.unfinished():
@@ -354,14 +344,17 @@ class Daemon:
                 self._watch_skips[path] = sha
                 log.log(level, "%s: already trained (same content), skipped", one_line(path.name))
                 return
-            params = _WatchParams(name=path.stem, preset=self.config.watch_preset)
-            model_id = self._new_training(decode_file(data, path.name), sha, params, source_name=path.name)
+            with PILImage.open(io.BytesIO(data)) as im:  # the header only: dimensions, no pixels
+                width, height = im.size
+            prep = Preparation(preset(self.config.watch_preset), self.config.watch_preset, StudioMeta(name=path.stem),
+                               path.name, file_bytes=data, sha256=sha)
+            model_id = reserve(self.store, prep, height, width)
         except (OSError, ValueError, ProtocolError) as exc:
             counts.failed += 1
             log.warning("%s: not trained: %s", one_line(path.name), one_line(str(exc)))
             return
         counts.trained += 1
-        job = Job("train", None, model_id)
+        job = Job("train", None, model_id, prepare=prep)
         self.queue.put(job)
         log.info("%s: training as model %s (job %s)", one_line(path.name), model_id, job.id)
 
@@ -390,13 +383,8 @@ class Daemon:
         return self.store.info(model_id, job.id if job else None, bool(job and job.running))
 
     def _op_list_models(self, params: Any) -> ModelListResult:
-        models = []
-        for model_id in self.store.ids():
-            try:
-                models.append(self._info(model_id))
-            except (KeyError, ModelLoadError) as exc:
-                log.warning("model %s: skipped in the list: %s", model_id, exc)
-        return ModelListResult(models=models)
+        """Every model from the store's in-memory index (no file is read), with its training job."""
+        return ModelListResult(models=[self._info(info.id) for info in self.store.listing()])
 
     def _op_get_model(self, params: Any) -> ModelResult:
         try:
@@ -433,7 +421,9 @@ class Daemon:
         if job is None:
             return CancelResult(job=params.job, cancelled=False)
         if not job.running:  # it never reaches the worker: answer and clean up here
-            if job.training:
+            if job.prepare is not None:
+                self.store.release(job.model)
+            elif job.training:
                 self.store.stop_training(job.model)
             self._requests.pop((job.client, job.request_id), None)
             self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(
@@ -442,14 +432,3 @@ class Daemon:
 
     def _op_shutdown(self, params: Any) -> ShutdownResult:
         return ShutdownResult()
-
-
-@dataclass(frozen=True)
-class _WatchParams:
-    """Training parameters of a watched file (the train op's, with the daemon's preset)."""
-
-    name: str
-    preset: str
-    max_size: int | None = None
-    padding: str | None = None
-    seed: int | None = None

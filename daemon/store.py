@@ -5,12 +5,19 @@ built, so a request can never name a path outside the store. Beside the core's `
 each directory holds ``studio.json`` (:class:`StudioMeta`): the display name, the kind, and
 whether an unfinished training was stopped on purpose (cancelled or failed) — models that were
 merely interrupted (the daemon was killed) are resumed when the daemon starts again.
+
+The store keeps an in-memory index of every model's :class:`ModelInfo` (read once at start, then
+kept current by the store's own writes and :meth:`ModelStore.refresh` after each finished scale),
+so ``list_models`` reads no file. A model being prepared (its training image not yet decoded and
+written, see :mod:`daemon.worker`) is in the index as *reserved*, status ``queued``, before its
+directory exists. Model directories copied into the store by hand appear at the next start.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import threading
 import unicodedata
 from pathlib import Path
 from typing import Literal
@@ -57,6 +64,58 @@ class ModelStore:
         self.root = Path(root)
         self.models_dir = self.root / "models"
         self.models_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # the socket loop reads the index, the worker updates it
+        self._index: dict[str, ModelInfo] = {}
+        self._reserved: set[str] = set()
+        for model_id in self.ids():
+            self.refresh(model_id)
+
+    # -- the index ----------------------------------------------------------------------------
+
+    def refresh(self, model_id: str) -> None:
+        """Re-read one model's files into the index (drop it if it is gone or unreadable)."""
+        try:
+            info = self._read_info(model_id)
+        except (KeyError, ValueError, OSError):  # ModelLoadError is a ValueError
+            info = None
+        with self._lock:
+            if info is not None:
+                self._index[model_id] = info
+                self._reserved.discard(model_id)
+            elif model_id not in self._reserved:
+                self._index.pop(model_id, None)
+
+    def reserve(self, name: str, info: ModelInfo) -> str:
+        """A new id for ``name`` (see :meth:`new_id`), listed with ``info`` until :meth:`refresh`
+        finds its directory or :meth:`release` drops it."""
+        with self._lock:
+            model_id = self.new_id(name, taken=set(self._index) | self._reserved)
+            self._reserved.add(model_id)
+            self._index[model_id] = info.model_copy(update={"id": model_id})
+            return model_id
+
+    def release(self, model_id: str) -> None:
+        """Forget a reservation whose model was never created (its preparation failed or was cancelled)."""
+        with self._lock:
+            self._reserved.discard(model_id)
+        self.refresh(model_id)
+
+    def listing(self) -> list[ModelInfo]:
+        """Every indexed model (reserved ones included), sorted by id; no file is read."""
+        with self._lock:
+            return [self._index[model_id] for model_id in sorted(self._index)]
+
+    def indexed(self, model_id: str) -> ModelInfo:
+        """The indexed info of ``model_id``; a model directory not indexed yet (copied in by hand)
+        is read once and indexed. Raises KeyError."""
+        with self._lock:
+            if model_id in self._index:
+                return self._index[model_id]
+        self.refresh(model_id)
+        with self._lock:
+            return self._index[model_id]
+
+    # -- files --------------------------------------------------------------------------------
 
     def path(self, model_id: str) -> Path:
         """The directory of ``model_id`` (existing or not). Raises ValueError for a non-slug id."""
@@ -96,6 +155,7 @@ class ModelStore:
 
     def write_studio(self, model_id: str, studio: StudioMeta) -> None:
         atomic_write_bytes(self.path(model_id) / STUDIO_FILE, studio.model_dump_json(indent=2).encode())
+        self.refresh(model_id)
 
     def delete(self, model_id: str) -> None:
         """Remove the model directory and everything in it."""
@@ -103,37 +163,32 @@ class ModelStore:
         if not path.is_dir():
             raise KeyError(model_id)
         shutil.rmtree(path)
+        self.refresh(model_id)
 
     def find(self, source_sha256: str, kind: str = "generative") -> list[str]:
-        """Ids of the models trained from this source hash (any status), of ``kind``."""
-        found = []
-        for model_id in self.ids():
-            try:
-                if self.meta(model_id).source_sha256 == source_sha256 and self.studio(model_id).kind == kind:
-                    found.append(model_id)
-            except (KeyError, ModelLoadError):
-                continue
-        return found
+        """Ids of the models trained from this source hash (any status), of ``kind`` (from the index)."""
+        return [info.id for info in self.listing() if info.source_sha256 == source_sha256 and info.kind == kind]
 
     def unfinished(self) -> list[str]:
         """Models whose training was interrupted (not stopped on purpose): to resume at start-up."""
         out = []
-        for model_id in self.ids():
-            try:
-                if not self.meta(model_id).is_complete and not self.studio(model_id).stopped:
-                    out.append(model_id)
-            except (KeyError, ModelLoadError):
-                continue
+        for info in self.listing():
+            if info.status != "ready" and not self.studio(info.id).stopped:
+                out.append(info.id)
         return out
 
     def info(self, model_id: str, job_id: str | None = None, job_running: bool = False) -> ModelInfo:
-        """The protocol's view of a model. ``job_id``: the training job queued or running for it.
+        """The protocol's view of a model (from the index). ``job_id``: the training job queued or
+        running for it. Raises KeyError (unknown id)."""
+        info = self.indexed(model_id)
+        if job_id is None:
+            return info
+        return info.model_copy(update={"status": "training" if job_running else "queued", "job": job_id})
 
-        Raises KeyError (unknown id) or ModelLoadError (corrupt ``model.json``)."""
+    def _read_info(self, model_id: str) -> ModelInfo:
+        """A model's ModelInfo read from its files, without job. Raises KeyError or ModelLoadError."""
         meta, studio = self.meta(model_id), self.studio(model_id)
-        if job_id is not None:
-            status = "training" if job_running else "queued"
-        elif meta.is_complete:
+        if meta.is_complete:
             status = "ready"
         else:
             status = "failed" if studio.error else "interrupted"
@@ -143,7 +198,7 @@ class ModelStore:
             num_scales=meta.num_scales, width=width, height=height, preset=meta.preset,
             padding=meta.config["net"]["padding_mode"], source_name=meta.source_name,
             source_sha256=meta.source_sha256, created=meta.created_at.timestamp(),
-            updated=meta.updated_at.timestamp(), job=job_id, error=studio.error,
+            updated=meta.updated_at.timestamp(), job=None, error=studio.error,
         )
 
     def stop_training(self, model_id: str, error: str | None = None) -> None:

@@ -29,6 +29,7 @@ from singan_core.workflow import resume_training, run_training
 from .cache import LoadedModel, PyramidCache
 from .images import from_tensor
 from .jobs import Job, JobCancelled, JobQueue
+from .prepare import prepare_model
 from .ops import check_output, run_interactive
 from .store import ModelStore, require_ready
 
@@ -66,7 +67,14 @@ class Worker:
             self._out.close(linger=1000)
 
     def _run(self, job: Job) -> None:
-        message, images = self._execute(job)
+        if job.prepare is not None:
+            failure = self._prepare(job)
+            if failure is None:
+                self.queue.requeue(job)  # now a training, queued behind the others
+                return
+            message, images = failure, []
+        else:
+            message, images = self._execute(job)
         self.queue.finish(job)  # before the final reply: a client that then asks for jobs must not see it
         if isinstance(message, Error) and job.client is None:
             log.warning("job %s (%s %s): %s", job.id, job.op, job.model, message.error.message)
@@ -114,6 +122,28 @@ class Worker:
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.op)
             return self._error(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"), []
+
+    def _prepare(self, job: Job) -> Error | None:
+        """Create the job's reserved model (:func:`~daemon.prepare.prepare_model`, phase
+        ``preparing``); None when done, else the job's final error (the reservation is released)."""
+        try:
+            job.check_cancelled()
+            self._progress(job, phase="preparing", fraction=0.0)
+            start = time.perf_counter()
+            prepare_model(self.store, job.model, job.prepare)
+            job.prepare = None
+            log.info("job %s (%s %s) prepared in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
+            return None
+        except JobCancelled as exc:
+            why = "the daemon is shutting down" if str(exc) == "shutdown" else "cancelled on request"
+            failure = self._error(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {why}")
+        except ProtocolError as exc:
+            failure = self._error(job, exc.code, exc.message, exc.field)
+        except Exception as exc:
+            log.exception("job %s (%s) failed while preparing", job.id, job.op)
+            failure = self._error(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)")
+        self.store.release(job.model)
+        return failure
 
     def _sampling_step(self, job: Job):
         """``on_step(done, total)`` of an interactive job: stop at a cancel (between scales), report progress."""
@@ -182,6 +212,7 @@ class Worker:
             self._serve_interactive()
 
         def on_scale_done(pyramid, k: int) -> None:
+            self.store.refresh(job.model)  # scales_done, as just saved
             now = time.monotonic()
             if now - last["preview"] >= self.preview_interval or k == pyramid.num_scales - 1:
                 last["preview"] = now

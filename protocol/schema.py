@@ -397,7 +397,8 @@ class Progress(_Model):
     v: int = PROTOCOL_VERSION
     id: str
     job: JobId
-    phase: Literal["queued", "loading", "training", "sampling"]
+    phase: Literal["queued", "preparing", "loading", "training", "sampling"]
+    """preparing: a new model's training image is decoded and its model directory written."""
     fraction: Annotated[float, Field(ge=0, le=1)]
     """Share of the job done, by compute (never decreases)."""
     eta_seconds: float | None = None

@@ -28,6 +28,7 @@ from typing import Literal
 
 import torch
 
+from .config import PaddingMode
 from .errors import InvalidArgument
 from .model import SinGANPyramid
 from .patch_synthesis import PatchSynthesisConfig, synthesize
@@ -180,7 +181,7 @@ def sample_full_resolution(
     gen_start_scale: int = 0,
     seed: int = 0,
     layout_seed: int = 0,
-    tile: bool = False,
+    padding_mode: PaddingMode | None = None,
     config: PatchSynthesisConfig = PatchSynthesisConfig(),
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
@@ -214,8 +215,8 @@ def sample_full_resolution(
         seed: base seed.
         layout_seed: seed of the layout's new content where the canvas exceeds the training image
             (``gen_start_scale`` > 0 only).
-        tile: a seamless tile: the lift's patches wrap around the output's edges (``circular``; use
-            it with a pyramid sampling with circular padding, whose layout wraps too).
+        padding_mode: SinGAN's padding for this call (None: the model's own); ``"circular"`` makes
+            a seamless tile: the layout wraps around, and so do the lift's patches.
         config: the patch engine's settings (GPNN defaults).
         on_step: ``on_step(done, total)`` after each patch-synthesis level of each sample (``total`` =
             levels x ``n_samples``); it may raise to stop between levels.
@@ -233,14 +234,16 @@ def sample_full_resolution(
         raise InvalidArgument("detail", f"must be 'source' or 'model', got {detail!r}")
     finest_h, finest_w = pyramid.sizes[-1]
     if detail == "model":
-        return sample(pyramid, n_samples, height / finest_h, width / finest_w, gen_start_scale, seed, layout_seed=layout_seed)
+        return sample(pyramid, n_samples, height / finest_h, width / finest_w, gen_start_scale, seed, layout_seed=layout_seed,
+                      padding_mode=padding_mode)
     mh, mw = source.model_px_per_source_px
     scale_h, scale_w = height * mh / feature_scale / finest_h, width * mw / feature_scale / finest_w
     if max(scale_h, scale_w) > _MAX_CANVAS_SCALE:
         raise InvalidArgument(
             "feature_scale", f"{feature_scale:g} needs a SinGAN canvas over {_MAX_CANVAS_SCALE:g}x the model's size; use a larger feature_scale"
         )
-    layouts = sample(pyramid, n_samples, scale_h, scale_w, gen_start_scale, seed, layout_seed=layout_seed)
+    layouts = sample(pyramid, n_samples, scale_h, scale_w, gen_start_scale, seed, layout_seed=layout_seed, padding_mode=padding_mode)
+    tile = (padding_mode or pyramid.config.net.padding_mode) == "circular"
     values = _scaled_source(source.image, feature_scale, "source")
     target = _synthesis_size(height, width, feature_scale)
     out = []

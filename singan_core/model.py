@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 
-from .config import PaddingMode, SinGANConfig
+from .config import SinGANConfig
 from .models import Discriminator, Generator
 from .pyramid import PyramidGeometry, Size
 
@@ -78,22 +75,3 @@ class SinGANPyramid:
         for net in (*self.generators, *self.discriminators):
             net.to(device)
         return self
-
-    @contextlib.contextmanager
-    def padding(self, mode: PaddingMode) -> Iterator["SinGANPyramid"]:
-        """Run the generators with another padding mode inside the ``with`` block (restored after).
-
-        ``"circular"`` makes every sample wrap around, i.e. a seamless tile, even from a model trained
-        with zero padding (it was not trained to wrap, so a circular-trained model tiles best).
-        """
-        config, modes = self.config, [g.padding_mode for g in self.generators]
-        net = dataclasses.replace(config.net, padding_mode=mode)
-        self.config = dataclasses.replace(config, net=net)
-        for g in self.generators:
-            g.padding_mode = mode
-        try:
-            yield self
-        finally:
-            self.config = config
-            for g, m in zip(self.generators, modes):
-                g.padding_mode = m

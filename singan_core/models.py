@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import NetConfig
+from .config import NetConfig, PaddingMode
 
 
 def nfc_at(k: int, net: NetConfig) -> int:
@@ -61,9 +61,11 @@ class Generator(nn.Module):
         self.body = _conv_stack(image_channels, nfc, image_channels, net)
         self.apply(init_weights)
 
-    def forward(self, z: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        """z, prev: (N, 3, H, W), prev in [-1, 1]. Returns (N, 3, H, W), roughly [-2, 2]: prev + residual."""
-        x = F.pad(z + prev, (self.padding,) * 4, mode="constant" if self.padding_mode == "zeros" else "circular")
+    def forward(self, z: torch.Tensor, prev: torch.Tensor, padding_mode: PaddingMode | None = None) -> torch.Tensor:
+        """z, prev: (N, 3, H, W), prev in [-1, 1]. Returns (N, 3, H, W), roughly [-2, 2]: prev + residual.
+        ``padding_mode``: this call's padding (``circular`` for a seamless tile); None: the trained one."""
+        mode = padding_mode or self.padding_mode
+        x = F.pad(z + prev, (self.padding,) * 4, mode="constant" if mode == "zeros" else "circular")
         return prev + torch.tanh(self.body(x))
 
 

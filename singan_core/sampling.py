@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from .config import PaddingMode
 from .errors import InvalidArgument
 from .model import SinGANPyramid
 from .pyramid import Size, resize
@@ -35,6 +36,7 @@ def generate(
     start_scale: int = 0,
     start_image: torch.Tensor | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    padding_mode: PaddingMode | None = None,
 ) -> torch.Tensor:
     """Run the finished generators from ``start_scale`` upward (paper eq. 3-4).
 
@@ -49,16 +51,19 @@ def generate(
             zeros (the paper's coarsest input) when None.
         on_step: called as ``on_step(done, total)`` after each scale (``total = len(noises)``); it
             may raise to stop between scales (the daemon cancels jobs this way).
+        padding_mode: padding of the generators and of the resizing between scales for this call
+            (``"circular"``: every output wraps around, a seamless tile); None: the model's own.
+            The pyramid is not modified.
 
     Returns:
         (N, 3, h, w) output of the last scale run, unclamped (roughly [-1, 1]).
     """
-    mode = pyramid.config.net.padding_mode
+    mode = padding_mode or pyramid.config.net.padding_mode
     x = torch.zeros_like(noises[0]) if start_image is None else resize(start_image, noises[0].shape[-2:], mode)
     for i, z in enumerate(noises):
         k = start_scale + i
         x = resize(x, z.shape[-2:], mode)
-        x = pyramid.generators[k](pyramid.noise_amps[k] * z, x)
+        x = pyramid.generators[k](pyramid.noise_amps[k] * z, x, mode)
         if on_step is not None:
             on_step(i + 1, len(noises))
     return x
@@ -107,6 +112,7 @@ def sample(
     batch_size: int = 8,
     layout_seed: int = 0,
     on_step: Callable[[int, int], None] | None = None,
+    padding_mode: PaddingMode | None = None,
 ) -> torch.Tensor:
     """Random samples from a trained pyramid (paper sec. 2, Figs. 4, 6-8).
 
@@ -137,6 +143,9 @@ def sample(
             ``gen_start_scale`` > 0 and the sample is larger than the training image).
         on_step: called as ``on_step(done, total)`` after each scale of each batch (``total`` =
             batches x scales run); it may raise to stop between scales (see :func:`generate`).
+        padding_mode: ``"circular"`` for seamless tiles (even from a model trained with zero
+            padding, which was not trained to wrap: a circular-trained model tiles best), ``"zeros"``,
+            or None for the model's own (see :func:`generate`).
 
     Returns:
         (n_samples, 3, H, W) in [-1, 1] where (H, W) = round(finest size * (scale_h, scale_w)).
@@ -146,18 +155,19 @@ def sample(
     """
     _check_sample_args(pyramid, n_samples, scale_h, scale_w, gen_start_scale)
     sizes = sample_sizes(pyramid, scale_h, scale_w)
-    start_image = layout(pyramid, sizes, gen_start_scale, layout_seed) if gen_start_scale > 0 else None
+    start_image = layout(pyramid, sizes, gen_start_scale, layout_seed, padding_mode) if gen_start_scale > 0 else None
     out, batches = [], range(0, n_samples, batch_size)
     for b, first in enumerate(batches):
         seeds = range(seed + first, seed + min(first + batch_size, n_samples))
         noises = _noise_batch(pyramid, sizes, gen_start_scale, seeds)
         start = None if start_image is None else start_image.expand(len(seeds), -1, -1, -1)
         step = None if on_step is None else (lambda done, total, b=b: on_step(b * total + done, len(batches) * total))
-        out.append(generate(pyramid, noises, gen_start_scale, start, on_step=step).clamp(-1, 1))
+        out.append(generate(pyramid, noises, gen_start_scale, start, on_step=step, padding_mode=padding_mode).clamp(-1, 1))
     return torch.cat(out)
 
 
-def layout(pyramid: SinGANPyramid, sizes: list[Size], stop_scale: int, layout_seed: int = 0) -> torch.Tensor:
+def layout(pyramid: SinGANPyramid, sizes: list[Size], stop_scale: int, layout_seed: int = 0,
+           padding_mode: PaddingMode | None = None) -> torch.Tensor:
     """The reconstruction path of scales ``0 .. stop_scale - 1`` run at the per-scale ``sizes``.
 
     Each scale's noise is its ``z_opt`` centred on a canvas of the scale's size (cropped if the
@@ -173,7 +183,7 @@ def layout(pyramid: SinGANPyramid, sizes: list[Size], stop_scale: int, layout_se
     for k in range(stop_scale):
         canvas = draw_noise(1, sizes[k], k, gen, pyramid.device) if k == 0 else torch.zeros(1, 3, *sizes[k], device=pyramid.device)
         noises.append(_paste_centred(canvas, pyramid.z_opts[k]))
-    return generate(pyramid, noises)
+    return generate(pyramid, noises, padding_mode=padding_mode)
 
 
 def _paste_centred(canvas: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:

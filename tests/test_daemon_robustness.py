@@ -728,3 +728,18 @@ def test_weak_tokens_are_refused(token):
     with pytest.raises(ValueError, match=r"^token: must have at least 16 characters"):
         check_endpoint("tcp://0.0.0.0:5557", allow_remote=True, token=token)
     check_endpoint("tcp://0.0.0.0:5557", allow_remote=True, token="sixteen-chars!!!")
+
+
+# --------------------------------------------------------------------------- thread policy (issue 15)
+
+
+def test_worker_threads_leave_a_core_to_the_host_app(monkeypatch):
+    from singan_core.device import shared_machine_threads, usable_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert shared_machine_threads() == max(1, usable_cores() - 1)
+    assert shared_machine_threads(3) == 3  # --threads wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert shared_machine_threads() == 5 and shared_machine_threads(2) == 2
+    with pytest.raises(ValueError, match="^threads: "):
+        shared_machine_threads(0)

@@ -1,0 +1,94 @@
+"""A new model's preparation: the work between a training request and its first training step.
+
+Decoding the training image, hashing it, building its pyramid and writing (with fsync) the model
+directory takes about 2 s for an 8192 x 4096 image. The socket loop must not do it (nobody would be
+answered meanwhile), so it only checks the image's geometry (:func:`reserve`: dimensions only, no
+pixel is touched) and reserves the model id; the worker does the rest (:func:`prepare_model`,
+progress phase ``preparing``) in its interactive lane, i.e. within seconds even while another
+model trains, and the training is then queued behind the other trainings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from protocol.schema import ModelInfo
+from protocol.wire import Image, ProtocolError
+from singan_core.config import SinGANConfig
+from singan_core.pyramid import pyramid_geometry
+from singan_core.storage import create_model_dir
+from singan_core.training import new_pyramid
+
+from .images import decode_file, image_sha256, to_tensor
+from .store import ModelStore, StudioMeta
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """What the worker needs to create a model directory.
+
+    Attributes:
+        config: the training configuration. preset: its name, as recorded in ``model.json``.
+        studio: the daemon's metadata of the new model (display name, kind).
+        source_name: the source's name (the train request's ``name``, or the watched file's name).
+        image: the training image as sent (train, super_resolve), or None.
+        file_bytes: a watched file's bytes, or None (exactly one of image / file_bytes is set).
+        sha256: the source hash if already known (watched files: of the file bytes), else None:
+            the hash of the image's 8-bit RGB pixels is computed by the worker.
+    """
+
+    config: SinGANConfig
+    preset: str
+    studio: StudioMeta
+    source_name: str
+    image: Image | None = None
+    file_bytes: bytes | None = None
+    sha256: str | None = None
+
+
+def reserve(store: ModelStore, prep: Preparation, height: int, width: int) -> str:
+    """Check that a ``height`` x ``width`` px image can be trained with ``prep.config`` (geometry
+    only) and reserve a model id for it, listed as ``queued`` until the worker prepares it.
+
+    Raises:
+        ProtocolError: ``images[0]``, the image is too small for the preset.
+    """
+    try:
+        geometry = pyramid_geometry(height, width, prep.config.pyramid)
+    except ValueError as exc:
+        raise ProtocolError(f"images[0]: {exc}", "images[0]") from None
+    finest_h, finest_w = geometry.sizes[-1]
+    now = time.time()
+    info = ModelInfo(
+        id="reserved", name=prep.studio.name, status="queued", kind=prep.studio.kind, scales_done=0,
+        num_scales=geometry.num_scales, width=finest_w, height=finest_h, preset=prep.preset,
+        padding=prep.config.net.padding_mode, source_name=prep.source_name, source_sha256=prep.sha256 or "",
+        created=now, updated=now,
+    )
+    return store.reserve(prep.studio.name, info)
+
+
+def prepare_model(store: ModelStore, model_id: str, prep: Preparation) -> None:
+    """Decode, hash, build the pyramid and write the model directory of a reserved ``model_id``.
+
+    Raises:
+        ProtocolError: ``images[0]``, the image cannot be decoded or trained (the reservation stays:
+            the caller releases it).
+        OSError: the store cannot be written.
+    """
+    try:
+        if prep.image is not None:
+            tensor, sha = to_tensor(prep.image), prep.sha256 or image_sha256(prep.image)
+        else:
+            assert prep.file_bytes is not None and prep.sha256 is not None
+            tensor, sha = decode_file(prep.file_bytes, prep.source_name), prep.sha256
+        pyramid = new_pyramid(tensor, prep.config, torch.device("cpu"))
+    except ValueError as exc:
+        raise ProtocolError(f"images[0]: {exc}", "images[0]") from None
+    # a generative model keeps the image as sent (capped at 4096 px) as its full-resolution source: the lift's detail
+    full_source = tensor if prep.studio.kind == "generative" else None
+    create_model_dir(store.path(model_id), pyramid, sha, prep.source_name, prep.preset, full_source=full_source)
+    store.write_studio(model_id, prep.studio)  # also puts the real model in the index
