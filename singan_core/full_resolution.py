@@ -242,8 +242,8 @@ def sample_full_resolution(
         raise InvalidArgument(
             "feature_scale", f"{feature_scale:g} needs a SinGAN canvas over {_MAX_CANVAS_SCALE:g}x the model's size; use a larger feature_scale"
         )
-    layouts = sample(pyramid, n_samples, scale_h, scale_w, gen_start_scale, seed, layout_seed=layout_seed, padding_mode=padding_mode)
     tile = (padding_mode or pyramid.config.net.padding_mode) == "circular"
+    layouts = _layouts(pyramid, n_samples, scale_h, scale_w, gen_start_scale, seed, layout_seed, padding_mode, tile)
     values = _scaled_source(source.image, feature_scale, "source")
     target = _synthesis_size(height, width, feature_scale)
     out = []
@@ -253,6 +253,22 @@ def sample_full_resolution(
         lifted = synthesize(values, *target, init=init, circular=tile, seed=seed + i, config=config, on_step=step)
         out.append(_upsample(lifted, height, width, circular=tile))
     return torch.cat(out)
+
+
+def _layouts(pyramid: SinGANPyramid, n: int, scale_h: float, scale_w: float, gen_start_scale: int, seed: int,
+             layout_seed: int, padding_mode: PaddingMode | None, tile: bool) -> torch.Tensor:
+    """SinGAN's samples on the lift's canvas. A circular canvas whose coarsest scale is smaller than
+    the generators' padding (``num_layers`` px a side: torch wraps at most once; e.g. a 64 px tile
+    of a 450 px photo from a 48 px model) is sampled at the smallest size that wraps and resized
+    (circular) down to the canvas: still a tile, its layout slightly finer than asked."""
+    if not tile:
+        return sample(pyramid, n, scale_h, scale_w, gen_start_scale, seed, layout_seed=layout_seed, padding_mode=padding_mode)
+    pad = pyramid.generators[0].padding
+    (h0, w0), (finest_h, finest_w) = pyramid.sizes[0], pyramid.sizes[-1]
+    wrap_h, wrap_w = max(scale_h, pad / h0), max(scale_w, pad / w0)
+    x = sample(pyramid, n, wrap_h, wrap_w, gen_start_scale, seed, layout_seed=layout_seed, padding_mode=padding_mode)
+    canvas = (max(1, round(finest_h * scale_h)), max(1, round(finest_w * scale_w)))
+    return resize(x, canvas, "circular").clamp(-1, 1)
 
 
 # --------------------------------------------------------------------------- instant
