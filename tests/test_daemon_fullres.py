@@ -8,8 +8,6 @@ take 1-4 s each, so a cancel is answered within one level.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -21,7 +19,7 @@ from singan_core.storage import load_full_source
 
 from conftest import DaemonProcess, wire_image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the module's fixture trains (20 s idle, minutes on a busy machine)
 
 PERIOD_TOLERANCE = 0.15  # issue 12's measure: the brick period within 15 % of the source's
 
@@ -62,14 +60,14 @@ def test_train_keeps_the_full_resolution_source_and_a_512_generate_has_the_brick
         assert result["detail"] == "source" and result["notice"] is None
         (lifted,) = job.images
         assert (lifted.width, lifted.height) == (512, 512)
-        old = client.submit("generate", {"model": "brick", "width": 512, "height": 512, "detail": "model"})
-        assert old.wait(timeout=120)["detail"] == "model"
+        old = client.submit("generate", {"model": "brick", "width": 96, "height": 96, "detail": "model"})
+        assert old.wait(timeout=300)["detail"] == "model"  # the model-scale output on request
+    assert (old.images[0].width, old.images[0].height) == (96, 96)
     save(lifted, "brick-lift-512")
     source_period = dominant_period(source)
     period = dominant_period(as_tensor(lifted))
     assert abs(period / source_period - 1) <= PERIOD_TOLERANCE, (period, source_period)
-    model_period = dominant_period(as_tensor(old.images[0]))  # today's model-scale output: bricks far smaller
-    assert math.isnan(model_period) or abs(model_period / source_period - 1) > PERIOD_TOLERANCE, model_period
+    # (that today's model-scale output misses the period by far is shown in test_full_resolution)
 
 
 def test_instant_returns_the_requested_sizes_differs_by_seed_and_repeats(brick_daemon):
