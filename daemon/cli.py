@@ -59,7 +59,7 @@ def serve(
     debounce: Annotated[float, typer.Option(min=0.1, max=600, help="Seconds a watched file must stay unchanged before training.")] = 2.0,
     device: DeviceOpt = "auto",
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback endpoint (needs --token).")] = False,
-    token: Annotated[Optional[str], typer.Option(envvar="SINGAN_TOKEN", help="Shared secret every request must carry.", show_default=False)] = None,
+    token: Annotated[Optional[str], typer.Option(envvar="SINGAN_TOKEN", help="Shared secret every request must carry (at least 16 characters besides white space).", show_default=False)] = None,
     cache_mb: Annotated[int, typer.Option(min=1, help="Memory budget of loaded models, MiB.")] = 2048,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads of the worker (default: usable cores - 1, or OMP_NUM_THREADS).", show_default=False)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",

@@ -3,6 +3,8 @@
 One thread does all socket I/O: it reads requests from the ROUTER socket, answers the quick ops
 itself (hello, list_models, jobs, cancel, ...), queues job ops for the :class:`~daemon.worker.Worker`,
 and forwards the worker's replies (arriving on an inproc PULL socket) to the requesting client.
+It never decodes, hashes or writes images: a new model is prepared by the worker
+(:mod:`daemon.prepare`), and watched files are read and hashed by the watch's own thread.
 Nothing a client sends can stop the loop: every request gets a reply or an error reply, except
 frames over ``ZMQ_MAXMSGSIZE``, which ZeroMQ drops together with the connection.
 """
@@ -32,7 +34,7 @@ from protocol.schema import (
     MAX_SR_INPUT_SIDE, OPS, Accepted, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
     JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
 )
-from protocol.wire import Image, ProtocolError, decode_header, decode_images, encode, one_line
+from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, decode_header, decode_images, encode, one_line
 from singan_core import __version__
 from singan_core.config import PRESETS, preset
 from singan_core.device import select_device, shared_machine_threads
@@ -181,7 +183,6 @@ class Daemon:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(events, zmq.POLLIN)
-        next_watch = time.monotonic()
         try:
             while not self._stop.is_set():
                 for socket, _ in poller.poll(200):
@@ -189,17 +190,15 @@ class Daemon:
                         self._on_request(router.recv_multipart(copy=False))
                     else:
                         self._forward(events.recv_multipart(copy=False))
-                if watch is not None and time.monotonic() >= next_watch:
-                    next_watch = time.monotonic() + 0.5
-                    for path in watch.ready():
-                        self._watched_file(path)
         finally:
             self._shutdown(events, watch)
 
     def _shutdown(self, events: zmq.Socket, watch: FolderWatch | None) -> None:
         """Cancel the queue, let the running job stop at its next check, pass on its last replies."""
         log.info("shutting down")
+        self._stop.set()
         if watch is not None:
+            self._watch_thread.join()  # before the queue closes: it may be queueing a training
             watch.stop()
         for job in self.queue.close():
             later = "; its training resumes when the daemon starts again" if job.training and job.prepare is None else ""
@@ -260,8 +259,8 @@ class Daemon:
         except ProtocolError as exc:
             self._send(client, Error(id=request_id, error=ErrorInfo(code=exc.code, message=exc.message, field=exc.field)))
         except Exception as exc:  # a bug: log it, answer, keep serving
-            log.exception("request %s failed", request_id)
-            self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=one_line(f"{type(exc).__name__}: {exc} (see the daemon log)", 1000))))
+            log.exception("request %s failed", one_line(str(request_id)))
+            self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=one_line(f"{type(exc).__name__}: {exc} (see the daemon log)", MAX_MESSAGE_CHARS))))
 
     def _authorize(self, header: dict) -> None:
         """With a token configured, every request must carry it (checked before anything else)."""
@@ -325,8 +324,17 @@ class Daemon:
             return None
         watch = FolderWatch(self.config.watch, self.config.debounce)
         watch.start()
+        self._watch_thread = threading.Thread(target=self._watch_loop, args=(watch,), name="singan-watch")
+        self._watch_thread.start()
         log.info("watching %s (preset %s)", self.config.watch, self.config.watch_preset)
         return watch
+
+    def _watch_loop(self, watch: FolderWatch) -> None:
+        """The watch's own thread: reading and hashing watched files never holds up the socket loop.
+        It only touches thread-safe parts (the store's index, the job queue) and the watch's counts."""
+        while not self._stop.wait(0.5):
+            for path in watch.ready():
+                self._watched_file(path)
 
     def _watched_file(self, path: Path) -> None:
         """A new version of a file of the watched folder (see :mod:`daemon.watch`): read it once,

@@ -17,7 +17,7 @@ import torch
 import zmq
 
 from protocol.schema import Error, ErrorInfo, ImagesResult, ModelInfo, ModelResult, Progress, Result
-from protocol.wire import Image, ProtocolError, encode
+from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, encode, one_line
 from singan_core.errors import InvalidArgument
 from singan_core.full_resolution import lift_source
 from singan_core.sampling import preview
@@ -178,7 +178,7 @@ class Worker:
 
     @staticmethod
     def _error(job: Job, code: str, message: str, field: str | None = None) -> Error:
-        return Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=message, field=field))
+        return Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=one_line(message, MAX_MESSAGE_CHARS), field=field))
 
     def _progress(self, job: Job, preview_image: Image | None = None, **fields: Any) -> None:
         job.progress = fields
