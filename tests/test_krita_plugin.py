@@ -355,13 +355,18 @@ def krita_profile(krita_host, plugin_zip, served_model, shared_images, tmp_path_
     assert install_with_krita_importer(plugin_zip, resources) == ["singan_krita"]
     shutil.copytree(HARNESS / "singan_harness", resources / "pykrita" / "singan_harness")
     shutil.copy2(HARNESS / "singan_harness.desktop", resources / "pykrita")
+    # Krita writes "<file>-autosave.kra" beside a modified document's file, and asks about it at the
+    # next open (a modal dialog): the harness opens copies, and autosave is off
+    images = root / "images"
+    shutil.copytree(shared_images, images, ignore=shutil.ignore_patterns("reference", "*.kra"))
     (config / "kritarc").write_text(
+        "AutoSaveInterval=0\n\n"  # in the default group, where KisConfig reads it
         "[python]\nenable_singan_krita=true\nenable_singan_harness=true\n\n"
         f"[SinGANStudio]\nendpoint={served_model.daemon.endpoint}\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "QT_QPA_PLATFORM")}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(config), XDG_DATA_HOME=str(data), XDG_RUNTIME_DIR=str(runtime),
-               SINGAN_HARNESS_OUT=str(out), SINGAN_TEST_MODEL=served_model.model, SINGAN_TEST_IMAGES=str(shared_images),
+               SINGAN_HARNESS_OUT=str(out), SINGAN_TEST_MODEL=served_model.model, SINGAN_TEST_IMAGES=str(images),
                SINGAN_HARNESS_LIMIT=str(KRITA_TIMEOUT - 20))
     print(f"\nKrita run folder: {root}")
     return root, env
