@@ -545,7 +545,8 @@ def test_paint_to_image_adds_a_painted_layer_above_the_sketch(krita_run, served_
     assert not p["task_selected"]["failed"], p["task_selected"]
     x, y, w, h = p["selection"]
     layers = [layer for layer in p["stack_selected"] if layer["type"] != "selectionmask"]  # Krita's global selection
-    assert layers[-1]["name"] == f"Sketch as {served_model.model}" and layers[-1]["bounds"] == [x, y, w, h]
+    assert [layer["name"] for layer in layers] == ["Sketch", f"Sketch as {served_model.model}"]
+    assert layers[1]["bounds"] == [x, y, w, h]
     shape = (p["height"], p["width"], 4)
     before, after = krita_run.raw(p["before_selected"], shape), krita_run.raw(p["after_selected"], shape)
     outside = np.ones(shape[:2], bool)

@@ -419,7 +419,9 @@ def paint_to_image(entry):
     painted = doc.rootNode().childNodes()[-1]
     entry["painted"] = save("paint_result_layer", painted.pixelData(0, 0, w, h))
     png("paint_result", projection(doc), w, h)
-    # with a rectangular selection: the painting of the selected part, at its place
+    # with a rectangular selection: the painting of the selected part, at its place (the first
+    # painting, which covers the whole sketch, is removed first so that the new one shows)
+    painted.remove()
     yield from activate(doc, layer)
     entry["selection"] = [20, 30, 80, 60]
     select(doc, *entry["selection"])
