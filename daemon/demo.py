@@ -1,13 +1,16 @@
 """``singan demo``: the whole chain through a daemon, on the bundled demo image.
 
-Starts ``singan serve`` in a subprocess on a free loopback port with a temporary store, trains one
-model on the Hubble Deep Field (``singan_core/data/demo.png``, 300x262) with circular padding (the
-deep field is a texture, and circular padding makes every sample tileable), then asks the daemon
-for 4 variations, a 3:1 panorama, a seamless tile, a harmonization of a tinted galaxy pasted onto
-the demo image and a 2x super-resolution of a small crop (which trains its own small pyramid).
-Only :mod:`protocol.client` talks to the daemon, as a plugin would. The PNGs and a labelled
-contact sheet go to the output folder; the daemon is always stopped and its store removed, also
-after an error or Ctrl-C.
+Starts ``singan serve`` in a subprocess on a free loopback port with a temporary store. First,
+with no model (the ``instant`` op: GPNN patch synthesis, seconds), 4 variations of the Hubble Deep
+Field (``singan_core/data/demo.png``, 300x262), a 3:1 panorama and a seamless tile at the demo
+image's own feature scale: these PNGs are written at once. Then it trains one model on the demo
+image with circular padding (the deep field is a texture, and circular padding makes every sample
+tileable) and asks for the same three at full resolution (``generate`` with the source's detail:
+SinGAN's layout lifted to the output size), a harmonization of a tinted galaxy pasted onto the
+demo image and a 2x super-resolution of a small crop (which trains its own small pyramid). Only
+:mod:`protocol.client` talks to the daemon, as a plugin would. The PNGs and a labelled contact
+sheet (instant beside trained, with sizes and seconds) go to the output folder; the daemon is
+always stopped and its store removed, also after an error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from singan_core.workflow import demo_image
 
 N_VARIATIONS = 4
 PANORAMA_ASPECT = 3
-"""Panorama width / height; its height is the training height."""
+"""Panorama width / height; its height is the demo image's height (feature scale 1)."""
 OBJECT_FRACTION = 1 / 5
 """Side of the pasted object's square crop, relative to the demo image's shorter side."""
 OBJECT_GAINS = (1.8, 0.75, 0.3)
@@ -84,18 +87,29 @@ def run_demo(preset: str, out: Path, device: str) -> None:
     out.mkdir(parents=True, exist_ok=True)  # and an unusable output folder before the training
     with demo_image() as path, PILImage.open(path) as im:
         demo = im.convert("RGB")
+    paths: list[Path] = []
+
+    def write(results: Named) -> None:
+        for name, image in results:
+            paths.append(_write_png(out / f"{name}.png", image))
+            print(paths[-1], flush=True)
+
+    seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="singan-demo-") as tmp, serve_subprocess(Path(tmp), device) as client:
         hello = client.hello()
         _err.print(f"daemon {hello['server_version']} on {hello['device']}, temporary store {tmp}")
         try:
-            results = _run_steps(client, preset, demo)
+            with _progress() as progress:
+                run = _runner(client, progress, seconds)
+                instant = _instant_steps(run, demo)
+                write(instant)  # something to look at before the training starts
+                _err.print(f"instant results written {time.monotonic() - start:.0f} s after the start")
+                trained = _trained_steps(run, preset, demo)
         except DaemonError as exc:
             log = _keep_log(Path(tmp), out)
             raise ValueError(f"demo: {exc.message} (daemon log: {log})") from None
-    paths = [_write_png(out / f"{name}.png", image) for name, image in results]
-    paths.append(_write_png(out / "contact_sheet.png", _contact_sheet(_sheet_rows(demo, dict(results)))))
-    for path in paths:
-        print(path)
+    write(trained)
+    write([("contact_sheet", _contact_sheet(_sheet_rows(demo, dict(instant + trained), seconds)))])
     minutes, seconds = divmod(round(time.monotonic() - start), 60)
     print(f"{len(paths)} images in {out.resolve()} ({minutes}:{seconds:02d} in all)")
 
@@ -189,30 +203,49 @@ def _wait_or_kill(proc: subprocess.Popen) -> None:
 # --------------------------------------------------------------------------- the requests
 
 
-def _run_steps(client: Client, preset: str, demo: PILImage.Image) -> Named:
-    """Train the demo model and run every application on it, with a progress bar on stderr.
-
-    Returns the outputs as (file stem, picture) pairs. Raises :class:`DaemonError` naming the step.
-    """
+def _progress() -> Progress:
+    """The demo's progress bars on stderr, one row per step."""
     columns = (
         TextColumn("{task.description:<34}"), BarColumn(bar_width=24), TaskProgressColumn(),
         TextColumn("{task.fields[scale]:<11}"), TextColumn("{task.fields[time]}"),
     )
-    with Progress(*columns, console=_err) as progress:
-        run = _runner(client, progress)
-        data, _ = run(f"train {preset} (circular padding)", "train",
-                      {"name": "Hubble Deep Field", "preset": preset, "padding": "circular"}, [_wire("image", demo)])
-        model, height = data["model"]["id"], data["model"]["height"]
-        _, samples = run(f"{N_VARIATIONS} variations", "generate", {"model": model, "n": N_VARIATIONS})
-        _, panorama = run(f"{PANORAMA_ASPECT}:1 panorama", "generate",
-                          {"model": model, "width": PANORAMA_ASPECT * height, "height": height})
-        _, tile = run("seamless tile", "generate", {"model": model, "seed": N_VARIATIONS, "padding": "circular"})
-        composite, mask = paste_object(demo)
-        _, harmonized = run("harmonize a pasted galaxy", "harmonize", {"model": model},
-                            [_wire("image", composite), _wire("mask", mask)])
-        crop = demo.crop(_brightest_box(demo, SR_CROP))
-        _, sr = run(f"{SR_FACTOR}x super-resolution (trains)", "super_resolve",
-                    {"factor": SR_FACTOR, "preset": preset, "name": "deep field crop"}, [_wire("image", crop)])
+    return Progress(*columns, console=_err)
+
+
+def _instant_steps(run: Runner, demo: PILImage.Image) -> Named:
+    """Variations, a 3:1 panorama and a seamless tile of the demo image with no model (``instant``),
+    all at its own feature scale. Raises :class:`DaemonError` naming the step."""
+    image, (width, height) = _wire("image", demo), demo.size
+    _, samples = run(f"instant: {N_VARIATIONS} variations", "instant",
+                     {"n": N_VARIATIONS, "width": width, "height": height}, [image])
+    _, panorama = run(f"instant: {PANORAMA_ASPECT}:1 panorama", "instant",
+                      {"width": PANORAMA_ASPECT * height, "height": height}, [image])
+    side = min(width, height)
+    _, tile = run("instant: seamless tile", "instant", {"width": side, "height": side, "tile": True}, [image])
+    return [
+        *[(f"instant_variation_{i + 1}", x) for i, x in enumerate(samples)],
+        (f"instant_panorama_{PANORAMA_ASPECT}x1", panorama[0]), ("instant_tile", tile[0]), ("instant_tile_2x2", tiled(tile[0])),
+    ]
+
+
+def _trained_steps(run: Runner, preset: str, demo: PILImage.Image) -> Named:
+    """Train the demo model and run every application on it, the samples at the demo image's own
+    size and feature scale. Raises :class:`DaemonError` naming the step."""
+    (width, height), side = demo.size, min(demo.size)
+    data, _ = run(f"train {preset} (circular padding)", "train",
+                  {"name": "Hubble Deep Field", "preset": preset, "padding": "circular"}, [_wire("image", demo)])
+    model = data["model"]["id"]
+    _, samples = run(f"{N_VARIATIONS} variations", "generate", {"model": model, "n": N_VARIATIONS, "width": width, "height": height})
+    _, panorama = run(f"{PANORAMA_ASPECT}:1 panorama", "generate",
+                      {"model": model, "width": PANORAMA_ASPECT * height, "height": height})
+    _, tile = run("seamless tile", "generate",
+                  {"model": model, "seed": N_VARIATIONS, "width": side, "height": side, "padding": "circular"})
+    composite, mask = paste_object(demo)
+    _, harmonized = run("harmonize a pasted galaxy", "harmonize", {"model": model},
+                        [_wire("image", composite), _wire("mask", mask)])
+    crop = demo.crop(_brightest_box(demo, SR_CROP))
+    _, sr = run(f"{SR_FACTOR}x super-resolution (trains)", "super_resolve",
+                {"factor": SR_FACTOR, "preset": preset, "name": "deep field crop"}, [_wire("image", crop)])
     variations = [(f"variation_{i + 1}", image) for i, image in enumerate(samples)]
     tile_image = tile[0]
     return [
@@ -226,10 +259,11 @@ def _run_steps(client: Client, preset: str, demo: PILImage.Image) -> Named:
 Runner = Callable[..., tuple[dict, list[PILImage.Image]]]
 
 
-def _runner(client: Client, progress: Progress) -> Runner:
+def _runner(client: Client, progress: Progress, seconds: dict[str, float]) -> Runner:
     """``run(label, op, params, images=())`` -> (result data, output pictures): submit a job op,
-    show its progress as a row of ``progress`` labelled ``label``, and wait for it.
-    A failure is raised as :class:`DaemonError` whose message starts with ``label``."""
+    show its progress as a row of ``progress`` labelled ``label``, and wait for it; its wall-clock
+    seconds go to ``seconds[label]``. A failure is raised as :class:`DaemonError` whose message
+    starts with ``label``."""
 
     def run(label: str, op: str, params: dict, images: Sequence[Image] = ()) -> tuple[dict, list[PILImage.Image]]:
         task = progress.add_task(label, total=1.0, scale="", time="")
@@ -243,14 +277,18 @@ def _runner(client: Client, progress: Progress) -> Runner:
             data = job.wait()
         except DaemonError as exc:
             raise DaemonError(exc.code, f"{label}: {exc.message}", exc.field) from None
-        progress.update(task, completed=1.0, time=f"done in {time.monotonic() - start:.0f} s")
+        seconds[label] = time.monotonic() - start
+        progress.update(task, completed=1.0, time=f"done in {seconds[label]:.0f} s")
         return data, [_pil(image) for image in job.images]
 
     return run
 
 
 def _scale_text(event: dict) -> str:
-    """``scale k/N`` of a training progress event (k counted from 1 = coarsest, as ``singan train``), else ''."""
+    """``scale k/N`` of a training progress event (k counted from 1 = coarsest, as ``singan train``),
+    ``level k/K`` of a patch-synthesis one, else ''."""
+    if event.get("level") is not None and event.get("levels"):
+        return f"level {event['level']}/{event['levels']}"
     if event.get("scale") is None or not event.get("num_scales"):
         return ""
     return f"scale {event['scale'] + 1}/{event['num_scales']}"
@@ -343,14 +381,25 @@ SheetRow = tuple[int, list[tuple[str, PILImage.Image]]]
 """(row height in pixels, [(label, picture), ...])."""
 
 
-def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image]) -> list[SheetRow]:
-    """The contact sheet's layout: the training image and variations; panorama and tile; harmonization; super-resolution."""
-    variations = [(f"variation {i + 1}", results[f"variation_{i + 1}"]) for i in range(N_VARIATIONS)]
+def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image], seconds: dict[str, float]) -> list[SheetRow]:
+    """The contact sheet's layout: the demo image, instant variations, trained variations; instant
+    vs trained panorama; instant vs trained tile (2x2); harmonization; super-resolution. Captions
+    give what it is and the seconds of the request that made it (a batch of variations: its total)."""
+
+    def took(label: str) -> str:
+        return f"{seconds[label]:.1f} s" if label in seconds else ""
+
+    n, p = N_VARIATIONS, PANORAMA_ASPECT
     return [
-        (ROW_HEIGHT, [("demo image", demo), *variations]),
-        (ROW_HEIGHT, [(f"{PANORAMA_ASPECT}:1 panorama", results[f"panorama_{PANORAMA_ASPECT}x1"]), ("tile", results["tile"]),
-                      ("tile repeated 2x2", results["tile_2x2"])]),
-        (ROW_HEIGHT, [("naive composite", results["composite"]), ("mask", results["mask"]), ("harmonized", results["harmonized"])]),
+        (ROW_HEIGHT, [("demo image", demo), *[(f"instant {i + 1}, {n} in {took(f'instant: {n} variations')}", results[f"instant_variation_{i + 1}"])
+                                              for i in range(n)]]),
+        (ROW_HEIGHT, [(f"trained {i + 1}, {n} in {took(f'{n} variations')}", results[f"variation_{i + 1}"]) for i in range(n)]),
+        (ROW_HEIGHT, [(f"instant {p}:1, {took(f'instant: {p}:1 panorama')}", results[f"instant_panorama_{p}x1"]),
+                      (f"trained {p}:1, {took(f'{p}:1 panorama')}", results[f"panorama_{p}x1"])]),
+        (ROW_HEIGHT, [(f"instant tile 2x2, {took('instant: seamless tile')}", results["instant_tile_2x2"]),
+                      (f"trained tile 2x2, {took('seamless tile')}", results["tile_2x2"])]),
+        (ROW_HEIGHT, [("naive composite", results["composite"]), ("mask", results["mask"]),
+                      (f"harmonized, {took('harmonize a pasted galaxy')}", results["harmonized"])]),
         (4 * SR_CROP, [("crop", results["sr_input"]), (f"bicubic {SR_FACTOR}x", results[f"sr_bicubic_{SR_FACTOR}x"]),
                        (f"SinGAN {SR_FACTOR}x", results[f"sr_{SR_FACTOR}x"])]),
     ]

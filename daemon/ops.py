@@ -1,12 +1,14 @@
-"""The interactive job ops on a loaded pyramid: wire parameters and images in, wire images out.
+"""The interactive job ops on a loaded model: wire parameters and images in, wire images out.
 
-Each function takes the ready pyramid, the validated params (:mod:`protocol.schema`) and the
-request's images by name, and returns (output images, the scale used or None). The method lives
-in :mod:`singan_core`; this only converts and checks output sizes against the protocol limits.
+Each function takes the loaded model (:class:`~daemon.cache.LoadedModel`; ``instant`` none), the
+validated params (:mod:`protocol.schema`) and the request's images by name, and returns an
+:class:`OpResult`. The method lives in :mod:`singan_core`; this only converts and checks output
+sizes against the protocol limits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -14,16 +16,32 @@ import torch
 from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MIN_OUTPUT_SIDE
 from protocol.wire import Image, ProtocolError
 from singan_core import animation, editing, harmonization, paint
+from singan_core.full_resolution import instant as instant_images
+from singan_core.full_resolution import sample_full_resolution
 from singan_core.model import SinGANPyramid
 from singan_core.sampling import sample
+from singan_core.storage import full_source_image
 
+from .cache import LoadedModel
 from .images import from_tensor, to_mask, to_tensor
 
-OpResult = tuple[list[Image], int | None]
+
+@dataclass(frozen=True)
+class OpResult:
+    """What an op returns: its images, the scale used (or None), where generate's detail came
+    from (``source`` | ``model``, or None), and a one-line notice for the user (or None)."""
+
+    images: list[Image]
+    scale: int | None = None
+    detail: str | None = None
+    notice: str | None = None
+
+
 MAX_OUTPUT_SCALE = 64
 """Largest output size relative to the model (per side), as :func:`singan_core.sampling.sample` allows."""
 Step = Callable[[int, int], None]
-"""``on_step(done, total)`` after each scale; it may raise to stop the op between scales."""
+"""``on_step(done, total)`` after each scale (SinGAN) or level (patch synthesis); it may raise to
+stop the op there."""
 
 
 def check_output(n: int, height: int, width: int, count_field: str, size_field: str | None = None) -> None:
@@ -64,7 +82,13 @@ def _size_field(params: Any, width: bool) -> str:
     return "params.scale_w" if width else "params.scale_h"
 
 
-def generate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_step: Step | None = None) -> OpResult:
+def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step: Step | None = None,
+             on_level: Step | None = None) -> OpResult:
+    """Random samples (paper sec. 2); with ``detail: source`` lifted to the output size with the
+    full-resolution source's detail (issue 12, :func:`~singan_core.full_resolution.sample_full_resolution`)."""
+    pyramid = model.pyramid
+    if _detail(model, params) == "source":
+        return _generate_lifted(model, params, on_level)
     scale_h, scale_w = output_scales(pyramid, params)
     h, w = pyramid.sizes[-1]
     for scale, is_width in ((scale_w, True), (scale_h, False)):
@@ -79,14 +103,72 @@ def generate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_s
         raise ProtocolError(f"{field}: the output would be {out_w}x{out_h} px; at least {MIN_OUTPUT_SIDE} px a side", field)
     check_output(params.n, out_h, out_w, "params.n", _size_field(params, out_w >= out_h))
     samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed, on_step=on_step, padding_mode=params.padding)
-    return [from_tensor(x, "sample", params.output_order) for x in samples], None
+    return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="model")
+
+
+def _detail(model: LoadedModel, params: Any) -> str:
+    """The request's ``detail``, or its default: ``source`` for a size in pixels from a model that
+    keeps its full-resolution source, else ``model`` (old clients' relative scales unchanged)."""
+    if params.detail is not None:
+        return params.detail
+    pixels = params.width is not None or params.height is not None
+    return "source" if pixels and model.has_full_source else "model"
+
+
+def _lifted_size(source_hw: tuple[int, int], params: Any) -> tuple[int, int]:
+    """(height, width) of a lifted generate: width/height in pixels (one alone keeps the source's
+    aspect), else the source's size times scale_h/scale_w."""
+    sh, sw = source_hw
+    if params.width is None and params.height is None:
+        return round(sh * params.scale_h), round(sw * params.scale_w)
+    width = params.width if params.width is not None else round(params.height * sw / sh)
+    height = params.height if params.height is not None else round(params.width * sh / sw)
+    return height, width
+
+
+def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None) -> OpResult:
+    pyramid, source = model.pyramid, model.source
+    out_h, out_w = _lifted_size(tuple(source.image.shape[-2:]), params)
+    size_field = _size_field(params, out_w >= out_h)
+    if min(out_h, out_w) < 16:
+        raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least 16 px a side with detail: source", size_field)
+    check_output(params.n, out_h, out_w, "params.n", size_field)
+    samples = sample_full_resolution(
+        pyramid, source, out_w, out_h, feature_scale=params.feature_scale, n_samples=params.n,
+        gen_start_scale=params.gen_start_scale, seed=params.seed, padding_mode=params.padding, on_step=on_level,
+    )
+    return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
+
+
+def instant(params: Any, images: dict[str, Image], on_level: Step | None = None) -> OpResult:
+    """Variations of the request's ``image`` with no model (GPNN patch synthesis from noise, see
+    :func:`singan_core.full_resolution.instant`): n images of width x height pixels (default: the
+    input's size x ``feature_scale``, or the given side with the input's aspect)."""
+    source = full_source_image(to_tensor(images["image"]))  # longest side capped at 4096 px, as a model's source
+    ih, iw = images["image"].height, images["image"].width
+    width, height = params.width, params.height
+    if width is None and height is None:
+        width, height = round(iw * params.feature_scale), round(ih * params.feature_scale)
+    elif width is None:
+        width = round(height * iw / ih)
+    elif height is None:
+        height = round(width * ih / iw)
+    field = "params.width" if params.width is not None or params.height is None else "params.height"
+    if min(width, height) < 16:
+        raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least 16 px a side", field)
+    check_output(params.n, height, width, "params.n", field)
+    # feature scale relative to the frame as sent (the cap may have shrunk the source)
+    scale = params.feature_scale * iw / source.shape[-1]
+    out = instant_images(source, width, height, feature_scale=scale, tile=params.tile, n_samples=params.n,
+                         seed=params.seed, on_step=on_level)
+    return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
 
 
 def harmonize(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
     result = harmonization.harmonize(
         pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, noise=params.noise, seed=params.seed,
     )
-    return [from_tensor(result.image, "image", params.output_order, result.weight > 0)], result.scale
+    return OpResult([from_tensor(result.image, "image", params.output_order, result.weight > 0)], result.scale)
 
 
 def edit(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
@@ -95,7 +177,7 @@ def edit(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpRes
     )
     order = params.output_order
     region = result.weight > 0
-    return [from_tensor(result.image, "image", order, region), from_tensor(result.unmasked, "unmasked", order)], result.scale
+    return OpResult([from_tensor(result.image, "image", order, region), from_tensor(result.unmasked, "unmasked", order)], result.scale)
 
 
 def paint2image(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
@@ -104,7 +186,7 @@ def paint2image(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -
         pyramid, to_tensor(images["image"]), scale, quantize=params.quantize, n_colors=params.colors,
         noise=params.noise, seed=params.seed,
     )
-    return [from_tensor(image, "image", params.output_order)], scale
+    return OpResult([from_tensor(image, "image", params.output_order)], scale)
 
 
 def animate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
@@ -112,11 +194,10 @@ def animate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> Op
     check_output(params.frames, h, w, "params.frames")
     start = animation.default_start_scale(pyramid) if params.start_scale is None else params.start_scale
     frames = animation.animate(pyramid, params.frames, start, alpha=params.alpha, beta=params.beta, seed=params.seed)
-    return [from_tensor(x, "frame", params.output_order) for x in frames], start
+    return OpResult([from_tensor(x, "frame", params.output_order) for x in frames], start)
 
 
 INTERACTIVE: dict[str, Callable[[SinGANPyramid, Any, dict[str, Image]], OpResult]] = {
-    "generate": generate,
     "harmonize": harmonize,
     "edit": edit,
     "paint2image": paint2image,
@@ -125,12 +206,18 @@ INTERACTIVE: dict[str, Callable[[SinGANPyramid, Any, dict[str, Image]], OpResult
 
 
 @torch.no_grad()
-def run_interactive(op: str, pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_step: Step | None = None) -> OpResult:
-    """Run an interactive op. ``on_step`` is called between the scales of ``generate`` (whose cost
-    grows with the output size; the other ops run one pass at the input's size).
+def run_interactive(op: str, model: LoadedModel | None, params: Any, images: dict[str, Image],
+                    on_step: Step | None = None, on_level: Step | None = None) -> OpResult:
+    """Run an interactive op. ``on_step`` is called between the scales of a model-scale
+    ``generate``, ``on_level`` between the patch-synthesis levels of a lifted ``generate`` and of
+    ``instant`` (whose cost grows with the output size; the other ops run one pass at the input's
+    size). ``model`` is None for ``instant``.
 
-    Raises ``ValueError`` (from the core: out-of-range scale, mask size), :class:`ProtocolError`,
-    or whatever ``on_step`` raises."""
+    Raises ``ValueError`` (from the core: out-of-range scale, mask size; ModelLoadError for a
+    damaged full-resolution source), :class:`ProtocolError`, or whatever the callbacks raise."""
+    if op == "instant":
+        return instant(params, images, on_level)
+    assert model is not None
     if op == "generate":
-        return generate(pyramid, params, images, on_step)
-    return INTERACTIVE[op](pyramid, params, images)
+        return generate(model, params, images, on_step, on_level)
+    return INTERACTIVE[op](model.pyramid, params, images)

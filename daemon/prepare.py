@@ -88,5 +88,7 @@ def prepare_model(store: ModelStore, model_id: str, prep: Preparation) -> None:
         pyramid = new_pyramid(tensor, prep.config, torch.device("cpu"))
     except ValueError as exc:
         raise ProtocolError(f"images[0]: {exc}", "images[0]") from None
-    create_model_dir(store.path(model_id), pyramid, sha, prep.source_name, prep.preset)
+    # a generative model keeps the image as sent (capped at 4096 px) as its full-resolution source: the lift's detail
+    full_source = tensor if prep.studio.kind == "generative" else None
+    create_model_dir(store.path(model_id), pyramid, sha, prep.source_name, prep.preset, full_source=full_source)
     store.write_studio(model_id, prep.studio)  # also puts the real model in the index

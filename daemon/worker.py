@@ -19,13 +19,14 @@ import zmq
 from protocol.schema import Error, ErrorInfo, ImagesResult, ModelInfo, ModelResult, Progress, Result
 from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, encode, one_line
 from singan_core.errors import InvalidArgument
+from singan_core.full_resolution import lift_source
 from singan_core.sampling import preview
-from singan_core.storage import load_pyramid
+from singan_core.storage import load_full_source, load_pyramid
 from singan_core.super_resolution import super_resolve
 from singan_core.training import TrainingEstimate, TrainProgress
 from singan_core.workflow import resume_training, run_training
 
-from .cache import PyramidCache
+from .cache import LoadedModel, PyramidCache
 from .images import from_tensor
 from .jobs import Job, JobCancelled, JobQueue
 from .prepare import prepare_model
@@ -90,12 +91,17 @@ class Worker:
                 images = self._super_resolve(job)
                 data = ImagesResult(model=job.model, seconds=time.perf_counter() - start)
             else:
-                self._progress(job, phase="loading", fraction=0.0)
-                pyramid = self._ready_pyramid(job.model)
+                model = None
+                if job.model is not None:  # instant has none
+                    self._progress(job, phase="loading", fraction=0.0)
+                    model = self._ready_model(job.model)
                 self._progress(job, phase="sampling", fraction=0.0)
-                images, scale = run_interactive(job.op, pyramid, job.params, job.images, self._sampling_step(job))
+                out = run_interactive(job.op, model, job.params, job.images, self._sampling_step(job), self._level_step(job))
+                self.cache.trim()  # a lift read the model's full-resolution source
                 job.check_cancelled()  # cancelled while it ran: the client no longer wants the result
-                data = ImagesResult(model=job.model, seconds=time.perf_counter() - start, scale=scale)
+                images = out.images
+                data = ImagesResult(model=job.model, seconds=time.perf_counter() - start, scale=out.scale,
+                                    detail=out.detail, notice=out.notice)
             log.info("job %s (%s %s) done in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
             return Result(id=job.request_id or "", job=job.id, data=data), images
         except JobCancelled as exc:
@@ -148,6 +154,16 @@ class Worker:
 
         return on_step
 
+    def _level_step(self, job: Job):
+        """``on_step(done, total)`` of a patch-synthesis job (lift, instant): stop at a cancel
+        (between levels), report level k of K."""
+
+        def on_level(done: int, total: int) -> None:
+            job.check_cancelled()
+            self._progress(job, phase="sampling", fraction=done / total, level=done, levels=total)
+
+        return on_level
+
     def _serve_interactive(self) -> None:
         """Run every queued interactive job now (called between training iterations)."""
         while (job := self.queue.take(interactive_only=True)) is not None:
@@ -170,10 +186,12 @@ class Worker:
 
     # -- models -----------------------------------------------------------------------------
 
-    def _load(self, model_id: str):
-        return load_pyramid(self.store.path(model_id), self.device)[0]
+    def _load(self, model_id: str) -> LoadedModel:
+        path = self.store.path(model_id)
+        pyramid, meta = load_pyramid(path, self.device)
+        return LoadedModel(pyramid, meta.full_source is not None, lambda p: lift_source(p, load_full_source(path, meta)))
 
-    def _ready_pyramid(self, model_id: str):
+    def _ready_model(self, model_id: str) -> LoadedModel:
         require_ready(self.store, model_id)  # it may have been deleted while the job was queued
         return self.cache.get(model_id)
 
@@ -217,7 +235,7 @@ class Worker:
     def _super_resolve(self, job: Job) -> list[Image]:
         if not self.store.meta(job.model).is_complete:
             self._train(job)
-        pyramid = self.cache.get(job.model)
+        pyramid = self.cache.get(job.model).pyramid
         h, w = pyramid.sizes[-1]
         factor = job.params.factor
         check_output(1, round(h * factor), round(w * factor), "params.factor")

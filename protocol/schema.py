@@ -2,7 +2,7 @@
 ``singan protocol schema`` exports them as JSON Schema, docs/protocol.md describes them.
 
 Requests (client -> daemon) are discriminated by ``op``, replies (daemon -> client) by ``type``.
-A job op (train, generate, harmonize, edit, paint2image, super_resolve, animate) is answered by
+A job op (train, generate, harmonize, edit, paint2image, super_resolve, animate, instant) is answered by
 ``accepted``, then any number of ``progress`` events, then one ``result`` or ``error``; every other
 op by one ``result`` or ``error``. Every reply carries the request's ``id``.
 
@@ -50,6 +50,9 @@ Preset = Literal["tiny", "draft", "paper"]
 Padding = Literal["zeros", "circular"]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 InjectionScale = Annotated[int | None, Field(ge=1, le=63)]
+FeatureScale = Annotated[float, Field(gt=0, le=16)]
+"""Output pixels per source pixel (1.0: the source's own feature size; issue 12's ``feature_scale``)."""
+Detail = Literal["source", "model"]
 
 
 class _Model(BaseModel):
@@ -109,6 +112,36 @@ class GenerateParams(_Model):
     padding: Padding | None = None
     """None: the model's own. circular: force wrap-around padding for a seamless tile (best with
     models trained with circular padding)."""
+    feature_scale: FeatureScale = 1.0
+    """Output px per source px with ``detail: source`` (1.0: the source photo's own feature size;
+    0.5: features half as large). Ignored with ``detail: model``."""
+    detail: Detail | None = None
+    """``source``: SinGAN lays out the output at the model's scale, then the full-resolution lift
+    (GPNN patch synthesis from the model's full-resolution source) brings it to the output size
+    with the source's own detail; output size = width x height, or the source's size x
+    scale_h/scale_w. ``model``: the output of a model-scale pyramid (features at the model's size,
+    as before issue 13). None (default): ``source`` when width or height is given and the model
+    keeps a full-resolution source, else ``model`` (requests of old clients with scale_h/scale_w
+    keep their meaning)."""
+    output_order: OutputOrder = "RGB"
+
+
+class InstantParams(_Model):
+    """Variations of frame ``image`` with no model and no training: GPNN patch synthesis (Granot
+    et al., "Drop the GAN", CVPR 2022) from noise, at any size and feature scale, in seconds. An
+    interactive job (runs ahead of trainings and between their iterations); progress per level."""
+
+    n: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] = 1
+    """Number of images; image i uses seed ``seed + i``."""
+    seed: Seed = 0
+    width: Annotated[int | None, Field(ge=16, le=MAX_IMAGE_SIDE)] = None
+    """Output width in pixels (default: the input's width x feature_scale, or the height's aspect)."""
+    height: Annotated[int | None, Field(ge=16, le=MAX_IMAGE_SIDE)] = None
+    """Output height in pixels (default: the input's height x feature_scale, or the width's aspect)."""
+    feature_scale: FeatureScale = 1.0
+    """Output px per input px (1.0: the input's own feature size)."""
+    tile: bool = False
+    """A seamless tile: patches wrap around the output's edges."""
     output_order: OutputOrder = "RGB"
 
 
@@ -224,6 +257,7 @@ EditRequest = _request("edit", EditParams, EditParams.__doc__ or "", ("image", "
 Paint2ImageRequest = _request("paint2image", Paint2ImageParams, Paint2ImageParams.__doc__ or "", ("image",))
 SuperResolveRequest = _request("super_resolve", SuperResolveParams, SuperResolveParams.__doc__ or "", ("image",))
 AnimateRequest = _request("animate", AnimateParams, AnimateParams.__doc__ or "")
+InstantRequest = _request("instant", InstantParams, InstantParams.__doc__ or "", ("image",))
 CancelRequest = _request("cancel", CancelParams, "Cancel a queued or running job; it ends with error code cancelled.")
 JobsRequest = _request("jobs", NoParams, "The running job and the queue, with progress.")
 ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running training keeps its finished scales, queued jobs are cancelled.")
@@ -231,11 +265,11 @@ ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running tra
 REQUESTS = (
     HelloRequest, ListModelsRequest, GetModelRequest, DeleteModelRequest, TrainRequest, GenerateRequest,
     HarmonizeRequest, EditRequest, Paint2ImageRequest, SuperResolveRequest, AnimateRequest, CancelRequest,
-    JobsRequest, ShutdownRequest,
+    JobsRequest, ShutdownRequest, InstantRequest,
 )
 Request = Annotated[Union[REQUESTS], Field(discriminator="op")]  # type: ignore[valid-type]
 OPS = tuple(r.model_fields["op"].annotation.__args__[0] for r in REQUESTS)  # type: ignore[union-attr]
-JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate")
+JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant")
 """Ops answered by accepted -> progress... -> result | error; the others get one reply."""
 TRAINING_OPS = ("train", "super_resolve")
 """Job ops that train, queued behind each other; the other job ops go ahead of them."""
@@ -375,6 +409,10 @@ class Progress(_Model):
     iteration: int | None = None
     iterations: int | None = None
     """Iterations per scale."""
+    level: int | None = None
+    """Patch-synthesis levels done so far (full-resolution lift, instant): k of ``levels``, counted
+    over all images of the job; the job can be cancelled between levels."""
+    levels: int | None = None
 
 
 class PresetInfo(_Model):
@@ -444,13 +482,19 @@ class CancelResult(_Model):
 
 
 class ImagesResult(_Model):
-    """Result of generate, harmonize, edit, paint2image, super_resolve, animate: the images follow as frames."""
+    """Result of generate, harmonize, edit, paint2image, super_resolve, animate, instant: the images follow as frames."""
 
-    model: ModelId
+    model: ModelId | None
+    """The model used (None for instant)."""
     seconds: float
     """Compute time of the job (excluding queueing)."""
     scale: int | None = None
     """The injection scale used (harmonize, edit, paint2image) or start scale (animate)."""
+    detail: Detail | None = None
+    """generate: where the output's detail came from (``source``: the full-resolution lift)."""
+    notice: str | None = None
+    """One line for the user, e.g. that the model has no full-resolution source (lifted from its
+    training image: less detail)."""
 
 
 class ShutdownResult(_Model):

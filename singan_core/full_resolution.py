@@ -28,6 +28,7 @@ from typing import Literal
 
 import torch
 
+from .config import PaddingMode
 from .errors import InvalidArgument
 from .model import SinGANPyramid
 from .patch_synthesis import PatchSynthesisConfig, synthesize
@@ -180,6 +181,7 @@ def sample_full_resolution(
     gen_start_scale: int = 0,
     seed: int = 0,
     layout_seed: int = 0,
+    padding_mode: PaddingMode | None = None,
     config: PatchSynthesisConfig = PatchSynthesisConfig(),
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
@@ -213,6 +215,8 @@ def sample_full_resolution(
         seed: base seed.
         layout_seed: seed of the layout's new content where the canvas exceeds the training image
             (``gen_start_scale`` > 0 only).
+        padding_mode: SinGAN's padding for this call (None: the model's own); ``"circular"`` makes
+            a seamless tile: the layout wraps around, and so do the lift's patches.
         config: the patch engine's settings (GPNN defaults).
         on_step: ``on_step(done, total)`` after each patch-synthesis level of each sample (``total`` =
             levels x ``n_samples``); it may raise to stop between levels.
@@ -230,23 +234,41 @@ def sample_full_resolution(
         raise InvalidArgument("detail", f"must be 'source' or 'model', got {detail!r}")
     finest_h, finest_w = pyramid.sizes[-1]
     if detail == "model":
-        return sample(pyramid, n_samples, height / finest_h, width / finest_w, gen_start_scale, seed, layout_seed=layout_seed)
+        return sample(pyramid, n_samples, height / finest_h, width / finest_w, gen_start_scale, seed, layout_seed=layout_seed,
+                      padding_mode=padding_mode)
     mh, mw = source.model_px_per_source_px
     scale_h, scale_w = height * mh / feature_scale / finest_h, width * mw / feature_scale / finest_w
     if max(scale_h, scale_w) > _MAX_CANVAS_SCALE:
         raise InvalidArgument(
             "feature_scale", f"{feature_scale:g} needs a SinGAN canvas over {_MAX_CANVAS_SCALE:g}x the model's size; use a larger feature_scale"
         )
-    layouts = sample(pyramid, n_samples, scale_h, scale_w, gen_start_scale, seed, layout_seed=layout_seed)
+    tile = (padding_mode or pyramid.config.net.padding_mode) == "circular"
+    layouts = _layouts(pyramid, n_samples, scale_h, scale_w, gen_start_scale, seed, layout_seed, padding_mode, tile)
     values = _scaled_source(source.image, feature_scale, "source")
     target = _synthesis_size(height, width, feature_scale)
     out = []
     for i, init in enumerate(layouts):
         step = _progress(on_step, i, n_samples)
         init = _at_least_patch(init[None], config.patch_size, target)
-        lifted = synthesize(values, *target, init=init, seed=seed + i, config=config, on_step=step)
-        out.append(_upsample(lifted, height, width, circular=False))
+        lifted = synthesize(values, *target, init=init, circular=tile, seed=seed + i, config=config, on_step=step)
+        out.append(_upsample(lifted, height, width, circular=tile))
     return torch.cat(out)
+
+
+def _layouts(pyramid: SinGANPyramid, n: int, scale_h: float, scale_w: float, gen_start_scale: int, seed: int,
+             layout_seed: int, padding_mode: PaddingMode | None, tile: bool) -> torch.Tensor:
+    """SinGAN's samples on the lift's canvas. A circular canvas whose coarsest scale is smaller than
+    the generators' padding (``num_layers`` px a side: torch wraps at most once; e.g. a 64 px tile
+    of a 450 px photo from a 48 px model) is sampled at the smallest size that wraps and resized
+    (circular) down to the canvas: still a tile, its layout slightly finer than asked."""
+    if not tile:
+        return sample(pyramid, n, scale_h, scale_w, gen_start_scale, seed, layout_seed=layout_seed, padding_mode=padding_mode)
+    pad = pyramid.generators[0].padding
+    (h0, w0), (finest_h, finest_w) = pyramid.sizes[0], pyramid.sizes[-1]
+    wrap_h, wrap_w = max(scale_h, pad / h0), max(scale_w, pad / w0)
+    x = sample(pyramid, n, wrap_h, wrap_w, gen_start_scale, seed, layout_seed=layout_seed, padding_mode=padding_mode)
+    canvas = (max(1, round(finest_h * scale_h)), max(1, round(finest_w * scale_w)))
+    return resize(x, canvas, "circular").clamp(-1, 1)
 
 
 # --------------------------------------------------------------------------- instant

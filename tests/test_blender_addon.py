@@ -172,17 +172,23 @@ def library_model(served_model, model: str):
 
 
 def library_sample(served_model, params: dict) -> np.ndarray:
-    """What singan_core.sampling.sample makes for a generate request's ``params`` (width/height
-    in pixels, seed, gen_start_scale, padding), as uint8 RGB."""
+    """What the library makes for a plate or texture ``generate`` request's ``params`` (width/height
+    in pixels, feature_scale, seed, gen_start_scale, padding; ``detail: source``): SinGAN's sample
+    lifted to full resolution with the model's source
+    (:func:`singan_core.full_resolution.sample_full_resolution`), as uint8 RGB."""
     import torch
 
+    from singan_core.full_resolution import sample_full_resolution
     from singan_core.imageio import to_uint8
-    from singan_core.sampling import sample
+    from singan_core.storage import read_meta
+    from singan_core.workflow import model_lift_source
 
+    path = served_model.daemon.store / "models" / params["model"]
     pyramid = library_model(served_model, params["model"])
-    height, width = pyramid.sizes[-1]
-    with torch.no_grad(), pyramid.padding(params.get("padding") or pyramid.config.net.padding_mode):
-        x = sample(pyramid, 1, params["height"] / height, params["width"] / width, params["gen_start_scale"], params["seed"])
+    source = model_lift_source(path, pyramid, read_meta(path))
+    with torch.no_grad():
+        x = sample_full_resolution(pyramid, source, params["width"], params["height"], feature_scale=params["feature_scale"],
+                                   gen_start_scale=params["gen_start_scale"], seed=params["seed"], padding_mode=params.get("padding"))
     return to_uint8(x)
 
 
@@ -379,6 +385,64 @@ def test_seamless_texture_tiles_and_is_linked(scene_run, served_model):
     assert seam_x + seam_y < plain[0] + plain[1], (seam_x, seam_y, plain)
     library = library_sample(served_model, scene_run.result["texture_params"])  # the library's circular sample
     assert np.abs(library.astype(int) - scene_run.texture[..., :3]).max() <= 1
+
+
+# --------------------------------------------------------------------------- full resolution and instant (issue 13)
+
+
+@pytest.fixture(scope="module")
+def fullres_run(installed, served_model, blender_env, shared_images, tmp_path_factory, artifacts) -> dict:
+    """coffee.png trained (tiny) in the served daemon; the fullres.py scenario: a 960 x 320 plate of
+    it at feature scale 1, and an instant 128 px texture of coffee.png (no model)."""
+    from conftest import wire_image
+
+    image = shared_images / "coffee.png"
+    with served_model.daemon.client() as client:
+        model = client.submit("train", {"name": "coffee", "preset": "tiny"}, [wire_image(image)]).wait(timeout=600)["model"]["id"]
+    workdir = tmp_path_factory.mktemp("fullres")
+    result = run_harness("fullres", served_model.daemon.endpoint, model, image, workdir, env=blender_env, workdir=workdir)
+    width, height = result["plate_size"]
+    result["plate_pixels"] = rgba((workdir / "plate.rgba").read_bytes(), width, height)
+    result["texture_pixels"] = rgba((workdir / "texture.rgba").read_bytes(), 128, 128)
+    result["source"] = image
+    Image.fromarray(result["plate_pixels"][..., :3]).save(artifacts / "fullres_plate.png")
+    Image.fromarray(np.tile(result["texture_pixels"][..., :3], (2, 2, 1))).save(artifacts / "instant_texture_2x2.png")
+    return result
+
+
+def test_a_plate_at_feature_scale_1_has_the_source_photos_patch_statistics(fullres_run, served_model, artifacts):
+    """The 960 x 320 plate's central 320 x 320 region against coffee.png at full resolution:
+    patch-SWD below that of today's model-scale plate (the same request with ``detail: model``)."""
+    import torch
+
+    from singan_core.imageio import load_image
+    from singan_core.metrics import patch_swd
+
+    assert fullres_run["plate"]["result"] == ["FINISHED"], fullres_run["plate"]["error"]
+    params = fullres_run["plate_params"]
+    assert (params["width"], params["height"], params["feature_scale"], params["detail"]) == (960, 320, 1.0, "source")
+    with served_model.daemon.client() as client:
+        job = client.submit("generate", {**params, "detail": "model"})
+        job.wait(timeout=300)
+    model_scale = rgba(bytes(job.images[0].data), 960, 320)
+    Image.fromarray(model_scale[..., :3]).save(artifacts / "model_scale_plate.png")
+
+    def centre(plate: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(plate[:, 320:640, :3].copy()).permute(2, 0, 1)[None].float()
+        return x / 127.5 - 1
+
+    source = load_image(fullres_run["source"])
+    lifted_swd = patch_swd(centre(fullres_run["plate_pixels"]), source)
+    model_swd = patch_swd(centre(model_scale), source)
+    assert lifted_swd < model_swd, (lifted_swd, model_swd)
+
+
+def test_an_instant_seamless_texture_tiles(fullres_run):
+    assert fullres_run["texture"]["result"] == ["FINISHED"], fullres_run["texture"]["error"]
+    assert fullres_run["texture_op"] == "instant" and fullres_run["texture_params"]["tile"] is True
+    assert fullres_run["texture_image"] == "coffee instant tile seed 0"
+    seam_x, seam_y, inner_x, inner_y = seams(fullres_run["texture_pixels"])
+    assert seam_x <= 2 * inner_x and seam_y <= 2 * inner_y, (seam_x, seam_y, inner_x, inner_y)
 
 
 # --------------------------------------------------------------------------- jobs: the real modal path, cancel, errors

@@ -157,10 +157,10 @@ def test_a_3072_px_generate_is_refused_or_cancelled_between_scales(served):
     daemon, _ = served
     with daemon.client(timeout=30) as client:
         with pytest.raises(DaemonError) as err:
-            client.submit("generate", {"model": "chelsea", "width": 3072, "height": 3072}).wait(timeout=60)
+            client.submit("generate", {"model": "chelsea", "width": 3072, "height": 3072, "detail": "model"}).wait(timeout=60)
         assert (err.value.code, err.value.field) == ("too_large", "params.height"), err.value
         events: list[dict] = []
-        job = client.submit("generate", {"model": "chelsea", "width": 3072},
+        job = client.submit("generate", {"model": "chelsea", "width": 3072, "detail": "model"},
                             on_progress=lambda job, event: events.append(event))
         scale_done = lambda: job.done or any(e["phase"] == "sampling" and e["fraction"] > 0 for e in events)  # noqa: E731
         wait_for(scale_done, 120, "the first scale", client.poll)

@@ -76,7 +76,7 @@ def noise_images(like: list[Image], seed: int = 0) -> list[Image]:
 def test_generate_equals_the_library_sample(served_model):
     pyramid = model_pyramid(served_model, served_model.model)
     h, w = pyramid.sizes[-1]
-    for params, (scale_h, scale_w) in (({}, (1.0, 1.0)), ({"width": 2 * w, "height": h}, (1.0, 2.0))):
+    for params, (scale_h, scale_w) in (({}, (1.0, 1.0)), ({"width": 2 * w, "height": h, "detail": "model"}, (1.0, 2.0))):
         images = run(served_model, "generate", {"model": served_model.model, "n": 3, "seed": 7, "output_order": "BGRA", **params}).images
         expected = sample(pyramid, 3, scale_h, scale_w, seed=7)
         assert same_pixels(images, expected), params

@@ -22,6 +22,7 @@ from bpy.props import StringProperty
 
 from . import client, jobs, nodes, pixels
 from .protocol.client import Image
+from .protocol.requests import synthesis_request
 from .protocol.session import Session, Task
 
 POLL_INTERVAL_S = 0.1
@@ -159,6 +160,30 @@ def _model_missing(context: bpy.types.Context) -> str | None:
     return None if context.scene.singan.model else "Choose a model (train one, or Connect / Refresh to list them)"
 
 
+def _source_missing(context: bpy.types.Context) -> str | None:
+    """Why plates and textures cannot be made from the chosen source (a model, or an instant image)."""
+    settings = context.scene.singan
+    if settings.detail_source == "MODEL":
+        return _model_missing(context)
+    if settings.instant_source == "IMAGE":
+        return None if settings.instant_image is not None else "Choose an image for instant results"
+    return None if settings.instant_path else "Choose an image file for instant results"
+
+
+def _synthesis(settings, width: int, height: int, seed: int, start_scale: int, tile: bool) -> tuple[str, dict, list[Image], str]:
+    """(op, params, images, label) of a plate or texture of width x height px at the scene's
+    feature scale: a lifted ``generate`` of the chosen model, or an ``instant`` of the chosen image
+    (:func:`protocol.requests.synthesis_request`); label names the result (the model id or
+    ``<image> instant``)."""
+    common = {"n": 1, "seed": seed, "feature_scale": settings.feature_scale, "tile": tile, "output_order": "RGBA"}
+    if settings.detail_source == "MODEL":
+        op, params, images = synthesis_request(width, height, model=settings.model, gen_start_scale=start_scale, **common)
+        return op, params, images, settings.model
+    image, name = _source_image(settings.instant_source, settings.instant_image, settings.instant_path)
+    op, params, images = synthesis_request(width, height, image=image, **common)
+    return op, params, images, f"{name} instant"
+
+
 def _replace(name: str, result: Image, tags: dict, place: Callable[[bpy.types.Image], list]) -> bpy.types.Image:
     """Make the result's packed datablock ``name``, put it in its slots with ``place`` (which
     returns the images it replaced), delete those if now unused, and give the new image its name
@@ -213,9 +238,14 @@ def _training_image(settings) -> tuple[Image, str]:
     Raises:
         RuntimeError: Blender cannot read the file. ValueError: the image has no pixels.
     """
-    if settings.train_source == "IMAGE":
-        return pixels.read_image(settings.train_image), settings.train_image.name
-    path = bpy.path.abspath(settings.train_path)
+    return _source_image(settings.train_source, settings.train_image, settings.train_path)
+
+
+def _source_image(source: str, image: bpy.types.Image | None, file_path: str) -> tuple[Image, str]:
+    """The image of a File/Image choice (``source`` FILE or IMAGE) as a wire image, and its name."""
+    if source == "IMAGE":
+        return pixels.read_image(image), image.name
+    path = bpy.path.abspath(file_path)
     loaded = bpy.data.images.load(path, check_existing=False)
     try:
         return pixels.read_image(loaded), bpy.path.display_name_from_filepath(path)
@@ -239,26 +269,23 @@ class SINGAN_OT_generate_plate(_JobOperator, bpy.types.Operator):
             return "Choose where the plate goes (World, Camera, Plane)"
         if targets & {"CAMERA", "PLANE"} and context.scene.camera is None:
             return "The scene has no camera"
-        return _model_missing(context)
+        return _source_missing(context)
 
     def request(self, context):
         settings, scene = context.scene.singan, context.scene
         width, height = nodes.plate_size(nodes.render_aspect(scene.render), settings.plate_size)
-        params = {
-            "model": settings.model, "n": 1, "width": width, "height": height, "seed": settings.plate_seed,
-            "gen_start_scale": settings.plate_start_scale, "output_order": "RGBA",
-        }
+        op, params, images, label = _synthesis(settings, width, height, settings.plate_seed, settings.plate_start_scale, tile=False)
         scene_name, targets, mapping = scene.name, set(settings.plate_targets), settings.world_mapping
-        tags = {nodes.KIND: "plate", "singan_model": settings.model, "singan_seed": settings.plate_seed,
-                "singan_start_scale": settings.plate_start_scale}
+        tags = {nodes.KIND: "plate", "singan_model": params.get("model", ""), "singan_seed": settings.plate_seed,
+                "singan_start_scale": settings.plate_start_scale, "singan_feature_scale": settings.feature_scale}
 
         def finish(data: dict, images: list) -> str:
             scene = bpy.data.scenes[scene_name]
-            image = _replace(f"{params['model']} seed {params['seed']}", images[0], tags,
+            image = _replace(f"{label} seed {params['seed']}", images[0], tags,
                              lambda image: _place_plate(scene, image, targets, mapping))
             return f"'{image.name}', {width}x{height} px"
 
-        return "generate", params, [], finish
+        return op, params, images, finish
 
 
 def _place_plate(scene: bpy.types.Scene, image: bpy.types.Image, targets: set[str], mapping: str) -> list:
@@ -291,28 +318,25 @@ class SINGAN_OT_generate_texture(_JobOperator, bpy.types.Operator):
         obj = context.active_object
         if obj is None or obj.data is None or not hasattr(obj.data, "materials"):
             return "Select an object that can have a material"
-        return _model_missing(context)
+        return _source_missing(context)
 
     def request(self, context):
         settings = context.scene.singan
         size = settings.texture_size
-        params = {
-            "model": settings.model, "n": 1, "width": size, "height": size, "seed": settings.texture_seed,
-            "gen_start_scale": settings.texture_start_scale, "padding": "circular", "output_order": "RGBA",
-        }
+        op, params, images, label = _synthesis(settings, size, size, settings.texture_seed, settings.texture_start_scale, tile=True)
         object_name, repeat = context.active_object.name, settings.texture_repeat
-        tags = {nodes.KIND: "texture", "singan_model": settings.model, "singan_seed": settings.texture_seed,
-                "singan_start_scale": settings.texture_start_scale}
+        tags = {nodes.KIND: "texture", "singan_model": params.get("model", ""), "singan_seed": settings.texture_seed,
+                "singan_start_scale": settings.texture_start_scale, "singan_feature_scale": settings.feature_scale}
 
         def finish(data: dict, images: list) -> str:
             obj = bpy.data.objects.get(object_name)
             if obj is None:
                 raise ValueError(f"object '{object_name}' is gone")
-            image = _replace(f"{params['model']} tile seed {params['seed']}", images[0], tags,
+            image = _replace(f"{label} tile seed {params['seed']}", images[0], tags,
                              lambda image: [nodes.set_material_texture(obj, image, repeat)])
             return f"'{image.name}' in material '{obj.active_material.name}'"
 
-        return "generate", params, [], finish
+        return op, params, images, finish
 
 
 class SINGAN_OT_super_resolve(_JobOperator, bpy.types.Operator):

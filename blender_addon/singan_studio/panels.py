@@ -63,8 +63,21 @@ def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     draw_task(layout, "train")
 
 
+def draw_source(layout: bpy.types.UILayout, settings) -> None:
+    """Where plates and textures come from (a model or an instant image) and their feature scale."""
+    layout.row().prop(settings, "detail_source", expand=True)
+    if settings.detail_source == "INSTANT":
+        layout.row().prop(settings, "instant_source", expand=True)
+        if settings.instant_source == "IMAGE":
+            layout.template_ID(settings, "instant_image", open="image.open")
+        else:
+            layout.prop(settings, "instant_path")
+    layout.prop(settings, "feature_scale")
+
+
 def draw_plate(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     settings = context.scene.singan
+    draw_source(layout, settings)
     width, height = nodes.plate_size(nodes.render_aspect(context.scene.render), settings.plate_size)
     row = layout.row()
     row.prop(settings, "plate_size")
@@ -81,6 +94,7 @@ def draw_plate(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
 
 def draw_texture(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     settings = context.scene.singan
+    draw_source(layout, settings)
     row = layout.row()
     row.prop(settings, "texture_size")
     row.prop(settings, "texture_repeat")

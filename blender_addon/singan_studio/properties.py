@@ -58,6 +58,28 @@ class SinGANSettings(bpy.types.PropertyGroup):
         name="Seamless", description="Train with circular padding, for tileable textures and wrap-around panoramas",
     )
 
+    detail_source: EnumProperty(
+        name="From",
+        items=[
+            ("MODEL", "Model", "The chosen trained model: SinGAN's layout, the source photo's detail at the output's size"),
+            ("INSTANT", "Instant", "No training: patch synthesis from an image (GPNN), in seconds"),
+        ],
+        description="Where plates and textures come from",
+    )
+    instant_source: EnumProperty(
+        name="Instant from", items=[("FILE", "File", "An image file"), ("IMAGE", "Image", "An image in this .blend")],
+    )
+    instant_path: StringProperty(name="File", description="Image file of instant plates and textures", subtype="FILE_PATH")
+    instant_image: PointerProperty(name="Image", description="Image of instant plates and textures", type=bpy.types.Image)
+    feature_scale: FloatProperty(
+        name="Feature scale",
+        description=(
+            "Output pixels per source-photo pixel: 1 shows the photo's objects at the photo's own size, "
+            "0.5 at half; the plate or tile is made at its pixel size either way"
+        ),
+        default=1.0, min=0.05, max=16.0, soft_min=0.1, soft_max=4.0,
+    )
+
     plate_size: IntProperty(
         name="Size", description="Longest side of the plate in pixels; the other side follows the render's aspect",
         default=1024, min=8, max=8192, subtype="PIXEL",

@@ -1,0 +1,133 @@
+"""Full-resolution and instant results through the daemon (issue 13): a real ``singan serve``
+subprocess, a real socket, the real client. One tiny-preset training of brick.png (about 20 s).
+
+Measured on the 2-core dev machine (one torch thread): the 512 x 512 lift of the tiny brick model
+has the source's brick period (37 px) within 3 %; the patch-synthesis levels of a 1024 x 1024 lift
+take 1-4 s each, so a cancel is answered within one level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from protocol.client import DaemonError
+from protocol.requests import synthesis_request
+from singan_core.metrics import dominant_period
+from singan_core.storage import load_full_source
+
+from conftest import DaemonProcess, wire_image
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the module's fixture trains (20 s idle, minutes on a busy machine)
+
+PERIOD_TOLERANCE = 0.15  # issue 12's measure: the brick period within 15 % of the source's
+
+
+def as_tensor(image) -> torch.Tensor:
+    """A wire image (uint8 RGB) as (1, 3, H, W) in [-1, 1]."""
+    array = np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def save(image, name: str) -> None:
+    """Write a result to /tmp for a look at the size the artist gets."""
+    from PIL import Image as PILImage
+
+    array = np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3)
+    PILImage.fromarray(array).save(f"/tmp/fullres-daemon-{name}.png")
+
+
+@pytest.fixture(scope="module")
+def brick_daemon(tmp_path_factory, shared_images):
+    """A daemon with the tiny model ``brick`` (brick.png, grayscale, sent as RGB) trained through it."""
+    daemon = DaemonProcess(tmp_path_factory.mktemp("daemon") / "store")
+    with daemon.client() as client:
+        image = wire_image(shared_images / "brick.png")
+        result = client.submit("train", {"name": "brick", "preset": "tiny"}, [image]).wait(timeout=300)
+    assert result["model"]["id"] == "brick"
+    yield daemon, shared_images / "brick.png"
+    assert daemon.stop() == 0
+
+
+def test_train_keeps_the_full_resolution_source_and_a_512_generate_has_the_brick_period(brick_daemon):
+    daemon, path = brick_daemon
+    source = load_full_source(daemon.store / "models" / "brick")
+    assert source is not None and source.shape[-2:] == (512, 512)  # the image as sent, not the model's 48 px
+    with daemon.client(timeout=30) as client:
+        job = client.submit("generate", {"model": "brick", "width": 512, "height": 512, "seed": 1})
+        result = job.wait(timeout=300)
+        assert result["detail"] == "source" and result["notice"] is None
+        (lifted,) = job.images
+        assert (lifted.width, lifted.height) == (512, 512)
+        old = client.submit("generate", {"model": "brick", "width": 96, "height": 96, "detail": "model"})
+        assert old.wait(timeout=300)["detail"] == "model"  # the model-scale output on request
+    assert (old.images[0].width, old.images[0].height) == (96, 96)
+    save(lifted, "brick-lift-512")
+    source_period = dominant_period(source)
+    period = dominant_period(as_tensor(lifted))
+    assert abs(period / source_period - 1) <= PERIOD_TOLERANCE, (period, source_period)
+    # (that today's model-scale output misses the period by far is shown in test_full_resolution)
+
+
+def test_instant_returns_the_requested_sizes_differs_by_seed_and_repeats(brick_daemon):
+    daemon, path = brick_daemon
+    image = wire_image(path)
+    with daemon.client(timeout=30) as client:
+        events: list[dict] = []
+        op, params, frames = synthesis_request(200, 120, image=image, n=2, seed=3)  # what the plugins send
+        first = client.submit(op, params, frames, on_progress=lambda job, event: events.append(event))
+        result = first.wait(timeout=120)
+        again = client.submit("instant", {"n": 1, "seed": 3, "width": 200, "height": 120}, [image])
+        again.wait(timeout=120)
+        default = client.submit("instant", {"feature_scale": 0.5}, [image])
+        default.wait(timeout=120)
+    assert result["model"] is None
+    assert [(im.width, im.height) for im in first.images] == [(200, 120), (200, 120)]
+    assert (default.images[0].width, default.images[0].height) == (256, 256)  # the input's size x feature_scale
+    assert first.images[0].data == again.images[0].data  # the same seed repeats exactly
+    a, b = (as_tensor(im) for im in first.images)
+    assert (a - b).abs().mean() > 0.05  # seeds differ
+    levels = [(e["level"], e["levels"]) for e in events if e.get("level") is not None]
+    assert levels and levels[-1][0] == levels[-1][1] and [k for k, _ in levels] == sorted(k for k, _ in levels)
+    save(first.images[0], "brick-instant-200x120")
+
+
+@pytest.mark.parametrize("op", ["generate", "instant"])
+def test_a_running_lift_or_instant_is_cancelled_within_one_level_and_hello_answers(brick_daemon, op):
+    daemon, path = brick_daemon
+    params = {"width": 1536, "height": 1536, "n": 2}
+    images = [wire_image(path)] if op == "instant" else []
+    if op == "generate":
+        params["model"] = "brick"
+    with daemon.client(timeout=30) as client:
+        events: list[dict] = []
+        job = client.submit(op, params, images, on_progress=lambda job, event: events.append(event))
+        while not (job.done or any(e.get("level") for e in events)):
+            client.poll(0.1)
+            assert client.hello()["protocol_version"] == 1  # the socket loop answers while the worker computes
+        assert not job.done, "the job ended before its first level was reported"
+        assert job.cancel()
+        reported = max(e["level"] for e in events if e.get("level"))
+        with pytest.raises(DaemonError) as err:
+            job.wait(timeout=120)
+        assert err.value.code == "cancelled"
+        after = [e["level"] for e in events if e.get("level")]
+        assert max(after) - reported <= 1 and max(after) < events[-1]["levels"], events
+        assert client.hello()["protocol_version"] == 1
+
+
+@pytest.mark.parametrize("op, params, field", [
+    ("generate", {"model": "brick", "width": 512, "feature_scale": 0}, "params.feature_scale"),
+    ("generate", {"model": "brick", "width": 4096, "height": 4096, "feature_scale": 0.02}, "params.feature_scale"),
+    ("generate", {"model": "brick", "width": 512, "detail": "photo"}, "params.detail"),
+    ("instant", {"width": 8}, "params.width"),
+    ("instant", {"width": 5000, "height": 5000, "n": 3}, "params.n"),
+])
+def test_bad_lift_and_instant_values_name_their_field(brick_daemon, op, params, field):
+    daemon, path = brick_daemon
+    images = [wire_image(path)] if op == "instant" else []
+    with daemon.client(timeout=30) as client:
+        with pytest.raises(DaemonError) as err:
+            client.submit(op, params, images).wait(timeout=60)
+    assert err.value.field == field and field.split(".")[-1] in err.value.message.split(":")[0], err.value
