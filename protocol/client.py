@@ -18,8 +18,9 @@ Example::
         job = client.submit("train", {"name": "bricks", "preset": "draft"}, [image],
                             on_progress=lambda job, p: print(p["fraction"]))
         model = job.wait()["model"]["id"]
-        result = client.submit("generate", {"model": model, "n": 4}).wait()
-        samples = job.images  # list[Image], uint8 RGB unless output_order says otherwise
+        variations = client.submit("generate", {"model": model, "n": 4})
+        variations.wait()
+        samples = variations.images  # list[Image], uint8 RGB unless output_order says otherwise
 """
 
 from __future__ import annotations
