@@ -189,11 +189,11 @@ def paint2image(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -
     return OpResult([from_tensor(image, "image", params.output_order)], scale)
 
 
-def animate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
+def animate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_step: Step | None = None) -> OpResult:
     h, w = pyramid.sizes[-1]
     check_output(params.frames, h, w, "params.frames")
     start = animation.default_start_scale(pyramid) if params.start_scale is None else params.start_scale
-    frames = animation.animate(pyramid, params.frames, start, alpha=params.alpha, beta=params.beta, seed=params.seed)
+    frames = animation.animate(pyramid, params.frames, start, alpha=params.alpha, beta=params.beta, seed=params.seed, on_step=on_step)
     return OpResult([from_tensor(x, "frame", params.output_order) for x in frames], start)
 
 
@@ -201,8 +201,8 @@ INTERACTIVE: dict[str, Callable[[SinGANPyramid, Any, dict[str, Image]], OpResult
     "harmonize": harmonize,
     "edit": edit,
     "paint2image": paint2image,
-    "animate": animate,
 }
+"""One pass of the generators at the model's own pixel count, whatever the input's size: short."""
 
 
 @torch.no_grad()
@@ -210,8 +210,9 @@ def run_interactive(op: str, model: LoadedModel | None, params: Any, images: dic
                     on_step: Step | None = None, on_level: Step | None = None) -> OpResult:
     """Run an interactive op. ``on_step`` is called between the scales of a model-scale
     ``generate``, ``on_level`` between the patch-synthesis levels of a lifted ``generate`` and of
-    ``instant`` (whose cost grows with the output size; the other ops run one pass at the input's
-    size). ``model`` is None for ``instant``.
+    ``instant`` (whose cost grows with the output size), and between the frame batches of
+    ``animate``; harmonize, edit and paint2image run one pass at the model's own pixel count.
+    ``model`` is None for ``instant``.
 
     Raises ``ValueError`` (from the core: out-of-range scale, mask size; ModelLoadError for a
     damaged full-resolution source), :class:`ProtocolError`, or whatever the callbacks raise."""
@@ -220,4 +221,6 @@ def run_interactive(op: str, model: LoadedModel | None, params: Any, images: dic
     assert model is not None
     if op == "generate":
         return generate(model, params, images, on_step, on_level)
+    if op == "animate":
+        return animate(model.pyramid, params, images, on_step)
     return INTERACTIVE[op](model.pyramid, params, images)

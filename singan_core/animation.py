@@ -62,6 +62,7 @@ def animate(
     beta: float = BETA,
     seed: int = 0,
     batch_size: int = 8,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Frames of a short video of the training image (paper sec. 4; original ``animation.py``).
 
@@ -74,6 +75,8 @@ def animate(
         beta: momentum of the walk, in [0, 1) (higher = smoother, slower changes).
         seed: seed of the walk.
         batch_size: frames generated together (memory vs speed).
+        on_step: called as ``on_step(frames_done, n_frames)`` after each batch; it may raise to
+            stop between batches (the daemon cancels jobs this way).
 
     Returns:
         (n_frames, 3, H, W) in [-1, 1], H x W the training size.
@@ -88,10 +91,11 @@ def animate(
         pyramid.z_opts[k].expand(n_frames, -1, -1, -1) if k < k0 else noise_walk(pyramid.z_opts[k], n_frames, k, alpha, beta, gen)
         for k in range(pyramid.num_scales)
     ]
-    frames = [
-        generate(pyramid, [z[first : first + batch_size] for z in walks]).clamp(-1, 1)
-        for first in range(0, n_frames, batch_size)
-    ]
+    frames = []
+    for first in range(0, n_frames, batch_size):
+        frames.append(generate(pyramid, [z[first : first + batch_size] for z in walks]).clamp(-1, 1))
+        if on_step is not None:
+            on_step(first + frames[-1].shape[0], n_frames)
     return torch.cat(frames)
 
 

@@ -326,6 +326,24 @@ def high_frequency_energy(x: torch.Tensor) -> float:
 # --- animation -----------------------------------------------------------------------------------
 
 
+def test_animation_reports_each_frame_batch_and_stops_when_the_callback_raises(chelsea_model):
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def stop_after_first_batch(done, total):
+        calls.append((done, total))
+        raise Stop
+
+    with pytest.raises(Stop):
+        animation.animate(chelsea_model, 20, batch_size=8, on_step=stop_after_first_batch)
+    assert calls == [(8, 20)]  # the daemon's cancel lands between batches, not after all 20 frames
+    calls.clear()
+    frames = animation.animate(chelsea_model, 10, batch_size=8, on_step=lambda done, total: calls.append((done, total)))
+    assert calls == [(8, 10), (10, 10)] and frames.shape[0] == 10
+
+
 def test_animation_moves_smoothly(chelsea_model, tmp_path):
     frames = animation.animate(chelsea_model, 12, seed=0)
     assert frames.shape == (12, 3, *chelsea_model.sizes[-1])
