@@ -33,6 +33,7 @@ from conftest import REPO, DaemonProcess
 
 from krita_plugin import build
 from krita_plugin.singan_krita import actions, deps, ops, options, pixels, words
+from krita_plugin.singan_krita.daemon_client import Image
 from krita_plugin.singan_krita.errors import BadInput, NoDocument
 from krita_plugin.singan_krita.studio import Studio, describe
 
@@ -205,21 +206,27 @@ def test_model_entries_are_unique_and_show_state_progress_and_preset():
 
 def test_options_round_trip_through_settings_and_bad_settings_keep_defaults():
     chosen = options.Options(model="m1", preset="tiny", seamless=True, count=3, seed=9, start_scale=2,
-                             injection_scale=4, size_mode="custom", width=300, height=200)
+                             injection_scale=4, size_mode="custom", width=300, height=200, feature_scale=0.5)
     saved = options.to_settings(chosen)
     assert all(isinstance(text, str) for text in saved.values())
     assert options.from_settings(lambda name: saved.get(name, "")) == chosen
     assert options.from_settings(lambda name: "") == options.Options()  # a fresh kritarc
-    bad = {"count": "999", "seamless": "yes", "width": "x", "seed": "-1", "size_mode": "3x", "injection_scale": "0"}
+    bad = {"count": "999", "seamless": "yes", "width": "x", "seed": "-1", "size_mode": "3x", "injection_scale": "0",
+           "feature_scale": "0"}
     assert options.from_settings(lambda name: bad.get(name, "")) == options.Options()
 
 
 def test_request_params():
     model = {"id": "bricks", "num_scales": 5}
-    chosen = options.Options(count=3, seed=7, start_scale=9, seamless=True, injection_scale=9)
+    chosen = options.Options(count=3, seed=7, start_scale=9, seamless=True, injection_scale=9, feature_scale=0.5)
     assert ops.generate_params(model, (96, 64), chosen) == {
-        "model": "bricks", "n": 3, "seed": 7, "width": 96, "height": 64, "gen_start_scale": 4,
-        "output_order": "BGRA", "padding": "circular"}
+        "model": "bricks", "n": 3, "seed": 7, "width": 96, "height": 64, "gen_start_scale": 4, "feature_scale": 0.5,
+        "detail": "source", "output_order": "BGRA", "padding": "circular"}
+    image = Image("selection", 48, 32, "BGRA", bytes(48 * 32 * 4))
+    params, images = ops.instant_request(image, (96, 64), chosen)
+    assert params == {"n": 3, "seed": 7, "width": 96, "height": 64, "feature_scale": 0.5, "tile": True,
+                      "output_order": "BGRA"}
+    assert [(i.name, i.width, i.height, i.order) for i in images] == [("image", 48, 32, "BGRA")]
     assert ops.injection_params(model, chosen) == {"model": "bricks", "seed": 7, "output_order": "BGRA", "scale": 4}
     assert "scale" not in ops.injection_params(model, options.Options())
     assert ops.train_params("  ", options.Options()) == {"name": "layer", "preset": "draft", "padding": "zeros"}
@@ -675,6 +682,41 @@ def test_train_variations_and_harmonize_in_the_documents_colour_space(krita_run,
     assert np.array_equal(hz_after[~grown], hz_before[~grown])  # outside the object: bit for bit
     centre = (slice(oy + oh // 4, oy + 3 * oh // 4), slice(ox + ow // 4, ox + 3 * ow // 4))
     assert np.abs(hz_after[centre] - hz_before[centre]).mean() > 0.02 * hz_before[centre].mean()  # inside: harmonized
+
+
+def gray_period(gray: np.ndarray) -> float:
+    """:func:`singan_core.metrics.dominant_period` (pixels) of 8-bit gray pixels (H, W)."""
+    import torch
+
+    from singan_core.metrics import dominant_period
+
+    values = torch.from_numpy(gray.astype(np.float32) / 127.5 - 1.0)
+    return dominant_period(values.expand(1, 3, *gray.shape))
+
+
+@pytest.mark.slow
+def test_variations_and_quick_variations_of_a_selection_keep_its_size_and_brick_period(krita_run):
+    """Issue 13: on brick.png (GRAYA U8), Quick variations of a 320 x 224 selection while a model of
+    it trains (none ready), then Variations of that model at 1x: 320 x 224 layers at the selection,
+    seeds differ, the bricks' period within 15 % of the selection's own."""
+    found = krita_run.scenario("grayscale")
+    x, y, w, h = found["selection"]
+    assert (w, h) == (320, 224)
+    source = np.fromfile(krita_run.out / f"{found['source']}.raw", np.uint8).reshape(512, 512, 2)[y:y + h, x:x + w, 0]
+    expected = gray_period(source)
+    assert found["trained_before_quick"] is False and found["quick_button_enabled"] == [True]
+    for kind, name in (("quick", "Background quick"), ("full", "brick - Background")):
+        result = found[kind]
+        assert not result["failed"], result
+        assert [layer["name"] for layer in result["layers"]] == [f"{name} seed 5", f"{name} seed 6"]
+        assert [layer["bounds"] for layer in result["layers"]] == [[x, y, w, h]] * 2
+        grays = [np.fromfile(krita_run.out / f"{layer['pixels']}.raw", np.uint8).reshape(h, w, 2)
+                 for layer in result["layers"]]
+        assert all((gray[..., 1] == 255).all() for gray in grays)  # opaque
+        assert np.abs(grays[0][..., 0].astype(int) - grays[1][..., 0]).mean() > 5  # seeds differ
+        periods = [gray_period(gray[..., 0]) for gray in grays]
+        print(f"{kind}: brick period {periods} px, the selection's {expected:.1f} px")
+        assert all(abs(period / expected - 1) <= 0.15 for period in periods), (kind, periods, expected)
 
 
 @pytest.mark.slow

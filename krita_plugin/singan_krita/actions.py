@@ -22,6 +22,8 @@ TRAIN = ActionInfo("singan_train", "SinGAN: Train Model from Layer or Selection"
                    "Train a model on the active layer (the selection's part of it)")
 VARIATIONS = ActionInfo("singan_variations", "SinGAN: Generate Variations",
                         "New layers: variations of the chosen model at the selection")
+QUICK_VARIATIONS = ActionInfo("singan_quick_variations", "SinGAN: Quick Variations (no model)",
+                              "New layers in seconds: variations of the selection itself, no training")
 HARMONIZE = ActionInfo("singan_harmonize", "SinGAN: Harmonize Pasted Layer",
                        "Blend the active (pasted) layer into the layers below it")
 PAINT_TO_IMAGE = ActionInfo("singan_paint_to_image", "SinGAN: Paint to Image",
@@ -32,7 +34,7 @@ SUPER_RESOLVE_4X = ActionInfo("singan_super_resolve_4x", "SinGAN: Super-resolve 
                               "The selection (or layer) at four times the size, as a new document")
 CANCEL = ActionInfo("singan_cancel", "SinGAN: Cancel Running Job", "Cancel the job shown in the SinGAN Studio docker")
 
-ACTIONS = (TRAIN, VARIATIONS, HARMONIZE, PAINT_TO_IMAGE, SUPER_RESOLVE_2X, SUPER_RESOLVE_4X, CANCEL)
+ACTIONS = (TRAIN, VARIATIONS, QUICK_VARIATIONS, HARMONIZE, PAINT_TO_IMAGE, SUPER_RESOLVE_2X, SUPER_RESOLVE_4X, CANCEL)
 
 
 def action_file() -> str:

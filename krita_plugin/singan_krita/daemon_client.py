@@ -14,10 +14,13 @@ from importlib.util import find_spec
 if find_spec(".vendor", __package__) is not None:
     from .vendor.protocol import DEFAULT_ENDPOINT
     from .vendor.protocol.client import Image
+    from .vendor.protocol.requests import synthesis_request
     from .vendor.protocol.session import ConnectionState, Session, Signal, Task, describe_error, preset_text
 else:
     from protocol import DEFAULT_ENDPOINT
     from protocol.client import Image
+    from protocol.requests import synthesis_request
     from protocol.session import ConnectionState, Session, Signal, Task, describe_error, preset_text
 
-__all__ = ["DEFAULT_ENDPOINT", "ConnectionState", "Image", "Session", "Signal", "Task", "describe_error", "preset_text"]
+__all__ = ["DEFAULT_ENDPOINT", "ConnectionState", "Image", "Session", "Signal", "Task", "describe_error", "preset_text",
+           "synthesis_request"]

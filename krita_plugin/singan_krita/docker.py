@@ -3,7 +3,8 @@
 in Krita's settings at each change), and its buttons trigger the plugin's Krita actions (the same
 ones as Tools > Scripts).
 
-Layout: the connection status (one line), the action buttons, the task (one line) with its
+Layout: the connection status (one line), the action buttons (three rows; Super-res opens a
+menu of 2x and 4x), the task (one line) with its
 progress and Cancel, and the message (at most :data:`MESSAGE_LINES` lines) are always shown; the
 endpoint, the model list and the options are in a scroll area between them. Lines too long for the
 docker are cut; their tooltips hold the whole text. Measured in Krita 5.1.5 with its default
@@ -19,6 +20,7 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -27,6 +29,7 @@ from PyQt5.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -50,10 +53,13 @@ MESSAGE_LINES = 3
 PROGRESS_WIDTH = 64  # px
 GENERIC_SCALES = 6  # scale choices shown while no model is chosen (a draft model has about 6)
 BUTTONS = (
-    ("Train", actions.TRAIN), ("Variations", actions.VARIATIONS), ("Harmonize", actions.HARMONIZE),
-    ("Paint to image", actions.PAINT_TO_IMAGE), ("Super-res 2x", actions.SUPER_RESOLVE_2X),
-    ("Super-res 4x", actions.SUPER_RESOLVE_4X),
+    ("Train", actions.TRAIN), ("Variations", actions.VARIATIONS),
+    ("Quick variations", actions.QUICK_VARIATIONS), ("Harmonize", actions.HARMONIZE),
+    ("Paint to image", actions.PAINT_TO_IMAGE),
+    ("Super-res", (("2x", actions.SUPER_RESOLVE_2X), ("4x", actions.SUPER_RESOLVE_4X))),
 )
+"""The action buttons, two per row: (text, action), or (text, ((menu text, action), ...)) for a
+button that opens a menu (so the buttons take three rows and the docker's minimum height stays put)."""
 
 
 class SinGANDocker(DockWidget):
@@ -163,6 +169,7 @@ class SinGANDocker(DockWidget):
         form.addRow("Vary", self.start_scale)
         form.addRow("Repaint", self.injection_scale)
         form.addRow("Output size", self._size_row())
+        form.addRow("Feature scale", self._feature_scale())
         return box
 
     def _spin(self, low: int, high: int, value: int, option: str) -> QSpinBox:
@@ -187,12 +194,32 @@ class SinGANDocker(DockWidget):
             row.addWidget(widget)
         return row
 
+    def _feature_scale(self) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setRange(*opts.FEATURE_SCALE_RANGE)
+        spin.setDecimals(2)
+        spin.setSingleStep(0.25)
+        spin.setSuffix(" x")
+        spin.setValue(self.studio.options.feature_scale)
+        spin.setToolTip("Size of the features (bricks, leaves) in Variations and Quick variations, relative to the "
+                        "image they come from: 1 keeps their size at any output size")
+        spin.valueChanged.connect(lambda v: self._set("feature_scale", v))
+        self.feature_scale = spin
+        return spin
+
     def _buttons(self) -> QGridLayout:
         grid = QGridLayout()
-        for i, (text, info) in enumerate(BUTTONS):
+        for i, (text, choice) in enumerate(BUTTONS):
             button = QPushButton(text)
-            button.setToolTip(info.tip)
-            button.clicked.connect(lambda checked=False, action_id=info.id: Krita.instance().action(action_id).trigger())
+            if isinstance(choice, actions.ActionInfo):
+                button.setToolTip(choice.tip)
+                button.clicked.connect(lambda checked=False, action_id=choice.id: _trigger(action_id))
+            else:
+                button.setToolTip("\n".join(info.tip for _, info in choice))
+                menu = QMenu(button)
+                for entry, info in choice:
+                    menu.addAction(entry, lambda checked=False, action_id=info.id: _trigger(action_id))
+                button.setMenu(menu)
             grid.addWidget(button, i // 2, i % 2)
         return grid
 
@@ -204,7 +231,7 @@ class SinGANDocker(DockWidget):
         self.progress.setTextVisible(False)
         self.progress.setFixedWidth(PROGRESS_WIDTH)
         self.cancel = QPushButton("Cancel")
-        self.cancel.clicked.connect(lambda: Krita.instance().action(actions.CANCEL.id).trigger())
+        self.cancel.clicked.connect(lambda: _trigger(actions.CANCEL.id))
         row.addWidget(self.task_title, 1)
         row.addWidget(self.progress)
         row.addWidget(self.cancel)
@@ -305,6 +332,10 @@ class SinGANDocker(DockWidget):
         self.message.setText(self.studio.message)
         self.message.setToolTip(self.studio.message)
         self.message.setStyleSheet("color: #e04040" if self.studio.message_is_error else "")
+
+
+def _trigger(action_id: str) -> None:
+    Krita.instance().action(action_id).trigger()
 
 
 def _one_line_label() -> QLabel:

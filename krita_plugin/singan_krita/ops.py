@@ -7,6 +7,7 @@ No ``krita`` or Qt import: tested in the project's environment.
 
 from __future__ import annotations
 
+from .daemon_client import Image, synthesis_request
 from .options import Options
 
 OUTPUT_ORDER = "BGRA"
@@ -27,17 +28,25 @@ def train_params(name: str, options: Options) -> dict:
 
 
 def generate_params(model: dict, size: tuple[int, int], options: Options) -> dict:
-    """``generate``: ``options.count`` samples of ``model`` (a ModelInfo) at ``size`` (w, h) pixels.
-    The start scale is clamped to the model's finest scale; seamless forces circular padding."""
-    params = {
-        "model": model["id"], "n": options.count, "seed": options.seed,
-        "width": size[0], "height": size[1],
-        "gen_start_scale": min(options.start_scale, model["num_scales"] - 1),
-        "output_order": OUTPUT_ORDER,
-    }
-    if options.seamless:
-        params["padding"] = "circular"
+    """``generate``: ``options.count`` samples of ``model`` (a ModelInfo) at ``size`` (w, h) pixels
+    and ``options.feature_scale`` (output px per source px), with the source's detail (``detail:
+    source``, built by the shared :func:`protocol.requests.synthesis_request`). The start scale is
+    clamped to the model's finest scale; seamless asks for circular padding (a seamless tile)."""
+    _, params, _ = synthesis_request(
+        *size, model=model["id"], n=options.count, seed=options.seed, feature_scale=options.feature_scale,
+        tile=options.seamless, gen_start_scale=min(options.start_scale, model["num_scales"] - 1),
+        output_order=OUTPUT_ORDER)
     return params
+
+
+def instant_request(image: Image, size: tuple[int, int], options: Options) -> tuple[dict, list[Image]]:
+    """``instant`` (params, images): ``options.count`` results of ``image`` (the selection's pixels,
+    no model) at ``size`` (w, h) pixels and ``options.feature_scale`` (output px per px of
+    ``image``); seamless makes seamless tiles."""
+    _, params, images = synthesis_request(
+        *size, image=image, n=options.count, seed=options.seed, feature_scale=options.feature_scale,
+        tile=options.seamless, output_order=OUTPUT_ORDER)
+    return params, images
 
 
 def injection_params(model: dict, options: Options) -> dict:

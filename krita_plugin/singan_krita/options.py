@@ -15,6 +15,8 @@ SIZE_MODES = ("1x", "2x", "custom")
 MIN_SIDE = 8
 """Smallest output side the docker offers (pixels); the largest is the daemon's ``max_image_side``
 (``hello``'s limits), checked by :meth:`Options.output_size`."""
+FEATURE_SCALE_RANGE = (0.1, 16.0)
+"""The docker's feature-scale range (output px per source px; the daemon takes (0, 16])."""
 SPIN_MAX = 65536  # the W x H spin boxes' range; the daemon's limit is checked when an action runs
 
 DEFAULT_START_SCALE = 0
@@ -37,6 +39,9 @@ class Options:
         start_scale: variations' ``gen_start_scale`` (clamped to the model's K-1 when sent).
         injection_scale: harmonize/paint-to-image scale k, or None for the daemon's default.
         size_mode: ``1x``/``2x`` the selection (or layer), or ``custom`` = ``width`` x ``height`` pixels.
+        feature_scale: output px per source px of Variations and Quick variations (the daemon's
+            ``feature_scale``, docs/protocol.md 5.2): 1.0 keeps the source's brick size at any
+            output size (2x and W x H then hold more content), 0.5 shows it at half size.
     """
 
     model: str | None = None
@@ -49,6 +54,7 @@ class Options:
     size_mode: str = "1x"
     width: int = 512
     height: int = 512
+    feature_scale: float = 1.0
 
     def output_size(self, width: int, height: int, max_side: int) -> tuple[int, int]:
         """The result's size in pixels for a selection (or layer) of ``width`` x ``height``.
@@ -87,6 +93,7 @@ def from_settings(read: Callable[[str], str]) -> Options:
         "size_mode": lambda text: _one_of(text, SIZE_MODES),
         "width": lambda text: _within(int(text), MIN_SIDE, SPIN_MAX),
         "height": lambda text: _within(int(text), MIN_SIDE, SPIN_MAX),
+        "feature_scale": lambda text: _within(float(text), *FEATURE_SCALE_RANGE),
     }
     for name, parse in parsers.items():
         text = read(name)
@@ -99,7 +106,7 @@ def from_settings(read: Callable[[str], str]) -> Options:
     return chosen
 
 
-def _within(value: int, low: int, high: int) -> int:
+def _within(value: float, low: float, high: float) -> float:
     if not low <= value <= high:
         raise ValueError(value)
     return value

@@ -67,6 +67,7 @@ def train(studio: Studio) -> None:
     target, options = canvas.active_target(), replace(studio.options)
     name = f"{canvas.document_title(target.document)} - {target.node.name()}"
     task = studio.start(f"Training '{name}'")
+    studio.report(f"Training '{name}'… Quick variations work meanwhile", is_error=False)
 
     def trained(data: dict, images: list) -> str:
         if studio.options.model is None:
@@ -77,27 +78,50 @@ def train(studio: Studio) -> None:
     task.submit("train", ops.train_params(name, options), [image], trained, "training")
 
 
+def _variation_layers(target: Target, size: tuple[int, int], name: str, seed: int):
+    """The step that puts a job's images (``size`` (w, h) each, image i of seed ``seed + i``) as
+    layers "<name> seed <s>" of a new :data:`VARIATIONS_GROUP` group above the active layer, at the
+    selection's (or layer's) top left corner; only the first (top) one visible."""
+
+    def place(data: dict, images: list) -> str:
+        region = Region(target.region.x, target.region.y, *size)
+        layers = [
+            canvas.new_layer(target.document, f"{name} seed {seed + i}", _clipped(image.data, target, size), region,
+                             visible=i == 0)
+            for i, image in enumerate(images)
+        ]
+        canvas.add_above(target.document, target.node, canvas.new_group(target.document, VARIATIONS_GROUP, layers))
+        return f"{len(layers)} variations in '{VARIATIONS_GROUP}'"
+
+    return place
+
+
 def variations(studio: Studio) -> None:
     """``count`` samples of the chosen model at the selection's (or layer's) position, at the chosen
-    size, as layers of a new group above the active layer; only the first (top) one visible."""
+    size and feature scale (the source's detail: docs/protocol.md, ``generate``), as layers of a new
+    group above the active layer; only the first (top) one visible."""
     _check_connected(studio)
     target = canvas.active_target()  # first: without a document nothing else matters
     model, options = _chosen_model(studio), replace(studio.options)
     size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
     params = ops.generate_params(model, size, options)
     task = studio.start(f"Variations of '{model['name']}'")
+    task.submit("generate", params, [], _variation_layers(target, size, model["name"], params["seed"]), "variations")
 
-    def place(data: dict, images: list) -> str:
-        region = Region(target.region.x, target.region.y, *size)
-        layers = [
-            canvas.new_layer(target.document, f"{model['name']} seed {params['seed'] + i}",
-                             _clipped(image.data, target, size), region, visible=i == 0)
-            for i, image in enumerate(images)
-        ]
-        canvas.add_above(target.document, target.node, canvas.new_group(target.document, VARIATIONS_GROUP, layers))
-        return f"{len(layers)} variations in '{VARIATIONS_GROUP}'"
 
-    task.submit("generate", params, [], place, "variations")
+def quick_variations(studio: Studio) -> None:
+    """Like :func:`variations`, with no model: ``count`` results of the active layer's pixels in the
+    selection (or the whole layer) themselves, in seconds (the daemon's ``instant``: GPNN patch
+    synthesis, no training). It runs ahead of trainings, so it also works while one trains."""
+    _check_connected(studio)
+    target, options = canvas.active_target(), replace(studio.options)
+    size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
+    image = _bgra("image", canvas.read(target.document, target.node, target.region), target.region)
+    params, images = ops.instant_request(image, size, options)
+    name = ops.display_name(target.node.name())
+    task = studio.start(f"Quick variations of '{name}'")
+    task.submit("instant", params, images, _variation_layers(target, size, f"{name} quick", params["seed"]),
+                "quick variations")
 
 
 def harmonize(studio: Studio) -> None:

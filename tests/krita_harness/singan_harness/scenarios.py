@@ -25,7 +25,7 @@ from pathlib import Path
 from krita import Krita, Selection
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QImage, QPainter
-from PyQt5.QtWidgets import QApplication
+from PyQt5.QtWidgets import QApplication, QPushButton
 
 from .runner import Runner, guarded, sleep, until
 
@@ -458,15 +458,47 @@ def train_and_cancel(entry):
     entry["model_choice_kept"] = st.options.model == chosen
 
 
+GRAY_SELECTION = (96, 144, 320, 224)  # x, y, w, h of the rectangular selection on brick.png (512 x 512)
+
+
 def grayscale(entry):
-    """brick.png opens as GRAYA U8: train on a part of it to the end, variations at 2x a
-    rectangular selection and a harmonization with the chosen (just trained) model."""
+    """brick.png opens as GRAYA U8: train on a 320 x 224 selection of it and, while that trains,
+    Quick variations of the same selection (no model ready); once trained, Variations at 1x the
+    selection (the source's feature scale); then variations at 2x a small rectangular selection
+    and a harmonization with the chosen (just trained) model."""
+    st, d = studio(), docker()
     doc = yield from open_image("brick.png")
     entry["space"] = space(doc)
+    entry["source"] = save("gray_source", projection(doc))
     yield from activate(doc, doc.rootNode().childNodes()[0])
-    entry["model"] = yield from train_to_completion(doc, entry, (0, 0, 128, 128))
-    d = docker()
     d.count.setValue(2)
+    d.seed.setValue(5)
+    d.size_mode.setCurrentIndex(0)  # 1x the selection
+    entry["selection"] = GRAY_SELECTION
+    select(doc, *GRAY_SELECTION)
+    d.models.setCurrentRow(0)  # none chosen: the trained model is chosen when ready
+    choose_preset("tiny")
+    first = len(st.tasks)
+    trigger("singan_train")
+    yield until(lambda: len(st.tasks) > first, 10, "the training task")
+    training = st.tasks[first]
+    entry["trained_before_quick"] = training.finished
+    entry["quick_button_enabled"] = [b.isEnabled() for b in d.findChildren(QPushButton) if b.text() == "Quick variations"]
+    task = yield from run_task("singan_quick_variations", 120, "quick variations while a model trains")
+    quick = entry["quick"] = outcome(task)
+    quick["chosen_model"] = st.options.model
+    variation_layers(doc, quick, "gray_quick", GRAY_SELECTION)
+    find(doc, "SinGAN variations").remove()
+    yield until(lambda: training.finished, 240, "the training to finish")
+    entry["train"] = outcome(training)
+    model_id = entry["model"] = st.options.model
+    yield until(lambda: model_item(model_id) is not None, 10, "the trained model in the docker's list")
+    choose_model(model_id)
+    select(doc, *GRAY_SELECTION)
+    task = yield from run_task("singan_variations", 120, "variations at 1x a 320 x 224 selection")
+    full = entry["full"] = outcome(task)
+    variation_layers(doc, full, "gray_full", GRAY_SELECTION)
+    find(doc, "SinGAN variations").remove()
     d.size_mode.setCurrentIndex(1)  # 2x the selection
     select(doc, 200, 100, 64, 48)
     entry["before"] = save("gray_variations_before", projection(doc))
@@ -650,7 +682,11 @@ def super_resolve(entry):
         if doc is small:
             yield from deselect(doc)
         count = len(Krita.instance().documents())
-        task = yield from run_task(f"singan_super_resolve_{factor}x", 180, f"super-resolution {factor}x")
+        first = len(st.tasks)
+        super_res = next(button for button in d.findChildren(QPushButton) if button.text() == "Super-res")
+        next(a for a in super_res.menu().actions() if a.text() == f"{factor}x").trigger()  # the docker's menu
+        yield task_done(first, 180, f"super-resolution {factor}x")
+        task = st.tasks[first]
         entry[f"task{factor}"] = outcome(task)
         result = Krita.instance().activeDocument()
         entry[f"documents{factor}"] = len(Krita.instance().documents()) - count
@@ -703,7 +739,7 @@ def daemon_stopped(entry):
 
 
 SAVED_OPTIONS = {"preset": "paper", "seamless": True, "count": 7, "seed": 1234, "size_mode": "custom",
-                 "width": 321, "height": 123, "start_scale": 1, "injection_scale": 2}
+                 "width": 321, "height": 123, "start_scale": 1, "injection_scale": 2, "feature_scale": 0.75}
 
 
 def choose_options(entry):
@@ -720,6 +756,7 @@ def choose_options(entry):
     d.height_spin.setValue(SAVED_OPTIONS["height"])
     d.start_scale.setCurrentIndex(d.start_scale.findData(SAVED_OPTIONS["start_scale"]))
     d.injection_scale.setCurrentIndex(d.injection_scale.findData(SAVED_OPTIONS["injection_scale"]))
+    d.feature_scale.setValue(SAVED_OPTIONS["feature_scale"])
     entry["options"] = _options()
     yield sleep(0.1)
 
@@ -739,7 +776,7 @@ def restarted(entry):
     entry["widgets"] = {"preset": d.preset.currentData(), "seamless": d.seamless.isChecked(), "count": d.count.value(),
                         "seed": d.seed.value(), "size_mode": d.size_mode.currentData(), "width": d.width_spin.value(),
                         "height": d.height_spin.value(), "start_scale": d.start_scale.currentData(),
-                        "injection_scale": d.injection_scale.currentData()}
+                        "injection_scale": d.injection_scale.currentData(), "feature_scale": d.feature_scale.value()}
     entry["endpoint"] = d.endpoint.text()
     entry["presets_offered"] = [d.preset.itemData(i) for i in range(d.preset.count())]
     yield until(lambda: "no answer" in d.status.text(), 30, "'no answer' in the status line")
