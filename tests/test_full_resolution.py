@@ -199,9 +199,16 @@ def test_a_damaged_full_resolution_source_is_one_clear_error(brick_dir, tmp_path
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
-    """``singan ARGS`` in this process (the real entry point's error handling): (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([str(a) for a in args])
+    """``singan ARGS`` in this process (the real entry point's error handling): (exit code, stdout, stderr).
+
+    The entry point sets torch's thread count for a whole process; the test session's count is
+    restored after it (two threads left behind made later trainings beside a busy core 10x slower)."""
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([str(a) for a in args])
+    finally:
+        torch.set_num_threads(threads)
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out, captured.err
 

@@ -232,8 +232,15 @@ def new_layer(document: Document, name: str, bgra, region: Region, visible: bool
 
 
 def add_above(document: Document, node: Node, new_node: Node) -> None:
-    """Put ``new_node`` directly above ``node`` (one undo step) and show the result."""
-    node.parentNode().addChildNode(new_node, node)
+    """Put ``new_node`` directly above ``node`` (one undo step) and show the result.
+
+    When ``node`` is no longer in the layer stack (deleted while the job ran, or the just-deleted
+    layer Krita still reported as active), ``new_node`` goes on top of the document instead."""
+    parent = node.parentNode()
+    if parent is None:
+        document.rootNode().addChildNode(new_node, None)
+    else:
+        parent.addChildNode(new_node, node)
     document.refreshProjection()
 
 
