@@ -116,6 +116,16 @@ def train(
     return pyramid
 
 
+def scales_changed_by(config: SinGANConfig, k: int) -> range:
+    """The scales whose nets (and noise_amp, z_opt) training scale k changes, coarsest first.
+
+    With the paper's schedule only scale k itself: ``range(k, k + 1)``. A schedule that trains
+    several stages at once changes earlier ones too; whoever saves or ships a finished scale k
+    (storage, a remote trainer) saves or ships all of these.
+    """
+    return range(k, k + 1)
+
+
 def _scale_seed(seed: int, k: int) -> int:
     return seed * 1_000_003 + k
 
