@@ -26,6 +26,7 @@ from singan_core.storage import OutputDirNotEmpty
 from . import model_commands
 from .model_commands import DEFAULT_PRESET, DeviceOpt, PresetName
 from .paths import default_log_file
+from .cluster import ClusterConfig
 from .server import Daemon, DaemonConfig
 
 app = typer.Typer(
@@ -75,6 +76,10 @@ def serve(
     token: Annotated[Optional[str], typer.Option(envvar="SINGAN_TOKEN", help="Shared secret every request must carry (at least 16 characters besides white space).", show_default=False)] = None,
     cache_mb: Annotated[int, typer.Option(min=1, help="Memory budget of loaded models, MiB.")] = 2048,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads of the worker (default: usable cores - 1, or OMP_NUM_THREADS).", show_default=False)] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help='Run trainings on this Ray cluster: auto, HOST:PORT (as `ray start --head` prints it) or ray://HOST:PORT. Needs the extra: pip install "singan-studio\\[cluster]".', show_default=False)] = None,
+    ray_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs each training declares on Ray (and its torch threads).")] = 1.0,
+    ray_gpus: Annotated[float, typer.Option(min=0, help="GPUs each training declares on Ray (1: one GPU per training).")] = 0.0,
+    ray_attempts: Annotated[int, typer.Option(min=1, help="Ray tasks lost in a row (worker or node died) before a training fails.")] = 3,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     log_file: Annotated[Optional[Path], typer.Option(help="Log file (default: the user log dir's singan-studio/daemon.log).", show_default=False)] = None,
 ) -> None:
@@ -82,13 +87,16 @@ def serve(
 
     Prints `listening on ENDPOINT` on stdout once ready. Stops on SIGINT/SIGTERM or a shutdown
     request; a running training keeps its finished scales and resumes at the next start.
+    With --ray, trainings run as tasks on a Ray cluster (README "Studio scale: a Ray cluster").
     """
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError(f"log-level: must be debug, info, warning or error, got {log_level!r}")
     log_path = _setup_logging(log_level, log_file)
+    cluster = None if ray is None else ClusterConfig(ray, num_cpus=ray_cpus, num_gpus=ray_gpus, max_attempts=ray_attempts)
     config = DaemonConfig(
         endpoint=endpoint, store=store, watch=watch, watch_preset=watch_preset.value, debounce=debounce,
         device=device, token=token, allow_remote=allow_remote, cache_bytes=cache_mb * 1024**2, threads=threads,
+        cluster=cluster,
     )
     daemon = Daemon(config)
     logging.getLogger(__name__).info("log file %s", log_path)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from protocol.schema import TRAINING_OPS
 from protocol.wire import Image
@@ -39,6 +39,8 @@ class Job:
         cancel_reason: set when cancelled: ``"cancelled"`` by a client, ``"shutdown"``.
         prepare: a new model's :class:`~daemon.prepare.Preparation`, until the worker has done it:
             the job waits in the interactive lane meanwhile, then in the training lane.
+        placement: where a Ray training runs (:class:`daemon.cluster_task.Placement`), once its
+            task has started; None for jobs of the daemon's own worker.
     """
 
     op: str
@@ -53,6 +55,7 @@ class Job:
     progress: dict[str, Any] = field(default_factory=lambda: {"phase": "queued", "fraction": 0.0, "eta_seconds": None})
     cancel_reason: str | None = None
     prepare: Any = None
+    placement: Any = None
 
     @property
     def training(self) -> bool:
@@ -89,19 +92,37 @@ class JobQueue:
             self._lock.notify_all()
             return ahead + running
 
-    def take(self, timeout: float | None = None, interactive_only: bool = False) -> Job | None:
-        """The next job (interactive first), marked running; None after ``timeout`` s or when closed."""
+    def take(self, timeout: float | None = None, interactive_only: bool = False,
+             accept: Callable[[Job], bool] | None = None) -> Job | None:
+        """The next job (interactive first), marked running; None after ``timeout`` s or when closed.
+
+        ``interactive_only``: only the interactive lane, without waiting. ``accept``: only jobs it
+        accepts, in queue order (the worker and the Ray trainer of ``--ray`` share the lanes)."""
+        lanes = (self._interactive,) if interactive_only else (self._interactive, self._training)
+
+        def first() -> tuple[deque[Job], Job] | None:
+            for lane in lanes:
+                for job in lane:
+                    if accept is None or accept(job):
+                        return lane, job
+            return None
+
         with self._lock:
             if not interactive_only:
-                self._lock.wait_for(lambda: self._closed or self._interactive or self._training, timeout)
-            lanes = (self._interactive,) if interactive_only else (self._interactive, self._training)
-            for lane in lanes:
-                if lane and not self._closed:
-                    job = lane.popleft()
-                    job.running = True
-                    self._running.append(job)
-                    return job
-            return None
+                self._lock.wait_for(lambda: self._closed or first() is not None, timeout)
+            found = None if self._closed else first()
+            if found is None:
+                return None
+            lane, job = found
+            lane.remove(job)
+            job.running = True
+            self._running.append(job)
+            return job
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (the daemon is shutting down)."""
+        return self._closed
 
     def requeue(self, job: Job) -> None:
         """A running job goes back to the end of its lane (a prepared training: the training lane)."""

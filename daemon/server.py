@@ -39,6 +39,7 @@ from singan_core.config import PRESETS, preset
 from singan_core.device import select_device, shared_machine_threads
 from singan_core.super_resolution import sr_config, sr_steps
 
+from .cluster import ClusterConfig, RayTrainer, is_ray_training
 from .paths import default_store
 from .endpoint import check_bound, check_endpoint, display_endpoint
 from .images import image_sha256
@@ -70,6 +71,7 @@ class DaemonConfig:
         preview_interval: least seconds between training previews.
         threads: torch threads of the worker; None: the shared-machine policy
             (:func:`singan_core.device.shared_machine_threads`: usable cores - 1).
+        cluster: train on this Ray cluster (``--ray``, :mod:`daemon.cluster`), or None: locally.
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -83,6 +85,14 @@ class DaemonConfig:
     cache_bytes: int = 2 * 1024**3
     preview_interval: float = 3.0
     threads: int | None = None
+    cluster: ClusterConfig | None = None
+
+
+def _placement_fields(placement: Any) -> dict[str, Any]:
+    """JobInfo's ``node_ip``, ``node_id``, ``worker_pid`` of a Ray training (none for local jobs)."""
+    if placement is None:
+        return {}
+    return {"node_ip": placement.node_ip, "node_id": placement.node_id, "worker_pid": placement.pid}
 
 
 def _device_description(device: torch.device) -> tuple[str, int | None]:
@@ -122,18 +132,30 @@ class Daemon:
         SIGINT/SIGTERM) runs the worker; a second thread runs the socket loop.
         ``on_ready(endpoint)`` is called once the socket is bound.
 
+        With ``config.cluster`` it first connects to the Ray cluster; trainings then run there
+        (:class:`~daemon.cluster.RayTrainer`) and the worker runs everything else.
+
         Raises:
             zmq.ZMQError: the endpoint cannot be bound (e.g. the port is in use).
             ValueError: libzmq bound an address that is not loopback without ``allow_remote``
-                (see :func:`daemon.endpoint.check_bound`); the socket is closed unserved.
+                (see :func:`daemon.endpoint.check_bound`); the socket is closed unserved. With
+                ``config.cluster``: Ray is not installed or the cluster cannot be reached.
         """
-        self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes, self.config.preview_interval)
+        cluster = None
+        if self.config.cluster is not None:
+            cluster = RayTrainer(self.config.cluster, self.queue, self.store, self._context, self._events, self.config.preview_interval)
+            cluster.start()
+        self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes,
+                              self.config.preview_interval, accept=None if cluster is None else lambda job: not is_ray_training(job),
+                              on_close=None if cluster is None else cluster.join)
         bound, failure = threading.Event(), []
         loop = threading.Thread(target=self._loop, args=(bound, failure), name="singan-sockets")
         loop.start()
         bound.wait()
         if failure:
             loop.join()
+            if cluster is not None:
+                cluster.join()
             raise failure[0]
         self._install_signals()
         torch.set_num_threads(self.threads)  # the worker's pool: it runs in this thread
@@ -409,7 +431,8 @@ class Daemon:
         jobs = [
             JobInfo(job=job.id, op=job.op, state="running" if position == 0 else "queued", model=job.model,
                     position=position, phase=job.progress.get("phase", "queued"),
-                    fraction=job.progress.get("fraction", 0.0), eta_seconds=job.progress.get("eta_seconds"))
+                    fraction=job.progress.get("fraction", 0.0), eta_seconds=job.progress.get("eta_seconds"),
+                    **_placement_fields(job.placement))
             for position, job in self.queue.snapshot()
         ]
         watch = self._watch

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import zmq
@@ -20,6 +20,7 @@ from protocol.schema import Error, ErrorInfo, ImagesResult, ModelInfo, ModelResu
 from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, encode, one_line
 from singan_core.errors import InvalidArgument
 from singan_core.full_resolution import lift_source
+from singan_core.model import SinGANPyramid
 from singan_core.sampling import preview
 from singan_core.storage import load_full_source, load_pyramid
 from singan_core.super_resolution import super_resolve
@@ -47,9 +48,14 @@ class Worker:
     """Runs jobs from ``queue`` until it is closed; replies go to ``events_endpoint`` (inproc PULL)."""
 
     def __init__(self, queue: JobQueue, store: ModelStore, device: torch.device, context: zmq.Context,
-                 events_endpoint: str, cache_bytes: int, preview_interval: float = 3.0):
+                 events_endpoint: str, cache_bytes: int, preview_interval: float = 3.0,
+                 accept: Callable[[Job], bool] | None = None, on_close: Callable[[], None] | None = None):
+        """``accept``: the jobs this worker takes (None: all; with ``--ray`` all but the prepared
+        ``train`` jobs, which the Ray trainer takes). ``on_close``: called when the queue is closed,
+        before the worker's final message (the Ray trainer's last replies go first)."""
         self.queue, self.store, self.device, self.context = queue, store, device, context
         self.events_endpoint, self.preview_interval = events_endpoint, preview_interval
+        self.accept, self.on_close = accept, on_close
         self.cache = PyramidCache(self._load, cache_bytes)
         self._out: zmq.Socket | None = None
 
@@ -60,9 +66,11 @@ class Worker:
         self._out = self.context.socket(zmq.PUSH)
         self._out.connect(self.events_endpoint)
         try:
-            while (job := self.queue.take()) is not None:
+            while (job := self.queue.take(accept=self.accept)) is not None:
                 self._run(job)
         finally:
+            if self.on_close is not None:
+                self.on_close()
             self._out.send(b"")
             self._out.close(linger=1000)
 
@@ -216,8 +224,7 @@ class Worker:
             now = time.monotonic()
             if now - last["preview"] >= self.preview_interval or k == pyramid.num_scales - 1:
                 last["preview"] = now
-                image = _thumbnail(preview(pyramid, seed=0))
-                self._emit(job, Progress(id=job.request_id or "", job=job.id, **job.progress), [from_tensor(image, "preview")])
+                self._emit(job, Progress(id=job.request_id or "", job=job.id, **job.progress), [training_preview(pyramid)])
 
         self._progress(job, phase="training", fraction=estimate.start_fraction)
         try:
@@ -243,6 +250,12 @@ class Worker:
         with torch.no_grad():
             image = super_resolve(pyramid, factor)
         return [from_tensor(image, "image", job.params.output_order)]
+
+
+def training_preview(pyramid: SinGANPyramid) -> Image:
+    """The preview image of a training's progress event: a sample of the finished scales
+    (:func:`~singan_core.sampling.preview`, seed 0), at most PREVIEW_SIZE px on the longer side."""
+    return from_tensor(_thumbnail(preview(pyramid, seed=0)), "preview")
 
 
 def _thumbnail(x: torch.Tensor) -> torch.Tensor:

@@ -374,6 +374,12 @@ class JobInfo(_Model):
     phase: str
     fraction: float
     eta_seconds: float | None = None
+    node_ip: str | None = None
+    """A training on a Ray cluster (``singan serve --ray``): the IP of the Ray node it runs on, once its task started."""
+    node_id: str | None = None
+    """That node's Ray node id (hex)."""
+    worker_pid: int | None = None
+    """The process id of the Ray worker running it, on that node."""
 
 
 class Accepted(_Model):

@@ -1,0 +1,306 @@
+"""Trainings on a Ray cluster (``singan serve --ray ADDRESS``); Ray is imported only here, and only
+when :meth:`RayTrainer.start` connects.
+
+Hand-off. The daemon's store stays the single source of truth. For each training the daemon
+loads the model directory (:func:`~singan_core.workflow.resume_training`) and ships its state as
+the task's argument (:class:`~daemon.cluster_task.PyramidState`); the task
+(:func:`~daemon.cluster_task.train_remaining`, a Ray *streaming generator*) trains the remaining
+scales with the core's ``train`` and yields each finished scale k (the states of every scale
+``scales_changed_by(config, k)``) between its progress reports. The daemon installs them into its
+own copy of the pyramid and writes them with :func:`~singan_core.storage.save_scale`, the call a
+local training makes, so the files, their order and their atomicity are the same: resume,
+``kill -9`` of the daemon and the plugins see no difference. A streaming generator rather than an
+actor or a queue: its items arrive in order, one object each (a scale is written as soon as it
+exists, not at the task's end), it needs no extra process, and ``ray.cancel`` ends it; workers
+never need the daemon's disk.
+
+Retries. Tasks run with ``max_retries=0`` and the daemon resubmits: a task Ray retries re-runs
+with its *original* argument, so it would redo every scale the store got meanwhile (and the
+daemon would have to drop them as duplicates). When a task is lost (its worker process or node
+died: Ray's system errors, :func:`_lost_errors`), the daemon reloads the model from the store and
+submits a fresh task from its last finished scale, on whichever worker Ray picks. After
+``max_attempts`` losses in a row without a new finished scale, the model is marked failed with the
+reason. An exception inside the training (a bug, out of memory) is not retried: the model fails.
+
+Concurrency. One dispatcher thread takes prepared ``train`` jobs from the daemon's queue (in queue
+order; interactive jobs and model preparation stay in the daemon's own worker, which no longer
+interleaves trainings) while fewer are running than the cluster's capacity (its total CPUs //
+``num_cpus``, and GPUs // ``num_gpus`` when set: re-read as nodes come and go). Each running
+training has its own thread that waits on its stream with ``ray.wait`` (never blocking the socket
+loop or the worker) and sends progress over its own inproc PUSH socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import zmq
+
+from protocol.schema import Error, ErrorInfo, ModelResult, Progress, Result
+from protocol.wire import MAX_MESSAGE_CHARS, Image, encode, one_line
+from singan_core.storage import save_scale
+from singan_core.training import TrainingEstimate, TrainProgress
+from singan_core.workflow import TrainJob, resume_training
+
+from .cluster_task import Placement, ScaleDone, install_scales, pyramid_state, train_remaining
+from .jobs import Job, JobCancelled, JobQueue
+from .store import ModelStore
+from .worker import PROGRESS_INTERVAL, training_preview
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = 'pip install "singan-studio[cluster]"'
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How the daemon uses a Ray cluster (``singan serve --ray ...`` options).
+
+    Attributes:
+        address: ``auto`` (a cluster started on this machine), a GCS address ``host:port`` as
+            ``ray start --head`` prints it, or ``ray://host:port`` (Ray Client).
+        num_cpus: CPUs each training task declares; also its torch thread count (at least 1).
+        num_gpus: GPUs each training task declares (0: CPU trainings; 1: one GPU each).
+        max_attempts: tasks lost in a row (no new finished scale between) before the model fails.
+    """
+
+    address: str
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.address.strip():
+            raise ValueError("ray: empty address; use auto, HOST:PORT or ray://HOST:PORT")
+        if not self.num_cpus > 0:
+            raise ValueError(f"ray-cpus: must be > 0, got {self.num_cpus}")
+        if self.num_gpus < 0:
+            raise ValueError(f"ray-gpus: must be >= 0, got {self.num_gpus}")
+        if self.max_attempts < 1:
+            raise ValueError(f"ray-attempts: must be >= 1, got {self.max_attempts}")
+
+    @property
+    def threads(self) -> int:
+        """Torch threads of a task: ``num_cpus`` rounded down, at least 1."""
+        return max(1, math.floor(self.num_cpus))
+
+
+def is_ray_training(job: Job) -> bool:
+    """The jobs the Ray trainer takes: ``train`` jobs whose model directory exists (prepared).
+    Super-resolution models still train in the daemon's worker, as part of their op."""
+    return job.op == "train" and job.prepare is None
+
+
+def import_ray() -> Any:
+    """The ``ray`` module. Raises ValueError naming ``--ray`` and the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(f"ray: --ray needs Ray, which is not installed; {INSTALL_HINT}") from None
+    return ray
+
+
+class RayTrainingLost(RuntimeError):
+    """A training's tasks were lost ``max_attempts`` times in a row (message: the last reason)."""
+
+
+class RayTrainer:
+    """Runs the daemon's trainings as Ray tasks (module docstring). ``start`` connects and starts
+    the dispatcher; ``join`` (after the queue is closed) waits for every training thread."""
+
+    POLL = 0.2
+    """Seconds between checks for a cancel while a task is silent; also the dispatcher's tick."""
+
+    def __init__(self, config: ClusterConfig, queue: JobQueue, store: ModelStore, context: zmq.Context,
+                 events_endpoint: str, preview_interval: float = 3.0):
+        self.config, self.queue, self.store = config, queue, store
+        self.context, self.events_endpoint, self.preview_interval = context, events_endpoint, preview_interval
+        self._threads: list[threading.Thread] = []
+        self._ray: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect to the cluster and start taking trainings.
+
+        Raises:
+            ValueError: Ray is not installed, or the cluster cannot be reached (one line).
+        """
+        ray = self._ray = import_ray()
+        try:
+            ray.init(address=self.config.address, log_to_driver=False, configure_logging=False)
+        except Exception as exc:  # ConnectionError, RuntimeError (no auth token), ValueError
+            raise ValueError(f"ray: cannot connect to the Ray cluster at {self.config.address}: {one_line(str(exc))}") from None
+        self._task = ray.remote(train_remaining).options(
+            num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, max_retries=0, num_returns="streaming")
+        log.info("training on the Ray cluster at %s (%s; %g CPU and %g GPU per training)", self.config.address,
+                 _resources_text(ray.cluster_resources()), self.config.num_cpus, self.config.num_gpus)
+        dispatcher = threading.Thread(target=self._dispatch, name="singan-ray-dispatch")
+        dispatcher.start()
+        self._threads.append(dispatcher)
+
+    def join(self) -> None:
+        """Wait for the dispatcher and every training (the queue is closed: they stop), then disconnect."""
+        while self._threads:
+            self._threads.pop().join()
+        if self._ray is not None:
+            self._ray.shutdown()
+
+    def capacity(self) -> int:
+        """Trainings the cluster can run at once: its CPUs // num_cpus (and GPUs // num_gpus)."""
+        total = self._ray.cluster_resources()
+        slots = int(total.get("CPU", 0) // self.config.num_cpus)
+        if self.config.num_gpus > 0:
+            slots = min(slots, int(total.get("GPU", 0) // self.config.num_gpus))
+        return slots
+
+    def _dispatch(self) -> None:
+        running: list[threading.Thread] = []
+        torch.set_num_threads(1)
+        while not self.queue.closed:
+            running = [t for t in running if t.is_alive()]
+            if len(running) >= self.capacity():
+                time.sleep(self.POLL)
+                continue
+            job = self.queue.take(timeout=self.POLL, accept=is_ray_training)
+            if job is None:
+                continue
+            thread = threading.Thread(target=self._run, args=(job,), name=f"singan-ray-{job.id}")
+            thread.start()
+            running.append(thread)
+            self._threads.append(thread)
+
+    # -- one training -------------------------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        """Run one training job to its final reply (a result, or an error)."""
+        torch.set_num_threads(1)  # installing scales and previews are small
+        out = self.context.socket(zmq.PUSH)
+        out.connect(self.events_endpoint)
+        try:
+            message = self._execute(job, lambda m, images=(): _send(out, job, m, images))
+            self.queue.finish(job)  # before the final reply, as the worker does
+            if isinstance(message, Error) and job.client is None:
+                log.warning("job %s (%s %s): %s", job.id, job.op, job.model, message.error.message)
+            _send(out, job, message)
+        finally:
+            out.close(linger=1000)
+
+    def _execute(self, job: Job, send: Callable[..., None]) -> Result | Error:
+        start = time.perf_counter()
+        try:
+            self._train(job, send)
+            log.info("job %s (train %s) done on Ray in %.2f s", job.id, job.model, time.perf_counter() - start)
+            return Result(id=job.request_id or "", job=job.id, data=ModelResult(model=self.store.info(job.model)))
+        except JobCancelled as exc:
+            if str(exc) == "shutdown":  # left to be resumed at the next start
+                return _error(job, "cancelled", f"job {job.id} (train) was cancelled: the daemon is shutting down; "
+                              "its training resumes when the daemon starts again")
+            self.store.stop_training(job.model)
+            return _error(job, "cancelled", f"job {job.id} (train) was cancelled: cancelled on request")
+        except Exception as exc:
+            log.exception("job %s (train %s) failed on Ray", job.id, job.model)
+            reason = _reason(exc)
+            self.store.stop_training(job.model, error=reason)
+            return _error(job, "internal", f"job {job.id} (train) failed: {reason}")
+
+    def _train(self, job: Job, send: Callable[..., None]) -> None:
+        """Train the job's model on Ray from its last finished scale, resubmitting lost tasks."""
+        ray, lost = self._ray, 0
+        while True:
+            training = resume_training(self.store.path(job.model), torch.device("cpu"))
+            if training.pyramid.is_complete:
+                return
+            done_before = training.pyramid.scales_done
+            estimate = TrainingEstimate(training.pyramid)
+            job.progress = dict(phase="training", fraction=estimate.start_fraction, eta_seconds=None)
+            send(Progress(id=job.request_id or "", job=job.id, **job.progress))
+            stream = self._task.remote(pyramid_state(training.pyramid), self.config.threads)
+            try:
+                self._consume(job, training, estimate, stream, send)
+                return
+            except JobCancelled:
+                ray.cancel(stream, force=True)
+                raise
+            except Exception as exc:
+                if not isinstance(exc, _lost_errors()):
+                    raise
+                lost = 1 if training.pyramid.scales_done > done_before else lost + 1
+                job.placement = None
+                reason = f"the Ray task was lost ({_reason(exc)})"
+                if lost >= self.config.max_attempts:
+                    raise RayTrainingLost(f"{reason}; {lost} attempts in a row without a finished scale") from None
+                log.warning("job %s (train %s): %s; resubmitting from scale %d (attempt %d of %d)", job.id, job.model,
+                            reason, training.pyramid.scales_done, lost + 1, self.config.max_attempts)
+
+    def _consume(self, job: Job, training: TrainJob, estimate: TrainingEstimate, stream: Any, send: Callable[..., None]) -> None:
+        """Apply a task's items until it ends; raises JobCancelled, or the task's failure."""
+        ray, last = self._ray, {"progress": 0.0, "preview": time.monotonic()}
+        while True:
+            job.check_cancelled()
+            ready, _ = ray.wait([stream], timeout=self.POLL)
+            if not ready:
+                continue
+            try:
+                item = ray.get(next(stream))
+            except StopIteration:
+                return
+            if isinstance(item, Placement):
+                job.placement = item
+                log.info("job %s (train %s) runs on Ray node %s (%s), worker pid %d, %d threads",
+                         job.id, job.model, item.node_ip, item.node_id[:12], item.pid, item.threads)
+            elif isinstance(item, TrainProgress):
+                fraction, now = estimate.fraction(item), time.monotonic()
+                if now - last["progress"] >= PROGRESS_INTERVAL or item.iteration == item.iterations:
+                    last["progress"] = now
+                    job.progress = dict(phase="training", fraction=fraction, eta_seconds=estimate.eta_seconds(fraction),
+                                        scale=item.scale, num_scales=item.num_scales, iteration=item.iteration,
+                                        iterations=item.iterations)
+                    send(Progress(id=job.request_id or "", job=job.id, **job.progress))
+            elif isinstance(item, ScaleDone):
+                self._save(job, training, item, last, send)
+
+    def _save(self, job: Job, training: TrainJob, done: ScaleDone, last: dict, send: Callable[..., None]) -> None:
+        """Install finished scale k and write it as a local training does (``save_scale``, in order)."""
+        pyramid = training.pyramid
+        install_scales(pyramid, done.states)
+        training.meta = save_scale(training.path, pyramid, done.k)
+        self.store.refresh(job.model)
+        now = time.monotonic()
+        if now - last["preview"] >= self.preview_interval or done.k == pyramid.num_scales - 1:
+            last["preview"] = now
+            send(Progress(id=job.request_id or "", job=job.id, **job.progress), [training_preview(pyramid)])
+
+
+def _lost_errors() -> tuple[type[BaseException], ...]:
+    """Ray's errors for a task whose worker or node went away (not an error in the task itself)."""
+    from ray import exceptions as e
+
+    return (e.WorkerCrashedError, e.NodeDiedError, e.LocalRayletDiedError, e.ObjectLostError, e.RaySystemError,
+            e.TaskUnschedulableError)
+
+
+def _send(out: zmq.Socket, job: Job, message: Any, images: list[Image] = ()) -> None:
+    out.send_multipart([job.client or b"", *encode(message.model_dump(mode="json"), images)], copy=False)
+
+
+def _error(job: Job, code: str, message: str) -> Error:
+    return Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=one_line(message, MAX_MESSAGE_CHARS)))
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a failure: a task's own exception without Ray's traceback wrapper."""
+    cause = getattr(exc, "cause", None)
+    exc = cause if isinstance(cause, BaseException) else exc
+    text = str(exc).strip().splitlines()
+    return one_line(f"{type(exc).__name__}: {text[-1] if text else ''}", MAX_MESSAGE_CHARS)
+
+
+def _resources_text(total: dict) -> str:
+    return ", ".join(f"{total.get(name, 0):g} {name}" for name in ("CPU", "GPU"))

@@ -1,0 +1,266 @@
+"""``singan serve --ray``: trainings as tasks on a real local Ray cluster (issue 17).
+
+One cluster for the module, started by the test on 127.0.0.1 (``ray start --head --block`` in its
+own session, 2 CPUs, no dashboard, token authentication with a fresh token) and killed with its
+whole process group at the end, even on failure. The daemons are real subprocesses that connect
+to it by address; clients talk to them over real sockets. Skipped when Ray is not installed,
+except under ``CI=true`` (CI installs the ``cluster`` extra), where that fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from singan_core.sampling import sample
+from singan_core.storage import load_pyramid, read_meta
+
+from conftest import DaemonProcess, wire_image
+
+pytestmark = pytest.mark.slow
+
+IMAGES = ("chelsea.png", "brick.png", "grass.png", "coffee.png")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def wait_for(condition, timeout: float, what: str, poll=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        if poll is not None:
+            poll(0.1)
+        else:
+            time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str  # 127.0.0.1:PORT, the GCS address a daemon connects to
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A 2-CPU Ray head on 127.0.0.1 with token authentication; its auth variables are set in this
+    process's environment (the daemon subprocesses inherit them) until the module ends."""
+    if importlib.util.find_spec("ray") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail('ray is not installed; CI must install the cluster extra: pip install -e ".[test,cluster]"')
+        pytest.skip('ray is not installed (pip install -e ".[test,cluster]")')
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's Unix sockets live under it
+    log = tmp_path_factory.mktemp("ray") / "ray-start.log"
+    gcs = _free_port()
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    ports = ["--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+             "--runtime-env-agent-port", "--metrics-export-port"]
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+               "--port", str(gcs), "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
+               "--disable-usage-stats", "--temp-dir", str(temp), *[str(a) for p in ports for a in (p, _free_port())]]
+    env = dict(os.environ, **auth, OMP_NUM_THREADS="1")
+    saved = {name: os.environ.get(name) for name in auth}
+    with open(log, "w") as out:
+        head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        def gcs_up() -> bool:
+            assert head.poll() is None, f"ray start exited with {head.returncode}: {log.read_text()[-2000:]}"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", gcs)) == 0
+
+        wait_for(gcs_up, 60, "the Ray head's GCS port")
+        os.environ.update(auth)
+        yield Cluster(f"127.0.0.1:{gcs}", log)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):  # the head and every Ray process it started
+            try:
+                os.killpg(head.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                head.wait(wait)
+            except subprocess.TimeoutExpired:
+                pass
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def ray_daemon(store: Path, cluster: Cluster) -> DaemonProcess:
+    """A daemon on ``store`` whose trainings run on ``cluster``, one CPU (and torch thread) each."""
+    return DaemonProcess(store, "--ray", cluster.address, "--ray-cpus", "1")
+
+
+@pytest.fixture(scope="module")
+def daemon(ray_cluster, tmp_path_factory):
+    process = ray_daemon(tmp_path_factory.mktemp("ray-store") / "store", ray_cluster)
+    yield process
+    assert process.stop() == 0
+
+
+def submit(client, image: Path, name: str, events: list | None = None):
+    on_progress = None if events is None else (lambda job, event: events.append(event))
+    return client.submit("train", {"name": name, "preset": "tiny"}, [wire_image(image)], on_progress=on_progress)
+
+
+@dataclass(frozen=True)
+class Batch:
+    models: dict[str, str]  # image name -> model id
+    placements: dict[str, set]  # job id -> {(node_id, node_ip, worker_pid)} seen in `jobs`
+    most_running: int  # most trainings `jobs` listed as running (phase training) at once
+
+
+@pytest.fixture(scope="module")
+def batch(daemon, shared_images) -> Batch:
+    """The four tiny trainings of IMAGES, submitted at once; `jobs` is polled while they run."""
+    placements: dict[str, set] = {}
+    most = 0
+    with daemon.client(timeout=10) as client:
+        jobs = [submit(client, shared_images / name, Path(name).stem) for name in IMAGES]
+        deadline = time.monotonic() + 240
+        while not all(job.done for job in jobs):
+            assert time.monotonic() < deadline, "the four trainings did not finish in 240 s"
+            client.poll(0.2)
+            # a model being prepared (its image decoded and written) is also a running train job, in the worker
+            running = [j for j in client.jobs() if j["op"] == "train" and j["state"] == "running" and j["phase"] == "training"]
+            most = max(most, len(running))
+            for j in running:
+                if j.get("worker_pid") is not None:
+                    assert _pid_alive(j["worker_pid"]), j
+                    placements.setdefault(j["job"], set()).add((j["node_id"], j["node_ip"], j["worker_pid"]))
+        results = {name: job.wait(0) for name, job in zip(IMAGES, jobs)}
+        assert {j.id for j in jobs} == set(placements), placements
+    return Batch({name: r["model"]["id"] for name, r in results.items()}, placements, most)
+
+
+def test_four_trainings_run_two_at_a_time_on_the_ray_node(daemon, batch):
+    """4 trainings at once on a 2-CPU cluster with 1 CPU each: `jobs` lists at most 2 running, each
+    on the (only) Ray node in a live worker process, and all four end ready."""
+    assert batch.most_running == 2
+    seen = set().union(*batch.placements.values())
+    assert len({node_id for node_id, _, _ in seen}) == 1 and all(len(node_id) == 56 for node_id, _, _ in seen), seen
+    assert all(pid != daemon.proc.pid for _, _, pid in seen)
+    with daemon.client() as client:
+        listed = {m["id"]: m for m in client.list_models()}
+    for model in batch.models.values():
+        assert listed[model]["status"] == "ready" and listed[model]["scales_done"] == listed[model]["num_scales"]
+    log = daemon.log.read_text()
+    assert log.count("done on Ray") >= 4 and "runs on Ray node" in log
+
+
+def test_each_ray_model_samples_like_the_same_local_training(daemon, batch, chelsea_model):
+    """Every model generates through the daemon; the Ray-trained chelsea equals the same training
+    run locally through the core API (tiny preset, seed 0, one torch thread on both sides), to the
+    bit: the same nets and the same sample."""
+    with daemon.client(timeout=30) as client:
+        for model in batch.models.values():
+            job = client.submit("generate", {"model": model, "seed": 3})
+            job.wait(timeout=60)
+            image = job.images[0]
+            assert image.width >= 32 and image.height >= 20
+    pyramid, meta = load_pyramid(daemon.store / "models" / batch.models["chelsea.png"])
+    assert meta.is_complete and pyramid.noise_amps == chelsea_model.noise_amps
+    for k in range(pyramid.num_scales):
+        for name, t in chelsea_model.generators[k].state_dict().items():
+            assert torch.equal(pyramid.generators[k].state_dict()[name], t), (k, name)
+    assert torch.equal(sample(pyramid, 2, seed=5), sample(chelsea_model, 2, seed=5))
+
+
+def test_cancel_of_a_ray_training_keeps_it_interrupted_and_ends_the_task(daemon, shared_images):
+    with daemon.client(timeout=10) as client:
+        events: list[dict] = []
+        job = submit(client, shared_images / "gravel.png", "gravel-cancel", events)
+        wait_for(lambda: any((e.get("scale") or 0) >= 1 for e in events), 120, "scale 1 to start", client.poll)
+        info = next(j for j in client.jobs() if j["job"] == job.id)
+        pid = info["worker_pid"]
+        assert pid is not None and _pid_alive(pid)
+        assert job.cancel()
+        with pytest.raises(Exception) as err:
+            job.wait(timeout=60)
+        assert getattr(err.value, "code", None) == "cancelled", err.value
+        model = client.get_model(job.model)
+        assert model["status"] == "interrupted" and 1 <= model["scales_done"] < model["num_scales"], model
+        assert all(j["job"] != job.id for j in client.jobs())
+    wait_for(lambda: not _pid_alive(pid), 30, f"the cancelled task's worker {pid} to exit")
+
+
+def test_a_killed_ray_worker_resumes_from_the_last_finished_scale(daemon, shared_images):
+    with daemon.client(timeout=10) as client:
+        events: list[dict] = []
+        job = submit(client, shared_images / "astronaut.png", "astronaut-kill", events)
+        wait_for(lambda: client.get_model(job.model)["scales_done"] >= 1 if job.model else False, 120,
+                 "the first finished scale", client.poll)
+        info = next(j for j in client.jobs() if j["job"] == job.id)
+        done_before, pid = client.get_model(job.model)["scales_done"], info["worker_pid"]
+        os.kill(pid, signal.SIGKILL)
+        pids, done = {pid}, [done_before]
+
+        def finished() -> bool:
+            for j in client.jobs():
+                if j["job"] == job.id and j.get("worker_pid"):
+                    pids.add(j["worker_pid"])
+            done.append(client.get_model(job.model)["scales_done"])
+            return job.done
+
+        wait_for(finished, 180, "the resumed training", client.poll)
+        result = job.wait(0)["model"]
+    assert result["status"] == "ready" and result["scales_done"] == result["num_scales"]
+    assert done == sorted(done), done  # scales_done never went back
+    assert len(pids) >= 2, pids  # it went on in another worker process
+    assert "resubmitting from scale" in daemon.log.read_text()
+
+
+def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, tmp_path, shared_images):
+    store = tmp_path / "store"
+    first = ray_daemon(store, ray_cluster)
+    try:
+        with first.client(timeout=10) as client:
+            job = submit(client, shared_images / "rocket.jpg", "rocket")
+            wait_for(lambda: job.model is not None and client.get_model(job.model)["scales_done"] >= 1, 120,
+                     "the first finished scale", client.poll)
+    finally:
+        first.kill()
+    saved = read_meta(store / "models" / "rocket")  # not corrupt: model.json reads and validates
+    assert 1 <= saved.scales_done < saved.num_scales
+
+    second = ray_daemon(store, ray_cluster)
+    done = [saved.scales_done]
+    with second.client(timeout=10) as client:
+        def ready() -> bool:
+            info = client.get_model("rocket")
+            done.append(info["scales_done"])
+            return info["status"] == "ready"
+
+        wait_for(ready, 180, "the resumed training")
+        client.submit("generate", {"model": "rocket"}).wait(timeout=60)
+    assert second.stop() == 0
+    assert done == sorted(done), done
+    log = second.log.read_text()
+    assert "resuming the interrupted training of rocket" in log and "done on Ray" in log
