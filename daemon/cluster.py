@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ class RayTrainer:
         try:
             ray.init(address=self.config.address, log_to_driver=False, configure_logging=False)
         except Exception as exc:  # ConnectionError, RuntimeError (no auth token), ValueError
-            raise ValueError(f"ray: cannot connect to the Ray cluster at {self.config.address}: {one_line(str(exc))}") from None
+            raise ValueError(f"ray: cannot connect to the Ray cluster at {self.config.address}: {one_line(str(exc))}{_auth_hint()}") from None
         self._task = ray.remote(train_remaining).options(
             num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, max_retries=0, num_returns="streaming")
         log.info("training on the Ray cluster at %s (%s; %g CPU and %g GPU per training)", self.config.address,
@@ -300,6 +301,14 @@ def _reason(exc: BaseException) -> str:
     exc = cause if isinstance(cause, BaseException) else exc
     text = str(exc).strip().splitlines()
     return one_line(f"{type(exc).__name__}: {text[-1] if text else ''}", MAX_MESSAGE_CHARS)
+
+
+def _auth_hint() -> str:
+    """A cluster with token authentication refuses a process that connects to an explicit address
+    without ``RAY_AUTH_MODE=token`` (Ray 2.60 only switches it on by itself for ``auto``)."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return ""
+    return "; if the cluster uses token authentication, start the daemon with RAY_AUTH_MODE=token and RAY_AUTH_TOKEN set"
 
 
 def _resources_text(total: dict) -> str:

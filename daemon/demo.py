@@ -132,8 +132,9 @@ def _write_png(path: Path, image: PILImage.Image) -> Path:
 
 
 @contextlib.contextmanager
-def serve_subprocess(workdir: Path, device: str) -> Iterator[Client]:
-    """``singan serve`` in a subprocess on a free loopback port, its store and log in ``workdir``.
+def serve_subprocess(workdir: Path, device: str, args: Sequence[str] = (), env: dict[str, str] | None = None) -> Iterator[Client]:
+    """``singan serve`` in a subprocess on a free loopback port, its store and log in ``workdir``;
+    ``args``: more ``serve`` options, ``env``: its environment (default: this process's).
 
     Yields a connected client. On exit the daemon is stopped: a shutdown request (SIGTERM instead
     after Ctrl-C, which the daemon got from the terminal too, or if the request is not answered),
@@ -142,10 +143,10 @@ def serve_subprocess(workdir: Path, device: str) -> Iterator[Client]:
     stderr_path = workdir / "daemon.stderr"
     command = [
         sys.executable, "-m", "daemon.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(workdir / "store"),
-        "--log-file", str(workdir / "daemon.log"), "--device", device, "--log-level", "warning",
+        "--log-file", str(workdir / "daemon.log"), "--device", device, "--log-level", "warning", *args,
     ]
     with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     client, interrupted = None, False
     try:
         client = Client(_wait_listening(proc, stderr_path), timeout=CLIENT_TIMEOUT)

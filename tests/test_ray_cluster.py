@@ -1,8 +1,8 @@
 """``singan serve --ray``: trainings as tasks on a real local Ray cluster (issue 17).
 
 One cluster for the module, started by the test on 127.0.0.1 (``ray start --head --block`` in its
-own session, 2 CPUs, no dashboard, token authentication with a fresh token) and killed with its
-whole process group at the end, even on failure. The daemons are real subprocesses that connect
+own session, 2 CPUs, no dashboard, token authentication with a fresh token: see
+:mod:`daemon.cluster_local`) and killed with its whole process group at the end, even on failure. The daemons are real subprocesses that connect
 to it by address; clients talk to them over real sockets. Skipped when Ray is not installed,
 except under ``CI=true`` (CI installs the ``cluster`` extra), where that fails.
 """
@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +21,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from daemon.cluster_local import LocalHead, local_head
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid, read_meta
 
 from conftest import DaemonProcess, wire_image
 
-pytestmark = pytest.mark.slow
-
 IMAGES = ("chelsea.png", "brick.png", "grass.png", "coffee.png")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -59,61 +48,29 @@ def wait_for(condition, timeout: float, what: str, poll=None) -> None:
             time.sleep(0.1)
 
 
-@dataclass(frozen=True)
-class Cluster:
-    address: str  # 127.0.0.1:PORT, the GCS address a daemon connects to
-    log: Path
-
-
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    """A 2-CPU Ray head on 127.0.0.1 with token authentication; its auth variables are set in this
-    process's environment (the daemon subprocesses inherit them) until the module ends."""
+    """A 2-CPU Ray head on 127.0.0.1 with token authentication (:func:`daemon.cluster_local.local_head`);
+    its auth variables are set in this process's environment (the daemon subprocesses inherit
+    them) until the module ends."""
     if importlib.util.find_spec("ray") is None:
         if os.environ.get("CI") == "true":
             pytest.fail('ray is not installed; CI must install the cluster extra: pip install -e ".[test,cluster]"')
         pytest.skip('ray is not installed (pip install -e ".[test,cluster]")')
-    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's Unix sockets live under it
-    log = tmp_path_factory.mktemp("ray") / "ray-start.log"
-    gcs = _free_port()
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    ports = ["--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-             "--runtime-env-agent-port", "--metrics-export-port"]
-    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-               "--port", str(gcs), "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
-               "--disable-usage-stats", "--temp-dir", str(temp), *[str(a) for p in ports for a in (p, _free_port())]]
-    env = dict(os.environ, **auth, OMP_NUM_THREADS="1")
-    saved = {name: os.environ.get(name) for name in auth}
-    with open(log, "w") as out:
-        head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        def gcs_up() -> bool:
-            assert head.poll() is None, f"ray start exited with {head.returncode}: {log.read_text()[-2000:]}"
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", gcs)) == 0
-
-        wait_for(gcs_up, 60, "the Ray head's GCS port")
-        os.environ.update(auth)
-        yield Cluster(f"127.0.0.1:{gcs}", log)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):  # the head and every Ray process it started
-            try:
-                os.killpg(head.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                head.wait(wait)
-            except subprocess.TimeoutExpired:
-                pass
-        shutil.rmtree(temp, ignore_errors=True)
+    with local_head(2, tmp_path_factory.mktemp("ray") / "ray-start.log") as head:
+        saved = {name: os.environ.get(name) for name in head.env}
+        os.environ.update(head.env)
+        try:
+            yield head
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
-def ray_daemon(store: Path, cluster: Cluster) -> DaemonProcess:
+def ray_daemon(store: Path, cluster: LocalHead) -> DaemonProcess:
     """A daemon on ``store`` whose trainings run on ``cluster``, one CPU (and torch thread) each."""
     return DaemonProcess(store, "--ray", cluster.address, "--ray-cpus", "1")
 
@@ -160,6 +117,7 @@ def batch(daemon, shared_images) -> Batch:
     return Batch({name: r["model"]["id"] for name, r in results.items()}, placements, most)
 
 
+@pytest.mark.slow
 def test_four_trainings_run_two_at_a_time_on_the_ray_node(daemon, batch):
     """4 trainings at once on a 2-CPU cluster with 1 CPU each: `jobs` lists at most 2 running, each
     on the (only) Ray node in a live worker process, and all four end ready."""
@@ -175,6 +133,7 @@ def test_four_trainings_run_two_at_a_time_on_the_ray_node(daemon, batch):
     assert log.count("done on Ray") >= 4 and "runs on Ray node" in log
 
 
+@pytest.mark.slow
 def test_each_ray_model_samples_like_the_same_local_training(daemon, batch, chelsea_model):
     """Every model generates through the daemon; the Ray-trained chelsea equals the same training
     run locally through the core API (tiny preset, seed 0, one torch thread on both sides), to the
@@ -193,6 +152,7 @@ def test_each_ray_model_samples_like_the_same_local_training(daemon, batch, chel
     assert torch.equal(sample(pyramid, 2, seed=5), sample(chelsea_model, 2, seed=5))
 
 
+@pytest.mark.slow
 def test_cancel_of_a_ray_training_keeps_it_interrupted_and_ends_the_task(daemon, shared_images):
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
@@ -211,6 +171,7 @@ def test_cancel_of_a_ray_training_keeps_it_interrupted_and_ends_the_task(daemon,
     wait_for(lambda: not _pid_alive(pid), 30, f"the cancelled task's worker {pid} to exit")
 
 
+@pytest.mark.slow
 def test_a_killed_ray_worker_resumes_from_the_last_finished_scale(daemon, shared_images):
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
@@ -237,6 +198,7 @@ def test_a_killed_ray_worker_resumes_from_the_last_finished_scale(daemon, shared
     assert "resubmitting from scale" in daemon.log.read_text()
 
 
+@pytest.mark.slow
 def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, tmp_path, shared_images):
     store = tmp_path / "store"
     first = ray_daemon(store, ray_cluster)
@@ -264,3 +226,15 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, tmp_
     assert done == sorted(done), done
     log = second.log.read_text()
     assert "resuming the interrupted training of rocket" in log and "done on Ray" in log
+
+
+def test_serve_with_ray_but_without_ray_installed_is_one_line_naming_the_flag_and_the_extra(tmp_path):
+    """Without Ray (its import blocked), ``singan serve --ray auto`` exits 2 with one line that
+    names --ray and the extra to install, before binding anything."""
+    code = ("import sys; sys.modules['ray'] = None; from daemon.cli import main; "
+            f"main(['serve', '--ray', 'auto', '--store', {str(tmp_path / 'store')!r}, '--endpoint', 'tcp://127.0.0.1:*', "
+            f"'--log-file', {str(tmp_path / 'd.log')!r}])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", done
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("singan: error: ray: --ray needs Ray") and 'pip install "singan-studio[cluster]"' in lines[-1], done.stderr

@@ -1,0 +1,87 @@
+"""A throwaway single-machine Ray head for the tests and benches of ``singan serve --ray``.
+
+:func:`local_head` runs ``ray start --head --block`` in its own session (so that the head and
+every process Ray starts under it can be killed as one group, leaving any other Ray on the
+machine alone), with token authentication and a fresh random token, no dashboard, and free
+ports; it yields the GCS address (``127.0.0.1:PORT``) and the environment a daemon needs to
+connect (``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+START_TIMEOUT = 60.0
+"""Seconds ``ray start`` may take to open its GCS port."""
+
+_PORT_OPTIONS = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
+
+
+@dataclass(frozen=True)
+class LocalHead:
+    """A running local head: ``address`` for ``--ray``, ``env`` for the daemon's environment
+    (Ray's auth variables), ``log`` the output of ``ray start``."""
+
+    address: str
+    env: dict[str, str]
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_head(num_cpus: int, log: Path) -> Iterator[LocalHead]:
+    """Start a Ray head with ``num_cpus`` CPUs (no GPUs) on 127.0.0.1 and stop it on exit
+    (SIGTERM to its process group, SIGKILL after 5 s), whatever happened.
+
+    Raises:
+        RuntimeError: ``ray start`` exited or did not open its port within START_TIMEOUT s (the
+            message ends with its log).
+    """
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's Unix sockets live under it
+    gcs = _free_port()
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+               "--port", str(gcs), "--num-cpus", str(num_cpus), "--num-gpus", "0", "--include-dashboard", "false",
+               "--disable-usage-stats", "--temp-dir", str(temp), *[str(a) for o in _PORT_OPTIONS for a in (o, _free_port())]]
+    with open(log, "w") as out:
+        head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, **auth, OMP_NUM_THREADS="1"),
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _port_open(gcs):
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray start did not come up (exit status {head.poll()}): {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield LocalHead(f"127.0.0.1:{gcs}", auth, log)
+    finally:
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(head.pid, sig)
+                head.wait(wait)
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
