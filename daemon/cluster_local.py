@@ -48,7 +48,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def local_head(num_cpus: int, log: Path) -> Iterator[LocalHead]:
     """Start a Ray head with ``num_cpus`` CPUs (no GPUs) on 127.0.0.1 and stop it on exit
-    (SIGTERM to its process group, SIGKILL after 5 s), whatever happened.
+    (SIGTERM to its process group, then SIGKILL), whatever happened.
 
     Raises:
         RuntimeError: ``ray start`` exited or did not open its port within START_TIMEOUT s (the
@@ -71,7 +71,7 @@ def local_head(num_cpus: int, log: Path) -> Iterator[LocalHead]:
             time.sleep(0.2)
         yield LocalHead(f"127.0.0.1:{gcs}", auth, log)
     finally:
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+        for sig, wait in ((signal.SIGTERM, 2), (signal.SIGKILL, 10)):
             try:
                 os.killpg(head.pid, sig)
                 head.wait(wait)

@@ -27,7 +27,7 @@ from singan_core.storage import load_pyramid, read_meta
 
 from conftest import DaemonProcess, wire_image
 
-IMAGES = ("chelsea.png", "brick.png", "grass.png", "coffee.png")
+IMAGES = ("chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg")  # 3, 3, 3 and 4 tiny scales
 
 
 def _pid_alive(pid: int) -> bool:
@@ -82,9 +82,9 @@ def daemon(ray_cluster, tmp_path_factory):
     assert process.stop() == 0
 
 
-def submit(client, image: Path, name: str, events: list | None = None):
+def submit(client, image: Path, name: str, events: list | None = None, **params):
     on_progress = None if events is None else (lambda job, event: events.append(event))
-    return client.submit("train", {"name": name, "preset": "tiny"}, [wire_image(image)], on_progress=on_progress)
+    return client.submit("train", {"name": name, "preset": "tiny", **params}, [wire_image(image)], on_progress=on_progress)
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def test_cancel_of_a_ray_training_keeps_it_interrupted_and_ends_the_task(daemon,
 def test_a_killed_ray_worker_resumes_from_the_last_finished_scale(daemon, shared_images):
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
-        job = submit(client, shared_images / "astronaut.png", "astronaut-kill", events)
+        job = submit(client, shared_images / "brick.png", "brick-kill", events, max_size=32)  # 4 scales
         wait_for(lambda: client.get_model(job.model)["scales_done"] >= 1 if job.model else False, 120,
                  "the first finished scale", client.poll)
         info = next(j for j in client.jobs() if j["job"] == job.id)
@@ -199,7 +199,10 @@ def test_a_killed_ray_worker_resumes_from_the_last_finished_scale(daemon, shared
 
 
 @pytest.mark.slow
-def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, tmp_path, shared_images):
+def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, daemon, batch, tmp_path, shared_images):
+    """kill -9 of the daemon after rocket's first finished scale; a new daemon on the same store
+    and cluster resumes it (scales_done never goes back) to the same model as the uninterrupted
+    Ray training of the batch (per-scale seeds): the same samples, to the bit."""
     store = tmp_path / "store"
     first = ray_daemon(store, ray_cluster)
     try:
@@ -226,6 +229,9 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, tmp_
     assert done == sorted(done), done
     log = second.log.read_text()
     assert "resuming the interrupted training of rocket" in log and "done on Ray" in log
+    resumed, _ = load_pyramid(store / "models" / "rocket")
+    uninterrupted, _ = load_pyramid(daemon.store / "models" / batch.models["rocket.jpg"])
+    assert torch.equal(sample(resumed, 2, seed=1), sample(uninterrupted, 2, seed=1))
 
 
 def test_serve_with_ray_but_without_ray_installed_is_one_line_naming_the_flag_and_the_extra(tmp_path):
