@@ -1,6 +1,6 @@
 """Training throughput of the daemon alone vs on a local Ray cluster (``singan serve --ray``).
 
-    python bench/ray_throughput.py [--preset tiny] [--out /tmp/ray-throughput.json]
+    python bench/ray_throughput.py [--preset tiny] [--max-size PX] [--out /tmp/ray-throughput.json]
 
 Eight trainings (the eight images of ../shared/images, preset tiny by default), submitted at once
 through the protocol client, three ways, one after the other on a fresh store each:
@@ -45,11 +45,11 @@ def wire_image(path: Path) -> Image:
     return Image("image", array.shape[1], array.shape[0], "RGB", array.tobytes())
 
 
-def run(images: list[Path], preset: str, workdir: Path, args: list[str], env: dict[str, str]) -> dict:
+def run(images: list[Path], params: dict, workdir: Path, args: list[str], env: dict[str, str]) -> dict:
     """Train ``images`` at once through one daemon; wall seconds and per-training seconds."""
     with serve_subprocess(workdir, "cpu", ["--log-level", "info", *args], env) as client:
         start = time.perf_counter()
-        jobs = [client.submit("train", {"name": path.stem, "preset": preset}, [wire_image(path)]) for path in images]
+        jobs = [client.submit("train", {"name": path.stem, **params}, [wire_image(path)]) for path in images]
         for job in jobs:
             job.wait(timeout=3600)
         wall = time.perf_counter() - start
@@ -60,26 +60,28 @@ def run(images: list[Path], preset: str, workdir: Path, args: list[str], env: di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--max-size", type=int, default=None, help="longest side of the finest scale (default: the preset's)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/ray-throughput.json"))
     opts = parser.parse_args()
     images = sorted(p for p in IMAGES.iterdir() if p.suffix in (".png", ".jpg"))[:8]
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    params = {"preset": opts.preset, **({"max_size": opts.max_size} if opts.max_size else {})}
     results = {}
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as tmp:
         root = Path(tmp)
         (root / "local").mkdir()
-        results["local"] = run(images, opts.preset, root / "local", ["--threads", "1"], env)
+        results["local"] = run(images, params, root / "local", ["--threads", "1"], env)
         for cpus in (1, 2):
             name = f"ray-{cpus}"
             (root / name).mkdir()
             with local_head(cpus, root / f"{name}-head.log") as head:
-                results[name] = run(images, opts.preset, root / name, ["--ray", head.address, "--ray-cpus", "1"], {**env, **head.env})
-    print(f"{len(images)} {opts.preset} trainings, one torch thread each, {os.cpu_count()} CPUs")
+                results[name] = run(images, params, root / name, ["--ray", head.address, "--ray-cpus", "1"], {**env, **head.env})
+    print(f"{len(images)} trainings {params}, one torch thread each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'run':<8} {'wall s':>8} {'trainings/h':>12} {'s/training':>11} {'speed-up':>9}")
     for name, r in results.items():
         mean = f"{r['mean_training_s']:.1f}" if r["mean_training_s"] else "-"
         print(f"{name:<8} {r['wall_s']:>8.1f} {r['per_hour']:>12.0f} {mean:>11} {results['local']['wall_s'] / r['wall_s']:>8.2f}x")
-    opts.out.write_text(json.dumps({"preset": opts.preset, "trainings": len(images), "cpus": os.cpu_count(), "runs": results}, indent=2))
+    opts.out.write_text(json.dumps({"params": params, "load_average": os.getloadavg()[0], "trainings": len(images), "cpus": os.cpu_count(), "runs": results}, indent=2))
     print(f"wrote {opts.out}")
 
 

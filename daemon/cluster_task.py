@@ -5,7 +5,7 @@ daemon ships a model's current state (:class:`PyramidState`: its config, geometr
 of every scale and the finished scales' G_k / D_k state dicts, noise_amp_k and z_k) to
 :func:`train_remaining`, which rebuilds the pyramid and trains the remaining scales with the same
 core call as a local training (:func:`singan_core.training.train`) — there is no second training
-loop. It yields, in order: one :class:`Placement` (where it runs), then
+loop. It yields, in order: one :class:`Placement` (where it runs, with how many threads), then
 :class:`~singan_core.training.TrainProgress` reports (at most every :data:`PROGRESS_INTERVAL`
 seconds and at the end of each scale) and one :class:`ScaleDone` per finished scale k, carrying
 the states of every scale in :func:`~singan_core.training.scales_changed_by` ``(config, k)``.
@@ -70,7 +70,8 @@ class PyramidState:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a task runs: the Ray node (id and IP), the worker process id and its torch threads."""
+    """Where a task runs: the Ray node (id and IP), the worker process id, and the torch threads
+    of its training thread (``torch.get_num_threads()`` there, read after setting them)."""
 
     node_id: str
     node_ip: str
@@ -156,8 +157,7 @@ def train_remaining(state: PyramidState, threads: int) -> Iterator[TaskItem]:
     """
     import ray  # only ever imported on a Ray worker
 
-    context = ray.get_runtime_context()
-    yield Placement(context.get_node_id(), ray.util.get_node_ip_address(), os.getpid(), threads)
+    node = (ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address(), os.getpid())
     pyramid = rebuild_pyramid(state, select_device("auto"))
     items: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -176,6 +176,7 @@ def train_remaining(state: PyramidState, threads: int) -> Iterator[TaskItem]:
 
     def body() -> None:
         torch.set_num_threads(threads)  # this thread's pool: a new thread starts at the default
+        items.put(Placement(*node, torch.get_num_threads()))
         try:
             train(pyramid, on_progress=on_progress, on_scale_done=on_scale_done, report_every=1)
             items.put(None)
