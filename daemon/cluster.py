@@ -124,6 +124,7 @@ class RayTrainer:
         self.context, self.events_endpoint, self.preview_interval = context, events_endpoint, preview_interval
         self._threads: list[threading.Thread] = []
         self._ray: Any = None
+        self._unreachable = False  # the last capacity() query failed (logged once)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -154,8 +155,16 @@ class RayTrainer:
             self._ray.shutdown()
 
     def capacity(self) -> int:
-        """Trainings the cluster can run at once: its CPUs // num_cpus (and GPUs // num_gpus)."""
-        total = self._ray.cluster_resources()
+        """Trainings the cluster can run at once: its CPUs // num_cpus (and GPUs // num_gpus);
+        0 while the cluster cannot be asked (its head is unreachable)."""
+        try:
+            total = self._ray.cluster_resources()
+        except Exception as exc:
+            if not self._unreachable:
+                log.warning("the Ray cluster does not answer (%s); no training starts until it does", one_line(str(exc)))
+            self._unreachable = True
+            return 0
+        self._unreachable = False
         slots = int(total.get("CPU", 0) // self.config.num_cpus)
         if self.config.num_gpus > 0:
             slots = min(slots, int(total.get("GPU", 0) // self.config.num_gpus))
@@ -226,10 +235,8 @@ class RayTrainer:
             try:
                 self._consume(job, training, estimate, stream, send)
                 return
-            except JobCancelled:
-                ray.cancel(stream, force=True)
-                raise
-            except Exception as exc:
+            except Exception as exc:  # a cancel, a lost task, a failure in the task or in saving
+                ray.cancel(stream, force=True)  # whatever stopped us, the task must not go on
                 if not isinstance(exc, _lost_errors()):
                     raise
                 lost = 1 if training.pyramid.scales_done > done_before else lost + 1
