@@ -26,7 +26,7 @@ from singan_core.storage import OutputDirNotEmpty
 from . import model_commands
 from .model_commands import DEFAULT_PRESET, DeviceOpt, PresetName
 from .paths import default_log_file
-from .cluster import ClusterConfig
+from .cluster import ClusterConfig, parse_preset_resources
 from .server import Daemon, DaemonConfig
 
 app = typer.Typer(
@@ -80,6 +80,7 @@ def serve(
     ray_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs each training declares on Ray (and its torch threads).")] = 1.0,
     ray_gpus: Annotated[float, typer.Option(min=0, help="GPUs each training declares on Ray (1: one GPU per training).")] = 0.0,
     ray_attempts: Annotated[int, typer.Option(min=1, help="Ray tasks lost in a row (worker or node died) before a training fails.")] = 3,
+    ray_preset: Annotated[Optional[list[str]], typer.Option(help="Other resources for one preset's trainings: PRESET=CPUS[,GPUS], e.g. paper=4,1 (repeatable).", show_default=False)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     log_file: Annotated[Optional[Path], typer.Option(help="Log file (default: the user log dir's singan-studio/daemon.log).", show_default=False)] = None,
 ) -> None:
@@ -92,7 +93,10 @@ def serve(
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError(f"log-level: must be debug, info, warning or error, got {log_level!r}")
     log_path = _setup_logging(log_level, log_file)
-    cluster = None if ray is None else ClusterConfig(ray, num_cpus=ray_cpus, num_gpus=ray_gpus, max_attempts=ray_attempts)
+    if ray is None and ray_preset:
+        raise ValueError("ray-preset: only with --ray ADDRESS (trainings on a Ray cluster)")
+    cluster = None if ray is None else ClusterConfig(ray, num_cpus=ray_cpus, num_gpus=ray_gpus, max_attempts=ray_attempts,
+                                                     per_preset=parse_preset_resources(ray_preset or []))
     config = DaemonConfig(
         endpoint=endpoint, store=store, watch=watch, watch_preset=watch_preset.value, debounce=debounce,
         device=device, token=token, allow_remote=allow_remote, cache_bytes=cache_mb * 1024**2, threads=threads,

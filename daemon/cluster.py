@@ -22,12 +22,13 @@ submits a fresh task from its last finished scale, on whichever worker Ray picks
 ``max_attempts`` losses in a row without a new finished scale, the model is marked failed with the
 reason. An exception inside the training (a bug, out of memory) is not retried: the model fails.
 
-Concurrency. One dispatcher thread takes prepared ``train`` jobs from the daemon's queue (in queue
-order; interactive jobs and model preparation stay in the daemon's own worker, which no longer
-interleaves trainings) while fewer are running than the cluster's capacity (its total CPUs //
-``num_cpus``, and GPUs // ``num_gpus`` when set: re-read as nodes come and go). Each running
-training has its own thread that waits on its stream with ``ray.wait`` (never blocking the socket
-loop or the worker) and sends progress over its own inproc PUSH socket.
+Concurrency. One dispatcher thread takes prepared ``train`` jobs from the daemon's queue, in queue
+order (interactive jobs and model preparation stay in the daemon's own worker, which no longer
+interleaves trainings), as long as the cluster's total CPUs and GPUs (re-read as nodes come and
+go) hold the declared resources of the running ones plus the next one (``num_cpus`` /
+``num_gpus``, per preset if configured): with 1 CPU each on a 2-CPU cluster, two at a time.
+Each running training has its own thread that waits on its stream with ``ray.wait`` (never
+blocking the socket loop or the worker) and sends progress over its own inproc PUSH socket.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import zmq
 
 from protocol.schema import Error, ErrorInfo, ModelResult, Progress, Result
 from protocol.wire import MAX_MESSAGE_CHARS, Image, encode, one_line
+from singan_core.config import PRESETS
 from singan_core.storage import save_scale
 from singan_core.training import TrainingEstimate, TrainProgress
 from singan_core.workflow import TrainJob, resume_training
@@ -69,12 +71,15 @@ class ClusterConfig:
         num_cpus: CPUs each training task declares; also its torch thread count (at least 1).
         num_gpus: GPUs each training task declares (0: CPU trainings; 1: one GPU each).
         max_attempts: tasks lost in a row (no new finished scale between) before the model fails.
+        per_preset: ``(preset, num_cpus, num_gpus)`` for the presets that declare other resources
+            (``--ray-preset paper=4,1``); the others use ``num_cpus`` / ``num_gpus``.
     """
 
     address: str
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     max_attempts: int = 3
+    per_preset: tuple[tuple[str, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.address.strip():
@@ -85,11 +90,42 @@ class ClusterConfig:
             raise ValueError(f"ray-gpus: must be >= 0, got {self.num_gpus}")
         if self.max_attempts < 1:
             raise ValueError(f"ray-attempts: must be >= 1, got {self.max_attempts}")
+        for name, cpus, gpus in self.per_preset:
+            if name not in PRESETS:
+                raise ValueError(f"ray-preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+            if not cpus > 0 or gpus < 0:
+                raise ValueError(f"ray-preset: {name} needs CPUs > 0 and GPUs >= 0, got {cpus:g}, {gpus:g}")
 
-    @property
-    def threads(self) -> int:
-        """Torch threads of a task: ``num_cpus`` rounded down, at least 1."""
-        return max(1, math.floor(self.num_cpus))
+    def resources(self, preset: str) -> tuple[float, float]:
+        """(num_cpus, num_gpus) a training of ``preset`` declares."""
+        for name, cpus, gpus in self.per_preset:
+            if name == preset:
+                return cpus, gpus
+        return self.num_cpus, self.num_gpus
+
+
+def parse_preset_resources(specs: list[str]) -> tuple[tuple[str, float, float], ...]:
+    """``["paper=4,1", "draft=2"]`` (PRESET=CPUS[,GPUS]) -> ``(("paper", 4.0, 1.0), ("draft", 2.0, 0.0))``.
+
+    Raises:
+        ValueError: a spec not of that form (one line naming ``ray-preset``).
+    """
+    out = []
+    for spec in specs:
+        name, _, amounts = spec.partition("=")
+        parts = amounts.split(",")
+        try:
+            if not name or len(parts) > 2:
+                raise ValueError
+            out.append((name.strip(), float(parts[0]), float(parts[1]) if len(parts) == 2 else 0.0))
+        except ValueError:
+            raise ValueError(f"ray-preset: {spec!r} is not PRESET=CPUS[,GPUS], e.g. paper=4,1") from None
+    return tuple(out)
+
+
+def task_threads(num_cpus: float) -> int:
+    """Torch threads of a task that declares ``num_cpus``: rounded down, at least 1."""
+    return max(1, math.floor(num_cpus))
 
 
 def is_ray_training(job: Job) -> bool:
@@ -124,7 +160,7 @@ class RayTrainer:
         self.context, self.events_endpoint, self.preview_interval = context, events_endpoint, preview_interval
         self._threads: list[threading.Thread] = []
         self._ray: Any = None
-        self._unreachable = False  # the last capacity() query failed (logged once)
+        self._unreachable = False  # the last query of the cluster's resources failed (logged once)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -139,10 +175,10 @@ class RayTrainer:
             ray.init(address=self.config.address, log_to_driver=False, configure_logging=False)
         except Exception as exc:  # ConnectionError, RuntimeError (no auth token), ValueError
             raise ValueError(f"ray: cannot connect to the Ray cluster at {self.config.address}: {one_line(str(exc))}{_auth_hint()}") from None
-        self._task = ray.remote(train_remaining).options(
-            num_cpus=self.config.num_cpus, num_gpus=self.config.num_gpus, max_retries=0, num_returns="streaming")
-        log.info("training on the Ray cluster at %s (%s; %g CPU and %g GPU per training)", self.config.address,
-                 _resources_text(ray.cluster_resources()), self.config.num_cpus, self.config.num_gpus)
+        self._task = ray.remote(train_remaining)
+        log.info("training on the Ray cluster at %s (%s; %g CPU and %g GPU per training%s)", self.config.address,
+                 _resources_text(ray.cluster_resources()), self.config.num_cpus, self.config.num_gpus,
+                 "".join(f", {name}: {cpus:g} CPU and {gpus:g} GPU" for name, cpus, gpus in self.config.per_preset))
         dispatcher = threading.Thread(target=self._dispatch, name="singan-ray-dispatch")
         dispatcher.start()
         self._threads.append(dispatcher)
@@ -154,47 +190,63 @@ class RayTrainer:
         if self._ray is not None:
             self._ray.shutdown()
 
-    def capacity(self) -> int:
-        """Trainings the cluster can run at once: its CPUs // num_cpus (and GPUs // num_gpus);
-        0 while the cluster cannot be asked (its head is unreachable)."""
+    def _total(self) -> tuple[float, float]:
+        """The cluster's (CPUs, GPUs), re-read each time (nodes come and go); (0, 0) while its
+        head does not answer."""
         try:
             total = self._ray.cluster_resources()
         except Exception as exc:
             if not self._unreachable:
                 log.warning("the Ray cluster does not answer (%s); no training starts until it does", one_line(str(exc)))
             self._unreachable = True
-            return 0
+            return 0.0, 0.0
         self._unreachable = False
-        slots = int(total.get("CPU", 0) // self.config.num_cpus)
-        if self.config.num_gpus > 0:
-            slots = min(slots, int(total.get("GPU", 0) // self.config.num_gpus))
-        return slots
+        return float(total.get("CPU", 0)), float(total.get("GPU", 0))
+
+    def _resources(self, job: Job) -> tuple[float, float]:
+        try:
+            return self.config.resources(self.store.indexed(job.model).preset)
+        except KeyError:  # deleted meanwhile: its training fails at once with a clear error
+            return self.config.num_cpus, self.config.num_gpus
 
     def _dispatch(self) -> None:
-        running: list[threading.Thread] = []
+        """Start the first queued training whenever the cluster has room for its resources beside
+        the running ones (FIFO: a later training never overtakes one that does not fit yet)."""
+        running: dict[threading.Thread, tuple[float, float]] = {}
         torch.set_num_threads(1)
+        waiting_logged = None
         while not self.queue.closed:
-            running = [t for t in running if t.is_alive()]
-            if len(running) >= self.capacity():
+            running = {t: r for t, r in running.items() if t.is_alive()}
+            job = self.queue.peek(is_ray_training)
+            if job is None:
                 time.sleep(self.POLL)
                 continue
-            job = self.queue.take(timeout=self.POLL, accept=is_ray_training)
-            if job is None:
+            need, total = self._resources(job), self._total()
+            free = (total[0] - sum(r[0] for r in running.values()), total[1] - sum(r[1] for r in running.values()))
+            if need[0] > free[0] + 1e-9 or need[1] > free[1] + 1e-9:
+                if not running and waiting_logged is not job and total != (0.0, 0.0):
+                    waiting_logged = job
+                    log.warning("job %s (train %s) needs %g CPU and %g GPU; the Ray cluster has %g and %g: it waits for more nodes",
+                                job.id, job.model, *need, *total)
+                time.sleep(self.POLL)
                 continue
-            thread = threading.Thread(target=self._run, args=(job,), name=f"singan-ray-{job.id}")
+            if self.queue.take(timeout=0, accept=lambda j: j is job) is None:
+                continue  # cancelled meanwhile
+            thread = threading.Thread(target=self._run, args=(job, need), name=f"singan-ray-{job.id}")
             thread.start()
-            running.append(thread)
+            running[thread] = need
             self._threads.append(thread)
 
     # -- one training -------------------------------------------------------------------------
 
-    def _run(self, job: Job) -> None:
-        """Run one training job to its final reply (a result, or an error)."""
+    def _run(self, job: Job, need: tuple[float, float]) -> None:
+        """Run one training job to its final reply (a result, or an error) with ``need`` =
+        (num_cpus, num_gpus) declared."""
         torch.set_num_threads(1)  # installing scales and previews are small
         out = self.context.socket(zmq.PUSH)
         out.connect(self.events_endpoint)
         try:
-            message = self._execute(job, lambda m, images=(): _send(out, job, m, images))
+            message = self._execute(job, need, lambda m, images=(): _send(out, job, m, images))
             self.queue.finish(job)  # before the final reply, as the worker does
             if isinstance(message, Error) and job.client is None:
                 log.warning("job %s (%s %s): %s", job.id, job.op, job.model, message.error.message)
@@ -202,10 +254,10 @@ class RayTrainer:
         finally:
             out.close(linger=1000)
 
-    def _execute(self, job: Job, send: Callable[..., None]) -> Result | Error:
+    def _execute(self, job: Job, need: tuple[float, float], send: Callable[..., None]) -> Result | Error:
         start = time.perf_counter()
         try:
-            self._train(job, send)
+            self._train(job, need, send)
             log.info("job %s (train %s) done on Ray in %.2f s", job.id, job.model, time.perf_counter() - start)
             return Result(id=job.request_id or "", job=job.id, data=ModelResult(model=self.store.info(job.model)))
         except JobCancelled as exc:
@@ -220,9 +272,10 @@ class RayTrainer:
             self.store.stop_training(job.model, error=reason)
             return _error(job, "internal", f"job {job.id} (train) failed: {reason}")
 
-    def _train(self, job: Job, send: Callable[..., None]) -> None:
+    def _train(self, job: Job, need: tuple[float, float], send: Callable[..., None]) -> None:
         """Train the job's model on Ray from its last finished scale, resubmitting lost tasks."""
         ray, lost = self._ray, 0
+        task = self._task.options(num_cpus=need[0], num_gpus=need[1], max_retries=0, num_returns="streaming")
         while True:
             training = resume_training(self.store.path(job.model), torch.device("cpu"))
             if training.pyramid.is_complete:
@@ -231,7 +284,7 @@ class RayTrainer:
             estimate = TrainingEstimate(training.pyramid)
             job.progress = dict(phase="training", fraction=estimate.start_fraction, eta_seconds=None)
             send(Progress(id=job.request_id or "", job=job.id, **job.progress))
-            stream = self._task.remote(pyramid_state(training.pyramid), self.config.threads)
+            stream = task.remote(pyramid_state(training.pyramid), task_threads(need[0]))
             try:
                 self._consume(job, training, estimate, stream, send)
                 return

@@ -2,8 +2,8 @@
 
 :func:`local_head` runs ``ray start --head --block`` in its own session (so that the head and
 every process Ray starts under it can be killed as one group, leaving any other Ray on the
-machine alone), with token authentication and a fresh random token, no dashboard, and free
-ports; it yields the GCS address (``127.0.0.1:PORT``) and the environment a daemon needs to
+machine alone), with token authentication and a fresh random token, no dashboard, free ports,
+and its workers at nice 0 (Ray's default is 15); it yields the GCS address (``127.0.0.1:PORT``) and the environment a daemon needs to
 connect (``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN``).
 """
 
@@ -61,8 +61,10 @@ def local_head(num_cpus: int, log: Path) -> Iterator[LocalHead]:
                "--port", str(gcs), "--num-cpus", str(num_cpus), "--num-gpus", "0", "--include-dashboard", "false",
                "--disable-usage-stats", "--temp-dir", str(temp), *[str(a) for o in _PORT_OPTIONS for a in (o, _free_port())]]
     with open(log, "w") as out:
-        head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, **auth, OMP_NUM_THREADS="1"),
-                                start_new_session=True)
+        # Ray starts its workers at nice 15 (RAY_worker_niceness): on a machine shared with other
+        # work they would crawl beside it; here they compete like the daemon's own worker does
+        env = dict(os.environ, **auth, OMP_NUM_THREADS="1", RAY_worker_niceness="0")
+        head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not _port_open(gcs):

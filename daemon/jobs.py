@@ -119,6 +119,15 @@ class JobQueue:
             self._running.append(job)
             return job
 
+    def peek(self, accept: Callable[[Job], bool]) -> Job | None:
+        """The job :meth:`take` with ``accept`` would return now, left in the queue (or None)."""
+        with self._lock:
+            for lane in (self._interactive, self._training):
+                for job in lane:
+                    if accept(job):
+                        return job
+            return None
+
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called (the daemon is shutting down)."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from daemon.cluster import ClusterConfig, parse_preset_resources
 from daemon.cluster_local import LocalHead, local_head
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid, read_meta
@@ -157,7 +158,8 @@ def test_cancel_of_a_ray_training_keeps_it_interrupted_and_ends_the_task(daemon,
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
         job = submit(client, shared_images / "gravel.png", "gravel-cancel", events)
-        wait_for(lambda: any((e.get("scale") or 0) >= 1 for e in events), 120, "scale 1 to start", client.poll)
+        wait_for(lambda: job.done or any((e.get("scale") or 0) >= 1 for e in events), 120, "scale 1 to start", client.poll)
+        assert not job.done, job.error
         info = next(j for j in client.jobs() if j["job"] == job.id)
         pid = info["worker_pid"]
         assert pid is not None and _pid_alive(pid)
@@ -176,8 +178,9 @@ def test_a_killed_ray_worker_resumes_from_the_last_finished_scale(daemon, shared
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
         job = submit(client, shared_images / "brick.png", "brick-kill", events, max_size=32)  # 4 scales
-        wait_for(lambda: client.get_model(job.model)["scales_done"] >= 1 if job.model else False, 120,
+        wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 120,
                  "the first finished scale", client.poll)
+        assert not job.done, job.error
         info = next(j for j in client.jobs() if j["job"] == job.id)
         done_before, pid = client.get_model(job.model)["scales_done"], info["worker_pid"]
         os.kill(pid, signal.SIGKILL)
@@ -208,8 +211,9 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, daem
     try:
         with first.client(timeout=10) as client:
             job = submit(client, shared_images / "rocket.jpg", "rocket")
-            wait_for(lambda: job.model is not None and client.get_model(job.model)["scales_done"] >= 1, 120,
+            wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 120,
                      "the first finished scale", client.poll)
+            assert not job.done, job.error
     finally:
         first.kill()
     saved = read_meta(store / "models" / "rocket")  # not corrupt: model.json reads and validates
@@ -244,3 +248,14 @@ def test_serve_with_ray_but_without_ray_installed_is_one_line_naming_the_flag_an
     assert done.returncode == 2 and done.stdout == "", done
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("singan: error: ray: --ray needs Ray") and 'pip install "singan-studio[cluster]"' in lines[-1], done.stderr
+
+
+def test_per_preset_resources_parse_and_fall_back_to_the_defaults():
+    """``--ray-preset paper=4,1 --ray-preset draft=2``: paper trainings declare 4 CPUs and 1 GPU,
+    draft 2 CPUs, the others the --ray-cpus/--ray-gpus defaults; bad specs are one-line errors."""
+    config = ClusterConfig("auto", num_cpus=1, per_preset=parse_preset_resources(["paper=4,1", "draft=2"]))
+    assert (config.resources("paper"), config.resources("draft"), config.resources("tiny")) == ((4, 1), (2, 0), (1, 0))
+    for spec, words in ((["paper"], "PRESET=CPUS[,GPUS]"), (["huge=2"], "unknown preset"), (["paper=0"], "CPUs > 0")):
+        with pytest.raises(ValueError, match=r"^ray-preset: ") as err:
+            ClusterConfig("auto", per_preset=parse_preset_resources(spec))
+        assert words in str(err.value)
