@@ -61,8 +61,8 @@ def local_head(num_cpus: int, log: Path) -> Iterator[LocalHead]:
                "--port", str(gcs), "--num-cpus", str(num_cpus), "--num-gpus", "0", "--include-dashboard", "false",
                "--disable-usage-stats", "--temp-dir", str(temp), *[str(a) for o in _PORT_OPTIONS for a in (o, _free_port())]]
     with open(log, "w") as out:
-        # Ray starts its workers at nice 15 (RAY_worker_niceness): on a machine shared with other
-        # work they would crawl beside it; here they compete like the daemon's own worker does
+        # Ray starts its workers at nice 15 (RAY_worker_niceness); here they compete for the CPU
+        # on the same terms as the daemon's own worker (nice 0), for the tests and the bench
         env = dict(os.environ, **auth, OMP_NUM_THREADS="1", RAY_worker_niceness="0")
         head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
