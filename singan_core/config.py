@@ -18,6 +18,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .errors import InvalidArgument
+
 PaddingMode = Literal["zeros", "circular"]
 Precision = Literal["fp32", "bf16"]
 
@@ -57,13 +59,21 @@ class TrainConfig:
     beta2: float = 0.999
     lr_decay_at: float = 0.8  # fraction of `iterations` after which lr is multiplied by `gamma` (1600/2000)
     gamma: float = 0.1
-    d_steps: int = 3
-    g_steps: int = 3
+    d_steps: int = 3  # critic (D_n) updates per iteration
+    g_steps: int = 3  # generator (G_n) updates per iteration
     alpha: float = 10.0  # reconstruction weight (eq. 1)
     lambda_grad: float = 0.1  # WGAN-GP weight
+    # Lazy regularisation (Karras et al., StyleGAN2, CVPR 2020, sec. 3.1): the WGAN-GP term only on every
+    # gp_every-th critic step of a scale, multiplied by gp_every (same expected penalty, fewer double
+    # backwards). 1 = every step (the paper).
+    gp_every: int = 1
     noise_amp_init: float = 0.1  # noise_amp_n = noise_amp_init * RMSE(upsampled coarser reconstruction, x_n)
     precision: Precision = "fp32"  # "bf16": autocast for convolutions
     seed: int = 0  # seeds z_opt and every training noise draw
+
+    def __post_init__(self) -> None:
+        if self.gp_every < 1:
+            raise InvalidArgument("gp_every", f"must be >= 1 (1 = the paper's penalty on every critic step), got {self.gp_every}")
 
     @property
     def lr_decay_iteration(self) -> int:

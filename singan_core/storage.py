@@ -511,7 +511,7 @@ def load_pyramid(path: str | os.PathLike, device: torch.device | str = "cpu") ->
     meta_file = path / META_FILE
     try:
         config = SinGANConfig.from_dict(meta.config)
-    except (TypeError, KeyError, AttributeError) as exc:
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
         raise ModelLoadError(f"{meta_file}: invalid config ({exc})") from None
     sizes = tuple((int(h), int(w)) for h, w in meta.sizes)
 

@@ -153,7 +153,9 @@ def train_scale(
     Per iteration: draw z_k and one random sample of the coarser scales (``prev``, the same for all
     D and G steps of the iteration); ``d_steps`` critic updates on WGAN-GP; ``g_steps`` generator
     updates on ``-D(G(z, prev)) + alpha * reconstruction``. The reconstruction input (the upsampled
-    reconstruction of scale k-1) is fixed, so it is computed once per scale.
+    reconstruction of scale k-1) is fixed, so it is computed once per scale. With ``gp_every`` > 1
+    the gradient penalty is lazy (StyleGAN2 sec. 3.1): only critic steps 0, gp_every, 2 gp_every ...
+    of the scale (counted across iterations) add it, weighted ``lambda_grad * gp_every``.
 
     Differences from the original code, none changing the objective: one coarser-scale sample per
     iteration (the original draws one per D step; both are unbiased samples of the same
@@ -183,11 +185,12 @@ def train_scale(
         with autocast:
             fake = generator(z, prev)  # G_k is unchanged during the D steps: one forward serves all
 
-        for _ in range(cfg.d_steps):
+        for step in range(cfg.d_steps):
             fake_d = fake.detach().float()
             with autocast:
                 loss_d = critic_loss(critic(real), critic(fake_d))
-                loss_d = loss_d + gradient_penalty(critic, real, fake_d, cfg.lambda_grad, rng)
+                if ((it - 1) * cfg.d_steps + step) % cfg.gp_every == 0:  # lazy regularisation
+                    loss_d = loss_d + gradient_penalty(critic, real, fake_d, cfg.lambda_grad * cfg.gp_every, rng)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()

@@ -4,9 +4,21 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
-from singan_core.config import PRESETS, SinGANConfig
+import pytest
+import torch
+import torch.nn.functional as F
+
+from singan_core import training
+from singan_core.config import PRESETS, SinGANConfig, preset
+from singan_core.errors import InvalidArgument
+from singan_core.imageio import load_image, save_image
 from singan_core.models import nfc_at
+from singan_core.sampling import reconstruct, sample
+from singan_core.training import new_pyramid, train
+
+CPU = torch.device("cpu")
 
 # SinGAN (Rott Shaham et al., ICCV 2019) sec. 2-3 and supplementary, and the original code
 # release's config.py (tamarott/SinGAN): every field of every config dataclass. A new field must be
@@ -38,6 +50,7 @@ PAPER = {
         "g_steps": 3,
         "alpha": 10.0,
         "lambda_grad": 0.1,
+        "gp_every": 1,
         "noise_amp_init": 0.1,
         "precision": "fp32",
         "seed": 0,
@@ -56,3 +69,50 @@ def test_paper_preset_is_the_paper_field_by_field():
     assert paper.train.lr_decay_iteration == 1600
     # 32 channels at the coarsest scale, doubling every 4 scales up to 128
     assert [nfc_at(k, paper.net) for k in range(10)] == [32] * 4 + [64] * 4 + [128] * 2
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def tiny_with(**sections) -> SinGANConfig:
+    """The tiny preset with fields replaced per section: ``tiny_with(train={"gp_every": 2})``."""
+    cfg = preset("tiny")
+    return dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **fields) for name, fields in sections.items()})
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [-1, 1] (peak-to-peak 2)."""
+    return 10 * math.log10(4 / F.mse_loss(a.clamp(-1, 1), b.clamp(-1, 1)).item())
+
+
+def check_trained(pyramid, png) -> None:
+    """The finest reconstruction matches the real image (>= 20 dB) and samples come out; writes the
+    real image, its reconstruction and four samples side by side to ``png`` to look at."""
+    rec, real = reconstruct(pyramid), pyramid.reals[-1]
+    save_image(torch.cat([real, rec.clamp(-1, 1), *sample(pyramid, 4, seed=1).split(1)], dim=3), png)
+    assert psnr(rec, real) >= 20.0
+
+
+# --- lazy gradient penalty (StyleGAN2) ----------------------------------------------------------
+
+
+def test_lazy_gradient_penalty_trains_and_applies_the_penalty_every_kth_critic_step(shared_images, tmp_path, monkeypatch):
+    cfg = tiny_with(train={"gp_every": 4})
+    weights: list[float] = []
+    real_penalty = training.gradient_penalty
+
+    def counted(critic, real, fake, lambda_grad, rng):
+        weights.append(lambda_grad)
+        return real_penalty(critic, real, fake, lambda_grad, rng)
+
+    monkeypatch.setattr(training, "gradient_penalty", counted)
+    pyramid = train(new_pyramid(load_image(shared_images / "chelsea.png"), cfg, CPU))
+    steps = cfg.train.iterations * cfg.train.d_steps
+    assert len(weights) == pyramid.num_scales * math.ceil(steps / 4)
+    assert weights == [pytest.approx(4 * cfg.train.lambda_grad)] * len(weights)
+    check_trained(pyramid, tmp_path / "lazy_gp.png")
+
+
+def test_gp_every_below_one_is_refused():
+    with pytest.raises(InvalidArgument, match="gp_every: must be >= 1"):
+        tiny_with(train={"gp_every": 0})
