@@ -22,6 +22,7 @@ from .errors import InvalidArgument
 
 PaddingMode = Literal["zeros", "circular"]
 Precision = Literal["fp32", "bf16"]
+ScaleRule = Literal["paper", "consingan"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,20 @@ class PyramidConfig:
     # True: r = scale_factor_init exactly, and scales are added while the coarsest shorter side stays
     # >= min_size (the super-resolution pyramid, whose r must divide the SR factor; paper sec. 4)
     exact_scale_factor: bool = False
+    # "paper": scales spaced geometrically by r (SinGAN). "consingan": ConSinGAN's fewer stages weighted
+    # to low resolution (Hinz et al., WACV 2021, its improved rescaling): `num_stages` scales, x_k the
+    # finest scaled by r ** ((K-2) / ln(K-1) * ln(K-1-k) + 1) for k < K-1, r = (min_size / finest short
+    # side) ** (1 / (K-1)); see singan_core.pyramid.pyramid_geometry.
+    scale_rule: ScaleRule = "paper"
+    num_stages: int = 6  # K under scale_rule="consingan" (ConSinGAN's train_stages); unused by "paper"
+
+    def __post_init__(self) -> None:
+        if self.scale_rule not in ("paper", "consingan"):
+            raise InvalidArgument("scale_rule", f"must be 'paper' or 'consingan', got {self.scale_rule!r}")
+        if self.num_stages < 2:
+            raise InvalidArgument("num_stages", f"must be >= 2, got {self.num_stages}")
+        if self.exact_scale_factor and self.scale_rule != "paper":
+            raise InvalidArgument("scale_rule", "must be 'paper' with exact_scale_factor (the super-resolution pyramid)")
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from singan_core import training
-from singan_core.config import PRESETS, SinGANConfig, preset
+from singan_core.config import PRESETS, PyramidConfig, SinGANConfig, preset
 from singan_core.errors import InvalidArgument
 from singan_core.imageio import load_image, save_image
 from singan_core.models import nfc_at
+from singan_core.pyramid import pyramid_geometry
 from singan_core.sampling import reconstruct, sample
+from singan_core.storage import create_model_dir, file_sha256, load_pyramid, save_scale
+from singan_core.super_resolution import sr_config
 from singan_core.training import new_pyramid, train
 
 CPU = torch.device("cpu")
@@ -29,6 +32,8 @@ PAPER = {
         "min_size": 25,
         "scale_factor_init": 0.75,
         "exact_scale_factor": False,
+        "scale_rule": "paper",
+        "num_stages": 6,
     },
     "net": {
         "nfc_base": 32,
@@ -116,3 +121,60 @@ def test_lazy_gradient_penalty_trains_and_applies_the_penalty_every_kth_critic_s
 def test_gp_every_below_one_is_refused():
     with pytest.raises(InvalidArgument, match="gp_every: must be >= 1"):
         tiny_with(train={"gp_every": 0})
+
+
+# --- ConSinGAN stage geometry -----------------------------------------------------------------
+
+
+def consingan_sizes(h: int, w: int, max_size: int, min_size: int, stages: int):
+    """ConSinGAN's adjust_scales2image + create_reals_pyramid, written out independently."""
+    s1 = min(max_size / max(h, w), 1)
+    fh, fw = math.ceil(h * s1), math.ceil(w * s1)
+    stop = stages - 1
+    r = (min_size / min(fh, fw)) ** (1 / stop)
+    exps = [(stop - 1) / math.log(stop) * math.log(stop - i) + 1 for i in range(stop)]
+    return [(math.ceil(round(fh * r**e, 6)), math.ceil(round(fw * r**e, 6))) for e in exps] + [(fh, fw)], r
+
+
+@pytest.mark.parametrize("hw", [(186, 248), (300, 451), (640, 427), (512, 512)])
+@pytest.mark.parametrize("stages", [3, 6, 8])
+def test_consingan_rule_gives_its_fewer_low_resolution_weighted_stages(hw, stages):
+    cfg = PyramidConfig(scale_rule="consingan", num_stages=stages)
+    geo = pyramid_geometry(*hw, cfg)
+    sizes, r = consingan_sizes(*hw, cfg.max_size, cfg.min_size, stages)
+    assert list(geo.sizes) == sizes and geo.num_scales == stages
+    assert geo.scale_factor == pytest.approx(r)
+    assert min(geo.sizes[0]) == cfg.min_size and max(geo.sizes[-1]) == min(cfg.max_size, max(hw))
+    # weighted to low resolution: below the finest step (one r), each step up is a larger jump than
+    # the one before (up to the rounding of a few-pixel side), so the stages crowd at the coarse end
+    ratios = [min(b) / min(a) for a, b in zip(geo.sizes, geo.sizes[1:])]
+    assert all(later >= earlier - 0.02 for earlier, later in zip(ratios[:-1], ratios[1:-1])), ratios
+    assert stages == 3 or ratios[-2] > ratios[0] + 0.1, ratios
+    assert ratios[-1] == pytest.approx(1 / r, rel=0.03)
+
+
+def test_balloons_consingan_pyramid_has_six_stages():
+    geo = pyramid_geometry(186, 248, PyramidConfig(scale_rule="consingan"))
+    assert geo.sizes == ((25, 34), (32, 42), (42, 56), (63, 84), (125, 167), (186, 248))
+
+
+def test_consingan_rule_is_refused_for_the_super_resolution_pyramid_and_sr_config_uses_the_paper_rule():
+    with pytest.raises(InvalidArgument, match="scale_rule: must be 'paper' with exact_scale_factor"):
+        PyramidConfig(scale_rule="consingan", exact_scale_factor=True)
+    with pytest.raises(InvalidArgument, match="num_stages: must be >= 2"):
+        PyramidConfig(scale_rule="consingan", num_stages=1)
+    base = tiny_with(pyramid={"scale_rule": "consingan"})
+    assert sr_config(base, 4, 100, 120).pyramid.scale_rule == "paper"
+
+
+def test_consingan_stages_train_save_and_load(shared_images, tmp_path):
+    image = shared_images / "chelsea.png"
+    cfg = tiny_with(pyramid={"scale_rule": "consingan", "num_stages": 4})
+    pyramid = new_pyramid(load_image(image), cfg, CPU)
+    create_model_dir(tmp_path / "m", pyramid, file_sha256(image), image.name, "tiny")
+    train(pyramid, on_scale_done=lambda p, k: save_scale(tmp_path / "m", p, k))
+    assert pyramid.num_scales == 4
+    check_trained(pyramid, tmp_path / "consingan_stages.png")
+    loaded, meta = load_pyramid(tmp_path / "m", CPU)
+    assert loaded.sizes == pyramid.sizes and meta.status == "ready"
+    assert torch.equal(sample(loaded, 2, seed=5), sample(pyramid, 2, seed=5))
