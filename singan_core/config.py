@@ -82,6 +82,12 @@ class TrainConfig:
     # gp_every-th critic step of a scale, multiplied by gp_every (same expected penalty, fewer double
     # backwards). 1 = every step (the paper).
     gp_every: int = 1
+    # ConSinGAN's concurrent training (Hinz et al., WACV 2021; train_depth, lr_scale): while scale k trains, the
+    # generators of the concurrent_stages - 1 scales below it are optimised too, G_{k-d} at
+    # lr_g * stage_lr_scale**d, by back-propagating the scale-k losses through them (see
+    # singan_core.training.train_scale). 1 = one scale at a time (the paper); ConSinGAN uses 3 and 0.1.
+    concurrent_stages: int = 1
+    stage_lr_scale: float = 0.1
     noise_amp_init: float = 0.1  # noise_amp_n = noise_amp_init * RMSE(upsampled coarser reconstruction, x_n)
     precision: Precision = "fp32"  # "bf16": autocast for convolutions
     seed: int = 0  # seeds z_opt and every training noise draw
@@ -89,6 +95,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.gp_every < 1:
             raise InvalidArgument("gp_every", f"must be >= 1 (1 = the paper's penalty on every critic step), got {self.gp_every}")
+        if self.concurrent_stages < 1:
+            raise InvalidArgument("concurrent_stages", f"must be >= 1 (1 = the paper's one scale at a time), got {self.concurrent_stages}")
+        if not 0 < self.stage_lr_scale <= 1:
+            raise InvalidArgument("stage_lr_scale", f"must be in (0, 1], got {self.stage_lr_scale}")
 
     @property
     def lr_decay_iteration(self) -> int:

@@ -10,16 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from singan_core import training
+from singan_core import storage, training
 from singan_core.config import PRESETS, PyramidConfig, SinGANConfig, preset
 from singan_core.errors import InvalidArgument
 from singan_core.imageio import load_image, save_image
 from singan_core.models import nfc_at
 from singan_core.pyramid import pyramid_geometry
 from singan_core.sampling import reconstruct, sample
-from singan_core.storage import create_model_dir, file_sha256, load_pyramid, save_scale
+from singan_core.storage import create_model_dir, file_sha256, load_pyramid, read_meta, save_scale
 from singan_core.super_resolution import sr_config
-from singan_core.training import new_pyramid, train
+from singan_core.training import new_pyramid, scales_changed_by, train
+from singan_core.workflow import resume_training, run_training, start_training
 
 CPU = torch.device("cpu")
 
@@ -56,6 +57,8 @@ PAPER = {
         "alpha": 10.0,
         "lambda_grad": 0.1,
         "gp_every": 1,
+        "concurrent_stages": 1,
+        "stage_lr_scale": 0.1,  # unused with concurrent_stages = 1
         "noise_amp_init": 0.1,
         "precision": "fp32",
         "seed": 0,
@@ -178,3 +181,104 @@ def test_consingan_stages_train_save_and_load(shared_images, tmp_path):
     loaded, meta = load_pyramid(tmp_path / "m", CPU)
     assert loaded.sizes == pyramid.sizes and meta.status == "ready"
     assert torch.equal(sample(loaded, 2, seed=5), sample(pyramid, 2, seed=5))
+
+
+# --- ConSinGAN concurrent training ------------------------------------------------------------
+
+
+def state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.clone() for name, t in net.state_dict().items()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_scales_changed_by_follows_the_concurrent_stages():
+    assert [scales_changed_by(preset("tiny"), k) for k in range(3)] == [range(0, 1), range(1, 2), range(2, 3)]
+    cfg = tiny_with(train={"concurrent_stages": 3})
+    assert [scales_changed_by(cfg, k) for k in range(4)] == [range(0, 1), range(0, 2), range(0, 3), range(1, 4)]
+
+
+def test_concurrent_stages_train_the_generators_below_and_nothing_else_of_them(shared_images, tmp_path):
+    cfg = tiny_with(train={"concurrent_stages": 2})
+    snapshots: list[dict] = []
+
+    def snapshot(p, k):
+        snapshots.append({"G": [state(g) for g in p.generators], "D": [state(d) for d in p.discriminators],
+                          "noise_amp": list(p.noise_amps), "z_opt": [z.clone() for z in p.z_opts]})
+
+    pyramid = train(new_pyramid(load_image(shared_images / "chelsea.png"), cfg, CPU), on_scale_done=snapshot)
+    for k in range(1, pyramid.num_scales):
+        before, after = snapshots[k - 1], snapshots[k]
+        assert not same(before["G"][k - 1], after["G"][k - 1]), f"G_{k - 1} was not trained along with scale {k}"
+        assert all(same(before["G"][j], after["G"][j]) for j in range(k - 1)), "a generator below the concurrent ones changed"
+        assert all(same(before["D"][j], after["D"][j]) for j in range(k)), "an earlier critic changed"
+        assert after["noise_amp"][:k] == before["noise_amp"] and all(map(torch.equal, after["z_opt"][:k], before["z_opt"]))
+    assert not any(p.requires_grad for g in pyramid.generators for p in g.parameters())
+    assert not any(g.training for g in pyramid.generators)
+    check_trained(pyramid, tmp_path / "concurrent.png")
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_concurrent_training_killed_between_files_or_scales_resumes_consistently(shared_images, tmp_path, monkeypatch):
+    """Stopped after scale 1 (which rewrote scale 0), then killed while saving scale 2 (after its
+    files, before model.json): each time the directory loads as it was after scale 1, and the
+    resumed model equals the uninterrupted one."""
+    image, path = shared_images / "chelsea.png", tmp_path / "m"
+    cfg = tiny_with(train={"concurrent_stages": 3, "iterations": 30})  # consistency, not quality: short
+    uninterrupted = train(new_pyramid(load_image(image), cfg, CPU))
+    after_scale_1: dict = {}
+
+    def stop_after_scale_1(p, k):
+        if k == 1:
+            after_scale_1.update(G=[state(g) for g in p.generators], noise_amp=list(p.noise_amps))
+            raise Interrupt
+
+    job = start_training(image, path, cfg, "tiny", CPU)
+    with pytest.raises(Interrupt):
+        run_training(job, on_scale_done=stop_after_scale_1)
+
+    def check_after_scale_1():
+        meta = read_meta(path)
+        assert (meta.scales_done, meta.noise_amp) == (2, after_scale_1["noise_amp"])
+        assert meta.scale_files == ["scale_00.r01.safetensors", "scale_01.safetensors"]
+        loaded, _ = load_pyramid(path, CPU)
+        assert all(same(state(g), s) for g, s in zip(loaded.generators, after_scale_1["G"], strict=True))
+
+    check_after_scale_1()
+    assert not (path / "scale_00.safetensors").exists(), "the superseded file of scale 0 is left behind"
+
+    write_meta = storage._write_meta
+
+    def killed_at_scale_2(p, meta):
+        if meta.scales_done == 3:
+            raise Interrupt
+        write_meta(p, meta)
+
+    monkeypatch.setattr(storage, "_write_meta", killed_at_scale_2)
+    with pytest.raises(Interrupt):
+        run_training(resume_training(path, CPU))
+    assert (path / "scale_01.r02.safetensors").exists()  # written, but model.json does not name it
+    check_after_scale_1()
+
+    monkeypatch.setattr(storage, "_write_meta", write_meta)
+    meta = run_training(resume_training(path, CPU))
+    assert meta.status == "ready" and meta.noise_amp == uninterrupted.noise_amps
+    assert meta.scale_files == ["scale_00.r02.safetensors", "scale_01.r02.safetensors", "scale_02.safetensors"]
+    assert sorted(f.name for f in path.glob("scale_*")) == sorted(meta.scale_files)
+    resumed, _ = load_pyramid(path, CPU)
+    assert torch.equal(sample(resumed, 2, seed=3), sample(uninterrupted, 2, seed=3))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("concurrent_stages", 0, "concurrent_stages: must be >= 1"),
+    ("stage_lr_scale", 0.0, r"stage_lr_scale: must be in \(0, 1\]"),
+    ("stage_lr_scale", 1.5, r"stage_lr_scale: must be in \(0, 1\]"),
+])
+def test_concurrent_options_out_of_range_are_refused(field, value, message):
+    with pytest.raises(InvalidArgument, match=message):
+        tiny_with(train={field: value})
