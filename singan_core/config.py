@@ -156,6 +156,13 @@ PRESETS: dict[str, SinGANConfig] = {
         pyramid=PyramidConfig(max_size=128),
         train=TrainConfig(iterations=60),
     ),
+    # A candidate, not a default: ConSinGAN's schedule (Hinz et al., WACV 2021; its release's defaults:
+    # 6 low-resolution-weighted stages, the last 3 trained concurrently with lr x 0.1 per stage below,
+    # 2000 iterations) on the paper's nets (ConSinGAN's own nets differ: 64 channels, 3 layers).
+    "consingan": SinGANConfig(
+        pyramid=PyramidConfig(scale_rule="consingan", num_stages=6),
+        train=TrainConfig(concurrent_stages=3, stage_lr_scale=0.1),
+    ),
     # For tests: a few seconds on a CPU.
     "tiny": SinGANConfig(
         pyramid=PyramidConfig(max_size=48, min_size=20, scale_factor_init=0.7),

@@ -282,3 +282,11 @@ def test_concurrent_training_killed_between_files_or_scales_resumes_consistently
 def test_concurrent_options_out_of_range_are_refused(field, value, message):
     with pytest.raises(InvalidArgument, match=message):
         tiny_with(train={field: value})
+
+
+def test_consingan_preset_is_the_paper_with_consingan_schedule_only():
+    paper, candidate = PRESETS["paper"].to_dict(), PRESETS["consingan"].to_dict()
+    changed = {(section, name): candidate[section][name]
+               for section in paper for name in paper[section] if paper[section][name] != candidate[section][name]}
+    assert changed == {("pyramid", "scale_rule"): "consingan", ("train", "concurrent_stages"): 3}
+    assert candidate["pyramid"]["num_stages"] == 6 and candidate["train"]["stage_lr_scale"] == 0.1
