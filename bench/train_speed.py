@@ -38,13 +38,24 @@ ORIGINAL_S_PER_ITER = [0.053, 0.075, 0.103, 0.150, 0.517, 0.881, 1.445, 2.421, 1
 ORIGINAL_SAMPLE_S = 0.25
 
 
-def time_scales(pyramid, warmup: int, timed: int, baseline: bool) -> list[float]:
-    """Median seconds per iteration of every scale, coarsest first (ours, or the original's work)."""
+def time_scales(pyramid, warmup: int, timed: int, baseline: bool, *, channels_last: bool = False,
+                compile_from: int | None = None) -> list[float]:
+    """Median seconds per iteration of every scale, coarsest first (ours, or the original's work).
+
+    ``channels_last``: nets in channels-last memory format (activations follow them). ``compile_from``:
+    from that scale on, G_k's training forward and backward run through ``torch.compile`` (D_k stays
+    eager: WGAN-GP's double backward cannot be compiled); warm-up iterations absorb the compile time.
+    """
     medians = []
     for k in range(pyramid.num_scales):
         generator, critic = _init_nets(pyramid, k)
-        timer = time_original_scale if baseline else time_our_scale
-        medians.append(timer(pyramid, generator, critic, warmup, timed))
+        if channels_last:
+            generator, critic = generator.to(memory_format=torch.channels_last), critic.to(memory_format=torch.channels_last)
+        if baseline:
+            medians.append(time_original_scale(pyramid, generator, critic, warmup, timed))
+        else:
+            compiled = compile_from is not None and k >= compile_from
+            medians.append(time_our_scale(pyramid, torch.compile(generator) if compiled else generator, critic, warmup, timed))
         pyramid.add_scale(generator, critic, 1.0 if k == 0 else 0.1, torch.zeros_like(pyramid.reals[k]))
         print(f"  scale {k}: {pyramid.sizes[k][0]}x{pyramid.sizes[k][1]} {medians[-1]:.3f} s/iter", flush=True)
     return medians
@@ -55,7 +66,7 @@ def time_our_scale(pyramid, generator, critic, warmup: int, timed: int) -> float
     pyramid.config = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=warmup + timed))
     stamps: list[float] = [0.0]
     train_scale(pyramid, generator, critic, torch.Generator().manual_seed(0),
-                on_progress=lambda p: stamps.append(p.seconds), report_every=1)
+                on_progress=lambda p: stamps.append(p.seconds), report_every=1)  # .item() in each report syncs CUDA
     pyramid.config = cfg
     return statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:]))
 
@@ -79,7 +90,7 @@ def time_sample(pyramid, repeats: int = 5) -> float:
     times = []
     for i in range(repeats):
         start = time.perf_counter()
-        sample(pyramid, 1, seed=i)
+        sample(pyramid, 1, seed=i).cpu()  # .cpu() waits for a GPU to finish
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

@@ -7,6 +7,7 @@ scales' samples), reconstruction and sampling.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -55,15 +56,16 @@ def generate(
         padding_mode: padding of the generators and of the resizing between scales for this call
             (``"circular"``: every output wraps around, a seamless tile); None: the model's own.
             The pyramid is not modified.
-        differentiable: False (sampling): run without autograd. True: autograd records the pass,
-            so a loss on the output reaches the parameters of these generators that require
-            gradients (concurrent training, :func:`singan_core.training.train_scale`).
+        differentiable: False (sampling): run without autograd. True: autograd records the pass
+            (unless the caller disabled it), so a loss on the output reaches the parameters of
+            these generators that require gradients (concurrent training,
+            :func:`singan_core.training.train_scale`).
 
     Returns:
         (N, 3, h, w) output of the last scale run, unclamped (roughly [-1, 1]).
     """
     mode = padding_mode or pyramid.config.net.padding_mode
-    with torch.set_grad_enabled(differentiable):
+    with contextlib.nullcontext() if differentiable else torch.no_grad():
         x = torch.zeros_like(noises[0]) if start_image is None else resize(start_image, noises[0].shape[-2:], mode)
         for i, z in enumerate(noises):
             k = start_scale + i
