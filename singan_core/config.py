@@ -82,9 +82,9 @@ class TrainConfig:
     # gp_every-th critic step of a scale, multiplied by gp_every (same expected penalty, fewer double
     # backwards). 1 = every step (the paper).
     gp_every: int = 1
-    # ConSinGAN's concurrent training (Hinz et al., WACV 2021; train_depth, lr_scale): while scale k trains, the
-    # generators of the concurrent_stages - 1 scales below it are optimised too, G_{k-d} at
-    # lr_g * stage_lr_scale**d, by back-propagating the scale-k losses through them (see
+    # ConSinGAN's concurrent training (Hinz et al., WACV 2021; its train_depth and lr_scale): while
+    # scale k trains, the generators of the concurrent_stages - 1 scales below it are optimised too,
+    # G_{k-d} at lr_g * stage_lr_scale**d, by back-propagating the scale-k losses through them (see
     # singan_core.training.train_scale). 1 = one scale at a time (the paper); ConSinGAN uses 3 and 0.1.
     concurrent_stages: int = 1
     stage_lr_scale: float = 0.1

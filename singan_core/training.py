@@ -218,8 +218,8 @@ def train_scale(
             z = noise_amp * draw_noise(1, size, k, rng, device)
             noises = [draw_noise(1, pyramid.sizes[j], j, rng, device) for j in range(k)]
             prev_frozen = generate(pyramid, noises[:first]) if first > 0 else None
+            prev = _upsampled(pyramid, k, prev_frozen, noises[first:])
             with autocast:
-                prev = _upsampled(pyramid, k, prev_frozen, noises[first:])
                 fake = generator(z, prev)  # G_k is unchanged during the D steps: one forward serves all
 
             for step in range(cfg.d_steps):
@@ -234,13 +234,13 @@ def train_scale(
 
             critic.requires_grad_(False)
             for step in range(cfg.g_steps):
+                if along:  # the earlier generators change in every G step: run them again
+                    if step > 0:
+                        prev = _upsampled(pyramid, k, prev_frozen, noises[first:])
+                    rec_prev = _upsampled(pyramid, k, rec_frozen, rec_noises)
                 with autocast:
                     if step > 0:  # G_k changed: the fake of the first step is stale
-                        if along:  # and so did the earlier generators: their sample too
-                            prev = _upsampled(pyramid, k, prev_frozen, noises[first:])
                         fake = generator(z, prev)
-                    if along:
-                        rec_prev = _upsampled(pyramid, k, rec_frozen, rec_noises)
                     loss_g = generator_adversarial_loss(critic(fake))
                     loss_rec = reconstruction_loss(generator(rec_input, rec_prev), real, cfg.alpha)
                 opt_g.zero_grad(set_to_none=True)
