@@ -158,7 +158,9 @@ PRESETS: dict[str, SinGANConfig] = {
     ),
     # A candidate, not a default: ConSinGAN's schedule (Hinz et al., WACV 2021; its release's defaults:
     # 6 low-resolution-weighted stages, the last 3 trained concurrently with lr x 0.1 per stage below,
-    # 2000 iterations) on the paper's nets (ConSinGAN's own nets differ: 64 channels, 3 layers).
+    # 2000 iterations) on the paper's nets (ConSinGAN's own nets differ: 64 channels, 3 layers). The
+    # channels follow the scale index as in the paper (nfc_at), so its 6 stages have 32 x 4 and 64 x 2
+    # channels: the finest is narrower than the paper's 128.
     "consingan": SinGANConfig(
         pyramid=PyramidConfig(scale_rule="consingan", num_stages=6),
         train=TrainConfig(concurrent_stages=3, stage_lr_scale=0.1),
