@@ -104,6 +104,7 @@ def check_trained(pyramid, png) -> None:
 # --- lazy gradient penalty (StyleGAN2) ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lazy_gradient_penalty_trains_and_applies_the_penalty_every_kth_critic_step(shared_images, tmp_path, monkeypatch):
     cfg = tiny_with(train={"gp_every": 4})
     weights: list[float] = []
@@ -170,6 +171,7 @@ def test_consingan_rule_is_refused_for_the_super_resolution_pyramid_and_sr_confi
     assert sr_config(base, 4, 100, 120).pyramid.scale_rule == "paper"
 
 
+@pytest.mark.slow
 def test_consingan_stages_train_save_and_load(shared_images, tmp_path):
     image = shared_images / "chelsea.png"
     cfg = tiny_with(pyramid={"scale_rule": "consingan", "num_stages": 4})
@@ -200,6 +202,7 @@ def test_scales_changed_by_follows_the_concurrent_stages():
     assert [scales_changed_by(cfg, k) for k in range(4)] == [range(0, 1), range(0, 2), range(0, 3), range(1, 4)]
 
 
+@pytest.mark.slow
 def test_concurrent_stages_train_the_generators_below_and_nothing_else_of_them(shared_images, tmp_path):
     cfg = tiny_with(train={"concurrent_stages": 2})
     snapshots: list[dict] = []
@@ -224,6 +227,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_concurrent_training_killed_between_files_or_scales_resumes_consistently(shared_images, tmp_path, monkeypatch):
     """Stopped after scale 1 (which rewrote scale 0), then killed while saving scale 2 (after its
     files, before model.json): each time the directory loads as it was after scale 1, and the
