@@ -2,6 +2,7 @@
 
     python bench/train_speed.py IMAGE [--preset paper] [--timed 5] [--warmup 2] [--precision fp32]
     python bench/train_speed.py IMAGE --preset draft --full      # also: total training time + metrics
+    python bench/train_speed.py IMAGE --preset draft --set train.gp_every=4   # any config field
 
 Per scale: seconds per training iteration (median of ``--timed`` iterations after ``--warmup``),
 measured on nets with the scale's real shapes (per-iteration cost does not depend on what the nets
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from singan_core.config import preset
+from singan_core.config import SinGANConfig, preset
 from singan_core.device import configure_threads, select_device
 from singan_core.imageio import load_image, save_image
 from singan_core.metrics import patch_swd, pixel_diversity
@@ -37,13 +38,24 @@ ORIGINAL_S_PER_ITER = [0.053, 0.075, 0.103, 0.150, 0.517, 0.881, 1.445, 2.421, 1
 ORIGINAL_SAMPLE_S = 0.25
 
 
-def time_scales(pyramid, warmup: int, timed: int, baseline: bool) -> list[float]:
-    """Median seconds per iteration of every scale, coarsest first (ours, or the original's work)."""
+def time_scales(pyramid, warmup: int, timed: int, baseline: bool, *, channels_last: bool = False,
+                compile_from: int | None = None) -> list[float]:
+    """Median seconds per iteration of every scale, coarsest first (ours, or the original's work).
+
+    ``channels_last``: nets in channels-last memory format (activations follow them). ``compile_from``:
+    from that scale on, G_k's training forward and backward run through ``torch.compile`` (D_k stays
+    eager: WGAN-GP's double backward cannot be compiled); warm-up iterations absorb the compile time.
+    """
     medians = []
     for k in range(pyramid.num_scales):
         generator, critic = _init_nets(pyramid, k)
-        timer = time_original_scale if baseline else time_our_scale
-        medians.append(timer(pyramid, generator, critic, warmup, timed))
+        if channels_last:
+            generator, critic = generator.to(memory_format=torch.channels_last), critic.to(memory_format=torch.channels_last)
+        if baseline:
+            medians.append(time_original_scale(pyramid, generator, critic, warmup, timed))
+        else:
+            compiled = compile_from is not None and k >= compile_from
+            medians.append(time_our_scale(pyramid, torch.compile(generator) if compiled else generator, critic, warmup, timed))
         pyramid.add_scale(generator, critic, 1.0 if k == 0 else 0.1, torch.zeros_like(pyramid.reals[k]))
         print(f"  scale {k}: {pyramid.sizes[k][0]}x{pyramid.sizes[k][1]} {medians[-1]:.3f} s/iter", flush=True)
     return medians
@@ -54,7 +66,7 @@ def time_our_scale(pyramid, generator, critic, warmup: int, timed: int) -> float
     pyramid.config = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=warmup + timed))
     stamps: list[float] = [0.0]
     train_scale(pyramid, generator, critic, torch.Generator().manual_seed(0),
-                on_progress=lambda p: stamps.append(p.seconds), report_every=1)
+                on_progress=lambda p: stamps.append(p.seconds), report_every=1)  # .item() in each report syncs CUDA
     pyramid.config = cfg
     return statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:]))
 
@@ -78,7 +90,7 @@ def time_sample(pyramid, repeats: int = 5) -> float:
     times = []
     for i in range(repeats):
         start = time.perf_counter()
-        sample(pyramid, 1, seed=i)
+        sample(pyramid, 1, seed=i).cpu()  # .cpu() waits for a GPU to finish
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -102,6 +114,22 @@ def full_training(image: torch.Tensor, cfg, device, out_png: Path) -> dict:
     }
 
 
+def apply_settings(cfg: SinGANConfig, settings: list[str]) -> SinGANConfig:
+    """``cfg`` with ``section.field=value`` settings applied (value parsed as JSON, else a string)."""
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        section, _, name = key.partition(".")
+        fields = {f.name for f in dataclasses.fields(getattr(cfg, section))} if section in ("pyramid", "net", "train") else set()
+        if not sep or name not in fields:
+            raise SystemExit(f"--set: {item!r} is not SECTION.FIELD=VALUE with a field of singan_core.config")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})})
+    return cfg
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", type=Path)
@@ -115,15 +143,18 @@ def main() -> None:
     parser.add_argument("--skip-scales", action="store_true", help="only the --full part")
     parser.add_argument("--baseline", action="store_true",
                         help="also time the original code's per-iteration work on this machine (bench/original_step.py)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override any config field, e.g. --set train.concurrent_stages=3 --set pyramid.scale_rule=consingan")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     configure_threads()
     device = select_device(args.device)
-    cfg = preset(args.preset).with_overrides(precision=args.precision, max_size=args.max_size)
+    cfg = apply_settings(preset(args.preset).with_overrides(precision=args.precision, max_size=args.max_size), args.set)
     image = load_image(args.image)
     tag = f"{args.image.stem}_{args.preset}_{args.precision}" + (f"_max{args.max_size}" if args.max_size else "")
-    results: dict = {"image": str(args.image), "preset": args.preset, "precision": args.precision, "max_size": cfg.pyramid.max_size,
+    tag += "".join(f"_{item.partition('.')[2].replace('=', '')}" for item in args.set)
+    results: dict = {"image": str(args.image), "preset": args.preset, "settings": args.set, "precision": args.precision, "max_size": cfg.pyramid.max_size,
                      "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                      "machine": platform.processor() or platform.machine()}
     print(f"{tag} on {device}, {torch.get_num_threads()} threads")
@@ -154,7 +185,7 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    reference = ORIGINAL_S_PER_ITER if results["preset"] == "paper" and results["max_size"] == 250 else None
+    reference = ORIGINAL_S_PER_ITER if results["preset"] == "paper" and results["max_size"] == 250 and not results.get("settings") else None
     baseline = results.get("baseline_s_per_iter")
     header = f"{'scale':>5} {'size':>9} {'s/iter':>8}"
     header += f" {'orig here':>9} {'ratio':>6}" if baseline else ""

@@ -18,8 +18,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .errors import InvalidArgument
+
 PaddingMode = Literal["zeros", "circular"]
 Precision = Literal["fp32", "bf16"]
+ScaleRule = Literal["paper", "consingan"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,20 @@ class PyramidConfig:
     # True: r = scale_factor_init exactly, and scales are added while the coarsest shorter side stays
     # >= min_size (the super-resolution pyramid, whose r must divide the SR factor; paper sec. 4)
     exact_scale_factor: bool = False
+    # "paper": scales spaced geometrically by r (SinGAN). "consingan": ConSinGAN's fewer stages weighted
+    # to low resolution (Hinz et al., WACV 2021, its improved rescaling): `num_stages` scales, x_k the
+    # finest scaled by r ** ((K-2) / ln(K-1) * ln(K-1-k) + 1) for k < K-1, r = (min_size / finest short
+    # side) ** (1 / (K-1)); see singan_core.pyramid.pyramid_geometry.
+    scale_rule: ScaleRule = "paper"
+    num_stages: int = 6  # K under scale_rule="consingan" (ConSinGAN's train_stages); unused by "paper"
+
+    def __post_init__(self) -> None:
+        if self.scale_rule not in ("paper", "consingan"):
+            raise InvalidArgument("scale_rule", f"must be 'paper' or 'consingan', got {self.scale_rule!r}")
+        if self.num_stages < 2:
+            raise InvalidArgument("num_stages", f"must be >= 2, got {self.num_stages}")
+        if self.exact_scale_factor and self.scale_rule != "paper":
+            raise InvalidArgument("scale_rule", "must be 'paper' with exact_scale_factor (the super-resolution pyramid)")
 
 
 @dataclass(frozen=True)
@@ -57,13 +74,31 @@ class TrainConfig:
     beta2: float = 0.999
     lr_decay_at: float = 0.8  # fraction of `iterations` after which lr is multiplied by `gamma` (1600/2000)
     gamma: float = 0.1
-    d_steps: int = 3
-    g_steps: int = 3
+    d_steps: int = 3  # critic (D_n) updates per iteration
+    g_steps: int = 3  # generator (G_n) updates per iteration
     alpha: float = 10.0  # reconstruction weight (eq. 1)
     lambda_grad: float = 0.1  # WGAN-GP weight
+    # Lazy regularisation (Karras et al., StyleGAN2, CVPR 2020, sec. 3.1): the WGAN-GP term only on every
+    # gp_every-th critic step of a scale, multiplied by gp_every (same expected penalty, fewer double
+    # backwards). 1 = every step (the paper).
+    gp_every: int = 1
+    # ConSinGAN's concurrent training (Hinz et al., WACV 2021; its train_depth and lr_scale): while
+    # scale k trains, the generators of the concurrent_stages - 1 scales below it are optimised too,
+    # G_{k-d} at lr_g * stage_lr_scale**d, by back-propagating the scale-k losses through them (see
+    # singan_core.training.train_scale). 1 = one scale at a time (the paper); ConSinGAN uses 3 and 0.1.
+    concurrent_stages: int = 1
+    stage_lr_scale: float = 0.1
     noise_amp_init: float = 0.1  # noise_amp_n = noise_amp_init * RMSE(upsampled coarser reconstruction, x_n)
     precision: Precision = "fp32"  # "bf16": autocast for convolutions
     seed: int = 0  # seeds z_opt and every training noise draw
+
+    def __post_init__(self) -> None:
+        if self.gp_every < 1:
+            raise InvalidArgument("gp_every", f"must be >= 1 (1 = the paper's penalty on every critic step), got {self.gp_every}")
+        if self.concurrent_stages < 1:
+            raise InvalidArgument("concurrent_stages", f"must be >= 1 (1 = the paper's one scale at a time), got {self.concurrent_stages}")
+        if not 0 < self.stage_lr_scale <= 1:
+            raise InvalidArgument("stage_lr_scale", f"must be in (0, 1], got {self.stage_lr_scale}")
 
     @property
     def lr_decay_iteration(self) -> int:
@@ -120,6 +155,15 @@ PRESETS: dict[str, SinGANConfig] = {
     "draft": SinGANConfig(
         pyramid=PyramidConfig(max_size=128),
         train=TrainConfig(iterations=60),
+    ),
+    # A candidate, not a default: ConSinGAN's schedule (Hinz et al., WACV 2021; its release's defaults:
+    # 6 low-resolution-weighted stages, the last 3 trained concurrently with lr x 0.1 per stage below,
+    # 2000 iterations) on the paper's nets (ConSinGAN's own nets differ: 64 channels, 3 layers). The
+    # channels follow the scale index as in the paper (nfc_at), so its 6 stages have 32 x 4 and 64 x 2
+    # channels: the finest is narrower than the paper's 128.
+    "consingan": SinGANConfig(
+        pyramid=PyramidConfig(scale_rule="consingan", num_stages=6),
+        train=TrainConfig(concurrent_stages=3, stage_lr_scale=0.1),
     ),
     # For tests: a few seconds on a CPU.
     "tiny": SinGANConfig(

@@ -46,6 +46,9 @@ def pyramid_geometry(height: int, width: int, cfg: PyramidConfig) -> PyramidGeom
     capped image resized by ``r ** (K - 1 - k)`` with output sides rounded up (MATLAB ``imresize``).
     With ``cfg.exact_scale_factor`` r is ``scale_factor_init`` as given and K is the largest number
     of scales whose coarsest shorter side is still >= ``min_size`` (for super-resolution).
+    With ``cfg.scale_rule == "consingan"``: ConSinGAN's ``num_stages`` low-resolution-weighted
+    stages instead (see :func:`_consingan_geometry`); ``scale_factor`` is then its base r, the ratio
+    between the two finest scales only.
 
     Args:
         height, width: input image size in pixels.
@@ -68,6 +71,8 @@ def pyramid_geometry(height: int, width: int, cfg: PyramidConfig) -> PyramidGeom
         )
     input_scale = min(cfg.max_size / long, 1.0)
     finest = (math.ceil(height * input_scale), math.ceil(width * input_scale))
+    if cfg.scale_rule == "consingan":
+        return _consingan_geometry(finest, cfg, input_scale)
     if cfg.exact_scale_factor:
         scale_factor = cfg.scale_factor_init
         stop_scale = math.floor(math.log(cfg.min_size / min(finest), scale_factor) + 1e-9)
@@ -80,6 +85,25 @@ def pyramid_geometry(height: int, width: int, cfg: PyramidConfig) -> PyramidGeom
     sizes = tuple(
         _scaled_size(finest, scale_factor ** (stop_scale - k)) for k in range(stop_scale + 1)
     )
+    return PyramidGeometry(sizes=sizes, scale_factor=scale_factor, input_scale=input_scale)
+
+
+def _consingan_geometry(finest: Size, cfg: PyramidConfig, input_scale: float) -> PyramidGeometry:
+    """ConSinGAN's stage sizes (Hinz et al., WACV 2021; the release's ``create_reals_pyramid``).
+
+    K = ``cfg.num_stages`` scales; r = (min_size / finest shorter side) ** (1 / (K - 1)) so the
+    coarsest shorter side is ``min_size``, as under the paper's rule; but scale k < K - 1 is the
+    finest scaled by ``r ** e_k`` with ``e_k = (K - 2) / ln(K - 1) * ln(K - 1 - k) + 1`` instead of
+    ``r ** (K - 1 - k)``: e_0 = K - 1 (the coarsest), e_{K-2} = 1 (one step of r below the finest),
+    and the exponents in between are spaced logarithmically, so more stages sit at low resolution.
+    """
+    stop_scale = cfg.num_stages - 1
+    scale_factor = (cfg.min_size / min(finest)) ** (1.0 / stop_scale)
+    exponents = [
+        (stop_scale - 1) / math.log(stop_scale) * math.log(stop_scale - k) + 1 if stop_scale > 1 else 1.0
+        for k in range(stop_scale)
+    ]
+    sizes = tuple(_scaled_size(finest, scale_factor**e) for e in exponents) + (finest,)
     return PyramidGeometry(sizes=sizes, scale_factor=scale_factor, input_scale=input_scale)
 
 

@@ -7,6 +7,7 @@ scales' samples), reconstruction and sampling.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -29,7 +30,6 @@ def draw_noise(n: int, size: Size, k: int, generator: torch.Generator, device: t
     return z.expand(n, 3, *size).to(device)
 
 
-@torch.no_grad()
 def generate(
     pyramid: SinGANPyramid,
     noises: list[torch.Tensor],
@@ -37,6 +37,8 @@ def generate(
     start_image: torch.Tensor | None = None,
     on_step: Callable[[int, int], None] | None = None,
     padding_mode: PaddingMode | None = None,
+    *,
+    differentiable: bool = False,
 ) -> torch.Tensor:
     """Run the finished generators from ``start_scale`` upward (paper eq. 3-4).
 
@@ -54,18 +56,23 @@ def generate(
         padding_mode: padding of the generators and of the resizing between scales for this call
             (``"circular"``: every output wraps around, a seamless tile); None: the model's own.
             The pyramid is not modified.
+        differentiable: False (sampling): run without autograd. True: autograd records the pass
+            (unless the caller disabled it), so a loss on the output reaches the parameters of
+            these generators that require gradients (concurrent training,
+            :func:`singan_core.training.train_scale`).
 
     Returns:
         (N, 3, h, w) output of the last scale run, unclamped (roughly [-1, 1]).
     """
     mode = padding_mode or pyramid.config.net.padding_mode
-    x = torch.zeros_like(noises[0]) if start_image is None else resize(start_image, noises[0].shape[-2:], mode)
-    for i, z in enumerate(noises):
-        k = start_scale + i
-        x = resize(x, z.shape[-2:], mode)
-        x = pyramid.generators[k](pyramid.noise_amps[k] * z, x, mode)
-        if on_step is not None:
-            on_step(i + 1, len(noises))
+    with contextlib.nullcontext() if differentiable else torch.no_grad():
+        x = torch.zeros_like(noises[0]) if start_image is None else resize(start_image, noises[0].shape[-2:], mode)
+        for i, z in enumerate(noises):
+            k = start_scale + i
+            x = resize(x, z.shape[-2:], mode)
+            x = pyramid.generators[k](pyramid.noise_amps[k] * z, x, mode)
+            if on_step is not None:
+                on_step(i + 1, len(noises))
     return x
 
 

@@ -8,6 +8,8 @@ Layout of a model directory (format version 2; version 1 is version 2 without ``
                           4096 px), 8-bit RGB PNG: what the full-resolution lift takes its detail from
     scale_00.safetensors  scale k = 0 (coarsest): "G.<param>", "D.<param>", "z_opt", "real" (x_k)
     scale_01.safetensors  ...one file per *finished* scale, k = 0 .. scales_done - 1
+    scale_00.r02.safetensors  scale 0 as rewritten by scale 2's concurrent training (ConSinGAN
+                          schedule only; ``model.json`` then names each scale's file in ``scale_files``)
 
 ``full_source.png`` is a PNG because the input image was read as 8-bit RGB: the PNG holds exactly
 those values (lossless) in a third to a tenth of the bytes of a float32 tensor (a 4096 x 4096 photo:
@@ -32,10 +34,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -48,6 +51,7 @@ from .imageio import from_uint8, png_bytes
 from .model import SinGANPyramid
 from .models import Discriminator, Generator, nfc_at
 from .pyramid import PyramidGeometry, reals_from_finest, resize
+from .training import scales_changed_by
 
 __all__ = [
     "FORMAT_VERSION",
@@ -78,6 +82,7 @@ SOURCE_FILE = "source.safetensors"
 FULL_SOURCE_FILE = "full_source.png"
 FULL_SOURCE_MAX_SIZE = 4096  # longest side of full_source.png in pixels; larger inputs are downsized
 _TMP_SUFFIX = ".tmp"
+_SCALE_FILE_PATTERN = r"^scale_(\d{2})(?:\.r\d{2})?\.safetensors$"
 
 
 class ModelLoadError(ValueError):
@@ -132,7 +137,7 @@ class ModelMeta(BaseModel):
     noise_amp: list[float]
     """noise_amp_k (dimensionless std of the injected noise, images in [-1, 1]) of the finished scales."""
     scales_done: int = Field(ge=0)
-    """Number of finished scales: scale files ``scale_00`` .. ``scale_{scales_done-1}`` exist."""
+    """Number of finished scales: their files (``scale_00`` .. ``scale_{scales_done-1}``, see ``scale_files``) exist."""
     num_scales: int = Field(ge=1)
     """K, the number of scales of the finished model."""
     status: Literal["training", "ready"]
@@ -143,6 +148,10 @@ class ModelMeta(BaseModel):
     """When the last scale was saved (timezone-aware, UTC when written here)."""
     full_source: FullSourceInfo | None = None
     """``full_source.png`` (format version 2; always set there); ``None`` in version 1 directories."""
+    scale_files: list[Annotated[str, Field(pattern=_SCALE_FILE_PATTERN)]] | None = None
+    """File of each finished scale, when one was rewritten by a later scale's concurrent training
+    (``scale_kk.rjj.safetensors``: scale k as scale j left it); ``None`` (omitted from the file):
+    every scale k is in ``scale_kk.safetensors``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelMeta":
@@ -158,6 +167,12 @@ class ModelMeta(BaseModel):
             raise ValueError("sizes must be positive")
         if (self.format_version >= 2) != (self.full_source is not None):
             raise ValueError(f"format_version {self.format_version} {'needs' if self.format_version >= 2 else 'has no'} full_source")
+        if self.scale_files is not None:
+            if len(self.scale_files) != self.scales_done:
+                raise ValueError(f"scale_files has {len(self.scale_files)} entries but scales_done is {self.scales_done}")
+            for k, name in enumerate(self.scale_files):
+                if not name.startswith(f"scale_{k:02d}."):
+                    raise ValueError(f"scale_files[{k}] is {name!r}, a file of another scale")
         return self
 
     @property
@@ -165,9 +180,13 @@ class ModelMeta(BaseModel):
         return self.status == "ready"
 
 
-def scale_file_name(k: int) -> str:
-    """File name of scale k's tensors (k = 0 coarsest)."""
-    return f"scale_{k:02d}.safetensors"
+def scale_file_name(k: int, revised_by: int | None = None) -> str:
+    """File name of scale k's tensors (k = 0 coarsest): ``scale_kk.safetensors``, or with
+    ``revised_by`` = j > k ``scale_kk.rjj.safetensors``, scale k as the concurrent training of scale j
+    left it (see :func:`save_scale`)."""
+    if revised_by is None or revised_by == k:
+        return f"scale_{k:02d}.safetensors"
+    return f"scale_{k:02d}.r{revised_by:02d}.safetensors"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -233,7 +252,8 @@ def _save_tensors(target: Path, tensors: dict[str, torch.Tensor], metadata: dict
 
 
 def _write_meta(path: Path, meta: ModelMeta) -> None:
-    atomic_write_bytes(path / META_FILE, (meta.model_dump_json(indent=2) + "\n").encode())
+    exclude = {"scale_files"} if meta.scale_files is None else None  # model.json of the paper's schedule unchanged
+    atomic_write_bytes(path / META_FILE, (meta.model_dump_json(indent=2, exclude=exclude) + "\n").encode())
 
 
 # --------------------------------------------------------------------------- writing
@@ -346,11 +366,19 @@ def discard_model_dir(path: str | os.PathLike, *, remove_dir: bool = True) -> No
 
 
 def save_scale(path: str | os.PathLike, pyramid: SinGANPyramid, k: int) -> ModelMeta:
-    """Save finished scale k of ``pyramid`` (its file, then the updated ``model.json``); return the new meta.
+    """Save finished scale k of ``pyramid`` (its files, then the updated ``model.json``); return the new meta.
 
     Meant as (part of) the ``on_scale_done`` callback of :func:`singan_core.training.train`.
     Scales are saved in order: k must equal the directory's ``scales_done``. The status becomes
     "ready" with the last scale.
+
+    Every scale that training scale k changed (:func:`singan_core.training.scales_changed_by`: k
+    alone under the paper's schedule; also the scales below it under ConSinGAN's concurrent
+    training) is written: scale k to ``scale_kk.safetensors``, a rewritten earlier scale j to a new
+    file ``scale_jj.rkk.safetensors``, never over the file ``model.json`` still names. ``model.json``,
+    written last, switches to the new files at once (``scale_files``); the files it no longer
+    names are deleted after it. A training killed at any point therefore leaves the directory as
+    it was after scale k-1 or after scale k, never a mix, and it resumes from there.
 
     Raises:
         ValueError: k is not the next scale to save, or the pyramid does not match the directory.
@@ -364,11 +392,10 @@ def save_scale(path: str | os.PathLike, pyramid: SinGANPyramid, k: int) -> Model
         raise ValueError(f"save_scale: {path} has {meta.scales_done} scales saved; scale {k} cannot be saved next")
     if [tuple(s) for s in meta.sizes] != [tuple(s) for s in pyramid.sizes]:
         raise ValueError(f"save_scale: the pyramid's sizes differ from those in {path / META_FILE}")
-    tensors = {f"G.{name}": t for name, t in pyramid.generators[k].state_dict().items()}
-    tensors |= {f"D.{name}": t for name, t in pyramid.discriminators[k].state_dict().items()}
-    tensors["z_opt"] = pyramid.z_opts[k]
-    tensors["real"] = pyramid.reals[k]
-    _save_tensors(path / scale_file_name(k), tensors, {"format": "pt", "scale": str(k)})
+    files = _scale_files(meta) + [scale_file_name(k)]
+    for j in scales_changed_by(pyramid.config, k):
+        files[j] = scale_file_name(j, revised_by=k)
+        _save_tensors(path / files[j], _scale_tensors(pyramid, j), {"format": "pt", "scale": str(j)})
     done = k + 1
     meta = ModelMeta.model_validate(
         meta.model_dump()
@@ -377,10 +404,34 @@ def save_scale(path: str | os.PathLike, pyramid: SinGANPyramid, k: int) -> Model
             "scales_done": done,
             "status": "ready" if done == meta.num_scales else "training",
             "updated_at": _now(),
+            "scale_files": None if files == [scale_file_name(j) for j in range(done)] else files,
         }
     )
     _write_meta(path, meta)
+    _remove_superseded(path, files)
     return meta
+
+
+def _scale_files(meta: ModelMeta) -> list[str]:
+    """The file of each finished scale, as ``model.json`` names them."""
+    return list(meta.scale_files) if meta.scale_files is not None else [scale_file_name(k) for k in range(meta.scales_done)]
+
+
+def _scale_tensors(pyramid: SinGANPyramid, k: int) -> dict[str, torch.Tensor]:
+    tensors = {f"G.{name}": t for name, t in pyramid.generators[k].state_dict().items()}
+    tensors |= {f"D.{name}": t for name, t in pyramid.discriminators[k].state_dict().items()}
+    tensors["z_opt"] = pyramid.z_opts[k]
+    tensors["real"] = pyramid.reals[k]
+    return tensors
+
+
+def _remove_superseded(path: Path, files: list[str]) -> None:
+    """Delete the scale files of finished scales that ``model.json`` no longer names (rewritten ones,
+    and any left by a training killed before its ``model.json`` switched)."""
+    for entry in path.iterdir():
+        match = re.fullmatch(_SCALE_FILE_PATTERN, entry.name)
+        if match and int(match.group(1)) < len(files) and entry.name not in files:
+            entry.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- reading
@@ -511,7 +562,7 @@ def load_pyramid(path: str | os.PathLike, device: torch.device | str = "cpu") ->
     meta_file = path / META_FILE
     try:
         config = SinGANConfig.from_dict(meta.config)
-    except (TypeError, KeyError, AttributeError) as exc:
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
         raise ModelLoadError(f"{meta_file}: invalid config ({exc})") from None
     sizes = tuple((int(h), int(w)) for h, w in meta.sizes)
 
@@ -522,7 +573,7 @@ def load_pyramid(path: str | os.PathLike, device: torch.device | str = "cpu") ->
     pyramid = SinGANPyramid(config=config, geometry=geometry, reals=reals)
 
     for k in range(meta.scales_done):
-        file = path / scale_file_name(k)
+        file = path / _scale_files(meta)[k]
         if not file.is_file():
             raise ModelLoadError(f"{path}: scale file {file.name} is missing ({META_FILE} says {meta.scales_done} scales are done)")
         tensors = _load_tensors(file)

@@ -47,14 +47,16 @@ def sr_config(base: SinGANConfig, factor: float, height: int, width: int) -> Sin
     """The training configuration for super-resolving a ``height`` x ``width`` image by ``factor``.
 
     ``base`` (a preset) gives the nets, iterations and ``min_size``; the pyramid uses r from
-    :func:`sr_steps` exactly, its finest scale is the image at its own size (no ``max_size`` cap),
+    :func:`sr_steps` exactly (the paper's geometric scale rule whatever the preset's), its finest scale is the image at its own size (no ``max_size`` cap),
     and alpha is ``SR_ALPHA``.
 
     Raises:
         ValueError: ``factor`` out of range.
     """
     _, r = sr_steps(factor)
-    pyramid = dataclasses.replace(base.pyramid, max_size=max(height, width), scale_factor_init=r, exact_scale_factor=True)
+    pyramid = dataclasses.replace(
+        base.pyramid, max_size=max(height, width), scale_factor_init=r, exact_scale_factor=True, scale_rule="paper"
+    )
     train = dataclasses.replace(base.train, alpha=SR_ALPHA)
     return dataclasses.replace(base, pyramid=pyramid, train=train)
 

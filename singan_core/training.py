@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -53,14 +53,17 @@ class TrainingEstimate:
     """How much of a pyramid's training is done, and the time left, from its progress reports.
 
     Each iteration is weighted by its scale's cost, pixels x channels^2 (the convolutions' FLOPs
-    up to a constant), so the fraction grows with compute, not with the iteration count. The ETA
-    extrapolates the speed measured since this object was made (e.g. since a resume).
+    up to a constant), so the fraction grows with compute, not with the iteration count; under
+    concurrent training (``train.concurrent_stages`` > 1) half the cost of each concurrently trained
+    scale below is added (their generators run forward and backward in the G steps; no critic).
+    The ETA extrapolates the speed measured since this object was made (e.g. since a resume).
     """
 
     def __init__(self, pyramid: SinGANPyramid):
         cfg = pyramid.config
         self.iterations = cfg.train.iterations
-        self._cost = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(pyramid.sizes)]
+        own = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(pyramid.sizes)]
+        self._cost = [own[k] + 0.5 * sum(own[j] for j in scales_changed_by(cfg, k)[:-1]) for k in range(len(own))]
         self._total = sum(self._cost) * self.iterations
         self.start_fraction = self._done_before(pyramid.scales_done)
         """Share done before this object was made (finished scales of a resumed training)."""
@@ -119,11 +122,12 @@ def train(
 def scales_changed_by(config: SinGANConfig, k: int) -> range:
     """The scales whose nets (and noise_amp, z_opt) training scale k changes, coarsest first.
 
-    With the paper's schedule only scale k itself: ``range(k, k + 1)``. A schedule that trains
-    several stages at once changes earlier ones too; whoever saves or ships a finished scale k
-    (storage, a remote trainer) saves or ships all of these.
+    With the paper's schedule only scale k itself: ``range(k, k + 1)``. ConSinGAN's concurrent
+    schedule (``train.concurrent_stages`` = c > 1) also changes the generators of the c - 1 scales
+    below k: ``range(max(0, k - c + 1), k + 1)`` (their D, noise_amp and z_opt stay as they were).
+    Whoever saves or ships a finished scale k (storage, a remote trainer) saves or ships all of these.
     """
-    return range(k, k + 1)
+    return range(max(0, k - config.train.concurrent_stages + 1), k + 1)
 
 
 def _scale_seed(seed: int, k: int) -> int:
@@ -153,13 +157,37 @@ def train_scale(
     Per iteration: draw z_k and one random sample of the coarser scales (``prev``, the same for all
     D and G steps of the iteration); ``d_steps`` critic updates on WGAN-GP; ``g_steps`` generator
     updates on ``-D(G(z, prev)) + alpha * reconstruction``. The reconstruction input (the upsampled
-    reconstruction of scale k-1) is fixed, so it is computed once per scale.
+    reconstruction of scale k-1) is fixed, so it is computed once per scale. With ``gp_every`` > 1
+    the gradient penalty is lazy (StyleGAN2 sec. 3.1): only critic steps 0, gp_every, 2 gp_every ...
+    of the scale (counted across iterations) add it, weighted ``lambda_grad * gp_every``.
 
     Differences from the original code, none changing the objective: one coarser-scale sample per
     iteration (the original draws one per D step; both are unbiased samples of the same
     expectation); G(z, prev) computed once for all D steps and the first G step (G_k does not change
     in between, so values are identical); no D_k parameter gradients in G steps; later G steps use
     the current G_k (the original back-propagates through the first step's stale fake).
+
+    Concurrent training (``concurrent_stages`` = c > 1; Hinz et al., ConSinGAN, WACV 2021; its release's
+    ``train_depth`` and ``lr_scale``):
+    the generators ``G_{k-c+1} .. G_{k-1}`` already in the pyramid are optimised together with G_k,
+    ``G_{k-d}`` at ``lr_g * stage_lr_scale**d`` (Adam parameter groups, decayed with G_k's). The
+    coarser sample ``prev`` and the reconstruction input now depend on them, so both are recomputed
+    through them with autograd in every G step (the scales below ``k-c+1`` stay frozen and are run
+    once per iteration / once per scale). Only D_k is trained, as in ConSinGAN. What this means for
+    SinGAN's architecture, which differs from ConSinGAN's single growing generator:
+
+    - each ``G_j`` stays a separate image-to-image residual net with its own noise input; the
+      gradient reaches ``G_j`` through the upsampled *image* it passes on (ConSinGAN passes features);
+    - ``G_j`` is no longer held to x_j's patch statistics by its own critic once scale j is done:
+      it is shaped by the finer scale's adversarial and reconstruction losses, damped by the
+      smaller learning rate (ConSinGAN's guard against overfitting the coarse layout);
+    - ``noise_amp_j`` and ``z_opt_j`` of the earlier scales keep the values computed when scale j
+      started (ConSinGAN keeps them too), and ``noise_amp_k`` is computed from the reconstruction
+      as it stands when scale k starts;
+    - the earlier generators stay in eval mode: their BatchNorm layers keep the running
+      statistics they are sampled with (their affine parameters are trained);
+    - a finished scale k changes the saved files of scales k-c+1 .. k
+      (:func:`scales_changed_by`, :func:`singan_core.storage.save_scale`).
 
     Returns:
         (noise_amp_k, z_opt_k): ``noise_amp_k = noise_amp_init * RMSE(up(rec_{k-1}), x_k)`` (1 at
@@ -169,61 +197,98 @@ def train_scale(
     k = pyramid.scales_done
     real = pyramid.reals[k]
     size, device = real.shape[-2:], real.device
-    rec_prev = _upsampled_reconstruction(pyramid, k)
+    along = scales_changed_by(pyramid.config, k)[:-1]  # earlier scales trained concurrently (ConSinGAN)
+    first = along.start if along else k  # scales below `first` are frozen
+    rec_frozen = reconstruct(pyramid, first) if first > 0 else None
+    rec_noises = pyramid.z_opts[first:k]
+    with torch.no_grad():
+        rec_prev = _upsampled(pyramid, k, rec_frozen, rec_noises)
     noise_amp = 1.0 if k == 0 else cfg.noise_amp_init * math.sqrt(F.mse_loss(rec_prev, real).item())
     z_opt = draw_noise(1, size, 0, rng, device) if k == 0 else torch.zeros_like(real)
     rec_input = noise_amp * z_opt
-    opt_d, opt_g, schedulers = _optimizers(generator, critic, cfg)
+    earlier = [pyramid.generators[j] for j in along]
+    opt_d, opt_g, schedulers = _optimizers(generator, critic, cfg, earlier)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     start = time.perf_counter()
 
-    for it in range(1, cfg.iterations + 1):
-        z = noise_amp * draw_noise(1, size, k, rng, device)
-        prev = _random_prev(pyramid, k, rng)
-        with autocast:
-            fake = generator(z, prev)  # G_k is unchanged during the D steps: one forward serves all
-
-        for _ in range(cfg.d_steps):
-            fake_d = fake.detach().float()
+    for net in earlier:
+        net.requires_grad_(True)  # stays in eval mode: BatchNorm keeps its running statistics
+    try:
+        for it in range(1, cfg.iterations + 1):
+            z = noise_amp * draw_noise(1, size, k, rng, device)
+            noises = [draw_noise(1, pyramid.sizes[j], j, rng, device) for j in range(k)]
+            prev_frozen = generate(pyramid, noises[:first]) if first > 0 else None
+            prev = _upsampled(pyramid, k, prev_frozen, noises[first:])
             with autocast:
-                loss_d = critic_loss(critic(real), critic(fake_d))
-                loss_d = loss_d + gradient_penalty(critic, real, fake_d, cfg.lambda_grad, rng)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+                fake = generator(z, prev)  # G_k is unchanged during the D steps: one forward serves all
 
-        critic.requires_grad_(False)
-        for step in range(cfg.g_steps):
-            with autocast:
-                if step > 0:  # G_k changed: the fake of the first step is stale
-                    fake = generator(z, prev)
-                loss_g = generator_adversarial_loss(critic(fake))
-                loss_rec = reconstruction_loss(generator(rec_input, rec_prev), real, cfg.alpha)
-            opt_g.zero_grad(set_to_none=True)
-            (loss_g + loss_rec).backward()
-            opt_g.step()
-        critic.requires_grad_(True)
+            for step in range(cfg.d_steps):
+                fake_d = fake.detach().float()
+                with autocast:
+                    loss_d = critic_loss(critic(real), critic(fake_d))
+                    if ((it - 1) * cfg.d_steps + step) % cfg.gp_every == 0:  # lazy regularisation
+                        loss_d = loss_d + gradient_penalty(critic, real, fake_d, cfg.lambda_grad * cfg.gp_every, rng)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
 
-        for scheduler in schedulers:
-            scheduler.step()
-        if on_progress is not None and (it % report_every == 0 or it == cfg.iterations):
-            on_progress(TrainProgress(
-                scale=k, num_scales=pyramid.num_scales, iteration=it, iterations=cfg.iterations,
-                loss_d=loss_d.item(), loss_g=loss_g.item(), loss_rec=loss_rec.item(),
-                seconds=time.perf_counter() - start,
-            ))
+            critic.requires_grad_(False)
+            for step in range(cfg.g_steps):
+                if along:  # the earlier generators change in every G step: run them again
+                    if step > 0:
+                        prev = _upsampled(pyramid, k, prev_frozen, noises[first:])
+                    rec_prev = _upsampled(pyramid, k, rec_frozen, rec_noises)
+                with autocast:
+                    if step > 0:  # G_k changed: the fake of the first step is stale
+                        fake = generator(z, prev)
+                    loss_g = generator_adversarial_loss(critic(fake))
+                    loss_rec = reconstruction_loss(generator(rec_input, rec_prev), real, cfg.alpha)
+                opt_g.zero_grad(set_to_none=True)
+                (loss_g + loss_rec).backward()
+                opt_g.step()
+            critic.requires_grad_(True)
+
+            for scheduler in schedulers:
+                scheduler.step()
+            if on_progress is not None and (it % report_every == 0 or it == cfg.iterations):
+                on_progress(TrainProgress(
+                    scale=k, num_scales=pyramid.num_scales, iteration=it, iterations=cfg.iterations,
+                    loss_d=loss_d.item(), loss_g=loss_g.item(), loss_rec=loss_rec.item(),
+                    seconds=time.perf_counter() - start,
+                ))
+    finally:
+        for net in earlier:
+            net.requires_grad_(False)
     return noise_amp, z_opt
 
 
-def _optimizers(generator: Generator, critic: Discriminator, cfg: TrainConfig):
+def _optimizers(generator: Generator, critic: Discriminator, cfg: TrainConfig, earlier: Sequence[Generator] = ()):
+    """Adam for D_k and for G_k (+ the concurrently trained ``earlier`` generators, coarsest first:
+    G_{k-d} at ``lr_g * stage_lr_scale**d``), and their step-decay schedulers."""
     betas = (cfg.beta1, cfg.beta2)
     opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr_d, betas=betas)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas)
+    groups = [{"params": list(generator.parameters()), "lr": cfg.lr_g}]
+    groups += [
+        {"params": list(net.parameters()), "lr": cfg.lr_g * cfg.stage_lr_scale ** (len(earlier) - i)}
+        for i, net in enumerate(earlier)
+    ]
+    opt_g = torch.optim.Adam(groups, lr=cfg.lr_g, betas=betas)
     schedulers = [
         torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[cfg.lr_decay_iteration], gamma=cfg.gamma)
         for opt in (opt_d, opt_g)
     ]
     return opt_d, opt_g, schedulers
+
+
+def _upsampled(pyramid: SinGANPyramid, k: int, frozen: torch.Tensor | None, noises: list[torch.Tensor]) -> torch.Tensor:
+    """up(x_{k-1}) at the size of x_k: ``frozen`` (the output of the frozen coarser scales, None if
+    there are none) run through the concurrently trained scales ``k - len(noises) .. k - 1`` on
+    ``noises`` with autograd (nothing to run under the paper's schedule); zeros at k = 0."""
+    real = pyramid.reals[k]
+    if k == 0:
+        return torch.zeros_like(real)
+    x = generate(pyramid, noises, k - len(noises), frozen, differentiable=True) if noises else frozen
+    return resize(x, real.shape[-2:], pyramid.config.net.padding_mode)
 
 
 def _upsampled_reconstruction(pyramid: SinGANPyramid, k: int) -> torch.Tensor:
