@@ -12,7 +12,7 @@ with the minimal string replacements below, and run as a subprocess in its own v
 Steps: export (``SinGAN/``, ``config.py``, ``main_train.py``, ``random_samples.py``; the release's
 ``Downloads/`` is skipped: its large blobs are absent from the mirror and unused), copy IMAGE into
 its ``Input/Images/``, run ``main_train.py --input_name NAME --max_size M --niter I --manualSeed S
---not_cuda`` (timed: the training plus the 50 samples it draws at the end, a few seconds at 128 px),
+--not_cuda`` (timed, wall and CPU seconds: the training plus the 50 samples it draws at the end, a few seconds at 128 px),
 then ``random_samples.py --mode random_samples --gen_start_scale 0 --manualSeed S --out Samples``
 (a fresh output folder: its default one already holds the training's samples, and it would skip),
 and copy the first ``--samples`` of its PNGs (``0.png`` ..) to ``WORK/samples``. ``WORK/run.json``
@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -127,15 +128,20 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def run_timed(cmd: list[str], cwd: Path, log: Path) -> float:
-    """Run ``cmd`` in ``cwd`` with output to ``log``; wall seconds. Raises SystemExit on failure."""
-    start = time.perf_counter()
+def run_timed(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float]:
+    """Run ``cmd`` in ``cwd`` with output to ``log``; (wall seconds, its CPU seconds). SystemExit on failure."""
+    start, cpu_start = time.perf_counter(), children_cpu_seconds()
     with log.open("w") as out:
         result = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, children_cpu_seconds() - cpu_start
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[1:3])} failed with exit code {result.returncode}; see {log}")
-    return seconds
+    return seconds, cpu_seconds
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -174,9 +180,9 @@ def main() -> None:
               "commit": UPSTREAM_COMMIT, "patches": [p.why for p in PATCHES], "train_cmd": train_cmd,
               "sample_cmd": sample_cmd, "threads_env": os.environ.get("OMP_NUM_THREADS"), "uptime_before": uptime()}
     print(f"original {name} seed {args.seed}: training in {args.work}", flush=True)
-    record["train_seconds"] = run_timed(train_cmd, args.work, args.work / "train.log")
+    record["train_seconds"], record["train_cpu_seconds"] = run_timed(train_cmd, args.work, args.work / "train.log")
     record["uptime_after_train"] = uptime()
-    record["sample_seconds"] = run_timed(sample_cmd, args.work, args.work / "samples.log")
+    record["sample_seconds"], _ = run_timed(sample_cmd, args.work, args.work / "samples.log")
     produced = args.work / "Samples" / "RandomSamples" / args.image.stem / "gen_start_scale=0"
     kept = args.work / "samples"
     kept.mkdir()

@@ -18,7 +18,8 @@ Per run (``OUT/NAME/IMAGE/seed<S>/record.json``): the median over the samples of
 (``singan_core.metrics.patch_swd``, each sample vs the real image), the pixel diversity of the
 samples (``pixel_diversity``), the median copy score (``copy_score``, each sample vs the real
 image), the mean SIFID when ``--inception`` is given, training wall seconds, torch threads and the
-load average. Per configuration and image, and overall: median, min and max over runs
+load average (and the training's CPU seconds, which contention on a shared machine
+changes less than wall seconds). Per configuration and image, and overall: median, min and max over runs
 (``OUT/NAME/summary.json``, and ``OUT/report.json`` from ``report``). One grid per configuration
 and image (``OUT/NAME/IMAGE_grid.png``): per seed a row, the real image first, then 8 samples.
 
@@ -90,7 +91,7 @@ DEFAULT_IMAGES = {
     "coffee": IMAGES_DIR / "coffee.png",
     "rocket": IMAGES_DIR / "rocket.jpg",
 }
-METRICS = ("patch_swd", "diversity", "copy_score", "sifid", "train_seconds")
+METRICS = ("patch_swd", "diversity", "copy_score", "sifid", "train_seconds", "train_cpu_seconds")
 GRID_SAMPLES = 8
 
 
@@ -210,15 +211,15 @@ def train_one(cfg: SinGANConfig, preset_name: str, image_path: Path, seed: int, 
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
     before = conditions()
     job = start_training(image_path, run_dir / "model", cfg, preset_name, device, overwrite=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     run_training(job)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     after = conditions()
-    samples = sample(job.pyramid, args.samples, seed=0).cpu()
-    write_pngs(samples, run_dir / "samples", "sample", 0)
+    write_pngs(sample(job.pyramid, args.samples, seed=0), run_dir / "samples", "sample", 0)
+    samples = load_samples(run_dir / "samples")  # scored as written (8-bit), like the original's PNGs
     real = real_at(image_path, tuple(samples.shape[-2:]))
     record = {"source": "ours", "preset": preset_name, "config": cfg.to_dict(), "image_path": str(image_path),
-              "train_seconds": seconds, "conditions_before": before, "conditions_after": after,
+              "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "conditions_before": before, "conditions_after": after,
               "samples_dir": str(run_dir / "samples"), **score(samples, real, args.inception)}
     write_record(args.out, args.name, image_path.stem, seed, record)
     return {"name": args.name, "image": image_path.stem, "seed": seed, **record}
@@ -247,7 +248,7 @@ def cmd_score(args) -> None:
     if args.max_size is not None and max(samples.shape[-2:]) != args.max_size:
         raise SystemExit(f"samples: {max(samples.shape[-2:])} px on the longer side, not --max-size {args.max_size}")
     record = {"source": args.name, "image_path": str(args.real), "max_size": args.max_size,
-              "train_seconds": run.get("train_seconds"), "run": run, "samples_dir": str(args.samples_dir),
+              "train_seconds": run.get("train_seconds"), "train_cpu_seconds": run.get("train_cpu_seconds"), "run": run, "samples_dir": str(args.samples_dir),
               "scored_size": list(samples.shape[-2:]), **score(samples, real, args.inception)}
     write_record(args.out, args.name, args.real.stem, args.seed, record)
     print_run({"name": args.name, "image": args.real.stem, "seed": args.seed, **record})
@@ -290,17 +291,21 @@ def report(out: Path, names: list[str] | None) -> dict[str, Any]:
             entry["images"][image] = {"seeds": [r["seed"] for r in runs], **{m: spread([r.get(m) for r in runs]) for m in METRICS}}
         table[name] = entry
     print(f"{'config':<28} {'image':<13} {'n':>2} {'patch-SWD med [min,max]':>28} {'diversity med [min,max]':>24} "
-          f"{'copy med':>9} {'train s med [min,max]':>22}")
+          f"{'copy med':>9} {'train s med [min,max]':>22} {'CPU s med':>9}")
     for name, entry in table.items():
         for image, cell in [*entry["images"].items(), ("ALL", entry["overall"])]:
             print(f"{name:<28} {image:<13} {cell['patch_swd']['n']:>2} {fmt(cell['patch_swd'], '.5f'):>28} "
-                  f"{fmt(cell['diversity'], '.3f'):>24} {cell['copy_score']['median']:>9.4f} {fmt(cell['train_seconds'], '.0f'):>22}")
+                  f"{fmt(cell['diversity'], '.3f'):>24} {cell['copy_score']['median']:>9.4f} {fmt(cell['train_seconds'], '.0f'):>22} {fmt_median(cell['train_cpu_seconds']):>9}")
     target = out / (f"{names[0]}/summary.json" if names and len(names) == 1 else "report.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                                   "table": table, "runs": records}, indent=2))
     print(f"wrote {target}")
     return table
+
+
+def fmt_median(cell: dict[str, float] | None) -> str:
+    return "-" if cell is None else f"{cell['median']:.0f}"
 
 
 def fmt(cell: dict[str, float] | None, spec: str) -> str:
