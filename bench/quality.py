@@ -37,20 +37,25 @@ with network: ``from pytorch_fid.inception import fid_inception_v3``; ``m = fid_
 "Conv2d_2a", "Conv2d_2b"))}, "inception_block0.safetensors")`` (keys listed in
 ``singan_core.metrics.sifid``).
 
-Reduced matrix run for issue 16 on the shared 2-core CPU (each run ``nice -n 10``, one torch thread,
-original and ours of one seed started together): balloons, seeds 0 1 2, the original (1b4906b,
-patched) vs ours ``paper`` at ``pyramid.max_size=128 train.iterations=200 train.lr_decay_at=8``
-(the original's lr milestone is fixed at iteration 1600, so at 200 iterations it never drops);
-then ``draft`` and the schedule candidates of the ``sched`` branch on balloons, seeds 0 1 2.
+Reduced matrix run for issue 16 on the shared 2-core CPU (one torch thread per run; load average
+9-16 from the team's other work, so wall seconds are long and noisy): balloons, the original
+(1b4906b, patched) vs ours ``paper`` at ``pyramid.max_size=128 train.iterations=200
+train.lr_decay_at=8`` (the original's lr milestone is fixed at iteration 1600, so at 200 iterations
+it never drops), the two of a seed started together; ``draft``, ``draft`` + ``train.gp_every=4`` and
+``draft`` + ``train.d_steps=2`` (the ``sched`` branch's code). Only seed 0 (and ours' seed 1)
+finished in the time there was: README "Presets" has the table.
+
 The full matrix (8 images x 3 seeds) on a bigger machine::
 
     python bench/quality.py train --preset paper --set pyramid.max_size=128 --set train.iterations=200 \\
-        --set train.lr_decay_at=8 --name paper128
+        --set train.lr_decay_at=8 --name ours-paper128-200
     python bench/quality.py train --preset draft --name draft
+    python bench/quality.py train --preset draft --set train.gp_every=4 --name draft-gp4   # sched branch
+    python bench/quality.py train --preset draft --set train.d_steps=2 --name draft-d2
     for img in balloons birds mountains3 cows starry_night trees3; do for s in 0 1 2; do
         python bench/original_singan.py ../shared/images/reference/$img.png --seed $s \\
             --python /tmp/quality-orig-venv/bin/python --work /tmp/quality-original-$img-s$s
-        python bench/quality.py score /tmp/quality-original-$img-s$s/samples --name original --seed $s \\
+        python bench/quality.py score /tmp/quality-original-$img-s$s/samples --name original-1b4906b --seed $s \\
             --real ../shared/images/reference/$img.png --max-size 128 --run-json /tmp/quality-original-$img-s$s/run.json
     done; done   # and coffee.png, rocket.jpg from ../shared/images
     python bench/quality.py report
