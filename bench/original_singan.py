@@ -10,10 +10,11 @@ same metric code as ours (``bench/quality.py score``). Its code never enters thi
 with the minimal string replacements below, and run as a subprocess in its own virtual environment.
 
 Steps: export (``SinGAN/``, ``config.py``, ``main_train.py``, ``random_samples.py``; the release's
-``Downloads/`` is skipped: its large blobs are absent from the mirror and unused; git still names the first absent blob in an
-``error: invalid object`` line, which is harmless), copy IMAGE into
+``Downloads/`` is skipped: its large blobs are absent from the mirror and unused; git still names
+the first absent blob in an ``error: invalid object`` line, which is harmless), copy IMAGE into
 its ``Input/Images/``, run ``main_train.py --input_name NAME --max_size M --niter I --manualSeed S
---not_cuda`` (timed, wall and CPU seconds: the training plus the 50 samples it draws at the end, a few seconds at 128 px),
+--not_cuda`` (timed, wall and CPU seconds: the training plus the 50 samples it draws at the end,
+a few seconds at 128 px),
 then ``random_samples.py --mode random_samples --gen_start_scale 0 --manualSeed S --out Samples``
 (a fresh output folder: its default one already holds the training's samples, and it would skip),
 and copy the first ``--samples`` of its PNGs (``0.png`` ..) to ``WORK/samples``. ``WORK/run.json``
