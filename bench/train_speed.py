@@ -32,6 +32,7 @@ from singan_core.sampling import sample
 from singan_core.training import _init_nets, _optimizers, _upsampled_reconstruction, new_pyramid, train, train_scale
 
 from original_step import original_iteration
+from quality import apply_overrides
 
 # The original code release on a 2-core CPU, torch 2.13, balloons.png, paper preset (issue #2).
 ORIGINAL_S_PER_ITER = [0.053, 0.075, 0.103, 0.150, 0.517, 0.881, 1.445, 2.421, 17.0]
@@ -114,22 +115,6 @@ def full_training(image: torch.Tensor, cfg, device, out_png: Path) -> dict:
     }
 
 
-def apply_settings(cfg: SinGANConfig, settings: list[str]) -> SinGANConfig:
-    """``cfg`` with ``section.field=value`` settings applied (value parsed as JSON, else a string)."""
-    for item in settings:
-        key, sep, raw = item.partition("=")
-        section, _, name = key.partition(".")
-        fields = {f.name for f in dataclasses.fields(getattr(cfg, section))} if section in ("pyramid", "net", "train") else set()
-        if not sep or name not in fields:
-            raise SystemExit(f"--set: {item!r} is not SECTION.FIELD=VALUE with a field of singan_core.config")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})})
-    return cfg
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", type=Path)
@@ -150,7 +135,7 @@ def main() -> None:
 
     configure_threads()
     device = select_device(args.device)
-    cfg = apply_settings(preset(args.preset).with_overrides(precision=args.precision, max_size=args.max_size), args.set)
+    cfg = apply_overrides(preset(args.preset).with_overrides(precision=args.precision, max_size=args.max_size), args.set)
     image = load_image(args.image)
     tag = f"{args.image.stem}_{args.preset}_{args.precision}" + (f"_max{args.max_size}" if args.max_size else "")
     tag += "".join(f"_{item.partition('.')[2].replace('=', '')}" for item in args.set)
