@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,3 +181,20 @@ def served_model(tmp_path_factory, shared_images) -> ServedModel:
         model = job.wait(timeout=300)["model"]["id"]
     yield ServedModel(daemon, model)
     daemon.stop()
+
+
+def submit_training(client, image: Path, name: str, events: list | None = None, **params):
+    """Submit a tiny-preset training of ``image`` through ``client``; progress events are appended to ``events``."""
+    on_progress = None if events is None else (lambda job, event: events.append(event))
+    return client.submit("train", {"name": name, "preset": "tiny", **params}, [wire_image(image)], on_progress=on_progress)
+
+
+def wait_for(condition, timeout: float, what: str, poll=None) -> None:
+    """Poll ``condition()`` every 0.1 s (through ``poll(0.1)`` when given) until true; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        if poll is not None:
+            poll(0.1)
+        else:
+            time.sleep(0.1)

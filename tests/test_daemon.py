@@ -11,32 +11,15 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from protocol.client import DaemonError
 from singan_core.storage import load_pyramid, read_meta
 
-from conftest import REPO, DaemonProcess, wire_image
+from conftest import REPO, DaemonProcess, submit_training, wait_for, wire_image
 
 pytestmark = pytest.mark.slow
-
-
-def train(client, image: Path, name: str, events: list | None = None, **params):
-    """Submit a tiny-preset training of ``image``; progress events are appended to ``events``."""
-    on_progress = None if events is None else (lambda job, event: events.append(event))
-    return client.submit("train", {"name": name, "preset": "tiny", **params}, [wire_image(image)], on_progress=on_progress)
-
-
-def wait_for(condition, timeout: float, what: str, poll=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        if poll is not None:
-            poll(0.1)
-        else:
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +28,7 @@ def served(tmp_path_factory, shared_images):
     daemon = DaemonProcess(tmp_path_factory.mktemp("daemon") / "store")
     events: list[dict] = []
     with daemon.client() as client:
-        result = train(client, shared_images / "chelsea.png", "Chelsea", events).wait(timeout=300)
+        result = submit_training(client, shared_images / "chelsea.png", "Chelsea", events).wait(timeout=300)
     assert result["model"]["id"] == "chelsea"
     yield daemon, events
     assert daemon.stop() == 0
@@ -84,7 +67,7 @@ def test_generate_is_answered_while_another_model_trains(served, shared_images):
     daemon, _ = served
     with daemon.client() as client:
         events: list[dict] = []
-        training = train(client, shared_images / "brick.png", "brick", events)
+        training = submit_training(client, shared_images / "brick.png", "brick", events)
         wait_for(lambda: events, 60, "the training to start", client.poll)
         sample = client.submit("generate", {"model": "chelsea", "n": 1})
         sample.wait(timeout=30)
@@ -177,7 +160,7 @@ def test_kill_9_during_training_then_resume(tmp_path, shared_images):
     daemon = DaemonProcess(store)
     with daemon.client() as client:
         events: list[dict] = []
-        train(client, shared_images / "chelsea.png", "cat", events)
+        submit_training(client, shared_images / "chelsea.png", "cat", events)
         wait_for(lambda: any((e.get("scale") or 0) >= 1 for e in events), 120, "scale 1 to start", client.poll)
     daemon.kill()
 
@@ -205,8 +188,8 @@ def test_sigterm_cancels_the_queue_and_keeps_finished_scales(tmp_path, shared_im
     daemon = DaemonProcess(store)
     with daemon.client() as client:
         events: list[dict] = []
-        running = train(client, shared_images / "chelsea.png", "cat", events)
-        queued = train(client, shared_images / "brick.png", "brick")
+        running = submit_training(client, shared_images / "chelsea.png", "cat", events)
+        queued = submit_training(client, shared_images / "brick.png", "brick")
         wait_for(lambda: any((e.get("scale") or 0) >= 1 for e in events), 120, "scale 1 to start", client.poll)
         assert daemon.stop() == 0
         for job in (running, queued):

@@ -26,7 +26,7 @@ from daemon.cluster_local import LocalHead, local_head
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid, read_meta
 
-from conftest import DaemonProcess, wire_image
+from conftest import DaemonProcess, submit_training, wait_for
 
 # Margins: the whole file takes about 3 minutes on a busy 2-core machine (load 10); at load 13 a
 # tiny training took 100-200 s instead of 10-35 s, so waits allow 10-15 minutes and each test
@@ -40,16 +40,6 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
-def wait_for(condition, timeout: float, what: str, poll=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        if poll is not None:
-            poll(0.1)
-        else:
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +76,6 @@ def daemon(ray_cluster, tmp_path_factory):
     assert process.stop() == 0
 
 
-def submit(client, image: Path, name: str, events: list | None = None, **params):
-    on_progress = None if events is None else (lambda job, event: events.append(event))
-    return client.submit("train", {"name": name, "preset": "tiny", **params}, [wire_image(image)], on_progress=on_progress)
-
-
 @dataclass(frozen=True)
 class Batch:
     models: dict[str, str]  # image name -> model id
@@ -104,7 +89,7 @@ def batch(daemon, shared_images) -> Batch:
     placements: dict[str, set] = {}
     most = 0
     with daemon.client(timeout=10) as client:
-        jobs = [submit(client, shared_images / name, Path(name).stem) for name in IMAGES]
+        jobs = [submit_training(client, shared_images / name, Path(name).stem) for name in IMAGES]
         deadline = time.monotonic() + 900
         while not all(job.done for job in jobs):
             assert time.monotonic() < deadline, "the four trainings did not finish in 900 s"
@@ -163,7 +148,7 @@ def test_each_ray_model_samples_like_the_same_local_training(daemon, batch, chel
 def test_cancel_of_a_ray_training_keeps_it_interrupted_and_ends_the_task(daemon, shared_images):
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
-        job = submit(client, shared_images / "gravel.png", "gravel-cancel", events)
+        job = submit_training(client, shared_images / "gravel.png", "gravel-cancel", events)
         wait_for(lambda: job.done or any((e.get("scale") or 0) >= 1 for e in events), 600, "scale 1 to start", client.poll)
         assert not job.done, job.error
         info = next(j for j in client.jobs() if j["job"] == job.id)
@@ -184,7 +169,7 @@ def test_cancel_of_a_ray_training_keeps_it_interrupted_and_ends_the_task(daemon,
 def test_a_killed_ray_worker_resumes_from_the_last_finished_scale(daemon, shared_images):
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
-        job = submit(client, shared_images / "brick.png", "brick-kill", events, max_size=32)  # 4 scales
+        job = submit_training(client, shared_images / "brick.png", "brick-kill", events, max_size=32)  # 4 scales
         wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 600,
                  "the first finished scale", client.poll)
         assert not job.done, job.error
@@ -218,7 +203,7 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, daem
     first = ray_daemon(store, ray_cluster)
     try:
         with first.client(timeout=10) as client:
-            job = submit(client, shared_images / "rocket.jpg", "rocket")
+            job = submit_training(client, shared_images / "rocket.jpg", "rocket")
             wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 600,
                      "the first finished scale", client.poll)
             assert not job.done, job.error
