@@ -99,18 +99,10 @@ class JobQueue:
         ``interactive_only``: only the interactive lane, without waiting. ``accept``: only jobs it
         accepts, in queue order (the worker and the Ray trainer of ``--ray`` share the lanes)."""
         lanes = (self._interactive,) if interactive_only else (self._interactive, self._training)
-
-        def first() -> tuple[deque[Job], Job] | None:
-            for lane in lanes:
-                for job in lane:
-                    if accept is None or accept(job):
-                        return lane, job
-            return None
-
         with self._lock:
             if not interactive_only:
-                self._lock.wait_for(lambda: self._closed or first() is not None, timeout)
-            found = None if self._closed else first()
+                self._lock.wait_for(lambda: self._closed or self._first(lanes, accept) is not None, timeout)
+            found = None if self._closed else self._first(lanes, accept)
             if found is None:
                 return None
             lane, job = found
@@ -122,11 +114,17 @@ class JobQueue:
     def peek(self, accept: Callable[[Job], bool]) -> Job | None:
         """The job :meth:`take` with ``accept`` would return now, left in the queue (or None)."""
         with self._lock:
-            for lane in (self._interactive, self._training):
-                for job in lane:
-                    if accept(job):
-                        return job
-            return None
+            found = self._first((self._interactive, self._training), accept)
+            return None if found is None else found[1]
+
+    @staticmethod
+    def _first(lanes: tuple[deque[Job], ...], accept: Callable[[Job], bool] | None) -> tuple[deque[Job], Job] | None:
+        """The first job of ``lanes`` (in order) that ``accept`` accepts (any, when None), with its lane."""
+        for lane in lanes:
+            for job in lane:
+                if accept is None or accept(job):
+                    return lane, job
+        return None
 
     @property
     def closed(self) -> bool:
