@@ -51,6 +51,7 @@ from .paths import default_model_dir
 DEFAULT_PRESET = "draft"
 
 PresetName = enum.Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
+HarmonizeMethod = enum.Enum("HarmonizeMethod", {name: name for name in harmonization.METHODS}, type=str)  # type: ignore[misc]
 
 
 class Padding(str, enum.Enum):
@@ -344,6 +345,11 @@ def harmonize(
     mask: Annotated[Path, typer.Option(help="The pasted object's mask, the composite's size (white or opaque = object).", show_default=False)],
     out: OutOpt,
     scale: ScaleOpt = None,
+    method: Annotated[
+        HarmonizeMethod,
+        typer.Option(help="paper = the paper's method exactly; guided = the model's change through a guided filter on the object only; reinhard = colour transfer from the ring around the object, no model pass; reinhard_guided = both."),
+    ] = HarmonizeMethod(harmonization.DEFAULT_METHOD),
+    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Colour transfer strength (reinhard, reinhard_guided): 0 = the object's colours, 1 = the ring's mean colour.")] = harmonization.DEFAULT_STRENGTH,
     seed: SeedOpt = 0,
     no_noise: NoNoiseOpt = False,
     device: DeviceOpt = "auto",
@@ -351,10 +357,13 @@ def harmonize(
     """Blend a pasted object into the background the MODEL was trained on, at the composite's full size.
 
     Default --scale: K-3 (three scales below the finest: colours and textures of the background,
-    the object's shape kept). Pixels outside the dilated mask are left exactly as they were.
+    the object's shape kept). Pixels outside the dilated mask (--method paper) or outside the
+    object's mask (the other methods) are left exactly as they were. Try --scale and --strength
+    for a stronger or weaker harmonization; each try is one model pass.
     """
     pyramid, _ = _load_complete(model, device)
-    result = harmonization.harmonize(pyramid, *_masked_inputs(composite, mask), scale, noise=not no_noise, seed=seed)
+    result = harmonization.harmonize(pyramid, *_masked_inputs(composite, mask), scale, method=method.value,
+                                     strength=strength, noise=not no_noise, seed=seed)
     print(write_image(result.image, out))
 
 

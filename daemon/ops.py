@@ -166,7 +166,8 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None)
 
 def harmonize(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
     result = harmonization.harmonize(
-        pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, noise=params.noise, seed=params.seed,
+        pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, method=params.method,
+        strength=params.strength, noise=params.noise, seed=params.seed,
     )
     return OpResult([from_tensor(result.image, "image", params.output_order, result.weight > 0)], result.scale)
 

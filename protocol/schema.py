@@ -53,6 +53,8 @@ InjectionScale = Annotated[int | None, Field(ge=1, le=63)]
 FeatureScale = Annotated[float, Field(gt=0, le=16)]
 """Output pixels per source pixel (1.0: the source's own feature size; issue 12's ``feature_scale``)."""
 Detail = Literal["source", "model"]
+HarmonizeMethod = Literal["paper", "guided", "reinhard", "reinhard_guided"]
+"""Harmonization methods (:data:`singan_core.harmonization.METHODS`)."""
 
 
 class _Model(BaseModel):
@@ -161,6 +163,17 @@ class HarmonizeParams(_InjectionParams):
     Default scale K-3. Pixels outside the dilated mask come back unchanged; with an RGBA/BGRA
     ``output_order`` the alpha is 255 inside the dilated mask and 0 outside (a layer to put over
     the composite)."""
+
+    method: HarmonizeMethod = "reinhard_guided"
+    """``paper``: the paper's method exactly (the model's change upsampled bicubically into the
+    dilated, feathered mask). ``guided``: the model's change brought to the composite's size by a
+    guided filter fitted on the object alone (He et al. 2010); only the object's pixels change.
+    ``reinhard``: no model pass, the object's L*a*b* statistics moved towards the ring of
+    background around it (Reinhard et al. 2001). ``reinhard_guided`` (default): both, colour first.
+    With the methods other than ``paper`` the RGBA/BGRA alpha is 255 on the mask itself."""
+    strength: Annotated[float, Field(ge=0, le=1)] = 0.6
+    """Colour transfer strength of ``reinhard`` and ``reinhard_guided``: 0 keeps the object's
+    colours, 1 gives it the ring's mean colour (its shading kept)."""
 
 
 class EditParams(_InjectionParams):

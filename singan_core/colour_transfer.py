@@ -57,8 +57,8 @@ class TransferConfig:
         chroma_gain: (min, max) of Reinhard's ratio ring std / object std on a* and b*.
     """
 
-    strength: float = 0.8
-    shading_gain: tuple[float, float] = (0.6, 1.2)
+    strength: float = 0.6
+    shading_gain: tuple[float, float] = (0.75, 1.25)
     chroma_gain: tuple[float, float] = (0.25, 1.5)
 
 

@@ -75,12 +75,14 @@ def _patches(x: torch.Tensor, valid: torch.Tensor, p: int, n: int, gen: torch.Ge
 
 
 def texture_swd(image: torch.Tensor, background: torch.Tensor, mask: torch.Tensor, patch_size: int = 7,
-                max_patches: int = 20000, n_directions: int = 128, seed: int = 0) -> float:
+                max_patches: int = 20000, n_directions: int = 128, seed: int = 0, detail: bool = False) -> float:
     """Patch sliced-Wasserstein distance between the p x p patches lying wholly inside ``mask`` in
     ``image`` and all patches of ``background`` (lower = the object's texture is the background's).
 
     Same construction as :func:`singan_core.metrics.patch_swd` (random unit directions, sorted
     projections resampled to a common count, mean squared difference); deterministic for a seed.
+    ``detail``: each patch minus its own mean colour first, so the distance measures texture
+    (grain, strokes, sharpness) and not colour: a colour shift of the object leaves it unchanged.
     Raises ``ValueError`` if no patch fits inside the mask.
     """
     p = patch_size
@@ -89,8 +91,11 @@ def texture_swd(image: torch.Tensor, background: torch.Tensor, mask: torch.Tenso
     dirs = torch.randn(3 * p * p, n_directions, generator=gens[0])
     dirs /= dirs.norm(dim=0, keepdim=True)
     everywhere = torch.ones(background.shape[-2] - p + 1, background.shape[-1] - p + 1, dtype=torch.bool)
-    sa = (_patches(image, inside, p, max_patches, gens[1]) @ dirs).sort(0).values
-    sb = (_patches(background, everywhere, p, max_patches, gens[2]) @ dirs).sort(0).values
+    pa, pb = _patches(image, inside, p, max_patches, gens[1]), _patches(background, everywhere, p, max_patches, gens[2])
+    if detail:
+        pa, pb = (x.view(x.shape[0], 3, -1) for x in (pa, pb))
+        pa, pb = ((x - x.mean(2, keepdim=True)).flatten(1) for x in (pa, pb))
+    sa, sb = (pa @ dirs).sort(0).values, (pb @ dirs).sort(0).values
     n = max(sa.shape[0], sb.shape[0])
     resample = lambda s: F.interpolate(s.T[None], size=n, mode="linear", align_corners=True)[0].T
     return float((resample(sa) - resample(sb)).pow(2).mean())

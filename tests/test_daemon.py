@@ -103,7 +103,7 @@ def test_harmonize_bgra_alpha_marks_the_changed_region(served, shared_images):
     pixels[100:160, 200:260, :3] = (40, 200, 250)  # BGR: an orange object
     composite = Image("image", w, h, "BGRA", pixels.tobytes())
     with daemon.client() as client:
-        job = client.submit("harmonize", {"model": "chelsea", "output_order": "BGRA"},
+        job = client.submit("harmonize", {"model": "chelsea", "output_order": "BGRA", "method": "paper"},
                             [composite, Image("mask", w, h, "GRAY", inside.tobytes())])
         job.wait(timeout=60)
     out = np.frombuffer(job.images[0].data, np.uint8).reshape(h, w, 4)
