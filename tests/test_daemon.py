@@ -88,7 +88,7 @@ def test_generate_is_answered_while_another_model_trains(served, shared_images):
 
 
 def test_harmonize_bgra_alpha_marks_the_changed_region(served, shared_images):
-    """With BGRA output the harmonized image is a layer: opaque inside the dilated mask, transparent
+    """With BGRA output the paper method's harmonized image is a layer: opaque inside the dilated mask, transparent
     outside, where its colours are the composite's bit for bit."""
     import numpy as np
 
