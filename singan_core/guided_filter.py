@@ -68,7 +68,10 @@ def masked_affine_fit(
     # the second average of He et al., over the same windows, weighted alike
     n2 = box_mean(weight, radius) + 1e-12
     near = box_mean(torch.ones_like(weight), radius)
-    smooth = lambda x: (box_mean(weight * x, radius) + 1e-3 * box_mean(x, radius)) / (n2 + 1e-3 * near)
+
+    def smooth(x: torch.Tensor) -> torch.Tensor:  # mostly the region's values, the rest where it has none
+        return (box_mean(weight * x, radius) + 1e-3 * box_mean(x, radius)) / (n2 + 1e-3 * near)
+
     return 1 + smooth(slope), smooth(off)
 
 

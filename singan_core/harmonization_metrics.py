@@ -41,7 +41,8 @@ def ring_delta_e(image: torch.Tensor, mask: torch.Tensor, inner_px: float, outer
 
 def halo(result: torch.Tensor, background: torch.Tensor, mask: torch.Tensor, band_px: float) -> float:
     """Mean absolute difference (8-bit units, 0..255) from ``background`` over the band 0 < d <= ``band_px``."""
-    band = torch.from_numpy((lambda d: (d > 0) & (d <= band_px))(distance_outside(mask)))
+    dist = distance_outside(mask)
+    band = torch.from_numpy((dist > 0) & (dist <= band_px))
     diff = (result.cpu() - background.cpu()).abs()[0][:, band]
     return float(diff.mean() * 127.5)
 
@@ -97,5 +98,5 @@ def texture_swd(image: torch.Tensor, background: torch.Tensor, mask: torch.Tenso
         pa, pb = ((x - x.mean(2, keepdim=True)).flatten(1) for x in (pa, pb))
     sa, sb = (pa @ dirs).sort(0).values, (pb @ dirs).sort(0).values
     n = max(sa.shape[0], sb.shape[0])
-    resample = lambda s: F.interpolate(s.T[None], size=n, mode="linear", align_corners=True)[0].T
-    return float((resample(sa) - resample(sb)).pow(2).mean())
+    sa, sb = (F.interpolate(s.T[None], size=n, mode="linear", align_corners=True)[0].T for s in (sa, sb))
+    return float((sa - sb).pow(2).mean())
