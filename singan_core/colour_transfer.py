@@ -104,3 +104,29 @@ def reinhard_transfer(
     moved = lab[0] + config.strength * (target - lab[0])
     out = lab_to_rgb(moved[None]).to(image.dtype)
     return torch.where(mask, out, image)
+
+
+def restrain_drift(image: torch.Tensor, before: torch.Tensor, mask: torch.Tensor, ring: torch.Tensor) -> torch.Tensor:
+    """Let a change of the object's mean colour go towards the ring's mean, never away from it.
+
+    With m0 and m1 the object's mean L*a*b* in ``before`` and ``image`` and r the ring's: only the
+    part of m1 - m0 along r - m0, clamped to [0, |r - m0|], is kept; the object in ``image`` is
+    shifted in L*a*b* by the rest (its local variation, shading and detail untouched). So the
+    object's Delta E to the ring is at most ``before``'s (up to gamut clamping).
+
+    Args:
+        image: (1, 3, H, W) in [-1, 1], the changed composite.
+        before: (1, 3, H, W) in [-1, 1], the composite before the change.
+        mask, ring: (1, 1, H, W) bool, the object and the background around it (both non-empty).
+
+    Returns:
+        (1, 3, H, W) in [-1, 1], ``image`` bit-identical outside ``mask``.
+    """
+    lab = rgb_to_lab(image)
+    m0, m1 = _stats(rgb_to_lab(before), mask)[0], _stats(lab, mask)[0]
+    towards = _stats(lab, ring)[0] - m0
+    distance = towards.norm().clamp_min(1e-6)
+    along = ((m1 - m0) @ towards / distance).clamp(0, float(distance))
+    target = m0 + along * towards / distance
+    out = lab_to_rgb(lab + (target - m1)[None, :, None, None]).to(image.dtype)
+    return torch.where(mask, out, image)

@@ -9,7 +9,9 @@ patch statistics. Methods (``method``):
   mask (:func:`singan_core.compositing.masked_injection`).
 - ``guided``: the model's change reaches the canvas through the masked guided filter (He et al.,
   ECCV 2010 / TPAMI 2013; :mod:`singan_core.guided_filter`) fitted on the object alone, and only
-  the object's pixels change: no halo, the object's full-resolution edges and detail kept.
+  the object's pixels change: no halo, the object's full-resolution edges and detail kept. A
+  shift of the object's mean colour away from the ring around it is taken back
+  (:func:`singan_core.colour_transfer.restrain_drift`): the repaint may only move it towards the scene.
 - ``reinhard``: no model pass; Reinhard et al. 2001 colour transfer of the object towards the ring
   of background around it, in L*a*b* (:mod:`singan_core.colour_transfer`).
 - ``reinhard_guided`` (default): the colour transfer, then ``guided`` on the colour-corrected
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from .colour_transfer import TransferConfig, reinhard_transfer
+from .colour_transfer import TransferConfig, reinhard_transfer, restrain_drift
 from .compositing import ORIGINAL_RESOLUTION_PX, MaskedResult, check_mask, masked_injection
 from .errors import InvalidArgument
 from .guided_filter import guided_upsample
@@ -130,9 +132,10 @@ def harmonize(
         check_injection_scale(pyramid, k)
     image = composite.to(pyramid.device, torch.float32)
     mask = mask.to(image.device)
+    ring = ring_around(mask, RING_WIDTH * max(image.shape[-2:]))
     if method in ("reinhard", "reinhard_guided"):
-        ring = ring_around(mask, RING_WIDTH * max(image.shape[-2:]))
         image = reinhard_transfer(image, mask, ring, TransferConfig(strength=strength))
     if method in ("guided", "reinhard_guided"):
-        image = _guided(pyramid, image, mask, k, noise, seed)
+        repainted = _guided(pyramid, image, mask, k, noise, seed)
+        image = restrain_drift(repainted, image, mask, ring)
     return MaskedResult(image=image, unmasked=image, weight=mask.to(image.dtype), scale=k)
