@@ -75,11 +75,39 @@ def masked_affine_fit(
     return 1 + smooth(slope), smooth(off)
 
 
+Box = tuple[int, int, int, int]
+"""(top, left, bottom, right) in pixels, bottom/right exclusive."""
+
+
+def upsample_region(x: torch.Tensor, size: tuple[int, int], box: Box) -> torch.Tensor:
+    """``F.interpolate(x, size, mode="bilinear", align_corners=False)`` evaluated on ``box`` only.
+
+    Args:
+        x: (1, C, h, w) low-resolution field.
+        size: (H, W), the full upsampled size.
+        box: the region of the (H, W) grid to evaluate.
+
+    Returns:
+        (1, C, bottom - top, right - left); equal to the matching crop of the full upsampling.
+    """
+    (h, w), (big_h, big_w) = x.shape[-2:], size
+    top, left, bottom, right = box
+
+    def coords(start: int, stop: int, big: int, small: int) -> torch.Tensor:
+        src = ((torch.arange(start, stop, dtype=x.dtype, device=x.device) + 0.5) * small / big - 0.5).clamp(0, small - 1)
+        return (2 * src + 1) / small - 1  # grid_sample's align_corners=False coordinates
+
+    gy, gx = torch.meshgrid(coords(top, bottom, big_h, h), coords(left, right, big_w, w), indexing="ij")
+    grid = torch.stack([gx, gy], -1)[None]
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def guided_upsample(
     full: torch.Tensor,
     low_in: torch.Tensor,
     low_out: torch.Tensor,
     mask: torch.Tensor,
+    box: Box | None = None,
     radius: int = 2,
     eps: float = 0.02,
     slope_range: tuple[float, float] = (0.25, 2.0),
@@ -94,19 +122,23 @@ def guided_upsample(
         low_in: (1, 3, h, w) ``full`` downsampled to the model's working size.
         low_out: (1, 3, h, w) the model's output for ``low_in``.
         mask: (1, 1, H, W) bool, True inside the object.
+        box: the region to return (default: the whole image); it must contain the mask.
         radius: window radius in low-resolution pixels.
         eps: regularization (guide units squared, [-1, 1] scale).
         slope_range: clamp of a, so the object's detail is neither erased nor blown up.
 
     Returns:
-        (1, 3, H, W): ``a * full + b`` inside ``mask``, ``full`` (bit-identical) outside.
+        (1, 3, bottom - top, right - left): ``a * full + b`` inside ``mask``, ``full``
+        (bit-identical) outside, on ``box``.
     """
+    size = full.shape[-2:]
+    top, left, bottom, right = box or (0, 0, *size)
     coverage = F.interpolate(mask.to(full.dtype), size=low_in.shape[-2:], mode="area")
     weight = coverage ** 4  # pixels straddling the edge mix the object with the background
     if float(weight.sum()) < 1e-6:
         weight = coverage
     a, b = masked_affine_fit(low_in, low_out, weight, radius, eps)
-    size = full.shape[-2:]
-    a = F.interpolate(a.clamp(*slope_range), size=size, mode="bilinear", align_corners=False)
-    b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
-    return torch.where(mask, (a * full + b).clamp(-1, 1), full)
+    a = upsample_region(a.clamp(*slope_range), size, (top, left, bottom, right))
+    b = upsample_region(b, size, (top, left, bottom, right))
+    guide, inside = full[..., top:bottom, left:right], mask[..., top:bottom, left:right]
+    return torch.where(inside, (a * guide + b).clamp(-1, 1), guide)

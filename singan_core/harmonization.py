@@ -30,7 +30,7 @@ from scipy import ndimage
 from .colour_transfer import TransferConfig, reinhard_transfer, restrain_drift
 from .compositing import ORIGINAL_RESOLUTION_PX, MaskedResult, check_mask, masked_injection
 from .errors import InvalidArgument
-from .guided_filter import guided_upsample
+from .guided_filter import Box, guided_upsample
 from .injection import check_injection_scale, inject
 from .model import SinGANPyramid
 from .pyramid import resize
@@ -77,11 +77,19 @@ def ring_around(mask: torch.Tensor, width_px: float) -> torch.Tensor:
     return ring
 
 
-def _guided(pyramid: SinGANPyramid, image: torch.Tensor, mask: torch.Tensor, scale: int, noise: bool, seed: int) -> torch.Tensor:
-    """The model's change at ``scale``, brought to ``image``'s size by :func:`guided_upsample` inside ``mask``."""
+def bounding_box(region: torch.Tensor) -> Box:
+    """(top, left, bottom, right) of the True pixels of (1, 1, H, W) bool ``region`` (non-empty)."""
+    rows, cols = region[0, 0].any(1).nonzero(), region[0, 0].any(0).nonzero()
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def _guided(pyramid: SinGANPyramid, image: torch.Tensor, mask: torch.Tensor, box: Box, scale: int, noise: bool,
+            seed: int) -> torch.Tensor:
+    """The model's change at ``scale``, brought to ``image``'s size by :func:`guided_upsample`
+    inside ``mask``; the ``box`` crop of the result."""
     low_out = inject(pyramid, image, scale, noise=noise, seed=seed)
     low_in = resize(image, low_out.shape[-2:], pyramid.config.net.padding_mode)
-    return guided_upsample(image, low_in, low_out, mask)
+    return guided_upsample(image, low_in, low_out, mask, box)
 
 
 def harmonize(
@@ -130,12 +138,17 @@ def harmonize(
     check_mask(composite, mask, "composite")
     if method != "reinhard":
         check_injection_scale(pyramid, k)
-    image = composite.to(pyramid.device, torch.float32)
+    image = composite.to(pyramid.device, torch.float32).clone()
     mask = mask.to(image.device)
     ring = ring_around(mask, RING_WIDTH * max(image.shape[-2:]))
+    box = bounding_box(ring | mask)  # all the per-pixel work happens on this crop
+    top, left, bottom, right = box
+    crop = (..., slice(top, bottom), slice(left, right))
+    sub, sub_mask, sub_ring = image[crop], mask[crop], ring[crop]
     if method in ("reinhard", "reinhard_guided"):
-        image = reinhard_transfer(image, mask, ring, TransferConfig(strength=strength))
+        sub = reinhard_transfer(sub, sub_mask, sub_ring, TransferConfig(strength=strength))
+        image[crop] = sub
     if method in ("guided", "reinhard_guided"):
-        repainted = _guided(pyramid, image, mask, k, noise, seed)
-        image = restrain_drift(repainted, image, mask, ring)
+        repainted = _guided(pyramid, image, mask, box, k, noise, seed)
+        image[crop] = restrain_drift(repainted, sub, sub_mask, sub_ring)
     return MaskedResult(image=image, unmasked=image, weight=mask.to(image.dtype), scale=k)
