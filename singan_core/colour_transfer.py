@@ -130,24 +130,3 @@ def restrain_drift(image: torch.Tensor, before: torch.Tensor, mask: torch.Tensor
     target = m0 + along * towards / distance
     out = lab_to_rgb(lab + (target - m1)[None, :, None, None]).to(image.dtype)
     return torch.where(mask, out, image)
-
-
-def luminance_change_only(image: torch.Tensor, before: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Keep ``image``'s L* but ``before``'s local chroma (a*, b*), shifted by the mean a*, b* change.
-
-    A model trained at a few hundred pixels repaints colour in blotches of its own resolution (the
-    "pink and green rim" of the paper's method); its light and the global colour change are kept,
-    the chroma's local variation stays the object's.
-
-    Args:
-        image: (1, 3, H, W) in [-1, 1], the repainted composite.
-        before: (1, 3, H, W) in [-1, 1], the composite before the repaint.
-        mask: (1, 1, H, W) bool, non-empty.
-
-    Returns:
-        (1, 3, H, W) in [-1, 1], ``image`` bit-identical outside ``mask``.
-    """
-    lab, old = rgb_to_lab(image), rgb_to_lab(before)
-    shift = _stats(lab, mask)[0][1:] - _stats(old, mask)[0][1:]
-    mixed = torch.cat([lab[:, :1], old[:, 1:] + shift[None, :, None, None]], 1)
-    return torch.where(mask, lab_to_rgb(mixed).to(image.dtype), image)

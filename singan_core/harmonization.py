@@ -9,10 +9,8 @@ patch statistics. Methods (``method``):
   mask (:func:`singan_core.compositing.masked_injection`).
 - ``guided``: the model's change reaches the canvas through the masked guided filter (He et al.,
   ECCV 2010 / TPAMI 2013; :mod:`singan_core.guided_filter`) fitted on the object alone, and only
-  the object's pixels change: no halo, the object's full-resolution edges and detail kept. The
-  repaint gives the object its light (L*) and a global colour shift, not its low-resolution colour
-  blotches (:func:`singan_core.colour_transfer.luminance_change_only`), and a shift of the
-  object's mean colour away from the ring around it is taken back
+  the object's pixels change: no halo, the object's full-resolution edges and detail kept. A
+  shift of the object's mean colour away from the ring around it is taken back
   (:func:`singan_core.colour_transfer.restrain_drift`): the repaint may only move it towards the scene.
 - ``reinhard``: no model pass; Reinhard et al. 2001 colour transfer of the object towards the ring
   of background around it, in L*a*b* (:mod:`singan_core.colour_transfer`).
@@ -29,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from .colour_transfer import TransferConfig, luminance_change_only, reinhard_transfer, restrain_drift
+from .colour_transfer import TransferConfig, reinhard_transfer, restrain_drift
 from .compositing import ORIGINAL_RESOLUTION_PX, MaskedResult, check_mask, masked_injection
 from .errors import InvalidArgument
 from .guided_filter import Box, guided_upsample
@@ -152,6 +150,5 @@ def harmonize(
         image[crop] = sub
     if method in ("guided", "reinhard_guided"):
         repainted = _guided(pyramid, image, mask, box, k, noise, seed)
-        repainted = luminance_change_only(repainted, sub, sub_mask)
         image[crop] = restrain_drift(repainted, sub, sub_mask, sub_ring)
     return MaskedResult(image=image, unmasked=image, weight=mask.to(image.dtype), scale=k)
