@@ -317,6 +317,7 @@ def seam_score(x: torch.Tensor, real: torch.Tensor, dim: int, patch: int = 5) ->
     return (profile[straddles].mean() / profile[~straddles].median()).item()
 
 
+@pytest.mark.slow
 def test_circular_samples_tile(brick_circular, tmp_path):
     real = brick_circular.reals[-1]
     for seed in (0, 100):
@@ -327,6 +328,7 @@ def test_circular_samples_tile(brick_circular, tmp_path):
             assert seam_score(out, real, dim) < 1.2, (seed, dim)
 
 
+@pytest.mark.slow
 def test_zero_padding_samples_do_not_tile(brick_zeros, tmp_path):
     """The control of the seam measure above: the same texture with zero padding fails it."""
     real = brick_zeros.reals[-1]

@@ -33,6 +33,7 @@ def run_quality(out: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_train_then_score_the_same_samples_gives_the_same_metrics(tmp_path, shared_images):
     image = shared_images / "chelsea.png"
     trained = run_quality(tmp_path, "train", "--preset", "tiny", "--set", "train.iterations=2", "--name", "t",
