@@ -59,6 +59,8 @@ PAPER = {
         "gp_every": 1,
         "concurrent_stages": 1,
         "stage_lr_scale": 0.1,  # unused with concurrent_stages = 1
+        "redraw_coarsest_z_opt": False,  # the paper's fixed z_opt (the original release redraws it)
+        "prev_per_d_step": False,  # one coarser sample per iteration (the original: one per D step)
         "noise_amp_init": 0.1,
         "precision": "fp32",
         "seed": 0,
@@ -125,6 +127,41 @@ def test_lazy_gradient_penalty_trains_and_applies_the_penalty_every_kth_critic_s
     # a penalty computed but never added to the critic's loss would leave `reached` empty
     assert reached == [pytest.approx(1.0)] * len(weights)
     check_trained(pyramid, tmp_path / "lazy_gp.png")
+
+
+# --- the original release's sampling details (issue 25's faithfulness options) ---------------------
+
+
+@pytest.mark.slow
+def test_redrawn_coarsest_z_opt_trains_and_keeps_the_last_draw(shared_images, tmp_path):
+    image = load_image(shared_images / "chelsea.png")
+    fixed = train(new_pyramid(image, preset("tiny"), CPU))
+    redrawn = train(new_pyramid(image, tiny_with(train={"redraw_coarsest_z_opt": True}), CPU))
+    # the option ignored would leave the same z_opt_0 as the same seed's fixed one
+    assert not torch.equal(redrawn.z_opts[0], fixed.z_opts[0])
+    assert all(torch.equal(z, torch.zeros_like(z)) for z in redrawn.z_opts[1:])
+    check_trained(redrawn, tmp_path / "redrawn.png")  # G_0 maps fresh noise to x_0: still reconstructs
+
+
+@pytest.mark.slow
+def test_prev_per_d_step_draws_a_coarser_sample_for_every_critic_step(shared_images, monkeypatch):
+    calls = {"n": 0}
+    real_upsampled = training._upsampled
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return real_upsampled(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_upsampled", counted)
+    image = load_image(shared_images / "chelsea.png")
+    counts = []
+    for per_step in (False, True):
+        calls["n"] = 0
+        cfg = tiny_with(train={"prev_per_d_step": per_step, "iterations": 3})
+        pyramid = train(new_pyramid(image, cfg, CPU))
+        counts.append(calls["n"])
+    extra = pyramid.num_scales * cfg.train.iterations * (cfg.train.d_steps - 1)
+    assert counts[1] - counts[0] == extra, counts
 
 
 def test_gp_every_below_one_is_refused():
