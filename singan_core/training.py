@@ -294,20 +294,3 @@ def _upsampled(pyramid: SinGANPyramid, k: int, frozen: torch.Tensor | None, nois
         return torch.zeros_like(real)
     x = generate(pyramid, noises, k - len(noises), frozen, differentiable=True) if noises else frozen
     return resize(x, real.shape[-2:], pyramid.config.net.padding_mode)
-
-
-def _upsampled_reconstruction(pyramid: SinGANPyramid, k: int) -> torch.Tensor:
-    """up(rec_{k-1}) at the size of x_k; zeros at k = 0."""
-    real = pyramid.reals[k]
-    if k == 0:
-        return torch.zeros_like(real)
-    return resize(reconstruct(pyramid, k), real.shape[-2:], pyramid.config.net.padding_mode)
-
-
-def _random_prev(pyramid: SinGANPyramid, k: int, rng: torch.Generator) -> torch.Tensor:
-    """up(sample of scales 0..k-1 with fresh noise) at the size of x_k; zeros at k = 0."""
-    real = pyramid.reals[k]
-    if k == 0:
-        return torch.zeros_like(real)
-    noises = [draw_noise(1, pyramid.sizes[j], j, rng, real.device) for j in range(k)]
-    return resize(generate(pyramid, noises), real.shape[-2:], pyramid.config.net.padding_mode)
