@@ -293,4 +293,5 @@ def _upsampled(pyramid: SinGANPyramid, k: int, frozen: torch.Tensor | None, nois
     if k == 0:
         return torch.zeros_like(real)
     x = generate(pyramid, noises, k - len(noises), frozen, differentiable=True) if noises else frozen
+    assert x is not None, "k > 0 with no concurrent scales has a frozen coarser output"
     return resize(x, real.shape[-2:], pyramid.config.net.padding_mode)
