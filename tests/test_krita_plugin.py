@@ -35,7 +35,11 @@ from krita_plugin import build
 from krita_plugin.singan_krita import actions, deps, ops, options, pixels, words
 from krita_plugin.singan_krita.daemon_client import Image
 from krita_plugin.singan_krita.errors import BadInput, NoDocument
-from krita_plugin.singan_krita.studio import Studio, describe
+from krita_plugin.singan_krita.studio import Question, Studio, describe
+from protocol import advice
+from protocol.advice import explain
+from protocol.client import DaemonError
+from protocol.session import describe_error
 
 KRITA, XVFB_RUN = shutil.which("krita"), shutil.which("xvfb-run")
 KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
@@ -231,6 +235,118 @@ def test_request_params():
     assert "scale" not in ops.injection_params(model, options.Options())
     assert ops.train_params("  ", options.Options()) == {"name": "layer", "preset": "draft", "padding": "zeros"}
     assert ops.super_resolve_params("x" * 80, 4, options.Options())["name"] == "x" * 60
+
+
+RAW_DAEMON_ERRORS = [  # (code, message, field) the daemon sends, as docs/protocol.md 7 describes them
+    ("invalid_request", "images[0]: buffer has 0 bytes, 256x256 BGRA uint8 needs 262144", "images[0]"),
+    ("too_large", "images[0]: 9000 px wide, the limit is 8192", "images[0]"),
+    ("too_large", "params.width: 9000 px, the limit is 8192", "params.width"),
+    ("invalid_request", "params.scale: must be in 1..4", "params.scale"),
+    ("not_found", "params.model: no model 'x'", "params.model"),
+    ("busy", "model 'x' is training", None),
+    ("internal", "a bug: see the daemon log", None),
+    ("out_of_memory", "CUDA out of memory", None),
+    ("unauthorized", "token missing", "token"),
+    ("invalid_request", "init: is 960x960, larger than the output 512x512", None),
+]
+
+
+@pytest.mark.parametrize("code, message, field", RAW_DAEMON_ERRORS)
+def test_daemon_errors_reach_the_artist_as_a_sentence_with_the_raw_text_kept_for_details(code, message, field):
+    error = DaemonError(code, message, field)
+    sentence = describe(error)
+    assert sentence == explain(error)[0] and ": " in sentence  # what went wrong: what to do
+    assert message not in sentence and "refused" not in sentence and code not in sentence
+    assert not any(raw in sentence for raw in ("images[", "params.", "buffer", "uint8"))
+    assert message in explain(error)[1] and code in explain(error)[1]  # the tooltip keeps the daemon's words
+    # control: the session's generic words (what the docker showed before) fail the same check
+    assert message in describe_error(error)
+
+
+def test_daemon_error_sentences_differ_by_what_to_do():
+    sentences = {explain(DaemonError(code, message, field))[0] for code, message, field in RAW_DAEMON_ERRORS}
+    assert len(sentences) >= 8
+    assert explain(DaemonError("cancelled", ""))[0] == "cancelled"
+    assert "singan serve" in explain(DaemonError("unavailable", "no answer; start it with: singan serve"))[0]
+
+
+HELLO = {"preset_details": [{"name": "tiny", "max_size": 48, "iterations": 80},
+                            {"name": "draft", "max_size": 128, "iterations": 60}]}
+
+
+def ready(model_id, preset, seconds, width=48, height=32, created=1000.0):
+    return {"id": model_id, "status": "ready", "kind": "generative", "preset": preset, "width": width,
+            "height": height, "created": created, "updated": created + seconds}
+
+
+def test_training_estimate_comes_from_this_daemons_trainings_of_the_same_preset():
+    models = [ready("a", "draft", 600, 128, 96, created=1), ready("b", "draft", 700, 128, 96, created=2),
+              ready("c", "draft", 5000, 128, 96, created=3),  # waited in the queue: the median ignores it
+              ready("t", "tiny", 20, created=4)]
+    estimate = advice.training_estimate(HELLO, models, "draft", 1200, 800)  # shrunk to 128 x 85
+    assert (estimate.max_size, estimate.iterations) == (128, 60)
+    assert 700 * 128 * 85 / (128 * 96) * 0.95 < estimate.seconds < 700 * 128 * 85 / (128 * 96) * 1.05
+    assert "3 'draft' trainings" in estimate.basis
+    # a small image costs less than a large one of the same preset
+    assert advice.training_estimate(HELLO, models, "draft", 64, 64).seconds < estimate.seconds / 2
+    # control: a 'tiny' training (16 channels) says nothing about 'draft' (32-128): no cross-preset guess
+    unknown = advice.training_estimate(HELLO, [models[-1]], "draft", 1200, 800)
+    assert unknown.seconds is None and "no 'draft' training" in unknown.basis
+    assert advice.training_estimate(HELLO, models, "nonesuch", 10, 10).seconds is None
+    # a daemon that states its own cost is believed first
+    costed = {"preset_details": [dict(HELLO["preset_details"][1], seconds=800.0)]}
+    assert advice.training_estimate(costed, [], "draft", 128, 128).seconds == pytest.approx(800.0)
+
+
+def test_training_question_names_what_trains_and_how_long():
+    estimate = advice.Estimate(780.0, 128, 60, "going by this daemon's last 2 'draft' trainings")
+    text = words.training_question("Harmonize first trains", "the background", "draft", estimate, "Train it?")
+    assert text == ("Harmonize first trains a 'draft' model of the background (128 px, 60 iterations per scale): "
+                    "about 13 min, going by this daemon's last 2 'draft' trainings. Train it?")
+    unknown = advice.Estimate(None, 128, 60, "no 'draft' training has finished on this daemon yet")
+    assert "time unknown (no 'draft' training" in words.training_question("T", "x", "draft", unknown, "?")
+    assert [words.duration_text(s) for s in (12, 89, 130, 3900)] == ["about 12 s", "about 89 s", "about 2 min",
+                                                                      "about 1 h 05 min"]
+
+
+def test_model_box_entries_are_short_unique_and_keep_the_whole_text_for_the_tooltip():
+    base = {"name": "chelsea", "status": "ready", "kind": "generative", "scales_done": 5, "num_scales": 5,
+            "width": 48, "height": 32, "preset": "tiny", "created": 1_780_000_000.0}
+    models = [dict(base, id="c"), dict(base, id="c-2"), dict(base, id="c-3", status="interrupted", scales_done=2)]
+    choices = words.model_choices(models, [])
+    shorts = [short for short, _ in choices]
+    assert shorts == ["chelsea · tiny · ready · c", "chelsea · tiny · ready · c-2", "chelsea · tiny · interrupted 2/5"]
+    assert all(full.startswith("chelsea: ") and len(full) > len(short) - 6 for short, full in choices)
+
+
+def test_a_question_queues_nothing_until_yes_and_no_says_so():
+    studio = Studio("tcp://127.0.0.1:1")
+    ran = []
+    try:
+        studio.ask(Question("Train it?", "Train", "Don't train", lambda: ran.append(1), "Harmonize: nothing was queued"))
+        assert studio.question is not None and ran == [] and studio.tasks == []
+        studio.answer(False)
+        assert studio.question is None and ran == [] and studio.message == "Harmonize: nothing was queued"
+        studio.ask(Question("Train it?", "Train", "Don't train", lambda: ran.append(1), "no"))
+        studio.answer(True)
+        assert ran == [1] and studio.question is None
+        studio.ask(Question("?", "y", "n", lambda: (_ for _ in ()).throw(BadInput("select a layer")), "no"))
+        studio.answer(True)  # an action that fails after yes is reported, never raised
+        assert studio.message == "select a layer" and studio.message_is_error
+    finally:
+        studio.session.close()
+
+
+def test_the_same_refusal_twice_counts_as_a_new_message():
+    studio = Studio("tcp://127.0.0.1:1")
+    try:
+        seen = []
+        studio.message_changed.connect(lambda: seen.append((studio.message, studio.message_count)))
+        studio.report(NoDocument("open a document first"))
+        studio.report(NoDocument("open a document first"))
+        assert seen == [("open a document first", 1), ("open a document first", 2)]
+    finally:
+        studio.session.close()
 
 
 def pump_until(studio: Studio, condition, timeout: float) -> float:
