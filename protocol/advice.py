@@ -128,8 +128,8 @@ def training_estimate(hello: dict, models: list[dict], preset: str, width: int, 
     if not rates:
         return Estimate(None, max_size, iterations, f"no '{preset}' training has finished on this daemon yet")
     rate = sorted(rates)[len(rates) // 2]  # the median: robust to a training that waited in the queue
-    return Estimate(rate * cost, max_size, iterations,
-                    f"going by this daemon's last {len(rates)} '{preset}' training{'s' if len(rates) > 1 else ''}")
+    trainings = f"{len(rates)} '{preset}' trainings" if len(rates) > 1 else f"'{preset}' training"
+    return Estimate(rate * cost, max_size, iterations, f"going by this daemon's last {trainings}")
 
 
 def _rates(models: list[dict], preset: str, iterations: int) -> list[float]:

@@ -301,7 +301,7 @@ def test_training_estimate_comes_from_this_daemons_trainings_of_the_same_preset(
 def test_training_question_names_what_trains_and_how_long():
     estimate = advice.Estimate(780.0, 128, 60, "going by this daemon's last 2 'draft' trainings")
     text = words.training_question("Harmonize first trains", "the background", "draft", estimate, "Train it?")
-    assert text == ("Harmonize first trains a 'draft' model of the background (128 px, 60 iterations per scale): "
+    assert text == ("Harmonize first trains a 'draft' model of the background: "
                     "about 13 min, going by this daemon's last 2 'draft' trainings. Train it?")
     unknown = advice.Estimate(None, 128, 60, "no 'draft' training has finished on this daemon yet")
     assert "time unknown (no 'draft' training" in words.training_question("T", "x", "draft", unknown, "?")
@@ -554,16 +554,37 @@ def on_screen(rect: list[int], screen: list[int]) -> bool:
 
 @pytest.mark.slow
 def test_docker_fits_a_1280_x_800_screen_with_cancel_visible(krita_run):
+    """Issue 26: at Krita's default docker width and the height its default workspace gives the
+    docker on a 1280 x 800 screen, nothing sticks out sideways, and status with Connect, the model
+    box, the six actions (or the question in their place), the job line, its progress and Cancel
+    are all shown without scrolling: at rest, while training, and while Harmonize asks and trains."""
     startup = krita_run.scenario("startup")
     assert startup["screen_geometry"] == [0, 0, *SCREEN]
-    for found in (startup, krita_run.scenario("train_and_cancel")):  # connected; training
-        assert found["docker_visible"] and found["docker_min_height"] <= 420
+    harmonize = krita_run.scenario("harmonize")
+    states = {"at rest": startup, "training": krita_run.scenario("train_and_cancel"),
+              "question": harmonize["question_geometry"], "harmonize training": harmonize["training_geometry"]}
+    print("docker geometry (size, viewport, min height): " + "; ".join(
+        f"{name} {found['docker_size']} {found['viewport_size']} {found['docker_min_height']}"
+        for name, found in states.items()))
+    for name, found in states.items():
+        assert found["docker_visible"] and found["docker_min_height"] <= docker_module_max_min_height(), name
+        assert 250 <= found["docker_size"][0] <= 350, (name, found["docker_size"])
+        assert found["overflow"] == [] and not found["horizontal_scroll"], (name, found["overflow"])
+        assert found["not_shown"] == [], (name, found["not_shown"])
+        assert found["buttons"] == (0 if name == "question" else 6), name
         assert on_screen(found["window_frame"], startup["screen_geometry"]), found["window_frame"]
         x0, y0, x1, y1 = found["cancel_global"]
         assert found["cancel_visible"] and on_screen([x0, y0, x1 - x0 + 1, y1 - y0 + 1], startup["screen_geometry"])
         assert found["status_visible"] and found["progress_visible"]
-    for name in ("window_connected", "window_training", "window_error"):
-        assert (krita_run.out / f"{name}.png").stat().st_size > 10_000  # screenshots for people to look at
+    for name in ("window_connected", "window_training", "window_error", "docker_at_rest", "docker_training",
+                 "docker_question", "docker_harmonize_training", "docker_error", "docker_daemon_error"):
+        assert (krita_run.out / f"{name}.png").stat().st_size > 3_000, name  # screenshots for people to look at
+
+
+def docker_module_max_min_height() -> int:
+    """docker.MAX_MIN_HEIGHT, read from the source (the module imports krita)."""
+    source = (REPO / "krita_plugin" / "singan_krita" / "docker.py").read_text()
+    return int(source.split("MAX_MIN_HEIGHT = ")[1].split()[0])
 
 
 @pytest.mark.slow
@@ -572,6 +593,112 @@ def test_actions_without_a_document_say_what_to_do(krita_run):
     assert found["new_tasks"] == 0
     for action in ("singan_variations", "singan_train", "singan_harmonize"):
         assert found[action]["is_error"] and "open a document first" in found[action]["message"]
+    # a second click on the same refused action shows as new: reported again, highlighted again
+    assert not found["flashing_before"]
+    assert found["again"] == {"message": "open a document first", "is_error": True, "reports": 1, "flashing": True,
+                              "question": False}
+
+
+def raw_protocol_text(message: str) -> bool:
+    """Whether ``message`` carries the daemon's raw words (field paths, codes, byte counts)."""
+    return any(raw in message for raw in ("images[", "params.", "buffer has", "the daemon refused", "invalid_request",
+                                          "not_found", "uint8"))
+
+
+@pytest.mark.slow
+def test_a_second_and_third_quick_variations_in_a_row_work(krita_run):
+    """Issue 26: after a run the new group is the active layer; the next two clicks vary what the
+    artist sees (the projection), never the group's empty buffer, and each gives new pixels."""
+    found = krita_run.scenario("second_click")
+    x, y, w, h = found["selection"]
+    runs = found["quick"]
+    assert [run["active"][1] for run in runs] == ["paintlayer", "grouplayer", "grouplayer"]
+    source = krita_run.raw(found["source"], (found["height"], found["width"], 4))[y:y + h, x:x + w].astype(int)
+    previous = source
+    for run in runs:
+        assert run["task"]["failed"] is False and run["task"]["message"] == "2 variations in 'SinGAN variations'"
+        assert not raw_protocol_text(run["message"])
+        pixels_ = krita_run.raw(run["pixels"], (h, w, 4)).astype(int)
+        assert (pixels_[..., 3] == 255).all() and pixels_[..., :3].std() > 10  # an image, not an empty buffer
+        assert np.abs(pixels_[..., :3] - previous[..., :3]).mean() > 3  # new pixels, not the last ones again
+        previous = pixels_
+    assert runs[1]["layers"] == ["Visible quick seed 3", "Visible quick seed 4"]
+    # the control: an empty group buffer (what the second click read before) fails the image check
+    empty = np.zeros((h, w, 4), int)
+    assert not ((empty[..., 3] == 255).all() and empty[..., :3].std() > 10)
+
+
+@pytest.mark.slow
+def test_each_action_with_a_group_vector_or_filter_layer_active(krita_run):
+    found = krita_run.scenario("second_click")
+    assert found["group_active"] == ["SinGAN variations", "grouplayer"]
+    actions_ = found["group_actions"]
+    assert actions_["Variations"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"}
+    assert not actions_["Paint to image"]["failed"] and actions_["Paint to image"]["message"].startswith(
+        "'Visible as chelsea' is above 'SinGAN variations'")
+    for name in ("Train", "Super-res 2x"):  # they start on the visible image (then the harness cancels them)
+        assert actions_[name]["started"] and not actions_[name]["failed_before_cancel"], actions_[name]
+    refusals = {"group layer": actions_["Harmonize"], "vector layer": found["vector"]["harmonize"],
+                "filter layer": found["filter"]["harmonize"]}
+    for kind, refused in refusals.items():
+        assert refused["is_error"] and refused["reports"] == 1 and refused["flashing"] and not refused["question"]
+        assert f"is a {kind}: make the pasted object's layer" in refused["message"]
+    for kind in ("vector", "filter"):
+        assert found[kind]["quick"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"}
+
+
+@pytest.mark.slow
+def test_harmonize_refuses_a_layer_without_transparency_and_the_repeat_is_highlighted(krita_run):
+    found = krita_run.scenario("harmonize")
+    first, second = found["background_first"], found["background_second"]
+    assert first["is_error"] and first["message"].startswith("'Background' is the bottom layer")
+    assert "make the pasted object's layer" in first["message"] and not first["question"]
+    assert not found["flashing_after"]  # the highlight ends...
+    assert second["reports"] == 2 and second["flashing"] and second["message"] == first["message"]  # ...and comes back
+    assert found["opaque"]["is_error"] and "'Opaque' has no transparency" in found["opaque"]["message"]
+    assert found["background_tasks"] == 0 and found["opaque_tasks"] == 0
+
+
+@pytest.mark.slow
+def test_harmonize_without_a_model_asks_first_no_queues_nothing_and_cancel_leaves_no_model(krita_run):
+    found = krita_run.scenario("harmonize")
+    question = found["question"]
+    assert question["shown"] and question["buttons_hidden"]
+    assert question["text"].startswith("No model chosen: Harmonize first trains a 'tiny' model of the background: "
+                                       "about ")
+    assert "going by this daemon's last" in question["text"] and question["text"].endswith("Train it and harmonize?")
+    assert (question["yes"], question["no"]) == ("Train and harmonize", "Don't train")
+    assert found["after_no"] == {"tasks": 0, "question": False, "new_models": [], "jobs": [],
+                                 "message": "Harmonize: nothing was queued", "buttons_back": True}
+    training = found["training"]
+    assert training["title"] == "Harmonize 'Pasted': training the background model"
+    assert training["bar"].startswith("scale ") and " %" in training["bar"] and "left" in training["bar"]
+    cancelled = found["cancelled"]
+    assert cancelled["task"] == {"failed": True, "message": "cancelled"}
+    assert cancelled["message"].endswith(f"its partly trained model '{cancelled['model']}' was deleted")
+    assert cancelled["listed_after"] is None
+
+
+@pytest.mark.slow
+def test_a_result_larger_than_the_canvas_is_centred_on_the_selection_and_said_so(krita_run):
+    found = krita_run.scenario("larger_than_canvas")
+    assert not found["task"]["failed"]
+    (layer,) = found["layers"]
+    lx, ly, lw, lh = layer["bounds"]
+    sx, sy, sw, sh = found["selection"]
+    assert (lw, lh) == (128, 96)
+    assert abs((lx + lw / 2) - (sx + sw / 2)) <= 1 and abs((ly + lh / 2) - (sy + sh / 2)) <= 1
+    assert "centred on the area it was made from; larger than the 96 x 64 px canvas" in found["message"]
+    assert "Image > Trim to Current Layer" in found["message"]
+
+
+@pytest.mark.slow
+def test_a_daemon_error_reaches_the_docker_as_a_sentence(krita_run):
+    found = krita_run.scenario("daemon_error")
+    assert found["task"]["failed"] and found["is_error"]
+    assert found["message"].startswith("Variations of ") and "no longer has that model" in found["message"]
+    assert not raw_protocol_text(found["message"])
+    assert "not_found" in found["tooltip"]  # the daemon's own words stay in the tooltip, for a bug report
 
 
 VARIATION_REGIONS = {  # where each case of the harness's VARIATION_CASES must put its layers (x, y, w, h)
@@ -685,7 +812,8 @@ def test_train_shows_progress_in_the_docker_and_cancel_stops_it(krita_run):
     t = krita_run.scenario("train_and_cancel")
     progress = t["progress"]
     assert progress["phase"].startswith("training: scale") and 0 < progress["fraction"] < 1
-    assert progress["cancel_enabled"] and progress["title"].startswith("Training 'chelsea - Background': training: scale")
+    assert progress["cancel_enabled"] and progress["title"] == "Training 'chelsea - Background': training"
+    assert progress["bar_text"].startswith("scale ") and " %" in progress["bar_text"]  # the job's real state
     assert any(text.startswith("chelsea - Background: training") for text in t["list_while_training"])
     assert t["task"] == {"failed": True, "message": "cancelled"}
     assert t["message"].startswith("Training 'chelsea - Background'") and t["message"].endswith("cancelled")

@@ -416,7 +416,6 @@ class SinGANDocker(DockWidget):
         self._show_message_style()
         if self.flashing:
             self._flash.start()
-            self.scroll.ensureWidgetVisible(self.message, 0, 0)
 
     def _end_flash(self) -> None:
         self.flashing = False
@@ -434,7 +433,7 @@ class SinGANDocker(DockWidget):
         self.actions_panel.setVisible(question is None)
         if question is not None:
             self.question_text.setText(question.text)
-            self.question_text.setToolTip(question.text)
+            self.question_text.setToolTip(f"{question.text}\n\nTraining preset: {self.preset.currentText()}")
             self.question_yes.setText(question.yes)
             self.question_no.setText(question.no)
             self.scroll.ensureWidgetVisible(self.question_panel, 0, 0)

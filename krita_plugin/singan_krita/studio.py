@@ -109,6 +109,7 @@ class Studio:
     def ask(self, question: Question) -> None:
         """Show ``question`` in the docker instead of queuing at once (replacing an open one)."""
         self.question = question
+        self.report("answer the question above: nothing is queued until then", is_error=False)
         self.question_changed.emit()
 
     def answer(self, yes: bool) -> None:

@@ -111,9 +111,9 @@ def duration_text(seconds: float) -> str:
 
 def training_question(lead: str, subject: str, preset: str, estimate, ask: str) -> str:
     """The docker's question before a training (``estimate``: a :class:`protocol.advice.Estimate`),
-    e.g. ``Harmonize first trains a 'draft' model of the background (128 px, 60 iterations per
-    scale): about 13 min, from this daemon's last 2 'draft' trainings. Train it and harmonize?``"""
-    size = f" ({estimate.max_size} px, {estimate.iterations} iterations per scale)" if estimate.max_size else ""
+    short enough for a narrow docker (the preset's size and iterations are in the preset box), e.g.
+    ``Harmonize first trains a 'draft' model of the background: about 13 min, going by this
+    daemon's last 2 'draft' trainings. Train it and harmonize?``"""
     time_words = (f"{duration_text(estimate.seconds)}, {estimate.basis}" if estimate.seconds is not None
                   else f"time unknown ({estimate.basis})")
-    return f"{lead} a '{preset}' model of {subject}{size}: {time_words}. {ask}"
+    return f"{lead} a '{preset}' model of {subject}: {time_words}. {ask}"

@@ -211,7 +211,7 @@ def harmonize(studio: Studio) -> None:
         task.submit("train", ops.train_params(background_name, options), [image],
                     lambda data, images: run(task, data["model"]), "training the background model")
 
-    _ask_to_train(studio, "Harmonize", "No model is chosen, so Harmonize first trains", f"the layers below '{node.name()}'",
+    _ask_to_train(studio, "Harmonize", "No model chosen: Harmonize first trains", "the background",
                   (image.width, image.height), "Train it and harmonize?", "Train and harmonize", train_then_run,
                   always=True)
 
@@ -263,5 +263,6 @@ def super_resolve(studio: Studio, factor: int) -> None:
         task.submit("super_resolve", ops.super_resolve_params(target.source_name, factor, options), [image],
                     open_result, "training the super-resolution model")
 
-    _ask_to_train(studio, f"Super-resolve {factor}x", f"Super-resolve {factor}x first trains (or reuses)", f"'{target.source_name}'",
+    _ask_to_train(studio, f"Super-resolve {factor}x", f"Super-resolve {factor}x first trains (or reuses)",
+                  f"'{target.source_name}'",
                   (region.width, region.height), "Train it and super-resolve?", "Train and super-resolve", go)

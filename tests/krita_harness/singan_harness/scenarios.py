@@ -502,7 +502,8 @@ def train_and_cancel(entry):
     yield task_started(first, 60, "training progress", progress=True)
     task = st.tasks[first]
     entry["progress"] = {"phase": task.phase, "fraction": task.fraction, "bar": d.progress.value(),
-                         "title": d.task_title.text(), "cancel_enabled": d.cancel.isEnabled()}
+                         "bar_text": d.progress.text(), "title": d.task_title.text(),
+                         "cancel_enabled": d.cancel.isEnabled()}
     yield until(lambda: any(": training" in text for text in model_items()), 10, "the training model in the list")
     entry["list_while_training"] = model_items()
     entry.update(_geometry(Krita.instance()))
@@ -887,6 +888,15 @@ def harmonize_guards(entry, doc, background, obj):
     entry["background_second"] = refusal(st, count)
     entry["background_tasks"] = len(st.tasks) - tasks
     shot("docker_error")
+    opaque = doc.createNode("Opaque", "paintlayer")  # not the bottom layer, but covering everything
+    opaque.setPixelData(bytes([90, 120, 150, 255]) * doc.width() * doc.height(), 0, 0, doc.width(), doc.height())
+    doc.rootNode().addChildNode(opaque, background)
+    yield from activate(doc, opaque)
+    count = st.message_count
+    click("Harmonize")
+    entry["opaque"] = refusal(st, count)
+    opaque.remove()
+    entry["opaque_tasks"] = len(st.tasks) - tasks
     yield from activate(doc, obj)
     click("Harmonize")
     yield until(lambda: st.question is not None, 5, "the question")
