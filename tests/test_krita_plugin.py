@@ -301,12 +301,13 @@ def test_training_estimate_comes_from_this_daemons_trainings_of_the_same_preset(
 def test_training_question_names_what_trains_and_how_long():
     estimate = advice.Estimate(780.0, 128, 60, "going by this daemon's last 2 'draft' trainings")
     text = words.training_question("Harmonize first trains", "the background", "draft", estimate, "Train it?")
-    assert text == ("Harmonize first trains a 'draft' model of the background: "
-                    "about 13 min, going by this daemon's last 2 'draft' trainings. Train it?")
+    assert text.replace("\u00a0", " ") == ("Harmonize first trains a 'draft' model of the background: "
+                                           "about 13 min, going by this daemon's last 2 'draft' trainings. Train it?")
     unknown = advice.Estimate(None, 128, 60, "no 'draft' training has finished on this daemon yet")
     assert "time unknown (no 'draft' training" in words.training_question("T", "x", "draft", unknown, "?")
-    assert [words.duration_text(s) for s in (12, 89, 130, 3900)] == ["about 12 s", "about 89 s", "about 2 min",
-                                                                      "about 1 h 05 min"]
+    assert [words.duration_text(s).replace("\u00a0", " ") for s in (12, 89, 130, 3900)] == [
+        "about 12 s", "about 89 s", "about 2 min", "about 1 h 05 min"]
+    assert words.duration_text(130) == "about 2\u00a0min"  # the number stays with its unit when wrapped
 
 
 def test_model_box_entries_are_short_unique_and_keep_the_whole_text_for_the_tooltip():

@@ -102,11 +102,14 @@ def model_choices(models: list[dict], jobs: list[dict]) -> list[tuple[str, str]]
 
 
 def duration_text(seconds: float) -> str:
-    """``about 40 s``, ``about 13 min``, ``about 1 h 05 min``."""
+    """``about 40 s``, ``about 13 min``, ``about 1 h 05 min``; no-break spaces keep a number with
+    its unit when the docker wraps the text."""
     if seconds < 90:
-        return f"about {max(1, round(seconds))} s"
-    minutes = round(seconds / 60)
-    return f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60:02d} min"
+        text = f"about {max(1, round(seconds))} s"
+    else:
+        minutes = round(seconds / 60)
+        text = f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60:02d} min"
+    return "about " + text[len("about "):].replace(" ", "\u00a0")
 
 
 def training_question(lead: str, subject: str, preset: str, estimate, ask: str) -> str:
