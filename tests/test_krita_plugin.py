@@ -577,8 +577,11 @@ def test_docker_fits_a_1280_x_800_screen_with_cancel_visible(krita_run):
         x0, y0, x1, y1 = found["cancel_global"]
         assert found["cancel_visible"] and on_screen([x0, y0, x1 - x0 + 1, y1 - y0 + 1], startup["screen_geometry"])
         assert found["status_visible"] and found["progress_visible"]
+    unfolded = startup["unfolded"]  # the options shown: they scroll vertically, never sideways
+    assert unfolded["options_shown"] and unfolded["overflow"] == [] and not unfolded["horizontal_scroll"]
     for name in ("window_connected", "window_training", "window_error", "docker_at_rest", "docker_training",
-                 "docker_question", "docker_harmonize_training", "docker_error", "docker_daemon_error"):
+                 "docker_question", "docker_harmonize_training", "docker_error", "docker_daemon_error",
+                 "docker_options"):
         assert (krita_run.out / f"{name}.png").stat().st_size > 3_000, name  # screenshots for people to look at
 
 

@@ -324,6 +324,13 @@ def startup(entry):
     entry.update(_geometry(app))
     shot("docker_at_rest")
     window_shot("window_connected")
+    docker().options_toggle.click()  # the folded options, shown: nothing may stick out sideways either
+    yield sleep(0.3)
+    entry["unfolded"] = _geometry(app)
+    entry["unfolded"]["options_shown"] = docker().options_panel.isVisible()
+    shot("docker_options")
+    docker().options_toggle.click()
+    yield sleep(0.1)
 
 
 def _screen(app):
