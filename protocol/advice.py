@@ -1,5 +1,5 @@
 """What a host tells the artist around a daemon job, shared by the Krita plugin and the Blender
-add-on (pyzmq-free, no host import):
+add-on (no host import; it needs only what the client needs):
 
 * :func:`explain`: a daemon error as one sentence that says what to do, with the daemon's own
   words kept apart as details (a tooltip, a log), so raw protocol text ("images[0]: buffer has
