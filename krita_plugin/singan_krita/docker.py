@@ -215,8 +215,10 @@ class SinGANDocker(DockWidget):
 
     def _options_toggle(self) -> QToolButton:
         self.options_toggle = QToolButton()
-        self.options_toggle.setText("Options: preset, count, seed, scales, size")
-        self.options_toggle.setToolTip("Show or hide the options that are changed rarely (and the daemon's endpoint)")
+        self.options_toggle.setText("Options (preset, seed, size…)")
+        self.options_toggle.setToolTip("Show or hide the options that are changed rarely: the daemon's endpoint, the "
+                                       "training preset, seamless, count, seed, Vary and Repaint scales, output size "
+                                       "and feature scale")
         self.options_toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
         self.options_toggle.setArrowType(Qt.RightArrow)
         self.options_toggle.setCheckable(True)
@@ -325,6 +327,8 @@ class SinGANDocker(DockWidget):
     def _fold(self, unfolded: bool) -> None:
         self.options_panel.setVisible(unfolded)
         self.options_toggle.setArrowType(Qt.DownArrow if unfolded else Qt.RightArrow)
+        if unfolded:  # once laid out: scroll down to them (fold them to see the actions again)
+            QTimer.singleShot(0, lambda: self.scroll.ensureWidgetVisible(self.options_panel, 0, 0))
 
     # -- showing the studio -------------------------------------------------------------------
 

@@ -329,6 +329,7 @@ def startup(entry):
     entry["unfolded"] = _geometry(app)
     entry["unfolded"]["options_shown"] = docker().options_panel.isVisible()
     shot("docker_options")
+    docker().scroll.widget().grab().save(str(OUT / "docker_content.png"))  # the whole column, unscrolled
     docker().options_toggle.click()
     yield sleep(0.1)
 
