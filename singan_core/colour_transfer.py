@@ -51,14 +51,14 @@ class TransferConfig:
 
     Attributes:
         strength: 0 = unchanged, 1 = the object's mean L*a*b* becomes the ring's (linear in between).
-        shading_gain: (min, max) of the factor on the object's L* spread; the factor is
-            sqrt(ring std / object std) (half of Reinhard's full ratio, on a log scale) clamped to
-            this range, so a flat ring does not flatten the object's shading.
+        exposure_range: (min, max) of the factor on the object's L*: ring mean L* / object mean
+            L*. L* is scaled rather than shifted (unlike Reinhard's), so the object's shading keeps
+            its proportions and its blacks do not fall below black or lift to grey.
         chroma_gain: (min, max) of Reinhard's ratio ring std / object std on a* and b*.
     """
 
     strength: float = 0.6
-    shading_gain: tuple[float, float] = (0.75, 1.25)
+    exposure_range: tuple[float, float] = (0.2, 5.0)
     chroma_gain: tuple[float, float] = (0.25, 1.5)
 
 
@@ -73,8 +73,9 @@ def reinhard_transfer(
 ) -> torch.Tensor:
     """Reinhard et al. 2001 colour transfer of the object (``mask``) towards its ``ring``, in L*a*b*.
 
-    Each channel c inside the mask becomes ``mu_ring + g_c * (x - mu_obj)`` (g_c: see
-    :class:`TransferConfig`), blended with the input by ``config.strength``.
+    a* and b* inside the mask become ``mu_ring + g * (x - mu_obj)`` (g: Reinhard's std ratio,
+    clamped, see :class:`TransferConfig`); L* becomes ``L * mu_ring / mu_obj``; the result is
+    blended with the input by ``config.strength``.
 
     Args:
         image: (1, 3, H, W) in [-1, 1].
@@ -95,12 +96,12 @@ def reinhard_transfer(
     mu_o, sd_o = _stats(lab, mask)
     mu_r, sd_r = _stats(lab, ring)
     ratio = sd_r / sd_o
-    gain = torch.stack([
-        ratio[0].sqrt().clamp(*config.shading_gain),
-        ratio[1].clamp(*config.chroma_gain),
-        ratio[2].clamp(*config.chroma_gain),
+    chroma = ratio[1:].clamp(*config.chroma_gain)[:, None, None]
+    exposure = (mu_r[0] / mu_o[0].clamp_min(1.0)).clamp(*config.exposure_range)
+    target = torch.cat([
+        lab[0, :1] * exposure,  # L*: scaled, so black stays black and the shading keeps its proportions
+        mu_r[1:, None, None] + chroma * (lab[0, 1:] - mu_o[1:, None, None]),
     ])
-    target = mu_r[:, None, None] + gain[:, None, None] * (lab[0] - mu_o[:, None, None])
     moved = lab[0] + config.strength * (target - lab[0])
     out = lab_to_rgb(moved[None]).to(image.dtype)
     return torch.where(mask, out, image)
