@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InvalidArgument
+from .metrics import axis_periods
 
 __all__ = ["PatchSynthesisConfig", "level_sizes", "synthesize"]
 
@@ -92,7 +93,22 @@ class PatchSynthesisConfig:
     # the joints vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
     use_alpha: bool = True  # False: plain nearest neighbour (GPNN's alpha = infinity)
     noise_sigma: float = 1.0  # std of the Gaussian noise added to the coarsest level (instant), [-1, 1] units
-    # (GPNN: 0.75; with it gravel at 512 px from its own 512 px photo came back 48 % verbatim, 4-5 % at 1.0)
+    # (GPNN: 0.75)
+    coarsest_start: str = "auto"  # instant's first guess (ours): "resized" (GPNN: the source's coarsest
+    # level resized to the output's), "mosaic" (random coarsest_tile-px tiles of it: at the source's own
+    # size the search does not fall back into the source's layout), "lattice" (tiles taken a whole
+    # number of periods away, see _lattice_mosaic) or "auto": "lattice" for a source whose
+    # autocorrelation along x or y peaks at least lattice_min_peak high, "resized" for a weaker period
+    # (at least period_min_peak: a lattice with perspective or irregular joints, whose tiles would not
+    # be in phase), "mosaic" for a texture without one
+    coarsest_tile: int = 6  # side of the mosaic's tiles at the coarsest level (pixels)
+    lattice_min_peak: float = 0.4
+    period_min_peak: float = 0.15
+    lattice_start_period: float = 10.0  # a lattice's instant starts at the level where its period is this (px)
+    finest_vote_sigma: float | None = 0.3  # ours: the finest level's last iteration queries every pixel
+    # and each value pixel votes with weight exp(-d^2 / (2 sigma^2)), d its distance (px) from its
+    # patch's centre: each pixel comes from the patch centred on it, not from the mean of the
+    # overlapping votes, which washes out detail. None: the plain mean of every iteration (GPNN)
     feature_dims: int = 24  # PCA dimensions of the patch features (of 3 p^2)
     pca_samples: int = 8192  # patches sampled from the source level to fit the PCA basis
     exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this (~0.15 s per iteration)
@@ -270,11 +286,13 @@ def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> to
     return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float32)
 
 
-def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int) -> torch.Tensor:
-    """Average the value patches of the matched keys back into a (1, 3, h, w) image.
+def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int, sigma: float | None = None) -> torch.Tensor:
+    """Fold the value patches of the matched keys back into a (1, 3, h, w) image.
 
     ``values`` is the sharp source level (1, 3, Hk, Wk); ``nnf`` (Q,) holds each query's key index
-    (top-left ky * keys_w + kx). Each output pixel is the mean of the value pixels that cover it.
+    (top-left ky * keys_w + kx). Each output pixel is the mean of the value pixels that cover it
+    (``sigma`` None, GPNN), or their mean weighted by exp(-d^2 / (2 sigma^2)), d the pixel's
+    distance from the centre of its patch.
     """
     src = values[0].reshape(3, -1)
     src_w = values.shape[-1]
@@ -283,6 +301,7 @@ def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: 
     out = torch.zeros(3, grid.h * grid.w, dtype=values.dtype, device=values.device)
     count = torch.zeros(grid.h * grid.w, dtype=values.dtype, device=values.device)
     ones = torch.ones_like(key_base, dtype=values.dtype)
+    c = (p - 1) / 2
     for dy in range(p):
         oy = grid.ys + dy
         if grid.circular:
@@ -292,9 +311,15 @@ def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: 
             if grid.circular:
                 ox = ox % grid.w
             target = (oy[:, None] * grid.w + ox[None, :]).reshape(-1)
-            out.index_add_(1, target, src[:, key_base + (dy * src_w + dx)])
-            count.index_add_(0, target, ones)
-    return (out / count.clamp_min(1)).reshape(1, 3, grid.h, grid.w)
+            vote = src[:, key_base + (dy * src_w + dx)]
+            if sigma is None:
+                out.index_add_(1, target, vote)
+                count.index_add_(0, target, ones)
+            else:
+                weight = math.exp(-((dy - c) ** 2 + (dx - c) ** 2) / (2 * sigma**2))
+                out.index_add_(1, target, vote * weight)
+                count.index_add_(0, target, ones * weight)
+    return (out / count.clamp_min(1e-12)).reshape(1, 3, grid.h, grid.w)
 
 
 # --------------------------------------------------------------------------- search back-ends
@@ -485,8 +510,12 @@ def synthesize(
     scale = 1.0 / (3 * p * p)  # squared feature distance -> per-element MSE
     levels = _plan(tuple(source.shape[-2:]), (height, width), None if init is None else tuple(init.shape[-2:]), cfg)
 
+    start = _start_mode(source, cfg) if init is None else None
+    if isinstance(start, tuple):  # a lattice: its mosaic is lifted like a given init
+        init = _lattice_mosaic(source, (height, width), start, cfg, gen)
+        levels = _plan(tuple(source.shape[-2:]), (height, width), tuple(init.shape[-2:]), cfg)
     if init is None:
-        coarse = _resize(_resize(source, levels[0].src), levels[0].out, circular)  # GPNN: resized to the output
+        coarse = _first_guess(_resize(source, levels[0].src), levels[0].out, circular, start, cfg.coarsest_tile, gen)
         noise = torch.randn(coarse.shape, generator=gen).to(dev)
         x = coarse + cfg.noise_sigma * noise
         prev_size = levels[0].out  # no blur of the coarsest keys: the noisy guess is not a blurred image
@@ -510,6 +539,12 @@ def synthesize(
         for it in range(iterations):
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
+            final = li == len(levels) - 1 and it == iterations - 1 and cfg.finest_vote_sigma is not None
+            if final and step > 1 and it > 0:  # the last pass queries every pixel: each one's best patch
+                dense = _query_grid(level.out, p, 1, circular, dev)
+                nnf = _upsample_nnf(nnf, grid, key_hw[1], dense, key_hw)
+                grid, step, exact = dense, 1, False
+                pm = _PatchMatch(key_hw, grid, step)
             queries = _query_features(x, basis, grid)
             if exact:
                 nnf = _exact_search(queries, keys, scale, alpha)
@@ -523,12 +558,80 @@ def synthesize(
                     )
                 nnf = pm.search(queries, keys, nnf, cfg.patchmatch_rounds, cfg.random_samples, gen)
             del queries
-            x = _fold(values, key_hw[1], nnf, grid, p)
+            x = _fold(values, key_hw[1], nnf, grid, p, cfg.finest_vote_sigma if final else None)
         grid_prev, kw_prev, prev_size = grid, key_hw[1], level.out
         del pm, keys, blurred, values
         if on_step is not None:
             on_step(li + 1, len(levels))
     return x.clamp(-1, 1)
+
+
+def _start_mode(source: torch.Tensor, cfg: PatchSynthesisConfig) -> str | tuple[float | None, float | None]:
+    """``cfg.coarsest_start`` resolved: "resized", "mosaic", or for a lattice its periods (px) along
+    y and x (None along an axis without one), from :func:`singan_core.metrics.axis_periods` of the
+    source (on at most 512 px)."""
+    if cfg.coarsest_start in ("resized", "mosaic"):
+        return cfg.coarsest_start
+    f = min(1.0, 512 / max(source.shape[-2:]))
+    small = source if f == 1.0 else _resize(source, (round(source.shape[-2] * f), round(source.shape[-1] * f)))
+    if min(small.shape[-2:]) < 16:
+        return "mosaic"
+    (px, hx), (py, hy) = axis_periods(small.cpu())
+    peaks = [(p / f, h) for p, h in ((py, hy), (px, hx)) if not math.isnan(p) and p / f >= 2 * cfg.patch_size]
+    lattice_floor = 0.0 if cfg.coarsest_start == "lattice" else cfg.lattice_min_peak
+    periods = [p / f if not math.isnan(p) and p / f >= 2 * cfg.patch_size and h >= lattice_floor else None for p, h in ((py, hy), (px, hx))]
+    if periods != [None, None] and (cfg.coarsest_start == "lattice" or max(h for _, h in peaks) >= cfg.lattice_min_peak):
+        return periods[0], periods[1]
+    if cfg.coarsest_start == "lattice":
+        return "mosaic"
+    return "resized" if peaks and max(h for _, h in peaks) >= cfg.period_min_peak else "mosaic"
+
+
+_LATTICE_TILE = 32  # px: the largest tile of a lattice mosaic along a periodic axis (twice that along the other)
+
+
+def _lattice_mosaic(source, out: Size, periods, cfg: PatchSynthesisConfig, gen: torch.Generator) -> torch.Tensor:
+    """A first guess for a lattice: the output cut into tiles one period (at most 32 px) on a side
+    (64 px along an axis without a period), each copied from a random place of the source whose offset from
+    the tile is a whole number of periods along each periodic axis; resized down so that the
+    period is ``lattice_start_period`` px. Returns (1, 3, h0, w0)."""
+    hs, ws = source.shape[-2:]
+    axes = []
+    for n, ns, period in zip(out, (hs, ws), periods):
+        t = min(round(period), _LATTICE_TILE) if period is not None else 2 * _LATTICE_TILE
+        t = max(1, min(t, ns))
+        tiles = math.ceil(n / t)
+        start = torch.arange(tiles) * t
+        if period is not None:  # in phase: start + k * period, k random, kept inside the source
+            k_max = torch.floor((ns - t - (start % period)) / period).clamp_min(0)
+            pick = (start % period) + torch.floor(torch.rand(tiles, generator=gen) * (k_max + 1)) * period
+        else:
+            pick = torch.randint(0, ns - t + 1, (tiles,), generator=gen).float()
+        pos = torch.arange(n)
+        axes.append((pick.round().long()[pos // t] + pos % t).clamp(0, ns - 1))
+    rows, cols = axes
+    mosaic = source[0][:, rows][:, :, cols].unsqueeze(0)
+    smallest = min(p for p in periods if p is not None)
+    f = min(1.0, cfg.lattice_start_period / smallest)
+    size = (max(cfg.patch_size, round(out[0] * f)), max(cfg.patch_size, round(out[1] * f)))
+    return _resize(mosaic, size)
+
+
+def _first_guess(coarse: torch.Tensor, out: Size, circular: bool, mode: str, tile: int, gen: torch.Generator) -> torch.Tensor:
+    """Instant's coarsest guess before noise: the source's coarsest level resized to ``out``
+    (``"resized"``, GPNN) or a grid of ``tile``-px tiles taken from random places of it (``"mosaic"``)."""
+    if mode == "resized":
+        return _resize(coarse, out, circular)
+    t = min(tile, *coarse.shape[-2:])
+    (h, w), (hs, ws) = out, coarse.shape[-2:]
+    th, tw = math.ceil(h / t), math.ceil(w / t)
+    sy = torch.randint(0, hs - t + 1, (th, tw), generator=gen)
+    sx = torch.randint(0, ws - t + 1, (th, tw), generator=gen)
+    ys, xs = torch.arange(h), torch.arange(w)
+    rows = sy[ys // t][:, xs // t] + (ys % t)[:, None]  # (h, w) source row of each output pixel
+    cols = sx[ys // t][:, xs // t] + (xs % t)[None, :]
+    flat = (rows * ws + cols).to(coarse.device)
+    return coarse[0].reshape(3, -1)[:, flat].unsqueeze(0)
 
 
 def _search_plan(out: Size, n_keys: int, circular: bool, cfg: PatchSynthesisConfig, device) -> tuple[_Grid, int, bool]:
