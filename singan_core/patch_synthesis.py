@@ -104,7 +104,7 @@ class PatchSynthesisConfig:
     coarsest_tile: int = 6  # side of the mosaic's tiles at the coarsest level (pixels)
     lattice_min_peak: float = 0.4
     period_min_peak: float = 0.15
-    lattice_start_period: float = 10.0  # a lattice's instant starts at the level where its period is this (px)
+    lattice_start_period: float = 16.0  # a lattice's instant starts at the level where its period is this (px)
     finest_vote_sigma: float | None = 0.3  # ours: the finest level's last iteration queries every pixel
     # and each value pixel votes with weight exp(-d^2 / (2 sigma^2)), d its distance (px) from its
     # patch's centre: each pixel comes from the patch centred on it, not from the mean of the
@@ -596,21 +596,25 @@ def _lattice_mosaic(source, out: Size, periods, cfg: PatchSynthesisConfig, gen: 
     the tile is a whole number of periods along each periodic axis; resized down so that the
     period is ``lattice_start_period`` px. Returns (1, 3, h0, w0)."""
     hs, ws = source.shape[-2:]
-    axes = []
+    tiles, axes = [], []
     for n, ns, period in zip(out, (hs, ws), periods):
         t = min(round(period), _LATTICE_TILE) if period is not None else 2 * _LATTICE_TILE
-        t = max(1, min(t, ns))
-        tiles = math.ceil(n / t)
-        start = torch.arange(tiles) * t
-        if period is not None:  # in phase: start + k * period, k random, kept inside the source
+        tiles.append((max(1, min(t, ns)), math.ceil(n / max(1, min(t, ns)))))
+    shape = (tiles[0][1], tiles[1][1])  # tiles along y, along x
+    for axis, (n, ns, period, (t, count)) in enumerate(zip(out, (hs, ws), periods, tiles)):
+        start = (torch.arange(count) * t).float()
+        start = start[:, None] if axis == 0 else start[None, :]
+        if period is not None:  # in phase: start + k * period, k random per tile, kept inside the source
             k_max = torch.floor((ns - t - (start % period)) / period).clamp_min(0)
-            pick = (start % period) + torch.floor(torch.rand(tiles, generator=gen) * (k_max + 1)) * period
+            pick = (start % period) + torch.floor(torch.rand(shape, generator=gen) * (k_max + 1)) * period
         else:
-            pick = torch.randint(0, ns - t + 1, (tiles,), generator=gen).float()
-        pos = torch.arange(n)
-        axes.append((pick.round().long()[pos // t] + pos % t).clamp(0, ns - 1))
-    rows, cols = axes
-    mosaic = source[0][:, rows][:, :, cols].unsqueeze(0)
+            pick = torch.randint(0, ns - t + 1, shape, generator=gen).float()
+        axes.append((pick.round().long(), t))
+    (pick_y, ty), (pick_x, tx) = axes
+    ys, xs = torch.arange(out[0])[:, None], torch.arange(out[1])[None, :]
+    rows = (pick_y[ys // ty, xs // tx] + ys % ty).clamp(0, hs - 1)
+    cols = (pick_x[ys // ty, xs // tx] + xs % tx).clamp(0, ws - 1)
+    mosaic = source[0][:, rows.to(source.device), cols.to(source.device)].unsqueeze(0)
     smallest = min(p for p in periods if p is not None)
     f = min(1.0, cfg.lattice_start_period / smallest)
     size = (max(cfg.patch_size, round(out[0] * f)), max(cfg.patch_size, round(out[1] * f)))
