@@ -164,6 +164,12 @@ def _check_arguments(source, height, width, init, seed, config: PatchSynthesisCo
         raise InvalidArgument("config.ratio", f"must be in [0.1, 1), got {config.ratio}")
     if config.coarsest_size < p:
         raise InvalidArgument("config.coarsest_size", f"must be >= patch_size {p}, got {config.coarsest_size}")
+    if config.coarsest_start not in ("auto", "resized", "mosaic", "lattice"):
+        raise InvalidArgument("config.coarsest_start", f"must be 'auto', 'resized', 'mosaic' or 'lattice', got {config.coarsest_start!r}")
+    if config.finest_vote_sigma is not None and not config.finest_vote_sigma > 0:
+        raise InvalidArgument("config.finest_vote_sigma", f"must be None or > 0 pixels, got {config.finest_vote_sigma}")
+    if config.coarsest_tile < 1 or not config.lattice_start_period > 0:
+        raise InvalidArgument("config.coarsest_tile", "coarsest_tile must be >= 1 and lattice_start_period > 0")
     if config.alpha <= 0:
         raise InvalidArgument("config.alpha", f"must be > 0, got {config.alpha}")
     if min(config.iterations, config.iterations_approx, config.coarsest_iterations) < 1:
@@ -286,13 +292,16 @@ def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> to
     return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float32)
 
 
+_MIN_VOTE_WEIGHT = 1e-8  # the least weight of a value pixel in the centre-weighted fold
+
+
 def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int, sigma: float | None = None) -> torch.Tensor:
     """Fold the value patches of the matched keys back into a (1, 3, h, w) image.
 
     ``values`` is the sharp source level (1, 3, Hk, Wk); ``nnf`` (Q,) holds each query's key index
     (top-left ky * keys_w + kx). Each output pixel is the mean of the value pixels that cover it
     (``sigma`` None, GPNN), or their mean weighted by exp(-d^2 / (2 sigma^2)), d the pixel's
-    distance from the centre of its patch.
+    distance from the centre of its patch (at least 1e-8: pixels by a non-circular edge get the mean).
     """
     src = values[0].reshape(3, -1)
     src_w = values.shape[-1]
@@ -316,7 +325,8 @@ def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: 
                 out.index_add_(1, target, vote)
                 count.index_add_(0, target, ones)
             else:
-                weight = math.exp(-((dy - c) ** 2 + (dx - c) ** 2) / (2 * sigma**2))
+                # floored: a pixel by a non-circular edge, which no patch centre reaches, gets the mean
+                weight = max(math.exp(-((dy - c) ** 2 + (dx - c) ** 2) / (2 * sigma**2)), _MIN_VOTE_WEIGHT)
                 out.index_add_(1, target, vote * weight)
                 count.index_add_(0, target, ones * weight)
     return (out / count.clamp_min(1e-12)).reshape(1, 3, grid.h, grid.w)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -37,6 +38,16 @@ def shared_images() -> Path:
     if not IMAGES.is_dir():
         pytest.skip(f"test images not found: {IMAGES}")
     return IMAGES
+
+
+@pytest.fixture(scope="session")
+def textures():
+    """bench/textures.py (procedural chainmail, plaster, wood; bench/ is scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "textures.py"
+    spec = importlib.util.spec_from_file_location("bench_textures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)
