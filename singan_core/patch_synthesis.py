@@ -545,7 +545,7 @@ def synthesize(
         iterations = cfg.iterations if exact else cfg.iterations_approx
         if li == 0 and init is None:
             iterations = cfg.coarsest_iterations
-        pm = None
+        pm, rounds = None, cfg.patchmatch_rounds
         for it in range(iterations):
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
@@ -555,6 +555,7 @@ def synthesize(
                 nnf = _upsample_nnf(nnf, grid, key_hw[1], dense, key_hw)
                 grid, step, exact = dense, 1, False
                 pm = _PatchMatch(key_hw, grid, step)
+                rounds = 1  # refines a converged strided field
             queries = _query_features(x, basis, grid)
             if exact:
                 nnf = _exact_search(queries, keys, scale, alpha)
@@ -566,7 +567,7 @@ def synthesize(
                         if nnf is not None
                         else _sparse_exact_start(x, basis, keys, key_hw, grid, cfg.exact_max_pairs)
                     )
-                nnf = pm.search(queries, keys, nnf, cfg.patchmatch_rounds, cfg.random_samples, gen)
+                nnf = pm.search(queries, keys, nnf, rounds, cfg.random_samples, gen)
             del queries
             x = _fold(values, key_hw[1], nnf, grid, p, cfg.finest_vote_sigma if final else None)
         grid_prev, kw_prev, prev_size = grid, key_hw[1], level.out
