@@ -6,56 +6,34 @@ next level; each of its p x p patches (a *query*) is replaced by the *value* (th
 of its nearest *key* (a source patch at that level: blurred by the same down-then-up resize as the
 query on a level's first iteration, sharp afterwards); overlapping value patches are folded back by
 averaging. GPNN's normalised distance ``D(q, k) / (alpha + min_q D(q, k))`` (paper sec. 3.2) favours
-keys that no query is close to yet, so every source patch tends to be used (*completeness*) and no
-patch floods the output.
+keys that no query is close to yet (*completeness*).
 
 Two uses of one engine (:func:`synthesize`):
 
-* *instant*: from the source's coarsest level plus noise (GPNN's random generation), any output size
-  at the source's pixel scale, optionally ``circular`` (wrap-around patches: seamless tiles);
+* *instant*: from a first guess made of the source's patches plus noise (GPNN's random generation),
+  any output size at the source's pixel scale, optionally ``circular`` (wrap-around patches:
+  seamless tiles). The first guess follows the source (``coarsest_start``): GPNN's resized coarsest
+  level for a weakly periodic source, a mosaic of random tiles for a stochastic one (so that at the
+  source's own size the search does not fall back into the source), and for a lattice (an
+  autocorrelation peak along x or y, :func:`singan_core.metrics.axis_periods`) a mosaic of tiles
+  each taken a whole number of periods away from its place, started at the level where the period
+  spans a few patches: a coarse layout from the source's own lattice, in the spirit of image
+  quilting (Efros & Freeman, SIGGRAPH 2001).
 * *lift*: from a given small image (e.g. a SinGAN sample) up to the output size, the detail coming
   from the source's own patches.
 
-Distances are mean squared differences per patch element on [-1, 1] values (D = SSD / (3 p^2)),
-computed on PCA-reduced patch features (``feature_dims``, basis fitted per level on a sample of the
-source's patches): projecting on a basis is a convolution, so neither the queries nor the keys are
-ever unfolded into 3 p^2-vectors (features are computed in bands of rows, and key sets over a
-million patches are kept in float16: a 256 -> 2048 px lift peaks at 1.2 GB). ``alpha`` is in these
-units: on brick GPNN's 5e-3 let the joints vanish into long strips, 1e-3 blurred the bricks, 2e-3 is
-the default.
+At the finest level the last iteration queries every pixel and weights each value pixel by its
+distance from its patch's centre: a pixel comes from the patch that fits around it, not from the
+mean of the overlapping votes, which washes detail out.
 
-Search back-ends, chosen per level by measured cost (2-core AVX2 CPU, one torch thread):
-
-* exact, with alpha (tiled ``addmm``; two passes: min over queries per key, then the normalised
-  argmin) when queries x keys <= ``exact_max_pairs`` (20 M pairs, ~0.15 s per iteration), with
-  queries at every pixel or, failing that, every ``query_stride`` pixels. These are the coarse
-  levels, where the layout is decided: with PatchMatch there (``exact_max_pairs=0``) brick's joints
-  broke up and its period drifted (41 vs 37.5 px); exact search keeps it (36-38 px over seeds).
-* PatchMatch (Barnes et al., SIGGRAPH 2009) above that, plain D: vectorised over all queries at
-  once (Jacobi-style), each round proposes the 4 neighbours' matches shifted by one query step, then
-  random candidates at halving radii; warm-started from the previous iteration or level (a lift's
-  first level: exact search on a sparse query grid; random starts lost Hubble's rare galaxies).
-  Queries every ``query_stride`` px above ``dense_max_pixels`` (each output pixel still gets
-  ~(p / stride)^2 value patches). No alpha here: estimating min_q D from the pairs PatchMatch
-  happens to evaluate made neighbouring queries' scores inconsistent and the averaged patches
-  blurry (gravel 512 px: sharpness 0.40 of the source's with it, 0.88 without), and the layout is
-  already set by the exact levels.
-* Not used, from the feasibility notes: exact search at every level of a 512 px output ~5,000 s,
-  faiss IVF rebuilt per iteration 77 s, HNSW ~16 s to build per level; no faiss index searches the
-  normalised distance.
-
-Deviations from GPNN's code, each measured: 5 iterations on exact levels (10 cost twice as much
-for the same period), 3 on PatchMatch levels, 1 at the coarsest (more pulled gravel back into a
-verbatim copy of the source: copy score 0.59 vs 0.13), noise sigma 1.0 instead of 0.75 (gravel's copy
-score 0.48 vs 0.04-0.05 over three seeds; brick and chelsea unchanged), coarsest level 40 px instead of 14 on the
-source's smaller side (brick's bond needs a few courses there).
-
-CPU seconds (one torch thread; process time, since the shared 2-core machine's wall time ran 2-4x
-that; bench/full_resolution.py has the full table): instant 512 x 512 ~2.7 s, 1024 x 1024 ~8 s,
-lift 128 -> 1024 x 1174 ~10 s; 2048 x 2048 from a 2048 px source ~57 s (instant) and ~53 s (lift
-from 256 px), peak memory 1.2 GB. Deterministic for a seed on the CPU, also across torch thread
-counts (every random number comes from one CPU ``torch.Generator``); on CUDA ``index_add_`` sums
-in any order.
+Distances are mean squared differences per patch element on [-1, 1] values, computed on
+PCA-reduced patch features (``feature_dims``, a basis fitted per level on a sample of the source's
+patches; projecting is a convolution, so patches are never unfolded; large key sets in float16).
+Search: exact with alpha (tiled ``addmm``) where queries x keys is small (the coarse levels, where
+the layout is decided), vectorised PatchMatch (Barnes et al., SIGGRAPH 2009) without alpha above,
+warm-started from the previous iteration or level. Deterministic for a seed on the CPU (one CPU
+``torch.Generator``); on CUDA ``index_add_`` sums in any order. The measurements behind the
+defaults are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -81,34 +59,30 @@ class PatchSynthesisConfig:
 
     patch_size: int = 7  # p: patches are p x p pixels (GPNN: 7)
     ratio: float = 0.75  # size of a level relative to the next finer one (GPNN: 0.75)
-    coarsest_size: int = 40  # smaller side of the source's coarsest level in pixels, instant mode (ours:
-    # GPNN uses 14 on 256 px images; 40 keeps brick bond at 512 px)
-    iterations: int = 5  # NN + fold iterations per level where exact search is used (GPNN: 10; 5 kept
-    # brick's period and bond at half the cost)
+    coarsest_size: int = 40  # smaller side of the source's coarsest level in pixels, instant mode (GPNN: 14
+    # on 256 px images; ours keeps a few brick courses there)
+    iterations: int = 5  # NN + fold iterations per level where exact search is used (GPNN: 10)
     coarsest_iterations: int = 1  # iterations at the coarsest level of instant generation (GPNN: 1; more
-    # iterations pull the noisy guess back to the source's own layout: verbatim copies)
-    iterations_approx: int = 3  # iterations per PatchMatch level (ours: measured, later ones change little)
+    # pull the noisy guess back to the source's own layout)
+    iterations_approx: int = 3  # iterations per PatchMatch level (ours)
     alpha: float = 2e-3  # completeness weight in D / (alpha + min_q D) on the exact levels, D = per-element
-    # MSE on [-1, 1]; smaller = stronger push to use every source patch (GPNN: 5e-3; on brick 5e-3 let
-    # the joints vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
+    # MSE on [-1, 1]; smaller = stronger push to use every source patch (GPNN: 5e-3 in its own units)
     use_alpha: bool = True  # False: plain nearest neighbour (GPNN's alpha = infinity)
-    noise_sigma: float = 1.0  # std of the Gaussian noise added to the coarsest level (instant), [-1, 1] units
+    noise_sigma: float = 1.0  # std of the Gaussian noise added to the first guess (instant), [-1, 1] units
     # (GPNN: 0.75)
     coarsest_start: str = "auto"  # instant's first guess (ours): "resized" (GPNN: the source's coarsest
-    # level resized to the output's), "mosaic" (random coarsest_tile-px tiles of it: at the source's own
-    # size the search does not fall back into the source's layout), "lattice" (tiles taken a whole
-    # number of periods away, see _lattice_mosaic) or "auto": "lattice" for a source whose
-    # autocorrelation along x or y peaks at least lattice_min_peak high, "resized" for a weaker period
-    # (at least period_min_peak: a lattice with perspective or irregular joints, whose tiles would not
-    # be in phase), "mosaic" for a texture without one
+    # level resized to the output's), "mosaic" (random coarsest_tile-px tiles of it), "lattice" (tiles
+    # taken a whole number of periods away, see _lattice_mosaic) or "auto": "lattice" where the
+    # source's autocorrelation along x or y peaks at least lattice_min_peak high, "resized" where it
+    # peaks at least period_min_peak high (a lattice with perspective or irregular joints, whose tiles
+    # would not be in phase), else "mosaic"
     coarsest_tile: int = 6  # side of the mosaic's tiles at the coarsest level (pixels)
-    lattice_min_peak: float = 0.4
-    period_min_peak: float = 0.15
+    lattice_min_peak: float = 0.4  # autocorrelation height (of 1 at lag 0) from which a source is a lattice
+    period_min_peak: float = 0.15  # ... and from which it has a weak period
     lattice_start_period: float = 16.0  # a lattice's instant starts at the level where its period is this (px)
     finest_vote_sigma: float | None = 0.3  # ours: the finest level's last iteration queries every pixel
     # and each value pixel votes with weight exp(-d^2 / (2 sigma^2)), d its distance (px) from its
-    # patch's centre: each pixel comes from the patch centred on it, not from the mean of the
-    # overlapping votes, which washes out detail. None: the plain mean of every iteration (GPNN)
+    # patch's centre. None: the plain mean of the votes in every iteration (GPNN)
     feature_dims: int = 24  # PCA dimensions of the patch features (of 3 p^2)
     pca_samples: int = 8192  # patches sampled from the source level to fit the PCA basis
     exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this (~0.15 s per iteration)
