@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from .errors import InvalidArgument
 from .metrics import axis_periods
 
-__all__ = ["PatchSynthesisConfig", "level_sizes", "synthesize"]
+__all__ = ["PatchSynthesisConfig", "inpaint", "level_sizes", "synthesize"]
 
 Size = tuple[int, int]
 
@@ -128,7 +128,7 @@ def _check_image(x: object, field: str, min_size: int) -> torch.Tensor:
     return x
 
 
-def _check_arguments(source, height, width, init, seed, config: PatchSynthesisConfig) -> None:
+def _check_arguments(source, height, width, init, seed, config: PatchSynthesisConfig, source_field: str = "source") -> None:
     if not isinstance(config, PatchSynthesisConfig):
         raise InvalidArgument("config", f"must be a PatchSynthesisConfig, got {type(config).__name__}")
     p = config.patch_size
@@ -152,7 +152,7 @@ def _check_arguments(source, height, width, init, seed, config: PatchSynthesisCo
         raise InvalidArgument("config.feature_dims", f"must be in [1, {3 * p * p}], got {config.feature_dims}")
     if config.query_stride < 1 or config.query_stride > p:
         raise InvalidArgument("config.query_stride", f"must be in [1, patch_size {p}], got {config.query_stride}")
-    _check_image(source, "source", p)
+    _check_image(source, source_field, p)
     for field, value in (("height", height), ("width", width)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidArgument(field, f"must be an integer number of pixels, got {value!r}")
@@ -266,6 +266,7 @@ def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> to
     return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float32)
 
 
+_EXCLUDED_KEY = 1e3  # feature value of keys that may not be matched (real features are within ~+-25)
 _MIN_VOTE_WEIGHT = 1e-8  # the least weight of a value pixel in the centre-weighted fold
 
 
@@ -315,12 +316,14 @@ def _sqdist(q: torch.Tensor, k: torch.Tensor, k_norm: torch.Tensor) -> torch.Ten
     return d.add_((q * q).sum(1, keepdim=True))
 
 
-def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha: float | None) -> torch.Tensor:
+def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha: float | None,
+                  excluded: torch.Tensor | None = None) -> torch.Tensor:
     """Exact argmin_k of D(q, k) / (alpha + min_q D(q, k)) (or of D without alpha) for each query.
 
     D = squared feature distance * ``scale`` (per-element MSE). Tiled over queries so the
     (Q, K) matrix never exists whole (tiles of ~1M entries stay in cache); two passes when alpha
-    is used. Returns (Q,) key indices.
+    is used; ``excluded`` (K,) keys count as already matched (min_q D = 0), so their far features
+    keep them out. Returns (Q,) key indices.
     """
     keys = keys.float()  # a float16 key set (over half_keys_above keys) meets few queries here
     k_norm = (keys * keys).sum(1)
@@ -330,6 +333,8 @@ def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha
         key_min = torch.full((keys.shape[0],), float("inf"), device=keys.device)
         for i in range(0, queries.shape[0], chunk):
             key_min = torch.minimum(key_min, _sqdist(queries[i : i + chunk], keys, k_norm).amin(0))
+        if excluded is not None:
+            key_min[excluded] = 0.0
         inv_denom = 1.0 / (alpha + key_min.clamp_min(0) * scale)
     out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
     for i in range(0, queries.shape[0], chunk):
@@ -392,7 +397,7 @@ def _gathered_sqdist(queries: torch.Tensor, keys: torch.Tensor, idx: torch.Tenso
     return diff.mul_(diff).sum(1)
 
 
-def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs: int) -> torch.Tensor:
+def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs: int, excluded=None) -> torch.Tensor:
     """A first NN field for a PatchMatch level with no previous one (a lift's first level): exact
     search (plain D) for queries on a sparse grid, spread to ``grid`` by offset. Random starts lost
     rare content: Hubble's galaxies went black on a 128 -> 1000 px lift of its own thumbnail."""
@@ -401,7 +406,7 @@ def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs
     while math.ceil(grid.h / step) * math.ceil(grid.w / step) * n_keys > max_pairs and step < min(grid.h, grid.w):
         step += 1
     sparse = _query_grid((grid.h, grid.w), basis.shape[-1], step, grid.circular, keys.device)
-    nnf = _exact_search(_query_features(image, basis, sparse), keys, 1.0, None)
+    nnf = _exact_search(_query_features(image, basis, sparse), keys, 1.0, None, excluded)
     return _upsample_nnf(nnf, sparse, key_hw[1], grid, key_hw)
 
 
@@ -486,12 +491,10 @@ def synthesize(
         InvalidArgument: a wrong shape, type, size, non-finite value or config field.
     """
     _check_arguments(source, height, width, init, seed, config)
-    cfg, p = config, config.patch_size
+    cfg = config
     gen = torch.Generator().manual_seed(seed)
     dev = source.device
     source = source.float()
-    alpha = cfg.alpha if cfg.use_alpha else None
-    scale = 1.0 / (3 * p * p)  # squared feature distance -> per-element MSE
     levels = _plan(tuple(source.shape[-2:]), (height, width), None if init is None else tuple(init.shape[-2:]), cfg)
 
     start = _start_mode(source, cfg) if init is None else None
@@ -507,22 +510,125 @@ def synthesize(
         x = init.float()
         prev_size = tuple(init.shape[-2:])
 
+    return _run_levels(source, levels, x, prev_size, circular, cfg, gen, on_step, init is None)
+
+
+@torch.no_grad()
+def inpaint(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    seed: int = 0,
+    config: PatchSynthesisConfig = PatchSynthesisConfig(),
+    on_step: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Conditional synthesis with a fixed boundary (GPNN's inpainting, paper sec. 4): the pixels of
+    ``image`` where ``mask`` is 0 stay as they are; where it is 1 new content is synthesised from the
+    patches of the rest of the image, continuing what surrounds the hole (content-aware fill; a
+    variation inside a selection that meets the canvas without a seam).
+
+    Coarse to fine as :func:`synthesize` at the image's own size: at each level the known pixels
+    (the image resized) are put back after every fold, keys whose p x p patch touches the hole are
+    never matched, and the hole starts as the known pixels' mean colour plus N(0, noise_sigma^2).
+
+    Args:
+        image: (1, 3, H, W) float in [-1, 1], both sides at least ``patch_size`` (and large enough
+            that some key patch lies wholly outside the hole).
+        mask: (1, 1, H, W) or (H, W), 1 (or True) where to synthesise, 0 where the image is kept;
+            values in between count as to synthesise at coarse levels and as kept (< 0.5) at the finest.
+        seed: seeds the noise, PCA sample and PatchMatch (bit-identical on the CPU for a seed).
+        config: :class:`PatchSynthesisConfig` (``coarsest_start`` is not used).
+        on_step: ``on_step(level_done, levels_total)`` after each level; may raise to stop.
+
+    Returns:
+        (1, 3, H, W) float32 in [-1, 1] on ``image``'s device, equal to ``image`` where ``mask`` < 0.5.
+
+    Raises:
+        InvalidArgument: a wrong shape, type or value of ``image``, ``mask``, ``seed`` or ``config``;
+            a mask that is empty or leaves no whole patch outside the hole.
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 4:
+        raise InvalidArgument("image", f"must be a (1, 3, H, W) torch.Tensor, got {getattr(image, 'shape', type(image).__name__)}")
+    _check_arguments(image, image.shape[-2], image.shape[-1], None, seed, config, source_field="image")
+    hole = _check_mask(mask, image)
+    cfg, gen, p = config, torch.Generator().manual_seed(seed), config.patch_size
+    image = image.float()
+    known = _Known(image, hole)
+    if bool(known.excluded_keys(tuple(image.shape[-2:]), p).all()):
+        raise InvalidArgument("mask", f"leaves no {p}x{p} patch of the image outside the hole")
+    size = tuple(image.shape[-2:])
+    levels = _plan(size, size, None, cfg)
+    fixed, coarse_hole = known.at(levels[0].out)
+    mean = (image * (1 - hole)).sum(dim=(2, 3), keepdim=True) / (1 - hole).sum().clamp_min(1)
+    noise = torch.randn(fixed.shape, generator=gen).to(image.device)
+    x = torch.where(coarse_hole, mean + cfg.noise_sigma * noise, fixed)
+    out = _run_levels(image, levels, x, levels[0].out, False, cfg, gen, on_step, False, known)
+    return torch.where(hole >= 0.5, out, image)
+
+
+def _check_mask(mask: object, image: torch.Tensor) -> torch.Tensor:
+    """``mask`` as a (1, 1, H, W) float tensor in [0, 1] on the image's device, or InvalidArgument."""
+    if not isinstance(mask, torch.Tensor):
+        raise InvalidArgument("mask", f"must be a torch.Tensor, got {type(mask).__name__}")
+    m = mask.reshape(1, 1, *mask.shape[-2:]) if mask.dim() in (2, 3, 4) and mask.numel() == mask.shape[-2] * mask.shape[-1] else None
+    if m is None or tuple(m.shape[-2:]) != tuple(image.shape[-2:]):
+        raise InvalidArgument("mask", f"must be (1, 1, H, W) or (H, W) with the image's {image.shape[-2]}x{image.shape[-1]} pixels, got {tuple(mask.shape)}")
+    m = m.to(device=image.device, dtype=torch.float32)
+    if not torch.isfinite(m).all() or m.min() < 0 or m.max() > 1:
+        raise InvalidArgument("mask", "values must be in [0, 1]")
+    if not bool((m >= 0.5).any()):
+        raise InvalidArgument("mask", "is empty: nothing to synthesise")
+    return m
+
+
+@dataclass(frozen=True)
+class _Known:
+    """Conditional synthesis: the pixels of ``image`` (1, 3, H, W) outside ``hole`` (1, 1, H, W),
+    1 = to synthesise) stay fixed, and no key patch overlaps the hole."""
+
+    image: torch.Tensor
+    hole: torch.Tensor
+
+    def at(self, size: Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """The known image resized to ``size`` and its hole there (bool (1, 1, h, w), any coverage)."""
+        hole = self.hole if tuple(self.hole.shape[-2:]) == tuple(size) else F.interpolate(self.hole, size=size, mode="area")
+        return _resize(self.image, size), hole > 0.01
+
+    def excluded_keys(self, size: Size, p: int) -> torch.Tensor:
+        """(K,) True for the keys (top-left positions, row-major) whose p x p patch touches the hole."""
+        _, hole = self.at(size)
+        return (F.max_pool2d(hole.float(), p, stride=1) > 0).reshape(-1)
+
+
+def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfig, gen, on_step, noisy_start: bool,
+                known: _Known | None = None) -> torch.Tensor:
+    """The coarse-to-fine NN + fold iterations from the first guess ``x`` over ``levels``."""
+    p, dev = cfg.patch_size, source.device
+    alpha = cfg.alpha if cfg.use_alpha else None
+    scale = 1.0 / (3 * p * p)  # squared feature distance -> per-element MSE
+
     nnf, grid_prev, kw_prev = None, None, None
     for li, level in enumerate(levels):
         x = _resize(x, level.out, circular)
+        excluded = None
+        if known is not None:
+            fixed, hole = known.at(level.out)
+            x = torch.where(hole, x, fixed)
+            excluded = known.excluded_keys(level.src, p)
         values = source if level.src == tuple(source.shape[-2:]) else _resize(source, level.src)
         blurred = _resize(_resize(values, _blur_size(level, prev_size)), level.src)
         basis = _pca_basis(values, p, cfg.feature_dims, cfg.pca_samples, gen).to(dev)
         key_hw = (level.src[0] - p + 1, level.src[1] - p + 1)
         grid, step, exact = _search_plan(level.out, key_hw[0] * key_hw[1], circular, cfg, dev)
-        n_queries = grid.ys.numel() * grid.xs.numel()
         iterations = cfg.iterations if exact else cfg.iterations_approx
-        if li == 0 and init is None:
+        if li == 0 and noisy_start:
             iterations = cfg.coarsest_iterations
         pm, rounds = None, cfg.patchmatch_rounds
         for it in range(iterations):
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
+                if excluded is not None:
+                    keys[excluded] = _EXCLUDED_KEY
             final = li == len(levels) - 1 and it == iterations - 1 and cfg.finest_vote_sigma is not None
             if final and step > 1 and it > 0:  # the last pass queries every pixel: each one's best patch
                 dense = _query_grid(level.out, p, 1, circular, dev)
@@ -532,18 +638,20 @@ def synthesize(
                 rounds = 1  # refines a converged strided field
             queries = _query_features(x, basis, grid)
             if exact:
-                nnf = _exact_search(queries, keys, scale, alpha)
+                nnf = _exact_search(queries, keys, scale, alpha, excluded)
             else:
                 if pm is None:
                     pm = _PatchMatch(key_hw, grid, step)
                     nnf = (
                         _upsample_nnf(nnf, grid_prev, kw_prev, grid, key_hw)
                         if nnf is not None
-                        else _sparse_exact_start(x, basis, keys, key_hw, grid, cfg.exact_max_pairs)
+                        else _sparse_exact_start(x, basis, keys, key_hw, grid, cfg.exact_max_pairs, excluded)
                     )
                 nnf = pm.search(queries, keys, nnf, rounds, cfg.random_samples, gen)
             del queries
             x = _fold(values, key_hw[1], nnf, grid, p, cfg.finest_vote_sigma if final else None)
+            if known is not None:
+                x = torch.where(hole, x, fixed)
         grid_prev, kw_prev, prev_size = grid, key_hw[1], level.out
         del pm, keys, blurred, values
         if on_step is not None:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from singan_core.errors import InvalidArgument
 from singan_core.imageio import load_image
 from singan_core.metrics import copied_region_fraction, copy_score, lattice_ratios, sharpness
-from singan_core.patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
+from singan_core.patch_synthesis import PatchSynthesisConfig, inpaint, level_sizes, synthesize
 
 
 def photo(shared_images, name: str, size: int) -> torch.Tensor:
@@ -219,3 +219,44 @@ def test_bad_arguments_name_their_field(kwargs, field):
         synthesize(source, height, width, **args)
     assert err.value.field == field
     assert "\n" not in str(err.value)
+
+
+def _seam_ratio(x: torch.Tensor, top: int, left: int, size: int) -> float:
+    """Mean |luminance step| across the four sides of a square hole over the image's mean step."""
+    y = x.mean(dim=1)[0]
+    b, r = top + size, left + size
+    steps = [
+        (y[top - 1, left:r] - y[top, left:r]).abs().mean(), (y[b - 1, left:r] - y[b, left:r]).abs().mean(),
+        (y[top:b, left - 1] - y[top:b, left]).abs().mean(), (y[top:b, r - 1] - y[top:b, r]).abs().mean(),
+    ]
+    inner = torch.cat([(y[:, 1:] - y[:, :-1]).abs().flatten(), (y[1:] - y[:-1]).abs().flatten()]).mean()
+    return float(torch.stack(steps).mean() / inner)
+
+
+def test_inpaint_removes_an_object_and_continues_its_surroundings(textures, shared_images):
+    """A cat's fur pasted into bark-like wood, masked and filled: the rest stays bit-identical and
+    the hole's border steps are measured 1.5x the image's mean step (the source's own there: 1.2x);
+    a variation pasted without the boundary condition 3.5x (the control)."""
+    wood = textures.wood(128)
+    cat = load_image(shared_images / "chelsea.png")
+    image = wood.clone()
+    image[..., 40:80, 44:84] = cat[..., 100:140, 200:240]
+    mask = torch.zeros(1, 1, 128, 128)
+    mask[..., 38:82, 42:86] = 1
+    out = inpaint(image, mask, seed=0)
+    keep = mask.expand_as(out) < 0.5
+    assert out.shape == image.shape and torch.equal(out[keep], image[keep])
+    assert (out - image)[..., 40:80, 44:84].abs().mean() > 0.2  # the fur is gone
+    pasted = image.clone()
+    pasted[..., 38:82, 42:86] = synthesize(wood, 44, 44, seed=3, config=SMALL)
+    assert _seam_ratio(out, 38, 42, 44) < 0.6 * _seam_ratio(pasted, 38, 42, 44)
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [(torch.zeros(64, 64), "empty"), (torch.ones(64, 64), "no 7x7 patch"), (torch.zeros(32, 32), "64x64"), (torch.full((64, 64), 2.0), "[0, 1]")],
+)
+def test_inpaint_bad_masks_name_the_field(mask, message):
+    with pytest.raises(InvalidArgument) as err:
+        inpaint(torch.zeros(1, 3, 64, 64), mask)
+    assert err.value.field == "mask" and message in str(err.value)
