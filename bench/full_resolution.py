@@ -21,8 +21,8 @@ each a 512 x 512 crop at 100 %) to ``--out`` (default bench/results/full_resolut
 ``--textures`` (issue 24): no training. Cases brick, a rendered chainmail (bench/textures.py),
 gravel, grass, a procedural plaster, procedural bark-like wood and the demo image, each as
 ``instant`` at the source's own size (1x), twice its size (2x), 1024 x 1024 and a 512 x 512 tile,
-and ``lift`` at 1024 x 1024 from a stand-in layout (another seed's instant at a quarter of the
-size: the same engine path as a SinGAN sample's lift, without training a model). Per row:
+and ``lift`` at 1024 x 1024 from a stand-in layout (an instant of the source at a quarter of its
+size, 256 x 256 px: the same engine path as a SinGAN sample's lift, without training a model). Per row:
 copied-region fraction, period ratios along x and y and autocorrelation peak ratio (lattice
 cases), sharpness ratio, patch-SWD, pixel diversity of seeds 0 and 1 (1x only), CPU seconds of seed 0
 (process time: run it with one torch thread) and its peak memory. ``--quick``: sources cut to
@@ -202,6 +202,7 @@ TEXTURE_TARGETS = (
 )
 TEXTURE_CASES = ("brick", "chainmail", "gravel", "grass", "plaster", "wood", "demo")
 LATTICES = ("brick", "chainmail")
+TEXTURE_MODES = ("1x", "2x", "1024", "tile", "lift")
 
 
 def _textures_module():
@@ -232,9 +233,10 @@ def texture_run(mode: str, source: torch.Tensor, seed: int) -> torch.Tensor:
         return synthesize(source, 2 * h, 2 * w, seed=seed)
     if mode == "tile":
         return synthesize(source, 512, 512, circular=True, seed=seed)
-    if mode == "lift":
-        layout = synthesize(source, 256, 256, seed=seed + 100)  # stand-in for a SinGAN layout
-        return synthesize(source, 1024, 1024, init=resize(layout, (256, 256)), seed=seed)
+    if mode == "lift":  # a stand-in for a SinGAN layout: 256 px at a quarter of the feature scale
+        quarter = resize(source, (max(16, h // 4), max(16, w // 4))).clamp(-1, 1)
+        layout = synthesize(quarter, 256, 256, seed=seed + 100)
+        return synthesize(source, 1024, 1024, init=layout, seed=seed)
     size = int(mode)
     return synthesize(source, size, size, seed=seed)
 
@@ -269,7 +271,7 @@ def print_texture_rows(rows: list[dict]) -> None:
 
 
 def run_textures(args: argparse.Namespace) -> None:
-    modes = ("1x", "2x") if args.quick else ("1x", "2x", "1024", "tile", "lift")
+    modes = args.modes or (("1x", "2x") if args.quick else TEXTURE_MODES)
     rows: list[dict] = []
     print(f"load average before: {os.getloadavg()}")
     for name in args.cases:
@@ -281,7 +283,8 @@ def run_textures(args: argparse.Namespace) -> None:
             row, outputs[mode] = texture_row(name, mode, source, args.seeds)
             rows.append(row)
             print_texture_rows([row])
-        contact_sheet(source, outputs, f"{name}: source | " + " | ".join(modes), args.out / f"texture_{name}.png")
+        sheet = args.out / f"texture_{name}_{'_'.join(modes)}.png"
+        contact_sheet(source, outputs, f"{name}: source | " + " | ".join(modes), sheet)
     if args.texture_big:
         with PeakMemory(torch.device("cpu")) as mem:
             start = time.process_time()
@@ -300,6 +303,7 @@ def main() -> None:
     parser.add_argument("--textures", action="store_true", help="issue 24's texture cases (no training)")
     parser.add_argument("--quick", action="store_true", help="with --textures: 160 px sources, 1x and 2x only")
     parser.add_argument("--cases", nargs="+", default=list(TEXTURE_CASES), choices=TEXTURE_CASES)
+    parser.add_argument("--modes", nargs="+", choices=TEXTURE_MODES, help="with --textures: only these modes")
     parser.add_argument("--texture-big", type=int, default=0, help="with --textures: one N x N brick instant (memory)")
     parser.add_argument("--images", nargs="+", default=DEFAULT_IMAGES, help="paths under shared/images")
     parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024])
