@@ -46,7 +46,8 @@ from PIL import Image, ImageDraw
 from singan_core.config import preset
 from singan_core.device import configure_threads, select_device
 from singan_core.full_resolution import LiftSource, instant, sample_full_resolution
-from singan_core.imageio import load_image, to_uint8
+from singan_core.imageio import to_uint8
+from singan_core.imageio import load_image
 from singan_core.metrics import (
     copied_region_fraction,
     copy_score,
@@ -61,13 +62,7 @@ from singan_core.patch_synthesis import synthesize
 from singan_core.pyramid import resize
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid, read_meta
-from singan_core.workflow import (
-    is_model_dir,
-    load_instant_source,
-    model_lift_source,
-    run_training,
-    start_training,
-)
+from singan_core.workflow import is_model_dir, load_instant_source, model_lift_source, run_training, start_training
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 DEFAULT_IMAGES = [

@@ -14,15 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from singan_core import (
-    SinGANPyramid,
-    create_model_dir,
-    file_sha256,
-    new_pyramid,
-    preset,
-    save_scale,
-    train,
-)
+from singan_core import SinGANPyramid, create_model_dir, file_sha256, new_pyramid, preset, save_scale, train
 from singan_core.imageio import load_image
 from singan_core.workflow import run_training, sr_training
 

@@ -21,14 +21,7 @@ from daemon import cli
 from singan_core.config import preset
 from singan_core.full_resolution import LiftSource, instant, sample_full_resolution
 from singan_core.imageio import load_image
-from singan_core.metrics import (
-    copied_region_fraction,
-    copy_score,
-    dominant_period,
-    lattice_ratios,
-    pixel_diversity,
-    sharpness,
-)
+from singan_core.metrics import copied_region_fraction, copy_score, dominant_period, lattice_ratios, pixel_diversity, sharpness
 from singan_core.model import SinGANPyramid
 from singan_core.pyramid import resize
 from singan_core.sampling import sample

@@ -14,18 +14,8 @@ import torch.nn.functional as F
 
 from singan_core.errors import InvalidArgument
 from singan_core.imageio import load_image
-from singan_core.metrics import (
-    copied_region_fraction,
-    copy_score,
-    lattice_ratios,
-    sharpness,
-)
-from singan_core.patch_synthesis import (
-    PatchSynthesisConfig,
-    inpaint,
-    level_sizes,
-    synthesize,
-)
+from singan_core.metrics import copied_region_fraction, copy_score, lattice_ratios, sharpness
+from singan_core.patch_synthesis import PatchSynthesisConfig, inpaint, level_sizes, synthesize
 
 
 def photo(shared_images, name: str, size: int) -> torch.Tensor:
