@@ -46,8 +46,7 @@ from PIL import Image, ImageDraw
 from singan_core.config import preset
 from singan_core.device import configure_threads, select_device
 from singan_core.full_resolution import LiftSource, instant, sample_full_resolution
-from singan_core.imageio import to_uint8
-from singan_core.imageio import load_image
+from singan_core.imageio import load_image, to_uint8
 from singan_core.metrics import (
     copied_region_fraction,
     copy_score,
