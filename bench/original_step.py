@@ -17,9 +17,29 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+import torch
+
 from singan_core.losses import gradient_penalty
-from singan_core.sampling import draw_noise
-from singan_core.training import _random_prev
+from singan_core.pyramid import resize
+from singan_core.sampling import draw_noise, generate, reconstruct
+from singan_core.model import SinGANPyramid
+
+
+def upsampled_reconstruction(pyramid: SinGANPyramid, k: int) -> torch.Tensor:
+    """up(rec_{k-1}) at the size of x_k (1, 3, h, w); zeros at k = 0 (the original caches it as ``z_prev``)."""
+    real = pyramid.reals[k]
+    if k == 0:
+        return torch.zeros_like(real)
+    return resize(reconstruct(pyramid, k), real.shape[-2:], pyramid.config.net.padding_mode)
+
+
+def random_prev(pyramid: SinGANPyramid, k: int, rng: torch.Generator) -> torch.Tensor:
+    """up(a sample of scales 0..k-1 with fresh noise) at the size of x_k; zeros at k = 0 (``draw_concat``)."""
+    real = pyramid.reals[k]
+    if k == 0:
+        return torch.zeros_like(real)
+    noises = [draw_noise(1, pyramid.sizes[j], j, rng, real.device) for j in range(k)]
+    return resize(generate(pyramid, noises), real.shape[-2:], pyramid.config.net.padding_mode)
 
 
 def original_iteration(pyramid, generator, critic, opt_d, opt_g, rng, noise_amp, z_opt, rec_prev) -> None:
@@ -29,7 +49,7 @@ def original_iteration(pyramid, generator, critic, opt_d, opt_g, rng, noise_amp,
     real = pyramid.reals[k]
     z = noise_amp * draw_noise(1, real.shape[-2:], k, rng, real.device)
     for _ in range(cfg.d_steps):
-        prev = _random_prev(pyramid, k, rng)
+        prev = random_prev(pyramid, k, rng)
         critic.zero_grad()
         (-critic(real).mean()).backward()
         fake = generator(z, prev)

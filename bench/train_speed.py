@@ -24,14 +24,14 @@ from pathlib import Path
 
 import torch
 
-from singan_core.config import SinGANConfig, preset
+from singan_core.config import preset
 from singan_core.device import configure_threads, select_device
 from singan_core.imageio import load_image, save_image
 from singan_core.metrics import patch_swd, pixel_diversity
 from singan_core.sampling import sample
-from singan_core.training import _init_nets, _optimizers, _upsampled_reconstruction, new_pyramid, train, train_scale
+from singan_core.training import _init_nets, _optimizers, new_pyramid, train, train_scale
 
-from original_step import original_iteration
+from original_step import original_iteration, upsampled_reconstruction
 from quality import apply_overrides
 
 # The original code release on a 2-core CPU, torch 2.13, balloons.png, paper preset (issue #2).
@@ -76,7 +76,7 @@ def time_original_scale(pyramid, generator, critic, warmup: int, timed: int) -> 
     k = pyramid.scales_done
     opt_d, opt_g, _ = _optimizers(generator, critic, pyramid.config.train)
     rng = torch.Generator().manual_seed(0)
-    rec_prev = _upsampled_reconstruction(pyramid, k)
+    rec_prev = upsampled_reconstruction(pyramid, k)
     z_opt = torch.zeros_like(rec_prev)
     times = []
     for _ in range(warmup + timed):

@@ -237,7 +237,7 @@ class _Request(_Model):
 
 def _request(op: str, params: type[_Model], doc: str, images: tuple[str, ...] = ()) -> type[_Request]:
     optional = all(not f.is_required() for f in params.model_fields.values())
-    fields = {
+    fields: dict[str, Any] = {
         "op": (Literal[op], ...),  # type: ignore[valid-type]
         "params": (params, Field(default_factory=params) if optional else ...),
     }

@@ -360,6 +360,8 @@ class Task:
     Attributes:
         title: e.g. ``Variations of chelsea``. phase: what runs now, in words: the step and its
             progress, e.g. ``training the background model: scale 2 of 5, 40 %, 12 s left``.
+        step: the current job's words (``training the background model``); progress: its
+            progress in words (``scale 2 of 5, 40 %, 12 s left``), ``""`` until the first event.
         fraction: 0..1 of the current job, None while unknown.
         finished: done, failed or cancelled. failed: it ended with an error or was cancelled.
         cancelled: it ended because :meth:`cancel` was called. message: the summary or the error's words.
@@ -377,14 +379,14 @@ class Task:
         self.error: Exception | None = None
         self.job: Job | None = None
         self._session = session
-        self._step = ""
+        self.step = self.progress = ""
         self._cancelling = False
         self._cancel_sent = False
 
     def submit(self, op: str, params: dict, images: Sequence[Image], then: Step, step: str) -> None:
         """Send the next job as soon as the session is connected; ``then(result_data, images)``
         runs when it succeeds. Never raises: a failure to connect fails the task."""
-        self._step, self.phase, self.fraction = step, step, None
+        self.step, self.phase, self.fraction, self.progress = step, step, None, ""
 
         def send(error: DaemonError | None) -> None:
             if self.finished:
@@ -440,7 +442,8 @@ class Task:
         if self._cancelling:
             self._send_cancel()
             return
-        self.phase = f"{self._step}: {describe_progress(event)}"
+        self.progress = describe_progress(event)
+        self.phase = f"{self.step}: {self.progress}"
         self.fraction = event.get("fraction")
         self.changed.emit(self)
 

@@ -113,7 +113,11 @@ def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        for key, _ in pairs:
+            if key in seen:
+                break
+            seen.add(key)
+        duplicate = key
         raise ProtocolError(f"header: duplicate map key {short_repr(duplicate)}", "header")
     return out
 

@@ -88,6 +88,14 @@ class TrainConfig:
     # singan_core.training.train_scale). 1 = one scale at a time (the paper); ConSinGAN uses 3 and 0.1.
     concurrent_stages: int = 1
     stage_lr_scale: float = 0.1
+    # Two sampling details of the original release (tamarott/SinGAN, training.py) that the paper does not
+    # state; off = this project's reading (see singan_core.training.train_scale). redraw_coarsest_z_opt:
+    # at the coarsest scale, draw z_opt anew in every iteration (the reconstruction then maps fresh
+    # noise to x_0; the last draw is kept; the release's issue #43). prev_per_d_step: a fresh random
+    # sample of the coarser scales (and G_n's output on it) for every critic step, instead of one per
+    # iteration; the generator steps use the last one.
+    redraw_coarsest_z_opt: bool = False
+    prev_per_d_step: bool = False
     noise_amp_init: float = 0.1  # noise_amp_n = noise_amp_init * RMSE(upsampled coarser reconstruction, x_n)
     precision: Precision = "fp32"  # "bf16": autocast for convolutions
     seed: int = 0  # seeds z_opt and every training noise draw

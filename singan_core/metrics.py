@@ -22,6 +22,8 @@ Metrics
 * :func:`correlation_length` -- the feature size of an aperiodic texture (gravel, grass):
   where the radially averaged autocorrelation falls below 0.5.
 * :func:`sharpness` -- high-frequency energy: variance of the Laplacian of the luminance.
+* :func:`bright_density` -- the fraction of pixels brighter than the source's 98th luminance
+  percentile: whether sparse bright features (stars, galaxies, highlights) keep their density.
 * :func:`copy_score` -- the largest region of an output that equals the source under one
   constant offset, as a fraction of the output's area (GPNN's known failure is pasting
   large regions verbatim; a crop of the source scores 1.0).
@@ -52,6 +54,7 @@ from torch import nn
 __all__ = [
     "MetricUnavailable",
     "axis_periods",
+    "bright_density",
     "copied_region_fraction",
     "copy_score",
     "correlation_length",
@@ -376,6 +379,33 @@ def sharpness(x: torch.Tensor) -> float:
     k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
     lap = F.conv2d(y[None, None], k[None, None])
     return float(lap.var(correction=0))
+
+
+BRIGHT_PERCENTILE = 98.0  # the source's luminance percentile above which a pixel counts as "bright"
+
+
+def bright_density(x: torch.Tensor, source: torch.Tensor, percentile: float = BRIGHT_PERCENTILE) -> float:
+    """The fraction of ``x``'s pixels brighter than the ``percentile``-th luminance percentile of ``source``.
+
+    The source itself scores ``1 - percentile / 100`` (0.02 at the default, up to ties); a sample
+    whose sparse bright features (stars, galaxies, highlights) are missing or dimmed scores lower,
+    one with too many scores higher. Sizes may differ: only the distribution counts.
+
+    Args:
+        x: one image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``.
+        source: the reference image, same layout, any size.
+        percentile: in ``(0, 100)``.
+
+    Returns:
+        A fraction in ``[0, 1]``.
+
+    Raises:
+        ValueError: if either is not a single 3-channel image, or ``percentile`` is outside ``(0, 100)``.
+    """
+    if not 0.0 < percentile < 100.0:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    threshold = float(np.percentile(_luminance(_single_image(source, "source")).numpy(), percentile))
+    return float((_luminance(_single_image(x, "x")) > threshold).to(torch.float64).mean())
 
 
 # --------------------------------------------------------------------------- copy score

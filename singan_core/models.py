@@ -31,7 +31,7 @@ class ConvBlock(nn.Sequential):
 
 
 def _conv_stack(in_channels: int, nfc: int, out_channels: int, net: NetConfig) -> nn.Sequential:
-    blocks = [ConvBlock(in_channels, nfc, net.kernel_size)]
+    blocks: list[nn.Module] = [ConvBlock(in_channels, nfc, net.kernel_size)]
     blocks += [ConvBlock(nfc, nfc, net.kernel_size) for _ in range(net.num_layers - 2)]
     blocks.append(nn.Conv2d(nfc, out_channels, net.kernel_size))
     return nn.Sequential(*blocks)

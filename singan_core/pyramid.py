@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from .config import PaddingMode, PyramidConfig
 
 Size = tuple[int, int]
+SizeLike = Size | torch.Size  # (h, w), also a tensor's ``shape[-2:]``
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def reals_from_finest(finest: torch.Tensor, sizes: tuple[Size, ...]) -> list[tor
     return [resize(finest, size) for size in sizes[:-1]] + [finest]
 
 
-def resize(x: torch.Tensor, size: Size, padding_mode: PaddingMode = "zeros") -> torch.Tensor:
+def resize(x: torch.Tensor, size: SizeLike, padding_mode: PaddingMode = "zeros") -> torch.Tensor:
     """Antialiased bicubic resize of (N, C, H, W) to ``size`` = (h, w) pixels.
 
     With ``padding_mode="circular"`` the image is treated as periodic (a tile): the result wraps

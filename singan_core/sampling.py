@@ -15,10 +15,10 @@ import torch
 from .config import PaddingMode
 from .errors import InvalidArgument
 from .model import SinGANPyramid
-from .pyramid import Size, resize
+from .pyramid import Size, SizeLike, resize
 
 
-def draw_noise(n: int, size: Size, k: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def draw_noise(n: int, size: SizeLike, k: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """A standard-normal noise map z_k of shape (n, 3, h, w).
 
     At the coarsest scale (k = 0) one channel is drawn and repeated over RGB (as the original), finer

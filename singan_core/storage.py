@@ -302,7 +302,7 @@ def create_model_dir(
         config=pyramid.config.to_dict(),
         scale_factor=pyramid.geometry.scale_factor,
         input_scale=pyramid.geometry.input_scale,
-        sizes=[tuple(s) for s in pyramid.sizes],
+        sizes=[(int(s[0]), int(s[1])) for s in pyramid.sizes],
         noise_amp=[],
         scales_done=0,
         num_scales=pyramid.num_scales,

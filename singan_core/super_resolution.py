@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .config import SinGANConfig
+from .config import PaddingMode, SinGANConfig
 from .model import SinGANPyramid
 from .pyramid import Size, resize
 
@@ -109,7 +109,7 @@ def super_resolve(pyramid: SinGANPyramid, factor: float, *, consistent: bool = T
     return x.clamp(-1, 1)
 
 
-def back_project(high: torch.Tensor, low: torch.Tensor, mode: str = "zeros", steps: int = BACK_PROJECTION_STEPS) -> torch.Tensor:
+def back_project(high: torch.Tensor, low: torch.Tensor, mode: PaddingMode = "zeros", steps: int = BACK_PROJECTION_STEPS) -> torch.Tensor:
     """Iterative back-projection: ``high += up(low - down(high))``, ``steps`` times.
 
     Args:

@@ -162,10 +162,12 @@ def train_scale(
     of the scale (counted across iterations) add it, weighted ``lambda_grad * gp_every``.
 
     Differences from the original code, none changing the objective: one coarser-scale sample per
-    iteration (the original draws one per D step; both are unbiased samples of the same
-    expectation); G(z, prev) computed once for all D steps and the first G step (G_k does not change
-    in between, so values are identical); no D_k parameter gradients in G steps; later G steps use
-    the current G_k (the original back-propagates through the first step's stale fake).
+    iteration (the original draws one per D step, ``prev_per_d_step``; both are unbiased samples of
+    the same expectation); G(z, prev) computed once for all D steps and the first G step (G_k does
+    not change in between, so values are identical); no D_k parameter gradients in G steps; later G
+    steps use the current G_k (the original back-propagates through the first step's stale fake); a
+    fixed z_opt at the coarsest scale (the original draws it anew in every iteration,
+    ``redraw_coarsest_z_opt``).
 
     Concurrent training (``concurrent_stages`` = c > 1; Hinz et al., ConSinGAN, WACV 2021; its release's
     ``train_depth`` and ``lr_scale``):
@@ -215,14 +217,17 @@ def train_scale(
         net.requires_grad_(True)  # stays in eval mode: BatchNorm keeps its running statistics
     try:
         for it in range(1, cfg.iterations + 1):
+            if k == 0 and cfg.redraw_coarsest_z_opt:  # the original release's coarsest scale
+                z_opt = draw_noise(1, size, 0, rng, device)
+                rec_input = noise_amp * z_opt
             z = noise_amp * draw_noise(1, size, k, rng, device)
-            noises = [draw_noise(1, pyramid.sizes[j], j, rng, device) for j in range(k)]
-            prev_frozen = generate(pyramid, noises[:first]) if first > 0 else None
-            prev = _upsampled(pyramid, k, prev_frozen, noises[first:])
-            with autocast:
-                fake = generator(z, prev)  # G_k is unchanged during the D steps: one forward serves all
-
             for step in range(cfg.d_steps):
+                if step == 0 or cfg.prev_per_d_step:
+                    noises = [draw_noise(1, pyramid.sizes[j], j, rng, device) for j in range(k)]
+                    prev_frozen = generate(pyramid, noises[:first]) if first > 0 else None
+                    prev = _upsampled(pyramid, k, prev_frozen, noises[first:])
+                    with autocast:
+                        fake = generator(z, prev)  # G_k is unchanged during the D steps: one forward serves all
                 fake_d = fake.detach().float()
                 with autocast:
                     loss_d = critic_loss(critic(real), critic(fake_d))
@@ -288,21 +293,5 @@ def _upsampled(pyramid: SinGANPyramid, k: int, frozen: torch.Tensor | None, nois
     if k == 0:
         return torch.zeros_like(real)
     x = generate(pyramid, noises, k - len(noises), frozen, differentiable=True) if noises else frozen
+    assert x is not None, "k > 0 with no concurrent scales has a frozen coarser output"
     return resize(x, real.shape[-2:], pyramid.config.net.padding_mode)
-
-
-def _upsampled_reconstruction(pyramid: SinGANPyramid, k: int) -> torch.Tensor:
-    """up(rec_{k-1}) at the size of x_k; zeros at k = 0."""
-    real = pyramid.reals[k]
-    if k == 0:
-        return torch.zeros_like(real)
-    return resize(reconstruct(pyramid, k), real.shape[-2:], pyramid.config.net.padding_mode)
-
-
-def _random_prev(pyramid: SinGANPyramid, k: int, rng: torch.Generator) -> torch.Tensor:
-    """up(sample of scales 0..k-1 with fresh noise) at the size of x_k; zeros at k = 0."""
-    real = pyramid.reals[k]
-    if k == 0:
-        return torch.zeros_like(real)
-    noises = [draw_noise(1, pyramid.sizes[j], j, rng, real.device) for j in range(k)]
-    return resize(generate(pyramid, noises), real.shape[-2:], pyramid.config.net.padding_mode)

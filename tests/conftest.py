@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -20,6 +22,44 @@ from singan_core.workflow import run_training, sr_training
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 TRAIN_IMAGE = "chelsea.png"
+
+
+TRAINING_FIXTURES = frozenset({"tiny_trained", "chelsea_model", "tiny_model_of", "sr_model", "tiny_model", "served_model",
+                               "served", "brick_daemon", "ray_cluster"})
+"""Fixtures that train a model (directly, or through a daemon): a test that uses one is ``slow``."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test whose fixtures (transitively) train, so that ``-m "not slow"`` is the
+    fast tier with no training; :func:`_no_training_unless_slow` keeps it so."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def _no_training_unless_slow(item: pytest.Item):
+    """While a test not marked ``slow`` sets up (its fixtures of any scope included) and runs, training a
+    scale in this process fails and says to mark it. Trainings in subprocesses (the CLI, a daemon)
+    are not seen: tests that start them are marked by hand."""
+    if item.get_closest_marker("slow") is not None:
+        return contextlib.nullcontext()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{item.nodeid} trains a model: mark it @pytest.mark.slow")
+
+    return mock.patch("singan_core.training.train_scale", refuse)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _no_training_unless_slow(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _no_training_unless_slow(item):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,8 +76,15 @@ def _one_thread():
 def shared_images() -> Path:
     """shared/images beside the repository (test photos, see its LICENSES.md)."""
     if not IMAGES.is_dir():
-        pytest.skip(f"test images not found: {IMAGES}")
+        missing_input(f"test images not found: {IMAGES}")
     return IMAGES
+
+
+def missing_input(message: str) -> None:
+    """Skip a test whose input files are absent; under CI (``CI=true``) fail it instead, since CI has them."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: CI runs with ../shared beside the clone)")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

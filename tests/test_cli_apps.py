@@ -82,6 +82,7 @@ def test_paint2image_scale_out_of_range(tmp_path, tiny_model, shared_images):
     assert_clean_error(result, "scale: must be in 1..2")
 
 
+@pytest.mark.slow
 def test_sr_trains_then_reuses_the_model(tmp_path, shared_images):
     low = read(shared_images / "reference" / "33039_LR.png")[:40, :40]
     Image.fromarray(low).save(tmp_path / "low.png")

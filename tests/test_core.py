@@ -138,15 +138,16 @@ def test_wgan_and_reconstruction_losses():
 
 def straightforward_iteration(pyramid, generator, critic, rng, noise_amp, rec_prev, z_opt):
     """One iteration written plainly: G recomputed for every D and G step, D gradients everywhere."""
-    from singan_core.sampling import draw_noise
-    from singan_core.training import _optimizers, _random_prev
+    from singan_core.sampling import draw_noise, generate
+    from singan_core.training import _optimizers
 
     cfg = pyramid.config.train
     k = pyramid.scales_done
     real = pyramid.reals[k]
     opt_d, opt_g, _ = _optimizers(generator, critic, cfg)
     z = noise_amp * draw_noise(1, real.shape[-2:], k, rng, CPU)
-    prev = _random_prev(pyramid, k, rng)
+    noises = [draw_noise(1, pyramid.sizes[j], j, rng, CPU) for j in range(k)]  # a fresh sample of the coarser scales
+    prev = resize(generate(pyramid, noises), real.shape[-2:], pyramid.config.net.padding_mode) if k > 0 else torch.zeros_like(real)
     for _ in range(cfg.d_steps):
         fake = generator(z, prev)
         loss = -critic(real).mean() + critic(fake.detach()).mean()
@@ -317,6 +318,7 @@ def seam_score(x: torch.Tensor, real: torch.Tensor, dim: int, patch: int = 5) ->
     return (profile[straddles].mean() / profile[~straddles].median()).item()
 
 
+@pytest.mark.slow
 def test_circular_samples_tile(brick_circular, tmp_path):
     real = brick_circular.reals[-1]
     for seed in (0, 100):
@@ -327,6 +329,7 @@ def test_circular_samples_tile(brick_circular, tmp_path):
             assert seam_score(out, real, dim) < 1.2, (seed, dim)
 
 
+@pytest.mark.slow
 def test_zero_padding_samples_do_not_tile(brick_zeros, tmp_path):
     """The control of the seam measure above: the same texture with zero padding fails it."""
     real = brick_zeros.reals[-1]

@@ -109,6 +109,7 @@ def test_lift_and_instant_are_sharp_bicubic_upsampling_is_not(brick):
         assert ratio >= 2 * bicubic, (name, ratio, bicubic)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("image", ["brick", "chelsea"])
 def test_lift_and_instant_do_not_paste_the_source(image, request):
     outputs = request.getfixturevalue(image)

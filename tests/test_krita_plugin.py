@@ -35,7 +35,11 @@ from krita_plugin import build
 from krita_plugin.singan_krita import actions, deps, ops, options, pixels, words
 from krita_plugin.singan_krita.daemon_client import Image
 from krita_plugin.singan_krita.errors import BadInput, NoDocument
-from krita_plugin.singan_krita.studio import Studio, describe
+from krita_plugin.singan_krita.studio import Question, Studio, describe
+from protocol import advice
+from protocol.advice import explain
+from protocol.client import DaemonError
+from protocol.session import describe_error
 
 KRITA, XVFB_RUN = shutil.which("krita"), shutil.which("xvfb-run")
 KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
@@ -231,6 +235,119 @@ def test_request_params():
     assert "scale" not in ops.injection_params(model, options.Options())
     assert ops.train_params("  ", options.Options()) == {"name": "layer", "preset": "draft", "padding": "zeros"}
     assert ops.super_resolve_params("x" * 80, 4, options.Options())["name"] == "x" * 60
+
+
+RAW_DAEMON_ERRORS = [  # (code, message, field) the daemon sends, as docs/protocol.md 7 describes them
+    ("invalid_request", "images[0]: buffer has 0 bytes, 256x256 BGRA uint8 needs 262144", "images[0]"),
+    ("too_large", "images[0]: 9000 px wide, the limit is 8192", "images[0]"),
+    ("too_large", "params.width: 9000 px, the limit is 8192", "params.width"),
+    ("invalid_request", "params.scale: must be in 1..4", "params.scale"),
+    ("not_found", "params.model: no model 'x'", "params.model"),
+    ("busy", "model 'x' is training", None),
+    ("internal", "a bug: see the daemon log", None),
+    ("out_of_memory", "CUDA out of memory", None),
+    ("unauthorized", "token missing", "token"),
+    ("invalid_request", "init: is 960x960, larger than the output 512x512", None),
+]
+
+
+@pytest.mark.parametrize("code, message, field", RAW_DAEMON_ERRORS)
+def test_daemon_errors_reach_the_artist_as_a_sentence_with_the_raw_text_kept_for_details(code, message, field):
+    error = DaemonError(code, message, field)
+    sentence = describe(error)
+    assert sentence == explain(error)[0] and ": " in sentence  # what went wrong: what to do
+    assert message not in sentence and "refused" not in sentence and code not in sentence
+    assert not any(raw in sentence for raw in ("images[", "params.", "buffer", "uint8"))
+    assert message in explain(error)[1] and code in explain(error)[1]  # the tooltip keeps the daemon's words
+    # control: the session's generic words (what the docker showed before) fail the same check
+    assert message in describe_error(error)
+
+
+def test_daemon_error_sentences_differ_by_what_to_do():
+    sentences = {explain(DaemonError(code, message, field))[0] for code, message, field in RAW_DAEMON_ERRORS}
+    assert len(sentences) >= 8
+    assert explain(DaemonError("cancelled", ""))[0] == "cancelled"
+    assert "singan serve" in explain(DaemonError("unavailable", "no answer; start it with: singan serve"))[0]
+
+
+HELLO = {"preset_details": [{"name": "tiny", "max_size": 48, "iterations": 80},
+                            {"name": "draft", "max_size": 128, "iterations": 60}]}
+
+
+def ready(model_id, preset, seconds, width=48, height=32, created=1000.0):
+    return {"id": model_id, "status": "ready", "kind": "generative", "preset": preset, "width": width,
+            "height": height, "created": created, "updated": created + seconds}
+
+
+def test_training_estimate_comes_from_this_daemons_trainings_of_the_same_preset():
+    models = [ready("a", "draft", 600, 128, 96, created=1), ready("b", "draft", 700, 128, 96, created=2),
+              ready("c", "draft", 5000, 128, 96, created=3),  # waited in the queue: the median ignores it
+              ready("t", "tiny", 20, created=4)]
+    estimate = advice.training_estimate(HELLO, models, "draft", 1200, 800)  # shrunk to 128 x 85
+    assert (estimate.max_size, estimate.iterations) == (128, 60)
+    assert 700 * 128 * 85 / (128 * 96) * 0.95 < estimate.seconds < 700 * 128 * 85 / (128 * 96) * 1.05
+    assert "3 'draft' trainings" in estimate.basis
+    # a small image costs less than a large one of the same preset
+    assert advice.training_estimate(HELLO, models, "draft", 64, 64).seconds < estimate.seconds / 2
+    # control: a 'tiny' training (16 channels) says nothing about 'draft' (32-128): no cross-preset guess
+    unknown = advice.training_estimate(HELLO, [models[-1]], "draft", 1200, 800)
+    assert unknown.seconds is None and "no 'draft' training" in unknown.basis
+    assert advice.training_estimate(HELLO, models, "nonesuch", 10, 10).seconds is None
+    # a daemon that states its own cost is believed first
+    costed = {"preset_details": [dict(HELLO["preset_details"][1], seconds=800.0)]}
+    assert advice.training_estimate(costed, [], "draft", 128, 128).seconds == pytest.approx(800.0)
+
+
+def test_training_question_names_what_trains_and_how_long():
+    estimate = advice.Estimate(780.0, 128, 60, "going by this daemon's last 2 'draft' trainings")
+    text = words.training_question("Harmonize first trains", "the background", "draft", estimate, "Train it?")
+    assert text.replace("\u00a0", " ") == ("Harmonize first trains a 'draft' model of the background: "
+                                           "about 13 min, going by this daemon's last 2 'draft' trainings. Train it?")
+    unknown = advice.Estimate(None, 128, 60, "no 'draft' training has finished on this daemon yet")
+    assert "time unknown (no 'draft' training" in words.training_question("T", "x", "draft", unknown, "?")
+    assert [words.duration_text(s).replace("\u00a0", " ") for s in (12, 89, 130, 3900)] == [
+        "about 12 s", "about 89 s", "about 2 min", "about 1 h 05 min"]
+    assert words.duration_text(130) == "about 2\u00a0min"  # the number stays with its unit when wrapped
+
+
+def test_model_box_entries_are_short_unique_and_keep_the_whole_text_for_the_tooltip():
+    base = {"name": "chelsea", "status": "ready", "kind": "generative", "scales_done": 5, "num_scales": 5,
+            "width": 48, "height": 32, "preset": "tiny", "created": 1_780_000_000.0}
+    models = [dict(base, id="c"), dict(base, id="c-2"), dict(base, id="c-3", status="interrupted", scales_done=2)]
+    choices = words.model_choices(models, [])
+    shorts = [short for short, _ in choices]
+    assert shorts == ["chelsea · tiny · ready · c", "chelsea · tiny · ready · c-2", "chelsea · tiny · interrupted 2/5"]
+    assert all(full.startswith("chelsea: ") and len(full) > len(short) - 6 for short, full in choices)
+
+
+def test_a_question_queues_nothing_until_yes_and_no_says_so():
+    studio = Studio("tcp://127.0.0.1:1")
+    ran = []
+    try:
+        studio.ask(Question("Train it?", "Train", "Don't train", lambda: ran.append(1), "Harmonize: nothing was queued"))
+        assert studio.question is not None and ran == [] and studio.tasks == []
+        studio.answer(False)
+        assert studio.question is None and ran == [] and studio.message == "Harmonize: nothing was queued"
+        studio.ask(Question("Train it?", "Train", "Don't train", lambda: ran.append(1), "no"))
+        studio.answer(True)
+        assert ran == [1] and studio.question is None
+        studio.ask(Question("?", "y", "n", lambda: (_ for _ in ()).throw(BadInput("select a layer")), "no"))
+        studio.answer(True)  # an action that fails after yes is reported, never raised
+        assert studio.message == "select a layer" and studio.message_is_error
+    finally:
+        studio.session.close()
+
+
+def test_the_same_refusal_twice_counts_as_a_new_message():
+    studio = Studio("tcp://127.0.0.1:1")
+    try:
+        seen = []
+        studio.message_changed.connect(lambda: seen.append((studio.message, studio.message_count)))
+        studio.report(NoDocument("open a document first"))
+        studio.report(NoDocument("open a document first"))
+        assert seen == [("open a document first", 1), ("open a document first", 2)]
+    finally:
+        studio.session.close()
 
 
 def pump_until(studio: Studio, condition, timeout: float) -> float:
@@ -438,16 +555,40 @@ def on_screen(rect: list[int], screen: list[int]) -> bool:
 
 @pytest.mark.slow
 def test_docker_fits_a_1280_x_800_screen_with_cancel_visible(krita_run):
+    """Issue 26: at Krita's default docker width and the height its default workspace gives the
+    docker on a 1280 x 800 screen, nothing sticks out sideways, and status with Connect, the model
+    box, the six actions (or the question in their place), the job line, its progress and Cancel
+    are all shown without scrolling: at rest, while training, and while Harmonize asks and trains."""
     startup = krita_run.scenario("startup")
     assert startup["screen_geometry"] == [0, 0, *SCREEN]
-    for found in (startup, krita_run.scenario("train_and_cancel")):  # connected; training
-        assert found["docker_visible"] and found["docker_min_height"] <= 420
+    harmonize = krita_run.scenario("harmonize")
+    states = {"at rest": startup, "training": krita_run.scenario("train_and_cancel"),
+              "question": harmonize["question_geometry"], "harmonize training": harmonize["training_geometry"]}
+    print("docker geometry (size, viewport, min height): " + "; ".join(
+        f"{name} {found['docker_size']} {found['viewport_size']} {found['docker_min_height']}"
+        for name, found in states.items()))
+    for name, found in states.items():
+        assert found["docker_visible"] and found["docker_min_height"] <= docker_module_max_min_height(), name
+        assert 250 <= found["docker_size"][0] <= 350, (name, found["docker_size"])
+        assert found["overflow"] == [] and not found["horizontal_scroll"], (name, found["overflow"])
+        assert found["not_shown"] == [], (name, found["not_shown"])
+        assert found["buttons"] == (0 if name == "question" else 6), name
         assert on_screen(found["window_frame"], startup["screen_geometry"]), found["window_frame"]
         x0, y0, x1, y1 = found["cancel_global"]
         assert found["cancel_visible"] and on_screen([x0, y0, x1 - x0 + 1, y1 - y0 + 1], startup["screen_geometry"])
         assert found["status_visible"] and found["progress_visible"]
-    for name in ("window_connected", "window_training", "window_error"):
-        assert (krita_run.out / f"{name}.png").stat().st_size > 10_000  # screenshots for people to look at
+    unfolded = startup["unfolded"]  # the options shown: they scroll vertically, never sideways
+    assert unfolded["options_shown"] and unfolded["overflow"] == [] and not unfolded["horizontal_scroll"]
+    for name in ("window_connected", "window_training", "window_error", "docker_at_rest", "docker_training",
+                 "docker_question", "docker_harmonize_training", "docker_error", "docker_daemon_error",
+                 "docker_options"):
+        assert (krita_run.out / f"{name}.png").stat().st_size > 3_000, name  # screenshots for people to look at
+
+
+def docker_module_max_min_height() -> int:
+    """docker.MAX_MIN_HEIGHT, read from the source (the module imports krita)."""
+    source = (REPO / "krita_plugin" / "singan_krita" / "docker.py").read_text()
+    return int(source.split("MAX_MIN_HEIGHT = ")[1].split()[0])
 
 
 @pytest.mark.slow
@@ -456,6 +597,112 @@ def test_actions_without_a_document_say_what_to_do(krita_run):
     assert found["new_tasks"] == 0
     for action in ("singan_variations", "singan_train", "singan_harmonize"):
         assert found[action]["is_error"] and "open a document first" in found[action]["message"]
+    # a second click on the same refused action shows as new: reported again, highlighted again
+    assert not found["flashing_before"]
+    assert found["again"] == {"message": "open a document first", "is_error": True, "reports": 1, "flashing": True,
+                              "question": False}
+
+
+def raw_protocol_text(message: str) -> bool:
+    """Whether ``message`` carries the daemon's raw words (field paths, codes, byte counts)."""
+    return any(raw in message for raw in ("images[", "params.", "buffer has", "the daemon refused", "invalid_request",
+                                          "not_found", "uint8"))
+
+
+@pytest.mark.slow
+def test_a_second_and_third_quick_variations_in_a_row_work(krita_run):
+    """Issue 26: after a run the new group is the active layer; the next two clicks vary what the
+    artist sees (the projection), never the group's empty buffer, and each gives new pixels."""
+    found = krita_run.scenario("second_click")
+    x, y, w, h = found["selection"]
+    runs = found["quick"]
+    assert [run["active"][1] for run in runs] == ["paintlayer", "grouplayer", "grouplayer"]
+    source = krita_run.raw(found["source"], (found["height"], found["width"], 4))[y:y + h, x:x + w].astype(int)
+    previous = source
+    for run in runs:
+        assert run["task"]["failed"] is False and run["task"]["message"] == "2 variations in 'SinGAN variations'"
+        assert not raw_protocol_text(run["message"])
+        pixels_ = krita_run.raw(run["pixels"], (h, w, 4)).astype(int)
+        assert (pixels_[..., 3] == 255).all() and pixels_[..., :3].std() > 10  # an image, not an empty buffer
+        assert np.abs(pixels_[..., :3] - previous[..., :3]).mean() > 3  # new pixels, not the last ones again
+        previous = pixels_
+    assert runs[1]["layers"] == ["Visible quick seed 3", "Visible quick seed 4"]
+    # the control: an empty group buffer (what the second click read before) fails the image check
+    empty = np.zeros((h, w, 4), int)
+    assert not ((empty[..., 3] == 255).all() and empty[..., :3].std() > 10)
+
+
+@pytest.mark.slow
+def test_each_action_with_a_group_vector_or_filter_layer_active(krita_run):
+    found = krita_run.scenario("second_click")
+    assert found["group_active"] == ["SinGAN variations", "grouplayer"]
+    actions_ = found["group_actions"]
+    assert actions_["Variations"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"}
+    assert not actions_["Paint to image"]["failed"] and actions_["Paint to image"]["message"].startswith(
+        "'Visible as chelsea' is above 'SinGAN variations'")
+    for name in ("Train", "Super-res 2x"):  # they start on the visible image (then the harness cancels them)
+        assert actions_[name]["started"] and not actions_[name]["failed_before_cancel"], actions_[name]
+    refusals = {"group layer": actions_["Harmonize"], "vector layer": found["vector"]["harmonize"],
+                "filter layer": found["filter"]["harmonize"]}
+    for kind, refused in refusals.items():
+        assert refused["is_error"] and refused["reports"] == 1 and refused["flashing"] and not refused["question"]
+        assert f"is a {kind}: make the pasted object's layer" in refused["message"]
+    for kind in ("vector", "filter"):
+        assert found[kind]["quick"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"}
+
+
+@pytest.mark.slow
+def test_harmonize_refuses_a_layer_without_transparency_and_the_repeat_is_highlighted(krita_run):
+    found = krita_run.scenario("harmonize")
+    first, second = found["background_first"], found["background_second"]
+    assert first["is_error"] and first["message"].startswith("'Background' is the bottom layer")
+    assert "make the pasted object's layer" in first["message"] and not first["question"]
+    assert not found["flashing_after"]  # the highlight ends...
+    assert second["reports"] == 2 and second["flashing"] and second["message"] == first["message"]  # ...and comes back
+    assert found["opaque"]["is_error"] and "'Opaque' has no transparency" in found["opaque"]["message"]
+    assert found["background_tasks"] == 0 and found["opaque_tasks"] == 0
+
+
+@pytest.mark.slow
+def test_harmonize_without_a_model_asks_first_no_queues_nothing_and_cancel_leaves_no_model(krita_run):
+    found = krita_run.scenario("harmonize")
+    question = found["question"]
+    assert question["shown"] and question["buttons_hidden"]
+    assert question["text"].startswith("No model chosen: Harmonize first trains a 'tiny' model of the background: "
+                                       "about ")
+    assert "going by this daemon's last" in question["text"] and question["text"].endswith("Train it and harmonize?")
+    assert (question["yes"], question["no"]) == ("Train and harmonize", "Don't train")
+    assert found["after_no"] == {"tasks": 0, "question": False, "new_models": [], "jobs": [],
+                                 "message": "Harmonize: nothing was queued", "buttons_back": True}
+    training = found["training"]
+    assert training["title"] == "Harmonize 'Pasted': training the background model"
+    assert training["bar"].startswith("scale ") and " %" in training["bar"] and "left" in training["bar"]
+    cancelled = found["cancelled"]
+    assert cancelled["task"] == {"failed": True, "message": "cancelled"}
+    assert cancelled["message"].endswith(f"its partly trained model '{cancelled['model']}' was deleted")
+    assert cancelled["listed_after"] is None
+
+
+@pytest.mark.slow
+def test_a_result_larger_than_the_canvas_is_centred_on_the_selection_and_said_so(krita_run):
+    found = krita_run.scenario("larger_than_canvas")
+    assert not found["task"]["failed"]
+    (layer,) = found["layers"]
+    lx, ly, lw, lh = layer["bounds"]
+    sx, sy, sw, sh = found["selection"]
+    assert (lw, lh) == (128, 96)
+    assert abs((lx + lw / 2) - (sx + sw / 2)) <= 1 and abs((ly + lh / 2) - (sy + sh / 2)) <= 1
+    assert "centred on the area it was made from; larger than the 96 x 64 px canvas" in found["message"]
+    assert "Image > Trim to Current Layer" in found["message"]
+
+
+@pytest.mark.slow
+def test_a_daemon_error_reaches_the_docker_as_a_sentence(krita_run):
+    found = krita_run.scenario("daemon_error")
+    assert found["task"]["failed"] and found["is_error"]
+    assert found["message"].startswith("Variations of ") and "no longer has that model" in found["message"]
+    assert not raw_protocol_text(found["message"])
+    assert "not_found" in found["tooltip"]  # the daemon's own words stay in the tooltip, for a bug report
 
 
 VARIATION_REGIONS = {  # where each case of the harness's VARIATION_CASES must put its layers (x, y, w, h)
@@ -569,7 +816,8 @@ def test_train_shows_progress_in_the_docker_and_cancel_stops_it(krita_run):
     t = krita_run.scenario("train_and_cancel")
     progress = t["progress"]
     assert progress["phase"].startswith("training: scale") and 0 < progress["fraction"] < 1
-    assert progress["cancel_enabled"] and progress["title"].startswith("Training 'chelsea - Background': training: scale")
+    assert progress["cancel_enabled"] and progress["title"] == "Training 'chelsea - Background': training"
+    assert progress["bar_text"].startswith("scale ") and " %" in progress["bar_text"]  # the job's real state
     assert any(text.startswith("chelsea - Background: training") for text in t["list_while_training"])
     assert t["task"] == {"failed": True, "message": "cancelled"}
     assert t["message"].startswith("Training 'chelsea - Background'") and t["message"].endswith("cancelled")

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import missing_input
 from singan_core.imageio import load_image
 from singan_core.metrics import (
     axis_periods,
@@ -29,7 +30,7 @@ IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 def photo(name: str) -> torch.Tensor:
     path = IMAGES / name
     if not path.is_file():
-        pytest.skip(f"test image not found: {path}")
+        missing_input(f"test image not found: {path}")
     return load_image(path)
 
 

@@ -59,6 +59,8 @@ PAPER = {
         "gp_every": 1,
         "concurrent_stages": 1,
         "stage_lr_scale": 0.1,  # unused with concurrent_stages = 1
+        "redraw_coarsest_z_opt": False,  # the paper's fixed z_opt (the original release redraws it)
+        "prev_per_d_step": False,  # one coarser sample per iteration (the original: one per D step)
         "noise_amp_init": 0.1,
         "precision": "fp32",
         "seed": 0,
@@ -108,18 +110,58 @@ def check_trained(pyramid, png) -> None:
 def test_lazy_gradient_penalty_trains_and_applies_the_penalty_every_kth_critic_step(shared_images, tmp_path, monkeypatch):
     cfg = tiny_with(train={"gp_every": 4})
     weights: list[float] = []
+    reached: list[float] = []  # d(loss_d)/d(penalty) as seen by backward: 1.0 when the penalty is added to the loss
     real_penalty = training.gradient_penalty
 
     def counted(critic, real, fake, lambda_grad, rng):
         weights.append(lambda_grad)
-        return real_penalty(critic, real, fake, lambda_grad, rng)
+        penalty = real_penalty(critic, real, fake, lambda_grad, rng)
+        penalty.register_hook(lambda grad: reached.append(float(grad)))
+        return penalty
 
     monkeypatch.setattr(training, "gradient_penalty", counted)
     pyramid = train(new_pyramid(load_image(shared_images / "chelsea.png"), cfg, CPU))
     steps = cfg.train.iterations * cfg.train.d_steps
     assert len(weights) == pyramid.num_scales * math.ceil(steps / 4)
     assert weights == [pytest.approx(4 * cfg.train.lambda_grad)] * len(weights)
+    # a penalty computed but never added to the critic's loss would leave `reached` empty
+    assert reached == [pytest.approx(1.0)] * len(weights)
     check_trained(pyramid, tmp_path / "lazy_gp.png")
+
+
+# --- the original release's sampling details (issue 25's faithfulness options) ---------------------
+
+
+@pytest.mark.slow
+def test_redrawn_coarsest_z_opt_trains_and_keeps_the_last_draw(shared_images, tmp_path):
+    image = load_image(shared_images / "chelsea.png")
+    fixed = train(new_pyramid(image, preset("tiny"), CPU))
+    redrawn = train(new_pyramid(image, tiny_with(train={"redraw_coarsest_z_opt": True}), CPU))
+    # the option ignored would leave the same z_opt_0 as the same seed's fixed one
+    assert not torch.equal(redrawn.z_opts[0], fixed.z_opts[0])
+    assert all(torch.equal(z, torch.zeros_like(z)) for z in redrawn.z_opts[1:])
+    check_trained(redrawn, tmp_path / "redrawn.png")  # G_0 maps fresh noise to x_0: still reconstructs
+
+
+@pytest.mark.slow
+def test_prev_per_d_step_draws_a_coarser_sample_for_every_critic_step(shared_images, monkeypatch):
+    calls = {"n": 0}
+    real_upsampled = training._upsampled
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return real_upsampled(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_upsampled", counted)
+    image = load_image(shared_images / "chelsea.png")
+    counts = []
+    for per_step in (False, True):
+        calls["n"] = 0
+        cfg = tiny_with(train={"prev_per_d_step": per_step, "iterations": 3})
+        pyramid = train(new_pyramid(image, cfg, CPU))
+        counts.append(calls["n"])
+    extra = pyramid.num_scales * cfg.train.iterations * (cfg.train.d_steps - 1)
+    assert counts[1] - counts[0] == extra, counts
 
 
 def test_gp_every_below_one_is_refused():
@@ -203,15 +245,29 @@ def test_scales_changed_by_follows_the_concurrent_stages():
 
 
 @pytest.mark.slow
-def test_concurrent_stages_train_the_generators_below_and_nothing_else_of_them(shared_images, tmp_path):
-    cfg = tiny_with(train={"concurrent_stages": 2})
+def test_concurrent_stages_train_the_generators_below_and_nothing_else_of_them(shared_images, tmp_path, monkeypatch):
+    cfg = tiny_with(train={"concurrent_stages": 2, "stage_lr_scale": 0.25})
     snapshots: list[dict] = []
+    learning_rates: list[list[tuple[float, int]]] = []  # per scale: (lr, id of the first parameter) of G's groups
+    real_optimizers = training._optimizers
+
+    def spied(generator, critic, train_cfg, earlier=()):
+        opt_d, opt_g, schedulers = real_optimizers(generator, critic, train_cfg, earlier)
+        learning_rates.append([(g["lr"], id(g["params"][0])) for g in opt_g.param_groups])
+        return opt_d, opt_g, schedulers
 
     def snapshot(p, k):
         snapshots.append({"G": [state(g) for g in p.generators], "D": [state(d) for d in p.discriminators],
                           "noise_amp": list(p.noise_amps), "z_opt": [z.clone() for z in p.z_opts]})
 
+    monkeypatch.setattr(training, "_optimizers", spied)
     pyramid = train(new_pyramid(load_image(shared_images / "chelsea.png"), cfg, CPU), on_scale_done=snapshot)
+    # G_k at lr_g, the concurrently trained G_{k-1} at lr_g * stage_lr_scale (not at the full rate)
+    lr_g = cfg.train.lr_g
+    first = [id(next(g.parameters())) for g in pyramid.generators]
+    assert learning_rates[0] == [(lr_g, first[0])]
+    for k in range(1, pyramid.num_scales):
+        assert learning_rates[k] == [(lr_g, first[k]), (pytest.approx(lr_g * 0.25), first[k - 1])]
     for k in range(1, pyramid.num_scales):
         before, after = snapshots[k - 1], snapshots[k]
         assert not same(before["G"][k - 1], after["G"][k - 1]), f"G_{k - 1} was not trained along with scale {k}"

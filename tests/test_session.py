@@ -149,11 +149,12 @@ def test_cancelling_a_training_ends_it_on_the_daemon(served_model, shared_images
     task.submit("train", {"name": "cancelled", "preset": "draft"}, [wire_image(shared_images / "chelsea.png")],
                 lambda data, images: "trained", "training")
     pump_until(session, lambda: task.job is not None and task.job.id is not None)
+    job = task.job.id
+    pump_until(session, lambda: job in {entry["job"] for entry in session.jobs})  # the heartbeat lists it while it runs
     task.cancel()
     assert task.phase == "cancelling" and not task.finished  # cancel only sent a request
     pump_until(session, lambda: task.finished)
     assert task.cancelled and task.message == "cancelled"
-    job = task.job.id
     pump_until(session, lambda: job not in {entry["job"] for entry in session.jobs})  # the heartbeat's job list
 
 

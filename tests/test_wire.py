@@ -103,4 +103,7 @@ def test_client_strings_are_escaped_to_one_line(evil):
 
 def test_generate_params_parse_with_defaults():
     request = parse_request(_request("generate", params={"model": "cat"}), [])
-    assert isinstance(request, GenerateRequest) and request.params.n >= 1
+    assert isinstance(request, GenerateRequest) and request.params.model == "cat"
+    params = request.params
+    assert (params.n, params.scale_h, params.scale_w, params.width, params.height, params.gen_start_scale) == (
+        1, 1.0, 1.0, None, None, 0)

@@ -23,6 +23,7 @@ from krita import Document, Krita, Node
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QImage
 
+from . import pixels
 from .errors import BadInput, NoDocument, UnsupportedDocument
 
 
@@ -36,6 +37,13 @@ class Region:
     height: int
 
 
+PIXEL_LAYER = "paintlayer"
+"""The one node type whose own pixels an action reads; any other active node (a group, a vector,
+filter, fill, file or clone layer, a mask) makes the actions read what the artist sees instead
+(the projection): a group's own pixel buffer can be empty (a group just added holds 0 bytes until
+Krita renders it), and a filter or fill layer has no pixels of its own to vary."""
+
+
 @dataclass(frozen=True)
 class Target:
     """What an action works on.
@@ -43,7 +51,7 @@ class Target:
     Attributes:
         document, node: the active document and layer.
         region: the selection's bounding box, else the layer's bounds clipped to the image (the
-            whole image for an empty layer).
+            whole image for an empty layer, a group or a layer without bounds).
         mask: the selection over ``region`` (one byte per pixel, 0..255) if it is not a full
             rectangle, else None.
     """
@@ -52,6 +60,17 @@ class Target:
     node: Node
     region: Region
     mask: bytes | None
+
+    @property
+    def reads_layer(self) -> bool:
+        """True when the actions read the active layer's own pixels (a paint layer), False when
+        they read the visible image (:data:`PIXEL_LAYER`)."""
+        return self.node.type() == PIXEL_LAYER
+
+    @property
+    def source_name(self) -> str:
+        """The source in words for layer names: the layer's name, or ``Visible`` for the projection."""
+        return self.node.name() if self.reads_layer else "Visible"
 
 
 @dataclass(frozen=True)
@@ -155,7 +174,7 @@ def active_target() -> Target:
 
 def _layer_region(document: Document, node: Node) -> Region:
     bounds = node.bounds().intersected(document.bounds())
-    if bounds.isEmpty():
+    if bounds.isEmpty() or node.type() != PIXEL_LAYER:
         bounds = document.bounds()
     return Region(bounds.x(), bounds.y(), bounds.width(), bounds.height())
 
@@ -164,6 +183,43 @@ def read(document: Document, node: Node, region: Region) -> bytes:
     """The layer's pixels in ``region`` as 8-bit BGRA (``width * height * 4`` bytes)."""
     data = node.pixelData(region.x, region.y, region.width, region.height)
     return to_rgba8(data, region.width, region.height, ColorSpace.of(document))
+
+
+def read_source(target: Target) -> bytes:
+    """What the actions vary, train on or paint from, in ``target.region`` (8-bit BGRA): the
+    active paint layer's pixels, else the visible image (the projection; :data:`PIXEL_LAYER`).
+
+    Raises:
+        BadInput: the region holds no visible pixel (an empty layer or a transparent part); the
+            message names the layer and what to select.
+    """
+    if target.reads_layer:
+        data = read(target.document, target.node, target.region)
+        where = f"the layer '{target.node.name()}' is empty"
+    else:
+        data = _projection(target.document, target.region)
+        where = "the image is empty"
+    if pixels.is_blank(pixels.alpha(data)):
+        place = " in the selection" if target.document.selection() is not None else ""
+        raise BadInput(f"{where}{place}: make a layer with pixels active, or select a part that has some")
+    return data
+
+
+def placement(document: Document, region: Region, size: tuple[int, int]) -> tuple[Region, str]:
+    """Where a result of ``size`` (w, h) made from ``region`` goes, and what to tell the artist
+    about it: at the region's top left corner when it fits inside the canvas there (1x, and 2x
+    or W x H with room); otherwise centred on the region (so it covers what it was made from),
+    with a sentence saying so, and that the canvas can be grown to show all of it."""
+    width, height = size
+    if region.x + width <= document.width() and region.y + height <= document.height():
+        return Region(region.x, region.y, width, height), ""
+    x = region.x + (region.width - width) // 2
+    y = region.y + (region.height - height) // 2
+    note = f"{width} x {height} px, centred on the area it was made from"
+    if width > document.width() or height > document.height():
+        note += (f"; larger than the {document.width()} x {document.height()} px canvas: "
+                 "Image > Trim to Current Layer grows the canvas to show all of it")
+    return Region(x, y, width, height), note
 
 
 def whole_image(document: Document) -> Region:

@@ -78,3 +78,45 @@ def model_texts(models: list[dict], jobs: list[dict]) -> list[str]:
     texts = [model_text(model, jobs) for model in models]
     repeated = Counter(texts)
     return [f"{text} · {model['id']}" if repeated[text] > 1 else text for text, model in zip(texts, models)]
+
+
+def model_state(model: dict, jobs: list[dict]) -> str:
+    """A model's state in a few words: ``ready``, ``training 42%``, ``interrupted 2/7``."""
+    status = model["status"]
+    if status == "ready":
+        return "ready"
+    job = next((job for job in jobs if job.get("model") == model["id"] and job.get("state") == "running"), None)
+    if job and job.get("fraction") is not None:
+        return f"{status} {job['fraction'] * 100:.0f}%"
+    return f"{status} {model['scales_done']}/{model['num_scales']}"
+
+
+def model_choices(models: list[dict], jobs: list[dict]) -> list[tuple[str, str]]:
+    """(short, full) texts of each of ``models`` for a one-line model box: the short one is
+    ``name · preset · state`` (made unique with the model's id where two would read the same),
+    the full one :func:`model_text` (the tooltip)."""
+    shorts = [f"{model['name']} · {model.get('preset', '?')} · {model_state(model, jobs)}" for model in models]
+    repeated = Counter(shorts)
+    shorts = [f"{short} · {model['id']}" if repeated[short] > 1 else short for short, model in zip(shorts, models)]
+    return list(zip(shorts, model_texts(models, jobs)))
+
+
+def duration_text(seconds: float) -> str:
+    """``about 40 s``, ``about 13 min``, ``about 1 h 05 min``; no-break spaces keep a number with
+    its unit when the docker wraps the text."""
+    if seconds < 90:
+        text = f"about {max(1, round(seconds))} s"
+    else:
+        minutes = round(seconds / 60)
+        text = f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60:02d} min"
+    return "about " + text[len("about "):].replace(" ", "\u00a0")
+
+
+def training_question(lead: str, subject: str, preset: str, estimate, ask: str) -> str:
+    """The docker's question before a training (``estimate``: a :class:`protocol.advice.Estimate`),
+    short enough for a narrow docker (the preset's size and iterations are in the preset box), e.g.
+    ``Harmonize first trains a 'draft' model of the background: about 13 min, going by this
+    daemon's last 2 'draft' trainings. Train it and harmonize?``"""
+    time_words = (f"{duration_text(estimate.seconds)}, {estimate.basis}" if estimate.seconds is not None
+                  else f"time unknown ({estimate.basis})")
+    return f"{lead} a '{preset}' model of {subject}: {time_words}. {ask}"

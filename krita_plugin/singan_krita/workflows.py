@@ -8,18 +8,34 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .daemon_client import Image
-
-from . import canvas, hiding, ops, pixels
+from . import canvas, hiding, ops, pixels, words
 from .canvas import Region, Target
-from .daemon_client import ConnectionState
+from .daemon_client import ConnectionState, Image, training_estimate
 from .errors import BadInput, NoModel, NotConnected
-from .studio import Studio
+from .studio import Question, Studio
 
 VARIATIONS_GROUP = "SinGAN variations"
 MAX_TRAIN_SIDE = 2048
 """Longest side (pixels) of a training image as sent: the daemon trains at 1024 px at most, and a
 larger canvas would only cost transfer time and seconds of the daemon's socket thread."""
+CONFIRM_SECONDS = 60
+"""A training the artist starts (Train, Super-resolve) whose estimate is longer than this (or
+unknown) is asked about first; Harmonize's background training, which the artist did not ask
+for by name, is always asked about."""
+
+
+def _ask_to_train(studio: Studio, action: str, lead: str, subject: str, size: tuple[int, int], ask: str, yes: str,
+                  go, always: bool = False) -> None:
+    """Run ``go()`` now, or first ask (:meth:`Studio.ask`) when the training it queues may take
+    longer than :data:`CONFIRM_SECONDS` by the shared estimate (:func:`protocol.advice.training_estimate`,
+    from ``hello`` and this daemon's finished trainings), or ``always``."""
+    preset = studio.options.preset
+    estimate = training_estimate(studio.session.info, studio.session.models, preset, *size)
+    if not always and estimate.seconds is not None and estimate.seconds <= CONFIRM_SECONDS:
+        go()
+        return
+    studio.ask(Question(words.training_question(lead, subject, preset, estimate, ask), yes, "Don't train", go,
+                        f"{action}: nothing was queued"))
 
 
 def _check_connected(studio: Studio) -> None:
@@ -65,33 +81,38 @@ def train(studio: Studio) -> None:
     """Train a model on the active layer's pixels in the selection (or the whole layer)."""
     _check_connected(studio)
     target, options = canvas.active_target(), replace(studio.options)
-    name = f"{canvas.document_title(target.document)} - {target.node.name()}"
-    task = studio.start(f"Training '{name}'")
-    studio.report(f"Training '{name}'… Quick variations work meanwhile", is_error=False)
+    name = f"{canvas.document_title(target.document)} - {target.source_name}"
+    image = _training_image(canvas.read_source(target), target.region)
 
     def trained(data: dict, images: list) -> str:
         if studio.options.model is None:
             studio.options.model = data["model"]["id"]
         return f"model '{data['model']['id']}' is ready"
 
-    image = _training_image(canvas.read(target.document, target.node, target.region), target.region)
-    task.submit("train", ops.train_params(name, options), [image], trained, "training")
+    def go() -> None:
+        task = studio.start(f"Training '{name}'")
+        studio.report(f"Training '{name}'… Quick variations work meanwhile", is_error=False)
+        task.submit("train", ops.train_params(name, options), [image], trained, "training")
+
+    _ask_to_train(studio, "Train", "Train makes", f"'{name}'", (image.width, image.height), "Train it?", "Train", go)
 
 
 def _variation_layers(target: Target, size: tuple[int, int], name: str, seed: int):
     """The step that puts a job's images (``size`` (w, h) each, image i of seed ``seed + i``) as
     layers "<name> seed <s>" of a new :data:`VARIATIONS_GROUP` group above the active layer, at the
-    selection's (or layer's) top left corner; only the first (top) one visible."""
+    selection's (or layer's) top left corner, or centred on it where that would not fit the canvas
+    (:func:`.canvas.placement`, said in the summary); only the first (top) one visible."""
 
     def place(data: dict, images: list) -> str:
-        region = Region(target.region.x, target.region.y, *size)
+        region, note = canvas.placement(target.document, target.region, size)
         layers = [
             canvas.new_layer(target.document, f"{name} seed {seed + i}", _clipped(image.data, target, size), region,
                              visible=i == 0)
             for i, image in enumerate(images)
         ]
         canvas.add_above(target.document, target.node, canvas.new_group(target.document, VARIATIONS_GROUP, layers))
-        return f"{len(layers)} variations in '{VARIATIONS_GROUP}'"
+        plural = "s" if len(layers) != 1 else ""
+        return f"{len(layers)} variation{plural} in '{VARIATIONS_GROUP}'" + (f" ({note})" if note else "")
 
     return place
 
@@ -110,23 +131,49 @@ def variations(studio: Studio) -> None:
 
 
 def quick_variations(studio: Studio) -> None:
-    """Like :func:`variations`, with no model: ``count`` results of the active layer's pixels in the
-    selection (or the whole layer) themselves, in seconds (the daemon's ``instant``: GPNN patch
+    """Like :func:`variations`, with no model: ``count`` results of the active paint layer's pixels
+    (or, with a group or another kind of layer active, of the visible image) in the selection (or
+    the whole layer) themselves, in seconds (the daemon's ``instant``: GPNN patch
     synthesis, no training). It runs ahead of trainings, so it also works while one trains."""
     _check_connected(studio)
     target, options = canvas.active_target(), replace(studio.options)
     size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
-    image = _bgra("image", canvas.read(target.document, target.node, target.region), target.region)
+    image = _bgra("image", canvas.read_source(target), target.region)
     params, images = ops.instant_request(image, size, options)
-    name = ops.display_name(target.node.name())
+    name = ops.display_name(target.source_name)
     task = studio.start(f"Quick variations of '{name}'")
     task.submit("instant", params, images, _variation_layers(target, size, f"{name} quick", params["seed"]),
                 "quick variations")
 
 
+def _harmonizable(target: Target) -> bytes:
+    """The active layer's alpha over the whole image (one byte per pixel): the mask Harmonize
+    blends. Raises BadInput, naming the layer and what to make active, for a layer Harmonize
+    cannot blend: not a paint layer (a group, a vector or filter layer), the bottom layer or a
+    layer without transparency (it covers everything below it: today that would repaint the whole
+    picture), or a layer with no opaque pixel."""
+    document, node = target.document, target.node
+    what = "make the pasted object's layer (a paint layer with transparency around the object) active"
+    if not target.reads_layer:
+        raise BadInput(f"Harmonize blends one pasted layer into the layers below it, and '{node.name()}' is a "
+                       f"{node.type().replace('layer', ' layer')}: {what}")
+    parent = node.parentNode()
+    if parent is not None and parent.parentNode() is None and parent.childNodes()[0].uniqueId() == node.uniqueId():
+        raise BadInput(f"'{node.name()}' is the bottom layer, with nothing below it to blend into: {what}")
+    mask = pixels.alpha(canvas.read(document, node, canvas.whole_image(document)))
+    if mask.count(255) == len(mask):
+        raise BadInput(f"'{node.name()}' has no transparency, so it would repaint the whole picture: {what}")
+    if pixels.is_blank(mask):
+        raise BadInput(f"the layer '{node.name()}' has no opaque pixels: {what}")
+    return mask
+
+
 def harmonize(studio: Studio) -> None:
     """Blend the active layer (a pasted object; its alpha is the mask) into the layers below it.
-    Uses the chosen model, else first trains one on the composite below the object (chosen preset).
+    Uses the chosen model, else, once the artist says yes to the docker's question (what it will
+    train and for how long), first trains one on the composite below the object (chosen preset);
+    a cancelled background training leaves no model behind (:meth:`Studio.discard_if_cancelled`).
+    A layer Harmonize cannot blend is refused with a sentence (:func:`_harmonizable`).
 
     The result, "Harmonized <name>", goes directly above the object: the daemon's output (alpha 255
     where it may change pixels: the dilated mask) made opaque wherever the object has any alpha.
@@ -136,12 +183,9 @@ def harmonize(studio: Studio) -> None:
     _check_connected(studio)
     target, options = canvas.active_target(), replace(studio.options)
     document, node, region = target.document, target.node, canvas.whole_image(target.document)
-    mask = pixels.alpha(canvas.read(document, node, region))
-    if pixels.is_blank(mask):
-        raise BadInput(f"the layer '{node.name()}' has no opaque pixels: select the pasted object's layer")
-    composite, background = canvas.composites(document, node)
+    mask = _harmonizable(target)
     model = _chosen_model(studio) if options.model is not None else None
-    task = studio.start(f"Harmonize '{node.name()}'")
+    composite, background = canvas.composites(document, node)
 
     def place(data: dict, images: list) -> str:
         result = images[0].data
@@ -151,38 +195,48 @@ def harmonize(studio: Studio) -> None:
         hiding.LINKS.hide_under(document, layer, node)
         return f"'Harmonized {node.name()}' is above '{node.name()}', which is hidden (scale {data.get('scale')})"
 
-    def run(model: dict) -> None:
+    def run(task, model: dict) -> None:
         images = [_bgra("image", composite, region), Image("mask", region.width, region.height, "GRAY", mask)]
         task.submit("harmonize", ops.injection_params(model, options), images, place, "harmonizing")
 
     if model is not None:
-        run(model)
-    else:
+        run(studio.start(f"Harmonize '{node.name()}'"), model)
+        return
+    image = _training_image(background, region)
+
+    def train_then_run() -> None:
+        task = studio.start(f"Harmonize '{node.name()}'")
+        studio.discard_if_cancelled(task)
         background_name = f"{canvas.document_title(document)} background"
-        task.submit("train", ops.train_params(background_name, options), [_training_image(background, region)],
-                    lambda data, images: run(data["model"]), "training the background model")
+        task.submit("train", ops.train_params(background_name, options), [image],
+                    lambda data, images: run(task, data["model"]), "training the background model")
+
+    _ask_to_train(studio, "Harmonize", "No model chosen: Harmonize first trains", "the background",
+                  (image.width, image.height), "Train it and harmonize?", "Train and harmonize", train_then_run,
+                  always=True)
 
 
 def paint_to_image(studio: Studio) -> None:
-    """Turn the active layer (a rough colour sketch) into an image of the chosen model's world, as
+    """Turn the active paint layer (a rough colour sketch; with a group or another kind of layer
+    active, the visible image) into an image of the chosen model's world, as
     a new layer above it at the chosen size (the daemon paints at the model's resolution)."""
     _check_connected(studio)
     target = canvas.active_target()  # first: without a document nothing else matters
     model, options = _chosen_model(studio), replace(studio.options)
     size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
-    name = target.node.name()
+    name = target.source_name
+    image = _bgra("image", canvas.read_source(target), target.region)
     task = studio.start(f"Paint to image '{name}'")
 
     def place(data: dict, images: list) -> str:
         out = images[0]
         painted = canvas.resized(out.data, out.width, out.height, *size)
-        region = Region(target.region.x, target.region.y, *size)
+        region, note = canvas.placement(target.document, target.region, size)
         layer_name = f"{name} as {model['name']}"
         canvas.add_above(target.document, target.node,
                          canvas.new_layer(target.document, layer_name, _clipped(painted, target, size), region))
-        return f"'{layer_name}' is above '{name}' (scale {data.get('scale')})"
+        return f"'{layer_name}' is above '{target.node.name()}' (scale {data.get('scale')})" + (f" ({note})" if note else "")
 
-    image = _bgra("image", canvas.read(target.document, target.node, target.region), target.region)
     task.submit("paint2image", ops.injection_params(model, options), [image], place, "painting")
 
 
@@ -196,13 +250,19 @@ def super_resolve(studio: Studio, factor: int) -> None:
         raise BadInput(f"super-resolution takes at most {max_side} px on the longer side; "
                        f"select a smaller part than {region.width} x {region.height} px")
     name = f"{canvas.document_title(target.document)} {factor}x"
-    task = studio.start(f"Super-resolve {factor}x")
 
     def open_result(data: dict, images: list) -> str:
         out = images[0]
         canvas.open_document(name, out.data, out.width, out.height, like=target.document)
         return f"new document '{name}', {out.width} x {out.height} px"
 
-    image = _bgra("image", canvas.read(target.document, target.node, region), region)
-    task.submit("super_resolve", ops.super_resolve_params(target.node.name(), factor, options), [image],
-                open_result, "training the super-resolution model")
+    image = _bgra("image", canvas.read_source(target), region)
+
+    def go() -> None:
+        task = studio.start(f"Super-resolve {factor}x")
+        task.submit("super_resolve", ops.super_resolve_params(target.source_name, factor, options), [image],
+                    open_result, "training the super-resolution model")
+
+    _ask_to_train(studio, f"Super-resolve {factor}x", f"Super-resolve {factor}x first trains (or reuses)",
+                  f"'{target.source_name}'",
+                  (region.width, region.height), "Train it and super-resolve?", "Train and super-resolve", go)

@@ -59,18 +59,34 @@ def trigger(action_id):
 
 def task_done(first_new, timeout, what):
     """Wait for the task started after ``first_new`` tasks to finish; an error reported instead
-    of a task is raised at once."""
+    of a task is raised at once. A question the docker asks first (a training's time) is answered
+    yes through its button."""
     st = studio()
-    message_before = st.message
+    count_before = st.message_count
 
     def done():
+        if st.question is not None:
+            docker().question_yes.click()
         if len(st.tasks) > first_new:
             return st.tasks[first_new].finished
-        if st.message_is_error and st.message != message_before:
+        if st.message_is_error and st.message_count != count_before:
             raise RuntimeError(f"the action reported: {st.message}")
         return False
 
     return until(done, timeout, what)
+
+
+def task_started(first_new, timeout, what, progress=False):
+    """Wait for the task started after ``first_new`` tasks (to report progress, with ``progress``),
+    answering the docker's question yes through its button if it asks one."""
+    st = studio()
+
+    def started():
+        if st.question is not None:
+            docker().question_yes.click()
+        return len(st.tasks) > first_new and (not progress or (st.tasks[first_new].fraction or 0) > 0)
+
+    return until(started, timeout, what)
 
 
 def save(name, data):
@@ -166,12 +182,12 @@ def select(doc, x, y, width, height, mask=None):
 
 
 def choose_model(model_id):
+    """Choose ``model_id`` in the docker's model box (None: no model)."""
     models = docker().models
-    for row in range(models.count()):
-        if models.item(row).data(Qt.UserRole) == model_id:
-            models.setCurrentItem(models.item(row))
-            return
-    raise RuntimeError(f"model {model_id!r} not in the docker's list")
+    index = 0 if model_id is None else models.findData(model_id)  # the first entry: no model
+    if index < 0:
+        raise RuntimeError(f"model {model_id!r} not in the docker's list")
+    models.setCurrentIndex(index)
 
 
 def layer_info(node):
@@ -200,13 +216,15 @@ def choose_preset(name):
 
 
 def model_items():
+    """The whole text of each entry of the docker's model box (its tooltip's first line)."""
     models = docker().models
-    return [models.item(row).text() for row in range(models.count())]
+    return [(models.itemData(i, Qt.ToolTipRole) or "").split("\n")[0] for i in range(models.count())]
 
 
 def model_item(model_id):
     models = docker().models
-    return next((models.item(r).text() for r in range(models.count()) if models.item(r).data(Qt.UserRole) == model_id), None)
+    index = models.findData(model_id)
+    return None if index < 0 else (models.itemData(index, Qt.ToolTipRole) or "").split("\n")[0]
 
 
 def run_task(action_id, timeout, what):
@@ -239,7 +257,7 @@ def train_to_completion(doc, entry, region):
     becomes the chosen one. Returns its id."""
     st, d = studio(), docker()
     select(doc, *region)
-    d.models.setCurrentRow(0)  # none chosen: the trained model is chosen when ready
+    choose_model(None)  # none chosen: the trained model is chosen when ready
     choose_preset("tiny")
     task = yield from run_task("singan_train", 240, "a training to finish")
     entry["train"] = outcome(task)
@@ -304,8 +322,16 @@ def startup(entry):
     yield sleep(1.0)
     entry["screen_geometry"] = _screen(app)
     entry.update(_geometry(app))
-    shot("docker_startup")
+    shot("docker_at_rest")
     window_shot("window_connected")
+    docker().options_toggle.click()  # the folded options, shown: nothing may stick out sideways either
+    yield sleep(0.3)
+    entry["unfolded"] = _geometry(app)
+    entry["unfolded"]["options_shown"] = docker().options_panel.isVisible()
+    shot("docker_options")
+    docker().scroll.widget().grab().save(str(OUT / "docker_content.png"))  # the whole column, unscrolled
+    docker().options_toggle.click()
+    yield sleep(0.1)
 
 
 def _screen(app):
@@ -313,15 +339,52 @@ def _screen(app):
     return [screen.x(), screen.y(), screen.width(), screen.height()]
 
 
+ESSENTIALS = ("status", "connect_button", "models", "task_title", "progress", "cancel")
+"""The docker's widgets an artist needs while working: visible without scrolling (issue 26)."""
+
+
+def _fully_shown(widget, viewport):
+    """Whether ``widget`` is visible and lies entirely inside ``viewport`` (no scrolling needed)."""
+    if not widget.isVisible():
+        return False
+    top_left = widget.mapTo(viewport, widget.rect().topLeft())
+    inside = viewport.rect()
+    return (inside.contains(top_left) and
+            inside.contains(top_left.x() + widget.width() - 1, top_left.y() + widget.height() - 1))
+
+
 def _geometry(app):
-    """The window's frame, the docker's minimum height and whether Cancel is on the screen."""
+    """The window's frame, the docker's size and minimum height, whether Cancel is on the screen,
+    which of the docker's widgets stick out of its viewport sideways, and which essentials
+    (:data:`ESSENTIALS` and the action buttons) are not fully shown without scrolling."""
+    from PyQt5.QtWidgets import QWidget
+
     d, window = docker(), app.activeWindow().qwindow()
     frame = window.frameGeometry()
     cancel_top_left = d.cancel.mapToGlobal(d.cancel.rect().topLeft())
     cancel_bottom_right = d.cancel.mapToGlobal(d.cancel.rect().bottomRight())
+    viewport = d.scroll.viewport()
+    overflow = []
+    for widget in d.scroll.widget().findChildren(QWidget):
+        if not widget.isVisible() or widget.parentWidget() is None:
+            continue
+        left = widget.mapTo(viewport, widget.rect().topLeft()).x()
+        if left < 0 or left + widget.width() > viewport.width():
+            overflow.append(f"{type(widget).__name__} {widget.objectName() or getattr(widget, 'text', lambda: '')()!r} "
+                            f"x {left}..{left + widget.width()}")
+    buttons = [b for b in d.actions_panel.findChildren(QPushButton)] if d.actions_panel.isVisible() else []
+    hidden = [name for name in ESSENTIALS if not _fully_shown(getattr(d, name), viewport)]
+    hidden += [b.text() for b in buttons if not _fully_shown(b, viewport)]
     return {"window_frame": [frame.x(), frame.y(), frame.width(), frame.height()],
+            "docker_size": [d.width(), d.height()],
+            "viewport_size": [viewport.width(), viewport.height()],
             "docker_min_height": d.minimumSizeHint().height(),
             "docker_visible": d.isVisible(),
+            "horizontal_scroll": d.scroll.horizontalScrollBar().isVisible(),
+            "overflow": overflow,
+            "not_shown": hidden,
+            "buttons": len(buttons),
+            "cut_labels": {name: getattr(d, name).is_cut() for name in ("status", "task_title")},
             "cancel_visible": d.cancel.isVisible() and not d.cancel.visibleRegion().isEmpty(),
             "cancel_global": [cancel_top_left.x(), cancel_top_left.y(), cancel_bottom_right.x(), cancel_bottom_right.y()],
             "status_visible": d.status.isVisible() and not d.status.visibleRegion().isEmpty(),
@@ -336,6 +399,10 @@ def no_document(entry):
         trigger(action)
         entry[action] = {"message": docker().message.text(), "is_error": st.message_is_error}
     entry["new_tasks"] = len(st.tasks) - tasks
+    yield sleep(1.0)  # the last highlight has ended
+    count, entry["flashing_before"] = st.message_count, docker().flashing
+    trigger("singan_variations")  # the same refusal again: shown as new
+    entry["again"] = refusal(st, count)
     yield sleep(0.2)
 
 
@@ -440,10 +507,11 @@ def train_and_cancel(entry):
     chosen = st.options.model
     first = len(st.tasks)
     trigger("singan_train")
-    yield until(lambda: len(st.tasks) > first and (st.tasks[first].fraction or 0) > 0, 60, "training progress")
+    yield task_started(first, 60, "training progress", progress=True)
     task = st.tasks[first]
     entry["progress"] = {"phase": task.phase, "fraction": task.fraction, "bar": d.progress.value(),
-                         "title": d.task_title.text(), "cancel_enabled": d.cancel.isEnabled()}
+                         "bar_text": d.progress.text(), "title": d.task_title.text(),
+                         "cancel_enabled": d.cancel.isEnabled()}
     yield until(lambda: any(": training" in text for text in model_items()), 10, "the training model in the list")
     entry["list_while_training"] = model_items()
     entry.update(_geometry(Krita.instance()))
@@ -476,11 +544,11 @@ def grayscale(entry):
     d.size_mode.setCurrentIndex(0)  # 1x the selection
     entry["selection"] = GRAY_SELECTION
     select(doc, *GRAY_SELECTION)
-    d.models.setCurrentRow(0)  # none chosen: the trained model is chosen when ready
+    choose_model(None)  # none chosen: the trained model is chosen when ready
     choose_preset("tiny")
     first = len(st.tasks)
     trigger("singan_train")
-    yield until(lambda: len(st.tasks) > first, 10, "the training task")
+    yield task_started(first, 10, "the training task")
     training = st.tasks[first]
     entry["trained_before_quick"] = training.finished
     entry["quick_button_enabled"] = [b.isEnabled() for b in d.findChildren(QPushButton) if b.text() == "Quick variations"]
@@ -583,7 +651,7 @@ def big_canvas(entry):
     choose_preset("tiny")
     first = len(st.tasks)
     trigger("singan_train")
-    yield until(lambda: len(st.tasks) > first and (st.tasks[first].fraction or 0) > 0, 60, "training progress")
+    yield task_started(first, 60, "training progress", progress=True)
     train = st.tasks[first]
 
     def running_training():
@@ -626,15 +694,18 @@ def harmonize(entry):
     top.setPixelData(bytes([0, 0, 255, 255]) * 16 * 16, 8, 8, 16, 16)
     doc.rootNode().addChildNode(top, obj)
     yield from activate(doc, obj)
-    d.models.setCurrentRow(0)  # "(none: Harmonize trains one on the background)"
+    choose_model(None)  # "(none: Harmonize trains one on the background)"
     choose_preset("tiny")
     before = projection(doc)
     entry.update(width=w, height=h, object=[ox, oy, ow, oh], active=doc.activeNode().name(),
                  model_choice=st.options.model, before=save("harmonize_before", before),
                  object_pixels=save("harmonize_object", obj.pixelData(0, 0, w, h)))
     png("harmonize_before", before, w, h)
+    yield from harmonize_guards(entry, doc, background, obj)
     first = len(st.tasks)
-    trigger("singan_harmonize")
+    click("Harmonize")
+    yield until(lambda: st.question is not None, 5, "the question before the background training")
+    d.question_yes.click()
     phases = []  # every phase the task went through (its changed signal; replies arrive only from the timer)
     st.tasks[first].changed.connect(lambda task: phases.append(task.phase))
     yield until(lambda: st.tasks[first].finished, 240, "harmonization (with training)")
@@ -663,6 +734,210 @@ def harmonize(entry):
     yield until(lambda: obj.visible(), 10, "deleting the result to show the object")
     entry["deleted"] = save("harmonize_deleted", projection(doc))
     entry["stack_deleted"] = stack(doc)
+
+
+def top_group(doc):
+    """The topmost "SinGAN variations" group of the document."""
+    return [n for n in doc.rootNode().childNodes() if n.name() == "SinGAN variations"][-1]
+
+
+def started_then_cancelled(st, first, entry_name, entry):
+    """Record whether the action started a task (rather than refusing), then cancel it."""
+    if len(st.tasks) > first:
+        task = st.tasks[first]
+        yield until(lambda: task.finished or task.job is not None and task.job.id is not None, 30,
+                    f"{entry_name} accepted")
+        entry[entry_name] = {"started": True, "failed_before_cancel": task.failed and not task.cancelled,
+                             "message": task.message}
+        task.cancel()
+        yield until(lambda: task.finished, 60, f"{entry_name} cancelled")
+    else:
+        entry[entry_name] = {"started": False, "message": st.message}
+
+
+def second_click(entry):
+    """Issue 26 item 2, through the docker's buttons: Quick variations three times in a row on a
+    selection (after each run the new group is the active layer), then every action with that
+    group active, then Quick variations and Harmonize with a vector and a filter layer active."""
+    st, d = studio(), docker()
+    doc = yield from open_image("chelsea.png")
+    choose_model(MODEL)
+    choose_preset("tiny")
+    d.count.setValue(2)
+    d.seed.setValue(3)
+    d.size_mode.setCurrentIndex(0)
+    x, y, w, h = entry["selection"] = [100, 60, 96, 64]
+    select(doc, x, y, w, h)
+    entry["source"] = save("second_source", projection(doc))
+    entry["width"], entry["height"] = doc.width(), doc.height()
+    runs = entry["quick"] = []
+    for i in range(3):
+        yield sleep(0.3)  # Krita activates the group it added once events are processed
+        active = doc.activeNode()
+        first = len(st.tasks)
+        click("Quick variations")
+        yield task_done(first, 120, f"quick variations #{i + 1}")
+        run = {"active": [active.name(), active.type()], "task": outcome(st.tasks[first]), "message": st.message}
+        group = top_group(doc)
+        run["layers"] = [n.name() for n in reversed(group.childNodes())]
+        run["pixels"] = save(f"second_quick{i}", list(reversed(group.childNodes()))[0].pixelData(x, y, w, h))
+        runs.append(run)
+    yield sleep(0.3)
+    group = doc.activeNode()
+    entry["group_active"] = [group.name(), group.type()]
+    actions = entry["group_actions"] = {}
+    for name in ("Variations", "Paint to image"):
+        first = len(st.tasks)
+        click(name)
+        yield task_done(first, 120, f"{name} with a group active")
+        actions[name] = outcome(st.tasks[first])
+        yield from activate(doc, group)
+    count = st.message_count
+    click("Harmonize")
+    actions["Harmonize"] = refusal(st, count)
+    for name, action in (("Train", "singan_train"), ("Super-res 2x", "singan_super_resolve_2x")):
+        first = len(st.tasks)
+        if name == "Train":
+            click("Train")
+        else:
+            next(a for a in next(b for b in d.findChildren(QPushButton) if b.text() == "Super-res").menu().actions()
+                 if a.text() == "2x").trigger()
+        if st.question is not None:
+            d.question_yes.click()
+        yield from started_then_cancelled(st, first, name, actions)
+    for kind in ("vector", "filter"):
+        if kind == "vector":
+            layer = doc.createVectorLayer("Shapes")
+        else:
+            layer = doc.createFilterLayer("Blur", Krita.instance().filter("blur"), Selection())
+        doc.rootNode().addChildNode(layer, None)
+        yield from activate(doc, layer)
+        found = entry[kind] = {"type": layer.type()}
+        first = len(st.tasks)
+        click("Quick variations")
+        yield task_done(first, 120, f"quick variations with a {kind} layer active")
+        found["quick"] = outcome(st.tasks[first])
+        yield from activate(doc, layer)
+        count = st.message_count
+        click("Harmonize")
+        found["harmonize"] = refusal(st, count)
+    shot("docker_after_second_click")
+
+
+def larger_than_canvas(entry):
+    """Issue 24 item 5: a W x H result larger than the canvas goes centred on the selection, and
+    the message says so."""
+    st, d = studio(), docker()
+    doc = new_doc("small canvas", 96, 64)
+    doc.rootNode().childNodes()[0].setPixelData(image_bytes(IMAGES / "chelsea.png", 200, 100, 96, 64), 0, 0, 96, 64)
+    yield from activate(doc, doc.rootNode().childNodes()[0])
+    entry["selection"] = [8, 8, 32, 32]
+    select(doc, *entry["selection"])
+    d.count.setValue(1)
+    d.size_mode.setCurrentIndex(2)
+    d.width_spin.setValue(128)
+    d.height_spin.setValue(96)
+    first = len(st.tasks)
+    click("Quick variations")
+    yield task_done(first, 120, "quick variations larger than the canvas")
+    entry["task"] = outcome(st.tasks[first])
+    entry["message"] = st.message
+    entry["layers"] = [layer_info(n) for n in top_group(doc).childNodes()]
+    d.size_mode.setCurrentIndex(0)
+    d.count.setValue(2)
+
+
+def daemon_error(entry):
+    """A daemon error reaches the docker as a sentence: the chosen model is deleted behind the
+    docker's back (the list still shows it), then Variations."""
+    st, d = studio(), docker()
+    doc = new_doc("errors", 64, 64)
+    yield from activate(doc, doc.rootNode().childNodes()[0])
+    victim = next(m["id"] for m in st.session.models if m["status"] == "ready" and m["id"] != MODEL
+                  and m.get("kind") == "generative")
+    choose_model(victim)
+    from singan_krita.vendor.protocol.client import Client
+
+    with Client(st.session.endpoint, timeout=5, retries=1) as client:
+        client.call("delete_model", {"model": victim})
+    first = len(st.tasks)
+    click("Variations")  # at once: the docker's list still has the model
+    yield until(lambda: len(st.tasks) > first and st.tasks[first].finished, 30, "the refused variations")
+    entry.update(model=victim, task=outcome(st.tasks[first]), message=st.message, tooltip=d.message.toolTip(),
+                 is_error=st.message_is_error)
+    yield sleep(0.1)
+    shot("docker_daemon_error")
+    choose_model(MODEL)
+
+
+def click(text):
+    """Click the docker's button ``text`` (an action, as the artist does)."""
+    next(b for b in docker().findChildren(QPushButton) if b.text() == text and b.isVisible()).click()
+
+
+def refusal(st, count_before):
+    return {"message": st.message, "is_error": st.message_is_error, "reports": st.message_count - count_before,
+            "flashing": docker().flashing, "question": st.question is not None}
+
+
+def harmonize_guards(entry, doc, background, obj):
+    """Issue 23 item 5 and issue 26 item 3, through the docker's buttons: Harmonize with the
+    (opaque) Background layer active refuses, twice (the second refusal highlighted again); with
+    no model it asks before training, No queues nothing, Yes then Cancel leaves no model behind."""
+    st, d = studio(), docker()
+    tasks, models = len(st.tasks), {m["id"] for m in st.session.models}
+    yield from activate(doc, background)
+    count = st.message_count
+    click("Harmonize")
+    entry["background_first"] = refusal(st, count)
+    yield sleep(1.0)  # the highlight has ended
+    entry["flashing_after"] = d.flashing
+    click("Harmonize")
+    entry["background_second"] = refusal(st, count)
+    entry["background_tasks"] = len(st.tasks) - tasks
+    shot("docker_error")
+    opaque = doc.createNode("Opaque", "paintlayer")  # not the bottom layer, but covering everything
+    opaque.setPixelData(bytes([90, 120, 150, 255]) * doc.width() * doc.height(), 0, 0, doc.width(), doc.height())
+    doc.rootNode().addChildNode(opaque, background)
+    yield from activate(doc, opaque)
+    count = st.message_count
+    click("Harmonize")
+    entry["opaque"] = refusal(st, count)
+    opaque.remove()
+    entry["opaque_tasks"] = len(st.tasks) - tasks
+    yield from activate(doc, obj)
+    click("Harmonize")
+    yield until(lambda: st.question is not None, 5, "the question")
+    yield sleep(0.2)
+    entry["question"] = {"text": d.question_text.text(), "yes": d.question_yes.text(), "no": d.question_no.text(),
+                         "shown": d.question_panel.isVisible() and not d.question_panel.visibleRegion().isEmpty(),
+                         "buttons_hidden": not d.actions_panel.isVisible()}
+    entry["question_geometry"] = _geometry(Krita.instance())
+    shot("docker_question")
+    window_shot("window_question")
+    d.question_no.click()
+    yield sleep(2.5)  # two heartbeats: a queued job or a new model would be listed by now
+    entry["after_no"] = {"tasks": len(st.tasks) - tasks, "question": st.question is not None,
+                         "new_models": sorted({m["id"] for m in st.session.models} - models),
+                         "jobs": [j.get("op") for j in st.session.jobs], "message": st.message,
+                         "buttons_back": d.actions_panel.isVisible()}
+    first = len(st.tasks)
+    click("Harmonize")
+    yield until(lambda: st.question is not None, 5, "the question, again")
+    d.question_yes.click()
+    yield task_started(first, 60, "the background training's progress", progress=True)
+    task = st.tasks[first]
+    yield until(lambda: task.job is not None and task.job.model, 10, "the background model's id")
+    trained = task.job.model
+    entry["training"] = {"title": d.task_title.text(), "bar": d.progress.text(), "phase": task.phase,
+                         "model_listed": model_item(trained)}
+    entry["training_geometry"] = _geometry(Krita.instance())
+    shot("docker_harmonize_training")
+    d.cancel.click()
+    yield until(lambda: task.finished, 30, "the cancelled background training")
+    entry["cancelled"] = {"task": outcome(task), "message": st.message, "model": trained}
+    yield until(lambda: st.session.model(trained) is None, 15, "the cancelled background model to be deleted")
+    entry["cancelled"]["listed_after"] = model_item(trained)
 
 
 def super_resolve(entry):
@@ -746,7 +1021,7 @@ def choose_options(entry):
     """Set every docker option (through its widget) to a value that is not its default, for the
     restarted Krita to show."""
     d = docker()
-    d.models.setCurrentRow(0)
+    choose_model(None)
     choose_preset(SAVED_OPTIONS["preset"])
     d.seamless.setChecked(SAVED_OPTIONS["seamless"])
     d.count.setValue(SAVED_OPTIONS["count"])
@@ -791,15 +1066,20 @@ def restarted(entry):
     window_shot("window_restarted")
 
 
-FIRST = (("startup", startup), ("no_document", no_document), ("variations", variations),
+FIRST = (("startup", startup), ("no_document", no_document), ("second_click", second_click),
+         ("larger_than_canvas", larger_than_canvas), ("harmonize", harmonize), ("variations", variations),
          ("paint_to_image", paint_to_image), ("train_and_cancel", train_and_cancel), ("grayscale", grayscale),
-         ("deep", deep), ("big_canvas", big_canvas), ("harmonize", harmonize), ("super_resolve", super_resolve),
+         ("deep", deep), ("daemon_error", daemon_error), ("big_canvas", big_canvas), ("super_resolve", super_resolve),
          ("daemon_stopped", daemon_stopped), ("choose_options", choose_options))
+ONLY = [name for name in os.environ.get("SINGAN_HARNESS_ONLY", "").split(",") if name]
+"""Scenarios to run (with startup), for a quick run while developing; empty: all of them."""
 RESTART = (("restarted", restarted),)
 
 
 def steps():
     for name, scenario in FIRST if PHASE == "first" else RESTART:
+        if ONLY and PHASE == "first" and name not in ONLY and name != "startup":
+            continue
         yield from guarded(results, name, scenario)
         if name == "startup" and "error" in results[name]:
             return  # nothing else can work
