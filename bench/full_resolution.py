@@ -61,7 +61,7 @@ from singan_core.patch_synthesis import synthesize
 from singan_core.pyramid import resize
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid, read_meta
-from singan_core.workflow import is_model_dir, load_instant_source, model_lift_source, run_training, start_training
+from singan_core.workflow import is_model_dir, model_lift_source, run_training, start_training
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 DEFAULT_IMAGES = [
