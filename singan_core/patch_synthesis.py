@@ -502,7 +502,8 @@ def synthesize(
         init = _lattice_mosaic(source, (height, width), start, cfg, gen)
         levels = _plan(tuple(source.shape[-2:]), (height, width), tuple(init.shape[-2:]), cfg)
     if init is None:
-        coarse = _first_guess(_resize(source, levels[0].src), levels[0].out, circular, start, cfg.coarsest_tile, gen)
+        mode = start if isinstance(start, str) else "resized"
+        coarse = _first_guess(_resize(source, levels[0].src), levels[0].out, circular, mode, cfg.coarsest_tile, gen)
         noise = torch.randn(coarse.shape, generator=gen).to(dev)
         x = coarse + cfg.noise_sigma * noise
         prev_size = levels[0].out  # no blur of the coarsest keys: the noisy guess is not a blurred image
@@ -554,9 +555,9 @@ def inpaint(
     cfg, gen, p = config, torch.Generator().manual_seed(seed), config.patch_size
     image = image.float()
     known = _Known(image, hole)
-    if bool(known.excluded_keys(tuple(image.shape[-2:]), p).all()):
+    size = (int(image.shape[-2]), int(image.shape[-1]))
+    if bool(known.excluded_keys(size, p).all()):
         raise InvalidArgument("mask", f"leaves no {p}x{p} patch of the image outside the hole")
-    size = tuple(image.shape[-2:])
     levels = _plan(size, size, None, cfg)
     fixed, coarse_hole = known.at(levels[0].out)
     mean = (image * (1 - hole)).sum(dim=(2, 3), keepdim=True) / (1 - hole).sum().clamp_min(1)
