@@ -27,6 +27,11 @@ Metrics
 * :func:`copy_score` -- the largest region of an output that equals the source under one
   constant offset, as a fraction of the output's area (GPNN's known failure is pasting
   large regions verbatim; a crop of the source scores 1.0).
+* :func:`copied_region_fraction` -- the share of an output's 32 x 32 blocks that are found in the
+  source (normalised cross-correlation, so brightness and contrast changes do not hide a copy)
+  at the same offset as a neighbouring block: the copy check of issue 24.
+* :func:`axis_periods` / :func:`lattice_ratios` -- a lattice's period along x and y and the
+  autocorrelation's height there; an output's periods and peak height relative to its source's.
 * :func:`sifid` -- Single-Image FID (SinGAN sec. 3): Fréchet distance between the
   Gaussians fitted to the 64-channel Inception-v3 features (before the second
   max-pool) of the real and the fake image. It needs Inception-v3 weights, which
@@ -48,10 +53,13 @@ from torch import nn
 
 __all__ = [
     "MetricUnavailable",
+    "axis_periods",
     "bright_density",
+    "copied_region_fraction",
     "copy_score",
     "correlation_length",
     "dominant_period",
+    "lattice_ratios",
     "patch_swd",
     "pixel_diversity",
     "sharpness",
@@ -498,6 +506,191 @@ def copy_score(output: torch.Tensor, source: torch.Tensor) -> float:
     offsets = _candidate_offsets(_luminance(output), _luminance(source))
     best = max((_largest_equal_region(output, source, dy, dx) for dy, dx in offsets), default=0)
     return best / (output.shape[-2] * output.shape[-1])
+
+
+# --------------------------------------------------------------------------- copied regions
+
+COPY_BLOCK = 32  # side of the output blocks searched for in the source (pixels)
+COPY_MIN_NCC = 0.9  # normalised cross-correlation at which a block counts as found in the source
+_COPY_MIN_STD = 0.02  # blocks flatter than this (luminance std, [-1, 1] units) are left out
+_COPY_OFFSET_TOLERANCE = 2  # neighbouring blocks found at offsets this close (px) belong to one copy
+
+
+def _window_norms(src: torch.Tensor, b: int) -> torch.Tensor:
+    """sqrt(sum (S - mean)^2) over every b x b window of ``src`` (H, W), shape (H - b + 1, W - b + 1)."""
+    s1 = F.avg_pool2d(src[None, None], b, stride=1)[0, 0] * (b * b)
+    s2 = F.avg_pool2d(src[None, None].square(), b, stride=1)[0, 0] * (b * b)
+    return (s2 - s1.square() / (b * b)).clamp_min(0).sqrt()
+
+
+def _best_matches(blocks: torch.Tensor, src: torch.Tensor, norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each zero-mean unit-norm block (n, b, b): the best normalised cross-correlation with a
+    window of ``src`` (H, W) and that window's top-left (n, 2). FFT correlation, in chunks."""
+    h, w = src.shape
+    b = blocks.shape[-1]
+    vh, vw = h - b + 1, w - b + 1
+    spec = torch.fft.rfft2(src)
+    best, where = [], []
+    for chunk in blocks.split(max(1, 2**24 // (h * w))):
+        corr = torch.fft.irfft2(spec[None] * torch.fft.rfft2(chunk, s=(h, w)).conj(), s=(h, w))[:, :vh, :vw]
+        ncc = (corr / norms.clamp_min(1e-6)).reshape(len(chunk), -1)
+        m, i = ncc.max(dim=1)
+        best.append(m)
+        where.append(torch.stack([i // vw, i % vw], dim=1))
+    return torch.cat(best), torch.cat(where)
+
+
+def copied_region_fraction(output: torch.Tensor, source: torch.Tensor, *, min_ncc: float = COPY_MIN_NCC) -> float:
+    """Share of an output that is a copied region of the source, up to brightness and contrast.
+
+    The output's luminance is cut into a grid of 32 x 32 blocks; blocks flatter than a luminance
+    standard deviation of 0.02 are left out. Each block, mean removed and normalised, is searched
+    in every 32 x 32 window of the source's luminance by normalised cross-correlation (FFT), which
+    is unchanged by any brightness offset and contrast gain. A block is *found* when its best
+    correlation is at least ``min_ncc``; it is *copied* when it is found and at least one of its
+    four grid neighbours is found at the same offset (source position - output position, within
+    2 px): the two come from one region of the source at least 64 x 32 px, translated. Patch
+    synthesis reuses regions smaller than that all the time; a crop, a shifted copy or a mosaic of
+    crops of the source are copied almost everywhere.
+
+    Args:
+        output: the generated image ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]``, at least 64 px
+            on each side (two blocks).
+        source: the image it was made from, same layout, at least 32 x 32 pixels; compared at its
+            own pixel scale (no resizing).
+        min_ncc: correlation in (0, 1] from which a block counts as found.
+
+    Returns:
+        The fraction of the textured blocks that are copied, in ``[0, 1]`` (0 when no block is
+        textured).
+
+    Raises:
+        ValueError: ``output`` or ``source`` not a single 3-channel image of the minimum size, or
+            ``min_ncc`` outside (0, 1].
+    """
+    b = COPY_BLOCK
+    out_y = _luminance(_single_image(output, "output", 2 * b)).float()
+    src_y = _luminance(_single_image(source, "source", b)).float()
+    if not 0 < min_ncc <= 1:
+        raise ValueError(f"min_ncc must be in (0, 1], got {min_ncc}")
+    gh, gw = out_y.shape[0] // b, out_y.shape[1] // b
+    blocks = out_y[: gh * b, : gw * b].reshape(gh, b, gw, b).permute(0, 2, 1, 3).reshape(gh * gw, b, b)
+    blocks = blocks - blocks.mean(dim=(1, 2), keepdim=True)
+    std = blocks.square().mean(dim=(1, 2)).sqrt()
+    textured = std >= _COPY_MIN_STD
+    if not bool(textured.any()):
+        return 0.0
+    unit = blocks / blocks.square().sum(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-12)
+    ncc = torch.full((gh * gw,), -1.0)
+    offset = torch.zeros(gh * gw, 2, dtype=torch.long)
+    m, where = _best_matches(unit[textured], src_y, _window_norms(src_y, b))
+    ncc[textured], offset[textured] = m, where
+    grid_pos = torch.stack(torch.meshgrid(torch.arange(gh) * b, torch.arange(gw) * b, indexing="ij"), dim=-1)
+    offset = (offset - grid_pos.reshape(-1, 2)).reshape(gh, gw, 2)
+    found = ((ncc >= min_ncc) & textured).reshape(gh, gw)
+    copied = torch.zeros(gh, gw, dtype=torch.bool)
+    for dy, dx in ((0, 1), (1, 0)):  # each pair of grid neighbours once
+        a, c = found[: gh - dy, : gw - dx], found[dy:, dx:]
+        same = (offset[: gh - dy, : gw - dx] - offset[dy:, dx:]).abs().amax(dim=-1) <= _COPY_OFFSET_TOLERANCE
+        pair = a & c & same
+        copied[: gh - dy, : gw - dx] |= pair
+        copied[dy:, dx:] |= pair
+    return float(copied.sum()) / float(textured.sum())
+
+
+# --------------------------------------------------------------------------- lattice along the axes
+
+_AXIS_BAND = 2  # rows (columns) either side of the axis whose autocorrelation maximum is read
+
+
+def _axis_profiles(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Autocorrelation of the luminance along +x and +y from lag 0 (max over a +-2 px band)."""
+    ac = _autocorrelation(_luminance(_single_image(x, "x", 16)))
+    cy, cx = ac.shape[0] // 2, ac.shape[1] // 2
+    k = _AXIS_BAND
+    along_x = ac[cy - k : cy + k + 1, cx:].amax(dim=0)
+    along_y = ac[cy:, cx - k : cx + k + 1].amax(dim=1)
+    return along_x, along_y
+
+
+def _first_peak(profile: torch.Tensor) -> tuple[float, float]:
+    """(lag, height) of the first local maximum past the central lobe that reaches 0.1 and half of the
+    strongest such maximum; (nan, nan) when there is none. The lag is refined by a parabola."""
+    below = torch.nonzero(profile < PERIOD_MIN_PEAK)
+    if len(below) == 0:
+        return float("nan"), float("nan")
+    start = int(below[0])
+    inner = profile[1:-1]
+    is_max = (inner > profile[:-2]) & (inner >= profile[2:])
+    is_max[: max(0, start - 1)] = False
+    if not bool(is_max.any()):
+        return float("nan"), float("nan")
+    floor = max(PERIOD_MIN_PEAK, _PERIOD_PEAK_RELATIVE * float(inner[is_max].max()))
+    peaks = torch.nonzero(is_max & (inner >= floor))
+    if len(peaks) == 0:
+        return float("nan"), float("nan")
+    i = int(peaks[0]) + 1
+    a, c, e = float(profile[i - 1]), float(profile[i]), float(profile[i + 1])
+    shift = 0.5 * (a - e) / (a - 2 * c + e) if a - 2 * c + e != 0 else 0.0
+    return i + shift, c
+
+
+def axis_periods(x: torch.Tensor) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A lattice's period along x and along y, with the autocorrelation's height there.
+
+    The luminance's normalised linear autocorrelation (as in :func:`dominant_period`) is read along
+    the horizontal and the vertical lag axes (the maximum over a band of +-2 px, so a slightly
+    rotated lattice keeps its peak); on each, the period is the first local maximum past the
+    central lobe that reaches 0.1 and half of that axis's strongest maximum (sub-pixel by a
+    parabola). A running-bond brick wall gives the brick length along x and two courses along y.
+
+    Args:
+        x: one image ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]``, at least 16 x 16 pixels.
+
+    Returns:
+        ``((period_x, height_x), (period_y, height_y))``: periods in pixels, heights in [-1, 1];
+        ``nan`` for an axis without a period (gravel, grass, noise).
+
+    Raises:
+        ValueError: ``x`` not a single 3-channel image of at least 16 x 16 pixels.
+    """
+    along_x, along_y = _axis_profiles(x)
+    return _first_peak(along_x), _first_peak(along_y)
+
+
+def lattice_ratios(output: torch.Tensor, source: torch.Tensor) -> tuple[float, float, float]:
+    """How well an output keeps its source's lattice: period ratios along x and y, and peak ratio.
+
+    The periods are :func:`axis_periods` of each image. The peak ratio is, per axis with a source
+    period, the output's highest autocorrelation within 8 % of the source's period divided by the
+    source's height there; the smaller of the two axes is returned. A shuffled grid of blocks
+    smaller than the period keeps the pixels but loses the peak.
+
+    Args:
+        output, source: one image each, ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]``, at least 16 x 16
+            pixels; the output's half-size must exceed the source's period to measure it.
+
+    Returns:
+        ``(period_x ratio, period_y ratio, peak ratio)``; ``nan`` where the source has no period on
+        that axis (all ``nan`` for a stochastic texture), a period ratio ``nan`` where the output has
+        none.
+
+    Raises:
+        ValueError: as :func:`axis_periods`.
+    """
+    out_profiles, src_profiles = _axis_profiles(output), _axis_profiles(source)
+    ratios, peaks = [], []
+    for out_p, src_p in zip(out_profiles, src_profiles):
+        period, height = _first_peak(src_p)
+        if math.isnan(period):
+            ratios.append(float("nan"))
+            continue
+        ratios.append(_first_peak(out_p)[0] / period)
+        lo, hi = max(1, math.floor(0.92 * period)), min(len(out_p) - 1, math.ceil(1.08 * period))
+        near = float(out_p[lo : hi + 1].max()) if hi >= lo else float("nan")
+        peaks.append(near / height)
+    peak = min(peaks) if peaks else float("nan")
+    return ratios[0], ratios[1], peak
 
 
 # --------------------------------------------------------------------------- SIFID

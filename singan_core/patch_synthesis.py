@@ -6,56 +6,34 @@ next level; each of its p x p patches (a *query*) is replaced by the *value* (th
 of its nearest *key* (a source patch at that level: blurred by the same down-then-up resize as the
 query on a level's first iteration, sharp afterwards); overlapping value patches are folded back by
 averaging. GPNN's normalised distance ``D(q, k) / (alpha + min_q D(q, k))`` (paper sec. 3.2) favours
-keys that no query is close to yet, so every source patch tends to be used (*completeness*) and no
-patch floods the output.
+keys that no query is close to yet (*completeness*).
 
 Two uses of one engine (:func:`synthesize`):
 
-* *instant*: from the source's coarsest level plus noise (GPNN's random generation), any output size
-  at the source's pixel scale, optionally ``circular`` (wrap-around patches: seamless tiles);
+* *instant*: from a first guess made of the source's patches plus noise (GPNN's random generation),
+  any output size at the source's pixel scale, optionally ``circular`` (wrap-around patches:
+  seamless tiles). The first guess follows the source (``coarsest_start``): GPNN's resized coarsest
+  level for a weakly periodic source, a mosaic of random tiles for a stochastic one (so that at the
+  source's own size the search does not fall back into the source), and for a lattice (an
+  autocorrelation peak along x or y, :func:`singan_core.metrics.axis_periods`) a mosaic of tiles
+  each taken a whole number of periods away from its place, started at the level where the period
+  spans a few patches: a coarse layout from the source's own lattice, in the spirit of image
+  quilting (Efros & Freeman, SIGGRAPH 2001).
 * *lift*: from a given small image (e.g. a SinGAN sample) up to the output size, the detail coming
   from the source's own patches.
 
-Distances are mean squared differences per patch element on [-1, 1] values (D = SSD / (3 p^2)),
-computed on PCA-reduced patch features (``feature_dims``, basis fitted per level on a sample of the
-source's patches): projecting on a basis is a convolution, so neither the queries nor the keys are
-ever unfolded into 3 p^2-vectors (features are computed in bands of rows, and key sets over a
-million patches are kept in float16: a 256 -> 2048 px lift peaks at 1.2 GB). ``alpha`` is in these
-units: on brick GPNN's 5e-3 let the joints vanish into long strips, 1e-3 blurred the bricks, 2e-3 is
-the default.
+At the finest level the last iteration queries every pixel and weights each value pixel by its
+distance from its patch's centre: a pixel comes from the patch that fits around it, not from the
+mean of the overlapping votes, which washes detail out.
 
-Search back-ends, chosen per level by measured cost (2-core AVX2 CPU, one torch thread):
-
-* exact, with alpha (tiled ``addmm``; two passes: min over queries per key, then the normalised
-  argmin) when queries x keys <= ``exact_max_pairs`` (20 M pairs, ~0.15 s per iteration), with
-  queries at every pixel or, failing that, every ``query_stride`` pixels. These are the coarse
-  levels, where the layout is decided: with PatchMatch there (``exact_max_pairs=0``) brick's joints
-  broke up and its period drifted (41 vs 37.5 px); exact search keeps it (36-38 px over seeds).
-* PatchMatch (Barnes et al., SIGGRAPH 2009) above that, plain D: vectorised over all queries at
-  once (Jacobi-style), each round proposes the 4 neighbours' matches shifted by one query step, then
-  random candidates at halving radii; warm-started from the previous iteration or level (a lift's
-  first level: exact search on a sparse query grid; random starts lost Hubble's rare galaxies).
-  Queries every ``query_stride`` px above ``dense_max_pixels`` (each output pixel still gets
-  ~(p / stride)^2 value patches). No alpha here: estimating min_q D from the pairs PatchMatch
-  happens to evaluate made neighbouring queries' scores inconsistent and the averaged patches
-  blurry (gravel 512 px: sharpness 0.40 of the source's with it, 0.88 without), and the layout is
-  already set by the exact levels.
-* Not used, from the feasibility notes: exact search at every level of a 512 px output ~5,000 s,
-  faiss IVF rebuilt per iteration 77 s, HNSW ~16 s to build per level; no faiss index searches the
-  normalised distance.
-
-Deviations from GPNN's code, each measured: 5 iterations on exact levels (10 cost twice as much
-for the same period), 3 on PatchMatch levels, 1 at the coarsest (more pulled gravel back into a
-verbatim copy of the source: copy score 0.59 vs 0.13), noise sigma 1.0 instead of 0.75 (gravel's copy
-score 0.48 vs 0.04-0.05 over three seeds; brick and chelsea unchanged), coarsest level 40 px instead of 14 on the
-source's smaller side (brick's bond needs a few courses there).
-
-CPU seconds (one torch thread; process time, since the shared 2-core machine's wall time ran 2-4x
-that; bench/full_resolution.py has the full table): instant 512 x 512 ~2.7 s, 1024 x 1024 ~8 s,
-lift 128 -> 1024 x 1174 ~10 s; 2048 x 2048 from a 2048 px source ~57 s (instant) and ~53 s (lift
-from 256 px), peak memory 1.2 GB. Deterministic for a seed on the CPU, also across torch thread
-counts (every random number comes from one CPU ``torch.Generator``); on CUDA ``index_add_`` sums
-in any order.
+Distances are mean squared differences per patch element on [-1, 1] values, computed on
+PCA-reduced patch features (``feature_dims``, a basis fitted per level on a sample of the source's
+patches; projecting is a convolution, so patches are never unfolded; large key sets in float16).
+Search: exact with alpha (tiled ``addmm``) where queries x keys is small (the coarse levels, where
+the layout is decided), vectorised PatchMatch (Barnes et al., SIGGRAPH 2009) without alpha above,
+warm-started from the previous iteration or level. Deterministic for a seed on the CPU (one CPU
+``torch.Generator``); on CUDA ``index_add_`` sums in any order. The measurements behind the
+defaults are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -68,8 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InvalidArgument
+from .metrics import axis_periods
 
-__all__ = ["PatchSynthesisConfig", "level_sizes", "synthesize"]
+__all__ = ["PatchSynthesisConfig", "inpaint", "level_sizes", "synthesize"]
 
 Size = tuple[int, int]
 
@@ -80,19 +59,30 @@ class PatchSynthesisConfig:
 
     patch_size: int = 7  # p: patches are p x p pixels (GPNN: 7)
     ratio: float = 0.75  # size of a level relative to the next finer one (GPNN: 0.75)
-    coarsest_size: int = 40  # smaller side of the source's coarsest level in pixels, instant mode (ours:
-    # GPNN uses 14 on 256 px images; 40 keeps brick bond at 512 px)
-    iterations: int = 5  # NN + fold iterations per level where exact search is used (GPNN: 10; 5 kept
-    # brick's period and bond at half the cost)
+    coarsest_size: int = 40  # smaller side of the source's coarsest level in pixels, instant mode (GPNN: 14
+    # on 256 px images; ours keeps a few brick courses there)
+    iterations: int = 5  # NN + fold iterations per level where exact search is used (GPNN: 10)
     coarsest_iterations: int = 1  # iterations at the coarsest level of instant generation (GPNN: 1; more
-    # iterations pull the noisy guess back to the source's own layout: verbatim copies)
-    iterations_approx: int = 3  # iterations per PatchMatch level (ours: measured, later ones change little)
+    # pull the noisy guess back to the source's own layout)
+    iterations_approx: int = 3  # iterations per PatchMatch level (ours)
     alpha: float = 2e-3  # completeness weight in D / (alpha + min_q D) on the exact levels, D = per-element
-    # MSE on [-1, 1]; smaller = stronger push to use every source patch (GPNN: 5e-3; on brick 5e-3 let
-    # the joints vanish into long strips, 1e-3 blurred bricks: 2e-3 measured best)
+    # MSE on [-1, 1]; smaller = stronger push to use every source patch (GPNN: 5e-3 in its own units)
     use_alpha: bool = True  # False: plain nearest neighbour (GPNN's alpha = infinity)
-    noise_sigma: float = 1.0  # std of the Gaussian noise added to the coarsest level (instant), [-1, 1] units
-    # (GPNN: 0.75; with it gravel at 512 px from its own 512 px photo came back 48 % verbatim, 4-5 % at 1.0)
+    noise_sigma: float = 1.0  # std of the Gaussian noise added to the first guess (instant), [-1, 1] units
+    # (GPNN: 0.75)
+    coarsest_start: str = "auto"  # instant's first guess (ours): "resized" (GPNN: the source's coarsest
+    # level resized to the output's), "mosaic" (random coarsest_tile-px tiles of it), "lattice" (tiles
+    # taken a whole number of periods away, see _lattice_mosaic) or "auto": "lattice" where the
+    # source's autocorrelation along x or y peaks at least lattice_min_peak high, "resized" where it
+    # peaks at least period_min_peak high (a lattice with perspective or irregular joints, whose tiles
+    # would not be in phase), else "mosaic"
+    coarsest_tile: int = 6  # side of the mosaic's tiles at the coarsest level (pixels)
+    lattice_min_peak: float = 0.4  # autocorrelation height (of 1 at lag 0) from which a source is a lattice
+    period_min_peak: float = 0.15  # ... and from which it has a weak period
+    lattice_start_period: float = 16.0  # a lattice's instant starts at the level where its period is this (px)
+    finest_vote_sigma: float | None = 0.3  # ours: the finest level's last iteration queries every pixel
+    # and each value pixel votes with weight exp(-d^2 / (2 sigma^2)), d its distance (px) from its
+    # patch's centre. None: the plain mean of the votes in every iteration (GPNN)
     feature_dims: int = 24  # PCA dimensions of the patch features (of 3 p^2)
     pca_samples: int = 8192  # patches sampled from the source level to fit the PCA basis
     exact_max_pairs: int = 20_000_000  # exact search where queries x keys <= this (~0.15 s per iteration)
@@ -138,7 +128,7 @@ def _check_image(x: object, field: str, min_size: int) -> torch.Tensor:
     return x
 
 
-def _check_arguments(source, height, width, init, seed, config: PatchSynthesisConfig) -> None:
+def _check_arguments(source, height, width, init, seed, config: PatchSynthesisConfig, source_field: str = "source") -> None:
     if not isinstance(config, PatchSynthesisConfig):
         raise InvalidArgument("config", f"must be a PatchSynthesisConfig, got {type(config).__name__}")
     p = config.patch_size
@@ -148,6 +138,12 @@ def _check_arguments(source, height, width, init, seed, config: PatchSynthesisCo
         raise InvalidArgument("config.ratio", f"must be in [0.1, 1), got {config.ratio}")
     if config.coarsest_size < p:
         raise InvalidArgument("config.coarsest_size", f"must be >= patch_size {p}, got {config.coarsest_size}")
+    if config.coarsest_start not in ("auto", "resized", "mosaic", "lattice"):
+        raise InvalidArgument("config.coarsest_start", f"must be 'auto', 'resized', 'mosaic' or 'lattice', got {config.coarsest_start!r}")
+    if config.finest_vote_sigma is not None and not config.finest_vote_sigma > 0:
+        raise InvalidArgument("config.finest_vote_sigma", f"must be None or > 0 pixels, got {config.finest_vote_sigma}")
+    if config.coarsest_tile < 1 or not config.lattice_start_period > 0:
+        raise InvalidArgument("config.coarsest_tile", "coarsest_tile must be >= 1 and lattice_start_period > 0")
     if config.alpha <= 0:
         raise InvalidArgument("config.alpha", f"must be > 0, got {config.alpha}")
     if min(config.iterations, config.iterations_approx, config.coarsest_iterations) < 1:
@@ -156,7 +152,7 @@ def _check_arguments(source, height, width, init, seed, config: PatchSynthesisCo
         raise InvalidArgument("config.feature_dims", f"must be in [1, {3 * p * p}], got {config.feature_dims}")
     if config.query_stride < 1 or config.query_stride > p:
         raise InvalidArgument("config.query_stride", f"must be in [1, patch_size {p}], got {config.query_stride}")
-    _check_image(source, "source", p)
+    _check_image(source, source_field, p)
     for field, value in (("height", height), ("width", width)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidArgument(field, f"must be an integer number of pixels, got {value!r}")
@@ -270,11 +266,17 @@ def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> to
     return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float32)
 
 
-def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int) -> torch.Tensor:
-    """Average the value patches of the matched keys back into a (1, 3, h, w) image.
+_EXCLUDED_KEY = 1e3  # feature value of keys that may not be matched (real features are within ~+-25)
+_MIN_VOTE_WEIGHT = 1e-8  # the least weight of a value pixel in the centre-weighted fold
+
+
+def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int, sigma: float | None = None) -> torch.Tensor:
+    """Fold the value patches of the matched keys back into a (1, 3, h, w) image.
 
     ``values`` is the sharp source level (1, 3, Hk, Wk); ``nnf`` (Q,) holds each query's key index
-    (top-left ky * keys_w + kx). Each output pixel is the mean of the value pixels that cover it.
+    (top-left ky * keys_w + kx). Each output pixel is the mean of the value pixels that cover it
+    (``sigma`` None, GPNN), or their mean weighted by exp(-d^2 / (2 sigma^2)), d the pixel's
+    distance from the centre of its patch (at least 1e-8: pixels by a non-circular edge get the mean).
     """
     src = values[0].reshape(3, -1)
     src_w = values.shape[-1]
@@ -283,6 +285,7 @@ def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: 
     out = torch.zeros(3, grid.h * grid.w, dtype=values.dtype, device=values.device)
     count = torch.zeros(grid.h * grid.w, dtype=values.dtype, device=values.device)
     ones = torch.ones_like(key_base, dtype=values.dtype)
+    c = (p - 1) / 2
     for dy in range(p):
         oy = grid.ys + dy
         if grid.circular:
@@ -292,9 +295,16 @@ def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: 
             if grid.circular:
                 ox = ox % grid.w
             target = (oy[:, None] * grid.w + ox[None, :]).reshape(-1)
-            out.index_add_(1, target, src[:, key_base + (dy * src_w + dx)])
-            count.index_add_(0, target, ones)
-    return (out / count.clamp_min(1)).reshape(1, 3, grid.h, grid.w)
+            vote = src[:, key_base + (dy * src_w + dx)]
+            if sigma is None:
+                out.index_add_(1, target, vote)
+                count.index_add_(0, target, ones)
+            else:
+                # floored: a pixel by a non-circular edge, which no patch centre reaches, gets the mean
+                weight = max(math.exp(-((dy - c) ** 2 + (dx - c) ** 2) / (2 * sigma**2)), _MIN_VOTE_WEIGHT)
+                out.index_add_(1, target, vote * weight)
+                count.index_add_(0, target, ones * weight)
+    return (out / count.clamp_min(1e-12)).reshape(1, 3, grid.h, grid.w)
 
 
 # --------------------------------------------------------------------------- search back-ends
@@ -306,12 +316,14 @@ def _sqdist(q: torch.Tensor, k: torch.Tensor, k_norm: torch.Tensor) -> torch.Ten
     return d.add_((q * q).sum(1, keepdim=True))
 
 
-def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha: float | None) -> torch.Tensor:
+def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha: float | None,
+                  excluded: torch.Tensor | None = None) -> torch.Tensor:
     """Exact argmin_k of D(q, k) / (alpha + min_q D(q, k)) (or of D without alpha) for each query.
 
     D = squared feature distance * ``scale`` (per-element MSE). Tiled over queries so the
     (Q, K) matrix never exists whole (tiles of ~1M entries stay in cache); two passes when alpha
-    is used. Returns (Q,) key indices.
+    is used; ``excluded`` (K,) keys count as already matched (min_q D = 0), so their far features
+    keep them out. Returns (Q,) key indices.
     """
     keys = keys.float()  # a float16 key set (over half_keys_above keys) meets few queries here
     k_norm = (keys * keys).sum(1)
@@ -321,6 +333,8 @@ def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha
         key_min = torch.full((keys.shape[0],), float("inf"), device=keys.device)
         for i in range(0, queries.shape[0], chunk):
             key_min = torch.minimum(key_min, _sqdist(queries[i : i + chunk], keys, k_norm).amin(0))
+        if excluded is not None:
+            key_min[excluded] = 0.0
         inv_denom = 1.0 / (alpha + key_min.clamp_min(0) * scale)
     out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
     for i in range(0, queries.shape[0], chunk):
@@ -383,7 +397,7 @@ def _gathered_sqdist(queries: torch.Tensor, keys: torch.Tensor, idx: torch.Tenso
     return diff.mul_(diff).sum(1)
 
 
-def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs: int) -> torch.Tensor:
+def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs: int, excluded=None) -> torch.Tensor:
     """A first NN field for a PatchMatch level with no previous one (a lift's first level): exact
     search (plain D) for queries on a sparse grid, spread to ``grid`` by offset. Random starts lost
     rare content: Hubble's galaxies went black on a 128 -> 1000 px lift of its own thumbnail."""
@@ -392,7 +406,7 @@ def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs
     while math.ceil(grid.h / step) * math.ceil(grid.w / step) * n_keys > max_pairs and step < min(grid.h, grid.w):
         step += 1
     sparse = _query_grid((grid.h, grid.w), basis.shape[-1], step, grid.circular, keys.device)
-    nnf = _exact_search(_query_features(image, basis, sparse), keys, 1.0, None)
+    nnf = _exact_search(_query_features(image, basis, sparse), keys, 1.0, None, excluded)
     return _upsample_nnf(nnf, sparse, key_hw[1], grid, key_hw)
 
 
@@ -477,16 +491,19 @@ def synthesize(
         InvalidArgument: a wrong shape, type, size, non-finite value or config field.
     """
     _check_arguments(source, height, width, init, seed, config)
-    cfg, p = config, config.patch_size
+    cfg = config
     gen = torch.Generator().manual_seed(seed)
     dev = source.device
     source = source.float()
-    alpha = cfg.alpha if cfg.use_alpha else None
-    scale = 1.0 / (3 * p * p)  # squared feature distance -> per-element MSE
     levels = _plan(tuple(source.shape[-2:]), (height, width), None if init is None else tuple(init.shape[-2:]), cfg)
 
+    start = _start_mode(source, cfg) if init is None else None
+    if isinstance(start, tuple):  # a lattice: its mosaic is lifted like a given init
+        init = _lattice_mosaic(source, (height, width), start, cfg, gen)
+        levels = _plan(tuple(source.shape[-2:]), (height, width), tuple(init.shape[-2:]), cfg)
     if init is None:
-        coarse = _resize(_resize(source, levels[0].src), levels[0].out, circular)  # GPNN: resized to the output
+        mode = start if isinstance(start, str) else "resized"
+        coarse = _first_guess(_resize(source, levels[0].src), levels[0].out, circular, mode, cfg.coarsest_tile, gen)
         noise = torch.randn(coarse.shape, generator=gen).to(dev)
         x = coarse + cfg.noise_sigma * noise
         prev_size = levels[0].out  # no blur of the coarsest keys: the noisy guess is not a blurred image
@@ -494,41 +511,225 @@ def synthesize(
         x = init.float()
         prev_size = tuple(init.shape[-2:])
 
+    return _run_levels(source, levels, x, prev_size, circular, cfg, gen, on_step, init is None)
+
+
+@torch.no_grad()
+def inpaint(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    seed: int = 0,
+    config: PatchSynthesisConfig = PatchSynthesisConfig(),
+    on_step: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Conditional synthesis with a fixed boundary (GPNN's inpainting, paper sec. 4): the pixels of
+    ``image`` where ``mask`` is 0 stay as they are; where it is 1 new content is synthesised from the
+    patches of the rest of the image, continuing what surrounds the hole (content-aware fill; a
+    variation inside a selection that meets the canvas without a seam).
+
+    Coarse to fine as :func:`synthesize` at the image's own size: at each level the known pixels
+    (the image resized) are put back after every fold, keys whose p x p patch touches the hole are
+    never matched, and the hole starts as the known pixels' mean colour plus N(0, noise_sigma^2).
+
+    Args:
+        image: (1, 3, H, W) float in [-1, 1], both sides at least ``patch_size`` (and large enough
+            that some key patch lies wholly outside the hole).
+        mask: (1, 1, H, W) or (H, W), 1 (or True) where to synthesise, 0 where the image is kept;
+            values in between count as to synthesise at coarse levels and as kept (< 0.5) at the finest.
+        seed: seeds the noise, PCA sample and PatchMatch (bit-identical on the CPU for a seed).
+        config: :class:`PatchSynthesisConfig` (``coarsest_start`` is not used).
+        on_step: ``on_step(level_done, levels_total)`` after each level; may raise to stop.
+
+    Returns:
+        (1, 3, H, W) float32 in [-1, 1] on ``image``'s device, equal to ``image`` where ``mask`` < 0.5.
+
+    Raises:
+        InvalidArgument: a wrong shape, type or value of ``image``, ``mask``, ``seed`` or ``config``;
+            a mask that is empty or leaves no whole patch outside the hole.
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 4:
+        raise InvalidArgument("image", f"must be a (1, 3, H, W) torch.Tensor, got {getattr(image, 'shape', type(image).__name__)}")
+    _check_arguments(image, image.shape[-2], image.shape[-1], None, seed, config, source_field="image")
+    hole = _check_mask(mask, image)
+    cfg, gen, p = config, torch.Generator().manual_seed(seed), config.patch_size
+    image = image.float()
+    known = _Known(image, hole)
+    size = (int(image.shape[-2]), int(image.shape[-1]))
+    if bool(known.excluded_keys(size, p).all()):
+        raise InvalidArgument("mask", f"leaves no {p}x{p} patch of the image outside the hole")
+    levels = _plan(size, size, None, cfg)
+    fixed, coarse_hole = known.at(levels[0].out)
+    mean = (image * (1 - hole)).sum(dim=(2, 3), keepdim=True) / (1 - hole).sum().clamp_min(1)
+    noise = torch.randn(fixed.shape, generator=gen).to(image.device)
+    x = torch.where(coarse_hole, mean + cfg.noise_sigma * noise, fixed)
+    out = _run_levels(image, levels, x, levels[0].out, False, cfg, gen, on_step, False, known)
+    return torch.where(hole >= 0.5, out, image)
+
+
+def _check_mask(mask: object, image: torch.Tensor) -> torch.Tensor:
+    """``mask`` as a (1, 1, H, W) float tensor in [0, 1] on the image's device, or InvalidArgument."""
+    if not isinstance(mask, torch.Tensor):
+        raise InvalidArgument("mask", f"must be a torch.Tensor, got {type(mask).__name__}")
+    m = mask.reshape(1, 1, *mask.shape[-2:]) if mask.dim() in (2, 3, 4) and mask.numel() == mask.shape[-2] * mask.shape[-1] else None
+    if m is None or tuple(m.shape[-2:]) != tuple(image.shape[-2:]):
+        raise InvalidArgument("mask", f"must be (1, 1, H, W) or (H, W) with the image's {image.shape[-2]}x{image.shape[-1]} pixels, got {tuple(mask.shape)}")
+    m = m.to(device=image.device, dtype=torch.float32)
+    if not torch.isfinite(m).all() or m.min() < 0 or m.max() > 1:
+        raise InvalidArgument("mask", "values must be in [0, 1]")
+    if not bool((m >= 0.5).any()):
+        raise InvalidArgument("mask", "is empty: nothing to synthesise")
+    return m
+
+
+@dataclass(frozen=True)
+class _Known:
+    """Conditional synthesis: the pixels of ``image`` (1, 3, H, W) outside ``hole`` (1, 1, H, W),
+    1 = to synthesise) stay fixed, and no key patch overlaps the hole."""
+
+    image: torch.Tensor
+    hole: torch.Tensor
+
+    def at(self, size: Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """The known image resized to ``size`` and its hole there (bool (1, 1, h, w), any coverage)."""
+        hole = self.hole if tuple(self.hole.shape[-2:]) == tuple(size) else F.interpolate(self.hole, size=size, mode="area")
+        return _resize(self.image, size), hole > 0.01
+
+    def excluded_keys(self, size: Size, p: int) -> torch.Tensor:
+        """(K,) True for the keys (top-left positions, row-major) whose p x p patch touches the hole."""
+        _, hole = self.at(size)
+        return (F.max_pool2d(hole.float(), p, stride=1) > 0).reshape(-1)
+
+
+def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfig, gen, on_step, noisy_start: bool,
+                known: _Known | None = None) -> torch.Tensor:
+    """The coarse-to-fine NN + fold iterations from the first guess ``x`` over ``levels``."""
+    p, dev = cfg.patch_size, source.device
+    alpha = cfg.alpha if cfg.use_alpha else None
+    scale = 1.0 / (3 * p * p)  # squared feature distance -> per-element MSE
+
     nnf, grid_prev, kw_prev = None, None, None
     for li, level in enumerate(levels):
         x = _resize(x, level.out, circular)
+        excluded = None
+        if known is not None:
+            fixed, hole = known.at(level.out)
+            x = torch.where(hole, x, fixed)
+            excluded = known.excluded_keys(level.src, p)
         values = source if level.src == tuple(source.shape[-2:]) else _resize(source, level.src)
         blurred = _resize(_resize(values, _blur_size(level, prev_size)), level.src)
         basis = _pca_basis(values, p, cfg.feature_dims, cfg.pca_samples, gen).to(dev)
         key_hw = (level.src[0] - p + 1, level.src[1] - p + 1)
         grid, step, exact = _search_plan(level.out, key_hw[0] * key_hw[1], circular, cfg, dev)
-        n_queries = grid.ys.numel() * grid.xs.numel()
         iterations = cfg.iterations if exact else cfg.iterations_approx
-        if li == 0 and init is None:
+        if li == 0 and noisy_start:
             iterations = cfg.coarsest_iterations
-        pm = None
+        pm, rounds = None, cfg.patchmatch_rounds
         for it in range(iterations):
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
+                if excluded is not None:
+                    keys[excluded] = _EXCLUDED_KEY
+            final = li == len(levels) - 1 and it == iterations - 1 and cfg.finest_vote_sigma is not None
+            if final and step > 1 and it > 0:  # the last pass queries every pixel: each one's best patch
+                dense = _query_grid(level.out, p, 1, circular, dev)
+                nnf = _upsample_nnf(nnf, grid, key_hw[1], dense, key_hw)
+                grid, step, exact = dense, 1, False
+                pm = _PatchMatch(key_hw, grid, step)
+                rounds = 1  # refines a converged strided field
             queries = _query_features(x, basis, grid)
             if exact:
-                nnf = _exact_search(queries, keys, scale, alpha)
+                nnf = _exact_search(queries, keys, scale, alpha, excluded)
             else:
                 if pm is None:
                     pm = _PatchMatch(key_hw, grid, step)
                     nnf = (
                         _upsample_nnf(nnf, grid_prev, kw_prev, grid, key_hw)
                         if nnf is not None
-                        else _sparse_exact_start(x, basis, keys, key_hw, grid, cfg.exact_max_pairs)
+                        else _sparse_exact_start(x, basis, keys, key_hw, grid, cfg.exact_max_pairs, excluded)
                     )
-                nnf = pm.search(queries, keys, nnf, cfg.patchmatch_rounds, cfg.random_samples, gen)
+                nnf = pm.search(queries, keys, nnf, rounds, cfg.random_samples, gen)
             del queries
-            x = _fold(values, key_hw[1], nnf, grid, p)
+            x = _fold(values, key_hw[1], nnf, grid, p, cfg.finest_vote_sigma if final else None)
+            if known is not None:
+                x = torch.where(hole, x, fixed)
         grid_prev, kw_prev, prev_size = grid, key_hw[1], level.out
         del pm, keys, blurred, values
         if on_step is not None:
             on_step(li + 1, len(levels))
     return x.clamp(-1, 1)
+
+
+def _start_mode(source: torch.Tensor, cfg: PatchSynthesisConfig) -> str | tuple[float | None, float | None]:
+    """``cfg.coarsest_start`` resolved: "resized", "mosaic", or for a lattice its periods (px) along
+    y and x (None along an axis without one), from :func:`singan_core.metrics.axis_periods` of the
+    source (on at most 512 px)."""
+    if cfg.coarsest_start in ("resized", "mosaic"):
+        return cfg.coarsest_start
+    f = min(1.0, 512 / max(source.shape[-2:]))
+    small = source if f == 1.0 else _resize(source, (round(source.shape[-2] * f), round(source.shape[-1] * f)))
+    if min(small.shape[-2:]) < 16:
+        return "mosaic"
+    (px, hx), (py, hy) = axis_periods(small.cpu())
+    peaks = [(p / f, h) for p, h in ((py, hy), (px, hx)) if not math.isnan(p) and p / f >= 2 * cfg.patch_size]
+    lattice_floor = 0.0 if cfg.coarsest_start == "lattice" else cfg.lattice_min_peak
+    periods = [p / f if not math.isnan(p) and p / f >= 2 * cfg.patch_size and h >= lattice_floor else None for p, h in ((py, hy), (px, hx))]
+    if periods != [None, None] and (cfg.coarsest_start == "lattice" or max(h for _, h in peaks) >= cfg.lattice_min_peak):
+        return periods[0], periods[1]
+    if cfg.coarsest_start == "lattice":
+        return "mosaic"
+    return "resized" if peaks and max(h for _, h in peaks) >= cfg.period_min_peak else "mosaic"
+
+
+_LATTICE_TILE = 32  # px: the largest tile of a lattice mosaic along a periodic axis (twice that along the other)
+
+
+def _lattice_mosaic(source, out: Size, periods, cfg: PatchSynthesisConfig, gen: torch.Generator) -> torch.Tensor:
+    """A first guess for a lattice: the output cut into tiles one period (at most 32 px) on a side
+    (64 px along an axis without a period), each copied from a random place of the source whose offset from
+    the tile is a whole number of periods along each periodic axis; resized down so that the
+    period is ``lattice_start_period`` px. Returns (1, 3, h0, w0)."""
+    hs, ws = source.shape[-2:]
+    tiles, axes = [], []
+    for n, ns, period in zip(out, (hs, ws), periods):
+        t = min(round(period), _LATTICE_TILE) if period is not None else 2 * _LATTICE_TILE
+        tiles.append((max(1, min(t, ns)), math.ceil(n / max(1, min(t, ns)))))
+    shape = (tiles[0][1], tiles[1][1])  # tiles along y, along x
+    for axis, (n, ns, period, (t, count)) in enumerate(zip(out, (hs, ws), periods, tiles)):
+        start = (torch.arange(count) * t).float()
+        start = start[:, None] if axis == 0 else start[None, :]
+        if period is not None:  # in phase: start + k * period, k random per tile, kept inside the source
+            k_max = torch.floor((ns - t - (start % period)) / period).clamp_min(0)
+            pick = (start % period) + torch.floor(torch.rand(shape, generator=gen) * (k_max + 1)) * period
+        else:
+            pick = torch.randint(0, ns - t + 1, shape, generator=gen).float()
+        axes.append((pick.round().long(), t))
+    (pick_y, ty), (pick_x, tx) = axes
+    ys, xs = torch.arange(out[0])[:, None], torch.arange(out[1])[None, :]
+    rows = (pick_y[ys // ty, xs // tx] + ys % ty).clamp(0, hs - 1)
+    cols = (pick_x[ys // ty, xs // tx] + xs % tx).clamp(0, ws - 1)
+    mosaic = source[0][:, rows.to(source.device), cols.to(source.device)].unsqueeze(0)
+    smallest = min(p for p in periods if p is not None)
+    f = min(1.0, cfg.lattice_start_period / smallest)
+    size = (max(cfg.patch_size, round(out[0] * f)), max(cfg.patch_size, round(out[1] * f)))
+    return _resize(mosaic, size)
+
+
+def _first_guess(coarse: torch.Tensor, out: Size, circular: bool, mode: str, tile: int, gen: torch.Generator) -> torch.Tensor:
+    """Instant's coarsest guess before noise: the source's coarsest level resized to ``out``
+    (``"resized"``, GPNN) or a grid of ``tile``-px tiles taken from random places of it (``"mosaic"``)."""
+    if mode == "resized":
+        return _resize(coarse, out, circular)
+    t = min(tile, *coarse.shape[-2:])
+    (h, w), (hs, ws) = out, coarse.shape[-2:]
+    th, tw = math.ceil(h / t), math.ceil(w / t)
+    sy = torch.randint(0, hs - t + 1, (th, tw), generator=gen)
+    sx = torch.randint(0, ws - t + 1, (th, tw), generator=gen)
+    ys, xs = torch.arange(h), torch.arange(w)
+    rows = sy[ys // t][:, xs // t] + (ys % t)[:, None]  # (h, w) source row of each output pixel
+    cols = sx[ys // t][:, xs // t] + (xs % t)[None, :]
+    flat = (rows * ws + cols).to(coarse.device)
+    return coarse[0].reshape(3, -1)[:, flat].unsqueeze(0)
 
 
 def _search_plan(out: Size, n_keys: int, circular: bool, cfg: PatchSynthesisConfig, device) -> tuple[_Grid, int, bool]:

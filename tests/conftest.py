@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -84,6 +85,16 @@ def missing_input(message: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (CI=true: CI runs with ../shared beside the clone)")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def textures():
+    """bench/textures.py (procedural chainmail, plaster, wood; bench/ is scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "textures.py"
+    spec = importlib.util.spec_from_file_location("bench_textures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from singan_core.errors import InvalidArgument
 from singan_core.imageio import load_image
-from singan_core.metrics import copy_score, sharpness
-from singan_core.patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
+from singan_core.metrics import copied_region_fraction, copy_score, lattice_ratios, sharpness
+from singan_core.patch_synthesis import PatchSynthesisConfig, inpaint, level_sizes, synthesize
 
 
 def photo(shared_images, name: str, size: int) -> torch.Tensor:
@@ -138,6 +138,52 @@ def test_alpha_uses_more_of_the_source_than_plain_nearest_neighbours(gravel):
     assert missed < 0.7 * missed_plain
 
 
+MAX_COPIED = 0.25  # copied-region fraction of a variation (issue 24); the source itself scores 1.0
+
+
+def assert_keeps_lattice(out: torch.Tensor, source: torch.Tensor) -> None:
+    """Issue 24's lattice rule: periods along x and y within 8 %, autocorrelation peak >= 0.7x."""
+    rx, ry, peak = lattice_ratios(out, source)
+    assert abs(rx - 1) <= 0.08 and abs(ry - 1) <= 0.08 and peak >= 0.7, (rx, ry, peak)
+
+
+def test_instant_at_the_sources_own_size_is_a_new_lattice_not_a_copy(textures):
+    """Chainmail with ~6 rings across, at its own size: GPNN's start (the source's coarsest level
+    plus noise) gives the source back (measured copied fraction 0.53 and 0.86 for seeds 0-1);
+    the lattice start keeps the lattice and rearranges it (0.06, periods 1.00, peak 0.96-1.03)."""
+    mail = textures.chainmail(192, period=32)
+    a = synthesize(mail, 192, 192, seed=0)
+    b = synthesize(mail, 192, 192, seed=1)
+    for out in (a, b):
+        assert copied_region_fraction(out, mail) <= MAX_COPIED
+        assert_keeps_lattice(out, mail)
+    assert (a - b).abs().mean() > 0.1  # seeds differ clearly (measured 0.2)
+    gpnn = synthesize(mail, 192, 192, seed=0, config=PatchSynthesisConfig(coarsest_start="resized"))
+    assert copied_region_fraction(gpnn, mail) > MAX_COPIED
+
+
+def test_instant_at_twice_the_size_keeps_the_lattice_a_random_start_loses_it(textures):
+    """Measured at 256 px from a 128 px chainmail: lattice start peak 0.95; random mosaic start
+    0.18 and GPNN's resized start 0.22 (rings become scribbles)."""
+    mail = textures.chainmail(128, period=24)
+    out = synthesize(mail, 256, 256, seed=0)
+    assert copied_region_fraction(out, mail) <= MAX_COPIED
+    assert_keeps_lattice(out, mail)
+    scribbles = synthesize(mail, 256, 256, seed=0, config=PatchSynthesisConfig(coarsest_start="mosaic"))
+    assert lattice_ratios(scribbles, mail)[2] < 0.7
+
+
+def test_instant_is_as_sharp_as_its_source_the_mean_of_votes_is_not(gravel):
+    """Gravel at its own size: the finest level's centre-weighted dense pass keeps the source's
+    sharpness (measured 1.02 of it), GPNN's mean of overlapping votes loses a third (0.64)."""
+    source = gravel[..., :128, :128]
+    out = synthesize(source, 128, 128, seed=0)
+    assert sharpness(out) >= 0.85 * sharpness(source)
+    assert copied_region_fraction(out, source) <= MAX_COPIED
+    averaged = synthesize(source, 128, 128, seed=0, config=PatchSynthesisConfig(finest_vote_sigma=None))
+    assert sharpness(averaged) < 0.85 * sharpness(source)
+
+
 def test_level_sizes_run_from_just_above_start_to_stop():
     sizes = level_sizes((128, 128), (1024, 1024), 0.75)
     assert sizes[-1] == (1024, 1024) and min(sizes[0]) > 128
@@ -161,6 +207,8 @@ def test_level_sizes_run_from_just_above_start_to_stop():
         (dict(config=PatchSynthesisConfig(alpha=-1.0)), "config.alpha"),
         (dict(config=PatchSynthesisConfig(patch_size=6)), "config.patch_size"),
         (dict(config=PatchSynthesisConfig(ratio=1.0)), "config.ratio"),
+        (dict(config=PatchSynthesisConfig(coarsest_start="noise")), "config.coarsest_start"),
+        (dict(config=PatchSynthesisConfig(finest_vote_sigma=0.0)), "config.finest_vote_sigma"),
         (dict(config="fast"), "config"),
     ],
 )
@@ -171,3 +219,44 @@ def test_bad_arguments_name_their_field(kwargs, field):
         synthesize(source, height, width, **args)
     assert err.value.field == field
     assert "\n" not in str(err.value)
+
+
+def _seam_ratio(x: torch.Tensor, top: int, left: int, size: int) -> float:
+    """Mean |luminance step| across the four sides of a square hole over the image's mean step."""
+    y = x.mean(dim=1)[0]
+    b, r = top + size, left + size
+    steps = [
+        (y[top - 1, left:r] - y[top, left:r]).abs().mean(), (y[b - 1, left:r] - y[b, left:r]).abs().mean(),
+        (y[top:b, left - 1] - y[top:b, left]).abs().mean(), (y[top:b, r - 1] - y[top:b, r]).abs().mean(),
+    ]
+    inner = torch.cat([(y[:, 1:] - y[:, :-1]).abs().flatten(), (y[1:] - y[:-1]).abs().flatten()]).mean()
+    return float(torch.stack(steps).mean() / inner)
+
+
+def test_inpaint_removes_an_object_and_continues_its_surroundings(textures, shared_images):
+    """A cat's fur pasted into bark-like wood, masked and filled: the rest stays bit-identical and
+    the hole's border steps are measured 1.5x the image's mean step (the source's own there: 1.2x);
+    a variation pasted without the boundary condition 3.5x (the control)."""
+    wood = textures.wood(128)
+    cat = load_image(shared_images / "chelsea.png")
+    image = wood.clone()
+    image[..., 40:80, 44:84] = cat[..., 100:140, 200:240]
+    mask = torch.zeros(1, 1, 128, 128)
+    mask[..., 38:82, 42:86] = 1
+    out = inpaint(image, mask, seed=0)
+    keep = mask.expand_as(out) < 0.5
+    assert out.shape == image.shape and torch.equal(out[keep], image[keep])
+    assert (out - image)[..., 40:80, 44:84].abs().mean() > 0.2  # the fur is gone
+    pasted = image.clone()
+    pasted[..., 38:82, 42:86] = synthesize(wood, 44, 44, seed=3, config=SMALL)
+    assert _seam_ratio(out, 38, 42, 44) < 0.6 * _seam_ratio(pasted, 38, 42, 44)
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [(torch.zeros(64, 64), "empty"), (torch.ones(64, 64), "no 7x7 patch"), (torch.zeros(32, 32), "64x64"), (torch.full((64, 64), 2.0), "[0, 1]")],
+)
+def test_inpaint_bad_masks_name_the_field(mask, message):
+    with pytest.raises(InvalidArgument) as err:
+        inpaint(torch.zeros(1, 3, 64, 64), mask)
+    assert err.value.field == "mask" and message in str(err.value)
