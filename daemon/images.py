@@ -32,6 +32,17 @@ def _array(image: Image) -> np.ndarray:
     return array[..., 0] if image.channels == 1 else array
 
 
+def compact(image: Image) -> Image:
+    """``image`` as the daemon keeps a queued input: uint8 in the same channel order (a float32
+    frame is converted, 0..1 -> 0..255 as :func:`to_tensor` would, a quarter of its bytes)."""
+    if image.dtype == "uint8":
+        return image
+    array = _array(image)
+    if image.order == "BGRA":
+        array = array[..., [2, 1, 0, 3]]  # back to the frame's order
+    return Image(image.name, image.width, image.height, image.order, np.ascontiguousarray(array).tobytes())
+
+
 def to_pil(image: Image) -> PILImage.Image:
     return PILImage.fromarray(np.ascontiguousarray(_array(image)))
 

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 import torch
 import zmq
@@ -29,8 +29,8 @@ from PIL import Image as PILImage
 
 from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from protocol.schema import (
-    JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_MESSAGE_BYTES, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
-    MAX_SR_INPUT_SIDE, OPS, Accepted, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
+    JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
+    MAX_SR_INPUT_SIDE, OPS, Accepted, Preset, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
     JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
 )
 from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, decode_header, decode_images, encode, one_line
@@ -42,7 +42,8 @@ from singan_core.super_resolution import sr_config, sr_steps
 from .cluster import ClusterConfig, RayTrainer, is_ray_training
 from .paths import default_store
 from .endpoint import check_bound, check_endpoint, display_endpoint
-from .images import image_sha256
+from .images import compact, image_sha256
+from .budget import MAX_MESSAGE_FRAMES, MAX_QUEUED_JOBS, RECEIVE_HWM, MemoryBudget, default_budget
 from .jobs import Job, JobQueue
 from .ops import check_output
 from .prepare import Preparation, reserve
@@ -51,6 +52,9 @@ from .watch import FolderWatch
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+
+TRAIN_PRESETS = get_args(Preset)
+"""The presets ``train`` and ``super_resolve`` accept (hello lists exactly these)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class DaemonConfig:
         threads: torch threads of the worker; None: the shared-machine policy
             (:func:`singan_core.device.shared_machine_threads`: usable cores - 1).
         cluster: train on this Ray cluster (``--ray``, :mod:`daemon.cluster`), or None: locally.
+        memory_budget: bytes the daemon's requests may hold (:mod:`daemon.budget`); None: a
+            quarter of the machine's memory.
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -86,6 +92,7 @@ class DaemonConfig:
     preview_interval: float = 3.0
     threads: int | None = None
     cluster: ClusterConfig | None = None
+    memory_budget: int | None = None
 
 
 def _placement_fields(placement: Any) -> dict[str, Any]:
@@ -112,6 +119,7 @@ class Daemon:
         self.store = ModelStore(config.store or default_store())
         self.threads = shared_machine_threads(config.threads)
         self.queue = JobQueue()
+        self.budget = MemoryBudget(config.memory_budget or default_budget())
         self.instance = secrets.token_hex(8)
         self._events = f"inproc://singan-events-{self.instance}"
         self._requests: dict[tuple[bytes, str], Job] = {}  # open jobs by (client, request id)
@@ -147,7 +155,7 @@ class Daemon:
             cluster.start()
         self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes,
                               self.config.preview_interval, accept=None if cluster is None else lambda job: not is_ray_training(job),
-                              on_close=None if cluster is None else cluster.join)
+                              on_close=None if cluster is None else cluster.join, budget=self.budget)
         bound, failure = threading.Event(), []
         loop = threading.Thread(target=self._loop, args=(bound, failure), name="singan-sockets")
         loop.start()
@@ -177,7 +185,8 @@ class Daemon:
         try:
             router = self._context.socket(zmq.ROUTER)
             router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects keeps its identity
-            router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            router.setsockopt(zmq.MAXMSGSIZE, self.budget.frame_bytes)  # a larger frame is never read (daemon.budget)
+            router.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
             router.setsockopt(zmq.LINGER, 2000)
             router.setsockopt(zmq.SNDHWM, 100_000)  # a client that stops reading must not lose its results
             router.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:port
@@ -262,8 +271,9 @@ class Daemon:
             header = decode_header(bytes(frames[1].buffer))
             if isinstance(header.get("id"), str) and len(header["id"]) <= 64:
                 request_id = header["id"]  # read before the images are checked, so their errors echo it too
-            images = decode_images(header, [f.buffer for f in frames[2:]])
             self._authorize(header)
+            self.budget.check_message(header, len(frames) - 1, self.queue.load()[1])
+            images = decode_images(header, [f.buffer for f in frames[2:]])
             request = parse_request(header, images)
             if request.op in JOB_OPS:
                 self._submit(client, request, images)
@@ -289,7 +299,10 @@ class Daemon:
         if known is not None:  # a resent request (the client retried): same job
             self._send(client, Accepted(id=request.id, job=known.id, model=known.model, position=0))
             return
-        by_name, prep = {image.name: image for image in images}, None
+        queued, _ = self.queue.load()
+        if queued >= MAX_QUEUED_JOBS:
+            raise ProtocolError(f"queue: {queued} jobs are waiting, the most the daemon queues; try again when some finish", "queue", "busy")
+        by_name, prep = {image.name: compact(image) for image in images}, None
         if request.op == "train":
             params, image = request.params, by_name["image"]
             config = preset(params.preset).with_overrides(max_size=params.max_size, padding_mode=params.padding, seed=params.seed)
@@ -312,7 +325,7 @@ class Daemon:
     def _sr_model(self, image: Image, params: Any) -> tuple[str, Preparation | None]:
         """The super-resolution model for this image, preset and factor: an existing one (and no
         preparation), or a reserved new one and its preparation."""
-        check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor")
+        check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor", budget=self.budget)
         if max(image.width, image.height) > MAX_SR_INPUT_SIDE:
             raise ProtocolError(
                 f"images[0]: {image.width}x{image.height} px; super_resolve takes at most {MAX_SR_INPUT_SIDE} px on the longer side",
@@ -388,14 +401,16 @@ class Daemon:
         device, memory = _device_description(self.device)
         return HelloResult(
             protocol_version=PROTOCOL_VERSION, server_version=__version__, instance=self.instance, device=device,
-            device_memory_bytes=memory, ops=list(OPS), presets=list(PRESETS),
-            preset_details=[{"name": name, "max_size": config.pyramid.max_size, "iterations": config.train.iterations}
-                            for name, config in PRESETS.items()],
+            device_memory_bytes=memory, ops=list(OPS), presets=list(TRAIN_PRESETS),
+            preset_details=[{"name": name, "max_size": PRESETS[name].pyramid.max_size, "iterations": PRESETS[name].train.iterations}
+                            for name in TRAIN_PRESETS],
             auth_required=bool(self.config.token),
             limits={
                 "max_image_side": MAX_IMAGE_SIDE, "max_image_pixels": MAX_IMAGE_PIXELS,
                 "max_output_pixels": MAX_OUTPUT_PIXELS, "max_samples": MAX_SAMPLES, "max_frames": MAX_FRAMES,
-                "max_message_bytes": MAX_MESSAGE_BYTES, "max_sr_input_side": MAX_SR_INPUT_SIDE,
+                "max_message_bytes": self.budget.frame_bytes, "max_sr_input_side": MAX_SR_INPUT_SIDE,
+                "max_message_frames": MAX_MESSAGE_FRAMES, "max_queued_jobs": MAX_QUEUED_JOBS,
+                "memory_budget_bytes": self.budget.total, "max_input_bytes": self.budget.inputs,
             },
         )
 

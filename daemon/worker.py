@@ -27,6 +27,7 @@ from singan_core.super_resolution import super_resolve
 from singan_core.training import TrainingEstimate, TrainProgress
 from singan_core.workflow import resume_training, run_training
 
+from .budget import MemoryBudget
 from .cache import LoadedModel, PyramidCache
 from .images import from_tensor
 from .jobs import Job, JobCancelled, JobQueue
@@ -49,13 +50,15 @@ class Worker:
 
     def __init__(self, queue: JobQueue, store: ModelStore, device: torch.device, context: zmq.Context,
                  events_endpoint: str, cache_bytes: int, preview_interval: float = 3.0,
-                 accept: Callable[[Job], bool] | None = None, on_close: Callable[[], None] | None = None):
+                 accept: Callable[[Job], bool] | None = None, on_close: Callable[[], None] | None = None,
+                 budget: MemoryBudget | None = None):
         """``accept``: the jobs this worker takes (None: all; with ``--ray`` all but the prepared
         ``train`` jobs, which the Ray trainer takes). ``on_close``: called when the queue is closed,
-        before the worker's final message (the Ray trainer's last replies go first)."""
+        before the worker's final message (the Ray trainer's last replies go first). ``budget``:
+        every output is costed against it before it runs (:mod:`daemon.budget`)."""
         self.queue, self.store, self.device, self.context = queue, store, device, context
         self.events_endpoint, self.preview_interval = events_endpoint, preview_interval
-        self.accept, self.on_close = accept, on_close
+        self.accept, self.on_close, self.budget = accept, on_close, budget
         self.cache = PyramidCache(self._load, cache_bytes)
         self._out: zmq.Socket | None = None
 
@@ -104,7 +107,7 @@ class Worker:
                     self._progress(job, phase="loading", fraction=0.0)
                     model = self._ready_model(job.model)
                 self._progress(job, phase="sampling", fraction=0.0)
-                out = run_interactive(job.op, model, job.params, job.images, self._sampling_step(job), self._level_step(job))
+                out = run_interactive(job.op, model, job.params, job.images, self._sampling_step(job), self._level_step(job), self.budget)
                 self.cache.trim()  # a lift read the model's full-resolution source
                 job.check_cancelled()  # cancelled while it ran: the client no longer wants the result
                 images = out.images
@@ -139,7 +142,7 @@ class Worker:
             self._progress(job, phase="preparing", fraction=0.0)
             start = time.perf_counter()
             prepare_model(self.store, job.model, job.prepare)
-            job.prepare = None
+            job.prepare, job.images = None, {}  # the model directory has the image now: a queued training holds nothing
             log.info("job %s (%s %s) prepared in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
             return None
         except JobCancelled as exc:
@@ -245,7 +248,7 @@ class Worker:
         pyramid = self.cache.get(job.model).pyramid
         h, w = pyramid.sizes[-1]
         factor = job.params.factor
-        check_output(1, round(h * factor), round(w * factor), "params.factor")
+        check_output(1, round(h * factor), round(w * factor), "params.factor", budget=self.budget)
         self._progress(job, phase="sampling", fraction=1.0)
         with torch.no_grad():
             image = super_resolve(pyramid, factor)
