@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import logging
 import secrets
 import signal
@@ -25,7 +24,6 @@ from typing import Any, Callable, get_args
 
 import torch
 import zmq
-from PIL import Image as PILImage
 
 from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from protocol.schema import (
@@ -42,7 +40,8 @@ from singan_core.super_resolution import sr_config, sr_steps
 from .cluster import ClusterConfig, RayTrainer, is_ray_training
 from .paths import default_store
 from .endpoint import check_bound, check_endpoint, display_endpoint
-from .images import compact, image_sha256
+from .images import checked_image_size, compact, image_sha256
+from .auth import secure_server
 from .budget import MAX_MESSAGE_FRAMES, MAX_QUEUED_JOBS, RECEIVE_HWM, MemoryBudget, default_budget
 from .jobs import Job, JobQueue
 from .ops import check_output
@@ -76,6 +75,8 @@ class DaemonConfig:
         threads: torch threads of the worker; None: the shared-machine policy
             (:func:`singan_core.device.shared_machine_threads`: usable cores - 1).
         cluster: train on this Ray cluster (``--ray``, :mod:`daemon.cluster`), or None: locally.
+        credentials: the folder of the user's token and CURVE keys (:mod:`protocol.auth`); None:
+            ``$SINGAN_CREDENTIALS_DIR`` or the user config directory's.
         memory_budget: bytes the daemon's requests may hold (:mod:`daemon.budget`); None: a
             quarter of the machine's memory.
     """
@@ -93,6 +94,7 @@ class DaemonConfig:
     threads: int | None = None
     cluster: ClusterConfig | None = None
     memory_budget: int | None = None
+    credentials: Path | None = None
 
 
 def _placement_fields(placement: Any) -> dict[str, Any]:
@@ -182,8 +184,10 @@ class Daemon:
         # worker's, and that halved the worker's training speed on a 2-core CPU (measured: the
         # draft demo training took 592 s instead of 391 s).
         torch.set_num_threads(1)
+        auth = None
         try:
             router = self._context.socket(zmq.ROUTER)
+            auth = secure_server(self._context, router, self.config.allow_remote, self.config.token, self.config.credentials)
             router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects keeps its identity
             router.setsockopt(zmq.MAXMSGSIZE, self.budget.frame_bytes)  # a larger frame is never read (daemon.budget)
             router.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
@@ -192,8 +196,10 @@ class Daemon:
             router.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:port
             router.bind(self.config.endpoint)
             check_bound(router.getsockopt_string(zmq.LAST_ENDPOINT), self.config.allow_remote)
-        except (zmq.ZMQError, ValueError) as exc:
+        except (zmq.ZMQError, ValueError, OSError) as exc:
             router.close(linger=0)
+            if auth is not None:
+                auth.stop()
             failure.append(exc)
             self.queue.close()
             bound.set()
@@ -210,6 +216,7 @@ class Daemon:
         poller.register(events, zmq.POLLIN)
         try:
             while not self._stop.is_set():
+                self._check_watch()
                 for socket, _ in poller.poll(200):
                     if socket is router:
                         self._on_request(router.recv_multipart(copy=False))
@@ -217,6 +224,7 @@ class Daemon:
                         self._forward(events.recv_multipart(copy=False))
         finally:
             self._shutdown(events, watch)
+            auth.stop()
 
     def _shutdown(self, events: zmq.Socket, watch: FolderWatch | None) -> None:
         """Cancel the queue, let the running job stop at its next check, pass on its last replies."""
@@ -360,18 +368,37 @@ class Daemon:
 
     def _watch_loop(self, watch: FolderWatch) -> None:
         """The watch's own thread: reading and hashing watched files never holds up the socket loop.
-        It only touches thread-safe parts (the store's index, the job queue) and the watch's counts."""
+        It only touches thread-safe parts (the store's index, the job queue) and the watch's counts.
+        Each file is isolated (:meth:`_watched_file`); should a pass fail anyway, it is logged and
+        the loop goes on (and the socket loop restarts a thread that died, :meth:`_check_watch`)."""
         while not self._stop.wait(0.5):
-            for path in watch.ready():
-                self._watched_file(path)
+            try:
+                for path in watch.ready():
+                    self._watched_file(path)
+            except Exception as exc:  # a bug: keep watching
+                log.exception("watch: a pass failed (%s); the watch goes on", one_line(f"{type(exc).__name__}: {exc}"))
+
+    def _check_watch(self) -> None:
+        """Restart the watch thread if it died (called by the socket loop), saying so in the log."""
+        thread = getattr(self, "_watch_thread", None)
+        if self._watch is None or thread is None or thread.is_alive() or self._stop.is_set():
+            return
+        log.error("watch: its thread had stopped; restarted")
+        self._watch_thread = threading.Thread(target=self._watch_loop, args=(self._watch,), name="singan-watch")
+        self._watch_thread.start()
 
     def _watched_file(self, path: Path) -> None:
         """A new version of a file of the watched folder (see :mod:`daemon.watch`): read it once,
         and train it unless a generative model of the same bytes exists. A file replaced with
         other content trains a new model (``<stem>-2``, ...); the old model stays. A skip is logged
-        at info level once per file and content, at debug level after that."""
+        at info level once per file and content, at debug level after that. Any failure with this
+        one file (unreadable, vanished, a symlink loop, truncated, a decompression bomb, over the
+        size limits or the memory budget) counts as ``failed`` with a one-line warning."""
         counts = self._watch.counts
         try:
+            size = path.stat().st_size
+            if size > self.budget.inputs:
+                raise ValueError(f"{size // 2**20} MiB, over the {self.budget.inputs // 2**20} MiB the memory budget allows for an input")
             data = path.read_bytes()
             counts.reads += 1
             sha = hashlib.sha256(data).hexdigest()
@@ -381,14 +408,13 @@ class Daemon:
                 self._watch_skips[path] = sha
                 log.log(level, "%s: already trained (same content), skipped", one_line(path.name))
                 return
-            with PILImage.open(io.BytesIO(data)) as im:  # the header only: dimensions, no pixels
-                width, height = im.size
+            width, height = checked_image_size(data)
             prep = Preparation(preset(self.config.watch_preset), self.config.watch_preset, StudioMeta(name=path.stem),
                                path.name, file_bytes=data, sha256=sha)
             model_id = reserve(self.store, prep, height, width)
-        except (OSError, ValueError, ProtocolError) as exc:
+        except Exception as exc:  # this file only: the watch goes on
             counts.failed += 1
-            log.warning("%s: not trained: %s", one_line(path.name), one_line(str(exc)))
+            log.warning("%s: not trained: %s", one_line(path.name), one_line(f"{exc}" if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"))
             return
         counts.trained += 1
         job = Job("train", None, model_id, prepare=prep)
