@@ -86,9 +86,14 @@ class MemoryBudget:
 
         Raises:
             ProtocolError: ``too_large`` (field ``images``) for more than MAX_MESSAGE_FRAMES frames
-                or declared images over the input half; ``busy`` when they exceed what is left.
+                (``invalid_request`` if the header describes another number of images) or declared
+                images over the input half; ``busy`` when they exceed what is left.
         """
         if frames > MAX_MESSAGE_FRAMES:
+            specs = header.get("images")
+            described = len(specs) if isinstance(specs, list) else 0
+            if described != frames - 1:  # the same answer as decode_images gives, without touching the frames
+                raise ProtocolError(f"images: {described} described but {frames - 1} buffer frames sent", "images")
             raise ProtocolError(f"images: {frames} frames in one message; at most {MAX_MESSAGE_FRAMES} (a header and 3 images)", "images", "too_large")
         declared = declared_bytes(header)
         if declared > self.inputs:
