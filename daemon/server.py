@@ -277,7 +277,7 @@ class Daemon:
             if len(frames) < 2:
                 raise ProtocolError("message: no frames", "header")
             header = decode_header(bytes(frames[1].buffer))
-            if isinstance(header.get("id"), str) and len(header["id"]) <= 64:
+            if isinstance(header.get("id"), str) and 0 < len(header["id"]) <= 64:  # only ids the schema accepts are echoed
                 request_id = header["id"]  # read before the images are checked, so their errors echo it too
             self._authorize(header)
             self.budget.check_message(header, len(frames) - 1, self.queue.load()[1])

@@ -127,7 +127,7 @@ class Worker:
         except InvalidArgument as exc:  # the core's range checks name their argument: "scale: must be in 1..6, got 9"
             field = _CORE_ARGUMENTS.get(exc.field, exc.field)
             known = field in getattr(type(job.params), "model_fields", {})
-            return self._error(job, "invalid_request", f"{field}: {exc.message}" if known else str(exc), f"params.{field}" if known else None), []
+            return self._error(job, "invalid_request", f"params.{field}: {exc.message}" if known else str(exc), f"params.{field}" if known else None), []
         except ValueError as exc:  # other bad input the core found (a mask of the wrong size): no field to blame
             return self._error(job, "invalid_request", str(exc)), []
         except Exception as exc:
@@ -159,9 +159,11 @@ class Worker:
     def _sampling_step(self, job: Job):
         """``on_step(done, total)`` of an interactive job: stop at a cancel (between scales), report progress."""
 
+        start = time.monotonic()
+
         def on_step(done: int, total: int) -> None:
             job.check_cancelled()
-            self._progress(job, phase="sampling", fraction=done / total)
+            self._progress(job, phase="sampling", fraction=done / total, eta_seconds=_eta(start, done, total))
 
         return on_step
 
@@ -169,9 +171,11 @@ class Worker:
         """``on_step(done, total)`` of a patch-synthesis job (lift, instant): stop at a cancel
         (between levels), report level k of K."""
 
+        start = time.monotonic()
+
         def on_level(done: int, total: int) -> None:
             job.check_cancelled()
-            self._progress(job, phase="sampling", fraction=done / total, level=done, levels=total)
+            self._progress(job, phase="sampling", fraction=done / total, eta_seconds=_eta(start, done, total), level=done, levels=total)
 
         return on_level
 
@@ -253,6 +257,14 @@ class Worker:
         with torch.no_grad():
             image = super_resolve(pyramid, factor)
         return [from_tensor(image, "image", job.params.output_order)]
+
+
+def _eta(start: float, done: int, total: int) -> float | None:
+    """Seconds left of an interactive job after ``done`` of ``total`` steps, extrapolated from the
+    time since ``start`` (monotonic); None before the first step, 0.0 at the end."""
+    if done <= 0 or total <= 0:
+        return None
+    return (time.monotonic() - start) * (total - done) / done
 
 
 def training_preview(pyramid: SinGANPyramid) -> Image:

@@ -192,6 +192,7 @@ class Client:
         socket = self._context.socket(zmq.DEALER)
         socket.setsockopt(zmq.ROUTING_ID, self._identity)  # the same identity after a reconnect
         socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT (IPv4 endpoints work as before)
         secure_client(socket, self.curve, self.token, self.credentials)
         self._close_monitor()
         self._monitor = socket.get_monitor_socket(_AUTH_FAILURES)

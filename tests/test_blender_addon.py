@@ -295,7 +295,7 @@ def test_new_seed_replaces_the_plate_instead_of_piling_up(scene_run):
 def test_daemon_errors_are_reported_and_leave_the_scene_alone(scene_run):
     bad = scene_run.result["bad_scale"]
     assert bad["result"] is None, bad
-    assert "Background plate failed: the daemon refused: gen_start_scale: must be in 0..2" in bad["error"], bad["error"]
+    assert "Background plate failed: the daemon refused: params.gen_start_scale: must be in 0..2" in bad["error"], bad["error"]
     assert bad["state"] == scene_run.result["final"]["state"]
 
 
