@@ -171,3 +171,20 @@ def test_a_hostile_sequence_stays_within_the_budget(start_daemon):
     print(f"daemon VmHWM: {start_kib / 1024:.0f} MiB after start, {peak_mib:.0f} MiB after the hostile sequence "
           f"(budget {BUDGET_MIB} MiB + {PROCESS_MIB} MiB constant); after steps 1, 2, 3-4, 5: {steps}")
     assert peak_mib <= BUDGET_MIB + PROCESS_MIB, f"peak RSS {peak_mib:.0f} MiB over the budget + constant"
+
+
+def test_a_queued_float32_input_is_kept_as_the_uint8_the_worker_would_make():
+    import numpy as np
+
+    from daemon.images import _array, compact
+
+    rng = np.random.default_rng(0)
+    values = rng.random((300, 200, 4), dtype=np.float32) * 1.2 - 0.1  # out of range values too
+    values[0, 0, 0] = np.nan
+    image = Image("image", 200, 300, "BGRA", values.tobytes(), "float32")
+    kept = compact(image, rows=7)  # rows that do not divide the height
+    assert kept.dtype == "uint8" and len(kept.data) == len(image.data) // 4 and kept.order == "BGRA"
+    as_worker = _array(image)[..., [2, 1, 0, 3]]  # what to_tensor reads from the float32 frame, in BGRA order
+    assert np.array_equal(np.frombuffer(kept.data, np.uint8).reshape(300, 200, 4), as_worker)
+    truncated = (np.nan_to_num(values).clip(0, 1) * 255).astype(np.uint8)  # control: truncation instead of rounding
+    assert not np.array_equal(truncated, as_worker)
