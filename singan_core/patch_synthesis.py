@@ -61,13 +61,37 @@ in any order.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .errors import InvalidArgument
+
+_interrupt = threading.local()
+
+
+@contextmanager
+def interruptible(check: Callable[[], None]) -> Iterator[None]:
+    """Within the block, :func:`synthesize` in this thread calls ``check()`` at short intervals
+    *inside* a level (between bands of feature rows, fold passes, search tiles and rounds), not only
+    between levels (``on_step``), so that a caller can stop a large level promptly: ``check`` may
+    raise, and the exception propagates out of :func:`synthesize`."""
+    previous = getattr(_interrupt, "check", None)
+    _interrupt.check = check
+    try:
+        yield
+    finally:
+        _interrupt.check = previous
+
+
+def _cancel_point() -> None:
+    check = getattr(_interrupt, "check", None)
+    if check is not None:
+        check()
 
 __all__ = ["PatchSynthesisConfig", "level_sizes", "synthesize"]
 
@@ -221,6 +245,7 @@ def _grid_features(
     out = torch.empty(ys.numel() * xs.numel(), d, dtype=dtype, device=image.device)
     band = max(1, 2_000_000 // (image.shape[-1] * d))  # rows of positions per band (~8 MB of conv output)
     for i in range(0, ys.numel(), band):
+        _cancel_point()
         rows = ys[i : i + band]
         top, bottom = int(rows[0]), int(rows[-1]) + p
         feats = F.conv2d(image[..., top:bottom, :], basis)[0]  # (d, bottom - top - p + 1, W')
@@ -284,6 +309,7 @@ def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: 
     count = torch.zeros(grid.h * grid.w, dtype=values.dtype, device=values.device)
     ones = torch.ones_like(key_base, dtype=values.dtype)
     for dy in range(p):
+        _cancel_point()
         oy = grid.ys + dy
         if grid.circular:
             oy = oy % grid.h
@@ -320,10 +346,14 @@ def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha
     if alpha is not None:
         key_min = torch.full((keys.shape[0],), float("inf"), device=keys.device)
         for i in range(0, queries.shape[0], chunk):
+            if i % (64 * chunk) == 0:
+                _cancel_point()
             key_min = torch.minimum(key_min, _sqdist(queries[i : i + chunk], keys, k_norm).amin(0))
         inv_denom = 1.0 / (alpha + key_min.clamp_min(0) * scale)
     out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
     for i in range(0, queries.shape[0], chunk):
+        if i % (64 * chunk) == 0:
+            _cancel_point()
         d = _sqdist(queries[i : i + chunk], keys, k_norm)
         # min(1).indices: 3x faster than argmin(1) on the CPU (torch 2.x), the same first index
         out[i : i + chunk] = (d.mul_(inv_denom[None, :]) if inv_denom is not None else d).min(1).indices
@@ -346,6 +376,7 @@ class _PatchMatch:
         best = _gathered_sqdist(queries, keys, nnf)
         for _ in range(rounds):
             for cand in self._candidates(nnf, qh, qw, samples, gen, nnf.device):
+                _cancel_point()
                 d = _gathered_sqdist(queries, keys, cand)
                 better = d < best
                 nnf = torch.where(better, cand, nnf)
@@ -508,6 +539,7 @@ def synthesize(
             iterations = cfg.coarsest_iterations
         pm = None
         for it in range(iterations):
+            _cancel_point()
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
             queries = _query_features(x, basis, grid)

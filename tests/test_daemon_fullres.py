@@ -150,3 +150,31 @@ def test_a_feature_scale_whose_canvas_exceeds_the_output_is_refused_before_any_w
         served = client.submit("generate", {"model": "brick", "width": 512, "height": 512, "feature_scale": 0.1})
         served.wait(timeout=300)  # control: just above the limit, served
         assert (served.images[0].width, served.images[0].height) == (512, 512)
+
+
+def test_a_cancel_lands_inside_a_single_large_patch_synthesis_level(brick_daemon):
+    """Issue 29: a 20 x 20 px image to a large instant is one level (42 s at 5792 px, and a cancel
+    waited for it). Now the level itself checks for a cancel: the job ends ``cancelled`` before
+    its only level is reported done. The 2 s goal is measured (printed); the bound asserted is 10x."""
+    import time
+
+    from protocol.wire import Image
+
+    daemon, _ = brick_daemon
+    rng = np.random.default_rng(0)
+    tiny = Image("image", 20, 20, "RGB", rng.integers(0, 256, 20 * 20 * 3, dtype=np.uint8).tobytes())
+    with daemon.client(timeout=30) as client:
+        events: list[dict] = []
+        job = client.submit("instant", {"width": 3072, "height": 3072}, [tiny], on_progress=lambda job, event: events.append(event))
+        while not any(e.get("phase") == "sampling" for e in events):
+            client.poll(0.05)
+        time.sleep(1.0)  # well inside the level (about 12 CPU s at 3072 px)
+        asked = time.monotonic()
+        assert job.cancel()
+        with pytest.raises(DaemonError) as err:
+            job.wait(timeout=60)
+        latency = time.monotonic() - asked
+    assert err.value.code == "cancelled", err.value
+    assert not [e for e in events if e.get("level")], f"the level finished before the cancel landed: {events}"
+    print(f"cancel inside a 3072 px single-level instant answered after {latency:.2f} s")
+    assert latency < 20
