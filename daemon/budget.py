@@ -7,9 +7,10 @@ The budget (``--memory-budget``, default a quarter of the machine's memory) is s
   (:func:`socket_limits`): each frame by ``ZMQ_MAXMSGSIZE`` (larger frames drop the connection
   before they are read), each peer by ``ZMQ_RCVHWM`` messages, and only peers with the
   credential get a connection at all (:mod:`daemon.auth`, ZAP). A message is then refused before
-  its frames are decoded when it has more than :data:`MAX_MESSAGE_FRAMES` frames or its declared
-  images exceed the input half (``too_large``) or what is left of it now (``busy``); a job op is
-  refused with ``busy`` when :data:`MAX_QUEUED_JOBS` jobs wait. Queued inputs are kept as uint8.
+  any pixel is decoded when it has more than :data:`MAX_MESSAGE_FRAMES` frames or its images (as
+  declared, checked against the frames' lengths) exceed the input half (``too_large``) or what is
+  left of it now (``busy``); a job op is refused with ``busy`` when :data:`MAX_QUEUED_JOBS` jobs
+  wait. Queued inputs are kept as uint8.
 * **work** (the other half): the working memory of the one op that runs. Every output request is
   costed before it runs (:func:`output_cost`: pixels x n, plus the patch-synthesis working set)
   and refused with ``too_large`` naming the field that sets the size.
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.schema import MAX_MESSAGE_BYTES
-from protocol.wire import CHANNEL_ORDERS, DTYPE_SIZES, ProtocolError
+from protocol.wire import ProtocolError
 
 MiB = 1024**2
 MAX_MESSAGE_FRAMES = 4
 """Frames of one request: the header and at most 3 images (ops take at most 2: image and mask)."""
-MAX_QUEUED_JOBS = 32
+MAX_QUEUED_JOBS = 64
 """Job ops queued (not yet running) at once; more are answered ``busy``."""
 RECEIVE_HWM = 2
 """``ZMQ_RCVHWM``: complete messages ZeroMQ buffers per peer before it stops reading that peer's
@@ -75,34 +76,34 @@ class MemoryBudget:
         """``ZMQ_MAXMSGSIZE``: the protocol's largest frame, or the input half if smaller."""
         return min(MAX_MESSAGE_BYTES, self.inputs)
 
-    def check_message(self, header: dict[str, Any], frames: int, held: int) -> None:
-        """Refuse a message before its image frames are decoded.
-
-        Args:
-            header: the decoded header (its ``images`` entries are read, not trusted: malformed
-                entries are left to :func:`protocol.wire.decode_images`).
-            frames: the message's frame count (header included).
-            held: input bytes the queued and running jobs hold now.
+    @staticmethod
+    def check_frames(header: dict[str, Any], frames: int) -> None:
+        """Refuse a message of more than MAX_MESSAGE_FRAMES frames (header included) before its
+        image frames are looked at.
 
         Raises:
-            ProtocolError: ``too_large`` (field ``images``) for more than MAX_MESSAGE_FRAMES frames
-                (``invalid_request`` if the header describes another number of images) or declared
-                images over the input half; ``busy`` when they exceed what is left.
+            ProtocolError: ``too_large`` (field ``images``), or ``invalid_request`` if the header
+                describes another number of images (what :func:`protocol.wire.decode_images` says).
         """
-        if frames > MAX_MESSAGE_FRAMES:
-            specs = header.get("images")
-            described = len(specs) if isinstance(specs, list) else 0
-            if described != frames - 1:  # the same answer as decode_images gives, without touching the frames
-                raise ProtocolError(f"images: {described} described but {frames - 1} buffer frames sent", "images")
-            raise ProtocolError(f"images: {frames} frames in one message; at most {MAX_MESSAGE_FRAMES} (a header and 3 images)", "images", "too_large")
-        declared = declared_bytes(header)
-        if declared > self.inputs:
+        if frames <= MAX_MESSAGE_FRAMES:
+            return
+        specs = header.get("images")
+        described = len(specs) if isinstance(specs, list) else 0
+        if described != frames - 1:
+            raise ProtocolError(f"images: {described} described but {frames - 1} buffer frames sent", "images")
+        raise ProtocolError(f"images: {frames} frames in one message; at most {MAX_MESSAGE_FRAMES} (a header and 3 images)", "images", "too_large")
+
+    def check_inputs(self, size: int, held: int) -> None:
+        """Refuse a message's images (``size`` bytes, their specs checked against their frames'
+        lengths, no pixel decoded) when they exceed the input half (``too_large``) or what the
+        queued and running jobs' inputs (``held`` bytes) leave of it now (``busy``); field ``images``."""
+        if size > self.inputs:
             raise ProtocolError(
-                f"images: {declared // MiB} MiB of images; the daemon's memory budget takes at most {self.inputs // MiB} MiB of inputs "
+                f"images: {size // MiB} MiB of images; the daemon's memory budget takes at most {self.inputs // MiB} MiB of inputs "
                 f"(--memory-budget {self.total // MiB})", "images", "too_large")
-        if declared + held > self.inputs:
+        if size + held > self.inputs:
             raise ProtocolError(
-                f"images: {declared // MiB} MiB of images, but queued jobs hold {held // MiB} of the {self.inputs // MiB} MiB "
+                f"images: {size // MiB} MiB of images, but queued jobs hold {held // MiB} of the {self.inputs // MiB} MiB "
                 "the memory budget allows for inputs; try again when they finish", "images", "busy")
 
     def check_work(self, cost: int, field: str) -> None:
@@ -111,22 +112,6 @@ class MemoryBudget:
             raise ProtocolError(
                 f"{field}: this output needs about {cost // MiB} MiB of working memory; the daemon's memory budget allows "
                 f"{self.work // MiB} MiB (--memory-budget {self.total // MiB}); ask for fewer or smaller images", field, "too_large")
-
-
-def declared_bytes(header: dict[str, Any]) -> int:
-    """Bytes the header's image entries declare (entries that are not well-formed count 0)."""
-    specs = header.get("images", [])
-    total = 0
-    for spec in specs if isinstance(specs, list) else []:
-        if not isinstance(spec, dict):
-            continue
-        width, height = spec.get("width"), spec.get("height")
-        channels = CHANNEL_ORDERS.get(spec.get("order")) if isinstance(spec.get("order"), str) else None
-        dtype = spec.get("dtype", "uint8")
-        size = DTYPE_SIZES.get(dtype) if isinstance(dtype, str) else None
-        if type(width) is int and type(height) is int and width > 0 and height > 0 and channels and size:
-            total += width * height * channels * size
-    return total
 
 
 def output_cost(n: int, height: int, width: int) -> int:

@@ -280,8 +280,9 @@ class Daemon:
             if isinstance(header.get("id"), str) and 0 < len(header["id"]) <= 64:  # only ids the schema accepts are echoed
                 request_id = header["id"]  # read before the images are checked, so their errors echo it too
             self._authorize(header)
-            self.budget.check_message(header, len(frames) - 1, self.queue.load()[1])
-            images = decode_images(header, [f.buffer for f in frames[2:]])
+            self.budget.check_frames(header, len(frames) - 1)
+            images = decode_images(header, [f.buffer for f in frames[2:]])  # specs against frame lengths: no pixel is read
+            self.budget.check_inputs(sum(len(image.data) for image in images), self.queue.load()[1])
             request = parse_request(header, images)
             if request.op in JOB_OPS:
                 self._submit(client, request, images)
