@@ -104,16 +104,22 @@ def _private_dir(folder: Path) -> Path:
 
 
 def _write_private(path: Path, text: str) -> bool:
-    """Create ``path`` readable by the user only (0600) with ``text``; False if it exists already."""
+    """Create ``path`` readable by the user only (0600) with ``text``, atomically: written to a
+    temporary file first, then linked to its name, so a reader never sees it half-written and of
+    two processes creating it at once one wins. False if it exists already."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+        return True
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_token(folder: Path | None = None) -> str | None:
