@@ -31,8 +31,9 @@ from protocol.wire import ProtocolError
 MiB = 1024**2
 MAX_MESSAGE_FRAMES = 4
 """Frames of one request: the header and at most 3 images (ops take at most 2: image and mask)."""
-MAX_QUEUED_JOBS = 64
-"""Job ops queued (not yet running) at once; more are answered ``busy``."""
+MAX_QUEUED_JOBS = 1024
+"""Job ops queued (not yet running) at once; more are answered ``busy``. Their inputs are bounded by
+bytes (the input half); this bounds the bookkeeping of jobs without inputs (a few KB each)."""
 RECEIVE_HWM = 2
 """``ZMQ_RCVHWM``: complete messages ZeroMQ buffers per peer before it stops reading that peer's
 connection (TCP back-pressure) until the daemon has taken them."""

@@ -150,6 +150,7 @@ def test_a_feature_scale_whose_canvas_exceeds_the_output_is_refused_before_any_w
         served = client.submit("generate", {"model": "brick", "width": 512, "height": 512, "feature_scale": 0.1})
         served.wait(timeout=300)  # control: just above the limit, served
         assert (served.images[0].width, served.images[0].height) == (512, 512)
+        save(served.images[0], "feature-scale-0.1")
 
 
 def test_a_cancel_lands_inside_a_single_large_patch_synthesis_level(brick_daemon):
