@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from protocol.auth import credentials_dir
 from PIL import Image
 
 from conftest import REPO, TRAIN_IMAGE, DaemonProcess
@@ -79,7 +81,8 @@ def blender_env(tmp_path_factory) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("BLENDER_", "PYTHON", "XDG_"))}
     env.update(HOME=str(home), BLENDER_USER_SCRIPTS=str(home / "scripts"), BLENDER_USER_EXTENSIONS=str(home / "extensions"),
                BLENDER_USER_CONFIG=str(home / "config"), BLENDER_USER_DATAFILES=str(home / "datafiles"),
-               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"), OMP_NUM_THREADS="1")
+               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"), OMP_NUM_THREADS="1",
+               SINGAN_CREDENTIALS_DIR=str(credentials_dir()))  # the same user's token as the daemon's (issue 29)
     return env
 
 
