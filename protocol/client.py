@@ -35,7 +35,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import DEFAULT_ENDPOINT, PROTOCOL_VERSION
-from .auth import credentials_dir, is_loopback, secure_client
+from .auth import credentials_dir, is_loopback, read_token, secure_client
 from .wire import Image, decode, encode
 
 __all__ = ["Client", "DaemonError", "DaemonUnavailable", "Image", "Job"]
@@ -211,10 +211,12 @@ class Client:
         while self._monitor is not None and self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)
             if event["event"] & _AUTH_FAILURES:
-                mechanism = "CURVE key" if self.curve else "token"
-                failure = DaemonError("unauthorized", f"the SinGAN daemon at {self.endpoint} refused this client's {mechanism} "
-                                      f"(ZeroMQ: {zmq.Event(event['event']).name.lower()}); is the credentials folder "
-                                      f"{self.credentials or credentials_dir()} the daemon's?")
+                folder = self.credentials or credentials_dir()
+                if not self.curve and not (self.token or read_token(folder)):
+                    why = f"this client has no token (none in {folder}; the daemon makes it on its first start)"
+                else:
+                    why = f"it refused this client's {'CURVE key' if self.curve else 'token'} (is {folder} the daemon's credentials folder?)"
+                failure = DaemonError("unauthorized", f"the SinGAN daemon at {self.endpoint} did not let this client in: {why}")
         return failure
 
     def close(self) -> None:
