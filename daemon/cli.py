@@ -75,6 +75,7 @@ def serve(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback endpoint (needs --token).")] = False,
     token: Annotated[Optional[str], typer.Option(envvar="SINGAN_TOKEN", help="Shared secret every request must carry (at least 16 characters besides white space).", show_default=False)] = None,
     cache_mb: Annotated[int, typer.Option(min=1, help="Memory budget of loaded models, MiB.")] = 2048,
+    memory_budget: Annotated[Optional[int], typer.Option(min=64, help="MiB the daemon's requests may hold: inputs in flight and queued, and the working memory of the op that runs (default: a quarter of the machine's memory). See docs/protocol.md, Memory.", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads of the worker (default: usable cores - 1, or OMP_NUM_THREADS).", show_default=False)] = None,
     ray: Annotated[Optional[str], typer.Option("--ray", help='Run trainings on this Ray cluster: auto, HOST:PORT (as `ray start --head` prints it) or ray://HOST:PORT. Needs the extra: pip install "singan-studio\\[cluster]".', show_default=False)] = None,
     ray_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs each training declares on Ray (and its torch threads).")] = 1.0,
@@ -100,7 +101,7 @@ def serve(
     config = DaemonConfig(
         endpoint=endpoint, store=store, watch=watch, watch_preset=watch_preset.value, debounce=debounce,
         device=device, token=token, allow_remote=allow_remote, cache_bytes=cache_mb * 1024**2, threads=threads,
-        cluster=cluster,
+        cluster=cluster, memory_budget=None if memory_budget is None else memory_budget * 1024**2,
     )
     daemon = Daemon(config)
     logging.getLogger(__name__).info("log file %s", log_path)

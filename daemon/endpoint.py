@@ -12,39 +12,10 @@ IP literal or ``localhost`` and no ``;`` anywhere — and, after binding, checks
 from __future__ import annotations
 
 import ipaddress
-import re
 
-MIN_TOKEN_LENGTH = 16
-"""Fewest characters (after stripping white space) a ``--token`` may have."""
+from protocol.auth import MIN_TOKEN_LENGTH, check_token, is_loopback, tcp_host
 
-_TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+):(?P<port>\*|[0-9]{1,5})$")
-
-
-def tcp_host(endpoint: str) -> str | None:
-    """The host of a ``tcp://HOST:PORT`` endpoint (brackets removed), or None for another form."""
-    match = _TCP.match(endpoint)
-    return match["host"].strip("[]") if match else None
-
-
-def is_loopback(endpoint: str) -> bool:
-    """True for ``ipc://``/``inproc://`` and ``tcp://HOST:PORT`` with HOST ``localhost`` or an IP
-    on 127.0.0.0/8, ``::1`` or IPv4-mapped 127.0.0.0/8; False for everything else, including any
-    endpoint with ``;``, ``*``, ``0.0.0.0``, interface and host names."""
-    if ";" in endpoint:
-        return False
-    if endpoint.startswith(("ipc://", "inproc://")):
-        return True
-    host = tcp_host(endpoint)
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # '*', an interface name, a host name
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
+__all__ = ["check_bound", "check_endpoint", "display_endpoint", "is_loopback", "tcp_host", "MIN_TOKEN_LENGTH"]
 
 
 def check_endpoint(endpoint: str, allow_remote: bool, token: str | None) -> None:
@@ -53,15 +24,19 @@ def check_endpoint(endpoint: str, allow_remote: bool, token: str | None) -> None
     Raises:
         ValueError: one line naming the option: an endpoint with ``;`` (libzmq's source syntax),
             one that is not ``ipc://``, ``inproc://`` or ``tcp://HOST:PORT``, a non-loopback one
-            without ``--allow-remote`` and a token, or a token shorter than :data:`MIN_TOKEN_LENGTH`
-            characters after stripping white space.
+            without ``--allow-remote`` and a token, or a token that is not at least
+            :data:`MIN_TOKEN_LENGTH` printable characters without white space
+            (:func:`protocol.auth.check_token`), or a TCP port over 65535.
     """
-    if token is not None and len(token.strip()) < MIN_TOKEN_LENGTH:
-        raise ValueError(f"token: must have at least {MIN_TOKEN_LENGTH} characters besides white space (got {len(token.strip())})")
+    if token is not None:
+        check_token(token.strip())
     if ";" in endpoint:
         raise ValueError(f"endpoint: {endpoint!r} has ';' (ZeroMQ's source;destination syntax), which the daemon does not accept")
     if not endpoint.startswith(("ipc://", "inproc://")) and tcp_host(endpoint) is None:
         raise ValueError(f"endpoint: {endpoint!r} is not of the form tcp://HOST:PORT (HOST an IP address or localhost), ipc://PATH or inproc://NAME")
+    port = endpoint.rsplit(":", 1)[1] if tcp_host(endpoint) is not None else "*"
+    if port != "*" and int(port) > 65535:
+        raise ValueError(f"endpoint: port {port} is out of range (0..65535, or * for a free one)")
     if is_loopback(endpoint):
         return
     if not allow_remote:

@@ -15,6 +15,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from protocol.wire import CHANNEL_ORDERS, Image
 from singan_core.imageio import from_uint8, mask_from_pil, to_rgb, to_uint8
 
@@ -32,6 +33,20 @@ def _array(image: Image) -> np.ndarray:
     return array[..., 0] if image.channels == 1 else array
 
 
+def compact(image: Image, rows: int = 256) -> Image:
+    """``image`` as the daemon keeps a queued input: uint8 in the same channel order (a float32
+    frame is converted, 0..1 -> 0..255 as :func:`to_tensor` would, a quarter of its bytes),
+    ``rows`` rows at a time so that the conversion itself needs little more than the result."""
+    if image.dtype == "uint8":
+        return image
+    values = np.frombuffer(image.data, dtype="<f4").reshape(image.height, image.width, image.channels)
+    out = np.empty(values.shape, np.uint8)
+    for top in range(0, image.height, rows):
+        part = np.nan_to_num(values[top:top + rows], nan=0.0).clip(0.0, 1.0)
+        out[top:top + rows] = (part * 255.0).round()
+    return Image(image.name, image.width, image.height, image.order, memoryview(out.reshape(-1)))
+
+
 def to_pil(image: Image) -> PILImage.Image:
     return PILImage.fromarray(np.ascontiguousarray(_array(image)))
 
@@ -43,8 +58,30 @@ def decode_file(data: bytes, name: str) -> torch.Tensor:
     try:
         with PILImage.open(io.BytesIO(data)) as im:
             return from_uint8(np.asarray(to_rgb(im)))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, PILImage.DecompressionBombError) as exc:
         raise ValueError(f"{name}: not a readable image ({exc})") from None
+
+
+def checked_image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of an image file's bytes, after checking that it is within the protocol's
+    limits (:data:`~protocol.schema.MAX_IMAGE_SIDE`, :data:`~protocol.schema.MAX_IMAGE_PIXELS`,
+    read from the header before any pixel is decoded: a decompression bomb stops there) and that
+    its pixels decode (a truncated file fails here, not in the training).
+
+    Raises:
+        ValueError: one line: not an image, too large, or damaged.
+    """
+    try:
+        with PILImage.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"{width}x{height} px is over the limit ({MAX_IMAGE_SIDE} px a side, {MAX_IMAGE_PIXELS} px in all)")
+            im.load()
+    except ValueError:
+        raise
+    except Exception as exc:  # UnidentifiedImageError, OSError (truncated), DecompressionBombError, ...
+        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
+    return width, height
 
 
 def to_tensor(image: Image) -> torch.Tensor:

@@ -66,6 +66,13 @@ class Job:
         """Interactive ops, and trainings whose model is still to be prepared."""
         return not self.training or self.prepare is not None
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of input the job holds until it has run or been prepared: its images (a
+        preparation's image is one of them) and a watched file's bytes."""
+        file_bytes = self.prepare.file_bytes if self.prepare is not None else None
+        return sum(len(image.data) for image in self.images.values()) + len(file_bytes or b"")
+
     def check_cancelled(self) -> None:
         """Raise :class:`JobCancelled` if the job was cancelled."""
         if self.cancel_reason is not None:
@@ -172,6 +179,12 @@ class JobQueue:
             self._training.clear()
             self._lock.notify_all()
             return queued
+
+    def load(self) -> tuple[int, int]:
+        """(queued jobs, input bytes held by queued and running jobs), for the memory budget."""
+        with self._lock:
+            queued = len(self._interactive) + len(self._training)
+            return queued, sum(job.held_bytes for job in [*self._running, *self._interactive, *self._training])
 
     def snapshot(self) -> list[tuple[int, Job]]:
         """(position, job): running jobs at 0, then the queue in the order it will run."""

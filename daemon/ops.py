@@ -22,6 +22,7 @@ from singan_core.model import SinGANPyramid
 from singan_core.sampling import sample
 from singan_core.storage import full_source_image
 
+from .budget import MemoryBudget, output_cost
 from .cache import LoadedModel
 from .images import from_tensor, to_mask, to_tensor
 
@@ -44,11 +45,13 @@ Step = Callable[[int, int], None]
 stop the op there."""
 
 
-def check_output(n: int, height: int, width: int, count_field: str, size_field: str | None = None) -> None:
+def check_output(n: int, height: int, width: int, count_field: str, size_field: str | None = None,
+                 budget: MemoryBudget | None = None) -> None:
     """Raise ``too_large`` if ``n`` images of height x width pixels exceed the protocol limits
     (:data:`~protocol.schema.MAX_IMAGE_SIDE` px a side and :data:`~protocol.schema.MAX_IMAGE_PIXELS`
-    per image, :data:`~protocol.schema.MAX_OUTPUT_PIXELS` per reply). One image over its limits is
-    blamed on ``size_field`` (the field that sets its size), too many pixels in all on ``count_field``."""
+    per image, :data:`~protocol.schema.MAX_OUTPUT_PIXELS` per reply) or, with ``budget``, the
+    working memory its work half allows (:func:`~daemon.budget.output_cost`). One image over its
+    limits is blamed on ``size_field`` (the field that sets its size), too many in all on ``count_field``."""
     if max(height, width) > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS:
         field = size_field or count_field
         raise ProtocolError(
@@ -60,6 +63,9 @@ def check_output(n: int, height: int, width: int, count_field: str, size_field: 
             f"{count_field}: {n} x {width}x{height} px is over the limit of {MAX_OUTPUT_PIXELS} px "
             f"({MAX_OUTPUT_PIXELS // 2**20} Mi px) per reply", count_field, "too_large",
         )
+    if budget is not None:
+        one_too_many = output_cost(1, height, width) > budget.work
+        budget.check_work(output_cost(n, height, width), (size_field or count_field) if one_too_many else count_field)
 
 
 def output_scales(pyramid: SinGANPyramid, params: Any) -> tuple[float, float]:
@@ -83,12 +89,12 @@ def _size_field(params: Any, width: bool) -> str:
 
 
 def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step: Step | None = None,
-             on_level: Step | None = None) -> OpResult:
+             on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
     """Random samples (paper sec. 2); with ``detail: source`` lifted to the output size with the
     full-resolution source's detail (issue 12, :func:`~singan_core.full_resolution.sample_full_resolution`)."""
     pyramid = model.pyramid
     if _detail(model, params) == "source":
-        return _generate_lifted(model, params, on_level)
+        return _generate_lifted(model, params, on_level, budget)
     scale_h, scale_w = output_scales(pyramid, params)
     h, w = pyramid.sizes[-1]
     for scale, is_width in ((scale_w, True), (scale_h, False)):
@@ -101,7 +107,7 @@ def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step:
     if min(out_h, out_w) < MIN_OUTPUT_SIDE:
         field = _size_field(params, out_w < MIN_OUTPUT_SIDE)
         raise ProtocolError(f"{field}: the output would be {out_w}x{out_h} px; at least {MIN_OUTPUT_SIDE} px a side", field)
-    check_output(params.n, out_h, out_w, "params.n", _size_field(params, out_w >= out_h))
+    check_output(params.n, out_h, out_w, "params.n", _size_field(params, out_w >= out_h), budget)
     samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed, on_step=on_step, padding_mode=params.padding)
     return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="model")
 
@@ -126,13 +132,14 @@ def _lifted_size(source_hw: tuple[int, int], params: Any) -> tuple[int, int]:
     return height, width
 
 
-def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None) -> OpResult:
+def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None, budget: MemoryBudget | None) -> OpResult:
     pyramid, source = model.pyramid, model.source
     out_h, out_w = _lifted_size(tuple(source.image.shape[-2:]), params)
     size_field = _size_field(params, out_w >= out_h)
     if min(out_h, out_w) < 16:
         raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least 16 px a side with detail: source", size_field)
-    check_output(params.n, out_h, out_w, "params.n", size_field)
+    check_output(params.n, out_h, out_w, "params.n", size_field, budget)
+    _check_canvas(source.model_px_per_source_px, params.feature_scale, out_h, out_w)
     samples = sample_full_resolution(
         pyramid, source, out_w, out_h, feature_scale=params.feature_scale, n_samples=params.n,
         gen_start_scale=params.gen_start_scale, seed=params.seed, padding_mode=params.padding, on_step=on_level,
@@ -140,7 +147,21 @@ def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None) -> 
     return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
 
 
-def instant(params: Any, images: dict[str, Image], on_level: Step | None = None) -> OpResult:
+def _check_canvas(model_px_per_source_px: tuple[float, float], feature_scale: float, out_h: int, out_w: int) -> None:
+    """Refuse, before any work, a ``feature_scale`` whose SinGAN canvas (the output in model
+    pixels: output x model px per source px / feature_scale) would be larger than the size patch
+    synthesis runs at (the output, or output / feature_scale above 1): the lift cannot start from
+    it. The smallest feature scale that works is this model's px per source px."""
+    mh, mw = model_px_per_source_px
+    target = (out_h, out_w) if feature_scale <= 1 else (max(MIN_OUTPUT_SIDE, round(out_h / feature_scale)), max(MIN_OUTPUT_SIDE, round(out_w / feature_scale)))
+    canvas = (round(out_h * mh / feature_scale), round(out_w * mw / feature_scale))
+    if canvas[0] > target[0] or canvas[1] > target[1]:
+        raise ProtocolError(
+            f"params.feature_scale: {feature_scale:g} needs a {canvas[1]}x{canvas[0]} px SinGAN canvas, larger than the "
+            f"{target[1]}x{target[0]} px it is lifted to; this model takes feature_scale >= {max(mh, mw):.3g}", "params.feature_scale")
+
+
+def instant(params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
     """Variations of the request's ``image`` with no model (GPNN patch synthesis from noise, see
     :func:`singan_core.full_resolution.instant`): n images of width x height pixels (default: the
     input's size x ``feature_scale``, or the given side with the input's aspect)."""
@@ -156,7 +177,7 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None)
     field = "params.width" if params.width is not None or params.height is None else "params.height"
     if min(width, height) < 16:
         raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least 16 px a side", field)
-    check_output(params.n, height, width, "params.n", field)
+    check_output(params.n, height, width, "params.n", field, budget)
     # feature scale relative to the frame as sent (the cap may have shrunk the source)
     scale = params.feature_scale * iw / source.shape[-1]
     out = instant_images(source, width, height, feature_scale=scale, tile=params.tile, n_samples=params.n,
@@ -190,9 +211,10 @@ def paint2image(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -
     return OpResult([from_tensor(image, "image", params.output_order)], scale)
 
 
-def animate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_step: Step | None = None) -> OpResult:
+def animate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_step: Step | None = None,
+            budget: MemoryBudget | None = None) -> OpResult:
     h, w = pyramid.sizes[-1]
-    check_output(params.frames, h, w, "params.frames")
+    check_output(params.frames, h, w, "params.frames", budget=budget)
     start = animation.default_start_scale(pyramid) if params.start_scale is None else params.start_scale
     frames = animation.animate(pyramid, params.frames, start, alpha=params.alpha, beta=params.beta, seed=params.seed, on_step=on_step)
     return OpResult([from_tensor(x, "frame", params.output_order) for x in frames], start)
@@ -208,20 +230,21 @@ INTERACTIVE: dict[str, Callable[[SinGANPyramid, Any, dict[str, Image]], OpResult
 
 @torch.no_grad()
 def run_interactive(op: str, model: LoadedModel | None, params: Any, images: dict[str, Image],
-                    on_step: Step | None = None, on_level: Step | None = None) -> OpResult:
+                    on_step: Step | None = None, on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
     """Run an interactive op. ``on_step`` is called between the scales of a model-scale
     ``generate``, ``on_level`` between the patch-synthesis levels of a lifted ``generate`` and of
     ``instant`` (whose cost grows with the output size), and between the frame batches of
     ``animate``; harmonize, edit and paint2image run one pass at the model's own pixel count.
-    ``model`` is None for ``instant``.
+    ``model`` is None for ``instant``. With ``budget``, outputs are costed before any work
+    (:func:`check_output`).
 
     Raises ``ValueError`` (from the core: out-of-range scale, mask size; ModelLoadError for a
     damaged full-resolution source), :class:`ProtocolError`, or whatever the callbacks raise."""
     if op == "instant":
-        return instant(params, images, on_level)
+        return instant(params, images, on_level, budget)
     assert model is not None
     if op == "generate":
-        return generate(model, params, images, on_step, on_level)
+        return generate(model, params, images, on_step, on_level, budget)
     if op == "animate":
-        return animate(model.pyramid, params, images, on_step)
+        return animate(model.pyramid, params, images, on_step, budget)
     return INTERACTIVE[op](model.pyramid, params, images)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import logging
 import secrets
 import signal
@@ -21,16 +20,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 import torch
 import zmq
-from PIL import Image as PILImage
 
 from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from protocol.schema import (
-    JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_MESSAGE_BYTES, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
-    MAX_SR_INPUT_SIDE, OPS, Accepted, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
+    JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
+    MAX_SR_INPUT_SIDE, OPS, Accepted, Preset, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
     JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
 )
 from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, decode_header, decode_images, encode, one_line
@@ -42,7 +40,9 @@ from singan_core.super_resolution import sr_config, sr_steps
 from .cluster import ClusterConfig, RayTrainer, is_ray_training
 from .paths import default_store
 from .endpoint import check_bound, check_endpoint, display_endpoint
-from .images import image_sha256
+from .images import checked_image_size, compact, image_sha256
+from .auth import secure_server
+from .budget import MAX_MESSAGE_FRAMES, MAX_QUEUED_JOBS, RECEIVE_HWM, MemoryBudget, default_budget
 from .jobs import Job, JobQueue
 from .ops import check_output
 from .prepare import Preparation, reserve
@@ -51,6 +51,9 @@ from .watch import FolderWatch
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+
+TRAIN_PRESETS = get_args(Preset)
+"""The presets ``train`` and ``super_resolve`` accept (hello lists exactly these)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class DaemonConfig:
         threads: torch threads of the worker; None: the shared-machine policy
             (:func:`singan_core.device.shared_machine_threads`: usable cores - 1).
         cluster: train on this Ray cluster (``--ray``, :mod:`daemon.cluster`), or None: locally.
+        credentials: the folder of the user's token and CURVE keys (:mod:`protocol.auth`); None:
+            ``$SINGAN_CREDENTIALS_DIR`` or the user config directory's.
+        memory_budget: bytes the daemon's requests may hold (:mod:`daemon.budget`); None: a
+            quarter of the machine's memory.
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -86,6 +93,8 @@ class DaemonConfig:
     preview_interval: float = 3.0
     threads: int | None = None
     cluster: ClusterConfig | None = None
+    memory_budget: int | None = None
+    credentials: Path | None = None
 
 
 def _placement_fields(placement: Any) -> dict[str, Any]:
@@ -112,6 +121,7 @@ class Daemon:
         self.store = ModelStore(config.store or default_store())
         self.threads = shared_machine_threads(config.threads)
         self.queue = JobQueue()
+        self.budget = MemoryBudget(config.memory_budget or default_budget())
         self.instance = secrets.token_hex(8)
         self._events = f"inproc://singan-events-{self.instance}"
         self._requests: dict[tuple[bytes, str], Job] = {}  # open jobs by (client, request id)
@@ -147,7 +157,7 @@ class Daemon:
             cluster.start()
         self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes,
                               self.config.preview_interval, accept=None if cluster is None else lambda job: not is_ray_training(job),
-                              on_close=None if cluster is None else cluster.join)
+                              on_close=None if cluster is None else cluster.join, budget=self.budget)
         bound, failure = threading.Event(), []
         loop = threading.Thread(target=self._loop, args=(bound, failure), name="singan-sockets")
         loop.start()
@@ -174,17 +184,22 @@ class Daemon:
         # worker's, and that halved the worker's training speed on a 2-core CPU (measured: the
         # draft demo training took 592 s instead of 391 s).
         torch.set_num_threads(1)
+        auth = None
         try:
             router = self._context.socket(zmq.ROUTER)
+            auth = secure_server(self._context, router, self.config.allow_remote, self.config.token, self.config.credentials)
             router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects keeps its identity
-            router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            router.setsockopt(zmq.MAXMSGSIZE, self.budget.frame_bytes)  # a larger frame is never read (daemon.budget)
+            router.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
             router.setsockopt(zmq.LINGER, 2000)
             router.setsockopt(zmq.SNDHWM, 100_000)  # a client that stops reading must not lose its results
             router.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:port
             router.bind(self.config.endpoint)
             check_bound(router.getsockopt_string(zmq.LAST_ENDPOINT), self.config.allow_remote)
-        except (zmq.ZMQError, ValueError) as exc:
+        except (zmq.ZMQError, ValueError, OSError) as exc:
             router.close(linger=0)
+            if auth is not None:
+                auth.stop()
             failure.append(exc)
             self.queue.close()
             bound.set()
@@ -201,6 +216,7 @@ class Daemon:
         poller.register(events, zmq.POLLIN)
         try:
             while not self._stop.is_set():
+                self._check_watch()
                 for socket, _ in poller.poll(200):
                     if socket is router:
                         self._on_request(router.recv_multipart(copy=False))
@@ -208,6 +224,7 @@ class Daemon:
                         self._forward(events.recv_multipart(copy=False))
         finally:
             self._shutdown(events, watch)
+            auth.stop()
 
     def _shutdown(self, events: zmq.Socket, watch: FolderWatch | None) -> None:
         """Cancel the queue, let the running job stop at its next check, pass on its last replies."""
@@ -260,10 +277,12 @@ class Daemon:
             if len(frames) < 2:
                 raise ProtocolError("message: no frames", "header")
             header = decode_header(bytes(frames[1].buffer))
-            if isinstance(header.get("id"), str) and len(header["id"]) <= 64:
+            if isinstance(header.get("id"), str) and 0 < len(header["id"]) <= 64:  # only ids the schema accepts are echoed
                 request_id = header["id"]  # read before the images are checked, so their errors echo it too
-            images = decode_images(header, [f.buffer for f in frames[2:]])
             self._authorize(header)
+            self.budget.check_frames(header, len(frames) - 1)
+            images = decode_images(header, [f.buffer for f in frames[2:]])  # specs against frame lengths: no pixel is read
+            self.budget.check_inputs(sum(len(image.data) for image in images), self.queue.load()[1])
             request = parse_request(header, images)
             if request.op in JOB_OPS:
                 self._submit(client, request, images)
@@ -289,7 +308,10 @@ class Daemon:
         if known is not None:  # a resent request (the client retried): same job
             self._send(client, Accepted(id=request.id, job=known.id, model=known.model, position=0))
             return
-        by_name, prep = {image.name: image for image in images}, None
+        queued, _ = self.queue.load()
+        if queued >= MAX_QUEUED_JOBS:
+            raise ProtocolError(f"queue: {queued} jobs are waiting, the most the daemon queues; try again when some finish", "queue", "busy")
+        by_name, prep = {image.name: compact(image) for image in images}, None
         if request.op == "train":
             params, image = request.params, by_name["image"]
             config = preset(params.preset).with_overrides(max_size=params.max_size, padding_mode=params.padding, seed=params.seed)
@@ -312,7 +334,7 @@ class Daemon:
     def _sr_model(self, image: Image, params: Any) -> tuple[str, Preparation | None]:
         """The super-resolution model for this image, preset and factor: an existing one (and no
         preparation), or a reserved new one and its preparation."""
-        check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor")
+        check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor", budget=self.budget)
         if max(image.width, image.height) > MAX_SR_INPUT_SIDE:
             raise ProtocolError(
                 f"images[0]: {image.width}x{image.height} px; super_resolve takes at most {MAX_SR_INPUT_SIDE} px on the longer side",
@@ -347,18 +369,37 @@ class Daemon:
 
     def _watch_loop(self, watch: FolderWatch) -> None:
         """The watch's own thread: reading and hashing watched files never holds up the socket loop.
-        It only touches thread-safe parts (the store's index, the job queue) and the watch's counts."""
+        It only touches thread-safe parts (the store's index, the job queue) and the watch's counts.
+        Each file is isolated (:meth:`_watched_file`); should a pass fail anyway, it is logged and
+        the loop goes on (and the socket loop restarts a thread that died, :meth:`_check_watch`)."""
         while not self._stop.wait(0.5):
-            for path in watch.ready():
-                self._watched_file(path)
+            try:
+                for path in watch.ready():
+                    self._watched_file(path)
+            except Exception as exc:  # a bug: keep watching
+                log.exception("watch: a pass failed (%s); the watch goes on", one_line(f"{type(exc).__name__}: {exc}"))
+
+    def _check_watch(self) -> None:
+        """Restart the watch thread if it died (called by the socket loop), saying so in the log."""
+        thread = getattr(self, "_watch_thread", None)
+        if self._watch is None or thread is None or thread.is_alive() or self._stop.is_set():
+            return
+        log.error("watch: its thread had stopped; restarted")
+        self._watch_thread = threading.Thread(target=self._watch_loop, args=(self._watch,), name="singan-watch")
+        self._watch_thread.start()
 
     def _watched_file(self, path: Path) -> None:
         """A new version of a file of the watched folder (see :mod:`daemon.watch`): read it once,
         and train it unless a generative model of the same bytes exists. A file replaced with
         other content trains a new model (``<stem>-2``, ...); the old model stays. A skip is logged
-        at info level once per file and content, at debug level after that."""
+        at info level once per file and content, at debug level after that. Any failure with this
+        one file (unreadable, vanished, a symlink loop, truncated, a decompression bomb, over the
+        size limits or the memory budget) counts as ``failed`` with a one-line warning."""
         counts = self._watch.counts
         try:
+            size = path.stat().st_size
+            if size > self.budget.inputs:
+                raise ValueError(f"{size // 2**20} MiB, over the {self.budget.inputs // 2**20} MiB the memory budget allows for an input")
             data = path.read_bytes()
             counts.reads += 1
             sha = hashlib.sha256(data).hexdigest()
@@ -368,14 +409,13 @@ class Daemon:
                 self._watch_skips[path] = sha
                 log.log(level, "%s: already trained (same content), skipped", one_line(path.name))
                 return
-            with PILImage.open(io.BytesIO(data)) as im:  # the header only: dimensions, no pixels
-                width, height = im.size
+            width, height = checked_image_size(data)
             prep = Preparation(preset(self.config.watch_preset), self.config.watch_preset, StudioMeta(name=path.stem),
                                path.name, file_bytes=data, sha256=sha)
             model_id = reserve(self.store, prep, height, width)
-        except (OSError, ValueError, ProtocolError) as exc:
+        except Exception as exc:  # this file only: the watch goes on
             counts.failed += 1
-            log.warning("%s: not trained: %s", one_line(path.name), one_line(str(exc)))
+            log.warning("%s: not trained: %s", one_line(path.name), one_line(f"{exc}" if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"))
             return
         counts.trained += 1
         job = Job("train", None, model_id, prepare=prep)
@@ -388,14 +428,16 @@ class Daemon:
         device, memory = _device_description(self.device)
         return HelloResult(
             protocol_version=PROTOCOL_VERSION, server_version=__version__, instance=self.instance, device=device,
-            device_memory_bytes=memory, ops=list(OPS), presets=list(PRESETS),
-            preset_details=[{"name": name, "max_size": config.pyramid.max_size, "iterations": config.train.iterations}
-                            for name, config in PRESETS.items()],
+            device_memory_bytes=memory, ops=list(OPS), presets=list(TRAIN_PRESETS),
+            preset_details=[{"name": name, "max_size": PRESETS[name].pyramid.max_size, "iterations": PRESETS[name].train.iterations}
+                            for name in TRAIN_PRESETS],
             auth_required=bool(self.config.token),
             limits={
                 "max_image_side": MAX_IMAGE_SIDE, "max_image_pixels": MAX_IMAGE_PIXELS,
                 "max_output_pixels": MAX_OUTPUT_PIXELS, "max_samples": MAX_SAMPLES, "max_frames": MAX_FRAMES,
-                "max_message_bytes": MAX_MESSAGE_BYTES, "max_sr_input_side": MAX_SR_INPUT_SIDE,
+                "max_message_bytes": self.budget.frame_bytes, "max_sr_input_side": MAX_SR_INPUT_SIDE,
+                "max_message_frames": MAX_MESSAGE_FRAMES, "max_queued_jobs": MAX_QUEUED_JOBS,
+                "memory_budget_bytes": self.budget.total, "max_input_bytes": self.budget.inputs,
             },
         )
 

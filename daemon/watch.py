@@ -76,7 +76,7 @@ class FolderWatch(FileSystemEventHandler):
         now = time.monotonic()
         with self._lock:
             for path in self.folder.iterdir():
-                if path.is_file() and is_candidate(path):
+                if not path.is_dir() and is_candidate(path):  # a symlink loop too: it fails, counted, when read
                     self._changed[path] = now - self.debounce  # due at the first check
 
     def stop(self) -> None:
@@ -112,11 +112,15 @@ class FolderWatch(FileSystemEventHandler):
         for path in due:
             try:
                 st = path.stat()
-            except OSError:  # deleted or renamed away
+                if path.is_dir():  # a folder named like an image (created under a file's name)
+                    raise IsADirectoryError(path)
+            except OSError as exc:  # deleted or renamed away; or unreadable: reported, to fail (counted) when read
                 with self._lock:
                     self._changed.pop(path, None)
                     self._handled.pop(path, None)
                 self._stat.pop(path, None)
+                if not isinstance(exc, (FileNotFoundError, IsADirectoryError)):
+                    out.append(path)
                 continue
             stat = (st.st_size, st.st_mtime_ns)
             if self._stat.get(path) == stat and st.st_size > 0:

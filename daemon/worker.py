@@ -21,12 +21,14 @@ from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, encode, one_l
 from singan_core.errors import InvalidArgument
 from singan_core.full_resolution import lift_source
 from singan_core.model import SinGANPyramid
+from singan_core.patch_synthesis import interruptible
 from singan_core.sampling import preview
 from singan_core.storage import load_full_source, load_pyramid
 from singan_core.super_resolution import super_resolve
 from singan_core.training import TrainingEstimate, TrainProgress
 from singan_core.workflow import resume_training, run_training
 
+from .budget import MemoryBudget
 from .cache import LoadedModel, PyramidCache
 from .images import from_tensor
 from .jobs import Job, JobCancelled, JobQueue
@@ -49,13 +51,15 @@ class Worker:
 
     def __init__(self, queue: JobQueue, store: ModelStore, device: torch.device, context: zmq.Context,
                  events_endpoint: str, cache_bytes: int, preview_interval: float = 3.0,
-                 accept: Callable[[Job], bool] | None = None, on_close: Callable[[], None] | None = None):
+                 accept: Callable[[Job], bool] | None = None, on_close: Callable[[], None] | None = None,
+                 budget: MemoryBudget | None = None):
         """``accept``: the jobs this worker takes (None: all; with ``--ray`` all but the prepared
         ``train`` jobs, which the Ray trainer takes). ``on_close``: called when the queue is closed,
-        before the worker's final message (the Ray trainer's last replies go first)."""
+        before the worker's final message (the Ray trainer's last replies go first). ``budget``:
+        every output is costed against it before it runs (:mod:`daemon.budget`)."""
         self.queue, self.store, self.device, self.context = queue, store, device, context
         self.events_endpoint, self.preview_interval = events_endpoint, preview_interval
-        self.accept, self.on_close = accept, on_close
+        self.accept, self.on_close, self.budget = accept, on_close, budget
         self.cache = PyramidCache(self._load, cache_bytes)
         self._out: zmq.Socket | None = None
 
@@ -104,7 +108,8 @@ class Worker:
                     self._progress(job, phase="loading", fraction=0.0)
                     model = self._ready_model(job.model)
                 self._progress(job, phase="sampling", fraction=0.0)
-                out = run_interactive(job.op, model, job.params, job.images, self._sampling_step(job), self._level_step(job))
+                with interruptible(job.check_cancelled):  # a cancel lands inside a patch-synthesis level too
+                    out = run_interactive(job.op, model, job.params, job.images, self._sampling_step(job), self._level_step(job), self.budget)
                 self.cache.trim()  # a lift read the model's full-resolution source
                 job.check_cancelled()  # cancelled while it ran: the client no longer wants the result
                 images = out.images
@@ -124,7 +129,7 @@ class Worker:
         except InvalidArgument as exc:  # the core's range checks name their argument: "scale: must be in 1..6, got 9"
             field = _CORE_ARGUMENTS.get(exc.field, exc.field)
             known = field in getattr(type(job.params), "model_fields", {})
-            return self._error(job, "invalid_request", f"{field}: {exc.message}" if known else str(exc), f"params.{field}" if known else None), []
+            return self._error(job, "invalid_request", f"params.{field}: {exc.message}" if known else str(exc), f"params.{field}" if known else None), []
         except ValueError as exc:  # other bad input the core found (a mask of the wrong size): no field to blame
             return self._error(job, "invalid_request", str(exc)), []
         except Exception as exc:
@@ -139,7 +144,7 @@ class Worker:
             self._progress(job, phase="preparing", fraction=0.0)
             start = time.perf_counter()
             prepare_model(self.store, job.model, job.prepare)
-            job.prepare = None
+            job.prepare, job.images = None, {}  # the model directory has the image now: a queued training holds nothing
             log.info("job %s (%s %s) prepared in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
             return None
         except JobCancelled as exc:
@@ -156,9 +161,11 @@ class Worker:
     def _sampling_step(self, job: Job):
         """``on_step(done, total)`` of an interactive job: stop at a cancel (between scales), report progress."""
 
+        start = time.monotonic()
+
         def on_step(done: int, total: int) -> None:
             job.check_cancelled()
-            self._progress(job, phase="sampling", fraction=done / total)
+            self._progress(job, phase="sampling", fraction=done / total, eta_seconds=_eta(start, done, total))
 
         return on_step
 
@@ -166,9 +173,11 @@ class Worker:
         """``on_step(done, total)`` of a patch-synthesis job (lift, instant): stop at a cancel
         (between levels), report level k of K."""
 
+        start = time.monotonic()
+
         def on_level(done: int, total: int) -> None:
             job.check_cancelled()
-            self._progress(job, phase="sampling", fraction=done / total, level=done, levels=total)
+            self._progress(job, phase="sampling", fraction=done / total, eta_seconds=_eta(start, done, total), level=done, levels=total)
 
         return on_level
 
@@ -245,11 +254,19 @@ class Worker:
         pyramid = self.cache.get(job.model).pyramid
         h, w = pyramid.sizes[-1]
         factor = job.params.factor
-        check_output(1, round(h * factor), round(w * factor), "params.factor")
+        check_output(1, round(h * factor), round(w * factor), "params.factor", budget=self.budget)
         self._progress(job, phase="sampling", fraction=1.0)
         with torch.no_grad():
             image = super_resolve(pyramid, factor)
         return [from_tensor(image, "image", job.params.output_order)]
+
+
+def _eta(start: float, done: int, total: int) -> float | None:
+    """Seconds left of an interactive job after ``done`` of ``total`` steps, extrapolated from the
+    time since ``start`` (monotonic); None before the first step, 0.0 at the end."""
+    if done <= 0 or total <= 0:
+        return None
+    return (time.monotonic() - start) * (total - done) / done
 
 
 def training_preview(pyramid: SinGANPyramid) -> Image:

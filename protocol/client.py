@@ -28,11 +28,14 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import DEFAULT_ENDPOINT, PROTOCOL_VERSION
+from .auth import credentials_dir, is_loopback, read_token, secure_client
 from .wire import Image, decode, encode
 
 __all__ = ["Client", "DaemonError", "DaemonUnavailable", "Image", "Job"]
@@ -58,6 +61,9 @@ class DaemonUnavailable(DaemonError):
     def __init__(self, message: str):
         super().__init__("unavailable", message)
 
+
+_AUTH_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+"""Socket events of a handshake the daemon refused (a wrong credential, or none: another mechanism)."""
 
 ProgressCallback = Callable[["Job", dict], None]
 DoneCallback = Callable[["Job"], None]
@@ -151,11 +157,22 @@ class Client:
         endpoint: the daemon's ZeroMQ endpoint.
         timeout: seconds to wait for any answer before retrying.
         retries: tries (each on a fresh socket) before :class:`DaemonUnavailable`.
-        token: the daemon's auth token, needed when it runs with ``--allow-remote``.
+        token: the daemon's ``--token``, if it was started with one: sent in every header and, on
+            loopback, as the PLAIN password. None: the user's token file (:mod:`protocol.auth`),
+            which the daemon makes on its first start, so nothing needs configuring.
+        credentials: the folder of the token and CURVE keys (default: :func:`protocol.auth.credentials_dir`).
+        curve: CURVE (encrypted, the daemon's ``--allow-remote``) instead of PLAIN; None: CURVE
+            for an endpoint that is not loopback.
+
+    A daemon that refuses the credential at the handshake fails every waiting call and job with
+    code ``unauthorized`` (no message reaches it).
     """
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 5.0, retries: int = 3, token: str | None = None):
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 5.0, retries: int = 3, token: str | None = None,
+                 credentials: Path | None = None, curve: bool | None = None):
         self.endpoint, self.timeout, self.retries, self.token = endpoint, timeout, retries, token
+        self.credentials, self.curve = credentials, (not is_loopback(endpoint)) if curve is None else curve
+        self._monitor: zmq.Socket | None = None
         self._context = zmq.Context.instance()
         self._identity = b"c" + os.urandom(8).hex().encode()
         self._ids = itertools.count(1)
@@ -164,6 +181,7 @@ class Client:
         self._replies: dict[str, tuple[dict, list[Image]]] = {}  # answers to call(), by request id
         self._last_heard = time.monotonic()
         self._probe: tuple[str, float, int] | None = None  # (request id, sent at, tries) of a liveness check
+        self._denied: DaemonError | None = None  # the daemon refused the handshake (until the next try)
         self._connect()
 
     # -- connection -------------------------------------------------------------------------
@@ -174,12 +192,36 @@ class Client:
         socket = self._context.socket(zmq.DEALER)
         socket.setsockopt(zmq.ROUTING_ID, self._identity)  # the same identity after a reconnect
         socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT (IPv4 endpoints work as before)
+        secure_client(socket, self.curve, self.token, self.credentials)
+        self._close_monitor()
+        self._monitor = socket.get_monitor_socket(_AUTH_FAILURES)
         # no ZMQ_IMMEDIATE: with it, replies already received are dropped when the daemon disconnects
         socket.connect(self.endpoint)
         self._socket = socket
 
+    def _close_monitor(self) -> None:
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
+
+    def _refused(self) -> DaemonError | None:
+        """An ``unauthorized`` error if the daemon refused this socket's handshake since the last check."""
+        failure = None
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] & _AUTH_FAILURES:
+                folder = self.credentials or credentials_dir()
+                if not self.curve and not (self.token or read_token(folder)):
+                    why = f"this client has no token (none in {folder}; the daemon makes it on its first start)"
+                else:
+                    why = f"it refused this client's {'CURVE key' if self.curve else 'token'} (is {folder} the daemon's credentials folder?)"
+                failure = DaemonError("unauthorized", f"the SinGAN daemon at {self.endpoint} did not let this client in: {why}")
+        return failure
+
     def close(self) -> None:
         """Close the socket; unfinished jobs go on in the daemon."""
+        self._close_monitor()
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -217,10 +259,13 @@ class Client:
         request_id = self._new_id()
         frames = encode(self._header(request_id, op, params), images)
         for _ in range(self.retries):
+            self._denied = None
             self._send(frames)
             deadline = time.monotonic() + timeout
-            while request_id not in self._replies and time.monotonic() < deadline:
+            while request_id not in self._replies and time.monotonic() < deadline and self._denied is None:
                 self.poll(deadline - time.monotonic())
+            if self._denied is not None:
+                raise self._denied
             if request_id in self._replies:
                 header, reply_images = self._replies.pop(request_id)
                 if header.get("type") == "error":
@@ -277,9 +322,19 @@ class Client:
         """Wait up to ``timeout`` seconds (0: not at all) for messages, handle all that are there:
         updates jobs and runs their callbacks; checks the daemon is alive while jobs are open."""
         assert self._socket is not None, "client is closed"
-        if self._socket.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
-            while self._socket.poll(0, zmq.POLLIN):
-                self._dispatch(self._socket.recv_multipart(copy=False))
+        end = time.monotonic() + max(0.0, timeout)
+        while True:  # the socket, and its monitor for a refused handshake
+            if self._socket.poll(max(0, min(100, int((end - time.monotonic()) * 1000))), zmq.POLLIN):
+                while self._socket.poll(0, zmq.POLLIN):
+                    self._dispatch(self._socket.recv_multipart(copy=False))
+                break
+            refused = self._refused()
+            if refused is not None:
+                self._denied = refused
+                self._fail_all(refused)
+                return
+            if time.monotonic() >= end:
+                break
         self._check_alive()
 
     def _dispatch(self, frames: list) -> None:

@@ -23,7 +23,10 @@ the host is idle within ``heartbeat`` + 2.4 s = 3.4 s.
 
 API:
 
-* ``Session(endpoint, token=None)``; ``state``, ``error``, ``status`` (one line for a UI),
+* ``Session(endpoint, token=None)`` (token: the daemon's ``--token``, if any; the user's own
+  credential is read by :class:`~protocol.client.Client` from :mod:`protocol.auth`'s folder, so a
+  host needs no setting; a daemon that refuses it puts the session in ``refused`` with the
+  reason); ``state``, ``error``, ``status`` (one line for a UI),
   ``info`` (the ``hello`` data), ``limits``, ``presets`` (:class:`PresetInfo` from ``hello``),
   ``models`` and ``jobs`` (the last heartbeat's ``list_models`` / ``jobs``), ``model(id)``.
 * Listeners: ``session.state_changed.connect(callback)`` (state, error or info changed),

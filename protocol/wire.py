@@ -110,6 +110,9 @@ def short_repr(value: Any, limit: int = 60) -> str:
 def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     """A msgpack map as a dict, refusing duplicate keys (with "last one wins", ``op: hello`` then
     ``op: shutdown`` in one map would run shutdown)."""
+    bad = next((key for key, _ in pairs if not isinstance(key, str)), None)
+    if bad is not None:  # msgpack bin keys decode as bytes and would never match a field name
+        raise ProtocolError(f"header: map keys must be msgpack str, got {type(bad).__name__} {short_repr(bad)}", "header")
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set = set()

@@ -39,7 +39,9 @@ defaults are in docs/benchmarks.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +50,30 @@ import torch.nn.functional as F
 from .errors import InvalidArgument
 from .metrics import axis_periods
 
-__all__ = ["PatchSynthesisConfig", "inpaint", "level_sizes", "synthesize"]
+_interrupt = threading.local()
+
+
+@contextmanager
+def interruptible(check: Callable[[], None]) -> Iterator[None]:
+    """Within the block, :func:`synthesize` in this thread calls ``check()`` at short intervals
+    *inside* a level (between bands of feature rows, fold passes, search tiles and rounds), not only
+    between levels (``on_step``), so that a caller can stop a large level promptly: ``check`` may
+    raise, and the exception propagates out of :func:`synthesize`."""
+    previous = getattr(_interrupt, "check", None)
+    _interrupt.check = check
+    try:
+        yield
+    finally:
+        _interrupt.check = previous
+
+
+def _cancel_point() -> None:
+    check = getattr(_interrupt, "check", None)
+    if check is not None:
+        check()
+
+
+__all__ = ["PatchSynthesisConfig", "inpaint", "interruptible", "level_sizes", "synthesize"]
 
 Size = tuple[int, int]
 
@@ -217,6 +242,7 @@ def _grid_features(
     out = torch.empty(ys.numel() * xs.numel(), d, dtype=dtype, device=image.device)
     band = max(1, 2_000_000 // (image.shape[-1] * d))  # rows of positions per band (~8 MB of conv output)
     for i in range(0, ys.numel(), band):
+        _cancel_point()
         rows = ys[i : i + band]
         top, bottom = int(rows[0]), int(rows[-1]) + p
         feats = F.conv2d(image[..., top:bottom, :], basis)[0]  # (d, bottom - top - p + 1, W')
@@ -287,6 +313,7 @@ def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: 
     ones = torch.ones_like(key_base, dtype=values.dtype)
     c = (p - 1) / 2
     for dy in range(p):
+        _cancel_point()
         oy = grid.ys + dy
         if grid.circular:
             oy = oy % grid.h
@@ -332,12 +359,16 @@ def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha
     if alpha is not None:
         key_min = torch.full((keys.shape[0],), float("inf"), device=keys.device)
         for i in range(0, queries.shape[0], chunk):
+            if i % (64 * chunk) == 0:
+                _cancel_point()
             key_min = torch.minimum(key_min, _sqdist(queries[i : i + chunk], keys, k_norm).amin(0))
         if excluded is not None:
             key_min[excluded] = 0.0
         inv_denom = 1.0 / (alpha + key_min.clamp_min(0) * scale)
     out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
     for i in range(0, queries.shape[0], chunk):
+        if i % (64 * chunk) == 0:
+            _cancel_point()
         d = _sqdist(queries[i : i + chunk], keys, k_norm)
         # min(1).indices: 3x faster than argmin(1) on the CPU (torch 2.x), the same first index
         out[i : i + chunk] = (d.mul_(inv_denom[None, :]) if inv_denom is not None else d).min(1).indices
@@ -360,6 +391,7 @@ class _PatchMatch:
         best = _gathered_sqdist(queries, keys, nnf)
         for _ in range(rounds):
             for cand in self._candidates(nnf, qh, qw, samples, gen, nnf.device):
+                _cancel_point()
                 d = _gathered_sqdist(queries, keys, cand)
                 better = d < best
                 nnf = torch.where(better, cand, nnf)
@@ -626,6 +658,7 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
             iterations = cfg.coarsest_iterations
         pm, rounds = None, cfg.patchmatch_rounds
         for it in range(iterations):
+            _cancel_point()
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
                 if excluded is not None:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from protocol.auth import credentials_dir
 from PIL import Image
 
 from conftest import REPO, TRAIN_IMAGE, DaemonProcess
@@ -79,7 +81,8 @@ def blender_env(tmp_path_factory) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("BLENDER_", "PYTHON", "XDG_"))}
     env.update(HOME=str(home), BLENDER_USER_SCRIPTS=str(home / "scripts"), BLENDER_USER_EXTENSIONS=str(home / "extensions"),
                BLENDER_USER_CONFIG=str(home / "config"), BLENDER_USER_DATAFILES=str(home / "datafiles"),
-               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"), OMP_NUM_THREADS="1")
+               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"), OMP_NUM_THREADS="1",
+               SINGAN_CREDENTIALS_DIR=str(credentials_dir()))  # the same user's token as the daemon's (issue 29)
     return env
 
 
@@ -295,7 +298,7 @@ def test_new_seed_replaces_the_plate_instead_of_piling_up(scene_run):
 def test_daemon_errors_are_reported_and_leave_the_scene_alone(scene_run):
     bad = scene_run.result["bad_scale"]
     assert bad["result"] is None, bad
-    assert "Background plate failed: the daemon refused: gen_start_scale: must be in 0..2" in bad["error"], bad["error"]
+    assert "Background plate failed: the daemon refused: params.gen_start_scale: must be in 0..2" in bad["error"], bad["error"]
     assert bad["state"] == scene_run.result["final"]["state"]
 
 

@@ -121,6 +121,7 @@ def test_a_running_lift_or_instant_is_cancelled_within_one_level_and_hello_answe
     ("generate", {"model": "brick", "width": 512, "feature_scale": 0}, "params.feature_scale"),
     ("generate", {"model": "brick", "width": 4096, "height": 4096, "feature_scale": 0.02}, "params.feature_scale"),
     ("generate", {"model": "brick", "width": 512, "detail": "photo"}, "params.detail"),
+    ("generate", {"model": "brick", "width": 512, "height": 512, "feature_scale": 0.05}, "params.feature_scale"),  # issue 29
     ("instant", {"width": 8}, "params.width"),
     ("instant", {"width": 5000, "height": 5000, "n": 3}, "params.n"),
 ])
@@ -131,3 +132,50 @@ def test_bad_lift_and_instant_values_name_their_field(brick_daemon, op, params, 
         with pytest.raises(DaemonError) as err:
             client.submit(op, params, images).wait(timeout=60)
     assert err.value.field == field and field.split(".")[-1] in err.value.message.split(":")[0], err.value
+
+
+def test_a_feature_scale_whose_canvas_exceeds_the_output_is_refused_before_any_work(brick_daemon):
+    """Issue 29: feature_scale 0.05 on a 48 px model of a 512 px photo needs a 960 px canvas for a
+    512 px output; it was answered after 5 s of sampling with no field. Now: refused before any
+    sampling progress, naming the smallest feature scale that works (48 / 512), which is served."""
+    daemon, _ = brick_daemon
+    with daemon.client(timeout=30) as client:
+        events: list[dict] = []
+        job = client.submit("generate", {"model": "brick", "width": 512, "height": 512, "feature_scale": 0.05},
+                            on_progress=lambda job, event: events.append(event))
+        with pytest.raises(DaemonError) as err:
+            job.wait(timeout=60)
+        assert err.value.field == "params.feature_scale" and ">= 0.0938" in err.value.message, err.value
+        assert not [e for e in events if e.get("level")], "the refusal came after sampling had started"
+        served = client.submit("generate", {"model": "brick", "width": 512, "height": 512, "feature_scale": 0.1})
+        served.wait(timeout=300)  # control: just above the limit, served
+        assert (served.images[0].width, served.images[0].height) == (512, 512)
+        save(served.images[0], "feature-scale-0.1")
+
+
+def test_a_cancel_lands_inside_a_single_large_patch_synthesis_level(brick_daemon):
+    """Issue 29: a 20 x 20 px image to a large instant is one level (42 s at 5792 px, and a cancel
+    waited for it). Now the level itself checks for a cancel: the job ends ``cancelled`` before
+    its only level is reported done. The 2 s goal is measured (printed); the bound asserted is 10x."""
+    import time
+
+    from protocol.wire import Image
+
+    daemon, _ = brick_daemon
+    rng = np.random.default_rng(0)
+    tiny = Image("image", 20, 20, "RGB", rng.integers(0, 256, 20 * 20 * 3, dtype=np.uint8).tobytes())
+    with daemon.client(timeout=30) as client:
+        events: list[dict] = []
+        job = client.submit("instant", {"width": 3072, "height": 3072}, [tiny], on_progress=lambda job, event: events.append(event))
+        while not any(e.get("phase") == "sampling" for e in events):
+            client.poll(0.05)
+        time.sleep(1.0)  # well inside the level (about 12 CPU s at 3072 px)
+        asked = time.monotonic()
+        assert job.cancel()
+        with pytest.raises(DaemonError) as err:
+            job.wait(timeout=60)
+        latency = time.monotonic() - asked
+    assert err.value.code == "cancelled", err.value
+    assert not [e for e in events if e.get("level")], f"the level finished before the cancel landed: {events}"
+    print(f"cancel inside a 3072 px single-level instant answered after {latency:.2f} s")
+    assert latency < 20

@@ -26,6 +26,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from protocol import PROTOCOL_VERSION
 from protocol.client import Client, DaemonError, DaemonUnavailable
+from protocol.auth import secure_client
 from protocol.schema import MAX_IMAGE_SIDE, MAX_MESSAGE_BYTES, Error, ErrorCode
 from protocol.wire import MAX_HEADER_BYTES, ProtocolError, decode_header
 
@@ -53,6 +54,7 @@ class RawPeer:
     def __init__(self, endpoint: str, monitor_events: int = 0):
         self.socket = zmq.Context.instance().socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        secure_client(self.socket, curve=False, token=None)  # the user's token file, as every client
         self.monitor = self.socket.get_monitor_socket(monitor_events) if monitor_events else None
         self.socket.connect(endpoint)
 

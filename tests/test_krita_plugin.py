@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from protocol.auth import credentials_dir
 from conftest import REPO, DaemonProcess
 
 from krita_plugin import build
@@ -493,7 +495,8 @@ def krita_profile(krita_host, plugin_zip, served_model, shared_images, tmp_path_
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "QT_QPA_PLATFORM")}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(config), XDG_DATA_HOME=str(data), XDG_RUNTIME_DIR=str(runtime),
                SINGAN_HARNESS_OUT=str(out), SINGAN_TEST_MODEL=served_model.model, SINGAN_TEST_IMAGES=str(images),
-               SINGAN_HARNESS_LIMIT=str(KRITA_TIMEOUT - 20))
+               SINGAN_HARNESS_LIMIT=str(KRITA_TIMEOUT - 20),
+               SINGAN_CREDENTIALS_DIR=str(credentials_dir()))  # the same user's token as the daemon's (issue 29)
     print(f"\nKrita run folder: {root}")
     return root, env
 

@@ -102,3 +102,51 @@ def test_watched_files_are_read_once_per_version(tmp_path):
         assert [m["id"] for m in new] == ["img-01-2"]
     daemon.stop()
     print(f"idle CPU {idle_cpu:.2f} s over {IDLE_SECONDS} s")
+
+
+def _bomb_png(path: Path, side: int = 16384) -> Path:
+    """A 1-bit PNG of side x side px (268 M px, past PIL's decompression-bomb limit) in about 32 KB."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor, row = zlib.compressobj(9), b"\x00" * (1 + side // 8)
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_no_file_stops_the_watch(tmp_path):
+    """A decompression bomb, a truncated PNG, a symlink loop and a folder named like an image are
+    each counted ``failed`` (the folder: ignored) with a one-line warning, and a good file dropped
+    after them is still trained (issue 29: the bomb killed the watch thread for the daemon's life)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bomb = _bomb_png(inbox / "bomb.png")
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(PILImage.DecompressionBombError):  # control: the file really is a bomb to PIL
+        PILImage.open(bomb)
+    good = _png(tmp_path / "good.png", 7)
+    (inbox / "truncated.png").write_bytes(good.read_bytes()[:-200])
+    (inbox / "loop.png").symlink_to(inbox / "loop.png")
+    (inbox / "folder.png").mkdir()
+    daemon = DaemonProcess(tmp_path / "store", "--watch", str(inbox), "--watch-preset", "tiny", "--debounce", "0.5")
+    with daemon.client() as client:
+        _wait_watch(client, lambda s: s["failed"] == 3, 30, "the bomb, the truncated file and the loop to fail")
+        shutil.copy(good, inbox / "good.png")
+        state = _wait_watch(client, lambda s: s["trained"] == 1, 30, "the good file after them")
+        assert state["failed"] == 3 and state["skipped"] == 0, state
+        model = next(m for m in client.list_models() if m["source_name"] == "good.png")
+        deadline = time.monotonic() + 240
+        while (model := client.get_model(model["id"]))["status"] != "ready":
+            assert model["status"] in ("queued", "training") and time.monotonic() < deadline, model
+            time.sleep(0.5)
+    daemon.stop()
+    log = daemon.log.read_text()
+    for name in ("bomb.png", "truncated.png", "loop.png"):
+        lines = [line for line in log.splitlines() if f"{name}: not trained:" in line]
+        assert len(lines) == 1 and "WARNING" in lines[0], (name, lines)
+    assert "Traceback" not in log
