@@ -19,6 +19,7 @@ from singan_core import animation, editing, harmonization, paint
 from singan_core.full_resolution import instant as instant_images
 from singan_core.full_resolution import sample_full_resolution
 from singan_core.model import SinGANPyramid
+from singan_core.plates import instant_plate, trained_plate
 from singan_core.sampling import sample
 from singan_core.storage import full_source_image
 
@@ -87,7 +88,7 @@ def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step:
     """Random samples (paper sec. 2); with ``detail: source`` lifted to the output size with the
     full-resolution source's detail (issue 12, :func:`~singan_core.full_resolution.sample_full_resolution`)."""
     pyramid = model.pyramid
-    if _detail(model, params) == "source":
+    if params.plate or _detail(model, params) == "source":
         return _generate_lifted(model, params, on_level)
     scale_h, scale_w = output_scales(pyramid, params)
     h, w = pyramid.sizes[-1]
@@ -133,6 +134,10 @@ def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None) -> 
     if min(out_h, out_w) < 16:
         raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least 16 px a side with detail: source", size_field)
     check_output(params.n, out_h, out_w, "params.n", size_field)
+    if params.plate:
+        samples = trained_plate(pyramid, source, out_w, out_h, gen_start_scale=min(max(1, params.gen_start_scale), pyramid.num_scales - 1),
+                                n_samples=params.n, seed=params.seed, on_step=on_level)
+        return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
     samples = sample_full_resolution(
         pyramid, source, out_w, out_h, feature_scale=params.feature_scale, n_samples=params.n,
         gen_start_scale=params.gen_start_scale, seed=params.seed, padding_mode=params.padding, on_step=on_level,
@@ -157,6 +162,11 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None)
     if min(width, height) < 16:
         raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least 16 px a side", field)
     check_output(params.n, height, width, "params.n", field)
+    if params.plate:
+        if params.tile:
+            raise ProtocolError("params.tile: a plate cannot be a seamless tile; set plate or tile, not both", "params.tile")
+        out = instant_plate(source, width, height, n_samples=params.n, seed=params.seed, on_step=on_level)
+        return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
     # feature scale relative to the frame as sent (the cap may have shrunk the source)
     scale = params.feature_scale * iw / source.shape[-1]
     out = instant_images(source, width, height, feature_scale=scale, tile=params.tile, n_samples=params.n,
