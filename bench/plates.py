@@ -14,7 +14,8 @@ Per photo (from ../shared/images/reference) and method, at W x H (default 1920 x
 
 Checks (:func:`checks`; thresholds from the issue's acceptance list):
 
-    horizon   |horizon_height(plate) - horizon_height(photo)| <= 0.05 (relative heights, 0 = top)
+    horizon   |plate's - photo's strongest horizontal edge| <= 0.05 (relative heights, 0 = top; the plate's
+              edge of the photo's polarity, metrics.horizon_edge)
     profile   row_profile_correlation(plate, photo) >= 0.8: the row-mean colour profiles (mean colour
               of each row, along the height) of the plate and of the photo fitted to the plate's height
     sharp     sharpness(plate) / sharpness(photo bicubic-enlarged to the plate's height) >= 1.5
@@ -39,7 +40,7 @@ from PIL import Image
 from singan_core.config import preset
 from singan_core.full_resolution import lift_source
 from singan_core.imageio import load_image, to_uint8
-from singan_core.metrics import copied_fraction, copy_score, horizon_height, pixel_diversity, row_profile_correlation, sharpness
+from singan_core.metrics import copied_fraction, copy_score, horizon_edge, pixel_diversity, row_profile_correlation, sharpness
 from singan_core.model import SinGANPyramid
 from singan_core.plates import instant_plate, trained_plate
 from singan_core.pyramid import resize
@@ -62,8 +63,8 @@ def bicubic_fit(photo: torch.Tensor, height: int) -> torch.Tensor:
 
 def checks(plate: torch.Tensor, photo: torch.Tensor) -> dict[str, float | bool]:
     """The plate checks of one (1, 3, H, W) plate against its (1, 3, Hs, Ws) photo, in [-1, 1]."""
-    horizon = horizon_height(plate)
-    photo_horizon = horizon_height(photo)
+    photo_horizon, polarity = horizon_edge(photo)
+    horizon, _ = horizon_edge(plate, polarity)
     result: dict[str, float | bool] = {
         "horizon": horizon,
         "photo_horizon": photo_horizon,

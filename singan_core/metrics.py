@@ -27,7 +27,7 @@ Metrics
   large regions verbatim; a crop of the source scores 1.0).
 * :func:`copied_fraction` -- the share of an output covered by (textured) verbatim copies of
   the source under any offset: a tiling of the source scores its whole area.
-* :func:`horizon_height`, :func:`row_profile_correlation` -- a plate's vertical layout: the
+* :func:`horizon_edge`, :func:`row_profile_correlation` -- a plate's vertical layout: the
   relative height of the strongest horizontal edge, and the correlation of the row-mean colour
   profiles of two images fitted to one height.
 * :func:`sifid` -- Single-Image FID (SinGAN sec. 3): Fréchet distance between the
@@ -537,24 +537,31 @@ def _row_profile(x: torch.Tensor, rows: int = _PROFILE_HEIGHT) -> torch.Tensor:
     return F.interpolate(profile[None], size=rows, mode="linear", align_corners=False)[0]
 
 
-def horizon_height(x: torch.Tensor) -> float:
-    """The relative height of the strongest horizontal edge: 0 = top row, 1 = bottom row.
+def horizon_edge(x: torch.Tensor, sign: int = 0) -> tuple[float, int]:
+    """The strongest horizontal edge: its relative height (0 = top row, 1 = bottom row) and sign.
 
     The luminance's row-mean profile (mean over columns, resampled to 256 rows, smoothed by a
     Gaussian of sigma 1 % of the height) is differentiated along the height; the horizon is the
-    row of the largest absolute difference (between rows i and i + 1: at ``(i + 1) / 256``).
+    row of the largest absolute difference (between rows i and i + 1: at ``(i + 1) / 256``), its
+    sign -1 where the image gets darker below it (a bright sky over dark ground), +1 brighter.
+    With ``sign`` = -1 or +1 only edges of that sign count: a plate's horizon is compared with the
+    photo's of the same polarity (a dark band has two edges of nearly equal strength, opposite signs).
     A horizontal band (sky above, ground or water below) gives its boundary; a texture without
     layout gives some weak, arbitrary row.
 
     Args:
         x: one image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``, at least 3 x 3 px.
+        sign: 0 (any edge), -1 or +1.
 
     Returns:
-        The height as a fraction in ``(0, 1)``.
+        (height as a fraction in ``(0, 1)``, sign of the edge: -1 or +1).
 
     Raises:
-        ValueError: if ``x`` is not a single 3-channel image of at least 3 x 3 pixels.
+        ValueError: if ``x`` is not a single 3-channel image of at least 3 x 3 pixels, or ``sign``
+            is not -1, 0 or 1.
     """
+    if sign not in (-1, 0, 1):
+        raise ValueError(f"sign must be -1, 0 or 1, got {sign!r}")
     x = _single_image(x, "x", 3)
     w = torch.tensor(_LUMA, dtype=torch.float64)[:, None]
     y = (_row_profile(x) * w).sum(0)
@@ -562,7 +569,9 @@ def horizon_height(x: torch.Tensor) -> float:
     t = torch.arange(-3 * math.ceil(sigma), 3 * math.ceil(sigma) + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     y = F.conv1d(F.pad(y[None, None], (len(t) // 2,) * 2, mode="replicate"), (kernel / kernel.sum())[None, None])[0, 0]
-    return (int(y.diff().abs().argmax()) + 1) / _PROFILE_HEIGHT
+    d = y.diff()
+    i = int(d.abs().argmax() if sign == 0 else (d * sign).argmax())
+    return (i + 1) / _PROFILE_HEIGHT, 1 if d[i] >= 0 else -1
 
 
 def row_profile_correlation(output: torch.Tensor, reference: torch.Tensor) -> float:

@@ -10,18 +10,19 @@ below. A plate of ``width`` x ``height`` pixels from a photo of ``Hs`` x ``Ws`` 
    when the photo is larger) the canvas ``(h, h x width / height)`` is synthesised from the photo's
    patches. *Instant* (no model): GPNN's retargeting (Granot et al., "Drop the GAN", CVPR 2022,
    sec. 4): the coarsest level is the photo resized to the canvas's height, its sides extended with
-   its edge columns plus noise, and patch synthesis (:func:`singan_core.patch_synthesis.synthesize`)
+   its edge columns, plus GPNN's noise (``noise_sigma``), and patch synthesis (:func:`singan_core.patch_synthesis.synthesize`)
    fills them with the photo's content, coarse to fine. *Trained*: SinGAN's retargeting (Shaham et
    al., ICCV 2019, sec. 4, Fig. 8): the canvas at the model's scale with ``gen_start_scale >= 1``
    (the reconstruction's coarse layout centred, new content around it,
    :func:`singan_core.sampling.sample`), lifted to the photo's resolution by the full-resolution
    lift (:func:`singan_core.full_resolution.sample_full_resolution`).
 3. **Detail at the plate's resolution.** Where the plate is larger than the photo (f > 1), the
-   canvas is enlarged in steps of ``1 / ratio`` (4/3): each step is one patch-synthesis level whose
-   keys are the current image blurred by the step (down and up), its values the current image
-   sharp, its queries the current image upsampled: example-based super-resolution from the image's
-   own local self-similarity (Freedman and Fattal, "Image and video upscaling from local
-   self-examples", ACM TOG 2011; Glasner, Bagon and Irani, ICCV 2009), not bicubic stretching.
+   canvas is enlarged by one patch-synthesis level (:func:`detail_pass`) whose queries are the
+   canvas upsampled, its keys the canvas blurred by the same factor (down and up), its values the
+   canvas sharp: the canvas's own patches, at the photo's scale, paint the detail (the local
+   self-examples of Freedman and Fattal, "Image and video upscaling from local self-examples",
+   ACM TOG 2011), not bicubic stretching. The detail keeps the photo's size (grain, dots, rock
+   texture as in the photo) while the layout is f times larger.
 
 Feature scale (:mod:`singan_core.full_resolution`) stays for textures; a plate's scale is the fit.
 
@@ -30,6 +31,7 @@ Images are (N, 3, H, W) float32 in [-1, 1]; sizes are (height, width) in pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -41,11 +43,9 @@ from .model import SinGANPyramid
 from .patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
 from .pyramid import Size, resize
 
-__all__ = ["SIDE_NOISE", "plate_canvas", "instant_plate", "trained_plate", "upscale"]
+__all__ = ["detail_pass", "instant_plate", "plate_canvas", "trained_plate"]
 
 StepCallback = Callable[[int, int], None]
-SIDE_NOISE = 0.5  # std of the noise on the extended sides of the coarsest level ([-1, 1] units): new content there
-LAYOUT_NOISE = 0.15  # std of the noise on the photo's own part of the coarsest level: seeds differ, layout kept
 
 
 def plate_canvas(source_hw: Size, width: int, height: int) -> Size:
@@ -77,23 +77,20 @@ def _fitted(source: torch.Tensor, h: int) -> torch.Tensor:
     return resize(source, (h, max(MIN_OUTPUT_SIDE, round(ws * h / hs)))).clamp(-1, 1)
 
 
-def _extended(photo: torch.Tensor, size: Size, seed: int) -> torch.Tensor:
-    """``photo`` (1, 3, h, wp) at height h centred on a (h, w) canvas: sides beyond it repeat its
-    edge columns plus N(0, SIDE_NOISE^2) noise, its own part gets N(0, LAYOUT_NOISE^2); a canvas
-    narrower than the photo is its centre crop."""
+def _extended(photo: torch.Tensor, size: Size, sigma: float, seed: int) -> torch.Tensor:
+    """``photo`` (1, 3, h, wp) at height h centred on a (h, w) canvas, the sides beyond it repeating
+    its edge columns (a narrower canvas: its centre crop), plus N(0, sigma^2) noise everywhere
+    (GPNN's random generation: the seeds differ, the rows keep the photo's colours)."""
     h, w = size
     wp = photo.shape[-1]
-    gen = torch.Generator().manual_seed(seed)
     if w <= wp:
         left = (wp - w) // 2
-        canvas, sides = photo[..., left : left + w], torch.zeros(1, 1, 1, w)
+        canvas = photo[..., left : left + w]
     else:
         left = (w - wp) // 2
         canvas = torch.nn.functional.pad(photo, (left, w - wp - left, 0, 0), mode="replicate")
-        sides = torch.ones(1, 1, 1, w)
-        sides[..., left : left + wp] = 0
-    sigma = LAYOUT_NOISE + (SIDE_NOISE - LAYOUT_NOISE) * sides.to(photo.device)
-    return canvas + sigma * torch.randn(canvas.shape, generator=gen).to(photo.device)
+    noise = torch.randn(canvas.shape, generator=torch.Generator().manual_seed(seed))
+    return canvas + sigma * noise.to(photo.device)
 
 
 def _coarsest(canvas: Size, photo_h: int, config: PatchSynthesisConfig) -> Size:
@@ -102,40 +99,41 @@ def _coarsest(canvas: Size, photo_h: int, config: PatchSynthesisConfig) -> Size:
     return max(config.patch_size, round(canvas[0] * f)), max(config.patch_size, round(canvas[1] * f))
 
 
-def upscale(image: torch.Tensor, height: int, width: int, *, seed: int = 0, config: PatchSynthesisConfig = PatchSynthesisConfig(),
-            on_step: StepCallback | None = None) -> torch.Tensor:
-    """Enlarge ``image`` to ``height`` x ``width`` with detail from its own patches (step 3 above).
+MAX_DETAIL_STEP = 10.0  # largest enlargement of one detail pass (PatchSynthesisConfig.ratio >= 0.1)
 
-    Steps of at most ``1 / config.ratio``; each is :func:`~singan_core.patch_synthesis.synthesize`
-    with ``source`` = the current image and ``init`` = the same image: one level whose first
-    iteration matches the upsampled queries against the source blurred by the step and pastes its
-    sharp patches (Freedman and Fattal 2011); later iterations make the result consistent.
+
+def detail_pass(image: torch.Tensor, height: int, width: int, *, seed: int = 0,
+                config: PatchSynthesisConfig = PatchSynthesisConfig(), on_step: StepCallback | None = None) -> torch.Tensor:
+    """``image`` enlarged to ``height`` x ``width`` with detail from its own patches at its own scale
+    (step 3 of the module docstring).
+
+    One :func:`~singan_core.patch_synthesis.synthesize` level at the output size with ``source`` =
+    ``image`` (its pixel scale is the output's: its 7 x 7 patches keep their size) and ``init`` =
+    ``image``: the first iteration matches the queries (the image upsampled) against the source
+    blurred by the same factor (down and up) and pastes the matching sharp patches (Freedman and
+    Fattal 2011); later iterations make the overlapping patches agree. The engine's ``ratio`` is
+    set to 0.1 so that the whole enlargement (up to 10x; a larger one starts from the image
+    bicubic-enlarged to a tenth of the output, as the queries' layout only) is one level: finer
+    steps would take the source down with the output and lose its detail.
 
     Args:
         image: (1, 3, h, w) in [-1, 1], no larger than the output (an equal size returns it).
-        height, width: output size in pixels; aspect as the image's (up to rounding).
-        seed: seed of the steps (step i uses ``seed + i``).
-        config: the patch engine's settings.
-        on_step: ``on_step(done, total)`` after each step; it may raise to stop.
+        height, width: output size in pixels (the image's aspect, up to rounding).
+        seed: the patch engine's seed.
+        config: the patch engine's settings (``ratio`` is replaced).
+        on_step: ``on_step(1, 1)`` when done; it may raise.
 
     Returns:
         (1, 3, height, width) in [-1, 1].
     """
-    steps = upscale_sizes(tuple(image.shape[-2:]), (height, width), config.ratio)
-    for i, size in enumerate(steps):
-        image = synthesize(image, *size, init=image, seed=seed + i, config=config)
-        if on_step is not None:
-            on_step(i + 1, len(steps))
-    return image
-
-
-def upscale_sizes(start: Size, stop: Size, ratio: float) -> list[Size]:
-    """The sizes of :func:`upscale`'s steps from ``start`` (excluded) to ``stop`` (included)."""
-    if start[0] >= stop[0] and start[1] >= stop[1]:
-        return []
-    n = max(1, math.ceil(math.log(stop[0] / start[0]) / -math.log(ratio) - 1e-9))
-    f = (start[0] / stop[0]) ** (1 / n)
-    return [(round(stop[0] * f ** (n - 1 - i)), round(stop[1] * f ** (n - 1 - i))) for i in range(n)]
+    h, w = image.shape[-2:]
+    if (h, w) == (height, width):
+        return image
+    init = image
+    if h * MAX_DETAIL_STEP < height or w * MAX_DETAIL_STEP < width:
+        init = resize(image, (math.ceil(height / MAX_DETAIL_STEP), math.ceil(width / MAX_DETAIL_STEP))).clamp(-1, 1)
+    one_level = dataclasses.replace(config, ratio=1 / MAX_DETAIL_STEP)
+    return synthesize(image, height, width, init=init, seed=seed, config=one_level, on_step=on_step)
 
 
 class _Progress:
@@ -168,7 +166,7 @@ def instant_plate(
 ) -> torch.Tensor:
     """Plates from a photo with no model: GPNN retargeting, then self-example upscaling (see module).
 
-    Sample i uses seed ``seed + i`` (the side noise, the layout noise and the patch engine).
+    Sample i uses seed ``seed + i`` (the coarsest level's noise and the patch engine).
 
     Args:
         source: the photo (1, 3, Hs, Ws) in [-1, 1], at least 16 px a side.
@@ -189,13 +187,13 @@ def instant_plate(
     canvas = plate_canvas(tuple(source.shape[-2:]), width, height)
     photo = _fitted(source, canvas[0])
     start = _coarsest(canvas, canvas[0], config)
-    per_plate = len(level_sizes(start, canvas, config.ratio)) + len(upscale_sizes(canvas, (height, width), config.ratio))
+    per_plate = len(level_sizes(start, canvas, config.ratio)) + int(canvas != (height, width))
     progress = _Progress(on_step, per_plate * n_samples)
     out = []
     for i in range(n_samples):
-        init = resize(_extended(_fitted(source, start[0]), start, seed + i), start).clamp(-1, 1)
+        init = _extended(_fitted(source, start[0]), start, config.noise_sigma, seed + i).clamp(-1, 1)
         x = synthesize(photo, *canvas, init=init, seed=seed + i, config=config, on_step=progress.stage())
-        out.append(upscale(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
+        out.append(detail_pass(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
     return torch.cat(out)
 
 
@@ -238,7 +236,7 @@ def trained_plate(
         raise InvalidArgument("gen_start_scale", f"must be 1..{pyramid.num_scales - 1} for a plate (1 keeps the photo's layout), got {gen_start_scale!r}")
     hs = source.image.shape[-2]
     canvas = plate_canvas((hs, source.image.shape[-1]), width, height)
-    steps = len(upscale_sizes(canvas, (height, width), config.ratio))
+    steps = int(canvas != (height, width))
     progress = _Progress(on_step, 0)
     out = []
     for i in range(n_samples):
@@ -251,5 +249,5 @@ def trained_plate(
 
         x = sample_full_resolution(pyramid, source, canvas[1], canvas[0], feature_scale=canvas[0] / hs, gen_start_scale=gen_start_scale,
                                    seed=seed + i, layout_seed=seed + i, config=config, on_step=lifted)
-        out.append(upscale(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
+        out.append(detail_pass(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
     return torch.cat(out)

@@ -247,7 +247,7 @@ def test_plate_has_the_render_aspect(scene_run):
     width, height = scene_run.result["plate"]["size"]
     assert width == 192 and abs(height - width / 3) <= 1  # render 1920x640, longest side 192
     assert scene_run.result["plate"]["packed"]
-    assert scene_run.result["plate"]["name"] == f"{scene_run.result['plate_params']['model']} seed 2"
+    assert scene_run.result["plate"]["name"] == f"{scene_run.result['plate_params']['model']} plate seed 2"
     params = scene_run.result["plate_params"]
     assert (params["width"], params["height"], params["seed"]) == (width, height, 2)
 
@@ -282,14 +282,14 @@ def test_equirectangular_world_uses_an_environment_texture(scene_run):
     assert state["world_image"].endswith("seed 3") and state["camera_images"] != [state["world_image"]]
 
 
-def test_new_seed_replaces_the_plate_instead_of_piling_up(scene_run):
+def test_each_new_seed_keeps_the_earlier_plates_as_images(scene_run):
     first, second = scene_run.result["first"]["state"], scene_run.result["second"]["state"]
     for key in ("world_nodes", "world_links", "planes", "objects", "materials"):
         assert first[key] == second[key], key
-    assert len(second["camera_images"]) == 1
-    assert first["images"] == ["chelsea seed 1"] and second["images"] == ["chelsea seed 2"]
-    # back from the environment mapping, regenerating seed 2 leaves one image of that name, unused ones gone
-    assert scene_run.result["final"]["state"]["images"] == ["chelsea seed 2"]
+    assert len(second["camera_images"]) == 1 and second["world_image"] == "chelsea plate seed 2"  # the newest assigned
+    assert first["images"] == ["chelsea plate seed 1"] and second["images"] == ["chelsea plate seed 1", "chelsea plate seed 2"]
+    # seed 3 (environment), then seed 2 again: three plates, one image per seed
+    assert scene_run.result["final"]["state"]["images"] == ["chelsea plate seed 1", "chelsea plate seed 2", "chelsea plate seed 3"]
 
 
 def test_daemon_errors_are_reported_and_leave_the_scene_alone(scene_run):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,3 +77,121 @@ def test_the_issues_draft_plate_at_half_feature_scale_starts_at_the_output_size(
     out = sample_full_resolution(pyramid, lift_source(pyramid, photos["mountains3"]), 1920, 1080, feature_scale=0.5)
     assert out.shape[-2:] == (1080, 1920)
     assert tuple(inits[0]) == (1080, 1920)  # the canvas (1086 x 1920 before) fits the output
+
+
+# --------------------------------------------------------------------------- plates
+
+
+def _bench():
+    """bench/plates.py as a module (bench/ is scripts, not a package): its checks and controls."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("plates_bench", Path(__file__).resolve().parents[1] / "bench" / "plates.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PLATE_W, PLATE_H = 640, 360  # 2.1 x mountains3's 171 px height: the detail pass at work, seconds on a CPU
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _bench()
+
+
+@pytest.fixture(scope="module")
+def mountain_plates(photos):
+    from singan_core.plates import instant_plate
+
+    return instant_plate(photos["mountains3"], PLATE_W, PLATE_H, n_samples=2, seed=0)
+
+
+def test_instant_plate_keeps_the_photos_layout_with_detail_at_the_plates_size(photos, mountain_plates, bench):
+    photo = photos["mountains3"]
+    assert mountain_plates.shape == (2, 3, PLATE_H, PLATE_W)
+    for plate in mountain_plates:
+        c = bench.checks(plate[None], photo)
+        assert c["horizon_ok"] and c["profile_ok"] and c["sharp_ok"] and c["copy_ok"], c
+
+
+def test_plate_controls_fail_the_checks_they_guard(photos, bench):
+    photo = photos["mountains3"]
+    controls = bench.controls(photo, None, PLATE_W, PLATE_H)
+    stretched = bench.checks(controls["stretched"], photo)
+    assert stretched["horizon_ok"] and not stretched["sharp_ok"], stretched  # the layout, but no detail
+    tiled = bench.checks(controls["tiled"], photo)
+    assert not tiled["copy_ok"] and not tiled["profile_ok"], tiled
+
+
+def test_plate_seeds_differ_and_a_seed_repeats(photos, mountain_plates):
+    from singan_core.metrics import pixel_diversity
+    from singan_core.plates import instant_plate
+
+    assert pixel_diversity(mountain_plates, photos["mountains3"]) > 0.05
+    again = instant_plate(photos["mountains3"], PLATE_W, PLATE_H, seed=1)
+    assert torch.equal(again[0], mountain_plates[1])
+
+
+def test_a_plate_narrower_than_the_photo_keeps_its_centre_and_height(photos, bench):
+    from singan_core.plates import instant_plate
+
+    photo = photos["mountains3"]  # 3:2 photo, 1:1 plate: the sides are cropped, the horizon stays
+    plate = instant_plate(photo, 171, 171)
+    c = bench.checks(plate, photo)
+    assert plate.shape[-2:] == (171, 171) and c["horizon_ok"] and c["profile_ok"], c
+
+
+@pytest.mark.parametrize("field, kwargs", [("width", {"width": 8}), ("height", {"height": 9000}), ("n_samples", {"n_samples": 0})])
+def test_bad_plate_arguments_name_their_field(photos, field, kwargs):
+    from singan_core.errors import InvalidArgument
+    from singan_core.plates import instant_plate
+
+    args = {"width": 64, "height": 64, **kwargs}
+    with pytest.raises(InvalidArgument, match=f"^{field}"):
+        instant_plate(photos["mountains3"], args.pop("width"), args.pop("height"), **args)
+
+
+def test_plate_progress_counts_every_level_once(photos):
+    from singan_core.plates import instant_plate
+
+    steps = []
+    instant_plate(photos["mountains3"], 256, 144, on_step=lambda done, total: steps.append((done, total)))
+    total = steps[-1][1]
+    assert steps == [(k, total) for k in range(1, total + 1)] and total >= 3
+
+
+def test_instant_plate_over_the_wire(photos):
+    """daemon.ops.instant with ``plate: true``: the plate at the asked size, as the library makes it."""
+    from daemon import ops
+    from daemon.images import from_tensor
+    from protocol.schema import InstantParams
+    from singan_core.plates import instant_plate
+    from singan_core.imageio import to_uint8
+
+    photo = photos["mountains3"]
+    image = from_tensor(photo[0], "image", "RGB")
+    result = ops.run_interactive("instant", None, InstantParams(plate=True, width=192, height=108, seed=3), {"image": image})
+    got = np.frombuffer(bytes(result.images[0].data), np.uint8).reshape(108, 192, 3)
+    expected = to_uint8(instant_plate(photo, 192, 108, seed=3))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    with pytest.raises(Exception, match="params.tile"):
+        ops.run_interactive("instant", None, InstantParams(plate=True, tile=True, width=64, height=64), {"image": image})
+
+
+@pytest.mark.slow
+def test_trained_plate_keeps_the_layout_the_coarse_sample_does_not(photos, tiny_model_of, shared_images, bench):
+    from singan_core.plates import trained_plate
+
+    photo = photos["mountains3"]
+    pyramid = tiny_model_of(shared_images / "reference" / "mountains3.png")
+    plate = trained_plate(pyramid, lift_source(pyramid, photo), PLATE_W, PLATE_H)
+    c = bench.checks(plate, photo)
+    assert c["horizon_ok"] and c["profile_ok"] and c["sharp_ok"] and c["copy_ok"], c
+    coarse = bench.checks(bench.controls(photo, pyramid, PLATE_W, PLATE_H)["coarse7.5"], photo)
+    assert not coarse["horizon_ok"], coarse  # the old lift's canvas: no horizon at the photo's height
+    from singan_core.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="^gen_start_scale"):
+        trained_plate(pyramid, lift_source(pyramid, photo), 64, 64, gen_start_scale=0)

@@ -285,10 +285,16 @@ class SINGAN_OT_generate_plate(_JobOperator, bpy.types.Operator):
             tags["singan_feature_scale"] = settings.feature_scale
 
         def finish(data: dict, images: list) -> str:
-            scene = bpy.data.scenes[scene_name]
-            image = pixels.new_image(f"{label} plate seed {params['seed']}", images[0], tags)
+            scene, name = bpy.data.scenes[scene_name], f"{label} plate seed {params['seed']}"
+            same_seed = bpy.data.images.get(name)
+            image = pixels.new_image(name, images[0], tags)
             image.use_fake_user = True  # kept in the .blend when the next plate takes its place
             _place_plate(scene, image, targets, mapping)
+            if same_seed is not None and same_seed.get(nodes.KIND) == "plate":  # the same seed again: one image of it
+                same_seed.use_fake_user = False
+                pixels.remove_if_unused(same_seed)
+                if bpy.data.images.get(name) is None:
+                    image.name = name
             return f"'{image.name}', {width}x{height} px"
 
         return op, params, images, finish

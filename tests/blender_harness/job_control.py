@@ -212,6 +212,7 @@ def body(args, out):
     out["train"].update(scene_model=settings.model)
 
     settings.plate_size, settings.texture_size = 512, 256  # the model is the one just trained
+    settings.plate_render_size = False
     bpy.ops.mesh.primitive_plane_add(size=2)  # the texture's object
     images_before = sorted(image.name for image in bpy.data.images)
     out["plate_cancel"] = run(plate, cancel="button")

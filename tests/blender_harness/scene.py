@@ -105,7 +105,7 @@ def body(args, out):
     frame.resolution_x, frame.resolution_y, frame.resolution_percentage = 1920, 640, 100
     settings = scene.singan
     settings.model = model
-    settings.plate_size = 192
+    settings.plate_layout, settings.plate_render_size, settings.plate_size = "FEATURE_SCALE", False, 192  # the lift's path
 
     steps = [("first", 1, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
              ("second", 2, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
