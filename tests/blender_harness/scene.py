@@ -54,6 +54,7 @@ def plate_state(scene):
 
 def image_info(image):
     return {"name": image.name, "size": tuple(image.size), "packed": image.packed_file is not None,
+            "pack_on_save": bool(image.get("singan_pack_on_save")),
             "tags": {key: image[key] for key in image.keys()}}
 
 
