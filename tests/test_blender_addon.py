@@ -554,6 +554,7 @@ def test_super_resolve_makes_a_new_image_twice_the_size_as_the_library_does(job_
     run = job_run.result["super_resolve"]
     assert run["result"] == ["FINISHED"], run["error"]
     assert run["size"] == [90, 60] and run["packed"] and run["kind"] == "super_resolution"
+    assert run["panel_result"] == "small x2"  # named in the panel (issue 28, item 6)
     received = rgba((job_run.workdir / "sr.rgba").read_bytes(), 90, 60)
     with torch.no_grad():
         library = to_uint8(super_resolve(library_model(served_model, run["model"]), 2.0))

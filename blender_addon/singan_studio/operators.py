@@ -392,13 +392,23 @@ class SINGAN_OT_super_resolve(_JobOperator, bpy.types.Operator):
         source = settings.sr_image
         factor = int(settings.sr_factor)
         params = {"factor": float(factor), "preset": settings.sr_preset, "name": source.name[:60], "output_order": "RGBA"}
-        name = f"{source.name} x{factor}"
+        name, scene_name = f"{source.name} x{factor}", context.scene.name
 
         def finish(data: dict, images: list) -> str:
             image = pixels.new_image(name, images[0], {nodes.KIND: "super_resolution", "singan_model": data["model"]})
+            bpy.data.scenes[scene_name].singan.sr_result = image
+            _show_in_image_editors(image)
             return f"'{image.name}', {image.size[0]}x{image.size[1]} px"
 
         return "super_resolve", params, [pixels.read_image(source)], finish
+
+
+def _show_in_image_editors(image: bpy.types.Image) -> None:
+    """Show ``image`` in every open Image Editor (none open: nothing; the panel names it)."""
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = image
 
 
 class SINGAN_OT_cancel_job(bpy.types.Operator):

@@ -124,9 +124,14 @@ def draw_super_resolve(layout: bpy.types.UILayout, context: bpy.types.Context) -
     row = layout.row()
     row.prop(settings, "sr_factor", expand=True)
     row.prop(settings, "sr_preset")
-    draw_preset(layout, settings.sr_preset)
+    link = client.current()
+    preset = next((p for p in link.presets if p.name == settings.sr_preset), None) if link is not None else None
+    if preset is not None and preset.iterations is not None:
+        layout.label(text=f"Trains at the image's own size, {preset.iterations} iterations per scale", icon="INFO")
     layout.operator("singan.super_resolve", icon="FULLSCREEN_ENTER")
     draw_task(layout, "super_resolve")
+    if settings.sr_result is not None:
+        layout.label(text=f"Result: {settings.sr_result.name} (shown in open Image Editors)", icon="IMAGE_DATA")
 
 
 class SINGAN_PT_world(bpy.types.Panel):

@@ -143,8 +143,11 @@ class SinGANSettings(bpy.types.PropertyGroup):
     sr_image: PointerProperty(name="Image", description="Image to enlarge (longest side at most 1024 px)", type=bpy.types.Image)
     sr_factor: EnumProperty(name="Factor", items=[("2", "2x", "Twice the size"), ("4", "4x", "Four times the size")], default="2")
     sr_preset: StringProperty(
-        name="Preset", description="Training preset of the super-resolution model", default="draft", search=_presets,
+        name="Preset",
+        description="Training preset of the super-resolution model: its iterations per scale (the model trains at the image's own size)",
+        default="draft", search=_presets,
     )
+    sr_result: PointerProperty(name="Result", description="The last super-resolved image", type=bpy.types.Image)
 
 
 classes = (SinGANSettings,)

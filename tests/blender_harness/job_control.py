@@ -225,7 +225,8 @@ def body(args, out):
     result = bpy.data.images.get("small x2")
     if result is not None:
         out["super_resolve"].update(size=tuple(result.size), packed=result.packed_file is not None or bool(result.get("singan_pack_on_save")),
-                                    kind=result.get("singan_kind"), model=result.get("singan_model"))
+                                    kind=result.get("singan_kind"), model=result.get("singan_model"),
+                                    panel_result=settings.sr_result.name if settings.sr_result else None)
         (Path(outdir) / "sr.rgba").write_bytes(bytes(addon.jobs.TASKS["super_resolve"].job.images[0].data))
 
     # -- a daemon killed while it trains
