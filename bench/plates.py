@@ -24,7 +24,8 @@ Checks (:func:`checks`; thresholds from the issue's acceptance list):
 
 plus the pixel diversity of the seeds (SinGAN's score) and CPU seconds per plate (process time, one
 torch thread: the shared machine's wall time is not comparable). Writes a contact sheet per photo
-(photo fitted | instant seeds | trained seeds | controls, each scaled to 480 px wide) to ``--out``.
+(photo fitted | instant seeds | trained seeds | controls, each scaled to 480 px wide) and every plate
+at full size to ``--out``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from PIL import Image
 
 from singan_core.config import preset
 from singan_core.full_resolution import lift_source
-from singan_core.imageio import load_image, to_uint8
+from singan_core.imageio import load_image, save_image, to_uint8
 from singan_core.metrics import copied_fraction, copy_score, horizon_edge, pixel_diversity, row_profile_correlation, sharpness
 from singan_core.model import SinGANPyramid
 from singan_core.plates import instant_plate, trained_plate
@@ -149,6 +150,7 @@ def main() -> None:
                 plate, seconds = _timed(lambda: make(s))
                 plates.append(plate)
                 tiles.append(plate)
+                save_image(plate, args.out / f"{name}_{method}{s}.png")
                 print(_row(name, f"{method}{s}", checks(plate, photo), seconds), flush=True)
             if len(plates) > 1:
                 print(f"{name:11s} {method:10s} pixel diversity of {len(plates)} seeds: {pixel_diversity(torch.cat(plates), photo):.3f}")
