@@ -529,6 +529,7 @@ COPY_FLAT_STD = 0.02  # 7 x 7 luminance std ([-1, 1] units) at or below which a 
 
 _PROFILE_HEIGHT = 256  # rows the row profiles are resampled to (antialiased) before they are compared
 _HORIZON_SMOOTH = 0.01  # Gaussian sigma of the row profile, as a fraction of the height
+_HORIZON_MARGIN = 0.04  # edges this close to the top or bottom (a painting's frame, a vignette) are not horizons
 
 
 def _row_profile(x: torch.Tensor, rows: int = _PROFILE_HEIGHT) -> torch.Tensor:
@@ -542,7 +543,8 @@ def horizon_edge(x: torch.Tensor, sign: int = 0) -> tuple[float, int]:
 
     The luminance's row-mean profile (mean over columns, resampled to 256 rows, smoothed by a
     Gaussian of sigma 1 % of the height) is differentiated along the height; the horizon is the
-    row of the largest absolute difference (between rows i and i + 1: at ``(i + 1) / 256``), its
+    row of the largest absolute difference (between rows i and i + 1: at ``(i + 1) / 256``; rows
+    within 4 % of the top or bottom, where a painting's frame or a vignette sits, do not count), its
     sign -1 where the image gets darker below it (a bright sky over dark ground), +1 brighter.
     With ``sign`` = -1 or +1 only edges of that sign count: a plate's horizon is compared with the
     photo's of the same polarity (a dark band has two edges of nearly equal strength, opposite signs).
@@ -570,6 +572,8 @@ def horizon_edge(x: torch.Tensor, sign: int = 0) -> tuple[float, int]:
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     y = F.conv1d(F.pad(y[None, None], (len(t) // 2,) * 2, mode="replicate"), (kernel / kernel.sum())[None, None])[0, 0]
     d = y.diff()
+    margin = round(_HORIZON_MARGIN * _PROFILE_HEIGHT)
+    d[:margin], d[-margin:] = 0, 0
     i = int(d.abs().argmax() if sign == 0 else (d * sign).argmax())
     return (i + 1) / _PROFILE_HEIGHT, 1 if d[i] >= 0 else -1
 
