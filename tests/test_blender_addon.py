@@ -634,5 +634,6 @@ def test_view_transform_hint_sets_standard(plates_run):
 def test_a_4k_plate_arrives_without_encoding_a_png(plates_run):
     result, _ = plates_run
     assert result["arrival_4k_world"] == "4K plate"
-    # 10x margin over the 100 ms aim on a loaded 2-core machine; packing (PNG encoding) on arrival took seconds
-    assert result["arrival_4k_s"] < 2.0, result["arrival_4k_s"]
+    # CPU seconds (the wall time of a loaded machine is mostly waiting): 10x margin over the 100 ms aim;
+    # packing on arrival (PNG encoding) took seconds of CPU
+    assert result["arrival_4k_cpu_s"] < 1.0, (result["arrival_4k_cpu_s"], result["arrival_4k_s"])

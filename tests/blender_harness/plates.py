@@ -6,7 +6,8 @@
    the seed-2 plate's bytes go to OUTDIR/instant.rgba (uint8 RGBA rows top first).
 3. Layout "Feature scale" at 320 x 180, feature scales 0.1 ... 1 (issue 29's init-canvas bug).
 4. The view-transform hint's operator (AgX -> Standard).
-5. The arrival of a 3840 x 2160 plate: pixels.new_image and placing it in the world, timed.
+5. The arrival of a 3840 x 2160 plate: pixels.new_image and placing it in the world, timed (wall and
+   CPU seconds of this process: the shared test machine's wall time is mostly waiting for a core).
 """
 
 import time
@@ -79,10 +80,10 @@ def body(args, out):
     ramp = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 4), np.float32)
     ramp[..., 3] = 255
     image = wire.Image("sample", w, h, "RGBA", ramp.astype(np.uint8).tobytes())
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     arrived = pixels.new_image("4K plate", image, {"singan_kind": "plate"})
     operators._place_plate(scene, arrived, {"WORLD"}, "WINDOW")
-    out["arrival_4k_s"] = time.perf_counter() - started
+    out["arrival_4k_s"], out["arrival_4k_cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
     out["arrival_4k_world"] = world_image(scene)
     started = time.perf_counter()
     bpy.ops.wm.save_as_mainfile(filepath=str(outdir / "plates.blend"))
