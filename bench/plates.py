@@ -41,7 +41,14 @@ from PIL import Image
 from singan_core.config import preset
 from singan_core.full_resolution import lift_source
 from singan_core.imageio import load_image, save_image, to_uint8
-from singan_core.metrics import copied_fraction, copy_score, horizon_edge, pixel_diversity, row_profile_correlation, sharpness
+from singan_core.metrics import (
+    copied_fraction,
+    copy_score,
+    horizon_edge,
+    pixel_diversity,
+    row_profile_correlation,
+    sharpness,
+)
 from singan_core.model import SinGANPyramid
 from singan_core.plates import instant_plate, trained_plate
 from singan_core.pyramid import resize
@@ -96,9 +103,10 @@ def controls(photo: torch.Tensor, pyramid: SinGANPyramid | None, width: int, hei
     return out
 
 
-def _timed(fn):
+def _timed(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` and its CPU seconds (process time)."""
     start = time.process_time()
-    x = fn()
+    x = fn(*args, **kwargs)
     return x, time.process_time() - start
 
 
@@ -138,16 +146,15 @@ def main() -> None:
         tiles = [bicubic_fit(photo, height)]
         pyramid = None
         if args.preset != "none":
-            pyramid, seconds = _timed(lambda: train(new_pyramid(photo, preset(args.preset), torch.device("cpu"))))
+            pyramid, seconds = _timed(train, new_pyramid(photo, preset(args.preset), torch.device("cpu")))
             print(f"{name:11s} train-{args.preset:4s} {seconds:.1f} CPU s, {pyramid.num_scales} scales, finest {pyramid.sizes[-1]}")
-        makers = {"instant": lambda s: instant_plate(photo, width, height, seed=s)}
+        makers = {"instant": (instant_plate, (photo, width, height))}
         if pyramid is not None:
-            source = lift_source(pyramid, photo)
-            makers["trained"] = lambda s: trained_plate(pyramid, source, width, height, seed=s)
-        for method, make in makers.items():
+            makers["trained"] = (trained_plate, (pyramid, lift_source(pyramid, photo), width, height))
+        for method, (make, make_args) in makers.items():
             plates = []
             for s in range(args.seeds):
-                plate, seconds = _timed(lambda: make(s))
+                plate, seconds = _timed(make, *make_args, seed=s)
                 plates.append(plate)
                 tiles.append(plate)
                 save_image(plate, args.out / f"{name}_{method}{s}.png")

@@ -38,7 +38,12 @@ from collections.abc import Callable
 import torch
 
 from .errors import InvalidArgument
-from .full_resolution import MAX_OUTPUT_SIDE, MIN_OUTPUT_SIDE, LiftSource, sample_full_resolution
+from .full_resolution import (
+    MAX_OUTPUT_SIDE,
+    MIN_OUTPUT_SIDE,
+    LiftSource,
+    sample_full_resolution,
+)
 from .model import SinGANPyramid
 from .patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
 from .pyramid import Size, resize
@@ -81,8 +86,7 @@ def _extended(photo: torch.Tensor, size: Size, sigma: float, seed: int) -> torch
     """``photo`` (1, 3, h, wp) at height h centred on a (h, w) canvas, the sides beyond it repeating
     its edge columns (a narrower canvas: its centre crop), plus N(0, sigma^2) noise everywhere
     (GPNN's random generation: the seeds differ, the rows keep the photo's colours)."""
-    h, w = size
-    wp = photo.shape[-1]
+    w, wp = size[1], photo.shape[-1]
     if w <= wp:
         left = (wp - w) // 2
         canvas = photo[..., left : left + w]

@@ -167,8 +167,8 @@ def test_instant_plate_over_the_wire(photos):
     from daemon import ops
     from daemon.images import from_tensor
     from protocol.schema import InstantParams
-    from singan_core.plates import instant_plate
     from singan_core.imageio import to_uint8
+    from singan_core.plates import instant_plate
 
     photo = photos["mountains3"]
     image = from_tensor(photo[0], "image", "RGB")

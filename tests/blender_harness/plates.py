@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import bpy
-import numpy as np
-
 import harness
+import numpy as np
 
 FEATURE_SCALES = (0.1, 0.25, 0.5, 1.0)
 
