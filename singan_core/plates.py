@@ -10,7 +10,7 @@ below. A plate of ``width`` x ``height`` pixels from a photo of ``Hs`` x ``Ws`` 
    when the photo is larger) the canvas ``(h, h x width / height)`` is synthesised from the photo's
    patches. *Instant* (no model): GPNN's retargeting (Granot et al., "Drop the GAN", CVPR 2022,
    sec. 4): the coarsest level is the photo resized to the canvas's height, its sides extended with
-   its edge columns, plus GPNN's noise (``noise_sigma``), and patch synthesis (:func:`singan_core.patch_synthesis.synthesize`)
+   its edge columns, plus noise (weak on the photo's part, stronger at the sides), and patch synthesis (:func:`singan_core.patch_synthesis.synthesize`)
    fills them with the photo's content, coarse to fine. *Trained*: SinGAN's retargeting (Shaham et
    al., ICCV 2019, sec. 4, Fig. 8): the canvas at the model's scale with ``gen_start_scale >= 1``
    (the reconstruction's coarse layout centred, new content around it,
@@ -48,9 +48,12 @@ from .model import SinGANPyramid
 from .patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
 from .pyramid import Size, resize
 
-__all__ = ["detail_pass", "instant_plate", "plate_canvas", "trained_plate"]
+__all__ = ["LAYOUT_NOISE", "SIDE_NOISE", "detail_pass", "instant_plate", "plate_canvas", "trained_plate"]
 
 StepCallback = Callable[[int, int], None]
+LAYOUT_NOISE = 0.15  # std of the noise on the photo's part of the coarsest level ([-1, 1] units); GPNN's 1.0
+# there broke seascape's composition (cliffs in the sky, the sea mixed with clouds); 0.15 keeps it
+SIDE_NOISE = 0.5  # std of the noise on the extended sides: new content there (sailboats, more sea on seascape)
 
 
 def plate_canvas(source_hw: Size, width: int, height: int) -> Size:
@@ -82,19 +85,22 @@ def _fitted(source: torch.Tensor, h: int) -> torch.Tensor:
     return resize(source, (h, max(MIN_OUTPUT_SIDE, round(ws * h / hs)))).clamp(-1, 1)
 
 
-def _extended(photo: torch.Tensor, size: Size, sigma: float, seed: int) -> torch.Tensor:
+def _extended(photo: torch.Tensor, size: Size, seed: int) -> torch.Tensor:
     """``photo`` (1, 3, h, wp) at height h centred on a (h, w) canvas, the sides beyond it repeating
-    its edge columns (a narrower canvas: its centre crop), plus N(0, sigma^2) noise everywhere
-    (GPNN's random generation: the seeds differ, the rows keep the photo's colours)."""
+    its edge columns (a narrower canvas: its centre crop), plus N(0, SIDE_NOISE^2) noise on the
+    sides (new content there) and N(0, LAYOUT_NOISE^2) on the photo's part (the seeds differ, the
+    composition stays)."""
     w, wp = size[1], photo.shape[-1]
+    sides = torch.zeros(1, 1, 1, w, device=photo.device)
     if w <= wp:
         left = (wp - w) // 2
         canvas = photo[..., left : left + w]
     else:
         left = (w - wp) // 2
         canvas = torch.nn.functional.pad(photo, (left, w - wp - left, 0, 0), mode="replicate")
-    noise = torch.randn(canvas.shape, generator=torch.Generator().manual_seed(seed))
-    return canvas + sigma * noise.to(photo.device)
+        sides[..., :left] = sides[..., left + wp :] = 1
+    noise = torch.randn(canvas.shape, generator=torch.Generator().manual_seed(seed)).to(photo.device)
+    return canvas + (LAYOUT_NOISE + (SIDE_NOISE - LAYOUT_NOISE) * sides) * noise
 
 
 def _coarsest(canvas: Size, photo_h: int, config: PatchSynthesisConfig) -> Size:
@@ -195,7 +201,7 @@ def instant_plate(
     progress = _Progress(on_step, per_plate * n_samples)
     out = []
     for i in range(n_samples):
-        init = _extended(_fitted(source, start[0]), start, config.noise_sigma, seed + i).clamp(-1, 1)
+        init = _extended(_fitted(source, start[0]), start, seed + i).clamp(-1, 1)
         x = synthesize(photo, *canvas, init=init, seed=seed + i, config=config, on_step=progress.stage())
         out.append(detail_pass(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
     return torch.cat(out)
