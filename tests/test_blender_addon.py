@@ -223,7 +223,7 @@ def test_zip_installs_and_registers(installed):
     assert installed["module_file"].startswith(installed["extensions_dir"])
     assert all(installed["registered"].values()), installed["registered"]
     assert installed["panels"] == {"SINGAN_PT_world": True, "SINGAN_PT_sidebar": True}
-    assert installed["operators"] == ["cancel_job", "connect", "generate_plate", "generate_texture", "super_resolve", "train"]
+    assert installed["operators"] == ["cancel_job", "connect", "generate_plate", "generate_texture", "super_resolve", "train", "view_standard"]
     assert installed["scene_settings"]
     # Blender extracted only the wheels of this platform (Linux x86_64) into its extensions site-packages
     site = installed["wheel_site_packages"]

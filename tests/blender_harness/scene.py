@@ -34,7 +34,7 @@ def plate_state(scene):
     plate = tree.nodes.get("SinGAN Plate")
     planes = [child for child in camera.children if child.get("singan_kind") == "plate"]
     state = {
-        "images": sorted(image.name for image in bpy.data.images if image.type == "IMAGE"),
+        "images": sorted(image.name for image in bpy.data.images if image.type in {"IMAGE", "UV_TEST"}),  # generated results are UV_TEST until packed
         "world_nodes": sorted((node.name, node.bl_idname) for node in tree.nodes),
         "world_links": links(tree),
         "world_image": plate.image.name if plate is not None and plate.image else None,
@@ -139,7 +139,7 @@ def body(args, out):
             "material": material.name, "links": links(material.node_tree), "nodes": len(material.node_tree.nodes),
             "extension": texture_node.extension, "repeat": tuple(material.node_tree.nodes["SinGAN Texture Mapping"].inputs["Scale"].default_value),
             "image": image_info(texture_node.image),
-            "images": sorted(image.name for image in bpy.data.images if image.type == "IMAGE"),
+            "images": sorted(image.name for image in bpy.data.images if image.type in {"IMAGE", "UV_TEST"}),  # generated results are UV_TEST until packed
         }
     texture_task = addon.jobs.TASKS["texture"]
     out["texture_params"] = texture_task.job.params
