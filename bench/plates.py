@@ -139,6 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     width, height = args.size
+    args.out.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {os.getloadavg()}")
     print("photo       method     horizon(plate/photo) profile sharp  copy  copied  cpu_s  flags(horizon,profile,sharp,copy)")
     for name in args.photos:
