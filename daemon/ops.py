@@ -19,6 +19,7 @@ from singan_core import animation, editing, harmonization, paint
 from singan_core.full_resolution import instant as instant_images
 from singan_core.full_resolution import sample_full_resolution
 from singan_core.model import SinGANPyramid
+from singan_core.plates import instant_plate, trained_plate
 from singan_core.sampling import sample
 from singan_core.storage import full_source_image
 
@@ -93,7 +94,7 @@ def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step:
     """Random samples (paper sec. 2); with ``detail: source`` lifted to the output size with the
     full-resolution source's detail (issue 12, :func:`~singan_core.full_resolution.sample_full_resolution`)."""
     pyramid = model.pyramid
-    if _detail(model, params) == "source":
+    if params.plate or _detail(model, params) == "source":
         return _generate_lifted(model, params, on_level, budget)
     scale_h, scale_w = output_scales(pyramid, params)
     h, w = pyramid.sizes[-1]
@@ -139,26 +140,15 @@ def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None, bud
     if min(out_h, out_w) < 16:
         raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least 16 px a side with detail: source", size_field)
     check_output(params.n, out_h, out_w, "params.n", size_field, budget)
-    _check_canvas(source.model_px_per_source_px, params.feature_scale, out_h, out_w)
+    if params.plate:
+        samples = trained_plate(pyramid, source, out_w, out_h, gen_start_scale=min(max(1, params.gen_start_scale), pyramid.num_scales - 1),
+                                n_samples=params.n, seed=params.seed, on_step=on_level)
+        return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
     samples = sample_full_resolution(
         pyramid, source, out_w, out_h, feature_scale=params.feature_scale, n_samples=params.n,
         gen_start_scale=params.gen_start_scale, seed=params.seed, padding_mode=params.padding, on_step=on_level,
     )
     return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
-
-
-def _check_canvas(model_px_per_source_px: tuple[float, float], feature_scale: float, out_h: int, out_w: int) -> None:
-    """Refuse, before any work, a ``feature_scale`` whose SinGAN canvas (the output in model
-    pixels: output x model px per source px / feature_scale) would be larger than the size patch
-    synthesis runs at (the output, or output / feature_scale above 1): the lift cannot start from
-    it. The smallest feature scale that works is this model's px per source px."""
-    mh, mw = model_px_per_source_px
-    target = (out_h, out_w) if feature_scale <= 1 else (max(MIN_OUTPUT_SIDE, round(out_h / feature_scale)), max(MIN_OUTPUT_SIDE, round(out_w / feature_scale)))
-    canvas = (round(out_h * mh / feature_scale), round(out_w * mw / feature_scale))
-    if canvas[0] > target[0] or canvas[1] > target[1]:
-        raise ProtocolError(
-            f"params.feature_scale: {feature_scale:g} needs a {canvas[1]}x{canvas[0]} px SinGAN canvas, larger than the "
-            f"{target[1]}x{target[0]} px it is lifted to; this model takes feature_scale >= {max(mh, mw):.3g}", "params.feature_scale")
 
 
 def instant(params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
@@ -178,6 +168,11 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None,
     if min(width, height) < 16:
         raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least 16 px a side", field)
     check_output(params.n, height, width, "params.n", field, budget)
+    if params.plate:
+        if params.tile:
+            raise ProtocolError("params.tile: a plate cannot be a seamless tile; set plate or tile, not both", "params.tile")
+        out = instant_plate(source, width, height, n_samples=params.n, seed=params.seed, on_step=on_level)
+        return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
     # feature scale relative to the frame as sent (the cap may have shrunk the source)
     scale = params.feature_scale * iw / source.shape[-1]
     out = instant_images(source, width, height, feature_scale=scale, tile=params.tile, n_samples=params.n,

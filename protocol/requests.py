@@ -26,13 +26,15 @@ def synthesis_request(
     tile: bool = False,
     gen_start_scale: int = 0,
     output_order: str = "RGB",
+    plate: bool = False,
 ) -> tuple[str, dict[str, Any], list[Image]]:
     """(op, params, images) for n images of ``width`` x ``height`` px at ``feature_scale``.
 
     With ``model``: a ``generate`` with ``detail: source`` (SinGAN's layout, the source's detail;
     ``tile`` asks for circular padding, a seamless tile). Without: an ``instant`` of ``image`` (the
     frame named ``image``, any order; no model, no training). A model, when given, wins: it
-    refines the instant result.
+    refines the instant result. ``plate``: a background plate (the photo's composition fitted to the
+    height, extended to the aspect; ``feature_scale`` ignored; issue 28), sent only when true.
 
     Raises:
         ValueError: neither ``model`` nor ``image`` is given.
@@ -44,9 +46,13 @@ def synthesis_request(
         }
         if tile:
             params["padding"] = "circular"
+        if plate:
+            params["plate"] = True
         return "generate", params, []
     if image is None:
         raise ValueError("synthesis_request: give a model or an image")
     params = {"n": n, "seed": seed, "width": width, "height": height, "feature_scale": feature_scale,
               "tile": tile, "output_order": output_order}
+    if plate:
+        params["plate"] = True
     return "instant", params, [replace(image, name="image")]

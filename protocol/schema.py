@@ -125,6 +125,12 @@ class GenerateParams(_Model):
     as before issue 13). None (default): ``source`` when width or height is given and the model
     keeps a full-resolution source, else ``model`` (requests of old clients with scale_h/scale_w
     keep their meaning)."""
+    plate: bool = False
+    """A background plate (issue 28): the source photo's composition (sky on top, the horizon at its
+    height, the ground below) with its height fitted to the output's, extended to the output's aspect
+    with new content at the sides, detail at the output's resolution from the photo's own patches
+    (self-example upscaling), not bicubic stretching. ``feature_scale`` is ignored: the fit sets it. SinGAN's retargeting: ``gen_start_scale`` 0 is taken as 1 (the photo's coarse layout kept);
+    ``detail`` is ``source``."""
     output_order: OutputOrder = "RGB"
 
 
@@ -144,6 +150,11 @@ class InstantParams(_Model):
     """Output px per input px (1.0: the input's own feature size)."""
     tile: bool = False
     """A seamless tile: patches wrap around the output's edges."""
+    plate: bool = False
+    """A background plate (issue 28): the source photo's composition (sky on top, the horizon at its
+    height, the ground below) with its height fitted to the output's, extended to the output's aspect
+    with new content at the sides, detail at the output's resolution from the photo's own patches
+    (self-example upscaling), not bicubic stretching. ``feature_scale`` is ignored: the fit sets it. GPNN's retargeting; ``tile`` must be false."""
     output_order: OutputOrder = "RGB"
 
 

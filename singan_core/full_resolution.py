@@ -155,6 +155,20 @@ def _at_least_patch(init: torch.Tensor, patch_size: int, target: Size) -> torch.
     return resize(init, size).clamp(-1, 1)
 
 
+def _within(init: torch.Tensor, target: Size, circular: bool) -> torch.Tensor:
+    """The SinGAN canvas resized down (antialiased) to fit the synthesis size ``target``.
+
+    The canvas is ``target x model_px_per_source_px / s`` pixels: larger than the output whenever
+    the model's pixels are finer than the output's (s below the model's pixels per source pixel, e.g.
+    a 128 px ``draft`` model of a 256 px photo at s = 0.5, whose ``ceil``-rounded finest scale gives
+    0.503 model px per source px: a 1086 px canvas for a 1080 px output). The layout is then already
+    finer than the output needs; it is taken down to the output and the lift starts there."""
+    h, w = init.shape[-2:]
+    if h <= target[0] and w <= target[1]:
+        return init
+    return resize(init, (min(h, target[0]), min(w, target[1])), "circular" if circular else "zeros").clamp(-1, 1)
+
+
 def _upsample(x: torch.Tensor, height: int, width: int, circular: bool) -> torch.Tensor:
     return resize(x, (height, width), "circular" if circular else "zeros").clamp(-1, 1)
 
@@ -249,7 +263,7 @@ def sample_full_resolution(
     out = []
     for i, init in enumerate(layouts):
         step = _progress(on_step, i, n_samples)
-        init = _at_least_patch(init[None], config.patch_size, target)
+        init = _at_least_patch(_within(init[None], target, tile), config.patch_size, target)
         lifted = synthesize(values, *target, init=init, circular=tile, seed=seed + i, config=config, on_step=step)
         out.append(_upsample(lifted, height, width, circular=tile))
     return torch.cat(out)

@@ -32,6 +32,11 @@ Metrics
   at the same offset as a neighbouring block: the copy check of issue 24.
 * :func:`axis_periods` / :func:`lattice_ratios` -- a lattice's period along x and y and the
   autocorrelation's height there; an output's periods and peak height relative to its source's.
+* :func:`copied_fraction` -- the share of an output covered by (textured) verbatim copies of
+  the source under any offset: a tiling of the source scores its whole area.
+* :func:`horizon_edge`, :func:`row_profile_correlation` -- a plate's vertical layout: the
+  relative height of the strongest horizontal edge, and the correlation of the row-mean colour
+  profiles of two images fitted to one height.
 * :func:`sifid` -- Single-Image FID (SinGAN sec. 3): Fréchet distance between the
   Gaussians fitted to the 64-channel Inception-v3 features (before the second
   max-pool) of the real and the fake image. It needs Inception-v3 weights, which
@@ -691,6 +696,132 @@ def lattice_ratios(output: torch.Tensor, source: torch.Tensor) -> tuple[float, f
         peaks.append(near / height)
     peak = min(peaks) if peaks else float("nan")
     return ratios[0], ratios[1], peak
+def copied_fraction(output: torch.Tensor, source: torch.Tensor, min_region: int = 256) -> float:
+    """Share of an output covered by textured regions that equal the source under some offset.
+
+    Where :func:`copy_score` measures the *largest* verbatim region (one offset), this sums every
+    region of at least ``min_region`` pixels over the candidate offsets (the
+    :data:`_COPY_MAX_OFFSETS` most frequent, as :func:`copy_score` finds them), so that a source
+    pasted many times (a tiling, shifted copies side by side) scores its whole area. Pixels equal
+    under an offset only where the source is textured (7 x 7 luminance standard deviation above
+    :data:`COPY_FLAT_STD`): flat sky equals the source under many offsets and is not a copy.
+
+    Args:
+        output: the generated image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``.
+        source: the image it was made from, same layout, at least 7 x 7 pixels; compared at its
+            own pixel scale (no resizing).
+        min_region: smallest 4-connected region counted, in output pixels.
+
+    Returns:
+        The fraction in ``[0, 1]`` of the output's pixels.
+
+    Raises:
+        ValueError: if ``output`` or ``source`` is not a single 3-channel image of at least 7 x 7 px.
+    """
+    output = _single_image(output, "output", _COPY_PATCH)
+    source = _single_image(source, "source", _COPY_PATCH)
+    src_y = _luminance(source)
+    mean = F.avg_pool2d(src_y[None, None], _COPY_PATCH, 1, _COPY_PATCH // 2, count_include_pad=False)[0, 0]
+    sq = F.avg_pool2d(src_y[None, None] ** 2, _COPY_PATCH, 1, _COPY_PATCH // 2, count_include_pad=False)[0, 0]
+    textured = (sq - mean**2).clamp_min(0).sqrt() > COPY_FLAT_STD
+    covered = np.zeros(output.shape[-2:], dtype=bool)
+    _, _, ho, wo = output.shape
+    _, _, hs, ws = source.shape
+    for dy, dx in _candidate_offsets(_luminance(output), src_y):
+        y0, y1, x0, x1 = max(0, -dy), min(ho, hs - dy), max(0, -dx), min(wo, ws - dx)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        diff = (output[0, :, y0:y1, x0:x1] - source[0, :, y0 + dy : y1 + dy, x0 + dx : x1 + dx]).abs().amax(dim=0)
+        equal = ((diff <= COPY_TOLERANCE) & textured[y0 + dy : y1 + dy, x0 + dx : x1 + dx]).numpy()
+        labels, n = ndimage.label(equal)
+        if n == 0:
+            continue
+        sizes = np.bincount(labels.ravel())
+        keep = sizes >= min_region
+        keep[0] = False
+        covered[y0:y1, x0:x1] |= keep[labels]
+    return float(covered.mean())
+
+
+COPY_FLAT_STD = 0.02  # 7 x 7 luminance std ([-1, 1] units) at or below which a source pixel is flat (copied_fraction)
+
+
+# --------------------------------------------------------------------------- plate layout
+
+_PROFILE_HEIGHT = 256  # rows the row profiles are resampled to (antialiased) before they are compared
+_HORIZON_SMOOTH = 0.01  # Gaussian sigma of the row profile, as a fraction of the height
+_HORIZON_MARGIN = 0.04  # edges this close to the top or bottom (a painting's frame, a vignette) are not horizons
+
+
+def _row_profile(x: torch.Tensor, rows: int = _PROFILE_HEIGHT) -> torch.Tensor:
+    """(3, rows) float64: the mean colour of each row (mean over columns), resampled to ``rows``."""
+    profile = x[0].to(torch.float64).mean(dim=2)  # (3, H)
+    return F.interpolate(profile[None], size=rows, mode="linear", align_corners=False)[0]
+
+
+def horizon_edge(x: torch.Tensor, sign: int = 0) -> tuple[float, int]:
+    """The strongest horizontal edge: its relative height (0 = top row, 1 = bottom row) and sign.
+
+    The luminance's row-mean profile (mean over columns, resampled to 256 rows, smoothed by a
+    Gaussian of sigma 1 % of the height) is differentiated along the height; the horizon is the
+    row of the largest absolute difference (between rows i and i + 1: at ``(i + 1) / 256``; rows
+    within 4 % of the top or bottom, where a painting's frame or a vignette sits, do not count), its
+    sign -1 where the image gets darker below it (a bright sky over dark ground), +1 brighter.
+    With ``sign`` = -1 or +1 only edges of that sign count: a plate's horizon is compared with the
+    photo's of the same polarity (a dark band has two edges of nearly equal strength, opposite signs).
+    A horizontal band (sky above, ground or water below) gives its boundary; a texture without
+    layout gives some weak, arbitrary row.
+
+    Args:
+        x: one image ``(1, 3, H, W)`` or ``(3, H, W)``, values in ``[-1, 1]``, at least 3 x 3 px.
+        sign: 0 (any edge), -1 or +1.
+
+    Returns:
+        (height as a fraction in ``(0, 1)``, sign of the edge: -1 or +1).
+
+    Raises:
+        ValueError: if ``x`` is not a single 3-channel image of at least 3 x 3 pixels, or ``sign``
+            is not -1, 0 or 1.
+    """
+    if sign not in (-1, 0, 1):
+        raise ValueError(f"sign must be -1, 0 or 1, got {sign!r}")
+    x = _single_image(x, "x", 3)
+    w = torch.tensor(_LUMA, dtype=torch.float64)[:, None]
+    y = (_row_profile(x) * w).sum(0)
+    sigma = _HORIZON_SMOOTH * _PROFILE_HEIGHT
+    t = torch.arange(-3 * math.ceil(sigma), 3 * math.ceil(sigma) + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    y = F.conv1d(F.pad(y[None, None], (len(t) // 2,) * 2, mode="replicate"), (kernel / kernel.sum())[None, None])[0, 0]
+    d = y.diff()
+    margin = round(_HORIZON_MARGIN * _PROFILE_HEIGHT)
+    d[:margin], d[-margin:] = 0, 0
+    i = int(d.abs().argmax() if sign == 0 else (d * sign).argmax())
+    return (i + 1) / _PROFILE_HEIGHT, 1 if d[i] >= 0 else -1
+
+
+def row_profile_correlation(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """Pearson correlation of two images' row-mean colour profiles along the height.
+
+    Each image's mean colour per row (mean over all columns: a (3, H) profile) is resampled to 256
+    rows, so images of any size compare as if fitted to the same height; each channel's profile is
+    centred on its own mean, and the three centred profiles are correlated as one 768-vector. 1.0:
+    the same vertical layout of colours (sky on top, horizon, ground), whatever happens along the
+    width; a layout-free texture or a flipped image scores near 0 or below.
+
+    Args:
+        output, reference: single images ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]``.
+
+    Returns:
+        The correlation in ``[-1, 1]`` (0 when either profile is constant).
+
+    Raises:
+        ValueError: if either is not a single 3-channel image.
+    """
+    a = _row_profile(_single_image(output, "output"))
+    b = _row_profile(_single_image(reference, "reference"))
+    a, b = (a - a.mean(dim=1, keepdim=True)).flatten(), (b - b.mean(dim=1, keepdim=True)).flatten()
+    denom = float(a.norm() * b.norm())
+    return float(a @ b) / denom if denom > 0 else 0.0
 
 
 # --------------------------------------------------------------------------- SIFID

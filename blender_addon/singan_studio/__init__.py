@@ -4,9 +4,9 @@ A thin client of the SinGAN Studio daemon (``singan serve``), which trains and r
 this add-on only sends requests and places the images it gets back. Blender 4.2+ extension.
 """
 
-from . import client, operators, panels, preferences, properties
+from . import client, operators, panels, pixels, preferences, properties
 
-_modules = (properties, preferences, client, operators, panels)
+_modules = (properties, preferences, client, pixels, operators, panels)
 
 
 def register():

@@ -121,6 +121,13 @@ def render_aspect(render: bpy.types.RenderSettings) -> float:
     return width / height
 
 
+def render_size(render: bpy.types.RenderSettings) -> tuple[int, int]:
+    """(width, height) in pixels of the rendered frame: the resolution times its percentage, each
+    at least 16 (the daemon's minimum plate side); the pixel aspect is not a pixel count."""
+    pct = render.resolution_percentage
+    return max(16, render.resolution_x * pct // 100), max(16, render.resolution_y * pct // 100)
+
+
 def plate_size(aspect: float, longest: int) -> tuple[int, int]:
     """(width, height) in pixels with the given aspect (width / height) and longest side; the
     other side is rounded to the nearest pixel and at least 8 (the daemon's minimum)."""

@@ -170,12 +170,13 @@ def _source_missing(context: bpy.types.Context) -> str | None:
     return None if settings.instant_path else "Choose an image file for instant results"
 
 
-def _synthesis(settings, width: int, height: int, seed: int, start_scale: int, tile: bool) -> tuple[str, dict, list[Image], str]:
+def _synthesis(settings, width: int, height: int, seed: int, start_scale: int, tile: bool,
+               plate: bool = False) -> tuple[str, dict, list[Image], str]:
     """(op, params, images, label) of a plate or texture of width x height px at the scene's
-    feature scale: a lifted ``generate`` of the chosen model, or an ``instant`` of the chosen image
-    (:func:`protocol.requests.synthesis_request`); label names the result (the model id or
-    ``<image> instant``)."""
-    common = {"n": 1, "seed": seed, "feature_scale": settings.feature_scale, "tile": tile, "output_order": "RGBA"}
+    feature scale (``plate``: the photo's fitted layout instead): a lifted ``generate`` of the chosen
+    model, or an ``instant`` of the chosen image (:func:`protocol.requests.synthesis_request`);
+    label names the result (the model id or ``<image> instant``)."""
+    common = {"n": 1, "seed": seed, "feature_scale": settings.feature_scale, "tile": tile, "output_order": "RGBA", "plate": plate}
     if settings.detail_source == "MODEL":
         op, params, images = synthesis_request(width, height, model=settings.model, gen_start_scale=start_scale, **common)
         return op, params, images, settings.model
@@ -254,8 +255,8 @@ def _source_image(source: str, image: bpy.types.Image | None, file_path: str) ->
 
 
 class SINGAN_OT_generate_plate(_JobOperator, bpy.types.Operator):
-    """Generate a background plate at the render's aspect and use it as world, camera background
-    and/or camera plane (replacing the previous plate)"""
+    """Generate a background plate at the render's size and use it as world, camera background
+    and/or camera plane (earlier plates stay in the .blend as images)"""
 
     bl_idname = "singan.generate_plate"
     bl_label = "Generate Plate"
@@ -273,19 +274,54 @@ class SINGAN_OT_generate_plate(_JobOperator, bpy.types.Operator):
 
     def request(self, context):
         settings, scene = context.scene.singan, context.scene
-        width, height = nodes.plate_size(nodes.render_aspect(scene.render), settings.plate_size)
-        op, params, images, label = _synthesis(settings, width, height, settings.plate_seed, settings.plate_start_scale, tile=False)
+        width, height = plate_pixels(scene)
+        fitted = settings.plate_layout == "FITTED"
+        op, params, images, label = _synthesis(settings, width, height, settings.plate_seed, settings.plate_start_scale, tile=False,
+                                               plate=fitted)
         scene_name, targets, mapping = scene.name, set(settings.plate_targets), settings.world_mapping
         tags = {nodes.KIND: "plate", "singan_model": params.get("model", ""), "singan_seed": settings.plate_seed,
-                "singan_start_scale": settings.plate_start_scale, "singan_feature_scale": settings.feature_scale}
+                "singan_start_scale": settings.plate_start_scale, "singan_layout": settings.plate_layout}
+        if not fitted:
+            tags["singan_feature_scale"] = settings.feature_scale
 
         def finish(data: dict, images: list) -> str:
-            scene = bpy.data.scenes[scene_name]
-            image = _replace(f"{label} seed {params['seed']}", images[0], tags,
-                             lambda image: _place_plate(scene, image, targets, mapping))
+            scene, name = bpy.data.scenes[scene_name], f"{label} plate seed {params['seed']}"
+            same_seed = bpy.data.images.get(name)
+            image = pixels.new_image(name, images[0], tags)
+            image.use_fake_user = True  # kept in the .blend when the next plate takes its place
+            _place_plate(scene, image, targets, mapping)
+            if same_seed is not None and same_seed.get(nodes.KIND) == "plate":  # the same seed again: one image of it
+                same_seed.use_fake_user = False
+                pixels.remove_if_unused(same_seed)
+                if bpy.data.images.get(name) is None:
+                    image.name = name
             return f"'{image.name}', {width}x{height} px"
 
         return op, params, images, finish
+
+
+def plate_pixels(scene: bpy.types.Scene) -> tuple[int, int]:
+    """(width, height) of the scene's next plate: the render's size (resolution x percentage), or
+    the plate size setting's longest side at the render's aspect."""
+    settings = scene.singan
+    if settings.plate_render_size:
+        return nodes.render_size(scene.render)
+    return nodes.plate_size(nodes.render_aspect(scene.render), settings.plate_size)
+
+
+class SINGAN_OT_view_standard(bpy.types.Operator):
+    """Show the plate's colours as photographed: set the scene's view transform to Standard (AgX and
+    Filmic tone-map the 8-bit plate, so its colours change in the render)"""
+
+    bl_idname = "singan.view_standard"
+    bl_label = "Use Standard View"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        view = context.scene.view_settings
+        view.view_transform = "Standard"
+        view.look = "None"
+        return {"FINISHED"}
 
 
 def _place_plate(scene: bpy.types.Scene, image: bpy.types.Image, targets: set[str], mapping: str) -> list:
@@ -356,13 +392,23 @@ class SINGAN_OT_super_resolve(_JobOperator, bpy.types.Operator):
         source = settings.sr_image
         factor = int(settings.sr_factor)
         params = {"factor": float(factor), "preset": settings.sr_preset, "name": source.name[:60], "output_order": "RGBA"}
-        name = f"{source.name} x{factor}"
+        name, scene_name = f"{source.name} x{factor}", context.scene.name
 
         def finish(data: dict, images: list) -> str:
             image = pixels.new_image(name, images[0], {nodes.KIND: "super_resolution", "singan_model": data["model"]})
+            bpy.data.scenes[scene_name].singan.sr_result = image
+            _show_in_image_editors(image)
             return f"'{image.name}', {image.size[0]}x{image.size[1]} px"
 
         return "super_resolve", params, [pixels.read_image(source)], finish
+
+
+def _show_in_image_editors(image: bpy.types.Image) -> None:
+    """Show ``image`` in every open Image Editor (none open: nothing; the panel names it)."""
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = image
 
 
 class SINGAN_OT_cancel_job(bpy.types.Operator):
@@ -393,6 +439,7 @@ classes = (
     SINGAN_OT_connect,
     SINGAN_OT_train,
     SINGAN_OT_generate_plate,
+    SINGAN_OT_view_standard,
     SINGAN_OT_generate_texture,
     SINGAN_OT_super_resolve,
     SINGAN_OT_cancel_job,

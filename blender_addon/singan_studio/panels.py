@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import client, jobs, nodes
+from . import client, jobs, operators
 from .preferences import draw_connection
 from .protocol.session import preset_text
 
@@ -63,7 +63,7 @@ def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     draw_task(layout, "train")
 
 
-def draw_source(layout: bpy.types.UILayout, settings) -> None:
+def draw_source(layout: bpy.types.UILayout, settings, feature_scale: bool = True) -> None:
     """Where plates and textures come from (a model or an instant image) and their feature scale."""
     layout.row().prop(settings, "detail_source", expand=True)
     if settings.detail_source == "INSTANT":
@@ -72,22 +72,35 @@ def draw_source(layout: bpy.types.UILayout, settings) -> None:
             layout.template_ID(settings, "instant_image", open="image.open")
         else:
             layout.prop(settings, "instant_path")
-    layout.prop(settings, "feature_scale")
+    if feature_scale:
+        layout.prop(settings, "feature_scale")
 
 
 def draw_plate(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
-    settings = context.scene.singan
-    draw_source(layout, settings)
-    width, height = nodes.plate_size(nodes.render_aspect(context.scene.render), settings.plate_size)
+    settings, scene = context.scene.singan, context.scene
+    fitted = settings.plate_layout == "FITTED"
+    draw_source(layout, settings, feature_scale=not fitted)
+    layout.row().prop(settings, "plate_layout", expand=True)
+    layout.label(text="Photo's height fitted, horizon kept, new content at the sides" if fitted
+                 else "New layouts of the photo's features at the feature scale", icon="INFO")
+    width, height = operators.plate_pixels(scene)
     row = layout.row()
-    row.prop(settings, "plate_size")
-    row.label(text=f"{width} x {height} px (render aspect)")
+    row.prop(settings, "plate_render_size")
+    if not settings.plate_render_size:
+        row.prop(settings, "plate_size")
+    row.label(text=f"{width} x {height} px")
     row = layout.row(align=True)
     row.prop(settings, "plate_seed")
     row.prop(settings, "plate_start_scale")
     layout.row().prop(settings, "plate_targets")
     if "WORLD" in settings.plate_targets:
         layout.row().prop(settings, "world_mapping", expand=True)
+    view = scene.view_settings.view_transform
+    if view != "Standard":
+        row = layout.row()
+        row.alert = True
+        row.label(text=f"The {view} view changes the plate's colours", icon="ERROR")
+        row.operator("singan.view_standard", text="Standard")
     layout.operator("singan.generate_plate", icon="WORLD")
     draw_task(layout, "plate")
 
@@ -111,9 +124,14 @@ def draw_super_resolve(layout: bpy.types.UILayout, context: bpy.types.Context) -
     row = layout.row()
     row.prop(settings, "sr_factor", expand=True)
     row.prop(settings, "sr_preset")
-    draw_preset(layout, settings.sr_preset)
+    link = client.current()
+    preset = next((p for p in link.presets if p.name == settings.sr_preset), None) if link is not None else None
+    if preset is not None and preset.iterations is not None:
+        layout.label(text=f"Trains at the image's own size, {preset.iterations} iterations per scale", icon="INFO")
     layout.operator("singan.super_resolve", icon="FULLSCREEN_ENTER")
     draw_task(layout, "super_resolve")
+    if settings.sr_result is not None:
+        layout.label(text=f"Result: {settings.sr_result.name} (shown in open Image Editors)", icon="IMAGE_DATA")
 
 
 class SINGAN_PT_world(bpy.types.Panel):

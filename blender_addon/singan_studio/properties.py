@@ -80,17 +80,34 @@ class SinGANSettings(bpy.types.PropertyGroup):
         default=1.0, min=0.05, max=16.0, soft_min=0.1, soft_max=4.0,
     )
 
+    plate_layout: EnumProperty(
+        name="Layout",
+        items=[
+            ("FITTED", "Photo's layout",
+             "A photographer's plate: the photo's height fitted to the plate's, its sky, horizon and ground kept, "
+             "new content at the sides for the render's aspect, detail at the plate's resolution from the photo's own "
+             "patches (feature scale is not used)"),
+            ("FEATURE_SCALE", "Feature scale",
+             "New layouts made of the photo's features at the feature scale: more of the same content over the whole "
+             "plate, as for textures; no horizon is kept"),
+        ],
+        description="How the plate is laid out",
+    )
+    plate_render_size: BoolProperty(
+        name="Render size", default=True,
+        description="Make the plate at the render's resolution times its percentage (off: the longest side below)",
+    )
     plate_size: IntProperty(
-        name="Size", description="Longest side of the plate in pixels; the other side follows the render's aspect",
-        default=1024, min=8, max=8192, subtype="PIXEL",
+        name="Size", description="Longest side of the plate in pixels when Render size is off; the other side follows the render's aspect",
+        default=1024, min=16, max=8192, subtype="PIXEL",
     )
     plate_seed: IntProperty(name="Seed", description="Same seed, same plate", min=0, max=2**31 - 1)
     plate_start_scale: IntProperty(
         name="Start scale",
         description=(
-            "First scale with new noise (0 = coarsest). 0: a new layout for each seed; higher: the photo's "
-            f"layout in the middle, new detail only. Default {PLATE_START_SCALE}: plates are much larger than "
-            "the model, so from 1 on each seed gives nearly the same plate with the photo as a small island"
+            "Feature-scale layout: first scale with new noise (0 = coarsest). 0: a new layout for each seed; higher: the "
+            f"photo's layout in the middle, new detail only. Default {PLATE_START_SCALE}. Photo's layout: at least 1 "
+            "(SinGAN's retargeting keeps the photo's coarse layout)"
         ),
         default=PLATE_START_SCALE, min=0, max=63,
     )
@@ -126,8 +143,11 @@ class SinGANSettings(bpy.types.PropertyGroup):
     sr_image: PointerProperty(name="Image", description="Image to enlarge (longest side at most 1024 px)", type=bpy.types.Image)
     sr_factor: EnumProperty(name="Factor", items=[("2", "2x", "Twice the size"), ("4", "4x", "Four times the size")], default="2")
     sr_preset: StringProperty(
-        name="Preset", description="Training preset of the super-resolution model", default="draft", search=_presets,
+        name="Preset",
+        description="Training preset of the super-resolution model: its iterations per scale (the model trains at the image's own size)",
+        default="draft", search=_presets,
     )
+    sr_result: PointerProperty(name="Result", description="The last super-resolved image", type=bpy.types.Image)
 
 
 classes = (SinGANSettings,)

@@ -22,6 +22,7 @@ def body(args, out):
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 1920, 640, 100
     settings = scene.singan
     settings.model, settings.plate_size, settings.feature_scale = model, 960, 1.0
+    settings.plate_layout, settings.plate_render_size = "FEATURE_SCALE", False  # the lift at feature scale 1
     settings.plate_targets = {"WORLD"}
     out["plate"] = harness.call_operator(bpy.ops.singan.generate_plate)
     task = addon.jobs.TASKS["plate"]

@@ -212,6 +212,7 @@ def body(args, out):
     out["train"].update(scene_model=settings.model)
 
     settings.plate_size, settings.texture_size = 512, 256  # the model is the one just trained
+    settings.plate_render_size = False
     bpy.ops.mesh.primitive_plane_add(size=2)  # the texture's object
     images_before = sorted(image.name for image in bpy.data.images)
     out["plate_cancel"] = run(plate, cancel="button")
@@ -223,8 +224,9 @@ def body(args, out):
     out["super_resolve"] = run(sr)
     result = bpy.data.images.get("small x2")
     if result is not None:
-        out["super_resolve"].update(size=tuple(result.size), packed=result.packed_file is not None,
-                                    kind=result.get("singan_kind"), model=result.get("singan_model"))
+        out["super_resolve"].update(size=tuple(result.size), packed=result.packed_file is not None or bool(result.get("singan_pack_on_save")),
+                                    kind=result.get("singan_kind"), model=result.get("singan_model"),
+                                    panel_result=settings.sr_result.name if settings.sr_result else None)
         (Path(outdir) / "sr.rgba").write_bytes(bytes(addon.jobs.TASKS["super_resolve"].job.images[0].data))
 
     # -- a daemon killed while it trains

@@ -34,7 +34,7 @@ def plate_state(scene):
     plate = tree.nodes.get("SinGAN Plate")
     planes = [child for child in camera.children if child.get("singan_kind") == "plate"]
     state = {
-        "images": sorted(image.name for image in bpy.data.images if image.type == "IMAGE"),
+        "images": sorted(image.name for image in bpy.data.images if image.type in {"IMAGE", "UV_TEST"}),  # generated results are UV_TEST until packed
         "world_nodes": sorted((node.name, node.bl_idname) for node in tree.nodes),
         "world_links": links(tree),
         "world_image": plate.image.name if plate is not None and plate.image else None,
@@ -54,6 +54,7 @@ def plate_state(scene):
 
 def image_info(image):
     return {"name": image.name, "size": tuple(image.size), "packed": image.packed_file is not None,
+            "pack_on_save": bool(image.get("singan_pack_on_save")),
             "tags": {key: image[key] for key in image.keys()}}
 
 
@@ -105,7 +106,7 @@ def body(args, out):
     frame.resolution_x, frame.resolution_y, frame.resolution_percentage = 1920, 640, 100
     settings = scene.singan
     settings.model = model
-    settings.plate_size = 192
+    settings.plate_layout, settings.plate_render_size, settings.plate_size = "FEATURE_SCALE", False, 192  # the lift's path
 
     steps = [("first", 1, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
              ("second", 2, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
@@ -138,7 +139,7 @@ def body(args, out):
             "material": material.name, "links": links(material.node_tree), "nodes": len(material.node_tree.nodes),
             "extension": texture_node.extension, "repeat": tuple(material.node_tree.nodes["SinGAN Texture Mapping"].inputs["Scale"].default_value),
             "image": image_info(texture_node.image),
-            "images": sorted(image.name for image in bpy.data.images if image.type == "IMAGE"),
+            "images": sorted(image.name for image in bpy.data.images if image.type in {"IMAGE", "UV_TEST"}),  # generated results are UV_TEST until packed
         }
     texture_task = addon.jobs.TASKS["texture"]
     out["texture_params"] = texture_task.job.params
