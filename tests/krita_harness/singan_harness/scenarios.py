@@ -996,6 +996,13 @@ def daemon_stopped(entry):
     _keep.append(timer)
     started = time.monotonic()
     trigger("singan_train")
+    # the heartbeat may not have noticed the exit yet: then Train asks first (no training of the
+    # preset has finished on this daemon, so the time is unknown), and the artist answers Train
+    yield until(lambda: st.question is not None or (st.message_is_error and "SinGAN daemon at" in d.message.text()), 30,
+                "the question or the unreachable daemon in the docker's message line")
+    entry["asked_first"] = st.question is not None
+    if st.question is not None:
+        st.answer(True)
     yield until(lambda: st.message_is_error and "SinGAN daemon at" in d.message.text(), 30,
                 "the unreachable daemon in the docker's message line")
     entry["seconds_to_message"] = round(time.monotonic() - started, 2)
