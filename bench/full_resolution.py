@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -309,7 +310,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=2048, help="one extra size (0: none) ...")
     parser.add_argument("--big-image", default="hubble_deep_field.jpg", help="... for this image, lift and instant only")
     parser.add_argument("--seeds", type=int, default=2, help="images per method at the first size (diversity needs 2)")
-    parser.add_argument("--models", type=Path, default=Path("/tmp/full-resolution-bench-models"))
+    parser.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "full-resolution-bench-models")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "full_resolution")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()

@@ -1,8 +1,8 @@
 """Run the original SinGAN code release (tamarott/SinGAN, upstream commit 1b4906b) on this machine.
 
     python bench/original_singan.py IMAGE --source GIT_DIR_OR_CHECKOUT --python ORIG_VENV_PYTHON \\
-        --work /tmp/quality-original-<image>-s<seed> [--seed 0] [--max-size 128] [--iterations 200]
-    python bench/quality.py score /tmp/quality-original-<image>-s<seed>/samples --real IMAGE --max-size 128
+        --work SCRATCH/original-<image>-s<seed> [--seed 0] [--max-size 128] [--iterations 200]
+    python bench/quality.py score SCRATCH/original-<image>-s<seed>/samples --real IMAGE --max-size 128
 
 The faithfulness check of issue 16: the original's own training at its own settings, scored with the
 same metric code as ours (``bench/quality.py score``). Its code never enters this project: commit
@@ -22,9 +22,9 @@ records the command lines, wall seconds, threads and ``uptime`` before and after
 
 The original's environment (outside the project; any other torch spec downloads gigabytes)::
 
-    python3.11 -m venv /tmp/quality-orig-venv
-    /tmp/quality-orig-venv/bin/pip install /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
-    /tmp/quality-orig-venv/bin/pip install scikit-image scikit-learn scipy matplotlib imageio
+    python3.11 -m venv ORIG_VENV
+    ORIG_VENV/bin/pip install torch==2.13.0
+    ORIG_VENV/bin/pip install scikit-image scikit-learn scipy matplotlib imageio
 
 Patches (each a string replacement that must match exactly once; see ``PATCHES``):
 
@@ -149,7 +149,7 @@ def children_cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", type=Path)
-    parser.add_argument("--source", type=Path, default=Path("/work/.mirror/jungbluthb+SinGAN/repo"),
+    parser.add_argument("--source", type=Path, required=True,
                         help="the original's git dir (holding upstream commit 1b4906b) or a checkout of it")
     parser.add_argument("--python", type=Path, required=True, help="python of the original's own venv")
     parser.add_argument("--work", type=Path, required=True, help="fresh scratch folder outside the project")

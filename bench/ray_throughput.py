@@ -1,6 +1,6 @@
 """Training throughput of the daemon alone vs on a local Ray cluster (``singan serve --ray``).
 
-    python bench/ray_throughput.py [--preset tiny] [--max-size PX] [--out /tmp/ray-throughput.json]
+    python bench/ray_throughput.py [--preset tiny] [--max-size PX] [--out FILE.json]
 
 Eight trainings (the eight images of ../shared/images, preset tiny by default), submitted at once
 through the protocol client, three ways, one after the other on a fresh store each:
@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--max-size", type=int, default=None, help="longest side of the finest scale (default: the preset's)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/ray-throughput.json"))
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "ray-throughput.json")
     opts = parser.parse_args()
     images = sorted(p for p in IMAGES.iterdir() if p.suffix in (".png", ".jpg"))[:8]
     env = dict(os.environ, OMP_NUM_THREADS="1")
