@@ -25,7 +25,7 @@ def world_image(scene):
     return node.image.name if node is not None and node.image else None
 
 
-def plates(kind=None):
+def plates():
     return sorted(image.name for image in bpy.data.images if image.get("singan_kind") == "plate")
 
 
