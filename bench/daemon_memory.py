@@ -33,7 +33,7 @@ from test_daemon_budget import MiB, blast_without_handshake, request, spec, vm_k
 
 
 def start(store: Path, budget: int | None) -> tuple[subprocess.Popen, str]:
-    args = [sys.executable, "-m", "daemon.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
+    args = [sys.executable, "-m", "singan_cli.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
             "--log-file", str(store.parent / "daemon.log")]
     if budget:
         args += ["--memory-budget", str(budget)]

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from daemon import cli
+from singan_cli import cli
 from singan_core.config import preset
 from singan_core.full_resolution import LiftSource, instant, sample_full_resolution
 from singan_core.imageio import load_image

@@ -2,7 +2,7 @@
 
 One cluster for the module, started by the test on 127.0.0.1 (``ray start --head --block`` in its
 own session, 2 CPUs, no dashboard, token authentication with a fresh token: see
-:mod:`daemon.cluster_local`) and killed with its whole process group at the end, even on failure. The daemons are real subprocesses that connect
+:mod:`cluster_local`) and killed with its whole process group at the end, even on failure. The daemons are real subprocesses that connect
 to it by address; clients talk to them over real sockets. Skipped when Ray is not installed,
 except under ``CI=true`` (CI installs the ``cluster`` extra), where that fails.
 """
@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from daemon.cluster import ClusterConfig, parse_preset_resources
-from daemon.cluster_local import LocalHead, local_head
+from cluster_local import LocalHead, local_head
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid, read_meta
 
@@ -44,7 +44,7 @@ def _pid_alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    """A 2-CPU Ray head on 127.0.0.1 with token authentication (:func:`daemon.cluster_local.local_head`);
+    """A 2-CPU Ray head on 127.0.0.1 with token authentication (:func:`cluster_local.local_head`);
     its auth variables are set in this process's environment (the daemon subprocesses inherit
     them) until the module ends."""
     if importlib.util.find_spec("ray") is None:
@@ -234,7 +234,7 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, daem
 def test_serve_with_ray_but_without_ray_installed_is_one_line_naming_the_flag_and_the_extra(tmp_path):
     """Without Ray (its import blocked), ``singan serve --ray auto`` exits 2 with one line that
     names --ray and the extra to install, before binding anything."""
-    code = ("import sys; sys.modules['ray'] = None; from daemon.cli import main; "
+    code = ("import sys; sys.modules['ray'] = None; from singan_cli.cli import main; "
             f"main(['serve', '--ray', 'auto', '--store', {str(tmp_path / 'store')!r}, '--endpoint', 'tcp://127.0.0.1:*', "
             f"'--log-file', {str(tmp_path / 'd.log')!r}])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,10 +1,10 @@
 """The ``singan`` commands that work on models and images: train, sample, instant, eval, and the
-applications (harmonize, edit, paint2image, sr, animate). :mod:`daemon.cli` assembles them with
+applications (harmonize, edit, paint2image, sr, animate). :mod:`singan_cli.cli` assembles them with
 serve, protocol and demo into the one ``singan`` app (:func:`register`).
 
 Thin on purpose: options are parsed here and handed to :mod:`singan_core.workflow`; results and
 progress are printed here. Errors from the library (``ValueError`` and its subclasses
-``ModelLoadError``/``ImageReadError``, ``OSError``) are caught only in :func:`daemon.cli.main` and
+``ModelLoadError``/``ImageReadError``, ``OSError``) are caught only in :func:`singan_cli.cli.main` and
 reported as one line on stderr with exit code 2. Progress and messages go to stderr; results (the
 model directory, the sample files, the metrics) to stdout.
 """
@@ -46,7 +46,7 @@ from singan_core.workflow import (
     write_samples,
 )
 
-from .paths import default_model_dir
+from daemon.paths import default_model_dir
 
 DEFAULT_PRESET = "draft"
 
@@ -456,7 +456,7 @@ def animate(
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the ``singan`` app (assembled in :mod:`daemon.cli`)."""
+    """Add these commands to the ``singan`` app (assembled in :mod:`singan_cli.cli`)."""
     for name, command in (
         ("train", train), ("sample", sample), ("instant", instant), ("eval", eval_), ("harmonize", harmonize),
         ("edit", edit), ("paint2image", paint2image), ("sr", sr), ("animate", animate),

@@ -143,7 +143,7 @@ def serve_subprocess(workdir: Path, device: str, args: Sequence[str] = (), env: 
     """
     stderr_path = workdir / "daemon.stderr"
     command = [
-        sys.executable, "-m", "daemon.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(workdir / "store"),
+        sys.executable, "-m", "singan_cli.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(workdir / "store"),
         "--log-file", str(workdir / "daemon.log"), "--device", device, "--log-level", "warning", *args,
     ]
     with open(stderr_path, "wb") as stderr:

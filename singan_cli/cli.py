@@ -1,5 +1,5 @@
 """The ``singan`` command line, assembled in this one place: the model commands
-(:mod:`daemon.model_commands`: train, sample, instant, eval, harmonize, edit, paint2image, sr,
+(:mod:`singan_cli.model_commands`: train, sample, instant, eval, harmonize, edit, paint2image, sr,
 animate), ``serve`` (the daemon), ``protocol schema`` and ``demo`` (the whole chain through a daemon).
 
 Installed as ``singan`` and, for ``singan serve``, as ``singan-daemon``. Expected errors
@@ -25,9 +25,9 @@ from singan_core.storage import OutputDirNotEmpty
 
 from . import model_commands
 from .model_commands import DEFAULT_PRESET, DeviceOpt, PresetName
-from .paths import default_log_file
-from .cluster import ClusterConfig, parse_preset_resources
-from .server import Daemon, DaemonConfig
+from daemon.cluster import ClusterConfig, parse_preset_resources
+from daemon.paths import default_log_file
+from daemon.server import Daemon, DaemonConfig
 
 app = typer.Typer(
     name="singan",
