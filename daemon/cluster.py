@@ -44,8 +44,8 @@ from typing import Any, Callable
 import torch
 import zmq
 
-from protocol.schema import Error, ErrorInfo, ModelResult, Progress, Result
-from protocol.wire import MAX_MESSAGE_CHARS, Image, encode, one_line
+from protocol.schema import Error, ModelResult, Result
+from protocol.wire import MAX_MESSAGE_CHARS, one_line
 from singan_core.config import PRESETS
 from singan_core.storage import save_scale
 from singan_core.training import TrainingEstimate, TrainProgress
@@ -53,8 +53,8 @@ from singan_core.workflow import TrainJob, resume_training
 
 from .cluster_task import Placement, ScaleDone, install_scales, pyramid_state, train_remaining
 from .jobs import Job, JobCancelled, JobQueue
+from .replies import PROGRESS_INTERVAL, Throttle, error_reply, progress_reply, send_reply, training_preview
 from .store import ModelStore
-from .worker import PROGRESS_INTERVAL, training_preview
 
 log = logging.getLogger(__name__)
 
@@ -246,11 +246,11 @@ class RayTrainer:
         out = self.context.socket(zmq.PUSH)
         out.connect(self.events_endpoint)
         try:
-            message = self._execute(job, need, lambda m, images=(): _send(out, job, m, images))
+            message = self._execute(job, need, lambda m, images=(): send_reply(out, job, m, images))
             self.queue.finish(job)  # before the final reply, as the worker does
             if isinstance(message, Error) and job.client is None:
                 log.warning("job %s (%s %s): %s", job.id, job.op, job.model, message.error.message)
-            _send(out, job, message)
+            send_reply(out, job, message)
         finally:
             out.close(linger=1000)
 
@@ -262,15 +262,15 @@ class RayTrainer:
             return Result(id=job.request_id or "", job=job.id, data=ModelResult(model=self.store.info(job.model)))
         except JobCancelled as exc:
             if str(exc) == "shutdown":  # left to be resumed at the next start
-                return _error(job, "cancelled", f"job {job.id} (train) was cancelled: the daemon is shutting down; "
+                return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: the daemon is shutting down; "
                               "its training resumes when the daemon starts again")
             self.store.stop_training(job.model)
-            return _error(job, "cancelled", f"job {job.id} (train) was cancelled: cancelled on request")
+            return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: cancelled on request")
         except Exception as exc:
             log.exception("job %s (train %s) failed on Ray", job.id, job.model)
             reason = _reason(exc)
             self.store.stop_training(job.model, error=reason)
-            return _error(job, "internal", f"job {job.id} (train) failed: {reason}")
+            return error_reply(job, "internal", f"job {job.id} (train) failed: {reason}")
 
     def _train(self, job: Job, need: tuple[float, float], send: Callable[..., None]) -> None:
         """Train the job's model on Ray from its last finished scale, resubmitting lost tasks."""
@@ -283,7 +283,7 @@ class RayTrainer:
             done_before = training.pyramid.scales_done
             estimate = TrainingEstimate(training.pyramid)
             job.progress = dict(phase="training", fraction=estimate.start_fraction, eta_seconds=None)
-            send(Progress(id=job.request_id or "", job=job.id, **job.progress))
+            send(progress_reply(job))
             stream = task.remote(pyramid_state(training.pyramid), task_threads(need[0]))
             try:
                 self._consume(job, training, estimate, stream, send)
@@ -302,7 +302,8 @@ class RayTrainer:
 
     def _consume(self, job: Job, training: TrainJob, estimate: TrainingEstimate, stream: Any, send: Callable[..., None]) -> None:
         """Apply a task's items until it ends; raises JobCancelled, or the task's failure."""
-        ray, last = self._ray, {"progress": 0.0, "preview": time.monotonic()}
+        ray = self._ray
+        progress_due, preview_due = Throttle(PROGRESS_INTERVAL), Throttle(self.preview_interval, wait_first=True)
         while True:
             job.check_cancelled()
             ready, _ = ray.wait([stream], timeout=self.POLL)
@@ -317,26 +318,23 @@ class RayTrainer:
                 log.info("job %s (train %s) runs on Ray node %s (%s), worker pid %d, %d threads",
                          job.id, job.model, item.node_ip, item.node_id[:12], item.pid, item.threads)
             elif isinstance(item, TrainProgress):
-                fraction, now = estimate.fraction(item), time.monotonic()
-                if now - last["progress"] >= PROGRESS_INTERVAL or item.iteration == item.iterations:
-                    last["progress"] = now
+                fraction = estimate.fraction(item)
+                if progress_due(force=item.iteration == item.iterations):
                     job.progress = dict(phase="training", fraction=fraction, eta_seconds=estimate.eta_seconds(fraction),
                                         scale=item.scale, num_scales=item.num_scales, iteration=item.iteration,
                                         iterations=item.iterations)
-                    send(Progress(id=job.request_id or "", job=job.id, **job.progress))
+                    send(progress_reply(job))
             elif isinstance(item, ScaleDone):
-                self._save(job, training, item, last, send)
+                self._save(job, training, item, preview_due, send)
 
-    def _save(self, job: Job, training: TrainJob, done: ScaleDone, last: dict, send: Callable[..., None]) -> None:
+    def _save(self, job: Job, training: TrainJob, done: ScaleDone, preview_due: Throttle, send: Callable[..., None]) -> None:
         """Install finished scale k and write it as a local training does (``save_scale``, in order)."""
         pyramid = training.pyramid
         install_scales(pyramid, done.states)
         training.meta = save_scale(training.path, pyramid, done.k)
         self.store.refresh(job.model)
-        now = time.monotonic()
-        if now - last["preview"] >= self.preview_interval or done.k == pyramid.num_scales - 1:
-            last["preview"] = now
-            send(Progress(id=job.request_id or "", job=job.id, **job.progress), [training_preview(pyramid)])
+        if preview_due(force=done.k == pyramid.num_scales - 1):
+            send(progress_reply(job), [training_preview(pyramid)])
 
 
 def _lost_errors() -> tuple[type[BaseException], ...]:
@@ -345,14 +343,6 @@ def _lost_errors() -> tuple[type[BaseException], ...]:
 
     return (e.WorkerCrashedError, e.NodeDiedError, e.LocalRayletDiedError, e.ObjectLostError, e.RaySystemError,
             e.TaskUnschedulableError)
-
-
-def _send(out: zmq.Socket, job: Job, message: Any, images: list[Image] = ()) -> None:
-    out.send_multipart([job.client or b"", *encode(message.model_dump(mode="json"), images)], copy=False)
-
-
-def _error(job: Job, code: str, message: str) -> Error:
-    return Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=one_line(message, MAX_MESSAGE_CHARS)))
 
 
 def _reason(exc: BaseException) -> str:
