@@ -45,14 +45,15 @@ import torch
 import zmq
 
 from protocol.schema import Error, ModelResult, Result
-from protocol.wire import MAX_MESSAGE_CHARS, one_line
+from protocol.errors import MAX_MESSAGE_CHARS, one_line
 from singan_core.config import PRESETS
 from singan_core.storage import save_scale
 from singan_core.training import TrainingEstimate, TrainProgress
 from singan_core.workflow import TrainJob, resume_training
 
 from .cluster_task import Placement, ScaleDone, install_scales, pyramid_state, train_remaining
-from .jobs import Job, JobCancelled, JobQueue
+from .errors import CancelReason, JobCancelled, RayTrainingLost
+from .jobs import Job, JobQueue
 from .replies import PROGRESS_INTERVAL, Throttle, error_reply, progress_reply, send_reply, training_preview
 from .store import ModelStore
 
@@ -141,10 +142,6 @@ def import_ray() -> Any:
     except ImportError:
         raise ValueError(f"ray: --ray needs Ray, which is not installed; {INSTALL_HINT}") from None
     return ray
-
-
-class RayTrainingLost(RuntimeError):
-    """A training's tasks were lost ``max_attempts`` times in a row (message: the last reason)."""
 
 
 class RayTrainer:
@@ -261,11 +258,11 @@ class RayTrainer:
             log.info("job %s (train %s) done on Ray in %.2f s", job.id, job.model, time.perf_counter() - start)
             return Result(id=job.request_id or "", job=job.id, data=ModelResult(model=self.store.info(job.model)))
         except JobCancelled as exc:
-            if str(exc) == "shutdown":  # left to be resumed at the next start
-                return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: the daemon is shutting down; "
-                              "its training resumes when the daemon starts again")
+            if exc.reason is CancelReason.SHUTDOWN:  # left to be resumed at the next start
+                return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: {exc.reason.value}; "
+                                   "its training resumes when the daemon starts again")
             self.store.stop_training(job.model)
-            return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: cancelled on request")
+            return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: {exc.reason.value}")
         except Exception as exc:
             log.exception("job %s (train %s) failed on Ray", job.id, job.model)
             reason = _reason(exc)

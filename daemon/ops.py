@@ -14,7 +14,8 @@ from typing import Any, Callable
 import torch
 
 from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MIN_OUTPUT_SIDE
-from protocol.wire import Image, ProtocolError
+from protocol.errors import ProtocolError
+from protocol.wire import Image
 from singan_core import animation, editing, harmonization, paint
 from singan_core.full_resolution import instant as instant_images
 from singan_core.full_resolution import sample_full_resolution

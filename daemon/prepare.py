@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from protocol.schema import MAX_SR_INPUT_SIDE, ModelInfo, SuperResolveParams, TrainParams
-from protocol.wire import Image, ProtocolError
+from protocol.errors import ProtocolError
+from protocol.wire import Image
 from singan_core.config import SinGANConfig, preset
 from singan_core.pyramid import pyramid_geometry
 from singan_core.storage import create_model_dir

@@ -16,7 +16,8 @@ import torch
 import zmq
 
 from protocol.schema import Error, ErrorInfo, Progress
-from protocol.wire import MAX_MESSAGE_CHARS, Image, encode, one_line
+from protocol.errors import MAX_MESSAGE_CHARS, one_line
+from protocol.wire import Image, encode
 from singan_core.model import SinGANPyramid
 from singan_core.sampling import preview
 

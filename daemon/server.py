@@ -32,7 +32,8 @@ from protocol.schema import (
     MAX_SR_INPUT_SIDE, OPS, Accepted, Preset, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
     JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
 )
-from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, decode_header, decode_images, encode, one_line
+from protocol.errors import MAX_MESSAGE_CHARS, ProtocolError, one_line
+from protocol.wire import Image, decode_header, decode_images, encode
 from singan_core import __version__
 from singan_core.config import PRESETS
 from singan_core.device import select_device, shared_machine_threads

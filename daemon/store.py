@@ -30,8 +30,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from protocol.schema import ModelInfo
-from protocol.wire import ProtocolError
-from singan_core.storage import META_FILE, ModelLoadError, ModelMeta, atomic_write_bytes, read_meta
+from protocol.errors import ProtocolError
+from singan_core.errors import ModelLoadError
+from singan_core.storage import META_FILE, ModelMeta, atomic_write_bytes, read_meta
 
 STUDIO_FILE = "studio.json"
 TRASH_DIR = ".trash"

@@ -31,7 +31,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from protocol.wire import one_line
+from protocol.errors import one_line
 from singan_core.config import preset
 
 from .budget import MemoryBudget

@@ -16,7 +16,8 @@ import torch
 import zmq
 
 from protocol.schema import Error, ImagesResult, ModelInfo, ModelResult, Result
-from protocol.wire import Image, ProtocolError
+from protocol.errors import ProtocolError
+from protocol.wire import Image
 from singan_core.errors import InvalidArgument
 from singan_core.full_resolution import lift_source
 from singan_core.patch_synthesis import interruptible
@@ -28,7 +29,8 @@ from singan_core.workflow import resume_training, run_training
 from .budget import MemoryBudget
 from .cache import LoadedModel, PyramidCache
 from .images import from_tensor
-from .jobs import Job, JobCancelled, JobQueue
+from .errors import CancelReason, JobCancelled
+from .jobs import Job, JobQueue
 from .prepare import prepare_model
 from .ops import check_output, run_interactive
 from .replies import PROGRESS_INTERVAL, Throttle, error_reply, progress_reply, send_reply, training_preview
@@ -112,8 +114,7 @@ class Worker:
             log.info("job %s (%s %s) done in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
             return Result(id=job.request_id or "", job=job.id, data=data), images
         except JobCancelled as exc:
-            why = "the daemon is shutting down" if str(exc) == "shutdown" else "cancelled on request"
-            return error_reply(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {why}"), []
+            return error_reply(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {exc.reason.value}"), []
         except ProtocolError as exc:
             return error_reply(job, exc.code, exc.message, exc.field), []
         except torch.cuda.OutOfMemoryError:
@@ -142,8 +143,7 @@ class Worker:
             log.info("job %s (%s %s) prepared in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
             return None
         except JobCancelled as exc:
-            why = "the daemon is shutting down" if str(exc) == "shutdown" else "cancelled on request"
-            failure = error_reply(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {why}")
+            failure = error_reply(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {exc.reason.value}")
         except ProtocolError as exc:
             failure = error_reply(job, exc.code, exc.message, exc.field)
         except Exception as exc:
@@ -224,7 +224,7 @@ class Worker:
         try:
             run_training(training, on_progress, on_scale_done, report_every=1)
         except JobCancelled as exc:
-            if str(exc) != "shutdown":  # a shutdown leaves it to be resumed at the next start
+            if exc.reason is not CancelReason.SHUTDOWN:  # a shutdown leaves it to be resumed at the next start
                 self.store.stop_training(job.model)
             raise
         except Exception as exc:

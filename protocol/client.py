@@ -36,30 +36,10 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from .auth import credentials_dir, is_loopback, read_token, secure_client
+from .errors import DaemonError, DaemonUnavailable
 from .wire import Image, decode, encode
 
 __all__ = ["Client", "DaemonError", "DaemonUnavailable", "Image", "Job"]
-
-
-class DaemonError(Exception):
-    """An ``error`` reply (see docs/protocol.md for the codes), or a client-side failure.
-
-    Attributes:
-        code: e.g. ``invalid_request``, ``not_found``, ``cancelled``, ``unavailable``.
-        message: one line naming the problem.
-        field: the offending request field, if any.
-    """
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.field = code, message, field
-
-
-class DaemonUnavailable(DaemonError):
-    """No answer from the daemon within the timeout after all retries."""
-
-    def __init__(self, message: str):
-        super().__init__("unavailable", message)
 
 
 _AUTH_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL

@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, TypeAdapter, ValidationError, create_model
 
 from . import PROTOCOL_VERSION
-from .wire import Image, ProtocolError, short_repr
+from .errors import ProtocolError
+from .wire import Image, short_repr
 
 # ----------------------------------------------------------------------------- limits
 

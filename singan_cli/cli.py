@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
+from click.exceptions import NoArgsIsHelpError
 
 from protocol import DEFAULT_ENDPOINT
 from singan_core.device import configure_threads
-from singan_core.metrics import MetricUnavailable
-from singan_core.storage import OutputDirNotEmpty
+from singan_core.errors import MetricUnavailable, OutputDirNotEmpty
 
 from . import model_commands
 from .model_commands import DEFAULT_PRESET, DeviceOpt, PresetName
@@ -144,13 +145,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except typer.Abort:
         _fail("aborted", 1)
-    except Exception as exc:
-        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
-            raise  # a bug: let the traceback show
-        # a usage error from the parser (unknown option, bad option value, ...)
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            print(exc.format_message())
-            sys.exit(0)
+    except NoArgsIsHelpError as exc:  # a group called without a command: its help
+        print(exc.format_message())
+        sys.exit(0)
+    except click.ClickException as exc:  # a usage error from the parser (unknown option, bad option value, ...)
         ctx = getattr(exc, "ctx", None)
         _fail(f"{exc.format_message()} (see --help)", exc.exit_code, ctx.command_path if ctx is not None else "singan")
     sys.exit(code if isinstance(code, int) else 0)

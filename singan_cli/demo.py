@@ -34,7 +34,8 @@ from PIL import ImageDraw, ImageFont
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from protocol.client import Client, DaemonError
+from protocol.client import Client
+from protocol.errors import DaemonError
 from protocol.wire import Image
 from singan_core.device import select_device
 from singan_core.storage import atomic_write_bytes

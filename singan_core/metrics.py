@@ -56,6 +56,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
 
+from .errors import InvalidArgument, MetricUnavailable
+
 __all__ = [
     "MetricUnavailable",
     "axis_periods",
@@ -72,23 +74,19 @@ __all__ = [
 ]
 
 
-class MetricUnavailable(RuntimeError):
-    """A metric cannot be computed here because a required resource is missing."""
-
-
 # --------------------------------------------------------------------------- helpers
 
 
 def _single_image(x: torch.Tensor, name: str, min_size: int = 1) -> torch.Tensor:
     """Check ``x`` is one RGB image, ``(1, 3, H, W)`` or ``(3, H, W)``; return it as CPU float32 ``(1, 3, H, W)``."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise InvalidArgument(name, f"must be a torch.Tensor, got {type(x).__name__}", sentence=True)
     if x.dim() == 3:
         x = x.unsqueeze(0)
     if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (1, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
+        raise InvalidArgument(name, f"must have shape (1, 3, H, W) or (3, H, W), got {tuple(x.shape)}", sentence=True)
     if min(x.shape[-2:]) < min_size:
-        raise ValueError(f"{name} is {x.shape[-2]}x{x.shape[-1]} pixels, smaller than {min_size}x{min_size}")
+        raise InvalidArgument(name, f"is {x.shape[-2]}x{x.shape[-1]} pixels, smaller than {min_size}x{min_size}", sentence=True)
     return x.detach().to(device="cpu", dtype=torch.float32)
 
 
@@ -179,7 +177,7 @@ def patch_swd(
     """
     for arg, value in (("patch_size", patch_size), ("max_patches", max_patches), ("n_directions", n_directions)):
         if value < 1:
-            raise ValueError(f"{arg} must be >= 1, got {value}")
+            raise InvalidArgument(arg, f"must be >= 1, got {value}", sentence=True)
     a = _single_image(a, "a", patch_size)
     b = _single_image(b, "b", patch_size)
     gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]
@@ -217,16 +215,16 @@ def pixel_diversity(samples: torch.Tensor, real: torch.Tensor) -> float:
     """
     if not isinstance(samples, torch.Tensor) or samples.dim() != 4 or samples.shape[1] != 3:
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
-        raise ValueError(f"samples must have shape (S, 3, H, W), got {shape}")
+        raise InvalidArgument("samples", f"must have shape (S, 3, H, W), got {shape}", sentence=True)
     if samples.shape[0] < 2:
-        raise ValueError(f"samples needs at least 2 images to measure diversity, got {samples.shape[0]}")
+        raise InvalidArgument("samples", f"needs at least 2 images to measure diversity, got {samples.shape[0]}", sentence=True)
     samples = samples.detach().to(device="cpu", dtype=torch.float32)
     real = _single_image(real, "real")
     if real.shape[-2:] != samples.shape[-2:]:
         real = F.interpolate(real, size=samples.shape[-2:], mode="bicubic", antialias=True, align_corners=False)
     real_std = real.std(correction=0)
     if real_std == 0:
-        raise ValueError("real is constant (std 0); diversity is undefined")
+        raise InvalidArgument("real", "is constant (std 0); diversity is undefined", sentence=True)
     return float(samples.std(dim=0, correction=0).mean() / real_std)
 
 
@@ -408,7 +406,7 @@ def bright_density(x: torch.Tensor, source: torch.Tensor, percentile: float = BR
         ValueError: if either is not a single 3-channel image, or ``percentile`` is outside ``(0, 100)``.
     """
     if not 0.0 < percentile < 100.0:
-        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+        raise InvalidArgument("percentile", f"must be in (0, 100), got {percentile}", sentence=True)
     threshold = float(np.percentile(_luminance(_single_image(source, "source")).numpy(), percentile))
     return float((_luminance(_single_image(x, "x")) > threshold).to(torch.float64).mean())
 
@@ -577,7 +575,7 @@ def copied_region_fraction(output: torch.Tensor, source: torch.Tensor, *, min_nc
     out_y = _luminance(_single_image(output, "output", 2 * b)).float()
     src_y = _luminance(_single_image(source, "source", b)).float()
     if not 0 < min_ncc <= 1:
-        raise ValueError(f"min_ncc must be in (0, 1], got {min_ncc}")
+        raise InvalidArgument("min_ncc", f"must be in (0, 1], got {min_ncc}", sentence=True)
     gh, gw = out_y.shape[0] // b, out_y.shape[1] // b
     blocks = out_y[: gh * b, : gw * b].reshape(gh, b, gw, b).permute(0, 2, 1, 3).reshape(gh * gw, b, b)
     blocks = blocks - blocks.mean(dim=(1, 2), keepdim=True)
@@ -784,7 +782,7 @@ def horizon_edge(x: torch.Tensor, sign: int = 0) -> tuple[float, int]:
             is not -1, 0 or 1.
     """
     if sign not in (-1, 0, 1):
-        raise ValueError(f"sign must be -1, 0 or 1, got {sign!r}")
+        raise InvalidArgument("sign", f"must be -1, 0 or 1, got {sign!r}", sentence=True)
     x = _single_image(x, "x", 3)
     w = torch.tensor(_LUMA, dtype=torch.float64)[:, None]
     y = (_row_profile(x) * w).sum(0)

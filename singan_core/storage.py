@@ -47,6 +47,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from safetensors.torch import load_file, save_file
 
 from .config import SinGANConfig
+from .errors import ModelLoadError, OutputDirNotEmpty
 from .imageio import from_uint8, png_bytes
 from .model import SinGANPyramid
 from .models import Discriminator, Generator, nfc_at
@@ -83,17 +84,6 @@ FULL_SOURCE_FILE = "full_source.png"
 FULL_SOURCE_MAX_SIZE = 4096  # longest side of full_source.png in pixels; larger inputs are downsized
 _TMP_SUFFIX = ".tmp"
 _SCALE_FILE_PATTERN = r"^scale_(\d{2})(?:\.r\d{2})?\.safetensors$"
-
-
-class ModelLoadError(ValueError):
-    """A model directory is missing, incomplete, corrupt or of an unsupported format.
-
-    The message is one line naming the offending path and the problem.
-    """
-
-
-class OutputDirNotEmpty(ValueError):
-    """:func:`create_model_dir` was pointed at a directory that holds something it must not replace."""
 
 
 def _now() -> datetime:
