@@ -126,14 +126,14 @@ def trained_model(image: Path, models: Path, device: torch.device):
 def run_method(method: str, pyramid, source: LiftSource, size: int, n: int) -> torch.Tensor:
     """``n`` outputs (seeds 0..n-1) of one method at size x size pixels, feature scale 1."""
     if method == "model":
-        return sample_full_resolution(pyramid, source, size, size, detail="model", n_samples=n)
+        return sample_full_resolution(pyramid, source, height=size, width=size, detail="model", n_samples=n)
     if method == "bicubic":
         (fh, fw), (mh, mw) = pyramid.sizes[-1], source.model_px_per_source_px
         small = sample(pyramid, n, size * mh / fh, size * mw / fw)
         return resize(small, (size, size)).clamp(-1, 1)
     if method == "lift":
-        return sample_full_resolution(pyramid, source, size, size, n_samples=n)
-    return instant(source.image, size, size, n_samples=n)
+        return sample_full_resolution(pyramid, source, height=size, width=size, n_samples=n)
+    return instant(source.image, height=size, width=size, n_samples=n)
 
 
 def feature_scale_error(out: torch.Tensor, src: torch.Tensor) -> tuple[float, str]:

@@ -138,7 +138,7 @@ def correctness(image: torch.Tensor, cuda: torch.device, quick: bool, out: Path)
     for model in (cpu_model, on_cuda):
         source = lift_source(model, None)
         h, w = source.image.shape[-2:]
-        lifts.append(sample_full_resolution(model, source, min(w, 256), min(h, 256), n_samples=1, seed=1).cpu())
+        lifts.append(sample_full_resolution(model, source, height=min(h, 256), width=min(w, 256), n_samples=1, seed=1).cpu())
     value = psnr(lifts[0], lifts[1])
     check(results, "full-resolution lift, same model and seed: PSNR CPU vs twin (dB)", value, value >= 30, ">= 30 dB")
     save_image(torch.cat(lifts, dim=3), out / "gpu_check_lift_cpu_vs_cuda.png")

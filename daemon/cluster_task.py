@@ -24,7 +24,7 @@ import torch
 from singan_core.config import SinGANConfig
 from singan_core.device import select_device
 from singan_core.model import SinGANPyramid
-from singan_core.models import Discriminator, Generator, nfc_at
+from singan_core.nets import Discriminator, Generator, nfc_at
 from singan_core.pyramid import PyramidGeometry
 from singan_core.training import TrainProgress, scales_changed_by, train
 

@@ -18,7 +18,8 @@ from protocol.errors import ProtocolError
 from protocol.wire import Image
 from singan_core import animation, editing, harmonization, paint
 from singan_core.full_resolution import instant as instant_images
-from singan_core.full_resolution import sample_full_resolution
+from singan_core.full_resolution import MIN_OUTPUT_SIDE as MIN_LIFTED_SIDE
+from singan_core.full_resolution import default_detail, sample_full_resolution
 from singan_core.model import SinGANPyramid
 from singan_core.plates import instant_plate, trained_plate
 from singan_core.sampling import sample
@@ -119,8 +120,7 @@ def _detail(model: LoadedModel, params: Any) -> str:
     keeps its full-resolution source, else ``model`` (old clients' relative scales unchanged)."""
     if params.detail is not None:
         return params.detail
-    pixels = params.width is not None or params.height is not None
-    return "source" if pixels and model.has_full_source else "model"
+    return default_detail(model.has_full_source, pixels=params.width is not None or params.height is not None)
 
 
 def _lifted_size(source_hw: tuple[int, int], params: Any) -> tuple[int, int]:
@@ -138,15 +138,15 @@ def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None, bud
     pyramid, source = model.pyramid, model.source
     out_h, out_w = _lifted_size(tuple(source.image.shape[-2:]), params)
     size_field = _size_field(params, out_w >= out_h)
-    if min(out_h, out_w) < 16:
-        raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least 16 px a side with detail: source", size_field)
+    if min(out_h, out_w) < MIN_LIFTED_SIDE:
+        raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least {MIN_LIFTED_SIDE} px a side with detail: source", size_field)
     check_output(params.n, out_h, out_w, "params.n", size_field, budget)
     if params.plate:
         samples = trained_plate(pyramid, source, out_w, out_h, gen_start_scale=min(max(1, params.gen_start_scale), pyramid.num_scales - 1),
                                 n_samples=params.n, seed=params.seed, on_step=on_level)
         return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
     samples = sample_full_resolution(
-        pyramid, source, out_w, out_h, feature_scale=params.feature_scale, n_samples=params.n,
+        pyramid, source, height=out_h, width=out_w, feature_scale=params.feature_scale, n_samples=params.n,
         gen_start_scale=params.gen_start_scale, seed=params.seed, padding_mode=params.padding, on_step=on_level,
     )
     return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
@@ -166,8 +166,8 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None,
     elif height is None:
         height = round(width * ih / iw)
     field = "params.width" if params.width is not None or params.height is None else "params.height"
-    if min(width, height) < 16:
-        raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least 16 px a side", field)
+    if min(width, height) < MIN_LIFTED_SIDE:
+        raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least {MIN_LIFTED_SIDE} px a side", field)
     check_output(params.n, height, width, "params.n", field, budget)
     if params.plate:
         if params.tile:
@@ -176,7 +176,7 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None,
         return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
     # feature scale relative to the frame as sent (the cap may have shrunk the source)
     scale = params.feature_scale * iw / source.shape[-1]
-    out = instant_images(source, width, height, feature_scale=scale, tile=params.tile, n_samples=params.n,
+    out = instant_images(source, height=height, width=width, feature_scale=scale, tile=params.tile, n_samples=params.n,
                          seed=params.seed, on_step=on_level)
     return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
 

@@ -33,7 +33,8 @@ MAX_IMAGE_PIXELS = 32 * 1024 * 1024
 MAX_OUTPUT_PIXELS = 64 * 1024 * 1024
 """Most pixels of all images of one reply together (n samples, animation frames)."""
 MIN_OUTPUT_SIDE = 8
-"""Shortest side (pixels) of a generate output, whether set by width/height or by scale_h/scale_w."""
+"""Shortest side (pixels) of a generate output, whether set by width/height or by scale_h/scale_w
+(the model's own detail; ``detail: source`` needs the core's ``full_resolution.MIN_OUTPUT_SIDE``)."""
 MAX_SAMPLES = 64
 MAX_FRAMES = 600
 MAX_SR_INPUT_SIDE = 1024
@@ -446,7 +447,7 @@ class Progress(_Model):
     levels: int | None = None
 
 
-class PresetInfo(_Model):
+class PresetDetails(_Model):
     """A training preset as an artist chooses it (singan_core.config.PRESETS)."""
 
     name: str
@@ -466,7 +467,7 @@ class HelloResult(_Model):
     device_memory_bytes: int | None
     ops: list[str]
     presets: list[str]
-    preset_details: list[PresetInfo] = []
+    preset_details: list[PresetDetails] = []
     """Each of ``presets`` with its size and iterations, in the same order."""
     limits: dict[str, int]
     auth_required: bool

@@ -25,7 +25,7 @@ from singan_core import animation, editing, harmonization, paint
 from singan_core.config import PRESETS, preset as get_preset
 from singan_core.device import select_device
 from singan_core.full_resolution import instant as instant_images
-from singan_core.full_resolution import sample_full_resolution
+from singan_core.full_resolution import default_detail, sample_full_resolution
 from singan_core.imageio import load_image, load_mask
 from singan_core.storage import atomic_write_bytes, load_pyramid, read_meta
 from singan_core.super_resolution import output_size, super_resolve
@@ -259,12 +259,12 @@ def sample(
         raise ValueError("sample: --scale-h/--scale-w and --width/--height are two ways to give the size; use one")
     pyramid, meta = _load_complete(model, device)
     source = model_lift_source(model, pyramid, meta)
-    chosen = detail.value if detail is not None else ("source" if source.full_resolution else "model")
+    chosen = detail.value if detail is not None else default_detail(source.full_resolution)
     if chosen == "source" and source.notice:
         _err.print(f"note: {source.notice}")
     start = time.perf_counter()
     images = sample_full_resolution(
-        pyramid, source, width, height, feature_scale=feature_scale, detail=chosen,
+        pyramid, source, height=height, width=width, feature_scale=feature_scale, detail=chosen,
         n_samples=n or 1, gen_start_scale=gen_start_scale, seed=seed,
     )
     _print_written(write_pngs(images, out_dir, "sample", seed), width, height, start)
@@ -289,7 +289,7 @@ def instant(
         raise ValueError(f"instant: {'--width' if width is None else '--height'} is missing (give --width and --height in pixels)")
     source = load_instant_source(image).to(select_device(device))
     start = time.perf_counter()
-    images = instant_images(source, width, height, feature_scale=feature_scale, tile=tile, n_samples=n, seed=seed)
+    images = instant_images(source, height=height, width=width, feature_scale=feature_scale, tile=tile, n_samples=n, seed=seed)
     out_dir = out if out is not None else Path(f"{image.stem}-instant")
     _print_written(write_pngs(images, out_dir, "instant", seed), width, height, start)
 

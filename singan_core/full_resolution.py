@@ -42,12 +42,20 @@ __all__ = [
     "MIN_OUTPUT_SIDE",
     "Detail",
     "LiftSource",
+    "default_detail",
     "instant",
     "lift_source",
     "sample_full_resolution",
 ]
 
 Detail = Literal["source", "model"]
+
+
+def default_detail(has_full_source: bool, pixels: bool = True) -> Detail:
+    """The ``detail`` of a request that names none: ``source`` for an output size in pixels
+    (``pixels``) from a model that keeps its full-resolution source, else ``model`` (relative
+    scales, and models without a source, keep the model's own detail)."""
+    return "source" if pixels and has_full_source else "model"
 MIN_OUTPUT_SIDE = 16  # pixels: smaller outputs hold too few 7 x 7 patches to synthesise
 MAX_OUTPUT_SIDE = 8192  # pixels, per side
 MAX_FEATURE_SCALE = 16.0  # output pixels per source pixel
@@ -186,9 +194,9 @@ def _progress(on_step: StepCallback | None, index: int, count: int) -> StepCallb
 def sample_full_resolution(
     pyramid: SinGANPyramid,
     source: LiftSource,
-    width: int,
-    height: int,
     *,
+    height: int,
+    width: int,
     feature_scale: float = 1.0,
     detail: Detail = "source",
     n_samples: int = 1,
@@ -290,9 +298,9 @@ def _layouts(pyramid: SinGANPyramid, n: int, scale_h: float, scale_w: float, gen
 
 def instant(
     source: torch.Tensor,
-    width: int,
-    height: int,
     *,
+    height: int,
+    width: int,
     feature_scale: float = 1.0,
     tile: bool = False,
     n_samples: int = 1,

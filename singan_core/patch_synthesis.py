@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 from .errors import InvalidArgument
 from .metrics import axis_periods
+from .pyramid import Size
 
 _interrupt = threading.local()
 
@@ -74,8 +75,6 @@ def _cancel_point() -> None:
 
 
 __all__ = ["PatchSynthesisConfig", "inpaint", "interruptible", "level_sizes", "synthesize"]
-
-Size = tuple[int, int]
 
 
 @dataclass(frozen=True)

@@ -257,7 +257,7 @@ def trained_plate(
             if step is not None:
                 step(done, total)
 
-        x = sample_full_resolution(pyramid, source, canvas[1], canvas[0], feature_scale=canvas[0] / hs, gen_start_scale=gen_start_scale,
+        x = sample_full_resolution(pyramid, source, height=canvas[0], width=canvas[1], feature_scale=canvas[0] / hs, gen_start_scale=gen_start_scale,
                                    seed=seed + i, layout_seed=seed + i, config=config, on_step=lifted)
         out.append(detail_pass(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
     return torch.cat(out)

@@ -50,7 +50,7 @@ from .config import SinGANConfig
 from .errors import ModelLoadError, OutputDirNotEmpty
 from .imageio import from_uint8, png_bytes
 from .model import SinGANPyramid
-from .models import Discriminator, Generator, nfc_at
+from .nets import Discriminator, Generator, nfc_at
 from .pyramid import PyramidGeometry, reals_from_finest, resize
 from .training import scales_changed_by
 

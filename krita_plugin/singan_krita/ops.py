@@ -7,7 +7,7 @@ No ``krita`` or Qt import: tested in the project's environment.
 
 from __future__ import annotations
 
-from .daemon_client import Image, synthesis_request
+from .daemon_client import Image, requests, synthesis_request
 from .options import Options
 
 OUTPUT_ORDER = "BGRA"
@@ -18,13 +18,9 @@ def display_name(name: str, limit: int = 60) -> str:
     return name.strip()[:limit] or "layer"
 
 
-def _padding(options: Options) -> str:
-    return "circular" if options.seamless else "zeros"
-
-
 def train_params(name: str, options: Options) -> dict:
     """``train``: a new model named after the layer, with the chosen preset and padding."""
-    return {"name": display_name(name), "preset": options.preset, "padding": _padding(options)}
+    return requests.train_params(display_name(name), options.preset, options.seamless)
 
 
 def generate_params(model: dict, size: tuple[int, int], options: Options) -> dict:
@@ -52,14 +48,11 @@ def instant_request(image: Image, size: tuple[int, int], options: Options) -> tu
 def injection_params(model: dict, options: Options) -> dict:
     """``harmonize`` / ``paint2image`` with ``model`` (a ModelInfo): the chosen injection scale
     (clamped to 1..K-1) or, if None, the daemon's default."""
-    params = {"model": model["id"], "seed": options.seed, "output_order": OUTPUT_ORDER}
-    if options.injection_scale is not None:
-        params["scale"] = max(1, min(options.injection_scale, model["num_scales"] - 1))
-    return params
+    return requests.injection_params(model["id"], model["num_scales"], seed=options.seed, output_order=OUTPUT_ORDER,
+                                     scale=options.injection_scale)
 
 
 def super_resolve_params(name: str, factor: int, options: Options) -> dict:
     """``super_resolve`` by ``factor`` (2 or 4); the daemon trains (or reuses) the image's own SR
     model with the chosen preset first."""
-    return {"factor": float(factor), "preset": options.preset, "name": display_name(name),
-            "output_order": OUTPUT_ORDER}
+    return requests.super_resolve_params(display_name(name), factor, options.preset, OUTPUT_ORDER)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from . import canvas, hiding, ops, pixels, words
 from .canvas import Region, Target
 from .daemon_client import ConnectionState, Image, training_estimate
-from .errors import BadInput, NoModel, NotConnected
+from .errors import BadInput, NoConnection, NoModel
 from .studio import Question, Studio
 
 VARIATIONS_GROUP = "SinGAN variations"
@@ -40,7 +40,7 @@ def _ask_to_train(studio: Studio, action: str, lead: str, subject: str, size: tu
 
 def _check_connected(studio: Studio) -> None:
     if studio.session.state is not ConnectionState.connected:
-        raise NotConnected(studio.session.status)
+        raise NoConnection(studio.session.status)
 
 
 def _chosen_model(studio: Studio) -> dict:
