@@ -16,9 +16,12 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
-from click.exceptions import NoArgsIsHelpError
+
+try:  # typer carries its own copy of click (typer._click) in its recent releases
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 from protocol import DEFAULT_ENDPOINT
 from singan_core.device import configure_threads
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     except NoArgsIsHelpError as exc:  # a group called without a command: its help
         print(exc.format_message())
         sys.exit(0)
-    except click.ClickException as exc:  # a usage error from the parser (unknown option, bad option value, ...)
+    except ClickException as exc:  # a usage error from the parser (unknown option, bad option value, ...)
         ctx = getattr(exc, "ctx", None)
         _fail(f"{exc.format_message()} (see --help)", exc.exit_code, ctx.command_path if ctx is not None else "singan")
     sys.exit(code if isinstance(code, int) else 0)
