@@ -1,4 +1,4 @@
-"""The daemon's peak RSS under the issue-29 sequences (the earlier outside check's reproductions),
+"""The daemon's peak RSS under the hostile sequences (the earlier outside check's reproductions),
 read from outside (``/proc/PID/status`` VmHWM), one fresh daemon per sequence.
 
     python bench/daemon_memory.py [--budget MIB] [--only NAME ...]

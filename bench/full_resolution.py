@@ -1,12 +1,12 @@
-"""Full-resolution output (issue 12): four ways to get W x H pixels from one image, side by side.
+"""Full-resolution output: four ways to get W x H pixels from one image, side by side.
 
     python bench/full_resolution.py [--images brick chelsea ...] [--sizes 512 1024] [--big 2048 --big-image brick]
-    python bench/full_resolution.py --textures [--quick] [--texture-big 2048]   # issue 24's texture cases
+    python bench/full_resolution.py --textures [--quick] [--texture-big 2048]   # the texture cases
 
 Per image (tiny-preset model, trained once and cached in ``--models``) and output size W x H, at
 feature scale 1 (output px = source px):
 
-    model    today's output: the model-scale sample at W x H pixels (features at the model's size)
+    model    the model-scale sample at W x H pixels (features at the model's size)
     bicubic  a model-scale sample at the right feature scale, bicubic-upsampled to W x H
     lift     SinGAN's layout lifted with the source's patches (singan_core.full_resolution)
     instant  patch synthesis from noise, no model (singan_core.full_resolution.instant)
@@ -18,7 +18,7 @@ the source's), copy score, pixel diversity of two seeds (`--seeds`, first size o
 writes JSON and, per image and size, a contact sheet (source | model | bicubic | lift | instant,
 each a 512 x 512 crop at 100 %) to ``--out`` (default bench/results/full_resolution/).
 
-``--textures`` (issue 24): no training. Cases brick, a rendered chainmail (bench/textures.py),
+``--textures``: no training. Cases brick, a rendered chainmail (bench/textures.py),
 gravel, grass, a procedural plaster, procedural bark-like wood and the demo image, each as
 ``instant`` at the source's own size (1x), twice its size (2x), 1024 x 1024 and a 512 x 512 tile,
 and ``lift`` at 1024 x 1024 from a stand-in layout (an instant of the source at a quarter of its
@@ -194,7 +194,7 @@ def print_table(rows: list[dict]) -> None:
     print(f"targets: {TARGETS}")
 
 
-# --------------------------------------------------------------------------- issue 24: texture cases
+# --------------------------------------------------------------------------- texture cases
 
 TEXTURE_TARGETS = (
     "copied <= 0.25; lattice: periods within 8 %, peak ratio >= 0.7; sharpness >= 0.85; "
@@ -300,7 +300,7 @@ def run_textures(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--textures", action="store_true", help="issue 24's texture cases (no training)")
+    parser.add_argument("--textures", action="store_true", help="the texture cases (no training)")
     parser.add_argument("--quick", action="store_true", help="with --textures: 160 px sources, 1x and 2x only")
     parser.add_argument("--cases", nargs="+", default=list(TEXTURE_CASES), choices=TEXTURE_CASES)
     parser.add_argument("--modes", nargs="+", choices=TEXTURE_MODES, help="with --textures: only these modes")

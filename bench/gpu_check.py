@@ -1,4 +1,4 @@
-"""One run on a CUDA machine: is CUDA correct against the CPU, and how fast does training go (issue 16 part 4).
+"""One run on a CUDA machine: is CUDA correct against the CPU, and how fast does training go.
 
     python bench/gpu_check.py                 # on the GPU machine (about 6 minutes on an H200)
     python bench/gpu_check.py --quick         # a few-second smoke of every part (also on a CPU)

@@ -1,4 +1,4 @@
-"""Harmonization at the canvas's resolution (issue 23): the paper's method against the new ones.
+"""Harmonization at the canvas's resolution: the paper's method against the new ones.
 
     python bench/harmonize.py [--preset draft] [--models DIR] [--out DIR] [--cases night daylight ...]
 

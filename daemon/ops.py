@@ -94,7 +94,7 @@ def _size_field(params: Any, width: bool) -> str:
 def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step: Step | None = None,
              on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
     """Random samples (paper sec. 2); with ``detail: source`` lifted to the output size with the
-    full-resolution source's detail (issue 12, :func:`~singan_core.full_resolution.sample_full_resolution`)."""
+    full-resolution source's detail (:func:`~singan_core.full_resolution.sample_full_resolution`)."""
     pyramid = model.pyramid
     if params.plate or _detail(model, params) == "source":
         return _generate_lifted(model, params, on_level, budget)

@@ -10,7 +10,7 @@ Only events that can change a file's content count: created, modified, closed af
 moved into the folder (and deleted, which forgets the file). Opening and closing a file without
 writing (``FileOpenedEvent``, ``FileClosedNoWriteEvent``, which inotify reports) are ignored:
 the daemon reads each file it handles, and counting those reads as changes made it re-read
-every file every ``debounce`` seconds forever (issue 18). On top of that, the (size, mtime_ns)
+every file every ``debounce`` seconds forever. On top of that, the (size, mtime_ns)
 of the version last reported is remembered per path, and a file whose (size, mtime_ns) is
 unchanged is never reported again, whatever events arrive. Deduplication by content is
 :class:`WatchTrainer`'s job.

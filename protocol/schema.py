@@ -53,7 +53,7 @@ Padding = Literal["zeros", "circular"]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 InjectionScale = Annotated[int | None, Field(ge=1, le=63)]
 FeatureScale = Annotated[float, Field(gt=0, le=16)]
-"""Output pixels per source pixel (1.0: the source's own feature size; issue 12's ``feature_scale``)."""
+"""Output pixels per source pixel (1.0: the source's own feature size)."""
 Detail = Literal["source", "model"]
 HarmonizeMethod = Literal["paper", "guided", "reinhard", "reinhard_guided"]
 """Harmonization methods (:data:`singan_core.harmonization.METHODS`)."""
@@ -124,11 +124,11 @@ class GenerateParams(_Model):
     (GPNN patch synthesis from the model's full-resolution source) brings it to the output size
     with the source's own detail; output size = width x height, or the source's size x
     scale_h/scale_w. ``model``: the output of a model-scale pyramid (features at the model's size,
-    as before issue 13). None (default): ``source`` when width or height is given and the model
+    as in protocol version 1's generate). None (default): ``source`` when width or height is given and the model
     keeps a full-resolution source, else ``model`` (requests of old clients with scale_h/scale_w
     keep their meaning)."""
     plate: bool = False
-    """A background plate (issue 28): the source photo's composition (sky on top, the horizon at its
+    """A background plate: the source photo's composition (sky on top, the horizon at its
     height, the ground below) with its height fitted to the output's, extended to the output's aspect
     with new content at the sides, detail at the output's resolution from the photo's own patches
     (self-example upscaling), not bicubic stretching. ``feature_scale`` is ignored: the fit sets it. SinGAN's retargeting: ``gen_start_scale`` 0 is taken as 1 (the photo's coarse layout kept);
@@ -153,7 +153,7 @@ class InstantParams(_Model):
     tile: bool = False
     """A seamless tile: patches wrap around the output's edges."""
     plate: bool = False
-    """A background plate (issue 28): the source photo's composition (sky on top, the horizon at its
+    """A background plate: the source photo's composition (sky on top, the horizon at its
     height, the ground below) with its height fitted to the output's, extended to the output's aspect
     with new content at the sides, detail at the output's resolution from the photo's own patches
     (self-example upscaling), not bicubic stretching. ``feature_scale`` is ignored: the fit sets it. GPNN's retargeting; ``tile`` must be false."""

@@ -224,7 +224,7 @@ def sample(
     feature_scale: FeatureScaleOpt = 1.0,
     detail: Annotated[
         Optional[DetailName],
-        typer.Option(help="With --width/--height: source = the source image's full-resolution detail (default when the model has its source), model = the model's own (today's small features).", show_default=False),
+        typer.Option(help="With --width/--height: source = the source image's full-resolution detail (default when the model has its source), model = the model's own (features at the model's size).", show_default=False),
     ] = None,
     n: Annotated[Optional[int], typer.Option("-n", "--num", min=1, help="Number of samples (default 8; 1 with --width/--height).", show_default=False)] = None,
     scale_h: Annotated[Optional[float], typer.Option(help="Output height relative to the model's training size, in (0, 64] (default 1).", show_default=False)] = None,

@@ -2,7 +2,7 @@
 
 A SinGAN model learns its image at ``max_size`` pixels (48-256 px for the tiny/draft presets), far
 below the photo the user trained from. Two ways to get output whose features have the source's
-own size, at any output size (issue 12):
+own size, at any output size:
 
 * :func:`sample_full_resolution` ("lift"): SinGAN samples the layout at the model's scale on a
   canvas of the requested size and aspect, then the patch engine
@@ -207,7 +207,7 @@ def sample_full_resolution(
     config: PatchSynthesisConfig = PatchSynthesisConfig(),
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Random samples of a trained model at ``width`` x ``height`` output pixels (issue 12, "lift").
+    """Random samples of a trained model at ``width`` x ``height`` output pixels ("lift").
 
     ``detail="source"``: SinGAN (paper sec. 2, :func:`singan_core.sampling.sample`) runs at the
     model's finest scale on a canvas of ``(height, width) * model_px_per_source_px / s`` pixels,
@@ -218,7 +218,7 @@ def sample_full_resolution(
     from the source's pyramid. For s > 1 synthesis stops at the source's resolution
     (``(height, width) / s``) and the result is upsampled (antialiased bicubic) to the output size.
 
-    ``detail="model"``: today's behaviour: the model-scale sample at ``width`` x ``height`` pixels
+    ``detail="model"``: the model-scale sample at ``width`` x ``height`` pixels
     (a canvas that many model pixels wide; features at the model's size; ``feature_scale`` is
     ignored).
 
@@ -228,10 +228,10 @@ def sample_full_resolution(
     Args:
         pyramid: a completely trained pyramid.
         source: its :class:`LiftSource` (:func:`lift_source`).
-        width, height: output size in pixels, each 16..8192.
+        height, width: output size in pixels, each 16..8192.
         feature_scale: output px per source px, in (0, 16]; the source resized by it keeps at least
             16 px on its shorter side.
-        detail: ``"source"`` (the source's detail) or ``"model"`` (the model's, today's output).
+        detail: ``"source"`` (the source's detail) or ``"model"`` (the model's own, features at the model's size).
         n_samples: number of images (>= 1).
         gen_start_scale: first SinGAN scale given fresh noise (0 = new global layouts).
         seed: base seed.
@@ -317,7 +317,7 @@ def instant(
 
     Args:
         source: the image (1, 3, Hs, Ws) in [-1, 1] (any device; the output is on it).
-        width, height: output size in pixels, each 16..8192.
+        height, width: output size in pixels, each 16..8192.
         feature_scale: output px per source px, in (0, 16]; the source resized by it keeps at least
             16 px on its shorter side.
         tile: a seamless tile: patches wrap around the output's edges (``circular``).

@@ -29,7 +29,7 @@ Metrics
   large regions verbatim; a crop of the source scores 1.0).
 * :func:`copied_region_fraction` -- the share of an output's 32 x 32 blocks that are found in the
   source (normalised cross-correlation, so brightness and contrast changes do not hide a copy)
-  at the same offset as a neighbouring block: the copy check of issue 24.
+  at the same offset as a neighbouring block: a copy check.
 * :func:`axis_periods` / :func:`lattice_ratios` -- a lattice's period along x and y and the
   autocorrelation's height there; an output's periods and peak height relative to its source's.
 * :func:`copied_fraction` -- the share of an output covered by (textured) verbatim copies of
@@ -277,7 +277,7 @@ def _polar(ac: torch.Tensor, n_angles: int, step: float) -> tuple[torch.Tensor, 
 
 
 def dominant_period(x: torch.Tensor) -> float:
-    """Dominant spatial period of a texture, in pixels (the feature-scale check of issue 12).
+    """Dominant spatial period of a texture, in pixels (the feature-scale check of the full-resolution output).
 
     The luminance's mean is removed and its linear 2-D autocorrelation is computed for lags up
     to half the image size in each direction (zero-padded FFT, each lag divided by its overlap

@@ -1,4 +1,4 @@
-"""Background plates: a photo's composition at a render's size and aspect (issue 28).
+"""Background plates: a photo's composition at a render's size and aspect.
 
 A photographer's plate keeps the scene's layout: sky on top, the horizon at its height, the ground
 below. A plate of ``width`` x ``height`` pixels from a photo of ``Hs`` x ``Ws`` pixels:

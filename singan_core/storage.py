@@ -77,7 +77,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)  # 1: before full_source.png (issue 12); such directories still load
+_READABLE_VERSIONS = (1, 2)  # 1: without full_source.png; such directories still load
 META_FILE = "model.json"
 SOURCE_FILE = "source.safetensors"
 FULL_SOURCE_FILE = "full_source.png"
@@ -264,7 +264,7 @@ def create_model_dir(
     ``full_source`` is the image the user trained from, (1, 3, H, W) in [-1, 1]: it is stored as
     ``full_source.png`` (8-bit RGB), downsized first (:func:`full_source_image`) if its longest
     side exceeds :data:`FULL_SOURCE_MAX_SIZE` pixels. Without it the directory has no
-    full-resolution source (``format_version`` 1, as before issue 12: the lift then uses the
+    full-resolution source (``format_version`` 1: the lift then uses the
     finest training image).
 
     The directory is created if needed. An existing non-empty directory is accepted only if it

@@ -150,7 +150,7 @@ def _harmonizable(target: Target) -> bytes:
     """The active layer's alpha over the whole image (one byte per pixel): the mask Harmonize
     blends. Raises BadInput, naming the layer and what to make active, for a layer Harmonize
     cannot blend: not a paint layer (a group, a vector or filter layer), the bottom layer or a
-    layer without transparency (it covers everything below it: today that would repaint the whole
+    layer without transparency (it covers everything below it: blending it would repaint the whole
     picture), or a layer with no opaque pixel."""
     document, node = target.document, target.node
     what = "make the pasted object's layer (a paint layer with transparency around the object) active"
