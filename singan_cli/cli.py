@@ -93,7 +93,7 @@ def serve(
 
     Prints `listening on ENDPOINT` on stdout once ready. Stops on SIGINT/SIGTERM or a shutdown
     request; a running training keeps its finished scales and resumes at the next start.
-    With --ray, trainings run as tasks on a Ray cluster (README "Studio scale: a Ray cluster").
+    With --ray, trainings run as tasks on a Ray cluster (docs/daemon.md, "Studio scale: a Ray cluster").
     """
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError(f"log-level: must be debug, info, warning or error, got {log_level!r}")
