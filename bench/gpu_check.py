@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_speed, original_step beside this file
 
-from singan_core.config import SinGANConfig, preset  # noqa: E402
+from singan_core.config import preset  # noqa: E402
 from singan_core.full_resolution import lift_source, sample_full_resolution  # noqa: E402
 from singan_core.imageio import load_image, save_image  # noqa: E402
 from singan_core.metrics import patch_swd, pixel_diversity  # noqa: E402

@@ -153,7 +153,7 @@ class Client:
         self.endpoint, self.timeout, self.retries, self.token = endpoint, timeout, retries, token
         self.credentials, self.curve = credentials, (not is_loopback(endpoint)) if curve is None else curve
         self._monitor: zmq.Socket | None = None
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context = zmq.Context.instance()
         self._identity = b"c" + os.urandom(8).hex().encode()
         self._ids = itertools.count(1)
         self._socket: zmq.Socket | None = None

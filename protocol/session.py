@@ -151,8 +151,9 @@ class Session:
         self.models_changed = Signal()
         self.policy, self._clock = policy, clock
         self._client: Client | None = None
-        self.endpoint, self.token = "", None
-        self.state, self.error = ConnectionState.disconnected, None
+        self.endpoint, self.state = "", ConnectionState.disconnected
+        self.token: str | None = None
+        self.error: str | None = None
         self.info: dict = {}
         self.models: list[dict] = []
         self.jobs: list[dict] = []
@@ -329,8 +330,9 @@ class Session:
     def _on_refresh(self, op: str, key: str) -> DoneCallback:
         def done(job: JobHandle) -> None:
             self._pending.discard(op)
-            if job.error is None and (job.result or {}).get(key) != getattr(self, key):
-                setattr(self, key, job.result[key])
+            result = job.result or {}
+            if job.error is None and result.get(key) != getattr(self, key):
+                setattr(self, key, result[key])
                 self.models_changed.emit()
         return done
 
@@ -472,7 +474,7 @@ class Task:
         cancelled = error is None or (isinstance(error, DaemonError) and error.code == "cancelled")
         self.finished, self.failed, self.cancelled = True, True, cancelled
         self.error = error
-        self.message = "cancelled" if cancelled else describe_error(error)
+        self.message = "cancelled" if cancelled or error is None else describe_error(error)
         self.phase, self.fraction = ("cancelled" if cancelled else "failed"), None
         self.changed.emit(self)
 
@@ -498,7 +500,7 @@ def describe_progress(event: dict) -> str:
     ``generating``, ``queued``)."""
     phase = event.get("phase")
     if phase != "training":
-        return _PHASES.get(phase, str(phase or "working"))
+        return _PHASES.get(str(phase), str(phase or "working"))
     parts = []
     if event.get("scale") is not None and event.get("num_scales"):
         parts.append(f"scale {event['scale'] + 1} of {event['num_scales']}")

@@ -456,7 +456,7 @@ def _candidate_offsets(out_y: torch.Tensor, src_y: torch.Tensor) -> list[tuple[i
         return []
     uniq, counts = torch.unique(pairs, dim=0, return_counts=True)
     order = counts.argsort(descending=True)[:_COPY_MAX_OFFSETS]
-    return [tuple(int(v) for v in uniq[i]) for i in order]
+    return [(int(uniq[i][0]), int(uniq[i][1])) for i in order]
 
 
 def _largest_equal_region(out: torch.Tensor, src: torch.Tensor, dy: int, dx: int) -> int:

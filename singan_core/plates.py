@@ -153,13 +153,14 @@ class _Progress:
         self.on_step, self.total, self.done = on_step, total, 0
 
     def stage(self) -> StepCallback | None:
-        if self.on_step is None:
+        on_step = self.on_step
+        if on_step is None:
             return None
         base = self.done
 
         def step(done: int, total: int) -> None:
             self.done = base + done
-            self.on_step(min(self.done, self.total), self.total)
+            on_step(min(self.done, self.total), self.total)
 
         return step
 
@@ -194,7 +195,7 @@ def instant_plate(
     """
     _check(source, width, height, n_samples)
     source = source.float()
-    canvas = plate_canvas(tuple(source.shape[-2:]), width, height)
+    canvas = plate_canvas((source.shape[-2], source.shape[-1]), width, height)
     photo = _fitted(source, canvas[0])
     start = _coarsest(canvas, canvas[0], config)
     per_plate = len(level_sizes(start, canvas, config.ratio)) + int(canvas != (height, width))

@@ -255,7 +255,7 @@ def variation_layers(doc, entry, prefix, region):
 def train_to_completion(doc, entry, region):
     """Train (tiny) on ``region`` of the active layer until the model is ready; the new model
     becomes the chosen one. Returns its id."""
-    st, d = studio(), docker()
+    st, _ = studio(), docker()
     select(doc, *region)
     choose_model(None)  # none chosen: the trained model is chosen when ready
     choose_preset("tiny")
@@ -465,7 +465,7 @@ def variations(entry):
 
 
 def paint_to_image(entry):
-    st, d = studio(), docker()
+    _, d = studio(), docker()
     w, h = 160, 120
     doc = new_doc("sketch", w, h)
     layer = doc.rootNode().childNodes()[0]
@@ -1064,7 +1064,7 @@ def restarted(entry):
     yield until(lambda: "no answer" in d.status.text(), 30, "'no answer' in the status line")
     entry["seconds_to_status"] = round(time.monotonic() - started, 2)
     entry["status"] = d.status.text()
-    doc = yield from open_image("chelsea.png")
+    yield from open_image("chelsea.png")
     trigger("singan_variations")
     entry["message"] = d.message.text()
     entry["is_error"] = st.message_is_error
