@@ -182,7 +182,7 @@ class RayDriver:
                 ready = conn.poll(0.2)
                 message = pickle.loads(conn.recv_bytes()) if ready else None
             except (EOFError, OSError):
-                return f"the Ray driver process exited (status {_exitcode(process)})"
+                return f"lost the Ray cluster at {self.address} (its driver process exited, status {_exitcode(process)})"
             now = time.monotonic()
             if message is None:
                 if self._state.connected and now - last > HEARTBEAT_TIMEOUT:

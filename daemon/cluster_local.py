@@ -118,10 +118,20 @@ class LocalCluster:
         for name in list(self._nodes):
             self.kill(name)
 
-    def start_head(self) -> str:
-        """Start the head on the cluster's GCS port (again, after :meth:`kill` of ``"head"``)."""
-        self._start("head", ["--head", "--port", str(self.gcs), "--num-cpus", str(self.head_cpus), "--include-dashboard", "false"])
+    def start_head(self, num_cpus: int | None = None) -> str:
+        """Start the head on the cluster's GCS port (again, after :meth:`kill` of ``"head"``), with
+        ``num_cpus`` CPUs (default: ``head_cpus``). Worker nodes of a lost head do not rejoin."""
+        cpus = self.head_cpus if num_cpus is None else num_cpus
+        self._start("head", ["--head", "--port", str(self.gcs), "--num-cpus", str(cpus), "--include-dashboard", "false"])
         return "head"
+
+    def node_of(self, pid: int) -> str | None:
+        """The name of the node whose process group holds ``pid`` (a Ray worker's), or None."""
+        try:
+            group = os.getpgid(pid)
+        except ProcessLookupError:
+            return None
+        return next((name for name, (process, _) in self._nodes.items() if process.pid == group), None)
 
     def add_node(self, num_cpus: int) -> str:
         """Start a worker node with ``num_cpus`` CPUs; returns its name for :meth:`kill`."""
