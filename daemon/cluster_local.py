@@ -126,12 +126,12 @@ class LocalCluster:
         return "head"
 
     def node_of(self, pid: int) -> str | None:
-        """The name of the node whose process group holds ``pid`` (a Ray worker's), or None."""
+        """The name of the node whose session holds ``pid`` (a Ray worker's), or None."""
         try:
-            group = os.getpgid(pid)
+            session = os.getsid(pid)
         except ProcessLookupError:
             return None
-        return next((name for name, (process, _) in self._nodes.items() if process.pid == group), None)
+        return next((name for name, (process, _) in self._nodes.items() if process.pid == session), None)
 
     def add_node(self, num_cpus: int) -> str:
         """Start a worker node with ``num_cpus`` CPUs; returns its name for :meth:`kill`."""
@@ -141,9 +141,13 @@ class LocalCluster:
         return name
 
     def kill(self, name: str) -> None:
-        """SIGKILL a node's whole process group (its raylet, workers and, for the head, the GCS)."""
+        """SIGKILL every process of a node's session (its raylet, workers and, for the head, the
+        GCS; Ray puts each worker in a process group of its own, but not in another session)."""
         process, temp = self._nodes.pop(name)
-        _stop_group(process, ((signal.SIGKILL, 10),))
+        for pid in _session(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(10)
         shutil.rmtree(temp, ignore_errors=True)
 
     def _start(self, name: str, options: list[str]) -> None:
@@ -165,13 +169,14 @@ class LocalCluster:
                 time.sleep(0.2)
 
 
-def _stop_group(process: subprocess.Popen, steps: tuple[tuple[int, float], ...]) -> None:
-    for sig, wait in steps:
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def _session(sid: int) -> list[int]:
+    """The processes of session ``sid`` (Linux ``/proc``)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == sid:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids

@@ -278,12 +278,18 @@ def nodes(tmp_path_factory):
         yield cluster
 
 
-def _cluster_daemon(store: Path, cluster: LocalCluster, cpus: float, *args: str) -> DaemonProcess:
-    """A daemon on ``cluster``, once ``hello`` reports it connected with ``cpus`` CPUs (nodes join after the head)."""
+@contextlib.contextmanager
+def _cluster_daemon(store: Path, cluster: LocalCluster, cpus: float, *args: str):
+    """A daemon on ``cluster``, once ``hello`` reports it connected with ``cpus`` CPUs (nodes join
+    after the head); stopped at the end whatever happened."""
     daemon = DaemonProcess(store, "--ray", cluster.address, "--ray-cpus", "1", *args)
-    with daemon.client(timeout=10) as client:
-        wait_for(lambda: client.hello()["cluster"]["cpus"] == cpus, 300, f"the cluster to have {cpus:g} CPUs")
-    return daemon
+    try:
+        with daemon.client(timeout=10) as client:
+            wait_for(lambda: client.hello()["cluster"]["cpus"] == cpus, 300, f"the cluster to have {cpus:g} CPUs")
+        yield daemon
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.stop()
 
 
 def _train_watching_nodes(client, cluster: LocalCluster, job, on_scale=None) -> dict[int, str | None]:
@@ -305,17 +311,17 @@ def _train_watching_nodes(client, cluster: LocalCluster, job, on_scale=None) -> 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_a_preset_declaring_two_cpus_trains_on_the_node_that_has_them(nodes, tmp_path, shared_images):
-    """--ray-preset tiny=2 on a cluster of a 1-CPU and a 2-CPU node: the tiny training runs on
-    node-2 with 2 torch threads (node-1 cannot host it), and ends ready."""
-    daemon = _cluster_daemon(tmp_path / "store", nodes, 3, "--ray-preset", "tiny=2")
-    with daemon.client(timeout=10) as client:
+def test_a_preset_declaring_more_cpus_trains_on_the_node_that_has_them(nodes, tmp_path, shared_images):
+    """--ray-preset tiny=1.5 on a cluster of a 1-CPU and a 2-CPU node: the tiny training runs on
+    node-2 (node-1 cannot host it), with floor(1.5) = 1 torch thread, and ends ready. (1.5 rather
+    than 2: a 2-thread pool on a busy 2-core machine stalls.)"""
+    with _cluster_daemon(tmp_path / "store", nodes, 3, "--ray-preset", "tiny=1.5") as daemon, daemon.client(timeout=10) as client:
         job = submit_training(client, shared_images / "coffee.png", "coffee")
         workers = _train_watching_nodes(client, nodes, job)
         assert job.wait(0)["model"]["status"] == "ready"
-    assert daemon.stop() == 0
+        assert daemon.stop() == 0
     assert workers and set(workers.values()) == {"node-2"}, workers
-    assert "2 threads" in daemon.log.read_text()
+    assert "tiny: 1.5 CPU" in daemon.log.read_text() and "1 threads" in daemon.log.read_text()
 
 
 @pytest.mark.slow
@@ -325,7 +331,6 @@ def test_a_node_killed_mid_training_continues_on_another_from_its_last_scale(nod
     the training goes on on the other node from that scale (scales_done never goes back) and ends
     as the same model as an uninterrupted local training (tiny, seed 0, one thread): the same
     generators and samples, to the bit."""
-    daemon = _cluster_daemon(tmp_path / "store", nodes, 3)
     killed, done = [], []
 
     def kill_after_first_scale(scales_done: int) -> None:
@@ -337,12 +342,12 @@ def test_a_node_killed_mid_training_continues_on_another_from_its_last_scale(nod
                 nodes.kill(name)
                 killed.append(name)
 
-    with daemon.client(timeout=10) as client:
+    with _cluster_daemon(tmp_path / "store", nodes, 3) as daemon, daemon.client(timeout=10) as client:
         job = submit_training(client, shared_images / "chelsea.png", "chelsea")
         workers = _train_watching_nodes(client, nodes, job, kill_after_first_scale)
         result = job.wait(0)["model"]
         assert result["status"] == "ready" and result["scales_done"] == result["num_scales"]
-    assert daemon.stop() == 0
+        assert daemon.stop() == 0
     assert killed and killed[0] != "head", killed
     assert done == sorted(done) and done[0] < result["num_scales"], done
     assert set(workers.values()) - {None, killed[0]}, workers  # it went on on another node
@@ -364,8 +369,7 @@ def test_the_head_lost_is_reported_unreachable_and_the_training_resumes_when_it_
     last finished scale and ends as the uninterrupted local training, to the bit."""
     _need_ray()
     with LocalCluster(1, tmp_path / "ray") as cluster, _environment(cluster.env):
-        daemon = _cluster_daemon(tmp_path / "store", cluster, 1)
-        with daemon.client(timeout=10) as client:
+        with _cluster_daemon(tmp_path / "store", cluster, 1) as daemon, daemon.client(timeout=10) as client:
             job = submit_training(client, shared_images / "chelsea.png", "chelsea")
             wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 900,
                      "the first finished scale", client.poll)
@@ -384,7 +388,7 @@ def test_the_head_lost_is_reported_unreachable_and_the_training_resumes_when_it_
             wait_for(lambda: client.hello()["cluster"]["state"] == "connected", 300, "the cluster to answer again")
             wait_for(lambda: job.done, 900, "the resumed training", client.poll)
             result = job.wait(0)["model"]
-        assert daemon.stop() == 0
+            assert daemon.stop() == 0
     log = daemon.log.read_text()
     assert "the Ray cluster is unreachable" in log and log.count("connected to the Ray cluster") == 2
     pyramid, _ = load_pyramid(daemon.store / "models" / result["id"])
