@@ -164,6 +164,8 @@ class RayDriver:
             reason = self._serve(process, parent)
             self._conn = None
             _end(process, parent)
+            if self._stopping.is_set():
+                return
             if first and not self._connects:
                 with self._changed:
                     self._first_failure = reason
