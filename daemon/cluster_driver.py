@@ -81,6 +81,7 @@ class RayDriver:
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._connects = 0  # children that connected so far
+        self._first_failure: str | None = None  # why the first child could not connect
         self._supervisor: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -99,8 +100,6 @@ class RayDriver:
         if failure is not None:
             self.stop()
             raise ValueError(failure)
-
-    _first_failure: str | None = None
 
     def stop(self) -> None:
         """Stop the child (its tasks end) and the supervisor."""
