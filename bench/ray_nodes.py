@@ -1,11 +1,12 @@
 """Eight tiny trainings on 1, 2 and 3 simulated Ray nodes of 1 CPU each (issue 29).
 
-    python bench/ray_nodes.py [--nodes 1 2 3] [--out FILE.json]
+    python bench/ray_nodes.py [--nodes 1 2 3] [--max-size PX] [--out FILE.json]
 
 For each node count: a fresh :class:`daemon.cluster_local.LocalCluster` on this machine (a head
 without CPUs, so it runs no training, and N worker nodes with 1 CPU each, each its own ``ray
 start`` process group), a daemon with ``--ray ADDRESS --ray-cpus 1`` on a fresh store, and the
-eight images of ../shared/images submitted at once (preset tiny). Reported per run:
+eight images of ../shared/images submitted at once (preset tiny, ``--max-size`` to shrink them
+further). Reported per run:
 
 * wall seconds from the first submit to the last result, and trainings per hour;
 * CPU seconds of every process this bench started (the daemon, its Ray driver, the nodes' GCS,
@@ -89,7 +90,7 @@ class CpuMeter:
             self.seen[pid] = max(self.seen.get(pid, 0.0), stats[pid][1])
 
 
-def run(nodes: int, images: list[Path], workdir: Path) -> dict:
+def run(nodes: int, images: list[Path], params: dict, workdir: Path) -> dict:
     load_before = os.getloadavg()
     with CpuMeter() as meter, LocalCluster(0, workdir) as cluster:
         for _ in range(nodes):
@@ -102,7 +103,7 @@ def run(nodes: int, images: list[Path], workdir: Path) -> dict:
                     raise RuntimeError(f"the cluster did not reach {nodes} CPUs in 600 s")
                 time.sleep(1)
             cpu_start, start = meter.seconds, time.perf_counter()
-            jobs = [client.submit("train", {"name": path.stem, "preset": "tiny"}, [wire_image(path)]) for path in images]
+            jobs = [client.submit("train", {"name": path.stem, **params}, [wire_image(path)]) for path in images]
             most, node_ids = 0, set()
             while not all(job.done for job in jobs):
                 client.poll(0.5)
@@ -120,20 +121,22 @@ def run(nodes: int, images: list[Path], workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--max-size", type=int, default=None, help="longest side of the finest scale (default: the preset's)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "ray-nodes.json")
     opts = parser.parse_args()
     images = sorted(p for p in IMAGES.iterdir() if p.suffix in (".png", ".jpg"))[:8]
+    params = {"preset": "tiny", **({"max_size": opts.max_size} if opts.max_size else {})}
     results = []
     with tempfile.TemporaryDirectory(prefix="ray-nodes-") as tmp:
         for nodes in opts.nodes:
             workdir = Path(tmp) / f"nodes-{nodes}"
             workdir.mkdir()
-            results.append(run(nodes, images, workdir))
+            results.append(run(nodes, images, params, workdir))
             r = results[-1]
             print(f"{nodes} node(s): {r['wall_s']:.0f} s wall, {r['per_hour']:.0f} trainings/h, {r['cpu_s_trainings']:.0f} CPU s "
                   f"({r['cpu_s_total']:.0f} with start-up), at most {r['most_running']} running on {r['distinct_nodes']} node(s); "
                   f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}", flush=True)
-    opts.out.write_text(json.dumps({"trainings": len(images), "cpus": os.cpu_count(), "runs": results}, indent=2))
+    opts.out.write_text(json.dumps({"params": params, "trainings": len(images), "cpus": os.cpu_count(), "runs": results}, indent=2))
     print(f"wrote {opts.out}")
 
 
