@@ -104,6 +104,7 @@ class LocalCluster:
 
     def __init__(self, head_cpus: int, log_dir: Path):
         self.head_cpus, self.log_dir = head_cpus, log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.gcs = _free_port()
         self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
         self.address = f"127.0.0.1:{self.gcs}"
