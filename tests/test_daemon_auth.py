@@ -115,7 +115,7 @@ def test_curve_with_allow_remote_lets_only_allowed_keys_in(credentials, tmp_path
     assert stranger.poll(1000) == 0
     stranger.close(linger=0)
     # control: a PLAIN client with the right token is not let in either (remote needs CURVE)
-    with pytest.raises(DaemonError) as refused, Client(daemon.endpoint, token=TOKEN, curve=False, timeout=2, retries=1) as client:
+    with pytest.raises(DaemonError) as refused, Client(daemon.endpoint, token=TOKEN, curve=False, timeout=10, retries=1) as client:
         client.hello()
     assert refused.value.code == "unauthorized"
     with Client(daemon.endpoint, token=TOKEN, curve=True) as client:  # and the shutdown never arrived
