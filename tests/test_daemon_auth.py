@@ -140,7 +140,7 @@ from protocol.wire import encode
 from protocol import PROTOCOL_VERSION
 endpoint = sys.argv[1]
 try:
-    with Client(endpoint, timeout=2, retries=1) as client:  # reads the credential by itself, as the plugins do
+    with Client(endpoint, timeout=10, retries=1) as client:  # reads the credential by itself, as the plugins do
         client.hello()
     print("client: let in")
 except DaemonError as exc:
@@ -177,17 +177,19 @@ def test_another_local_uid_is_refused_on_loopback(credentials, tmp_path):
     endpoint and even the path of its owner's credential folder (0700, so unreadable to it), is
     refused (``unauthorized``), and a bare ZeroMQ peer of that uid gets no answer; the daemon
     stays up. Control: the same script as the daemon's own user is let in."""
-    daemon = DaemonProcess(tmp_path / "store")
     python = _python_for_another_user()
     packages = [p for p in sys.path if p.endswith("-packages")]
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *packages]),
            "HOME": "/", "SINGAN_CREDENTIALS_DIR": str(credentials)}
-    other = subprocess.run([python, "-c", _OTHER_USER, daemon.endpoint], user=OTHER_UID, group=OTHER_UID,
-                           extra_groups=[], env=env, cwd="/", capture_output=True, text=True, timeout=120)
-    assert other.stdout.split("\n")[:2] == ["client: unauthorized", "peer: nothing"], (other.stdout, other.stderr[-2000:])
-    owner = subprocess.run([python, "-c", _OTHER_USER.replace('"shutdown"', '"hello"'), daemon.endpoint], env=env,
-                           cwd="/", capture_output=True, text=True, timeout=120)
-    assert owner.stdout.split("\n")[:2] == ["client: let in", "peer: nothing"], (owner.stdout, owner.stderr[-2000:])
-    with daemon.client() as client:  # the other user's shutdown never arrived
-        assert client.hello()["protocol_version"] == PROTOCOL_VERSION
-    daemon.stop()
+    daemon = DaemonProcess(tmp_path / "store")
+    try:
+        other = subprocess.run([python, "-c", _OTHER_USER, daemon.endpoint], user=OTHER_UID, group=OTHER_UID,
+                               extra_groups=[], env=env, cwd="/", capture_output=True, text=True, timeout=120)
+        assert other.stdout.split("\n")[:2] == ["client: unauthorized", "peer: nothing"], (other.stdout, other.stderr[-2000:])
+        owner = subprocess.run([python, "-c", _OTHER_USER.replace('"shutdown"', '"hello"'), daemon.endpoint], env=env,
+                               cwd="/", capture_output=True, text=True, timeout=120)
+        assert owner.stdout.split("\n")[:2] == ["client: let in", "peer: nothing"], (owner.stdout, owner.stderr[-2000:])
+        with daemon.client() as client:  # the other user's shutdown never arrived
+            assert client.hello()["protocol_version"] == PROTOCOL_VERSION
+    finally:
+        daemon.stop()
