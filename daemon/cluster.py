@@ -39,8 +39,8 @@ blocking the socket loop or the worker) and sends progress over its own inproc P
 
 from __future__ import annotations
 
-import logging
 import importlib.util
+import logging
 import math
 import os
 import queue
