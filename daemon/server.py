@@ -29,7 +29,7 @@ import zmq
 from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from protocol.schema import (
     JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
-    MAX_SR_INPUT_SIDE, OPS, Accepted, Preset, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
+    MAX_SR_INPUT_SIDE, OPS, Accepted, Preset, CancelResult, ClusterInfo, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
     JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
 )
 from protocol.errors import MAX_MESSAGE_CHARS, ProtocolError, one_line
@@ -104,6 +104,12 @@ def _placement_fields(placement: Any) -> dict[str, Any]:
     return {"node_ip": placement.node_ip, "node_id": placement.node_id, "worker_pid": placement.pid}
 
 
+def _cluster_info(config: Any, state: Any) -> ClusterInfo:
+    """``hello``'s ``cluster`` from the trainer's :class:`~daemon.cluster_driver.ClusterState`."""
+    return ClusterInfo(address=config.address, state="connected" if state.connected else "unreachable", since=state.since,
+                       message=state.message or None, cpus=state.cpus, gpus=state.gpus)
+
+
 def _device_description(device: torch.device) -> tuple[str, int | None]:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -126,6 +132,7 @@ class Daemon:
         self._events = f"inproc://singan-events-{self.instance}"
         self._requests: dict[tuple[bytes, str], Job] = {}  # open jobs by (client, request id)
         self._stop = threading.Event()
+        self._cluster: RayTrainer | None = None
         self._context = zmq.Context()
         self.endpoint: str | None = None  # the bound endpoint (port filled in), once running
         self._watch: WatchTrainer | None = None
@@ -154,6 +161,7 @@ class Daemon:
         if self.config.cluster is not None:
             cluster = RayTrainer(self.config.cluster, self.queue, self.store, self._context, self._events, self.config.preview_interval)
             cluster.start()
+            self._cluster = cluster
         self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes,
                               self.config.preview_interval, accept=None if cluster is None else lambda job: not is_ray_training(job),
                               on_close=None if cluster is None else cluster.join, budget=self.budget)
@@ -343,6 +351,7 @@ class Daemon:
             preset_details=[{"name": name, "max_size": PRESETS[name].pyramid.max_size, "iterations": PRESETS[name].train.iterations}
                             for name in TRAIN_PRESETS],
             auth_required=bool(self.config.token),
+            cluster=None if self._cluster is None else _cluster_info(self.config.cluster, self._cluster.state),
             limits={
                 "max_image_side": MAX_IMAGE_SIDE, "max_image_pixels": MAX_IMAGE_PIXELS,
                 "max_output_pixels": MAX_OUTPUT_PIXELS, "max_samples": MAX_SAMPLES, "max_frames": MAX_FRAMES,

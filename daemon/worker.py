@@ -20,7 +20,7 @@ from protocol.errors import ProtocolError
 from protocol.wire import Image
 from singan_core.errors import InvalidArgument
 from singan_core.full_resolution import lift_source
-from singan_core.patch_synthesis import interruptible
+from singan_core.cancel import interruptible
 from singan_core.storage import load_full_source, load_pyramid
 from singan_core.super_resolution import super_resolve
 from singan_core.training import TrainingEstimate, TrainProgress
@@ -104,7 +104,7 @@ class Worker:
                     self._progress(job, phase="loading", fraction=0.0)
                     model = self._ready_model(job.model)
                 self._progress(job, phase="sampling", fraction=0.0)
-                with interruptible(job.check_cancelled):  # a cancel lands inside a patch-synthesis level too
+                with interruptible(job.check_cancelled):  # a cancel lands inside a level or a generator pass too
                     out = run_interactive(job.op, model, job.params, job.images, self._sampling_step(job), self._level_step(job), self.budget)
                 self.cache.trim()  # a lift read the model's full-resolution source
                 job.check_cancelled()  # cancelled while it ran: the client no longer wants the result

@@ -457,6 +457,23 @@ class PresetDetails(_Model):
     """Training iterations per scale."""
 
 
+class ClusterInfo(_Model):
+    """The Ray cluster of a daemon started with ``--ray`` (``hello``'s ``cluster``)."""
+
+    address: str
+    """The ``--ray`` address."""
+    state: Literal["connected", "unreachable"]
+    """unreachable: its head does not answer (or cannot be reached); no training starts, running
+    ones wait (``jobs`` phase ``waiting``) and resume from their last finished scale when it answers."""
+    since: float
+    """Unix time of the last change of ``state``."""
+    message: str | None = None
+    """Why it is unreachable (one line)."""
+    cpus: float = 0
+    """The cluster's CPUs (0 while unreachable)."""
+    gpus: float = 0
+
+
 class HelloResult(_Model):
     protocol_version: int
     server_version: str
@@ -471,6 +488,8 @@ class HelloResult(_Model):
     """Each of ``presets`` with its size and iterations, in the same order."""
     limits: dict[str, int]
     auth_required: bool
+    cluster: ClusterInfo | None = None
+    """The Ray cluster trainings run on (``singan serve --ray``); None: they run in the daemon."""
 
 
 class ModelListResult(_Model):

@@ -39,40 +39,17 @@ defaults are in docs/benchmarks.md.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .cancel import cancel_point as _cancel_point
+from .cancel import interruptible
 from .errors import InvalidArgument
 from .metrics import axis_periods
 from .pyramid import Size
-
-_interrupt = threading.local()
-
-
-@contextmanager
-def interruptible(check: Callable[[], None]) -> Iterator[None]:
-    """Within the block, :func:`synthesize` in this thread calls ``check()`` at short intervals
-    *inside* a level (between bands of feature rows, fold passes, search tiles and rounds), not only
-    between levels (``on_step``), so that a caller can stop a large level promptly: ``check`` may
-    raise, and the exception propagates out of :func:`synthesize`."""
-    previous = getattr(_interrupt, "check", None)
-    _interrupt.check = check
-    try:
-        yield
-    finally:
-        _interrupt.check = previous
-
-
-def _cancel_point() -> None:
-    check = getattr(_interrupt, "check", None)
-    if check is not None:
-        check()
-
 
 __all__ = ["PatchSynthesisConfig", "inpaint", "interruptible", "level_sizes", "synthesize"]
 
