@@ -422,11 +422,19 @@ class _PatchMatch:
         return (y.clamp(0, self.kh - 1) * self.kw + x.clamp(0, self.kw - 1)).reshape(-1)
 
 
+_GATHER_CHUNK = 262_144  # queries per chunk of a gathered distance (a 2K level's 4M queries in 16 pieces)
+
+
 def _gathered_sqdist(queries: torch.Tensor, keys: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """(Q,) squared feature distance of each query to its key ``idx``; index_select is 2x faster
-    than ``keys[idx]`` on the CPU."""
-    diff = torch.index_select(keys, 0, idx).float().sub_(queries)
-    return diff.mul_(diff).sum(1)
+    than ``keys[idx]`` on the CPU. In chunks of :data:`_GATHER_CHUNK` queries, so that the gathered
+    (Q, d) features of a 2K-4K level never exist whole (they were the peak's largest part)."""
+    out = torch.empty(queries.shape[0], dtype=torch.float32, device=queries.device)
+    for i in range(0, queries.shape[0], _GATHER_CHUNK):
+        q = queries[i : i + _GATHER_CHUNK]
+        diff = torch.index_select(keys, 0, idx[i : i + _GATHER_CHUNK]).float().sub_(q)
+        out[i : i + _GATHER_CHUNK] = diff.mul_(diff).sum(1)
+    return out
 
 
 def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs: int, excluded=None) -> torch.Tensor:
@@ -660,6 +668,7 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
         for it in range(iterations):
             _cancel_point()
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
+                keys = None  # the blurred set goes before the sharp one is made (not both at the peak)
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
                 if excluded is not None:
                     keys[excluded] = _EXCLUDED_KEY
