@@ -118,6 +118,11 @@ class PatchSynthesisConfig:
     random_samples: int = 1  # random candidates per radius per round
 
 
+def _hw(x: torch.Tensor) -> Size:
+    """(height, width) of an (N, C, H, W) tensor."""
+    return int(x.shape[-2]), int(x.shape[-1])
+
+
 def level_sizes(start: Size, stop: Size, ratio: float) -> list[Size]:
     """Output sizes from just above ``start`` up to ``stop`` (inclusive), each ``ratio`` times the next.
 
@@ -445,7 +450,7 @@ def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs
     step = grid.ys[1].item() - grid.ys[0].item() if grid.ys.numel() > 1 else 1
     while math.ceil(grid.h / step) * math.ceil(grid.w / step) * n_keys > max_pairs and step < min(grid.h, grid.w):
         step += 1
-    sparse = _query_grid((grid.h, grid.w), basis.shape[-1], step, grid.circular, keys.device)
+    sparse = _query_grid((grid.h, grid.w), basis.shape[-1], int(step), grid.circular, keys.device)
     nnf = _exact_search(_query_features(image, basis, sparse), keys, 1.0, None, excluded)
     return _upsample_nnf(nnf, sparse, key_hw[1], grid, key_hw)
 
@@ -484,15 +489,15 @@ def _plan(source_hw: Size, out_hw: Size, start_hw: Size | None, cfg: PatchSynthe
     else:
         sizes = level_sizes(start_hw, out_hw, cfg.ratio)
         factors = [s[0] / out_hw[0] for s in sizes]
-    levels = []
+    levels: list[_Level] = []
     for f in factors:
         out = (max(p, round(out_hw[0] * f)), max(p, round(out_hw[1] * f)))
         src = (max(p, round(source_hw[0] * f)), max(p, round(source_hw[1] * f)))
         if levels and levels[-1].out == out:
             continue
         levels.append(_Level(out, src))
-    if levels[-1].out != tuple(out_hw):
-        levels.append(_Level(tuple(out_hw), tuple(source_hw)))
+    if levels[-1].out != out_hw:
+        levels.append(_Level(out_hw, source_hw))
     return levels
 
 
@@ -535,12 +540,12 @@ def synthesize(
     gen = torch.Generator().manual_seed(seed)
     dev = source.device
     source = source.float()
-    levels = _plan(tuple(source.shape[-2:]), (height, width), None if init is None else tuple(init.shape[-2:]), cfg)
+    levels = _plan(_hw(source), (height, width), None if init is None else _hw(init), cfg)
 
     start = _start_mode(source, cfg) if init is None else None
     if isinstance(start, tuple):  # a lattice: its mosaic is lifted like a given init
         init = _lattice_mosaic(source, (height, width), start, cfg, gen)
-        levels = _plan(tuple(source.shape[-2:]), (height, width), tuple(init.shape[-2:]), cfg)
+        levels = _plan(_hw(source), (height, width), _hw(init), cfg)
     if init is None:
         mode = start if isinstance(start, str) else "resized"
         coarse = _first_guess(_resize(source, levels[0].src), levels[0].out, circular, mode, cfg.coarsest_tile, gen)
@@ -549,7 +554,7 @@ def synthesize(
         prev_size = levels[0].out  # no blur of the coarsest keys: the noisy guess is not a blurred image
     else:
         x = init.float()
-        prev_size = tuple(init.shape[-2:])
+        prev_size = _hw(init)
 
     return _run_levels(source, levels, x, prev_size, circular, cfg, gen, on_step, init is None)
 
@@ -648,7 +653,10 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
     alpha = cfg.alpha if cfg.use_alpha else None
     scale = 1.0 / (3 * p * p)  # squared feature distance -> per-element MSE
 
-    nnf, grid_prev, kw_prev = None, None, None
+    nnf: torch.Tensor | None = None
+    grid_prev: _Grid | None = None
+    kw_prev = 0
+    keys = torch.empty(0)
     for li, level in enumerate(levels):
         x = _resize(x, level.out, circular)
         excluded = None
@@ -668,13 +676,14 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
         for it in range(iterations):
             _cancel_point()
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
-                keys = None  # the blurred set goes before the sharp one is made (not both at the peak)
+                keys = torch.empty(0)  # the blurred set goes before the sharp one is made (not both at the peak)
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
                 if excluded is not None:
                     keys[excluded] = _EXCLUDED_KEY
             final = li == len(levels) - 1 and it == iterations - 1 and cfg.finest_vote_sigma is not None
             if final and step > 1 and it > 0:  # the last pass queries every pixel: each one's best patch
                 dense = _query_grid(level.out, p, 1, circular, dev)
+                assert nnf is not None  # it > 0: the previous iteration's field
                 nnf = _upsample_nnf(nnf, grid, key_hw[1], dense, key_hw)
                 grid, step, exact = dense, 1, False
                 pm = _PatchMatch(key_hw, grid, step)
@@ -687,7 +696,7 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
                     pm = _PatchMatch(key_hw, grid, step)
                     nnf = (
                         _upsample_nnf(nnf, grid_prev, kw_prev, grid, key_hw)
-                        if nnf is not None
+                        if nnf is not None and grid_prev is not None
                         else _sparse_exact_start(x, basis, keys, key_hw, grid, cfg.exact_max_pairs, excluded)
                     )
                 nnf = pm.search(queries, keys, nnf, rounds, cfg.random_samples, gen)
