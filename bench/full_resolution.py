@@ -14,7 +14,7 @@ feature scale 1 (output px = source px):
 Per method: seconds per image, peak memory above the process's baseline (CPU: resident set sampled
 every 5 ms; CUDA: max allocated), patch-SWD vs the source, feature-scale error (|period / source
 period - 1|; correlation length for aperiodic textures), sharpness ratio (Laplacian variance vs
-the source's), copy score, pixel diversity of two seeds (`--seeds`, first size only). Prints a table,
+the source's), copied-region fraction (``copied_region_fraction``, as ``--textures``), pixel diversity of two seeds (`--seeds`, first size only). Prints a table,
 writes JSON and, per image and size, a contact sheet (source | model | bicubic | lift | instant,
 each a 512 x 512 crop at 100 %) to ``--out`` (default bench/results/full_resolution/).
 
@@ -51,7 +51,6 @@ from singan_core.imageio import load_image, to_uint8
 from singan_core.metrics import (
     bond_ratio,
     copied_region_fraction,
-    copy_score,
     correlation_length,
     dominant_period,
     lattice_ratios,
@@ -162,7 +161,7 @@ def measure(method: str, pyramid, source: LiftSource, size: int, n: int, device:
         "feature_scale_error": error,
         "feature_measure": kind,
         "sharpness_ratio": sharpness(first) / sharpness(src),
-        "copy_score": copy_score(first, src),
+        "copied": copied_region_fraction(first, src),
         "diversity": pixel_diversity(out, src) if n >= 2 else None,
     }
     return row, first
@@ -185,12 +184,12 @@ def contact_sheet(source: torch.Tensor, outputs: dict[str, torch.Tensor], title:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'image':<22}{'size':>6} {'method':<8}{'s/img':>8}{'peak MB':>9}{'pSWD':>8}{'fs err':>8}{'sharp':>7}{'copy':>7}{'div':>6}")
+    print(f"\n{'image':<22}{'size':>6} {'method':<8}{'s/img':>8}{'peak MB':>9}{'pSWD':>8}{'fs err':>8}{'sharp':>7}{'copied':>7}{'div':>6}")
     for r in rows:
         div = "-" if r["diversity"] is None else f"{r['diversity']:.2f}"
         print(
             f"{r['image']:<22}{r['size']:>6} {r['method']:<8}{r['seconds']:>8.2f}{r['peak_mb']:>9.0f}{r['patch_swd']:>8.4f}"
-            f"{r['feature_scale_error']:>8.2f}{r['sharpness_ratio']:>7.2f}{r['copy_score']:>7.3f}{div:>6}"
+            f"{r['feature_scale_error']:>8.2f}{r['sharpness_ratio']:>7.2f}{r['copied']:>7.3f}{div:>6}"
         )
     print(f"targets: {TARGETS}")
 
