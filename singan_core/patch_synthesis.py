@@ -114,6 +114,7 @@ class PatchSynthesisConfig:
     dense_max_pixels: int = 192 * 192  # levels with more output pixels take queries every query_stride px
     query_stride: int = 2  # query step on large levels (pixels)
     half_keys_above: int = 1_000_000  # key sets larger than this are stored as float16 (memory at 2K-4K)
+    half_queries_above: int = 2_000_000  # PatchMatch query sets larger than this too (a 2K level's dense pass)
     patchmatch_rounds: int = 2  # propagation + random-search rounds per PatchMatch iteration
     random_samples: int = 1  # random candidates per radius per round
 
@@ -292,9 +293,11 @@ def _query_grid(out: Size, p: int, step: int, circular: bool, device) -> _Grid:
     return _Grid(ys, xs, out[0], out[1], circular)
 
 
-def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> torch.Tensor:
-    """(Q, d) float32 features of the queries of ``grid`` (row-major)."""
-    return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float32)
+def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid, half_above: int | None = None) -> torch.Tensor:
+    """(Q, d) features of the queries of ``grid`` (row-major): float32, or float16 where there are
+    more than ``half_above`` queries (PatchMatch only: its distances are taken in float32)."""
+    half = half_above is not None and grid.ys.numel() * grid.xs.numel() > half_above
+    return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float16 if half else torch.float32)
 
 
 _EXCLUDED_KEY = 1e3  # feature value of keys that may not be matched (real features are within ~+-25)
@@ -437,7 +440,7 @@ def _gathered_sqdist(queries: torch.Tensor, keys: torch.Tensor, idx: torch.Tenso
     out = torch.empty(queries.shape[0], dtype=torch.float32, device=queries.device)
     for i in range(0, queries.shape[0], _GATHER_CHUNK):
         q = queries[i : i + _GATHER_CHUNK]
-        diff = torch.index_select(keys, 0, idx[i : i + _GATHER_CHUNK]).float().sub_(q)
+        diff = torch.index_select(keys, 0, idx[i : i + _GATHER_CHUNK]).float().sub_(q.float())
         out[i : i + _GATHER_CHUNK] = diff.mul_(diff).sum(1)
     return out
 
@@ -688,7 +691,7 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
                 grid, step, exact = dense, 1, False
                 pm = _PatchMatch(key_hw, grid, step)
                 rounds = 1  # refines a converged strided field
-            queries = _query_features(x, basis, grid)
+            queries = _query_features(x, basis, grid, None if exact else cfg.half_queries_above)
             if exact:
                 nnf = _exact_search(queries, keys, scale, alpha, excluded)
             else:
