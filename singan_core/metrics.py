@@ -32,6 +32,10 @@ Metrics
   at the same offset as a neighbouring block: a copy check.
 * :func:`axis_periods` / :func:`lattice_ratios` -- a lattice's period along x and y and the
   autocorrelation's height there; an output's periods and peak height relative to its source's.
+* :func:`lattice_vectors` / :func:`bond_ratio` -- a lattice's two primitive vectors (a brick bond's
+  step to the next column included) and how well an output keeps the source's 2-D lattice, read on
+  the horizontal and the vertical edges apart (columns that meander and bricks merged into strips
+  fail it while the axis periods still pass).
 * :func:`copied_fraction` -- the share of an output covered by (textured) verbatim copies of
   the source under any offset: a tiling of the source scores its whole area.
 * :func:`horizon_edge`, :func:`row_profile_correlation` -- a plate's vertical layout: the
@@ -61,12 +65,14 @@ from .errors import InvalidArgument, MetricUnavailable
 __all__ = [
     "MetricUnavailable",
     "axis_periods",
+    "bond_ratio",
     "bright_density",
     "copied_region_fraction",
     "copy_score",
     "correlation_length",
     "dominant_period",
     "lattice_ratios",
+    "lattice_vectors",
     "patch_swd",
     "pixel_diversity",
     "sharpness",
@@ -694,6 +700,144 @@ def lattice_ratios(output: torch.Tensor, source: torch.Tensor) -> tuple[float, f
         peaks.append(near / height)
     peak = min(peaks) if peaks else float("nan")
     return ratios[0], ratios[1], peak
+# --------------------------------------------------------------------------- 2-D lattice and bond
+
+_LATTICE_MIN_RADIUS = 6  # px: autocorrelation maxima nearer the origin belong to the central lobe
+_LATTICE_PEAK_WINDOW = 9  # px: side of the window in which a lattice peak is a local maximum
+_LATTICE_CANDIDATES = 6  # strongest peaks among which lattice_vectors picks its pair
+_LATTICE_TOLERANCE = 0.08  # an output's peak counts within this fraction of the vector's length (at least 2 px)
+
+
+def _edge_maps(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """|central difference| of the luminance along y and along x, (H - 2, W - 2) each: the horizontal
+    and the vertical edges (a brick wall's bed joints and its head joints) apart."""
+    y = _luminance(x)
+    along_y = (y[2:, 1:-1] - y[:-2, 1:-1]).abs()
+    along_x = (y[1:-1, 2:] - y[1:-1, :-2]).abs()
+    return along_y, along_x
+
+
+def _lattice_peaks(ac: torch.Tensor, n: int = 2) -> list[tuple[float, int, int]]:
+    """Up to ``n`` lattice peaks (height, dy, dx) of an origin-centred autocorrelation: local maxima
+    (9 x 9 px) past its central lobe (6 px), in the half-plane dy > 0 (or dy = 0, dx > 0), within a
+    quarter of the image's smaller side (far lags overlap little and are noisy), at least
+    :data:`PERIOD_MIN_PEAK` / 2 high. Ranked by height x (1 - r / (2 r_max)), r the lag's length,
+    so that of equally strong peaks (a lattice's multiples) the shortest comes first; no two
+    within 17 degrees of one direction."""
+    h, w = ac.shape
+    cy, cx = h // 2, w // 2
+    k = _LATTICE_PEAK_WINDOW
+    local_max = ac == F.max_pool2d(ac[None, None], k, 1, k // 2)[0, 0]
+    yy, xx = torch.meshgrid(torch.arange(h) - cy, torch.arange(w) - cx, indexing="ij")
+    r = (yy.square() + xx.square()).double().sqrt()
+    r_max = min(cy, cx) / 2
+    half = (yy > 0) | ((yy == 0) & (xx > 0))
+    ok = local_max & half & (r > _LATTICE_MIN_RADIUS) & (r <= r_max) & (ac >= PERIOD_MIN_PEAK / 2)
+    ys, xs = torch.nonzero(ok, as_tuple=True)
+    score = ac[ys, xs] * (1 - r[ys, xs] / (2 * r_max))
+    peaks: list[tuple[float, int, int]] = []
+    for i in score.argsort(descending=True).tolist():
+        v, dy, dx = float(ac[ys[i], xs[i]]), int(ys[i]) - cy, int(xs[i]) - cx
+        if all(abs(dy * ox - dx * oy) > 0.3 * math.hypot(dy, dx) * math.hypot(oy, ox) for _, oy, ox in peaks):
+            peaks.append((v, dy, dx))
+        if len(peaks) == n:
+            break
+    return peaks
+
+
+def lattice_vectors(x: torch.Tensor) -> list[tuple[float, float, float]]:
+    """A lattice's two primitive translation vectors, from the luminance's 2-D autocorrelation.
+
+    Of the six strongest local maxima (9 x 9 px windows) of the normalised autocorrelation (as in
+    :func:`dominant_period`) beyond 6 px from the origin, in different directions (17 degrees
+    apart), the pair whose lattice points n1 a1 + n2 a2 carry the highest mean autocorrelation
+    (:func:`_lattice_score`). A running-bond brick wall gives the two diagonal vectors to the next
+    column's bricks (one column across, half a brick along): the bond's half-period offset.
+
+    Args:
+        x: one image ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]``, at least 16 x 16 pixels.
+
+    Returns:
+        Up to two ``(dy, dx, height)``: the vector in pixels (dy > 0, or dy = 0 and dx > 0) and the
+        autocorrelation there (of 1 at lag 0); empty for a flat image, fewer for stripes or noise.
+
+    Raises:
+        ValueError: ``x`` not a single 3-channel image of at least 16 x 16 pixels.
+    """
+    along_y, along_x = _edge_maps(_single_image(x, "x", 16))
+    if float(along_y.std()) == 0.0 or float(along_x.std()) == 0.0:
+        return []
+    ac = torch.minimum(_autocorrelation(along_y), _autocorrelation(along_x))
+    peaks = _lattice_peaks(ac, _LATTICE_CANDIDATES)
+    if len(peaks) < 2:
+        return [(float(dy), float(dx), v) for v, dy, dx in peaks]
+    best = max(
+        ((a, b) for i, a in enumerate(peaks) for b in peaks[i + 1 :]),
+        key=lambda pair: _lattice_score(ac, pair[0][1:], pair[1][1:]),
+    )
+    return [(float(dy), float(dx), v) for v, dy, dx in best]
+
+
+def _lattice_score(ac: torch.Tensor, a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Mean autocorrelation at the lattice points n1 a + n2 b (|n| <= 2, not 0) within reach (the
+    highest of 3 x 3 px there), less 0.02 per cell area in units of the smallest possible: a pair of
+    true vectors sees peaks at all of them; a ridge (a running bond's head joints) does not."""
+    cy, cx = ac.shape[0] // 2, ac.shape[1] // 2
+    area = abs(a[0] * b[1] - a[1] * b[0])
+    if area == 0:
+        return -math.inf
+    values = []
+    for n1 in range(-2, 3):
+        for n2 in range(-2, 3):
+            dy, dx = n1 * a[0] + n2 * b[0], n1 * a[1] + n2 * b[1]
+            if (n1, n2) != (0, 0) and abs(dy) < cy - 1 and abs(dx) < cx - 1:
+                values.append(float(ac[cy + dy - 1 : cy + dy + 2, cx + dx - 1 : cx + dx + 2].max()))
+    smallest = math.hypot(*a) * math.hypot(*b) * 0.5
+    return sum(values) / max(1, len(values)) - 0.02 * area / max(1.0, smallest)
+
+
+def bond_ratio(output: torch.Tensor, source: torch.Tensor) -> float:
+    """How well an output keeps its source's 2-D lattice, bond included: the least peak ratio.
+
+    The luminance's horizontal and vertical edges are taken apart (:func:`_edge_maps`: a brick
+    wall's bed joints and head joints) and each map's 2-D autocorrelation is read at its source's
+    two lattice vectors (:func:`_lattice_peaks` of the source's map: for a running bond, the
+    next column's joint half a brick along and the joint two columns across). The output's
+    highest value within 8 % of the vector's length (at least 2 px) is divided by the source's
+    height there; the least of the (up to four) ratios is returned. Columns that meander, joints
+    that vanish (bricks merged into strips) or are placed out of bond lose their peaks, although
+    the period along each axis (:func:`lattice_ratios`) may stay right.
+
+    Args:
+        output, source: one image each, ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]``, at least
+            16 x 16 pixels; the output's half-size must exceed the source's lattice vectors.
+
+    Returns:
+        The least ratio (about 1 for a good output, 1.0 for the source itself); ``nan`` when the
+        source has no lattice peak.
+
+    Raises:
+        ValueError: ``output`` or ``source`` not a single 3-channel image of at least 16 x 16 pixels.
+    """
+    out_maps = _edge_maps(_single_image(output, "output", 16))
+    src_maps = _edge_maps(_single_image(source, "source", 16))
+    ratios = []
+    for out_map, src_map in zip(out_maps, src_maps):
+        peaks = _lattice_peaks(_autocorrelation(src_map))
+        if not peaks:
+            continue
+        ac = _autocorrelation(out_map)
+        cy, cx = ac.shape[0] // 2, ac.shape[1] // 2
+        for height, dy, dx in peaks:
+            r = max(2, round(_LATTICE_TOLERANCE * math.hypot(dy, dx)))
+            y0, y1, x0, x1 = cy + dy - r, cy + dy + r + 1, cx + dx - r, cx + dx + r + 1
+            if y0 < 0 or x0 < 0 or y1 > ac.shape[0] or x1 > ac.shape[1]:
+                ratios.append(0.0)  # the output is too small to show the source's lattice
+                continue
+            ratios.append(float(ac[y0:y1, x0:x1].max()) / height)
+    return min(ratios) if ratios else float("nan")
+
+
 def copied_fraction(output: torch.Tensor, source: torch.Tensor, min_region: int = 256) -> float:
     """Share of an output covered by textured regions that equal the source under some offset.
 
