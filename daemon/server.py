@@ -319,7 +319,7 @@ class Daemon:
             model = reserve(self.store, prep, image.height, image.width)
         elif request.op == "super_resolve":
             model, prep = self._sr_model(by_name["image"], request.params)
-        elif request.op == "instant":
+        elif request.op in ("instant", "inpaint"):
             model = None  # no model: patch synthesis from the image itself
         else:
             model = request.params.model

@@ -1,4 +1,5 @@
-"""Requests for images at the artist's size, shared by the Krita and Blender plugins (issue 13).
+"""Requests shared by the Krita and Blender plugins: images at the artist's size (issue 13) and
+content-aware fill (issue 24).
 
 A plugin asks for n images of width x height pixels at a feature scale (output px per source px)
 either from a trained model (``generate``, lifted to full resolution with the model's own source)
@@ -56,3 +57,33 @@ def synthesis_request(
     if plate:
         params["plate"] = True
     return "instant", params, [replace(image, name="image")]
+
+
+FILL_NOISE = 0.25
+"""``inpaint``'s noise for removing an object: the hole continues its surroundings most plainly."""
+VARIATION_NOISE = 1.0
+"""``inpaint``'s noise for variations inside a selection: clearly different results per seed."""
+
+
+def inpaint_request(
+    image: Image,
+    mask: Image,
+    *,
+    n: int = 1,
+    seed: int = 0,
+    noise: float = FILL_NOISE,
+    output_order: str = "RGB",
+) -> tuple[str, dict[str, Any], list[Image]]:
+    """(op, params, images) of an ``inpaint``: n results of ``image`` with the pixels where ``mask``
+    (same size; ``GRAY`` 255 = to synthesise, or any order whose alpha or luminance is over 50 %)
+    synthesised from the rest of ``image``, which stays fixed as their boundary (content-aware fill;
+    a variation that meets the canvas around a selection with no seam). ``noise``:
+    :data:`FILL_NOISE` to remove an object, :data:`VARIATION_NOISE` for variations.
+
+    Raises:
+        ValueError: ``mask`` and ``image`` differ in size.
+    """
+    if (mask.width, mask.height) != (image.width, image.height):
+        raise ValueError(f"inpaint_request: the mask is {mask.width}x{mask.height} px, the image {image.width}x{image.height} px")
+    params = {"n": n, "seed": seed, "noise": noise, "output_order": output_order}
+    return "inpaint", params, [replace(image, name="image"), replace(mask, name="mask")]
