@@ -15,13 +15,12 @@ import torch
 
 from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MIN_OUTPUT_SIDE
 from protocol.wire import Image, ProtocolError
-from singan_core import animation, editing, harmonization, inpaint as inpaint_hole
-from singan_core import paint
+from singan_core import animation, editing, harmonization, paint
 from singan_core.errors import InvalidArgument
+from singan_core.fill import fill
 from singan_core.full_resolution import instant as instant_images
 from singan_core.full_resolution import sample_full_resolution
 from singan_core.model import SinGANPyramid
-from singan_core.patch_synthesis import PatchSynthesisConfig
 from singan_core.plates import instant_plate, trained_plate
 from singan_core.sampling import sample
 from singan_core.storage import full_source_image
@@ -184,7 +183,7 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None,
 
 
 def inpaint(params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
-    """Content-aware fill (:func:`singan_core.inpaint`, GPNN's conditional inpainting): n results
+    """Content-aware fill (:func:`singan_core.fill`: GPNN's conditional inpainting, membrane cloning): n results
     of the request's ``image`` with the pixels under ``mask`` synthesised from the rest of it and
     everything else kept; result i uses seed ``seed + i``. The alpha of an RGBA/BGRA result is the
     synthesised region.
@@ -199,12 +198,11 @@ def inpaint(params: Any, images: dict[str, Image], on_level: Step | None = None,
                             "they must be the same size", "images")
     check_output(params.n, image.height, image.width, "params.n", budget=budget)
     source, hole = to_tensor(image), to_mask(mask)
-    config = PatchSynthesisConfig(noise_sigma=params.noise)
     out = []
     for i in range(params.n):
         step = None if on_level is None else (lambda done, total, i=i: on_level(i * total + done, params.n * total))
         try:
-            result = inpaint_hole(source, hole.float(), seed=params.seed + i, config=config, on_step=step)
+            result = fill(source, hole.float(), seed=params.seed + i, noise_sigma=params.noise, on_step=step)
         except InvalidArgument as exc:
             if exc.field != "mask":
                 raise

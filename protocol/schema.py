@@ -162,8 +162,9 @@ class InpaintParams(_Model):
     """Content-aware fill with no model and no training: the pixels of frame ``image`` where frame
     ``mask`` is white (luminance, or alpha if it has transparency, over 50 %) are synthesised from
     the patches of the rest of ``image``, with everything outside the mask kept fixed as their
-    boundary (GPNN's conditional inpainting: Granot et al., "Drop the GAN", CVPR 2022, sec. 4), so
-    the result continues its surroundings with no seam. Removes an object (Fill selection), or
+    boundary (GPNN's conditional inpainting: Granot et al., "Drop the GAN", CVPR 2022, sec. 4), then
+    the region's colour offset along its border is removed (membrane cloning, Farbman et al. 2009),
+    so the result continues its surroundings with no seam. Removes an object (Fill selection), or
     gives a variation of a selection that meets the canvas around it. ``mask`` has ``image``'s
     size and must leave a 7 x 7 px patch of ``image`` outside it. Returns n frames ``image`` of the
     input's size, equal to it outside the mask; with an RGBA/BGRA ``output_order`` the alpha is

@@ -23,6 +23,7 @@ from .device import configure_threads, select_device
 from .imageio import ImageReadError, load_image, save_image
 from .metrics import MetricUnavailable, patch_swd, pixel_diversity, sifid
 from .model import SinGANPyramid
+from .fill import fill
 from .patch_synthesis import inpaint
 from .pyramid import PyramidGeometry, pyramid_geometry
 from .sampling import generate, reconstruct, sample
@@ -62,6 +63,7 @@ __all__ = [
     "evaluate",
     "file_sha256",
     "generate",
+    "fill",
     "inpaint",
     "load_image",
     "load_pyramid",

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InvalidArgument
+from .membrane import membrane_fill
 from .metrics import axis_periods
 
 _interrupt = threading.local()
@@ -562,7 +563,7 @@ def inpaint(
 
     Coarse to fine as :func:`synthesize` at the image's own size: at each level the known pixels
     (the image resized) are put back after every fold, keys whose p x p patch touches the hole are
-    never matched, and the hole starts as the known pixels diffused into it (the colours around it,
+    never matched, and the hole starts as the known pixels diffused into it (:func:`~.membrane.membrane_fill`: the colours around it,
     not the image's mean: a mean-coloured start drew the image's busiest texture into a hole in a
     smooth background) plus N(0, noise_sigma^2).
 
@@ -595,28 +596,9 @@ def inpaint(
     levels = _plan(size, size, None, cfg)
     fixed, coarse_hole = known.at(levels[0].out)
     noise = torch.randn(fixed.shape, generator=gen).to(image.device)
-    x = torch.where(coarse_hole, _diffused(fixed, coarse_hole) + cfg.noise_sigma * noise, fixed)
+    x = torch.where(coarse_hole, membrane_fill(fixed, coarse_hole) + cfg.noise_sigma * noise, fixed)
     out = _run_levels(image, levels, x, levels[0].out, False, cfg, gen, on_step, False, known)
     return torch.where(hole >= 0.5, out, image)
-
-
-def _diffused(fixed: torch.Tensor, hole: torch.Tensor, relax: int = 50) -> torch.Tensor:
-    """``fixed`` (1, 3, h, w) with its ``hole`` (bool (1, 1, h, w)) filled from the known pixels
-    around it: each hole pixel first takes the mean of the known ones within the smallest square
-    that reaches some (normalised convolution, growing 1 px a step), then ``relax`` Jacobi steps of
-    the Laplace equation smooth it with the known pixels as the boundary (a membrane fill)."""
-    known = (~hole).float()
-    out, filled = fixed.clone(), ~hole
-    acc_x, acc_w = fixed * known, known
-    while not bool(filled.all()):
-        acc_x = F.avg_pool2d(acc_x, 3, 1, 1, count_include_pad=False)
-        acc_w = F.avg_pool2d(acc_w, 3, 1, 1, count_include_pad=False)
-        new = (acc_w > 1e-6) & ~filled
-        out = torch.where(new, acc_x / acc_w.clamp_min(1e-6), out)
-        filled = filled | new
-    for _ in range(relax):
-        out = torch.where(hole, F.avg_pool2d(F.pad(out, (1, 1, 1, 1), mode="replicate"), 3, 1), out)
-    return out
 
 
 def _check_mask(mask: object, image: torch.Tensor) -> torch.Tensor:
