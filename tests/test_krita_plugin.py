@@ -171,6 +171,48 @@ def test_pixels_alpha_helpers():
         pixels.union(bytes(2), bytes(3))
 
 
+def test_pixels_crop_embed_and_the_masks_the_fill_sends():
+    assert pixels.crop(bytes(range(12)), 4, 1, 1, 2, 2, depth=1) == bytes([5, 6, 9, 10])
+    assert pixels.embed(None, 1, 1, 2, 1, 4, 3) == bytes([0, 0, 0, 0, 0, 255, 255, 0, 0, 0, 0, 0])
+    assert pixels.embed(bytes([7, 200]), 0, 2, 2, 1, 2, 3) == bytes([0, 0, 0, 0, 7, 200])
+    assert pixels.count_over_half(bytes([0, 127, 128, 255])) == 2
+    opaque = bytes([1, 2, 3, 255]) * 4
+    mask = bytes([0, 255, 255, 0])
+    assert not pixels.transparent_outside(opaque, mask)
+    hole_only = bytearray(opaque)
+    hole_only[7] = 0  # the second pixel, inside the mask
+    assert not pixels.transparent_outside(bytes(hole_only), mask)
+    hole_only[3] = 128  # the first, outside it
+    assert pixels.transparent_outside(bytes(hole_only), mask)
+    for bad in (lambda: pixels.crop(bytes(16), 2, 1, 1, 2, 2), lambda: pixels.embed(bytes(3), 0, 0, 2, 2, 4, 4),
+                lambda: pixels.embed(None, 3, 0, 2, 1, 4, 4)):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_fill_and_boundary_variation_requests():
+    chosen = options.Options(count=3, seed=7)
+    image = Image("around", 48, 32, "BGRA", bytes(48 * 32 * 4))
+    mask = Image("selection", 48, 32, "GRAY", bytes(48 * 32))
+    params, images = ops.fill_request(image, mask, chosen)
+    assert params == {"n": 1, "seed": 7, "noise": 0.25, "output_order": "BGRA"}
+    assert [(i.name, i.width, i.height, i.order) for i in images] == [("image", 48, 32, "BGRA"), ("mask", 48, 32, "GRAY")]
+    params, _ = ops.boundary_variations_request(image, mask, chosen)
+    assert params == {"n": 3, "seed": 7, "noise": 1.0, "output_order": "BGRA"}
+
+
+def test_each_action_advances_the_seed_past_the_ones_it_used():
+    """Issue 24: a second click of Quick variations must not repeat the first one's seeds."""
+    studio_ = Studio("tcp://127.0.0.1:1")
+    studio_.options.seed = 2**31 - 2
+    seen = []
+    studio_.options_changed.connect(lambda: seen.append(studio_.options.seed))
+    studio_.advance_seed(4)
+    studio_.advance_seed(1)
+    assert seen == [2, 3]  # wraps within the daemon's seed range
+    studio_.session.close()
+
+
 def test_output_size_modes_and_the_daemons_limit():
     chosen = options.Options()
     assert chosen.output_size(96, 64, 8192) == (96, 64)
