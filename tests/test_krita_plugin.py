@@ -190,6 +190,21 @@ def test_pixels_crop_embed_and_the_masks_the_fill_sends():
             bad()
 
 
+def test_pixels_band_and_paste_join_a_variation_to_the_canvas():
+    mask = pixels.embed(None, 1, 1, 6, 5, 8, 7)
+    band = np.frombuffer(pixels.band(mask, 8, 1), np.uint8).reshape(7, 8)
+    inner = np.zeros((7, 8), np.uint8)
+    inner[1:6, 1:7] = 255
+    inner[2:5, 2:6] = 0  # the selection less its 1 px erosion
+    assert np.array_equal(band, inner)
+    base = bytes([1]) * (4 * 3 * 4)
+    out = np.frombuffer(pixels.paste(base, 4, bytes([9]) * 16, 1, 1, 2, 2, bytes([255, 0, 0, 255])), np.uint8)
+    assert out.reshape(3, 4, 4)[1:3, 1:3, 0].tolist() == [[9, 1], [1, 9]]  # only where the mask is
+    assert pixels.paste(base, 4, bytes([9]) * 16, 1, 1, 2, 2).count(9) == 16
+    with pytest.raises(ValueError):
+        pixels.paste(base, 4, bytes(16), 3, 1, 2, 2)
+
+
 def test_fill_and_boundary_variation_requests():
     chosen = options.Options(count=3, seed=7)
     image = Image("around", 48, 32, "BGRA", bytes(48 * 32 * 4))
@@ -199,6 +214,8 @@ def test_fill_and_boundary_variation_requests():
     assert [(i.name, i.width, i.height, i.order) for i in images] == [("image", 48, 32, "BGRA"), ("mask", 48, 32, "GRAY")]
     params, _ = ops.boundary_variations_request(image, mask, chosen)
     assert params == {"n": 3, "seed": 7, "noise": 1.0, "output_order": "BGRA"}
+    params, images = ops.join_request(image, mask, 9)
+    assert params == {"n": 1, "seed": 9, "noise": 0.25, "output_order": "BGRA"} and len(images) == 2
 
 
 def test_each_action_advances_the_seed_past_the_ones_it_used():
@@ -921,9 +938,15 @@ def test_variations_on_no_rectangular_or_elliptical_selection_and_every_size(kri
         assert all(layer["bounds"] == [x, y, w, h] for layer in layers)
         assert all((sample[..., 3] == 255).all() for sample in samples)
     inside = mask == 255
+    # 1x inside a selection with canvas around it: each sample is joined to the canvas over a band
+    # along the selection's border (issue 24); elsewhere the daemon's samples are unchanged
+    joined = case in ("rectangle", "ellipse")
+    interior = inside & (np.frombuffer(pixels.band(mask.tobytes(), w, ops.HEAL_BAND), np.uint8).reshape(h, w) == 0) \
+        if joined else inside
+    theirs_all = daemon_samples(served_model, w, h)
     # the daemon's own samples for this model, size and seeds, pixel for pixel
-    for ours, theirs in zip(samples, daemon_samples(served_model, w, h), strict=True):
-        assert np.abs(ours[inside][:, :3].astype(int) - theirs[inside][:, :3]).max() <= 1
+    for ours, theirs in zip(samples, theirs_all, strict=True):
+        assert np.abs(ours[interior][:, :3].astype(int) - theirs[interior][:, :3]).max() <= 1
     assert np.abs(samples[0][inside][:, :3].astype(int) - samples[1][inside][:, :3]).mean() > 5  # seeds differ
     shape = (v["height"], v["width"], 4)
     before, after = krita_run.raw(v["before"], shape), krita_run.raw(v["after"], shape)
@@ -933,6 +956,19 @@ def test_variations_on_no_rectangular_or_elliptical_selection_and_every_size(kri
     outside[y:y + h, x:x + w] = ~inside
     assert np.array_equal(after[outside], before[outside])  # nothing outside the result changed
     assert np.array_equal(after[y:y + h, x:x + w][inside], samples[0][inside])  # the top (visible) variation shows
+    if joined:
+        from singan_core.metrics import seam_ratio
+
+        selected = np.zeros(after.shape[:2], np.float32)
+        selected[y:y + h, x:x + w] = inside
+        import torch
+
+        seam = seam_ratio(as_tensor(after), torch.from_numpy(selected))
+        pasted = before.copy()
+        pasted[y:y + h, x:x + w][inside] = theirs_all[0][inside]  # the control: the sample as it was, no join
+        control = seam_ratio(as_tensor(pasted), torch.from_numpy(selected))
+        print(f"variations {case}: seam {seam:.2f}, pasted without the join {control:.2f}")
+        assert seam <= SEAM_LIMIT < control
 
 
 def layout_kept(sketch: np.ndarray, painting: np.ndarray) -> float:

@@ -67,6 +67,20 @@ def boundary_variations_request(image: Image, mask: Image, options: Options) -> 
     return params, images
 
 
+HEAL_BAND = 12
+"""Width (px) of the band inside a selection's border over which a trained variation is joined to
+the canvas around it (:func:`join_request`)."""
+
+
+def join_request(image: Image, band: Image, seed: int) -> tuple[dict, list[Image]]:
+    """``inpaint`` (params, images) that joins a trained variation to the canvas around it: one
+    result of ``image`` (the canvas with the variation in the selection) with ``band`` (the band
+    along the selection's border, ``GRAY``) synthesised anew, with the noise that continues its
+    surroundings most plainly."""
+    _, params, images = inpaint_request(image, band, n=1, seed=seed, noise=FILL_NOISE, output_order=OUTPUT_ORDER)
+    return params, images
+
+
 def injection_params(model: dict, options: Options) -> dict:
     """``harmonize`` / ``paint2image`` with ``model`` (a ModelInfo): the chosen injection scale
     (clamped to 1..K-1) or, if None, the daemon's default."""

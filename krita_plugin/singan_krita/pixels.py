@@ -96,3 +96,54 @@ def transparent_outside(bgra: bytes, mask: bytes) -> bool:
     see_through = int.from_bytes(alpha(bgra).translate(_NOT_OPAQUE), "little")
     outside = int.from_bytes(mask.translate(_OVER_HALF).translate(bytes([1, 0]) + bytes(254)), "little")
     return bool(see_through & outside)
+
+
+
+_ONE_TO_FULL = bytes([0, 255]) + bytes(254)  # translate table: 1 becomes 255, everything else 0
+
+
+def band(mask: bytes, width: int, px: int) -> bytes:
+    """The inner band of ``mask`` (one byte per pixel, rows of ``width``): 255 where the mask is
+    over 50 % and a pixel within ``px`` px of it (a square around it) is not, else 0. Rows are
+    integers with one byte per pixel, eroded by shifts and ANDs (no per-pixel Python loop)."""
+    rows = [int.from_bytes(mask[r * width:(r + 1) * width].translate(_OVER_HALF), "little")
+            for r in range(len(mask) // width)]
+    across = []
+    for row in rows:  # erode along x: a pixel stays where its px neighbours either side are in too
+        eroded = row
+        for k in range(1, px + 1):
+            eroded &= (row >> (8 * k)) & (row << (8 * k))
+        across.append(eroded)
+    out = bytearray()
+    for r, row in enumerate(rows):  # along y, then the band is what the erosion took away
+        eroded = across[r]
+        for k in range(1, px + 1):
+            eroded &= (across[r - k] if r >= k else 0) & (across[r + k] if r + k < len(rows) else 0)
+        out += (row ^ eroded).to_bytes(width, "little").translate(_ONE_TO_FULL)
+    return bytes(out)
+
+
+def paste(base: bytes, width: int, patch: bytes, x: int, y: int, w: int, h: int, mask: bytes | None = None) -> bytes:
+    """BGRA ``base`` (rows of ``width`` pixels) with the ``w`` x ``h`` BGRA ``patch`` put at
+    (``x``, ``y``): where ``mask`` (one byte per patch pixel) is over 50 %, or everywhere if None.
+
+    Raises:
+        ValueError: the rectangle is not inside ``base``, or ``patch``/``mask`` have the wrong size.
+    """
+    rows = len(base) // (width * 4)
+    if x < 0 or y < 0 or x + w > width or y + h > rows or len(patch) != w * h * 4 or (mask is not None and len(mask) != w * h):
+        raise ValueError(f"a {w} x {h} patch at ({x}, {y}) does not fit {width} x {rows} pixels")
+    out = bytearray(base)
+    for r in range(h):
+        start, row = ((y + r) * width + x) * 4, patch[r * w * 4:(r + 1) * w * 4]
+        if mask is not None:
+            keep = bytearray(w * 4)  # 0xFF where the base stays
+            inside = mask[r * w:(r + 1) * w].translate(_OVER_HALF).translate(bytes([255, 0]) + bytes(254))
+            for c in range(4):
+                keep[c::4] = inside
+            old = int.from_bytes(out[start:start + w * 4], "little")
+            new = int.from_bytes(row, "little")
+            k = int.from_bytes(keep, "little")
+            row = ((old & k) | (new & ~k & ((1 << (8 * w * 4)) - 1))).to_bytes(w * 4, "little")
+        out[start:start + w * 4] = row
+    return bytes(out)

@@ -120,16 +120,70 @@ def _variation_layers(target: Target, size: tuple[int, int], name: str, seed: in
 def variations(studio: Studio) -> None:
     """``count`` samples of the chosen model at the selection's (or layer's) position, at the chosen
     size and feature scale (the source's detail: docs/protocol.md, ``generate``), as layers of a new
-    group above the active layer; only the first (top) one visible. Each click advances the seed
-    past the ones it used."""
+    group above the active layer; only the first (top) one visible.
+
+    Inside a selection at 1x (feature scale 1, not seamless) with canvas around it, each sample is
+    then joined to that canvas: the band :data:`.ops.HEAL_BAND` px wide inside the selection's border is
+    synthesised anew with the canvas outside and the sample inside as its fixed boundary (the
+    daemon's ``inpaint``), so there is no seam at the selection's border. Each click advances the
+    seed past the ones it used."""
     _check_connected(studio)
     target = canvas.active_target()  # first: without a document nothing else matters
     model, options = _chosen_model(studio), replace(studio.options)
     size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
     params = ops.generate_params(model, size, options)
+    place = _variation_layers(target, size, model["name"], params["seed"])
+    around = _boundary(target, size, options)
     task = studio.start(f"Variations of '{model['name']}'")
-    task.submit("generate", params, [], _variation_layers(target, size, model["name"], params["seed"]), "variations")
+    if around is not None:
+        place = _joined(task, around, target, options, place)
+    task.submit("generate", params, [], place, "variations")
     studio.advance_seed(options.count)
+
+
+def _boundary(target: Target, size: tuple[int, int], options) -> _Surroundings | None:
+    """The canvas around the selection that variations of ``size`` continue (:func:`_surroundings`),
+    or None: not at 1x the selection, another feature scale than 1, seamless, no room around it,
+    or a partly transparent canvas there."""
+    region = target.region
+    if size != (region.width, region.height) or options.feature_scale != 1.0 or options.seamless:
+        return None
+    around = _surroundings(target, _margin(region, VARIATION_MARGIN, 1))
+    if around is None or pixels.transparent_outside(around.data, around.mask.data):
+        return None
+    return around
+
+
+def _joined(task, around: _Surroundings, target: Target, options, place):
+    """``generate``'s result step for variations inside a selection: each sample is put into the
+    canvas around the selection and the band along the selection's border (:data:`.ops.HEAL_BAND`)
+    synthesised anew (``inpaint``, one job per sample, in turn), then ``place`` gets the joined
+    samples (cut back to the selection)."""
+    region, width = target.region, around.region.width
+    x, y = region.x - around.region.x, region.y - around.region.y
+    band = Image("mask", width, around.region.height, "GRAY", pixels.band(around.mask.data, width, ops.HEAL_BAND))
+    finish = _cropped(place, around.region, region)
+
+    def join(data: dict, samples: list) -> str | None:
+        joined: list = []
+
+        def next_sample(i: int) -> str | None:
+            if i == len(samples):
+                return finish(data, joined)
+            composite = pixels.paste(around.data, width, bytes(samples[i].data), x, y, region.width, region.height,
+                                     target.mask)
+            params, images = ops.join_request(_bgra("image", composite, around.region), band, options.seed + i)
+
+            def joined_one(result: dict, images: list) -> str | None:
+                joined.append(images[0])
+                return next_sample(i + 1)
+
+            task.submit("inpaint", params, images, joined_one, f"joining variation {i + 1} of {len(samples)} to the canvas")
+            return None
+
+        return next_sample(0)
+
+    return join
 
 
 def quick_variations(studio: Studio) -> None:
@@ -147,11 +201,9 @@ def quick_variations(studio: Studio) -> None:
     target, options = canvas.active_target(), replace(studio.options)
     size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
     name = ops.display_name(target.source_name)
-    around = None
-    if size == (target.region.width, target.region.height) and options.feature_scale == 1.0 and not options.seamless:
-        around = _surroundings(target, _margin(target.region, VARIATION_MARGIN, 1))
+    around = _boundary(target, size, options)
     place = _variation_layers(target, size, f"{name} quick", options.seed)
-    if around is not None and not pixels.transparent_outside(around.data, around.mask.data):
+    if around is not None:
         op = "inpaint"
         params, images = ops.boundary_variations_request(around.data_image, around.mask, options)
         place = _cropped(place, around.region, target.region)
