@@ -175,7 +175,9 @@ def _joined(task, around: _Surroundings, target: Target, options, place):
             params, images = ops.join_request(_bgra("image", composite, around.region), band, options.seed + i)
 
             def joined_one(result: dict, images: list) -> str | None:
-                joined.append(images[0])
+                out = images[0]  # its alpha is the band: the whole image is the variation now
+                opaque = pixels.with_alpha(bytes(out.data), bytes([255]) * (out.width * out.height))
+                joined.append(Image(out.name, out.width, out.height, out.order, opaque))
                 return next_sample(i + 1)
 
             task.submit("inpaint", params, images, joined_one, f"joining variation {i + 1} of {len(samples)} to the canvas")
