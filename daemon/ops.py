@@ -1,6 +1,6 @@
 """The interactive job ops on a loaded model: wire parameters and images in, wire images out.
 
-Each function takes the loaded model (:class:`~daemon.cache.LoadedModel`; ``instant`` none), the
+Each function takes the loaded model (:class:`~daemon.cache.LoadedModel`; ``instant`` and ``inpaint`` none), the
 validated params (:mod:`protocol.schema`) and the request's images by name, and returns an
 :class:`OpResult`. The method lives in :mod:`singan_core`; this only converts and checks output
 sizes against the protocol limits.
@@ -17,6 +17,8 @@ from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS,
 from protocol.errors import ProtocolError
 from protocol.wire import Image
 from singan_core import animation, editing, harmonization, paint
+from singan_core.errors import InvalidArgument
+from singan_core.fill import fill
 from singan_core.full_resolution import instant as instant_images
 from singan_core.full_resolution import MIN_OUTPUT_SIDE as MIN_LIFTED_SIDE
 from singan_core.full_resolution import default_detail, sample_full_resolution
@@ -181,6 +183,35 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None,
     return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
 
 
+def inpaint(params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
+    """Content-aware fill (:func:`singan_core.fill`: GPNN's conditional inpainting, membrane cloning): n results
+    of the request's ``image`` with the pixels under ``mask`` synthesised from the rest of it and
+    everything else kept; result i uses seed ``seed + i``. The alpha of an RGBA/BGRA result is the
+    synthesised region.
+
+    Raises:
+        ProtocolError: ``images`` when the mask's size differs from the image's, or when it is empty
+            or leaves no whole patch of the image outside it; ``too_large`` over the output limits.
+    """
+    image, mask = images["image"], images["mask"]
+    if (mask.width, mask.height) != (image.width, image.height):
+        raise ProtocolError(f"images: the mask is {mask.width}x{mask.height} px, the image {image.width}x{image.height} px; "
+                            "they must be the same size", "images")
+    check_output(params.n, image.height, image.width, "params.n", budget=budget)
+    source, hole = to_tensor(image), to_mask(mask)
+    out = []
+    for i in range(params.n):
+        step = None if on_level is None else (lambda done, total, i=i: on_level(i * total + done, params.n * total))
+        try:
+            result = fill(source, hole.float(), seed=params.seed + i, noise_sigma=params.noise, on_step=step)
+        except InvalidArgument as exc:
+            if exc.field != "mask":
+                raise
+            raise ProtocolError(f"images: the mask {exc.message}", "images") from None
+        out.append(from_tensor(result, "image", params.output_order, hole))
+    return OpResult(out)
+
+
 def harmonize(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
     result = harmonization.harmonize(
         pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, method=params.method,
@@ -229,15 +260,17 @@ def run_interactive(op: str, model: LoadedModel | None, params: Any, images: dic
                     on_step: Step | None = None, on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
     """Run an interactive op. ``on_step`` is called between the scales of a model-scale
     ``generate``, ``on_level`` between the patch-synthesis levels of a lifted ``generate`` and of
-    ``instant`` (whose cost grows with the output size), and between the frame batches of
+    ``instant`` and ``inpaint`` (whose cost grows with the output size), and between the frame batches of
     ``animate``; harmonize, edit and paint2image run one pass at the model's own pixel count.
-    ``model`` is None for ``instant``. With ``budget``, outputs are costed before any work
+    ``model`` is None for ``instant`` and ``inpaint``. With ``budget``, outputs are costed before any work
     (:func:`check_output`).
 
     Raises ``ValueError`` (from the core: out-of-range scale, mask size; ModelLoadError for a
     damaged full-resolution source), :class:`ProtocolError`, or whatever the callbacks raise."""
     if op == "instant":
         return instant(params, images, on_level, budget)
+    if op == "inpaint":
+        return inpaint(params, images, on_level, budget)
     assert model is not None
     if op == "generate":
         return generate(model, params, images, on_step, on_level, budget)

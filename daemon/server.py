@@ -323,7 +323,7 @@ class Daemon:
             model, prep = train_model(self.store, by_name["image"], request.params)
         elif request.op == "super_resolve":
             model, prep = sr_model(self.store, by_name["image"], request.params, self.budget)
-        elif request.op == "instant":
+        elif request.op in ("instant", "inpaint"):
             model = None  # no model: patch synthesis from the image itself
         else:
             model = request.params.model

@@ -1,5 +1,6 @@
 """The parameters of the job requests both plugins send (Krita and Blender), built in one place so
-that the two ask the same way (docs/protocol.md, section 5).
+that the two ask the same way (docs/protocol.md, section 5): training, injection and super-resolution
+parameters, images at the artist's size, and content-aware fill.
 
 * :func:`train_params`: a new model from an image, with a preset and padding.
 * :func:`synthesis_request`: n images of width x height pixels at a feature scale (output px per
@@ -7,6 +8,7 @@ that the two ask the same way (docs/protocol.md, section 5).
   own source) or, before any training, from the image itself (``instant``, GPNN patch synthesis).
 * :func:`injection_params`: ``harmonize`` / ``edit`` / ``paint2image`` at an injection scale.
 * :func:`super_resolve_params`: ``super_resolve`` by a factor.
+* :func:`inpaint_request`: content-aware fill of a masked region from the rest of the image.
 """
 
 from __future__ import annotations
@@ -80,3 +82,33 @@ def synthesis_request(
     if plate:
         params["plate"] = True
     return "instant", params, [replace(image, name="image")]
+
+
+FILL_NOISE = 0.25
+"""``inpaint``'s noise for removing an object: the hole continues its surroundings most plainly."""
+VARIATION_NOISE = 1.0
+"""``inpaint``'s noise for variations inside a selection: clearly different results per seed."""
+
+
+def inpaint_request(
+    image: Image,
+    mask: Image,
+    *,
+    n: int = 1,
+    seed: int = 0,
+    noise: float = FILL_NOISE,
+    output_order: str = "RGB",
+) -> tuple[str, dict[str, Any], list[Image]]:
+    """(op, params, images) of an ``inpaint``: n results of ``image`` with the pixels where ``mask``
+    (same size; ``GRAY`` 255 = to synthesise, or any order whose alpha or luminance is over 50 %)
+    synthesised from the rest of ``image``, which stays fixed as their boundary (content-aware fill;
+    a variation that meets the canvas around a selection with no seam). ``noise``:
+    :data:`FILL_NOISE` to remove an object, :data:`VARIATION_NOISE` for variations.
+
+    Raises:
+        ValueError: ``mask`` and ``image`` differ in size.
+    """
+    if (mask.width, mask.height) != (image.width, image.height):
+        raise ValueError(f"inpaint_request: the mask is {mask.width}x{mask.height} px, the image {image.width}x{image.height} px")
+    params = {"n": n, "seed": seed, "noise": noise, "output_order": output_order}
+    return "inpaint", params, [replace(image, name="image"), replace(mask, name="mask")]

@@ -2,7 +2,7 @@
 ``singan protocol schema`` exports them as JSON Schema, docs/protocol.md describes them.
 
 Requests (client -> daemon) are discriminated by ``op``, replies (daemon -> client) by ``type``.
-A job op (train, generate, harmonize, edit, paint2image, super_resolve, animate, instant) is answered by
+A job op (train, generate, harmonize, edit, paint2image, super_resolve, animate, instant, inpaint) is answered by
 ``accepted``, then any number of ``progress`` events, then one ``result`` or ``error``; every other
 op by one ``result`` or ``error``. Every reply carries the request's ``id``.
 
@@ -160,6 +160,29 @@ class InstantParams(_Model):
     output_order: OutputOrder = "RGB"
 
 
+class InpaintParams(_Model):
+    """Content-aware fill with no model and no training: the pixels of frame ``image`` where frame
+    ``mask`` is white (luminance, or alpha if it has transparency, over 50 %) are synthesised from
+    the patches of the rest of ``image``, with everything outside the mask kept fixed as their
+    boundary (GPNN's conditional inpainting: Granot et al., "Drop the GAN", CVPR 2022, sec. 4), then
+    the region's colour offset along its border is removed (membrane cloning, Farbman et al. 2009),
+    so the result continues its surroundings with no seam. Removes an object (Fill selection), or
+    gives a variation of a selection that meets the canvas around it. ``mask`` has ``image``'s
+    size and must leave a 7 x 7 px patch of ``image`` outside it. Returns n frames ``image`` of the
+    input's size, equal to it outside the mask; with an RGBA/BGRA ``output_order`` the alpha is
+    255 inside the mask and 0 outside (a layer to put over the image). An interactive job (runs
+    ahead of trainings); progress per level."""
+
+    n: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] = 1
+    """Number of results; result i uses seed ``seed + i``."""
+    seed: Seed = 0
+    noise: Annotated[float, Field(ge=0, le=2)] = 0.25
+    """Standard deviation (on [-1, 1] pixel values) of the noise the hole starts from, over the
+    colours around it: 0.25 continues the surroundings most plainly (removing an object); about 1
+    gives clearly different results per seed (variations)."""
+    output_order: OutputOrder = "RGB"
+
+
 class _InjectionParams(_Model):
     model: ModelId
     scale: InjectionScale = None
@@ -284,6 +307,7 @@ Paint2ImageRequest = _request("paint2image", Paint2ImageParams, Paint2ImageParam
 SuperResolveRequest = _request("super_resolve", SuperResolveParams, SuperResolveParams.__doc__ or "", ("image",))
 AnimateRequest = _request("animate", AnimateParams, AnimateParams.__doc__ or "")
 InstantRequest = _request("instant", InstantParams, InstantParams.__doc__ or "", ("image",))
+InpaintRequest = _request("inpaint", InpaintParams, InpaintParams.__doc__ or "", ("image", "mask"))
 CancelRequest = _request("cancel", CancelParams, "Cancel a queued or running job; it ends with error code cancelled.")
 JobsRequest = _request("jobs", NoParams, "The running job and the queue, with progress.")
 ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running training keeps its finished scales, queued jobs are cancelled.")
@@ -291,11 +315,11 @@ ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running tra
 REQUESTS = (
     HelloRequest, ListModelsRequest, GetModelRequest, DeleteModelRequest, TrainRequest, GenerateRequest,
     HarmonizeRequest, EditRequest, Paint2ImageRequest, SuperResolveRequest, AnimateRequest, CancelRequest,
-    JobsRequest, ShutdownRequest, InstantRequest,
+    JobsRequest, ShutdownRequest, InstantRequest, InpaintRequest,
 )
 Request = Annotated[Union[REQUESTS], Field(discriminator="op")]  # type: ignore[valid-type]
 OPS = tuple(r.model_fields["op"].annotation.__args__[0] for r in REQUESTS)  # type: ignore[union-attr]
-JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant")
+JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant", "inpaint")
 """Ops answered by accepted -> progress... -> result | error; the others get one reply."""
 TRAINING_OPS = ("train", "super_resolve")
 """Job ops that train, queued behind each other; the other job ops go ahead of them."""
@@ -533,7 +557,7 @@ class CancelResult(_Model):
 
 
 class ImagesResult(_Model):
-    """Result of generate, harmonize, edit, paint2image, super_resolve, animate, instant: the images follow as frames."""
+    """Result of generate, harmonize, edit, paint2image, super_resolve, animate, instant, inpaint: the images follow as frames."""
 
     model: ModelId | None
     """The model used (None for instant)."""

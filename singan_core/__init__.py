@@ -24,6 +24,7 @@ from .errors import ImageReadError, InvalidArgument, MetricUnavailable, ModelLoa
 from .imageio import load_image, save_image
 from .metrics import patch_swd, pixel_diversity, sifid
 from .model import SinGANPyramid
+from .fill import fill
 from .patch_synthesis import inpaint
 from .pyramid import PyramidGeometry, pyramid_geometry
 from .sampling import generate, reconstruct, sample
@@ -62,6 +63,7 @@ __all__ = [
     "evaluate",
     "file_sha256",
     "generate",
+    "fill",
     "inpaint",
     "load_image",
     "load_pyramid",

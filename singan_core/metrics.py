@@ -41,6 +41,9 @@ Metrics
 * :func:`horizon_edge`, :func:`row_profile_correlation` -- a plate's vertical layout: the
   relative height of the strongest horizontal edge, and the correlation of the row-mean colour
   profiles of two images fitted to one height.
+* :func:`seam_ratio` -- how visible the border of a synthesised region is: the mean luminance
+  step across the border over the mean step across the parallel lines just beside it (about 1:
+  the border is as invisible as the image's own lines; a pasted patch scores far higher).
 * :func:`sifid` -- Single-Image FID (SinGAN sec. 3): Fréchet distance between the
   Gaussians fitted to the 64-channel Inception-v3 features (before the second
   max-pool) of the real and the fake image. It needs Inception-v3 weights, which
@@ -75,6 +78,7 @@ __all__ = [
     "lattice_vectors",
     "patch_swd",
     "pixel_diversity",
+    "seam_ratio",
     "sharpness",
     "sifid",
 ]
@@ -1079,3 +1083,48 @@ def sifid(real: torch.Tensor, fake: torch.Tensor, weights_path: str | os.PathLik
     mu1, s1 = _feature_stats(model, real)
     mu2, s2 = _feature_stats(model, fake)
     return _frechet_distance(mu1, s1, mu2, s2)
+
+
+SEAM_BAND = 6
+"""Pixels either side of a region's border whose own lines are the seam measure's reference."""
+
+
+def seam_ratio(x: torch.Tensor, mask: torch.Tensor, band: int = SEAM_BAND) -> float:
+    """How visible the border of the region ``mask`` is in ``x``: the mean absolute luminance step
+    between horizontal and vertical neighbours of which exactly one lies in the region (the
+    seam), over the mean step between the neighbours that lie on one side, in the same direction,
+    within ``band`` px of a seam pair (the parallel lines beside it: the image's own interior
+    there). About 1 when the border is as invisible as the lines beside it; a patch pasted in
+    without continuing its surroundings scores well above (1.5-4 on photos and textures).
+
+    Args:
+        x: ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]``.
+        mask: ``(H, W)``, ``(1, H, W)`` or ``(1, 1, H, W)``; the region is where it is over 0.5.
+        band: the reference lines' distance from the seam, in pixels (>= 1).
+
+    Returns:
+        The ratio (>= 0); ``nan`` when the region has no border inside the image.
+
+    Raises:
+        ValueError: ``x`` not one 3-channel image, ``mask`` not of its size, or ``band`` < 1.
+    """
+    y = _luminance(_single_image(x, "x", 2)).float()
+    m = mask.reshape(mask.shape[-2:]) if mask.numel() == mask.shape[-2] * mask.shape[-1] else None
+    if m is None or tuple(m.shape) != tuple(y.shape):
+        raise ValueError(f"mask must have the image's {tuple(y.shape)} pixels, got {tuple(mask.shape)}")
+    if band < 1:
+        raise ValueError(f"band must be >= 1, got {band}")
+    inside = m.float() > 0.5
+    seam_steps, near_steps = [], []
+    for dim in (1, 0):  # horizontal pairs (along x), then vertical pairs
+        step = (y.narrow(dim, 1, y.shape[dim] - 1) - y.narrow(dim, 0, y.shape[dim] - 1)).abs()
+        seam = inside.narrow(dim, 1, inside.shape[dim] - 1) != inside.narrow(dim, 0, inside.shape[dim] - 1)
+        kernel = (1, 2 * band + 1) if dim == 1 else (2 * band + 1, 1)
+        padding = (0, band) if dim == 1 else (band, 0)
+        near = F.max_pool2d(seam.float()[None, None], kernel, stride=1, padding=padding)[0, 0] > 0
+        seam_steps.append(step[seam])
+        near_steps.append(step[near & ~seam])
+    seams, nears = torch.cat(seam_steps), torch.cat(near_steps)
+    if seams.numel() == 0 or nears.numel() == 0:
+        return float("nan")
+    return float(seams.mean() / nears.mean().clamp_min(1e-8))

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from .cancel import cancel_point as _cancel_point
 from .cancel import interruptible
 from .errors import InvalidArgument
+from .membrane import membrane_fill
 from .metrics import axis_periods
 from .pyramid import Size
 
@@ -554,7 +555,9 @@ def inpaint(
 
     Coarse to fine as :func:`synthesize` at the image's own size: at each level the known pixels
     (the image resized) are put back after every fold, keys whose p x p patch touches the hole are
-    never matched, and the hole starts as the known pixels' mean colour plus N(0, noise_sigma^2).
+    never matched, and the hole starts as the known pixels diffused into it (:func:`~.membrane.membrane_fill`: the colours around it,
+    not the image's mean: a mean-coloured start drew the image's busiest texture into a hole in a
+    smooth background) plus N(0, noise_sigma^2).
 
     Args:
         image: (1, 3, H, W) float in [-1, 1], both sides at least ``patch_size`` (and large enough
@@ -584,9 +587,8 @@ def inpaint(
         raise InvalidArgument("mask", f"leaves no {p}x{p} patch of the image outside the hole")
     levels = _plan(size, size, None, cfg)
     fixed, coarse_hole = known.at(levels[0].out)
-    mean = (image * (1 - hole)).sum(dim=(2, 3), keepdim=True) / (1 - hole).sum().clamp_min(1)
     noise = torch.randn(fixed.shape, generator=gen).to(image.device)
-    x = torch.where(coarse_hole, mean + cfg.noise_sigma * noise, fixed)
+    x = torch.where(coarse_hole, membrane_fill(fixed, coarse_hole) + cfg.noise_sigma * noise, fixed)
     out = _run_levels(image, levels, x, levels[0].out, False, cfg, gen, on_step, False, known)
     return torch.where(hole >= 0.5, out, image)
 

@@ -7,7 +7,7 @@ No ``krita`` or Qt import: tested in the project's environment.
 
 from __future__ import annotations
 
-from .daemon_client import Image, requests, synthesis_request
+from .daemon_client import FILL_NOISE, VARIATION_NOISE, Image, inpaint_request, requests, synthesis_request
 from .options import Options
 
 OUTPUT_ORDER = "BGRA"
@@ -42,6 +42,38 @@ def instant_request(image: Image, size: tuple[int, int], options: Options) -> tu
     _, params, images = synthesis_request(
         *size, image=image, n=options.count, seed=options.seed, feature_scale=options.feature_scale,
         tile=options.seamless, output_order=OUTPUT_ORDER)
+    return params, images
+
+
+def fill_request(image: Image, mask: Image, options: Options) -> tuple[dict, list[Image]]:
+    """``inpaint`` (params, images) for Fill selection: one result of ``image`` (the canvas around
+    the selection) with the pixels under ``mask`` (the selection there, ``GRAY``) synthesised from
+    the rest of it, with the noise that continues the surroundings most plainly; seed ``options.seed``."""
+    _, params, images = inpaint_request(image, mask, n=1, seed=options.seed, noise=FILL_NOISE, output_order=OUTPUT_ORDER)
+    return params, images
+
+
+def boundary_variations_request(image: Image, mask: Image, options: Options) -> tuple[dict, list[Image]]:
+    """``inpaint`` (params, images) for Quick variations inside a selection: ``options.count``
+    results of ``image`` (the canvas around the selection) with the selection (``mask``)
+    synthesised anew from the canvas around it, which stays fixed as their boundary; the noise
+    of variations (clearly different results per seed)."""
+    _, params, images = inpaint_request(image, mask, n=options.count, seed=options.seed, noise=VARIATION_NOISE,
+                                        output_order=OUTPUT_ORDER)
+    return params, images
+
+
+HEAL_BAND = 12
+"""Width (px) of the band inside a selection's border over which a trained variation is joined to
+the canvas around it (:func:`join_request`)."""
+
+
+def join_request(image: Image, band: Image, seed: int) -> tuple[dict, list[Image]]:
+    """``inpaint`` (params, images) that joins a trained variation to the canvas around it: one
+    result of ``image`` (the canvas with the variation in the selection) with ``band`` (the band
+    along the selection's border, ``GRAY``) synthesised anew, with the noise that continues its
+    surroundings most plainly."""
+    _, params, images = inpaint_request(image, band, n=1, seed=seed, noise=FILL_NOISE, output_order=OUTPUT_ORDER)
     return params, images
 
 
