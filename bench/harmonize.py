@@ -9,7 +9,7 @@ starry_night.png; texture: brick.png). Each background's model (``--preset``) is
 the background image itself and cached in ``--models``.
 
 Per case and method (naive = the composite unchanged; ``paper``; ``guided``; ``reinhard``;
-``reinhard_guided``, the default), default scale, seed 0:
+``reinhard_guided``, the default; ``analogies``), default scale, seed 0:
 
     dE before/after  CIE Delta E between the object's mean L*a*b* and the ring 60-100 px around it
     halo             mean |result - true background| (0..255) 0-40 px outside the object
@@ -18,9 +18,10 @@ Per case and method (naive = the composite unchanged; ``paper``; ``guided``; ``r
     dSWD             the same on patches minus their own mean colour: texture alone, not colour
 
 Then CPU seconds (this process's CPU time, torch threads as set by ``--threads``) and peak resident
-memory above the loaded model for one harmonization of a ``--big`` px canvas. Writes a contact
-sheet per case (before | paper | new, crops at 1:1 around the object) and ``table.json`` to
-``--out`` (default: bench/results/harmonize/).
+memory above the loaded model for one harmonization of a ``--big`` px canvas with each of
+``--timed`` (the first case's model). Writes a contact sheet per case (before | paper |
+reinhard_guided | analogies, crops at 1:1 around the object) and ``table.json`` to ``--out``
+(default: bench/results/harmonize/).
 """
 
 from __future__ import annotations
@@ -142,11 +143,11 @@ def contact_sheet(images: list[tuple[str, torch.Tensor]], mask: torch.Tensor, pa
     sheet.save(path)
 
 
-def time_big(case: Case, pyramid, big: int, method: str) -> dict:
-    """CPU seconds and peak RSS growth (MiB) of one harmonization of a ``big`` px canvas (run first,
-    so the process's peak RSS before it is the loaded model's)."""
+def time_big(case: Case, pyramid, big: int, method: str, base: int) -> dict:
+    """CPU seconds and peak RSS growth (MiB) over ``base`` (ru_maxrss, KiB, taken with the models
+    loaded) of one harmonization of a ``big`` px canvas. The peak is the process's: a timing after
+    a costlier one reports the costlier one's peak."""
     _, naive, _, mask = composite(case, big)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.process_time()
     harmonize(pyramid, naive, mask, method=method)
     seconds = time.process_time() - start
@@ -162,6 +163,7 @@ def main() -> None:
     ap.add_argument("--canvas", type=int, default=1280)
     ap.add_argument("--big", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--timed", nargs="+", default=["reinhard_guided", "analogies"], choices=list(METHODS))
     ap.add_argument("--models", type=Path, default=Path("bench/results/harmonize/models"))
     ap.add_argument("--out", type=Path, default=Path("bench/results/harmonize"))
     args = ap.parse_args()
@@ -169,8 +171,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {os.getloadavg()}", flush=True)
     pyramids = {name: model(CASES[name], args.preset, args.models) for name in args.cases}
-    table = {"preset": args.preset, "targets": TARGETS, "timing": time_big(CASES[args.cases[0]], pyramids[args.cases[0]], args.big, "reinhard_guided")}
-    print(f"{args.big} px ({args.cases[0]}), reinhard_guided: {table['timing']}", flush=True)
+    first = args.cases[0]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    timing = {m: time_big(CASES[first], pyramids[first], args.big, m, base) for m in args.timed}
+    table = {"preset": args.preset, "targets": TARGETS, "timing": timing}
+    for m, t in timing.items():
+        print(f"{args.big} px ({first}), {m}: {t}", flush=True)
     for name in args.cases:
         bg, naive, pasted, mask = composite(CASES[name], args.canvas)
         pyramid = pyramids[name]
@@ -179,7 +185,7 @@ def main() -> None:
         for method in args.methods:
             result = harmonize(pyramid, naive, mask, method=method).image
             rows[method] = measure(result, bg, naive, pasted, mask)
-            if method in ("paper", "reinhard_guided"):
+            if method in ("paper", "reinhard_guided", "analogies"):
                 outputs.append((method, result))
         contact_sheet(outputs, mask, args.out / f"{name}_sheet.png")
         table[name] = {"canvas": list(naive.shape[-2:]), "num_scales": pyramid.num_scales, "rows": rows}

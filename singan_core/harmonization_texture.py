@@ -17,7 +17,7 @@ matching the low-frequency patches of the image itself):
   own energy);
 - the object's band becomes ``(1 - amount) * its own + amount * the background's``: with
   ``amount`` 1 its finest gradients are all the scene's, which loses the object's own fine
-  structure (hair, print, edges' exact place); the default keeps half.
+  structure (hair, print, edges' exact place); the default keeps 30 %.
 
 So a pasted object in a photo gets the photo's grain and sharpness, and its edges the sharpness of
 the scene's edges; in a painting, the painting's finest texture (the strokes themselves are
@@ -49,18 +49,24 @@ class AnalogyConfig:
         dims: PCA dimensions of the patch features.
         reach: keys are taken from the background within this fraction of the canvas's longer side
             around the object's bounding box.
-        gain_range: clamp of the per-channel energy gain.
+        amount: 0 keeps the object's own band, 1 replaces it wholly (linear in between).
+        kappa: image analogies' coherence weight: a neighbour's source continued is taken when
+            its distance is within (1 + kappa) x the best sampled key's.
+        rounds: sweeps of the coherence pass.
+        gain_range: clamp of the per-channel gain giving back the energy the blend took.
         seed: seed of the key sample.
     """
 
-    sigma: float = 1.5
-    patch: int = 7
+    sigma: float = 1.0
+    patch: int = 5
     stride: int = 2
-    window: float = 1.0
+    window: float = 0.8
     keys: int = 8000
     dims: int = 16
     reach: float = 0.2
-    amount: float = 0.5
+    amount: float = 0.7
+    kappa: float = 1.0
+    rounds: int = 2
     gain_range: tuple[float, float] = (1.0, 2.0)
     seed: int = 0
 
@@ -104,6 +110,87 @@ def _nearest(queries: torch.Tensor, keys: torch.Tensor, chunk: int = 4096) -> to
     return out
 
 
+def _pca(features: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (1, F), basis (F, dims)) of the rows of ``features``."""
+    mean = features.mean(0, keepdim=True)
+    _, _, v = torch.linalg.svd(features - mean, full_matrices=False)
+    return mean, v[:dims].T
+
+
+def _grid(box: Box, crop: tuple[int, int], p: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Gh, Gw) top-left corners of query patches every ``stride`` px covering ``box`` (crop coordinates)."""
+    (top, left, bottom, right), (h, w) = box, crop
+    ys = torch.arange(top - p // 2, bottom - p // 2 + stride, stride).clamp(0, h - p).unique()
+    xs = torch.arange(left - p // 2, right - p // 2 + stride, stride).clamp(0, w - p).unique()
+    return torch.meshgrid(ys, xs, indexing="ij")
+
+
+def _coherence(pos: torch.Tensor, dist: torch.Tensor, grid: torch.Tensor, query: torch.Tensor,
+               feature, clear: torch.Tensor, cfg: AnalogyConfig) -> torch.Tensor:
+    """Image analogies' coherence (Hertzmann et al. 2001 sec. 3.2; Ashikhmin 2001), on the query grid.
+
+    Scanning the grid column by column (left to right) and then row by row (top to bottom), a
+    cell takes its predecessor's source shifted by their grid offset (the background continued
+    coherently) when that patch's distance is within ``(1 + kappa)`` of the cell's best sampled
+    key's (plus a small tolerance for flat patches). Because the scan is sequential, runs of
+    cells copy one connected piece of the background; the row scan continues the column scan's
+    runs, so the pieces are two-dimensional.
+
+    Args:
+        pos: (2, Gh, Gw) long, the source top-left corner of each cell (from the key search).
+        dist: (Gh, Gw) squared feature distance of those matches.
+        grid: (2, Gh, Gw) long, each cell's own top-left corner.
+        query: (Gh, Gw, D) the cells' projected features.
+        feature: positions (ys, xs) -> (n, D) projected features of the band-limited image.
+        clear: (h, w) bool, the top-left corners a source patch may have.
+
+    Returns:
+        (2, Gh, Gw) the new sources.
+    """
+    limit = (1 + cfg.kappa) * dist + 0.02 * query.pow(2).sum(-1).mean()
+    h, w = clear.shape
+    pos = pos.clone()
+    for _ in range(cfg.rounds):
+        for axis in (2, 1):  # columns, then rows
+            for k in range(1, pos.shape[axis]):
+                prev, here = [slice(None)] * 3, [slice(None)] * 3
+                prev[axis], here[axis] = k - 1, k
+                cand = pos[tuple(prev)] + (grid[tuple(here)] - grid[tuple(prev)])
+                ok = (cand[0] >= 0) & (cand[0] < h) & (cand[1] >= 0) & (cand[1] < w)
+                ok &= clear[cand[0].clamp(0, h - 1), cand[1].clamp(0, w - 1)]
+                ok &= (cand != pos[tuple(here)]).any(0)
+                if not bool(ok.any()):
+                    continue
+                cy, cx = cand[0][ok], cand[1][ok]
+                q = query[:, k][ok] if axis == 2 else query[k][ok]
+                lim = (limit[:, k] if axis == 2 else limit[k])[ok]
+                take = (feature(cy, cx) - q).pow(2).sum(-1) <= lim
+                idx = ok.nonzero(as_tuple=True)[0][take]
+                target = pos[tuple(here)]
+                target[0, idx], target[1, idx] = cy[take], cx[take]
+    return pos
+
+
+def _fold(high: torch.Tensor, pos: torch.Tensor, grid: torch.Tensor, use: torch.Tensor, p: int,
+          window: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each used cell's source patch of ``high`` laid at the cell, blended with a Gaussian window.
+
+    Returns (band (1, 3, h, w), per-channel std (3,) of the patches laid)."""
+    src_y, src_x, dst_y, dst_x = pos[0][use], pos[1][use], grid[0][use], grid[1][use]
+    values = _unfold_at(high, src_y, src_x, p).view(-1, 3, p * p)
+    t = torch.arange(p, dtype=high.dtype, device=high.device) - (p - 1) / 2
+    w1 = torch.exp(-0.5 * (t / window) ** 2)
+    win = (w1[:, None] * w1[None, :]).flatten()
+    offsets = torch.arange(p, device=high.device)
+    rows = (dst_y[:, None] + offsets)[:, :, None].expand(-1, p, p).flatten()
+    cols = (dst_x[:, None] + offsets)[:, None, :].expand(-1, p, p).flatten()
+    flat = rows * high.shape[-1] + cols
+    acc, wsum = torch.zeros_like(high), torch.zeros_like(high[:, :1])
+    acc.view(3, -1).index_add_(1, flat, (values * win).permute(1, 0, 2).reshape(3, -1))
+    wsum.view(1, -1).index_add_(1, flat, win.repeat(src_y.numel())[None])
+    return acc / wsum.clamp_min(1e-8), values.permute(1, 0, 2).reshape(3, -1).std(1)
+
+
 def analogy_detail(image: torch.Tensor, mask: torch.Tensor, config: AnalogyConfig = AnalogyConfig(),
                    exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Replace the object's high-frequency band by ``amount`` with the background's (see the module docstring).
@@ -129,48 +216,34 @@ def analogy_detail(image: torch.Tensor, mask: torch.Tensor, config: AnalogyConfi
     banned = inside if exclude is None else exclude[..., top:bottom, left:right]
     low = gaussian_blur(x, cfg.sigma)
     high = x - low
-    # keys: patches wholly outside the object (and not touching it through the blur)
+    # sources: patches wholly outside the object (and not touching it through the blur)
     margin = p + 2 * int(3 * cfg.sigma + 0.5)
     clear = F.max_pool2d(banned.float(), 2 * margin + 1, stride=1, padding=margin)[0, 0] == 0
-    ky, kx = torch.nonzero(clear[: clear.shape[0] - p + 1, : clear.shape[1] - p + 1], as_tuple=True)
+    r = int(3 * cfg.sigma + 0.5)  # the blur's padding makes the crop's border band unlike the image
+    clear[: r], clear[:, : r] = False, False
+    clear[clear.shape[0] - p - r + 1:], clear[:, clear.shape[1] - p - r + 1:] = False, False
+    ky, kx = torch.nonzero(clear, as_tuple=True)
     if ky.numel() == 0:
         return image
     gen = torch.Generator().manual_seed(cfg.seed)
     pick = torch.randperm(ky.numel(), generator=gen)[: cfg.keys].to(ky.device)
     ky, kx = ky[pick], kx[pick]
-    key_feat = _centred(_unfold_at(low, ky, kx, p), 3)
-    values = _unfold_at(high, ky, kx, p)
-    # queries: a grid over the object's box (relative to the crop), patches touching the object
-    oy, ox = obj_box[0] - top, obj_box[1] - left
-    h_obj, w_obj = obj_box[2] - obj_box[0], obj_box[3] - obj_box[1]
-    qy = torch.arange(oy - p // 2, oy + h_obj - p // 2 + cfg.stride, cfg.stride).clamp(0, x.shape[-2] - p)
-    qx = torch.arange(ox - p // 2, ox + w_obj - p // 2 + cfg.stride, cfg.stride).clamp(0, x.shape[-1] - p)
-    qy, qx = torch.meshgrid(qy.unique(), qx.unique(), indexing="ij")
-    qy, qx = qy.flatten().to(x.device), qx.flatten().to(x.device)
-    touches = F.max_pool2d(inside.float(), p, stride=1)[0, 0][qy, qx] > 0
-    qy, qx = qy[touches], qx[touches]
-    query_feat = _centred(_unfold_at(low, qy, qx, p), 3)
-    # PCA of the keys' features (exact search in dims dimensions)
-    mean = key_feat.mean(0, keepdim=True)
-    _, _, v = torch.linalg.svd(key_feat - mean, full_matrices=False)
-    basis = v[: cfg.dims].T
-    nn_idx = _nearest((query_feat - mean) @ basis, (key_feat - mean) @ basis)
-    # blend the chosen values with a Gaussian window centred on each patch
-    t = torch.arange(p, dtype=x.dtype, device=x.device) - (p - 1) / 2
-    w1 = torch.exp(-0.5 * (t / cfg.window) ** 2)
-    win = (w1[:, None] * w1[None, :]).flatten().repeat(3)
-    acc = torch.zeros_like(x)
-    wsum = torch.zeros_like(x[:, :1])
-    offsets = torch.arange(p, device=x.device)
-    r_idx = (qy[:, None] + offsets)[:, :, None].expand(-1, p, p).flatten()
-    c_idx = (qx[:, None] + offsets)[:, None, :].expand(-1, p, p).flatten()
-    flat = r_idx * x.shape[-1] + c_idx
-    contrib = (values[nn_idx] * win).view(-1, 3, p * p).permute(1, 0, 2).reshape(3, -1)
-    acc.view(3, -1).index_add_(1, flat, contrib)
-    wsum.view(1, -1).index_add_(1, flat, win[: p * p].repeat(qy.numel())[None])
-    band = acc / wsum.clamp_min(1e-8)
+    mean, basis = _pca(_centred(_unfold_at(low, ky, kx, p), 3), cfg.dims)
+
+    def feature(ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        return (_centred(_unfold_at(low, ys, xs, p), 3) - mean) @ basis
+
+    keys = feature(ky, kx)
+    gy, gx = _grid((obj_box[0] - top, obj_box[1] - left, obj_box[2] - top, obj_box[3] - left), x.shape[-2:], p, cfg.stride)
+    grid = torch.stack([gy, gx]).to(x.device)
+    query = feature(gy.flatten(), gx.flatten())
+    nn = _nearest(query, keys)
+    dist = (query - keys[nn]).pow(2).sum(1).view(gy.shape)
+    pos = torch.stack([ky[nn], kx[nn]]).view(2, *gy.shape)
+    pos = _coherence(pos, dist, grid, query.view(*gy.shape, -1), feature, clear, cfg)
+    use = F.max_pool2d(inside.float(), p, stride=1)[0, 0][gy, gx] > 0  # cells touching the object
+    band, target = _fold(high, pos, grid, use, p, cfg.window)
     # the energy the blend of overlapping values took away, given back per channel
-    target = values[nn_idx].view(-1, 3, p * p).permute(1, 0, 2).reshape(3, -1).std(1)
     current = band[0][:, inside[0, 0]].std(1).clamp_min(1e-6)
     gain = (target / current).clamp(*cfg.gain_range)[None, :, None, None]
     out = (low + cfg.amount * gain * band + (1 - cfg.amount) * high).clamp(-1, 1).to(image.dtype)
