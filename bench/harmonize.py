@@ -16,6 +16,8 @@ Per case and method (naive = the composite unchanged; ``paper``; ``guided``; ``r
     grad             correlation of the object's luminance gradients with the pasted object's
     tSWD             patch-SWD (7x7) of the object's patches against the background's (x 1000)
     dSWD             the same on patches minus their own mean colour: texture alone, not colour
+    bSWD             the same on the images' finest band (image minus its Gaussian blur, sigma 1 px):
+                     the grain / weave / stroke edges at the canvas's scale (x 1000)
 
 Then CPU seconds (this process's CPU time, torch threads as set by ``--threads``) and peak resident
 memory above the loaded model for one harmonization of a ``--big`` px canvas with each of
@@ -119,6 +121,7 @@ def measure(result, bg, naive, pasted, mask) -> dict:
         "grad": gradient_correlation(result, pasted, mask),
         "tswd": 1000 * texture_swd(result, bg, mask),
         "dswd": 1000 * texture_swd(result, bg, mask, detail=True),
+        "bswd": 1000 * texture_swd(result, bg, mask, band_sigma=1.0),
     }
 
 
@@ -190,10 +193,10 @@ def main() -> None:
         contact_sheet(outputs, mask, args.out / f"{name}_sheet.png")
         table[name] = {"canvas": list(naive.shape[-2:]), "num_scales": pyramid.num_scales, "rows": rows}
         print(f"\n{name} ({naive.shape[-1]}x{naive.shape[-2]} px, {args.preset}, K={pyramid.num_scales})")
-        print(f"  {'method':<16}{'dE':>7}{'dE %':>7}{'halo':>7}{'grad':>7}{'tSWD':>8}{'dSWD':>8}")
+        print(f"  {'method':<16}{'dE':>7}{'dE %':>7}{'halo':>7}{'grad':>7}{'tSWD':>8}{'dSWD':>8}{'bSWD':>8}")
         for method, r in rows.items():
             change = 100 * (r["dE"] / rows["naive"]["dE"] - 1)
-            print(f"  {method:<16}{r['dE']:7.1f}{change:+7.0f}{r['halo']:7.2f}{r['grad']:7.3f}{r['tswd']:8.2f}{r['dswd']:8.3f}", flush=True)
+            print(f"  {method:<16}{r['dE']:7.1f}{change:+7.0f}{r['halo']:7.2f}{r['grad']:7.3f}{r['tswd']:8.2f}{r['dswd']:8.3f}{r['bswd']:8.3f}", flush=True)
     print(f"\nload average after: {os.getloadavg()}")
     (args.out / "table.json").write_text(json.dumps(table, indent=1))
 
