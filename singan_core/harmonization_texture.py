@@ -61,8 +61,8 @@ class AnalogyConfig:
     patch: int = 5
     stride: int = 2
     window: float = 0.8
-    keys: int = 8000
-    dims: int = 16
+    keys: int = 4000
+    dims: int = 8
     reach: float = 0.2
     amount: float = 0.7
     kappa: float = 1.0
@@ -218,7 +218,8 @@ def analogy_detail(image: torch.Tensor, mask: torch.Tensor, config: AnalogyConfi
     high = x - low
     # sources: patches wholly outside the object (and not touching it through the blur)
     margin = p + 2 * int(3 * cfg.sigma + 0.5)
-    clear = F.max_pool2d(banned.float(), 2 * margin + 1, stride=1, padding=margin)[0, 0] == 0
+    grown = F.max_pool2d(banned.float(), (2 * margin + 1, 1), stride=1, padding=(margin, 0))
+    clear = F.max_pool2d(grown, (1, 2 * margin + 1), stride=1, padding=(0, margin))[0, 0] == 0
     r = int(3 * cfg.sigma + 0.5)  # the blur's padding makes the crop's border band unlike the image
     clear[: r], clear[:, : r] = False, False
     clear[clear.shape[0] - p - r + 1:], clear[:, clear.shape[1] - p - r + 1:] = False, False
