@@ -16,6 +16,10 @@ patch statistics. Methods (``method``):
   of background around it, in L*a*b* (:mod:`singan_core.colour_transfer`).
 - ``reinhard_guided`` (default): the colour transfer, then ``guided`` on the colour-corrected
   composite (the model repaints an object already in the scene's colours).
+- ``analogies``: ``reinhard_guided``, then the object's finest frequency band taken from the
+  background's own full-resolution patches, matched on the band-limited result (image analogies,
+  Hertzmann et al. 2001; :mod:`singan_core.harmonization_texture`). Not the default: it costs
+  several times ``reinhard_guided`` at 2048 px (docs/benchmarks.md).
 """
 
 from __future__ import annotations
