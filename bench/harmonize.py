@@ -9,18 +9,21 @@ starry_night.png; texture: brick.png). Each background's model (``--preset``) is
 the background image itself and cached in ``--models``.
 
 Per case and method (naive = the composite unchanged; ``paper``; ``guided``; ``reinhard``;
-``reinhard_guided``, the default), default scale, seed 0:
+``reinhard_guided``, the default; ``analogies``), default scale, seed 0:
 
     dE before/after  CIE Delta E between the object's mean L*a*b* and the ring 60-100 px around it
     halo             mean |result - true background| (0..255) 0-40 px outside the object
     grad             correlation of the object's luminance gradients with the pasted object's
     tSWD             patch-SWD (7x7) of the object's patches against the background's (x 1000)
     dSWD             the same on patches minus their own mean colour: texture alone, not colour
+    bSWD             the same on the images' finest band (image minus its Gaussian blur, sigma 1 px):
+                     the grain / weave / stroke edges at the canvas's scale (x 1000)
 
 Then CPU seconds (this process's CPU time, torch threads as set by ``--threads``) and peak resident
-memory above the loaded model for one harmonization of a ``--big`` px canvas. Writes a contact
-sheet per case (before | paper | new, crops at 1:1 around the object) and ``table.json`` to
-``--out`` (default: bench/results/harmonize/).
+memory above the loaded model for one harmonization of a ``--big`` px canvas with each of
+``--timed`` (the first case's model). Writes a contact sheet per case (before | paper |
+reinhard_guided | analogies, crops at 1:1 around the object) and ``table.json`` to ``--out``
+(default: bench/results/harmonize/).
 """
 
 from __future__ import annotations
@@ -121,6 +124,7 @@ def measure(result, bg, naive, pasted, mask) -> dict:
         "grad": gradient_correlation(result, pasted, mask),
         "tswd": 1000 * texture_swd(result, bg, mask),
         "dswd": 1000 * texture_swd(result, bg, mask, detail=True),
+        "bswd": 1000 * texture_swd(result, bg, mask, band_sigma=1.0),
     }
 
 
@@ -145,11 +149,11 @@ def contact_sheet(images: list[tuple[str, torch.Tensor]], mask: torch.Tensor, pa
     sheet.save(path)
 
 
-def time_big(case: Case, pyramid, big: int, method: str) -> dict:
-    """CPU seconds and peak RSS growth (MiB) of one harmonization of a ``big`` px canvas (run first,
-    so the process's peak RSS before it is the loaded model's)."""
+def time_big(case: Case, pyramid, big: int, method: str, base: int) -> dict:
+    """CPU seconds and peak RSS growth (MiB) over ``base`` (ru_maxrss, KiB, taken with the models
+    loaded) of one harmonization of a ``big`` px canvas. The peak is the process's: a timing after
+    a costlier one reports the costlier one's peak."""
     _, naive, _, mask = composite(case, big)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.process_time()
     harmonize(pyramid, naive, mask, method=method)
     seconds = time.process_time() - start
@@ -165,6 +169,7 @@ def main() -> None:
     ap.add_argument("--canvas", type=int, default=1280)
     ap.add_argument("--big", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--timed", nargs="+", default=["reinhard_guided", "analogies"], choices=list(METHODS))
     ap.add_argument("--models", type=Path, default=Path("bench/results/harmonize/models"))
     ap.add_argument("--out", type=Path, default=Path("bench/results/harmonize"))
     args = ap.parse_args()
@@ -172,8 +177,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {os.getloadavg()}", flush=True)
     pyramids = {name: model(CASES[name], args.preset, args.models) for name in args.cases}
-    table = {"preset": args.preset, "targets": TARGETS, "timing": time_big(CASES[args.cases[0]], pyramids[args.cases[0]], args.big, "reinhard_guided")}
-    print(f"{args.big} px ({args.cases[0]}), reinhard_guided: {table['timing']}", flush=True)
+    first = args.cases[0]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    timing = {m: time_big(CASES[first], pyramids[first], args.big, m, base) for m in args.timed}
+    table = {"preset": args.preset, "targets": TARGETS, "timing": timing}
+    for m, t in timing.items():
+        print(f"{args.big} px ({first}), {m}: {t}", flush=True)
     for name in args.cases:
         bg, naive, pasted, mask = composite(CASES[name], args.canvas)
         pyramid = pyramids[name]
@@ -182,15 +191,15 @@ def main() -> None:
         for method in args.methods:
             result = harmonize(pyramid, naive, mask, method=method).image
             rows[method] = measure(result, bg, naive, pasted, mask)
-            if method in ("paper", "reinhard_guided"):
+            if method in ("paper", "reinhard_guided", "analogies"):
                 outputs.append((method, result))
         contact_sheet(outputs, mask, args.out / f"{name}_sheet.png")
         table[name] = {"canvas": list(naive.shape[-2:]), "num_scales": pyramid.num_scales, "rows": rows}
         print(f"\n{name} ({naive.shape[-1]}x{naive.shape[-2]} px, {args.preset}, K={pyramid.num_scales})")
-        print(f"  {'method':<16}{'dE':>7}{'dE %':>7}{'halo':>7}{'grad':>7}{'tSWD':>8}{'dSWD':>8}")
+        print(f"  {'method':<16}{'dE':>7}{'dE %':>7}{'halo':>7}{'grad':>7}{'tSWD':>8}{'dSWD':>8}{'bSWD':>8}")
         for method, r in rows.items():
             change = 100 * (r["dE"] / rows["naive"]["dE"] - 1)
-            print(f"  {method:<16}{r['dE']:7.1f}{change:+7.0f}{r['halo']:7.2f}{r['grad']:7.3f}{r['tswd']:8.2f}{r['dswd']:8.3f}", flush=True)
+            print(f"  {method:<16}{r['dE']:7.1f}{change:+7.0f}{r['halo']:7.2f}{r['grad']:7.3f}{r['tswd']:8.2f}{r['dswd']:8.3f}{r['bswd']:8.3f}", flush=True)
     print(f"\nload average after: {os.getloadavg()}")
     (args.out / "table.json").write_text(json.dumps(table, indent=1))
 

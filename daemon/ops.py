@@ -222,7 +222,8 @@ def harmonize(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> 
 
 def edit(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
     result = editing.edit(
-        pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, noise=params.noise, seed=params.seed,
+        pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, method=params.method,
+        noise=params.noise, seed=params.seed,
     )
     order = params.output_order
     region = result.weight > 0

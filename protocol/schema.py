@@ -55,8 +55,10 @@ InjectionScale = Annotated[int | None, Field(ge=1, le=63)]
 FeatureScale = Annotated[float, Field(gt=0, le=16)]
 """Output pixels per source pixel (1.0: the source's own feature size)."""
 Detail = Literal["source", "model"]
-HarmonizeMethod = Literal["paper", "guided", "reinhard", "reinhard_guided"]
+HarmonizeMethod = Literal["paper", "guided", "reinhard", "reinhard_guided", "analogies"]
 """Harmonization methods (:data:`singan_core.harmonization.METHODS`)."""
+EditMethod = Literal["paper", "analogies"]
+"""Editing methods (:data:`singan_core.editing.METHODS`)."""
 
 
 class _Model(BaseModel):
@@ -206,7 +208,8 @@ class HarmonizeParams(_InjectionParams):
     guided filter fitted on the object alone (He et al. 2010); only the object's pixels change.
     ``reinhard``: no model pass, the object's L*a*b* statistics moved towards the ring of
     background around it (Reinhard et al. 2001). ``reinhard_guided`` (default): both, colour first.
-    With the methods other than ``paper`` the RGBA/BGRA alpha is 255 on the mask itself."""
+    ``analogies``: ``reinhard_guided``, then the object's finest frequency band taken from the
+    background's own full-resolution patches (image analogies, Hertzmann et al. 2001). With the methods other than ``paper`` the RGBA/BGRA alpha is 255 on the mask itself."""
     strength: Annotated[float, Field(ge=0, le=1)] = 0.6
     """Colour transfer strength of ``reinhard`` and ``reinhard_guided``: 0 keeps the object's
     colours, 1 gives it the ring's mean colour (its shading kept)."""
@@ -217,6 +220,11 @@ class EditParams(_InjectionParams):
     natural (paper sec. 4.3, Fig. 12). Default scale K-4. Returns ``image`` and ``unmasked``;
     with an RGBA/BGRA ``output_order`` the alpha of ``image`` is 255 inside the dilated mask and 0
     outside, that of ``unmasked`` 255."""
+
+    method: EditMethod = "analogies"
+    """``paper``: the paper's method exactly. ``analogies`` (default): the same, then the finest
+    frequency band inside the dilated mask taken from the image's own full-resolution patches
+    outside the edited regions (image analogies, Hertzmann et al. 2001)."""
 
 
 class Paint2ImageParams(_InjectionParams):

@@ -6,8 +6,8 @@ Field (``singan_core/data/demo.png``, 300x262), a 3:1 panorama and a seamless ti
 image's own feature scale: these PNGs are written at once. Then it trains one model on the demo
 image with circular padding (the deep field is a texture, and circular padding makes every sample
 tileable) and asks for the same three at full resolution (``generate`` with the source's detail:
-SinGAN's layout lifted to the output size), a harmonization (``reinhard_guided``: colour transfer
-from the ring, then the model's repaint through a guided filter) of a tinted galaxy pasted onto the
+SinGAN's layout lifted to the output size), a harmonization (the daemon's default method,
+:data:`singan_core.harmonization.DEFAULT_METHOD`, chosen by ``bench/harmonize.py``) of a tinted galaxy pasted onto the
 demo image and a 2x super-resolution of a small crop (which trains its own small pyramid). Only
 :mod:`protocol.client` talks to the daemon, as a plugin would. The PNGs and a labelled contact
 sheet (instant beside trained, with sizes and seconds) go to the output folder; the daemon is
@@ -244,7 +244,7 @@ def _trained_steps(run: Runner, preset: str, demo: PILImage.Image) -> Named:
     _, tile = run("seamless tile", "generate",
                   {"model": model, "seed": N_VARIATIONS, "width": side, "height": side, "padding": "circular"})
     composite, mask = paste_object(demo)
-    _, harmonized = run("harmonize a pasted galaxy", "harmonize", {"model": model, "method": "reinhard_guided"},
+    _, harmonized = run("harmonize a pasted galaxy", "harmonize", {"model": model},
                         [_wire("image", composite), _wire("mask", mask)])
     crop = demo.crop(_brightest_box(demo, SR_CROP))
     _, sr = run(f"{SR_FACTOR}x super-resolution (trains)", "super_resolve",

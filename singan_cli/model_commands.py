@@ -52,6 +52,7 @@ DEFAULT_PRESET = "draft"
 
 PresetName = enum.Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
 HarmonizeMethod = enum.Enum("HarmonizeMethod", {name: name for name in harmonization.METHODS}, type=str)  # type: ignore[misc]
+EditMethod = enum.Enum("EditMethod", {name: name for name in editing.METHODS}, type=str)  # type: ignore[misc]
 
 
 class Padding(str, enum.Enum):
@@ -347,7 +348,7 @@ def harmonize(
     scale: ScaleOpt = None,
     method: Annotated[
         HarmonizeMethod,
-        typer.Option(help="paper = the paper's method exactly; guided = the model's change through a guided filter on the object only; reinhard = colour transfer from the ring around the object, no model pass; reinhard_guided = both."),
+        typer.Option(help="paper = the paper's method exactly; guided = the model's change through a guided filter on the object only; reinhard = colour transfer from the ring around the object, no model pass; reinhard_guided = both; analogies = reinhard_guided, then the finest detail from the background's own patches (image analogies)."),
     ] = HarmonizeMethod(harmonization.DEFAULT_METHOD),
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Colour transfer strength (reinhard, reinhard_guided): 0 = the object's colours, 1 = the ring's mean colour.")] = harmonization.DEFAULT_STRENGTH,
     seed: SeedOpt = 0,
@@ -373,6 +374,10 @@ def edit(
     mask: Annotated[Path, typer.Option(help="The edited regions' mask, the edited image's size (white or opaque = edited).", show_default=False)],
     out: OutOpt,
     scale: ScaleOpt = None,
+    method: Annotated[
+        EditMethod,
+        typer.Option(help="paper = the paper's method exactly; analogies = the same, then the finest detail inside the dilated mask from the image's own patches (image analogies)."),
+    ] = EditMethod(editing.DEFAULT_METHOD),
     seed: SeedOpt = 0,
     no_noise: NoNoiseOpt = False,
     device: DeviceOpt = "auto",
@@ -382,7 +387,7 @@ def edit(
     Default --scale: K-4 (four scales below the finest). Both outputs have the edited image's full size.
     """
     pyramid, _ = _load_complete(model, device)
-    result = editing.edit(pyramid, *_masked_inputs(edited, mask), scale, noise=not no_noise, seed=seed)
+    result = editing.edit(pyramid, *_masked_inputs(edited, mask), scale, method=method.value, noise=not no_noise, seed=seed)
     print(write_image(result.image, out))
     print(write_image(result.unmasked, out.with_name(f"{out.stem}_unmasked{out.suffix}")))
 

@@ -16,6 +16,10 @@ patch statistics. Methods (``method``):
   of background around it, in L*a*b* (:mod:`singan_core.colour_transfer`).
 - ``reinhard_guided`` (default): the colour transfer, then ``guided`` on the colour-corrected
   composite (the model repaints an object already in the scene's colours).
+- ``analogies``: ``reinhard_guided``, then the object's finest frequency band taken from the
+  background's own full-resolution patches, matched on the band-limited result (image analogies,
+  Hertzmann et al. 2001; :mod:`singan_core.harmonization_texture`). Not the default: it costs
+  several times ``reinhard_guided`` at 2048 px (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .colour_transfer import TransferConfig, reinhard_transfer, restrain_drift
 from .compositing import ORIGINAL_RESOLUTION_PX, MaskedResult, check_mask, masked_injection
 from .errors import InvalidArgument
 from .guided_filter import Box, guided_upsample
+from .harmonization_texture import AnalogyConfig, analogy_detail
 from .injection import check_injection_scale, inject
 from .model import SinGANPyramid
 from .pyramid import resize
@@ -41,7 +46,7 @@ RING_WIDTH = 0.08
 RING_GRID_PX = 512
 """The ring is found on the mask downsampled to at most this many pixels a side (cheap at 4K)."""
 
-Method = Literal["paper", "guided", "reinhard", "reinhard_guided"]
+Method = Literal["paper", "guided", "reinhard", "reinhard_guided", "analogies"]
 METHODS: tuple[str, ...] = get_args(Method)
 DEFAULT_METHOD: Method = "reinhard_guided"
 DEFAULT_STRENGTH = TransferConfig().strength
@@ -145,10 +150,12 @@ def harmonize(
     top, left, bottom, right = box
     crop = (..., slice(top, bottom), slice(left, right))
     sub, sub_mask, sub_ring = image[crop], mask[crop], ring[crop]
-    if method in ("reinhard", "reinhard_guided"):
+    if method in ("reinhard", "reinhard_guided", "analogies"):
         sub = reinhard_transfer(sub, sub_mask, sub_ring, TransferConfig(strength=strength))
         image[crop] = sub
-    if method in ("guided", "reinhard_guided"):
+    if method in ("guided", "reinhard_guided", "analogies"):
         repainted = _guided(pyramid, image, mask, box, k, noise, seed)
         image[crop] = restrain_drift(repainted, sub, sub_mask, sub_ring)
+    if method == "analogies":
+        image = analogy_detail(image, mask, AnalogyConfig(seed=seed))
     return MaskedResult(image=image, unmasked=image, weight=mask.to(image.dtype), scale=k)

@@ -6,7 +6,9 @@ Used by ``bench/harmonize.py`` and the tests (the acceptance figures of a harmon
 - halo: mean absolute difference from the true background in a band just outside the object;
 - shape: correlation of the object's luminance gradients with the pasted object's;
 - texture: patch sliced-Wasserstein distance (GPDM, Granot et al. CVPR 2022) of the patches
-  inside the object against the background's patches.
+  inside the object against the background's patches; on the images themselves, on patches minus
+  their mean colour, or on the images' finest band (image minus its Gaussian blur: the grain,
+  weave or stroke edges at the canvas's scale, which a blur removes and white noise does not have).
 
 Images are (1, 3, H, W) float in [-1, 1]; masks (1, 1, H, W) bool; distances in pixels.
 """
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from .colour_transfer import rgb_to_lab
+from .harmonization_texture import gaussian_blur
 
 
 def distance_outside(mask: torch.Tensor) -> np.ndarray:
@@ -76,7 +79,8 @@ def _patches(x: torch.Tensor, valid: torch.Tensor, p: int, n: int, gen: torch.Ge
 
 
 def texture_swd(image: torch.Tensor, background: torch.Tensor, mask: torch.Tensor, patch_size: int = 7,
-                max_patches: int = 20000, n_directions: int = 128, seed: int = 0, detail: bool = False) -> float:
+                max_patches: int = 20000, n_directions: int = 128, seed: int = 0, detail: bool = False,
+                band_sigma: float | None = None) -> float:
     """Patch sliced-Wasserstein distance between the p x p patches lying wholly inside ``mask`` in
     ``image`` and all patches of ``background`` (lower = the object's texture is the background's).
 
@@ -84,9 +88,13 @@ def texture_swd(image: torch.Tensor, background: torch.Tensor, mask: torch.Tenso
     projections resampled to a common count, mean squared difference); deterministic for a seed.
     ``detail``: each patch minus its own mean colour first, so the distance measures texture
     (grain, strokes, sharpness) and not colour: a colour shift of the object leaves it unchanged.
+    ``band_sigma``: both images replaced by their finest band, ``x - G_sigma * x`` (sigma in
+    pixels), first: the texture at the canvas's scale alone (a blur of the object loses it).
     Raises ``ValueError`` if no patch fits inside the mask.
     """
     p = patch_size
+    if band_sigma is not None:
+        image, background = (x.cpu() - gaussian_blur(x.cpu().float(), band_sigma) for x in (image, background))
     inside = -F.max_pool2d(-mask.float().cpu(), p, stride=1)[0, 0] > 0.5  # top-left corners of inside patches
     gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]
     dirs = torch.randn(3 * p * p, n_directions, generator=gens[0])

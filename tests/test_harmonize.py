@@ -20,6 +20,7 @@ from singan_core.colour_transfer import lab_to_rgb, reinhard_transfer, rgb_to_la
 from singan_core.compositing import upsampled_correction
 from singan_core.guided_filter import guided_upsample
 from singan_core.harmonization import METHODS, harmonize, ring_around
+from singan_core.harmonization_texture import AnalogyConfig, analogy_detail, gaussian_blur
 from singan_core.harmonization_metrics import gradient_correlation, halo, ring_delta_e, texture_swd
 from singan_core.imageio import from_uint8, load_image, to_uint8
 from singan_core.pyramid import resize
@@ -48,6 +49,12 @@ def shape_ok(result, pasted, mask) -> bool:
 def texture_ok(result, naive, background, mask) -> bool:
     """The object's texture (patches minus their mean colour) is closer to the background's than the naive composite's."""
     return texture_swd(result, background, mask, detail=True) < texture_swd(naive, background, mask, detail=True)
+
+
+def band_ok(result, naive, background, mask) -> bool:
+    """The object's finest band (the texture at the canvas's scale) is at most half as far from the
+    background's as the naive composite's."""
+    return texture_swd(result, background, mask, band_sigma=1.0) < 0.5 * texture_swd(naive, background, mask, band_sigma=1.0)
 
 
 # --------------------------------------------------------------------------- a composite with a known background
@@ -83,6 +90,20 @@ def synthetic():
     obj = torch.tensor([0.5, 0.1, -0.5])[None, :, None, None].expand(1, 3, 40, 40).clone()
     obj[..., 15:25, :] = 0.55  # a light band: structure to keep
     return (background, *paste(background, obj, 28, 44))
+
+
+@pytest.fixture(scope="module")
+def hatched():
+    """A scene with a fine texture (a diagonal hatching of period 5 px on a vertical gradient, the
+    stand-in for a photo's grain or a canvas's weave) and a smooth object with structure (vertical
+    bands 19 px wide on an orange disk) pasted in: the texture is known and the object has none."""
+    h, w = 120, 160
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    background = (torch.stack([yy / h * 0.4 - 0.6, yy / h * 0.4 - 0.4, yy / h * 0.4])[None]
+                  + 0.12 * torch.sin(2 * torch.pi * (xx + yy) / 5)).clamp(-1, 1)
+    bands = 0.35 * torch.sign(torch.sin(xx[:70, :90] / 6))
+    obj = (torch.tensor([0.5, 0.1, -0.5])[None, :, None, None] + bands).clamp(-1, 1)
+    return (background, *paste(background, obj, 25, 35))
 
 
 # --------------------------------------------------------------------------- building blocks (fast)
@@ -122,6 +143,48 @@ def test_reinhard_moves_the_colour_and_keeps_the_shape(synthetic):
     assert torch.equal(result[~mask.expand_as(result)], naive[~mask.expand_as(naive)])
     assert colour_ok(result, naive, mask) and halo_ok(result, background, mask) and shape_ok(result, pasted, mask)
     assert not colour_ok(naive, naive, mask)  # control: the unchanged composite
+
+
+def test_analogies_lay_the_scenes_texture_on_the_object(hatched):
+    """The object's finest band comes from the scene's own patches (image analogies): its texture
+    moves towards the scene's, its bands (shape) stay, and nothing outside it changes. Controls:
+    the unchanged composite and a blur of the object (softer, not the scene's texture) fail the
+    texture check; grain of the same energy (white noise, the band's std) lands farther from the
+    scene's texture than the analogy; the analogy without its coherence pass (each query its own
+    best key, overlapping values of unrelated phases averaged) lands farther too; the flat ring
+    fill fails the shape check."""
+    background, naive, pasted, mask = hatched
+    result = analogy_detail(naive, mask)
+    outside = ~mask.expand_as(naive)
+    assert torch.equal(result[outside], naive[outside])
+    assert texture_ok(result, naive, background, mask) and shape_ok(result, pasted, mask)
+    assert halo_ok(result, background, mask)
+    band = background - gaussian_blur(background, 1.0)
+    noise = naive + band.std() * torch.randn(naive.shape, generator=torch.Generator().manual_seed(0))
+    controls = {
+        "unchanged": naive,
+        "blur": torch.where(mask, gaussian_blur(naive, 1.5), naive),
+        "noise": torch.where(mask, noise.clamp(-1, 1), naive),
+        "no coherence": analogy_detail(naive, mask, AnalogyConfig(rounds=0)),
+    }
+    assert band_ok(result, naive, background, mask)
+    swd = {name: texture_swd(x, background, mask, band_sigma=1.0) for name, x in controls.items()}
+    ours = texture_swd(result, background, mask, band_sigma=1.0)
+    assert all(ours < 0.8 * value for value in swd.values()), (ours, swd)
+    assert not band_ok(controls["unchanged"], naive, background, mask)
+    assert not band_ok(controls["blur"], naive, background, mask)
+    # the mean-removed patch distance cannot tell: the blur lowers it too (the object's edges soften)
+    assert texture_ok(controls["blur"], naive, background, mask)
+    ring = ring_around(mask, RING_PX[1])
+    flat = torch.where(mask, naive[0][:, ring[0, 0]].mean(1)[None, :, None, None], naive)
+    assert not shape_ok(flat, pasted, mask)
+
+
+def test_analogies_keys_never_come_from_the_excluded_region(hatched):
+    """``exclude`` bans sources: with the whole scene excluded but the object nothing can be copied
+    and the image comes back unchanged (a key taken from the object itself would copy the object)."""
+    _, naive, _, mask = hatched
+    assert torch.equal(analogy_detail(naive, mask, exclude=torch.ones_like(mask)), naive)
 
 
 def test_controls_fail_their_checks(cup_on_cat):
@@ -183,6 +246,39 @@ def test_every_method_keeps_far_pixels_and_paper_is_unchanged(cup_on_cat, chelse
     assert torch.equal(harmonize(chelsea_model, naive, mask, method="paper", noise=False).image, old.image)
 
 
+@pytest.mark.slow
+def test_analogies_passes_every_check(cup_on_cat, chelsea_model):
+    background, naive, pasted, mask = cup_on_cat
+    result = harmonize(chelsea_model, naive, mask, method="analogies", seed=1).image
+    outside = ~mask.expand_as(naive)
+    assert torch.equal(result[outside], naive[outside])
+    assert colour_ok(result, naive, mask) and halo_ok(result, background, mask)
+    assert shape_ok(result, pasted, mask) and texture_ok(result, naive, background, mask)
+
+
+@pytest.mark.slow
+def test_edit_shares_the_path_and_paper_is_unchanged(cup_on_cat, chelsea_model):
+    """``edit(method="paper")`` is the masked injection exactly; the default (``analogies``) differs
+    from it only in the finest band (its blur is the paper's blur) and only where the feathered
+    mask is above 0."""
+    from singan_core.compositing import masked_injection
+    from singan_core.editing import DILATION, default_scale, edit
+
+    _, naive, _, mask = cup_on_cat
+    k = default_scale(chelsea_model)
+    old = masked_injection(chelsea_model, naive, mask, k, DILATION, noise=False, image_name="edited image")
+    paper = edit(chelsea_model, naive, mask, method="paper", noise=False)
+    assert torch.equal(paper.image, old.image) and torch.equal(paper.unmasked, old.unmasked)
+    new = edit(chelsea_model, naive, mask, noise=False)
+    untouched = (new.weight == 0).expand_as(naive)
+    assert torch.equal(new.image[untouched], naive[untouched])
+    assert not torch.equal(new.image, paper.image)
+    coarse = (gaussian_blur(new.image, 3.0) - gaussian_blur(paper.image, 3.0)).abs().mean()
+    assert coarse < 0.25 * (new.image - paper.image).abs().mean() + 1e-3
+    with pytest.raises(ValueError, match="method: unknown method"):
+        edit(chelsea_model, naive, mask, method="best")
+
+
 def test_schema_defaults_are_the_cores():
     from protocol.schema import HarmonizeParams
     from singan_core.harmonization import DEFAULT_METHOD, DEFAULT_STRENGTH
@@ -190,6 +286,11 @@ def test_schema_defaults_are_the_cores():
     params = HarmonizeParams(model="m")
     assert (params.method, params.strength) == (DEFAULT_METHOD, DEFAULT_STRENGTH)
     assert set(HarmonizeParams.model_fields["method"].annotation.__args__) == set(METHODS)
+    from protocol.schema import EditParams
+    from singan_core import editing
+
+    assert EditParams(model="m").method == editing.DEFAULT_METHOD
+    assert set(EditParams.model_fields["method"].annotation.__args__) == set(editing.METHODS)
 
 
 # --------------------------------------------------------------------------- through the daemon

@@ -738,6 +738,36 @@ def harmonize(entry):
     entry["stack_deleted"] = stack(doc)
 
 
+def scaled_bytes(path, width, height):
+    """``path`` scaled (smoothly) to width x height, as BGRA bytes."""
+    image = QImage(str(path)).scaled(width, height, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
+    image = image.convertToFormat(QImage.Format_ARGB32)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    return bytes(bits)
+
+
+def harmonize_full_size(entry):
+    """Harmonize at an artist's size (issue 23): a 1200x800 RGBA document, rocket.jpg (night) as the
+    background, coffee.png's cup cut out by an ellipse on its own layer, the chosen model, no
+    selection, the default options."""
+    w, h = 1200, 800
+    doc = new_doc("harmony_full", w, h)
+    background = doc.rootNode().childNodes()[0]
+    background.setPixelData(scaled_bytes(IMAGES / "rocket.jpg", w, h), 0, 0, w, h)
+    ox, oy, ow, oh = 240, 160, 300, 260
+    patch = bytearray(scaled_bytes(IMAGES / "coffee.png", ow, oh))
+    patch[3::4] = ellipse_mask(ow, oh)
+    obj = yield from paste_object(doc, bytes(patch), ox, oy, ow, oh)
+    yield from deselect(doc)
+    choose_model(MODEL)
+    entry.update(width=w, height=h, object=[ox, oy, ow, oh],
+                 background=save("full_background", background.pixelData(0, 0, w, h)),
+                 object_pixels=save("full_object", obj.pixelData(0, 0, w, h)))
+    yield from harmonize_with_chosen_model(doc, obj, entry, "full_harmonize")
+    png("full_harmonize_after", bytes(OUT.joinpath("full_harmonize_after.raw").read_bytes()), w, h)
+
+
 def top_group(doc):
     """The topmost "SinGAN variations" group of the document."""
     return [n for n in doc.rootNode().childNodes() if n.name() == "SinGAN variations"][-1]
@@ -852,15 +882,6 @@ def larger_than_canvas(entry):
 BRICK_SELECTION = [192, 160, 128, 128]  # x, y, w, h on brick.png (512 x 512)
 CUP = [330, 20, 90, 60]  # where the coffee cup is pasted on chelsea.png (451 x 300): on the ear and the background
 CUP_SELECTION = [326, 16, 98, 68]  # the rectangle selected around it
-
-
-def scaled_bytes(path, width, height):
-    """The whole image at ``path`` scaled to width x height, as 8-bit BGRA."""
-    image = QImage(str(path)).scaled(width, height, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
-    image = image.convertToFormat(QImage.Format_ARGB32)
-    bits = image.constBits()
-    bits.setsize(image.sizeInBytes())
-    return bytes(bits)
 
 
 def fill_selection(entry):
@@ -1163,7 +1184,8 @@ def restarted(entry):
 
 
 FIRST = (("startup", startup), ("no_document", no_document), ("second_click", second_click),
-         ("larger_than_canvas", larger_than_canvas), ("fill_selection", fill_selection), ("harmonize", harmonize), ("variations", variations),
+         ("larger_than_canvas", larger_than_canvas), ("fill_selection", fill_selection), ("harmonize", harmonize),
+         ("harmonize_full_size", harmonize_full_size), ("variations", variations),
          ("paint_to_image", paint_to_image), ("train_and_cancel", train_and_cancel), ("grayscale", grayscale),
          ("deep", deep), ("daemon_error", daemon_error), ("big_canvas", big_canvas), ("super_resolve", super_resolve),
          ("daemon_stopped", daemon_stopped), ("choose_options", choose_options))
