@@ -321,10 +321,13 @@ class Daemon:
             model, prep = self._sr_model(by_name["image"], request.params)
         elif request.op == "instant":
             model = None  # no model: patch synthesis from the image itself
+        elif request.op == "resume":
+            model = self._resumable(request.params.model)
         else:
             model = request.params.model
             require_ready(self.store, model)
-        job = Job(request.op, request.params, model, by_name, client, request.id, prepare=prep)
+        op = "train" if request.op == "resume" else request.op  # the worker trains on from the saved scales either way
+        job = Job(op, request.params, model, by_name, client, request.id, prepare=prep)
         position = self.queue.put(job)
         self._requests[(client, request.id)] = job
         self._send(client, Accepted(id=request.id, job=job.id, model=model, position=position))
@@ -350,6 +353,27 @@ class Daemon:
         studio = StudioMeta(name=name, kind="super_resolution", sr_factor=params.factor)
         prep = Preparation(config, params.preset, studio, name, image=image, sha256=sha)
         return reserve(self.store, prep, image.height, image.width), prep
+
+    def _resumable(self, model_id: str) -> str:
+        """``model_id`` made resumable (its stopped flag and error cleared) for a ``resume`` request.
+
+        Raises:
+            ProtocolError: ``not_found`` (no such model), ``busy`` (its training is queued or
+                running), ``invalid_request`` (already completely trained). Field ``params.model``.
+        """
+        job = self._training_job(model_id)
+        if job is not None:
+            raise ProtocolError(f"params.model: {model_id} is already training (job {job.id})", "params.model", "busy")
+        try:
+            meta = self.store.meta(model_id)
+        except KeyError:
+            raise ProtocolError(f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found") from None
+        if meta.is_complete:
+            raise ProtocolError(f"params.model: {model_id} is completely trained; nothing to resume", "params.model")
+        studio = self.store.studio(model_id)
+        if studio.stopped or studio.error:
+            self.store.write_studio(model_id, studio.model_copy(update={"stopped": False, "error": None}))
+        return model_id
 
     def _resume_unfinished(self) -> None:
         for model_id in self.store.unfinished():

@@ -275,6 +275,10 @@ ListModelsRequest = _request("list_models", NoParams, "Every model in the store 
 GetModelRequest = _request("get_model", ModelParams, "One model's details.")
 DeleteModelRequest = _request("delete_model", ModelParams, "Delete a model that is not training (error busy otherwise).")
 TrainRequest = _request("train", TrainParams, TrainParams.__doc__ or "", ("image",))
+ResumeRequest = _request(
+    "resume", ModelParams,
+    "Continue an interrupted training (status interrupted or failed) from its first unfinished scale; "
+    "queued like train and answered like it ({model: ModelInfo}).")
 GenerateRequest = _request("generate", GenerateParams, GenerateParams.__doc__ or "")
 HarmonizeRequest = _request("harmonize", HarmonizeParams, HarmonizeParams.__doc__ or "", ("image", "mask"))
 EditRequest = _request("edit", EditParams, EditParams.__doc__ or "", ("image", "mask"))
@@ -289,13 +293,13 @@ ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running tra
 REQUESTS = (
     HelloRequest, ListModelsRequest, GetModelRequest, DeleteModelRequest, TrainRequest, GenerateRequest,
     HarmonizeRequest, EditRequest, Paint2ImageRequest, SuperResolveRequest, AnimateRequest, CancelRequest,
-    JobsRequest, ShutdownRequest, InstantRequest,
+    JobsRequest, ShutdownRequest, InstantRequest, ResumeRequest,
 )
 Request = Annotated[Union[REQUESTS], Field(discriminator="op")]  # type: ignore[valid-type]
 OPS = tuple(r.model_fields["op"].annotation.__args__[0] for r in REQUESTS)  # type: ignore[union-attr]
-JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant")
+JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant", "resume")
 """Ops answered by accepted -> progress... -> result | error; the others get one reply."""
-TRAINING_OPS = ("train", "super_resolve")
+TRAINING_OPS = ("train", "super_resolve", "resume")
 """Job ops that train, queued behind each other; the other job ops go ahead of them."""
 
 _REQUEST_ADAPTER: TypeAdapter[Any] = TypeAdapter(Request)
