@@ -39,6 +39,22 @@ def draw_model(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
                           f"{info['preset']}, {info['padding']} padding")
 
 
+def draw_unfinished(layout: bpy.types.UILayout) -> None:
+    """The daemon's interrupted (or failed) trainings, each with Resume and Delete buttons."""
+    models = operators.unfinished_models(client.current())
+    if not models:
+        return
+    box = layout.box()
+    box.label(text="Interrupted trainings", icon="PAUSE")
+    for info in models:
+        row = box.row(align=True)
+        why = "failed" if info["status"] == "failed" else "interrupted"
+        row.label(text=f"{info['name']}: {why}, {info['scales_done']} of {info['num_scales']} scales")
+        row.operator("singan.resume_model", text="", icon="PLAY").model = info["id"]
+        row.operator("singan.delete_model", text="", icon="TRASH").model = info["id"]
+    draw_task(box, "models")
+
+
 def draw_preset(layout: bpy.types.UILayout, name: str) -> None:
     """The preset's size and iterations, as the daemon's ``hello`` gave them."""
     link = client.current()
@@ -157,6 +173,7 @@ class SINGAN_PT_sidebar(_Sidebar, bpy.types.Panel):
     def draw(self, context):
         draw_connection(self.layout)
         draw_model(self.layout, context)
+        draw_unfinished(self.layout)
 
 
 class SINGAN_PT_train(_Sidebar, bpy.types.Panel):
