@@ -1,0 +1,102 @@
+"""Calibrate and check the daemon's training cost model (:mod:`daemon.estimate`), issue 28 item 4.
+
+Trains a preset on one image with a progress report every iteration and records the CPU seconds
+of each iteration (``time.process_time``: one torch thread, so the other engineers' load changes
+the wall time but hardly the CPU time). Prints, per scale, the CPU seconds per iteration beside
+the scale's cost unit (pixels x nfc^2), the least-squares fit ``seconds = a + b * unit`` that
+:data:`daemon.estimate.OVERHEAD_UNITS` (= a / b) comes from, and what the ETA shown at 5, 10, 25
+and 50 % of the training would have said against the time that was really left, with the old
+pixel-weighted fraction and with the calibrated one (the ETA extrapolates the speed measured so
+far in both).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python -m bench.training_estimate --preset draft --image IMAGE [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from daemon.estimate import CalibratedEstimate
+from singan_core.imageio import load_image
+from singan_core.models import nfc_at
+from singan_core.config import preset
+from singan_core.training import TrainingEstimate, TrainProgress, new_pyramid, train
+
+CHECKPOINTS = (0.05, 0.10, 0.25, 0.50)
+
+
+def record(preset_name: str, image: Path) -> tuple[list[tuple[int, int, float]], object]:
+    """Train; [(scale, iteration, CPU seconds since the start)] and the trained pyramid."""
+    config = preset(preset_name)
+    pyramid = new_pyramid(load_image(image), config, torch.device("cpu"))
+    timeline: list[tuple[int, int, float]] = []
+    start = time.process_time()
+
+    def on_progress(p: TrainProgress) -> None:
+        timeline.append((p.scale, p.iteration, time.process_time() - start))
+
+    train(pyramid, on_progress, report_every=1)
+    return timeline, pyramid
+
+
+def per_scale(timeline, pyramid) -> list[dict]:
+    """CPU seconds per iteration of each scale (median of its iterations) and its cost unit."""
+    rows, previous = [], 0.0
+    for k, (h, w) in enumerate(pyramid.sizes):
+        times = [t for scale, _, t in timeline if scale == k]
+        steps = np.diff([previous, *times])
+        previous = times[-1]
+        rows.append({"scale": k, "size": f"{w}x{h}", "unit": h * w * nfc_at(k, pyramid.config.net) ** 2,
+                     "cpu_s_per_iteration": float(np.median(steps)), "cpu_s": float(steps.sum())})
+    return rows
+
+
+def etas(timeline, estimate) -> dict:
+    """ETA / real time left at each checkpoint fraction (1.0 = exact), replaying the timeline."""
+    total = timeline[-1][2]
+    out, i = {}, 0
+    for scale, iteration, t in timeline:
+        p = TrainProgress(scale, len(estimate._cost), iteration, estimate.iterations, 0.0, 0.0, 0.0, 0.0)
+        fraction = estimate.fraction(p)
+        while i < len(CHECKPOINTS) and fraction >= CHECKPOINTS[i]:
+            eta = t * (1 - fraction) / fraction  # what eta_seconds says, with CPU seconds for time
+            out[f"{CHECKPOINTS[i]:.2f}"] = round(eta / (total - t), 2)
+            i += 1
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="draft")
+    parser.add_argument("--image", type=Path, required=True)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    timeline, pyramid = record(args.preset, args.image)
+    rows = per_scale(timeline, pyramid)
+    units = np.array([r["unit"] for r in rows], float)
+    seconds = np.array([r["cpu_s_per_iteration"] for r in rows])
+    b, a = np.polyfit(units, seconds, 1)
+    result = {
+        "preset": args.preset, "image": args.image.name, "total_cpu_s": round(timeline[-1][2], 1), "scales": rows,
+        "fit": {"a_s": a, "b_s_per_unit": b, "overhead_units": a / b},
+        "eta_over_real_pixels": etas(timeline, TrainingEstimate(new_pyramid(load_image(args.image), pyramid.config, torch.device("cpu")))),
+        "eta_over_real_calibrated": etas(timeline, CalibratedEstimate(new_pyramid(load_image(args.image), pyramid.config, torch.device("cpu")))),
+    }
+    for row in rows:
+        print(f"scale {row['scale']} {row['size']:>8} unit {row['unit']:>12.0f}  {row['cpu_s_per_iteration'] * 1000:7.1f} ms/it")
+    print(json.dumps({k: v for k, v in result.items() if k != "scales"}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
