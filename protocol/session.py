@@ -617,10 +617,14 @@ def eta_text(seconds: float | None) -> str:
 def describe_progress(event: dict) -> str:
     """A progress event in words: ``scale 2 of 5, 40 %, 12 s left`` while training (scales
     counted from 1 = coarsest, as ``singan train`` does), else the phase (``loading the model``,
-    ``generating``, ``queued``)."""
+    ``generating``, ``queued``), with the share done and the time left when the daemon sent one
+    (``generating: 40 %, 12 s left``)."""
     phase = event.get("phase")
     if phase != "training":
-        return _PHASES.get(phase, str(phase or "working"))
+        word = _PHASES.get(phase, str(phase or "working"))
+        if event.get("eta_seconds") is None or event.get("fraction") is None:
+            return word
+        return f"{word}: {100 * event['fraction']:.0f} %, {eta_text(event['eta_seconds'])}"
     parts = []
     if event.get("scale") is not None and event.get("num_scales"):
         parts.append(f"scale {event['scale'] + 1} of {event['num_scales']}")
