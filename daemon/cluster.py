@@ -48,10 +48,11 @@ from protocol.schema import Error, ErrorInfo, ModelResult, Progress, Result
 from protocol.wire import MAX_MESSAGE_CHARS, Image, encode, one_line
 from singan_core.config import PRESETS
 from singan_core.storage import save_scale
-from singan_core.training import TrainingEstimate, TrainProgress
+from singan_core.training import TrainProgress
 from singan_core.workflow import TrainJob, resume_training
 
 from .cluster_task import Placement, ScaleDone, install_scales, pyramid_state, train_remaining
+from .estimate import CalibratedEstimate
 from .jobs import Job, JobCancelled, JobQueue
 from .store import ModelStore
 from .worker import PROGRESS_INTERVAL, training_preview
@@ -281,7 +282,7 @@ class RayTrainer:
             if training.pyramid.is_complete:
                 return
             done_before = training.pyramid.scales_done
-            estimate = TrainingEstimate(training.pyramid)
+            estimate = CalibratedEstimate(training.pyramid)
             job.progress = dict(phase="training", fraction=estimate.start_fraction, eta_seconds=None)
             send(Progress(id=job.request_id or "", job=job.id, **job.progress))
             stream = task.remote(pyramid_state(training.pyramid), task_threads(need[0]))
@@ -300,7 +301,7 @@ class RayTrainer:
                 log.warning("job %s (train %s): %s; resubmitting from scale %d (attempt %d of %d)", job.id, job.model,
                             reason, training.pyramid.scales_done, lost + 1, self.config.max_attempts)
 
-    def _consume(self, job: Job, training: TrainJob, estimate: TrainingEstimate, stream: Any, send: Callable[..., None]) -> None:
+    def _consume(self, job: Job, training: TrainJob, estimate: CalibratedEstimate, stream: Any, send: Callable[..., None]) -> None:
         """Apply a task's items until it ends; raises JobCancelled, or the task's failure."""
         ray, last = self._ray, {"progress": 0.0, "preview": time.monotonic()}
         while True:

@@ -25,11 +25,12 @@ from singan_core.patch_synthesis import interruptible
 from singan_core.sampling import preview
 from singan_core.storage import load_full_source, load_pyramid
 from singan_core.super_resolution import super_resolve
-from singan_core.training import TrainingEstimate, TrainProgress
+from singan_core.training import TrainProgress
 from singan_core.workflow import resume_training, run_training
 
 from .budget import MemoryBudget
 from .cache import LoadedModel, PyramidCache
+from .estimate import CalibratedEstimate
 from .images import from_tensor
 from .jobs import Job, JobCancelled, JobQueue
 from .prepare import prepare_model
@@ -215,7 +216,7 @@ class Worker:
     def _train(self, job: Job) -> ModelInfo:
         """Train (or resume) the job's model; returns its ModelInfo."""
         training = resume_training(self.store.path(job.model), self.device)
-        estimate = TrainingEstimate(training.pyramid)
+        estimate = CalibratedEstimate(training.pyramid)
         last = {"progress": 0.0, "preview": time.monotonic()}
 
         def on_progress(p: TrainProgress) -> None:
