@@ -110,6 +110,7 @@ def body(args, out):
     out["interrupt"] = interrupted(addon, link, train, "interrupt-me")
     model = out["interrupt"]["model"]
     out["resume"] = run(functools.partial(resume, model=model))
+    pump_until(addon, lambda: status(link, model) != "training")  # the heartbeat after the result
     out["resume"].update(scene_model=settings.model, status=status(link, model), panel=panel(addon))
 
     # 2. delete from the panel
@@ -134,8 +135,9 @@ def body(args, out):
                          "phase": task.phase})
 
     out["restart"] = run(train, on_tick=stop_once_training)
-    out["restart"].update(stopped_seen=seen, scene_model=settings.model,
-                          status=status(link, out["restart"]["model"]) if out["restart"].get("model") else None)
+    model = out["restart"].get("model")
+    pump_until(addon, lambda: status(link, model) != "training")
+    out["restart"].update(stopped_seen=seen, scene_model=settings.model, status=status(link, model))
 
 
 if __name__ == "__main__":
