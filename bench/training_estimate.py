@@ -17,7 +17,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -33,9 +35,12 @@ from singan_core.training import TrainingEstimate, TrainProgress, new_pyramid, t
 CHECKPOINTS = (0.05, 0.10, 0.25, 0.50)
 
 
-def record(preset_name: str, image: Path) -> tuple[list[tuple[int, int, float]], object]:
-    """Train; [(scale, iteration, CPU seconds since the start)] and the trained pyramid."""
+def record(preset_name: str, image: Path, iterations: int | None = None) -> tuple[list[tuple[int, int, float]], object]:
+    """Train (``iterations`` per scale instead of the preset's, if given); [(scale, iteration, CPU
+    seconds since the start)] and the trained pyramid."""
     config = preset(preset_name)
+    if iterations is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, iterations=iterations))
     pyramid = new_pyramid(load_image(image), config, torch.device("cpu"))
     timeline: list[tuple[int, int, float]] = []
     start = time.process_time()
@@ -59,6 +64,17 @@ def per_scale(timeline, pyramid) -> list[dict]:
     return rows
 
 
+def full_timeline(rows: list[dict], iterations: int) -> list[tuple[int, int, float]]:
+    """The timeline of a training of ``iterations`` per scale at the measured CPU seconds per
+    iteration of each scale (a shortened calibration run stands for the full training)."""
+    timeline, t = [], 0.0
+    for row in rows:
+        for i in range(1, iterations + 1):
+            t += row["cpu_s_per_iteration"]
+            timeline.append((row["scale"], i, t))
+    return timeline
+
+
 def etas(timeline, estimate) -> dict:
     """ETA / real time left at each checkpoint fraction (1.0 = exact), replaying the timeline."""
     total = timeline[-1][2]
@@ -77,19 +93,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="draft")
     parser.add_argument("--image", type=Path, required=True)
+    parser.add_argument("--iterations", type=int, help="iterations per scale of the calibration run (default: the preset's); "
+                        "the ETA replay then uses the preset's count at the measured per-iteration costs")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    timeline, pyramid = record(args.preset, args.image)
+    load_before = os.getloadavg()
+    timeline, pyramid = record(args.preset, args.image, args.iterations)
     rows = per_scale(timeline, pyramid)
+    if args.iterations is not None:
+        timeline = full_timeline(rows, preset(args.preset).train.iterations)
     units = np.array([r["unit"] for r in rows], float)
     seconds = np.array([r["cpu_s_per_iteration"] for r in rows])
     b, a = np.polyfit(units, seconds, 1)
+    fresh = new_pyramid(load_image(args.image), preset(args.preset), torch.device("cpu"))  # the full iteration count
     result = {
-        "preset": args.preset, "image": args.image.name, "total_cpu_s": round(timeline[-1][2], 1), "scales": rows,
+        "preset": args.preset, "image": args.image.name, "calibration_iterations": args.iterations,
+        "load_before": load_before, "load_after": os.getloadavg(), "total_cpu_s": round(timeline[-1][2], 1), "scales": rows,
         "fit": {"a_s": a, "b_s_per_unit": b, "overhead_units": a / b},
-        "eta_over_real_pixels": etas(timeline, TrainingEstimate(new_pyramid(load_image(args.image), pyramid.config, torch.device("cpu")))),
-        "eta_over_real_calibrated": etas(timeline, CalibratedEstimate(new_pyramid(load_image(args.image), pyramid.config, torch.device("cpu")))),
+        "eta_over_real_pixels": etas(timeline, TrainingEstimate(fresh)),
+        "eta_over_real_calibrated": etas(timeline, CalibratedEstimate(fresh)),
     }
     for row in rows:
         print(f"scale {row['scale']} {row['size']:>8} unit {row['unit']:>12.0f}  {row['cpu_s_per_iteration'] * 1000:7.1f} ms/it")

@@ -636,12 +636,18 @@ def test_view_transform_hint_sets_standard(plates_run):
     assert result["view_standard"]["result"] == ["FINISHED"] and result["view_after"] == "Standard"
 
 
+ARRIVAL_4K_CPU_S = 0.08
+"""A 3840 x 2160 plate's arrival (new image from a float32 array, placed in the world), CPU seconds
+as measured by plates.py on the shared 2-core machine (docs/benchmarks.md, Plates)."""
+
+
 def test_a_4k_plate_arrives_without_encoding_a_png(plates_run):
     result, _ = plates_run
     assert result["arrival_4k_world"] == "4K plate"
-    # CPU seconds (the wall time of a loaded machine is mostly waiting): 10x margin over the 100 ms aim;
-    # packing on arrival (PNG encoding) took seconds of CPU
-    assert result["arrival_4k_cpu_s"] < 1.0, (result["arrival_4k_cpu_s"], result["arrival_4k_s"])
+    # CPU seconds (the wall time of a loaded machine is mostly waiting): 10x the measured cost
+    # (ARRIVAL_4K_CPU_S, docs/benchmarks.md) is the "never blocks" bound; packing on arrival (PNG
+    # encoding) took seconds of CPU
+    assert result["arrival_4k_cpu_s"] <= 10 * ARRIVAL_4K_CPU_S, (result["arrival_4k_cpu_s"], result["arrival_4k_s"])
 
 
 # --------------------------------------------------------------------------- models the artist can manage (issue 28, item 5)
