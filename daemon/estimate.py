@@ -20,7 +20,7 @@ from singan_core.models import nfc_at
 from singan_core.model import SinGANPyramid
 from singan_core.training import TrainingEstimate, scales_changed_by
 
-OVERHEAD_UNITS = 1.2e6
+OVERHEAD_UNITS = 1.6e6
 """The fixed cost of one training iteration, in units of pixels x nfc^2 (see the module docstring)."""
 
 

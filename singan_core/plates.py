@@ -239,8 +239,11 @@ def trained_plate(
     scales below it (paper sec. 4, "starting the generation at a coarse scale with a given image")
     whose sides are extended with its edge columns plus noise (:func:`_extended`, as the instant
     plate's coarsest level): the new content at the sides keeps the photo's rows (sky above the
-    horizon, sea below). SinGAN's own layout path would draw the sides' coarsest noise freely,
-    which gives them a new global layout (seascape: sea above the clouds, the horizon moved). The
+    horizon, sea below). Fresh noise goes to the sides only (:func:`_side_mask`); the photo's part
+    follows the reconstruction path (``z_opt`` is zero above the coarsest scale). Two causes of
+    moved horizons are gone with this: SinGAN's own layout path drew the sides' coarsest noise
+    freely, a new global layout there, and fresh noise from scale 1 of a small model redrew the
+    photo's part too (seascape's pale sea became clouds, the sea-to-grass edge became the strongest). The
     model-scale canvas then initialises the lift (:func:`~singan_core.patch_synthesis.synthesize`
     on the photo fitted to the canvas's height, its keys and values), and :func:`detail_pass`
     enlarges it to the plate. Sample i uses seed ``seed + i`` (side noise, SinGAN's noise, the patch engine).
@@ -273,15 +276,25 @@ def trained_plate(
     progress = _Progress(on_step, _pixels(steps + ([(height, width)] if canvas != (height, width) else [])), n_samples)
     coarse = reconstruct(pyramid, gen_start_scale)
     out = []
+    span = coarse.shape[-1] / sizes[gen_start_scale - 1][1]  # the photo's share of the canvas width
     for i in range(n_samples):
         start = _extended(coarse, sizes[gen_start_scale - 1], seed + i)
         noise = torch.Generator().manual_seed(_PLATE_NOISE + seed + i)
-        noises = [draw_noise(1, sizes[k], k, noise, pyramid.device) for k in range(gen_start_scale, pyramid.num_scales)]
+        noises = [draw_noise(1, sizes[k], k, noise, pyramid.device) * _side_mask(sizes[k][1], span, pyramid.device)
+                  for k in range(gen_start_scale, pyramid.num_scales)]
         x = generate(pyramid, noises, gen_start_scale, start, on_step=progress.stage()).clamp(-1, 1)
         x = resize(x, model_canvas).clamp(-1, 1) if tuple(x.shape[-2:]) != model_canvas else x
         x = synthesize(photo, *canvas, init=x, seed=seed + i, config=config, on_step=progress.stage())
         out.append(detail_pass(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
     return torch.cat(out)
+
+
+def _side_mask(width: int, span: float, device: torch.device) -> torch.Tensor:
+    """(1, 1, 1, width): 0 on the centred share ``span`` of the width (the photo's part), 1 beyond
+    it, with linear ramps of a tenth of the photo's width inside its edges (no seam)."""
+    x = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width - 0.5  # -0.5 .. 0.5
+    ramp = max(span / 10, 1e-6)
+    return ((x.abs() - (span / 2 - ramp)) / ramp).clamp(0, 1).view(1, 1, 1, width)
 
 
 _PLATE_NOISE = 0x9A7E_0000_0000
