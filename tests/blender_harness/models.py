@@ -5,7 +5,7 @@ Runs the operators' real modal path as job_control.py does (its docstring says h
 at ENDPOINT is the test's; when it exits, the test starts it again on the same endpoint and store
 a few seconds later.
 
-1. Train "interrupt-me" (tiny, from IMAGE scaled to 60 x 40 in Blender), Esc once a scale is
+1. Train "interrupt-me" (tiny, from IMAGE scaled to 30 x 20 in Blender: two scales), Esc once a scale is
    saved: the panel lists it as interrupted with Resume and Delete buttons. Resume from the panel's
    button: the training ends, the model is ready and becomes the scene's model.
 2. Train "delete-me", Esc once a scale is saved; Delete from the panel's button: the model leaves the
@@ -99,7 +99,7 @@ def body(args, out):
     train, resume, delete = (modal_probe(cls) for cls in (ops.SINGAN_OT_train, ops.SINGAN_OT_resume_model,
                                                            ops.SINGAN_OT_delete_model))
     photo = bpy.data.images.load(image_path)
-    photo.scale(60, 40)
+    photo.scale(30, 20)  # two tiny scales: the least training that can be interrupted and resumed
     settings = bpy.context.scene.singan
     settings.train_source, settings.train_image, settings.train_preset = "IMAGE", photo, "tiny"
     out["connect"] = connect(addon, "connected")
