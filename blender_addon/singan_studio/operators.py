@@ -278,7 +278,7 @@ class SINGAN_OT_delete_model(_JobOperator, bpy.types.Operator):
 
     def invoke(self, context, event):
         if event is None:  # execute's modal path (Repeat Last, a script): no dialog
-            return super().invoke(context, event)
+            return _JobOperator.invoke(self, context, event)
         return context.window_manager.invoke_confirm(self, event, message=f"Delete the model '{self.model}'?")
 
     def request(self, context):
