@@ -4,7 +4,7 @@ Trains a preset on one image with a progress report every iteration and records 
 of each iteration (``time.process_time``: one torch thread, so the other engineers' load changes
 the wall time but hardly the CPU time). Prints, per scale, the CPU seconds per iteration beside
 the scale's cost unit (pixels x nfc^2), the least-squares fit ``seconds = a + b * unit`` that
-:data:`daemon.estimate.OVERHEAD_UNITS` (= a / b) comes from, and what the ETA shown at 5, 10, 25
+:data:`daemon.estimate.OVERHEAD_PIXELS` (= a / b / nfc_base^2) comes from, and what the ETA shown at 5, 10, 25
 and 50 % of the training would have said against the time that was really left, with the old
 pixel-weighted fraction and with the calibrated one (the ETA extrapolates the speed measured so
 far in both).
@@ -76,15 +76,17 @@ def full_timeline(rows: list[dict], iterations: int) -> list[tuple[int, int, flo
 
 
 def etas(timeline, estimate) -> dict:
-    """ETA / real time left at each checkpoint fraction (1.0 = exact), replaying the timeline."""
+    """ETA / real time left at each checkpoint fraction (1.0 = exact), replaying the timeline: the
+    calibrated estimate's own rule (:meth:`CalibratedEstimate.eta_at`), or for the old pixel
+    weights the old one (speed since the start)."""
     total = timeline[-1][2]
     out, i = {}, 0
     for scale, iteration, t in timeline:
         p = TrainProgress(scale, len(estimate._cost), iteration, estimate.iterations, 0.0, 0.0, 0.0, 0.0)
         fraction = estimate.fraction(p)
+        eta = estimate.eta_at(fraction, t) if isinstance(estimate, CalibratedEstimate) else t * (1 - fraction) / fraction
         while i < len(CHECKPOINTS) and fraction >= CHECKPOINTS[i]:
-            eta = t * (1 - fraction) / fraction  # what eta_seconds says, with CPU seconds for time
-            out[f"{CHECKPOINTS[i]:.2f}"] = round(eta / (total - t), 2)
+            out[f"{CHECKPOINTS[i]:.2f}"] = None if eta is None else round(eta / (total - t), 2)
             i += 1
     return out
 
@@ -110,7 +112,7 @@ def main() -> None:
     result = {
         "preset": args.preset, "image": args.image.name, "calibration_iterations": args.iterations,
         "load_before": load_before, "load_after": os.getloadavg(), "total_cpu_s": round(timeline[-1][2], 1), "scales": rows,
-        "fit": {"a_s": a, "b_s_per_unit": b, "overhead_units": a / b},
+        "fit": {"a_s": a, "b_s_per_unit": b, "overhead_units": a / b, "overhead_pixels": a / b / pyramid.config.net.nfc_base ** 2},
         "eta_over_real_pixels": etas(timeline, TrainingEstimate(fresh)),
         "eta_over_real_calibrated": etas(timeline, CalibratedEstimate(fresh)),
     }

@@ -6,34 +6,61 @@ convolutions' FLOPs, pixels x nfc_k^2 (the *unit*). On a CPU the small coarse sc
 than that: each iteration also has a fixed part (3 critic and 3 generator steps with their
 optimiser updates, the noise, the reconstruction pass, Python), so at the coarse scales the
 fraction crept and the time left, extrapolated from it, was many times too long (issue 28: "15 min
-left" for a 3.8 min training). Here an iteration of scale k costs ``OVERHEAD_UNITS + unit_k``
-units: the fixed part in units, from the least-squares line ``seconds = a + b * unit`` through the
-per-scale CPU seconds of a measured training (``bench/training_estimate.py``; the figures are in
-docs/benchmarks.md), ``OVERHEAD_UNITS = a / b``. The time left still extrapolates the speed
+left" for a 3.8 min training). Here an iteration of scale k costs ``overhead + unit_k`` units: the
+fixed part from the least-squares line ``seconds = a + b * unit`` through the per-scale CPU seconds
+of measured trainings (``bench/training_estimate.py``; the figures are in docs/benchmarks.md),
+``a / b``, which grows with the nets' base channel count: ``OVERHEAD_PIXELS x nfc_base^2``. The time left still extrapolates the speed
 measured in this training (so it follows the machine and its load), but that speed is now nearly
-constant from the first scale on.
+constant from the first scale on. It is measured from the first progress report (not from the
+start: loading the pyramid and the first iteration's allocations are not training speed), and no
+time is given before :data:`MIN_SHARE` of the work is done since then (a guess from a handful of
+iterations said "36 min left" for a one-minute training).
 """
 
 from __future__ import annotations
+
+import time
 
 from singan_core.models import nfc_at
 from singan_core.model import SinGANPyramid
 from singan_core.training import TrainingEstimate, scales_changed_by
 
-OVERHEAD_UNITS = 1.6e6
-"""The fixed cost of one training iteration, in units of pixels x nfc^2 (see the module docstring)."""
+OVERHEAD_PIXELS = 1400.0
+"""The fixed cost of one training iteration, as pixels at the net's base channel count: it costs
+``OVERHEAD_PIXELS x nfc_base^2`` units (fits: 1570 px for ``draft``/``paper``, nfc_base 32; 1275 px
+for ``tiny``, nfc_base 16; see the module docstring)."""
+
+
+MIN_SHARE = 0.02
+"""The share of the training measured before a time left is given."""
 
 
 class CalibratedEstimate(TrainingEstimate):
     """:class:`~singan_core.training.TrainingEstimate` with the calibrated per-iteration cost
-    ``OVERHEAD_UNITS + unit_k`` (same interface: ``start_fraction``, ``fraction(progress)`` in [0, 1],
+    ``OVERHEAD_PIXELS x nfc_base^2 + unit_k`` (same interface: ``start_fraction``, ``fraction(progress)`` in [0, 1],
     ``eta_seconds(fraction)`` in seconds or None)."""
 
-    def __init__(self, pyramid: SinGANPyramid, overhead_units: float = OVERHEAD_UNITS):
+    def __init__(self, pyramid: SinGANPyramid, overhead_pixels: float = OVERHEAD_PIXELS):
         super().__init__(pyramid)
         cfg = pyramid.config
+        overhead_units = overhead_pixels * cfg.net.nfc_base ** 2
         own = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(pyramid.sizes)]
         self._cost = [overhead_units + own[k] + 0.5 * sum(own[j] for j in scales_changed_by(cfg, k)[:-1])
                       for k in range(len(own))]
         self._total = sum(self._cost) * self.iterations
         self.start_fraction = self._done_before(pyramid.scales_done)
+        self._first: tuple[float, float] | None = None  # (seconds, fraction) at the first report
+
+    def eta_seconds(self, fraction: float) -> float | None:
+        """Seconds left at ``fraction`` done (now), or None until :data:`MIN_SHARE` is measured."""
+        return self.eta_at(fraction, time.perf_counter())
+
+    def eta_at(self, fraction: float, now: float) -> float | None:
+        """:meth:`eta_seconds` at clock reading ``now`` (seconds; the first call sets the baseline)."""
+        if self._first is None:
+            self._first = (now, fraction)
+            return None
+        start, first = self._first
+        if fraction - first < MIN_SHARE:
+            return None
+        return (now - start) * (1.0 - fraction) / (fraction - first)
