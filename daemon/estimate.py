@@ -22,7 +22,9 @@ from __future__ import annotations
 import time
 
 from singan_core.models import nfc_at
+from singan_core.config import SinGANConfig
 from singan_core.model import SinGANPyramid
+from singan_core.pyramid import pyramid_geometry
 from singan_core.training import TrainingEstimate, scales_changed_by
 
 OVERHEAD_PIXELS = 1400.0
@@ -35,6 +37,36 @@ MIN_SHARE = 0.02
 """The share of the training measured before a time left is given."""
 
 
+def iteration_costs(sizes: list[tuple[int, int]], cfg: SinGANConfig, overhead_pixels: float = OVERHEAD_PIXELS) -> list[float]:
+    """Units of one training iteration of each scale of a pyramid of per-scale ``sizes`` (h, w)."""
+    own = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(sizes)]
+    overhead = overhead_pixels * cfg.net.nfc_base ** 2
+    return [overhead + own[k] + 0.5 * sum(own[j] for j in scales_changed_by(cfg, k)[:-1]) for k in range(len(own))]
+
+
+class CostRate:
+    """Seconds per unit of this daemon's trainings, calibrated by its last finished training (the
+    cost model's time for a preset, in ``hello``). Written by the worker thread, read by the socket
+    thread: one float, replaced whole."""
+
+    def __init__(self) -> None:
+        self.seconds_per_unit: float | None = None
+
+    def calibrate(self, estimate: CalibratedEstimate, now: float) -> None:
+        """A training of ``estimate`` just ended (fraction 1) at clock ``now``."""
+        rate = estimate.seconds_per_unit(now)
+        if rate is not None:
+            self.seconds_per_unit = rate
+
+    def preset_seconds(self, cfg: SinGANConfig) -> float | None:
+        """Predicted seconds to train a ``max_size`` x ``max_size`` image with ``cfg``, or None."""
+        if self.seconds_per_unit is None:
+            return None
+        side = cfg.pyramid.max_size
+        sizes = list(pyramid_geometry(side, side, cfg.pyramid).sizes)
+        return self.seconds_per_unit * sum(iteration_costs(sizes, cfg)) * cfg.train.iterations
+
+
 class CalibratedEstimate(TrainingEstimate):
     """:class:`~singan_core.training.TrainingEstimate` with the calibrated per-iteration cost
     ``OVERHEAD_PIXELS x nfc_base^2 + unit_k`` (same interface: ``start_fraction``, ``fraction(progress)`` in [0, 1],
@@ -42,11 +74,7 @@ class CalibratedEstimate(TrainingEstimate):
 
     def __init__(self, pyramid: SinGANPyramid, overhead_pixels: float = OVERHEAD_PIXELS):
         super().__init__(pyramid)
-        cfg = pyramid.config
-        overhead_units = overhead_pixels * cfg.net.nfc_base ** 2
-        own = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(pyramid.sizes)]
-        self._cost = [overhead_units + own[k] + 0.5 * sum(own[j] for j in scales_changed_by(cfg, k)[:-1])
-                      for k in range(len(own))]
+        self._cost = iteration_costs(list(pyramid.sizes), pyramid.config, overhead_pixels)
         self._total = sum(self._cost) * self.iterations
         self.start_fraction = self._done_before(pyramid.scales_done)
         self._first: tuple[float, float] | None = None  # (seconds, fraction) at the first report
@@ -64,3 +92,10 @@ class CalibratedEstimate(TrainingEstimate):
         if fraction - first < MIN_SHARE:
             return None
         return (now - start) * (1.0 - fraction) / (fraction - first)
+
+    def seconds_per_unit(self, now: float) -> float | None:
+        """Seconds per cost unit measured since the first report, at full completion (None if unmeasured)."""
+        if self._first is None or self._first[1] >= 1.0:
+            return None
+        start, first = self._first
+        return (now - start) / ((1.0 - first) * self._total)

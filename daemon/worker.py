@@ -30,7 +30,7 @@ from singan_core.workflow import resume_training, run_training
 
 from .budget import MemoryBudget
 from .cache import LoadedModel, PyramidCache
-from .estimate import CalibratedEstimate
+from .estimate import CalibratedEstimate, CostRate
 from .images import from_tensor
 from .jobs import Job, JobCancelled, JobQueue
 from .prepare import prepare_model
@@ -62,6 +62,7 @@ class Worker:
         self.events_endpoint, self.preview_interval = events_endpoint, preview_interval
         self.accept, self.on_close, self.budget = accept, on_close, budget
         self.cache = PyramidCache(self._load, cache_bytes)
+        self.cost_rate = CostRate()  # calibrated by each finished training; hello's preset seconds
         self._out: zmq.Socket | None = None
 
     # -- loop -------------------------------------------------------------------------------
@@ -246,6 +247,7 @@ class Worker:
         except Exception as exc:
             self.store.stop_training(job.model, error=f"{type(exc).__name__}: {exc}")
             raise
+        self.cost_rate.calibrate(estimate, time.perf_counter())
         self.cache.discard(job.model)
         return self.store.info(job.model)
 

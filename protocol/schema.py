@@ -457,6 +457,9 @@ class PresetInfo(_Model):
     """Longest side of the finest scale, pixels (larger images are shrunk to it)."""
     iterations: int
     """Training iterations per scale."""
+    seconds: float | None = None
+    """The daemon's cost model's time to train a ``max_size`` x ``max_size`` image (seconds), once a
+    training on this daemon has calibrated it; None before."""
 
 
 class HelloResult(_Model):

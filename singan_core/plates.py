@@ -42,7 +42,7 @@ from .full_resolution import MAX_OUTPUT_SIDE, MIN_OUTPUT_SIDE, LiftSource
 from .model import SinGANPyramid
 from .patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
 from .pyramid import Size, resize
-from .sampling import draw_noise, generate, reconstruct, sample_sizes
+from .sampling import draw_noise, generate, sample_sizes
 
 __all__ = ["LAYOUT_NOISE", "PROGRESS_UNITS", "SIDE_NOISE", "detail_pass", "instant_plate", "plate_canvas", "trained_plate"]
 
@@ -274,9 +274,9 @@ def trained_plate(
     model_canvas = sizes[-1] if sizes[-1][0] <= canvas[0] else canvas
     steps = sizes[gen_start_scale:] + level_sizes(model_canvas, canvas, config.ratio)
     progress = _Progress(on_step, _pixels(steps + ([(height, width)] if canvas != (height, width) else [])), n_samples)
-    coarse = reconstruct(pyramid, gen_start_scale)
+    coarse = _fitted(source.image.float().to(pyramid.device), sizes[gen_start_scale - 1][0])  # injected at scale g - 1
+    span = min(1.0, coarse.shape[-1] / sizes[gen_start_scale - 1][1])  # the photo's share of the canvas width
     out = []
-    span = coarse.shape[-1] / sizes[gen_start_scale - 1][1]  # the photo's share of the canvas width
     for i in range(n_samples):
         start = _extended(coarse, sizes[gen_start_scale - 1], seed + i)
         noise = torch.Generator().manual_seed(_PLATE_NOISE + seed + i)
