@@ -728,3 +728,19 @@ def test_a_daemon_stopped_mid_training_is_reported_and_followed_after_its_restar
     assert run["status"] == "ready" and run["scene_model"] == run["model"] == "restart-me"
     assert "resuming the interrupted training of restart-me" in models_run["log"]
     assert max(run["steps"][:-1]) < FELT_STEP_S
+
+
+def test_the_panels_training_estimate_is_the_daemons_and_within_2x_of_the_measured_time(models_run):
+    """Issue 28 item 4: the Train panel says how long a training takes from the daemon's cost model
+    (``hello``'s preset seconds, calibrated by the daemon's last training; the Krita docker reads the
+    same through protocol/advice.py), and a training then takes that long within 2x (wall seconds,
+    the harness's modal loop; the shared machine's load moves both)."""
+    run = models_run["timed"]
+    assert run["result"] == ["FINISHED"], run
+    [(text, icon)] = run["estimate"]
+    match = re.fullmatch(r"About (\d+) (s|min), from the daemon's cost model", text)
+    assert match and icon == "TIME", text
+    said = int(match[1]) * (60 if match[2] == "min" else 1)
+    assert [item["name"] for item in run["preset_details"] if item.get("seconds")] == ["tiny", "draft", "paper"]
+    assert run["modal_seconds"] / 2 <= said <= run["modal_seconds"] * 2, (said, run["modal_seconds"])
+

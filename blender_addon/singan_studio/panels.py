@@ -11,7 +11,8 @@ import bpy
 
 from . import client, jobs, operators
 from .preferences import draw_connection
-from .protocol.session import preset_text
+from .protocol import advice
+from .protocol.session import eta_text, preset_text
 
 
 def draw_task(layout: bpy.types.UILayout, slot: str) -> None:
@@ -63,6 +64,22 @@ def draw_preset(layout: bpy.types.UILayout, name: str) -> None:
         layout.label(text=preset_text(preset), icon="INFO")
 
 
+def draw_training_estimate(layout: bpy.types.UILayout, settings) -> None:
+    """How long the training will take (:func:`protocol.advice.training_estimate`: the daemon's cost
+    model from ``hello``, else its last trainings of the preset), as the Krita docker says it. An
+    image file's size is not read while drawing: a long side of at least the preset's size is assumed."""
+    link = client.current()
+    if link is None or not link.info:
+        return
+    image = settings.train_image if settings.train_source == "IMAGE" else None
+    width, height = tuple(image.size) if image is not None and image.size[0] else (4096, 4096)
+    estimate = advice.training_estimate(link.info, link.models, settings.train_preset, width, height)
+    if estimate.seconds is None:
+        layout.label(text=f"Time unknown: {estimate.basis}", icon="TIME")
+    else:
+        layout.label(text=f"About {eta_text(estimate.seconds).removesuffix(' left')}, {estimate.basis}", icon="TIME")
+
+
 def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     settings = context.scene.singan
     layout.row().prop(settings, "train_source", expand=True)
@@ -75,6 +92,7 @@ def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row.prop(settings, "train_preset")
     row.prop(settings, "train_seamless")
     draw_preset(layout, settings.train_preset)
+    draw_training_estimate(layout, settings)
     layout.operator("singan.train", icon="PLAY")
     draw_task(layout, "train")
 

@@ -13,6 +13,8 @@ a few seconds later.
 3. Train "restart-me"; once it trains, the daemon is shut down (``shutdown``, as ``singan serve``
    stopping does): the panel says so, and follows the resumed training when the daemon is back
    until the model is ready.
+4. The Train panel's time estimate (the daemon's cost model in ``hello``, calibrated by the last
+   training), then a training of "timed" whose wall time it is compared with.
 """
 
 import functools
@@ -138,6 +140,16 @@ def body(args, out):
     model = out["restart"].get("model")
     pump_until(addon, lambda: status(link, model) != "training")
     out["restart"].update(stopped_seen=seen, scene_model=settings.model, status=status(link, model))
+
+    # 4. the panel's estimate before a training (the daemon's cost model, calibrated by the last
+    # training), then the training's measured time
+    harness.call_operator(bpy.ops.singan.connect)  # a fresh hello: the calibrated preset seconds
+    pump_until(addon, lambda: any(item.get("seconds") for item in link.info.get("preset_details") or []))
+    estimate = Panel()
+    addon.panels.draw_training_estimate(estimate, settings)
+    settings.train_name = "timed"
+    out["timed"] = run(train)
+    out["timed"].update(estimate=estimate.shown, preset_details=link.info.get("preset_details"))
 
 
 if __name__ == "__main__":
