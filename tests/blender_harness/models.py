@@ -14,7 +14,7 @@ a few seconds later.
    stopping does): the panel says so, and follows the resumed training when the daemon is back
    until the model is ready.
 4. The Train panel's time estimate (the daemon's cost model in ``hello``, calibrated by the last
-   training), then a training of "timed" whose wall time it is compared with.
+   training), then a training of "timed" (IMAGE at its own size) whose wall time it is compared with.
 """
 
 import functools
@@ -145,6 +145,7 @@ def body(args, out):
     # training), then the training's measured time
     harness.call_operator(bpy.ops.singan.connect)  # a fresh hello: the calibrated preset seconds
     pump_until(addon, lambda: any(item.get("seconds") for item in link.info.get("preset_details") or []))
+    settings.train_image = bpy.data.images.load(image_path)  # full size: shrunk to the preset's 48 px
     estimate = Panel()
     addon.panels.draw_training_estimate(estimate, settings)
     settings.train_name = "timed"
