@@ -45,26 +45,29 @@ def iteration_costs(sizes: list[tuple[int, int]], cfg: SinGANConfig, overhead_pi
 
 
 class CostRate:
-    """Seconds per unit of this daemon's trainings, calibrated by its last finished training (the
-    cost model's time for a preset, in ``hello``). Written by the worker thread, read by the socket
-    thread: one float, replaced whole."""
+    """Seconds per unit of this daemon's trainings of each preset, calibrated by its last finished
+    training of that preset (the cost model's time for a preset, in ``hello``; presets differ in
+    speed per unit: ``tiny``'s 16-channel convolutions use a core less well than ``draft``'s).
+    Written by the worker thread, read by the socket thread: one dict entry replaced whole."""
 
     def __init__(self) -> None:
-        self.seconds_per_unit: float | None = None
+        self.seconds_per_unit: dict[str, float] = {}
 
-    def calibrate(self, estimate: CalibratedEstimate, now: float) -> None:
-        """A training of ``estimate`` just ended (fraction 1) at clock ``now``."""
+    def calibrate(self, preset: str, estimate: CalibratedEstimate, now: float) -> None:
+        """A training of ``preset`` with ``estimate`` just ended (fraction 1) at clock ``now``."""
         rate = estimate.seconds_per_unit(now)
         if rate is not None:
-            self.seconds_per_unit = rate
+            self.seconds_per_unit[preset] = rate
 
-    def preset_seconds(self, cfg: SinGANConfig) -> float | None:
-        """Predicted seconds to train a ``max_size`` x ``max_size`` image with ``cfg``, or None."""
-        if self.seconds_per_unit is None:
+    def preset_seconds(self, preset: str, cfg: SinGANConfig) -> float | None:
+        """Predicted seconds to train a ``max_size`` x ``max_size`` image with ``preset`` (config
+        ``cfg``), or None before a training of it finished on this daemon."""
+        rate = self.seconds_per_unit.get(preset)
+        if rate is None:
             return None
         side = cfg.pyramid.max_size
         sizes = list(pyramid_geometry(side, side, cfg.pyramid).sizes)
-        return self.seconds_per_unit * sum(iteration_costs(sizes, cfg)) * cfg.train.iterations
+        return rate * sum(iteration_costs(sizes, cfg)) * cfg.train.iterations
 
 
 class CalibratedEstimate(TrainingEstimate):

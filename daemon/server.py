@@ -454,7 +454,7 @@ class Daemon:
             protocol_version=PROTOCOL_VERSION, server_version=__version__, instance=self.instance, device=device,
             device_memory_bytes=memory, ops=list(OPS), presets=list(TRAIN_PRESETS),
             preset_details=[{"name": name, "max_size": PRESETS[name].pyramid.max_size, "iterations": PRESETS[name].train.iterations,
-                             "seconds": self._worker.cost_rate.preset_seconds(PRESETS[name])}
+                             "seconds": self._worker.cost_rate.preset_seconds(name, PRESETS[name])}
                             for name in TRAIN_PRESETS],
             auth_required=bool(self.config.token),
             limits={

@@ -247,7 +247,7 @@ class Worker:
         except Exception as exc:
             self.store.stop_training(job.model, error=f"{type(exc).__name__}: {exc}")
             raise
-        self.cost_rate.calibrate(estimate, time.perf_counter())
+        self.cost_rate.calibrate(self.store.info(job.model).preset, estimate, time.perf_counter())
         self.cache.discard(job.model)
         return self.store.info(job.model)
 

@@ -459,7 +459,7 @@ class PresetInfo(_Model):
     """Training iterations per scale."""
     seconds: float | None = None
     """The daemon's cost model's time to train a ``max_size`` x ``max_size`` image (seconds), once a
-    training on this daemon has calibrated it; None before."""
+    training of this preset on this daemon has calibrated it; None before."""
 
 
 class HelloResult(_Model):
