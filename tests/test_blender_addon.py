@@ -680,6 +680,7 @@ def models_run(installed, shared_images, blender_env, tmp_path_factory) -> dict:
             daemon.stop()
 
 
+@pytest.mark.timeout(1800)  # the first test sets up models_run: four tiny trainings and a daemon restart
 def test_interrupted_trainings_are_listed_with_resume_and_delete(models_run):
     assert models_run["panel_before"] == {"shown": [], "buttons": []}  # nothing interrupted: no box
     run = models_run["interrupt"]
