@@ -672,7 +672,7 @@ def models_run(installed, shared_images, blender_env, tmp_path_factory) -> dict:
     restarter = threading.Thread(target=restart, daemon=True)
     restarter.start()
     try:
-        result = run_harness("models", endpoint, shared_images / TRAIN_IMAGE, env=blender_env, workdir=workdir, timeout=900)
+        result = run_harness("models", endpoint, shared_images / TRAIN_IMAGE, env=blender_env, workdir=workdir, timeout=1700)
         result["log"] = "".join(daemon.log.read_text() for daemon in daemons if daemon.log.exists())
         return result
     finally:
