@@ -658,25 +658,27 @@ def models_run(installed, shared_images, blender_env, tmp_path_factory) -> dict:
     """models.py against a daemon of its own, started again on the same endpoint and store 3 s
     after it exits (the harness shuts it down mid-training)."""
     import threading
-    import time
 
     workdir = tmp_path_factory.mktemp("models")
     store, endpoint = workdir / "store", closed_endpoint()
-    daemons = [DaemonProcess(store, "--endpoint", endpoint)]
+    daemons, finished = [DaemonProcess(store, "--endpoint", endpoint)], threading.Event()
 
     def restart() -> None:
         daemons[0].proc.wait()
-        time.sleep(3.0)  # long enough for the add-on to notice (the policy: 3.4 s at most)
-        daemons.append(DaemonProcess(store, "--endpoint", endpoint))
+        if not finished.wait(3.0):  # long enough for the add-on to notice (the policy: 3.4 s at most)
+            daemons.append(DaemonProcess(store, "--endpoint", endpoint))
 
     restarter = threading.Thread(target=restart, daemon=True)
     restarter.start()
     try:
         result = run_harness("models", endpoint, shared_images / TRAIN_IMAGE, env=blender_env, workdir=workdir, timeout=1700)
-        result["log"] = "".join(daemon.log.read_text() for daemon in daemons if daemon.log.exists())
+        result["log"] = daemons[0].log.read_text() if daemons[0].log.exists() else ""  # both daemons log there
         return result
     finally:
-        for daemon in daemons:
+        finished.set()  # a harness that failed before the shutdown: no restart after this
+        daemons[0].stop()
+        restarter.join(timeout=120)
+        for daemon in daemons[1:]:
             daemon.stop()
 
 
