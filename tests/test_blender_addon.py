@@ -636,9 +636,10 @@ def test_view_transform_hint_sets_standard(plates_run):
     assert result["view_standard"]["result"] == ["FINISHED"] and result["view_after"] == "Standard"
 
 
-ARRIVAL_4K_CPU_S = 0.08
+ARRIVAL_4K_CPU_S = 0.31
 """A 3840 x 2160 plate's arrival (new image from a float32 array, placed in the world), CPU seconds
-as measured by plates.py on the shared 2-core machine (docs/benchmarks.md, Plates)."""
+as measured by plates.py on the shared 2-core machine at load 1.6 (docs/benchmarks.md, Plates;
+over the issue's 100 ms aim)."""
 
 
 def test_a_4k_plate_arrives_without_encoding_a_png(plates_run):
