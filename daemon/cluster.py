@@ -56,11 +56,12 @@ from protocol.errors import MAX_MESSAGE_CHARS, one_line
 from protocol.schema import Error, ModelResult, Result
 from singan_core.config import PRESETS
 from singan_core.storage import save_scale
-from singan_core.training import TrainingEstimate, TrainProgress
+from singan_core.training import TrainProgress
 from singan_core.workflow import TrainJob, resume_training
 
 from .cluster_driver import ClusterState, DriverDown, RayDriver
 from .cluster_task import Placement, ScaleDone, install_scales, pyramid_state
+from .estimate import CalibratedEstimate
 from .errors import CancelReason, JobCancelled, RayTrainingLost
 from .jobs import Job, JobQueue
 from .store import ModelStore
@@ -293,7 +294,7 @@ class RayTrainer:
             if training.pyramid.is_complete:
                 return
             done_before = training.pyramid.scales_done
-            estimate = TrainingEstimate(training.pyramid)
+            estimate = CalibratedEstimate(training.pyramid)
             try:
                 if not driver.state.connected:
                     self._wait_for_cluster(job, estimate.start_fraction)
@@ -332,7 +333,7 @@ class RayTrainer:
             if self.queue.closed:
                 raise JobCancelled(CancelReason.SHUTDOWN)
 
-    def _consume(self, job: Job, training: TrainJob, estimate: TrainingEstimate, items: queue.Queue, send: Callable[..., None]) -> None:
+    def _consume(self, job: Job, training: TrainJob, estimate: CalibratedEstimate, items: queue.Queue, send: Callable[..., None]) -> None:
         """Apply a task's items until it ends; raises JobCancelled, _TaskLost, _TaskFailed or DriverDown."""
         progress_due, preview_due = Throttle(PROGRESS_INTERVAL), Throttle(self.preview_interval, wait_first=True)
         while True:

@@ -9,7 +9,9 @@ model trains, and the training is then queued behind the other trainings.
 
 A super-resolution request first looks for a model of the same image, preset and factor
 (:func:`sr_model`); that takes the hash of its pixels on the socket loop, since the accepted reply
-names the model. Its input is at most ``MAX_SR_INPUT_SIDE`` px on the longer side.
+names the model. Its input is at most ``MAX_SR_INPUT_SIDE`` px on the longer side. A ``resume``
+request clears an interrupted model's stopped flag and error (:func:`resumable`); the worker then
+trains on from its last finished scale.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from singan_core.training import new_pyramid
 
 from .budget import MemoryBudget
 from .images import decode_file, image_sha256, to_tensor
+from .jobs import Job
 from .ops import check_output
 from .store import ModelStore, StudioMeta
 
@@ -133,3 +136,25 @@ def prepare_model(store: ModelStore, model_id: str, prep: Preparation) -> None:
     full_source = tensor if prep.studio.kind == "generative" else None
     create_model_dir(store.path(model_id), pyramid, sha, prep.source_name, prep.preset, full_source=full_source)
     store.write_studio(model_id, prep.studio)  # also puts the real model in the index
+
+
+def resumable(store: ModelStore, model_id: str, running: Job | None) -> str:
+    """``model_id`` made resumable (its stopped flag and error cleared) for a ``resume`` request;
+    ``running`` is the model's queued or running training job, if any.
+
+    Raises:
+        ProtocolError: ``not_found`` (no such model), ``busy`` (its training is queued or
+            running), ``invalid_request`` (already completely trained). Field ``params.model``.
+    """
+    if running is not None:
+        raise ProtocolError(f"params.model: {model_id} is already training (job {running.id})", "params.model", "busy")
+    try:
+        meta = store.meta(model_id)
+    except KeyError:
+        raise ProtocolError(f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found") from None
+    if meta.is_complete:
+        raise ProtocolError(f"params.model: {model_id} is completely trained; nothing to resume", "params.model")
+    studio = store.studio(model_id)
+    if studio.stopped or studio.error:
+        store.write_studio(model_id, studio.model_copy(update={"stopped": False, "error": None}))
+    return model_id

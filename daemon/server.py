@@ -45,7 +45,7 @@ from .images import compact
 from .auth import secure_server
 from .budget import MAX_MESSAGE_FRAMES, MAX_QUEUED_JOBS, RECEIVE_HWM, MemoryBudget, default_budget
 from .jobs import Job, JobQueue
-from .prepare import sr_model, train_model
+from .prepare import resumable, sr_model, train_model
 from .store import ModelStore, require_ready
 from .watch import FolderWatch, WatchTrainer
 from .worker import Worker
@@ -325,10 +325,13 @@ class Daemon:
             model, prep = sr_model(self.store, by_name["image"], request.params, self.budget)
         elif request.op in ("instant", "inpaint"):
             model = None  # no model: patch synthesis from the image itself
+        elif request.op == "resume":
+            model = resumable(self.store, request.params.model, self._training_job(request.params.model))
         else:
             model = request.params.model
             require_ready(self.store, model)
-        job = Job(request.op, request.params, model, by_name, client, request.id, prepare=prep)
+        op = "train" if request.op == "resume" else request.op  # the worker trains on from the saved scales either way
+        job = Job(op, request.params, model, by_name, client, request.id, prepare=prep)
         position = self.queue.put(job)
         self._requests[(client, request.id)] = job
         self._send(client, Accepted(id=request.id, job=job.id, model=model, position=position))
@@ -348,7 +351,8 @@ class Daemon:
         return HelloResult(
             protocol_version=PROTOCOL_VERSION, server_version=__version__, instance=self.instance, device=device,
             device_memory_bytes=memory, ops=list(OPS), presets=list(TRAIN_PRESETS),
-            preset_details=[{"name": name, "max_size": PRESETS[name].pyramid.max_size, "iterations": PRESETS[name].train.iterations}
+            preset_details=[{"name": name, "max_size": PRESETS[name].pyramid.max_size, "iterations": PRESETS[name].train.iterations,
+                             "seconds": self._worker.cost_rate.preset_seconds(name, PRESETS[name])}
                             for name in TRAIN_PRESETS],
             auth_required=bool(self.config.token),
             cluster=None if self._cluster is None else _cluster_info(self.config.cluster, self._cluster.state),

@@ -23,11 +23,12 @@ from singan_core.full_resolution import lift_source
 from singan_core.cancel import interruptible
 from singan_core.storage import load_full_source, load_pyramid
 from singan_core.super_resolution import super_resolve
-from singan_core.training import TrainingEstimate, TrainProgress
+from singan_core.training import TrainProgress
 from singan_core.workflow import resume_training, run_training
 
 from .budget import MemoryBudget
 from .cache import LoadedModel, PyramidCache
+from .estimate import CalibratedEstimate, CostRate
 from .images import from_tensor
 from .errors import CancelReason, JobCancelled
 from .jobs import Job, JobQueue
@@ -57,6 +58,7 @@ class Worker:
         self.events_endpoint, self.preview_interval = events_endpoint, preview_interval
         self.accept, self.on_close, self.budget = accept, on_close, budget
         self.cache = PyramidCache(self._load, cache_bytes)
+        self.cost_rate = CostRate()  # calibrated by each finished training; hello's preset seconds
         self._out: zmq.Socket | None = None
 
     # -- loop -------------------------------------------------------------------------------
@@ -204,7 +206,7 @@ class Worker:
     def _train(self, job: Job) -> ModelInfo:
         """Train (or resume) the job's model; returns its ModelInfo."""
         training = resume_training(self.store.path(job.model), self.device)
-        estimate = TrainingEstimate(training.pyramid)
+        estimate = CalibratedEstimate(training.pyramid)
         progress_due, preview_due = Throttle(PROGRESS_INTERVAL), Throttle(self.preview_interval, wait_first=True)
 
         def on_progress(p: TrainProgress) -> None:
@@ -230,6 +232,7 @@ class Worker:
         except Exception as exc:
             self.store.stop_training(job.model, error=f"{type(exc).__name__}: {exc}")
             raise
+        self.cost_rate.calibrate(self.store.info(job.model).preset, estimate, time.perf_counter())
         self.cache.discard(job.model)
         return self.store.info(job.model)
 

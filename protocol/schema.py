@@ -308,6 +308,10 @@ ListModelsRequest = _request("list_models", NoParams, "Every model in the store 
 GetModelRequest = _request("get_model", ModelParams, "One model's details.")
 DeleteModelRequest = _request("delete_model", ModelParams, "Delete a model that is not training (error busy otherwise).")
 TrainRequest = _request("train", TrainParams, TrainParams.__doc__ or "", ("image",))
+ResumeRequest = _request(
+    "resume", ModelParams,
+    "Continue an interrupted training (status interrupted or failed) from its first unfinished scale; "
+    "queued like train and answered like it ({model: ModelInfo}).")
 GenerateRequest = _request("generate", GenerateParams, GenerateParams.__doc__ or "")
 HarmonizeRequest = _request("harmonize", HarmonizeParams, HarmonizeParams.__doc__ or "", ("image", "mask"))
 EditRequest = _request("edit", EditParams, EditParams.__doc__ or "", ("image", "mask"))
@@ -323,13 +327,13 @@ ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running tra
 REQUESTS = (
     HelloRequest, ListModelsRequest, GetModelRequest, DeleteModelRequest, TrainRequest, GenerateRequest,
     HarmonizeRequest, EditRequest, Paint2ImageRequest, SuperResolveRequest, AnimateRequest, CancelRequest,
-    JobsRequest, ShutdownRequest, InstantRequest, InpaintRequest,
+    JobsRequest, ShutdownRequest, InstantRequest, InpaintRequest, ResumeRequest,
 )
 Request = Annotated[Union[REQUESTS], Field(discriminator="op")]  # type: ignore[valid-type]
 OPS = tuple(r.model_fields["op"].annotation.__args__[0] for r in REQUESTS)  # type: ignore[union-attr]
-JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant", "inpaint")
+JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant", "inpaint", "resume")
 """Ops answered by accepted -> progress... -> result | error; the others get one reply."""
-TRAINING_OPS = ("train", "super_resolve")
+TRAINING_OPS = ("train", "super_resolve", "resume")
 """Job ops that train, queued behind each other; the other job ops go ahead of them."""
 
 _REQUEST_ADAPTER: TypeAdapter[Any] = TypeAdapter(Request)
@@ -487,6 +491,9 @@ class PresetDetails(_Model):
     """Longest side of the finest scale, pixels (larger images are shrunk to it)."""
     iterations: int
     """Training iterations per scale."""
+    seconds: float | None = None
+    """The daemon's cost model's time to train a ``max_size`` x ``max_size`` image (seconds), once a
+    training of this preset on this daemon has calibrated it; None before."""
 
 
 class ClusterInfo(_Model):

@@ -40,7 +40,11 @@ API:
   connection (and fails with the reason if it cannot be made). ``cancel()`` never waits;
   ``detach()`` stops following it (the job goes on in the daemon); ``fail(error)`` ends it.
   Attributes ``phase`` (words), ``fraction``, ``finished``, ``failed``, ``cancelled``, ``message``,
-  ``error``, ``job``; listener ``task.changed.connect(callback(task))``.
+  ``error``, ``job``, ``waiting_for_daemon``; listener ``task.changed.connect(callback(task))``.
+  A training (``train``, ``resume``) whose daemon stops (shut down or killed) does not fail: the
+  daemon resumes it when it starts again, so the task says :data:`DAEMON_STOPPED` and, once the
+  session is connected again, follows the resumed training through the heartbeat (``jobs``,
+  ``models``) until the model is ready, then runs its ``then`` with ``{"model": ModelInfo}``.
 * Words for any UI or CLI: :func:`describe_progress`, :func:`describe_error`, :func:`eta_text`,
   :func:`preset_text`.
 
@@ -66,7 +70,7 @@ import zmq
 from .client import Client, DaemonError, DaemonUnavailable, Image, JobHandle
 
 __all__ = [
-    "POLICY", "ConnectionState", "NotConnected", "Policy", "PresetInfo", "Session", "Signal", "Task",
+    "DAEMON_STOPPED", "POLICY", "ConnectionState", "NotConnected", "Policy", "PresetInfo", "Session", "Signal", "Task",
     "describe_error", "describe_progress", "eta_text", "preset_text",
 ]
 
@@ -129,6 +133,7 @@ class Signal:
 DoneCallback = Callable[[JobHandle], None]
 ProgressCallback = Callable[[JobHandle, dict], None]
 _HEARTBEAT_OPS = {"list_models": "models", "jobs": "jobs"}  # op -> the attribute its answer refreshes
+_ENDPOINT_CHANGED = "the daemon endpoint was changed to "  # why set_endpoint ends the open requests
 
 
 class Session:
@@ -200,7 +205,7 @@ class Session:
         self.close()
         abandoned, self._open = list(self._open.values()), {}
         for job, on_done in abandoned:
-            job.error = DaemonError("unavailable", f"the daemon endpoint was changed to {endpoint}")
+            job.error = DaemonError("unavailable", f"{_ENDPOINT_CHANGED}{endpoint}")
             on_done(job)
         self.endpoint, self.token = endpoint.strip(), token
         self.info, self.models, self.jobs = {}, [], []
@@ -351,6 +356,12 @@ class Session:
 
 # ------------------------------------------------------------------------------------------ tasks
 
+DAEMON_STOPPED = "the daemon stopped; the training continues when it restarts"
+"""A training task's phase while its daemon is stopped (it resumes unfinished trainings at start-up)."""
+
+_FOLLOWED_OPS = ("train", "resume")
+"""Job ops whose model the daemon trains on after a restart: their tasks follow it there."""
+
 Step = Callable[[dict, list], "str | None"]
 """Runs when a job's result arrives: ``step(result_data, images)``; may submit the next job with
 :meth:`Task.submit` and returns the task's summary (ignored if it submitted another job)."""
@@ -372,6 +383,8 @@ class Task:
         cancelled: it ended because :meth:`cancel` was called. message: the summary or the error's words.
         error: the exception it failed with (a :class:`DaemonError`, or what a step raised), or None.
         job: the job running now (or last), None before the first is sent.
+        waiting_for_daemon: a training whose daemon stopped: True until the daemon answers again
+            (the phase is :data:`DAEMON_STOPPED`); the task then follows the resumed training.
     """
 
     def __init__(self, session: Session, title: str):
@@ -387,6 +400,10 @@ class Task:
         self.step = self.progress = ""
         self._cancelling = False
         self._cancel_sent = False
+        self.waiting_for_daemon = False
+        self._followed: tuple[str, Step] | None = None  # (model, then) of a training resumed by a restarted daemon
+        self._followed_job: str | None = None  # the daemon's job id of that resumed training, once seen
+        self._asked = False  # a get_model about the followed model is on its way
 
     def submit(self, op: str, params: dict, images: Sequence[Image], then: Step, step: str) -> None:
         """Send the next job as soon as the session is connected; ``then(result_data, images)``
@@ -418,7 +435,8 @@ class Task:
             return
         self._cancelling = True
         self.phase = "cancelling"
-        if self.job is None:
+        if self.job is None or (self.waiting_for_daemon and self._followed_job is None):
+            # not sent yet, or its daemon is stopped: it ends here (a restarted daemon trains on, listed as training)
             self._finish(None)
             return
         self._send_cancel()
@@ -427,6 +445,7 @@ class Task:
     def detach(self) -> None:
         """Stop following the task (e.g. the host closed the document it was for): it counts as
         finished and failed here, its job goes on in the daemon, and its result is not applied."""
+        self._unfollow()
         if not self.finished:
             self.finished, self.failed, self.message, self.phase, self.fraction = True, True, "detached", "detached", None
             self.changed.emit(self)
@@ -436,12 +455,13 @@ class Task:
         self._finish(error)
 
     def _send_cancel(self) -> None:
-        if self.job is not None and self.job.id is not None and not self._cancel_sent:  # else: at its next event
+        job_id = self._followed_job if self._followed is not None else (self.job.id if self.job is not None else None)
+        if job_id is not None and not self._cancel_sent:  # else: at its next event (or once the resumed job is seen)
             self._cancel_sent = True
             try:
-                self._session.request("cancel", {"job": self.job.id}, on_done=lambda job: None)
+                self._session.request("cancel", {"job": job_id}, on_done=lambda job: None)
             except DaemonError:
-                pass  # not connected: the job's own failure ends the task
+                self._cancel_sent = False  # not connected: sent when the followed training is seen again
 
     def _on_progress(self, job: JobHandle, event: dict) -> None:
         if self._cancelling:
@@ -455,6 +475,9 @@ class Task:
     def _on_done(self, job: JobHandle, then: Step) -> None:
         if job is not self.job or self.finished:
             return
+        if not self._cancelling and job.model is not None and _daemon_stopped(job):
+            self._follow(job.model, then)
+            return
         if self._cancelling or job.error is not None:
             self._finish(job.error if not self._cancelling else None)
             return
@@ -467,8 +490,98 @@ class Task:
             self.finished, self.message, self.phase, self.fraction = True, summary or "done", "done", 1.0
             self.changed.emit(self)
 
+    # -- a training the daemon resumes after a restart
+
+    def _follow(self, model: str, then: Step) -> None:
+        """The daemon stopped while it trained ``model``: wait for it, then follow the resumed training."""
+        self._followed, self._followed_job, self._cancel_sent = (model, then), None, False
+        self.waiting_for_daemon, self.phase, self.fraction = True, DAEMON_STOPPED, None
+        self._session.state_changed.connect(self._on_session)
+        self._session.models_changed.connect(self._on_session)
+        self.changed.emit(self)
+        self._on_session()
+
+    def _on_session(self) -> None:
+        """The session's state, models or jobs changed: where is the followed training now?"""
+        if self.finished or self._followed is None:
+            return
+        if self._session.state is not ConnectionState.connected:
+            self._asked = False
+            if not self.waiting_for_daemon:
+                self.waiting_for_daemon, self.phase, self.fraction, self._followed_job = True, DAEMON_STOPPED, None, None
+                self.changed.emit(self)
+            return
+        if self.waiting_for_daemon:  # the daemon is back: its model list may still be the old daemon's, so ask
+            if not self._asked:
+                self._asked = True
+                try:
+                    self._session.request("get_model", {"model": self._followed[0]}, on_done=self._on_model)
+                except DaemonError:
+                    self._asked = False
+            return
+        entry = next((j for j in self._session.jobs if j.get("model") == self._followed[0]), None)
+        self._track(self._session.model(self._followed[0]), entry, entry.get("job") if entry else None)
+
+    def _on_model(self, job: JobHandle) -> None:
+        self._asked = False
+        if self.finished or self._followed is None:
+            return
+        if job.error is not None and job.error.code != "not_found":
+            return  # unavailable: _on_session hears of it; another error: ask again at the next change
+        self.waiting_for_daemon = False
+        info = None if job.error is not None else (job.result or {}).get("model")
+        self._track(info, None, info.get("job") if info else None)
+
+    def _track(self, info: dict | None, entry: dict | None, job_id: str | None) -> None:
+        """Follow the model's ModelInfo ``info`` (None: gone), its ``jobs`` entry and training job
+        id, if known (from this daemon: the session's model list may still be the stopped one's)."""
+        model, then = self._followed  # type: ignore[misc]
+        status = None if info is None else info.get("status")
+        if status in ("queued", "training"):
+            self._followed_job = job_id or self._followed_job
+            if self._cancelling:
+                self._send_cancel()
+                return
+            if status == "queued":
+                self.progress, self.fraction = "queued (resumed by the restarted daemon)", None
+            elif entry is None:  # not in this daemon's jobs list yet
+                self.progress, self.fraction = "resumed by the restarted daemon", None
+            else:
+                self.progress, self.fraction = describe_progress(entry), entry.get("fraction")
+            self.phase = f"{self.step}: {self.progress}"
+            self.changed.emit(self)
+        elif status == "ready":
+            self._unfollow()
+            if self._cancelling:
+                self._finish(None)
+                return
+            try:
+                summary = then({"model": info}, [])
+            except Exception as error:  # a host's result handler must never raise into the pump
+                self._finish(error)
+                return
+            if not self.finished:
+                self.finished, self.message, self.phase, self.fraction = True, summary or "done", "done", 1.0
+                self.changed.emit(self)
+        else:  # interrupted, failed or gone: not trained on
+            self._unfollow()
+            if self._cancelling or status == "interrupted":
+                self._finish(None)
+            elif status == "failed":
+                self._finish(DaemonError("internal", f"the training of {model} failed: {(info or {}).get('error')}"))
+            else:
+                self._finish(DaemonError("not_found", f"{model} is no longer in the daemon (deleted, or it "
+                                                      "stopped before the training started); train again"))
+
+    def _unfollow(self) -> None:
+        if self._followed is not None:
+            self._followed = None
+            self._session.state_changed.disconnect(self._on_session)
+            self._session.models_changed.disconnect(self._on_session)
+
     def _finish(self, error: Exception | None) -> None:
         """End as failed with ``error``, or as cancelled when ``error`` is None or a ``cancelled`` reply."""
+        self._unfollow()
         if self.finished:
             return
         cancelled = error is None or (isinstance(error, DaemonError) and error.code == "cancelled")
@@ -479,9 +592,19 @@ class Task:
         self.changed.emit(self)
 
 
+def _daemon_stopped(job: JobHandle) -> bool:
+    """A training job that failed because its daemon stopped (shut down, or no longer answering):
+    the daemon resumes it when it starts again."""
+    error = job.error
+    return (job.op in _FOLLOWED_OPS and job.model is not None and error is not None
+            and ((error.code == "unavailable" and not error.message.startswith(_ENDPOINT_CHANGED))
+                 or (error.code == "cancelled" and "the daemon is shutting down" in error.message)))
+
+
 # ------------------------------------------------------------------------------------------ words
 
-_PHASES = {"queued": "queued", "loading": "loading the model", "sampling": "generating", "training": "training"}
+_PHASES = {"queued": "queued", "loading": "loading the model", "sampling": "generating", "training": "training",
+           "waiting": "waiting for the Ray cluster"}
 
 
 def eta_text(seconds: float | None) -> str:
@@ -497,10 +620,14 @@ def eta_text(seconds: float | None) -> str:
 def describe_progress(event: dict) -> str:
     """A progress event in words: ``scale 2 of 5, 40 %, 12 s left`` while training (scales
     counted from 1 = coarsest, as ``singan train`` does), else the phase (``loading the model``,
-    ``generating``, ``queued``)."""
+    ``generating``, ``queued``), with the share done and the time left when the daemon sent one
+    (``generating: 40 %, 12 s left``)."""
     phase = event.get("phase")
     if phase != "training":
-        return _PHASES.get(str(phase), str(phase or "working"))
+        word = _PHASES.get(str(phase), str(phase or "working"))
+        if event.get("eta_seconds") is None or event.get("fraction") is None:
+            return word
+        return f"{word}: {100 * event['fraction']:.0f} %, {eta_text(event['eta_seconds'])}"
     parts = []
     if event.get("scale") is not None and event.get("num_scales"):
         parts.append(f"scale {event['scale'] + 1} of {event['num_scales']}")

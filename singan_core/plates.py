@@ -11,11 +11,12 @@ below. A plate of ``width`` x ``height`` pixels from a photo of ``Hs`` x ``Ws`` 
    patches. *Instant* (no model): GPNN's retargeting (Granot et al., "Drop the GAN", CVPR 2022,
    sec. 4): the coarsest level is the photo resized to the canvas's height, its sides extended with
    its edge columns, plus noise (weak on the photo's part, stronger at the sides), and patch synthesis (:func:`singan_core.patch_synthesis.synthesize`)
-   fills them with the photo's content, coarse to fine. *Trained*: SinGAN's retargeting (Shaham et
-   al., ICCV 2019, sec. 4, Fig. 8): the canvas at the model's scale with ``gen_start_scale >= 1``
-   (the reconstruction's coarse layout centred, new content around it,
-   :func:`singan_core.sampling.sample`), lifted to the photo's resolution by the full-resolution
-   lift (:func:`singan_core.full_resolution.sample_full_resolution`).
+   fills them with the photo's content, coarse to fine. *Trained*: SinGAN's retargeting by
+   injection (Shaham et al., ICCV 2019, sec. 4): the canvas at the model's scale, generated from
+   ``gen_start_scale >= 1`` on with the photo injected at the scale below (resized, its sides
+   extended as the instant plate's) and fresh noise at the sides only (:func:`trained_plate`),
+   then lifted to the photo's resolution by patch synthesis from the photo, as the full-resolution
+   lift does (:mod:`singan_core.full_resolution`).
 3. **Detail at the plate's resolution.** Where the plate is larger than the photo (f > 1), the
    canvas is enlarged by one patch-synthesis level (:func:`detail_pass`) whose queries are the
    canvas upsampled, its keys the canvas blurred by the same factor (down and up), its values the
@@ -38,17 +39,13 @@ from collections.abc import Callable
 import torch
 
 from .errors import InvalidArgument
-from .full_resolution import (
-    MAX_OUTPUT_SIDE,
-    MIN_OUTPUT_SIDE,
-    LiftSource,
-    sample_full_resolution,
-)
+from .full_resolution import MAX_OUTPUT_SIDE, MIN_OUTPUT_SIDE, LiftSource
 from .model import SinGANPyramid
 from .patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
 from .pyramid import Size, resize
+from .sampling import draw_noise, generate, sample_sizes
 
-__all__ = ["LAYOUT_NOISE", "SIDE_NOISE", "detail_pass", "instant_plate", "plate_canvas", "trained_plate"]
+__all__ = ["LAYOUT_NOISE", "PROGRESS_UNITS", "SIDE_NOISE", "detail_pass", "instant_plate", "plate_canvas", "trained_plate"]
 
 StepCallback = Callable[[int, int], None]
 LAYOUT_NOISE = 0.15  # std of the noise on the photo's part of the coarsest level ([-1, 1] units); GPNN's 1.0
@@ -146,11 +143,22 @@ def detail_pass(image: torch.Tensor, height: int, width: int, *, seed: int = 0,
     return synthesize(image, height, width, init=init, seed=seed, config=one_level, on_step=on_step)
 
 
-class _Progress:
-    """One ``on_step(done, total)`` over a plate's stages (retargeting levels, then upscaling steps)."""
+PROGRESS_UNITS = 100
+"""Work units of one plate in its ``on_step(done, total)`` reports (``total`` = 100 x plates)."""
 
-    def __init__(self, on_step: StepCallback | None, total: int):
-        self.on_step, self.total, self.done = on_step, total, 0
+
+class _Progress:
+    """One ``on_step(done, total)`` over a plate's stages (SinGAN's scales, patch-synthesis levels,
+    the detail pass), in work units: each step's share of the plates' work is its output pixels
+    over all steps' (patch synthesis costs about the same per output pixel at every level), so the
+    report grows with the time spent; the detail pass at the plate's size, most of the work, is
+    no longer one step of six that starts at 83 %."""
+
+    def __init__(self, on_step: StepCallback | None, costs: list[float], n_samples: int):
+        self.on_step, self.total = on_step, PROGRESS_UNITS * n_samples
+        every = costs * n_samples
+        self._cumulative = [sum(every[: i + 1]) / sum(every) for i in range(len(every))]
+        self.done = 0  # steps done
 
     def stage(self) -> StepCallback | None:
         on_step = self.on_step
@@ -159,10 +167,14 @@ class _Progress:
         base = self.done
 
         def step(done: int, total: int) -> None:
-            self.done = base + done
-            on_step(min(self.done, self.total), self.total)
+            self.done = min(base + done, len(self._cumulative))
+            on_step(round(self.total * self._cumulative[self.done - 1]), self.total)
 
         return step
+
+
+def _pixels(sizes: list[Size]) -> list[float]:
+    return [float(h * w) for h, w in sizes]
 
 
 def instant_plate(
@@ -185,7 +197,9 @@ def instant_plate(
         n_samples: number of plates (>= 1).
         seed: base seed.
         config: the patch engine's settings (GPNN defaults).
-        on_step: ``on_step(done, total)`` over all levels and steps of all plates; may raise to stop.
+        on_step: ``on_step(done, total)`` after each level and step of each plate, in work units
+            (``total`` = :data:`PROGRESS_UNITS` x ``n_samples``; each step's share is its output
+            pixels' share, see :class:`_Progress`); may raise to stop.
 
     Returns:
         (n_samples, 3, height, width) in [-1, 1].
@@ -198,8 +212,8 @@ def instant_plate(
     canvas = plate_canvas((source.shape[-2], source.shape[-1]), width, height)
     photo = _fitted(source, canvas[0])
     start = _coarsest(canvas, canvas[0], config)
-    per_plate = len(level_sizes(start, canvas, config.ratio)) + int(canvas != (height, width))
-    progress = _Progress(on_step, per_plate * n_samples)
+    steps = level_sizes(start, canvas, config.ratio) + ([(height, width)] if canvas != (height, width) else [])
+    progress = _Progress(on_step, _pixels(steps), n_samples)
     out = []
     for i in range(n_samples):
         init = _extended(_fitted(source, start[0]), start, seed + i).clamp(-1, 1)
@@ -220,20 +234,29 @@ def trained_plate(
     config: PatchSynthesisConfig = PatchSynthesisConfig(),
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Plates from a trained model: SinGAN retargeting, the lift, then self-example upscaling.
+    """Plates from a trained model: SinGAN retargeting by injection, the lift, then self-example upscaling.
 
-    The lift (:func:`~singan_core.full_resolution.sample_full_resolution`) runs at the canvas
-    :func:`plate_canvas` with feature scale ``canvas height / source height`` (the fit, <= 1), so
-    SinGAN's canvas has the model's own height and the plate's aspect; ``gen_start_scale`` >= 1 keeps
-    the photo's coarse layout (SinGAN's retargeting), its new content at the sides drawn from
-    ``layout_seed = seed + i``. Sample i uses seed ``seed + i``.
+    The canvas :func:`plate_canvas` at the model's scale (the model's height, the plate's aspect) is
+    generated by SinGAN from scale ``gen_start_scale`` on, injected with the photo resized to the
+    scale below (paper sec. 4, injection: "starting the generation at a coarse scale with a given
+    image") and extended with its edge columns plus noise (:func:`_extended`, as the instant
+    plate's coarsest level): the new content at the sides keeps the photo's rows (sky above the
+    horizon, sea below). Fresh noise goes to the sides only (:func:`_side_mask`). SinGAN's own
+    layout path drew the sides' coarsest noise freely: a new global layout there, which moved
+    seascape's horizon. A weak model's generators still repaint the injected photo from coarse
+    scales (a ``tiny`` model turned seascape's pale sea into clouds from scale 1; injected at
+    scale 2 it held; docs/benchmarks.md, Plates). The
+    model-scale canvas then initialises the lift (:func:`~singan_core.patch_synthesis.synthesize`
+    on the photo fitted to the canvas's height, its keys and values), and :func:`detail_pass`
+    enlarges it to the plate. Sample i uses seed ``seed + i`` (side noise, SinGAN's noise, the patch engine).
 
     Args:
         pyramid: a completely trained pyramid.
         source: its :class:`~singan_core.full_resolution.LiftSource`.
         width, height: plate size in pixels, each 16..8192.
         gen_start_scale: first scale with fresh noise, 1..K-1 (0 gives new global layouts: no horizon).
-        n_samples, seed, config, on_step: as :func:`instant_plate`.
+        n_samples, seed, config, on_step: as :func:`instant_plate` (``on_step`` counts SinGAN's
+            scales, the lift's levels and the detail pass).
 
     Returns:
         (n_samples, 3, height, width) in [-1, 1] on the pyramid's device.
@@ -245,20 +268,36 @@ def trained_plate(
     _check(source.image, width, height, n_samples)
     if isinstance(gen_start_scale, bool) or not isinstance(gen_start_scale, int) or not 1 <= gen_start_scale < pyramid.num_scales:
         raise InvalidArgument("gen_start_scale", f"must be 1..{pyramid.num_scales - 1} for a plate (1 keeps the photo's layout), got {gen_start_scale!r}")
-    hs = source.image.shape[-2]
-    canvas = plate_canvas((hs, source.image.shape[-1]), width, height)
-    steps = int(canvas != (height, width))
-    progress = _Progress(on_step, 0)
+    pyramid.require_complete()
+    canvas = plate_canvas((source.image.shape[-2], source.image.shape[-1]), width, height)
+    photo = _fitted(source.image.float().to(pyramid.device), canvas[0])
+    finest_h, finest_w = pyramid.sizes[-1]
+    sizes = sample_sizes(pyramid, 1.0, canvas[1] / canvas[0] * finest_h / finest_w)
+    model_canvas = sizes[-1] if sizes[-1][0] <= canvas[0] else canvas
+    steps = sizes[gen_start_scale:] + level_sizes(model_canvas, canvas, config.ratio)
+    progress = _Progress(on_step, _pixels(steps + ([(height, width)] if canvas != (height, width) else [])), n_samples)
+    coarse = _fitted(source.image.float().to(pyramid.device), sizes[gen_start_scale - 1][0])  # injected at scale g - 1
+    span = min(1.0, coarse.shape[-1] / sizes[gen_start_scale - 1][1])  # the photo's share of the canvas width
     out = []
     for i in range(n_samples):
-        lift_step = progress.stage()
-
-        def lifted(done: int, total: int, step=lift_step, i=i) -> None:
-            progress.total = n_samples * (total + steps)
-            if step is not None:
-                step(done, total)
-
-        x = sample_full_resolution(pyramid, source, height=canvas[0], width=canvas[1], feature_scale=canvas[0] / hs, gen_start_scale=gen_start_scale,
-                                   seed=seed + i, layout_seed=seed + i, config=config, on_step=lifted)
+        start = _extended(coarse, sizes[gen_start_scale - 1], seed + i)
+        noise = torch.Generator().manual_seed(_PLATE_NOISE + seed + i)
+        noises = [draw_noise(1, sizes[k], k, noise, pyramid.device) * _side_mask(sizes[k][1], span, pyramid.device)
+                  for k in range(gen_start_scale, pyramid.num_scales)]
+        x = generate(pyramid, noises, gen_start_scale, start, on_step=progress.stage()).clamp(-1, 1)
+        x = resize(x, model_canvas).clamp(-1, 1) if tuple(x.shape[-2:]) != model_canvas else x
+        x = synthesize(photo, *canvas, init=x, seed=seed + i, config=config, on_step=progress.stage())
         out.append(detail_pass(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
     return torch.cat(out)
+
+
+def _side_mask(width: int, span: float, device: torch.device) -> torch.Tensor:
+    """(1, 1, 1, width): 0 on the centred share ``span`` of the width (the photo's part), 1 beyond
+    it, with linear ramps of a tenth of the photo's width inside its edges (no seam)."""
+    x = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width - 0.5  # -0.5 .. 0.5
+    ramp = max(span / 10, 1e-6)
+    return ((x.abs() - (span / 2 - ramp)) / ramp).clamp(0, 1).view(1, 1, 1, width)
+
+
+_PLATE_NOISE = 0x9A7E_0000_0000
+"""SinGAN noise of trained plates draws from its own stream (seed 0 must not give z_opt back)."""

@@ -153,13 +153,25 @@ def test_bad_plate_arguments_name_their_field(photos, field, kwargs):
         instant_plate(photos["mountains3"], args.pop("width"), args.pop("height"), **args)
 
 
-def test_plate_progress_counts_every_level_once(photos):
-    from singan_core.plates import instant_plate
+def test_plate_progress_grows_with_the_work_and_ends_once(photos):
+    """Progress in work units (issue 28: it sat at 83 % during the detail pass, one level of six):
+    the report before the detail pass is that pass's pixel share away from the end. Control: the
+    level count (every level one step) puts it at (levels - 1) / levels, which fails the bound."""
+    from singan_core.patch_synthesis import PatchSynthesisConfig, level_sizes
+    from singan_core.plates import PROGRESS_UNITS, _coarsest, instant_plate, plate_canvas
 
+    photo, (width, height) = photos["mountains3"], (512, 288)
     steps = []
-    instant_plate(photos["mountains3"], 256, 144, on_step=lambda done, total: steps.append((done, total)))
-    total = steps[-1][1]
-    assert steps == [(k, total) for k in range(1, total + 1)] and total >= 3
+    instant_plate(photo, width, height, on_step=lambda done, total: steps.append((done, total)), config=CHEAP)
+    done = [d for d, _ in steps]
+    assert {t for _, t in steps} == {PROGRESS_UNITS} and done == sorted(done) and done[-1] == PROGRESS_UNITS
+    canvas = plate_canvas(tuple(photo.shape[-2:]), width, height)
+    levels = level_sizes(_coarsest(canvas, canvas[0], PatchSynthesisConfig()), canvas, PatchSynthesisConfig().ratio)
+    assert len(steps) == len(levels) + 1  # each level once, then the detail pass
+    before_detail = done[-2] / PROGRESS_UNITS
+    detail_share = width * height / (width * height + sum(h * w for h, w in levels))
+    assert before_detail == pytest.approx(1 - detail_share, abs=0.01) and before_detail < 0.5
+    assert not len(levels) / (len(levels) + 1) < 0.5  # the level count would not pass
 
 
 def test_instant_plate_over_the_wire(photos):

@@ -1,4 +1,5 @@
-"""Operators: connect, train, background plate, seamless texture, super-resolve, cancel.
+"""Operators: connect, train, background plate, seamless texture, super-resolve, resume or delete
+an interrupted model, cancel.
 
 Nothing here waits on the network. Connect asks the session for a ``hello`` and returns; the
 answer (or "unreachable") shows in the panels and the status bar when a pump gets it. Every daemon
@@ -217,16 +218,79 @@ class SINGAN_OT_train(_JobOperator, bpy.types.Operator):
     def request(self, context):
         settings = context.scene.singan
         image, default_name = _training_image(settings)
-        scene_name = context.scene.name
         params = train_params(settings.train_name or default_name, settings.train_preset, settings.train_seamless)
 
-        def finish(data: dict, images: list) -> str:
-            model = data["model"]
-            if (scene := bpy.data.scenes.get(scene_name)) is not None:
-                scene.singan.model = model["id"]
-            return f"model '{model['id']}' is ready ({model['num_scales']} scales, {model['width']}x{model['height']} px)"
+        return "train", params, [image], _model_ready(context.scene.name)
 
-        return "train", params, [image], finish
+
+def _model_ready(scene_name: str) -> jobs.Finish:
+    """A training's finish: the new model becomes the scene's model."""
+
+    def finish(data: dict, images: list) -> str:
+        model = data["model"]
+        if (scene := bpy.data.scenes.get(scene_name)) is not None:
+            scene.singan.model = model["id"]
+        return f"model '{model['id']}' is ready ({model['num_scales']} scales, {model['width']}x{model['height']} px)"
+
+    return finish
+
+
+def unfinished_models(link: Session | None) -> list[dict]:
+    """The daemon's models whose training stopped before the end (interrupted or failed) and is not
+    queued or running: the ones the panel offers to resume or delete."""
+    return [info for info in (link.models if link is not None else []) if info["status"] in ("interrupted", "failed")]
+
+
+class SINGAN_OT_resume_model(_JobOperator, bpy.types.Operator):
+    """Train this interrupted model on from its first unfinished scale (its finished scales are kept)"""
+
+    bl_idname = "singan.resume_model"
+    bl_label = "Resume Training"
+    bl_options = {"REGISTER"}
+    slot, title = "train", "Training"
+    model: StringProperty(name="Model", description="Id of the interrupted model", options={"HIDDEN"})
+
+    @classmethod
+    def missing(cls, context):
+        return None
+
+    def request(self, context):
+        if not self.model:
+            raise ValueError("no model to resume")
+        return "resume", {"model": self.model}, [], _model_ready(context.scene.name)
+
+
+class SINGAN_OT_delete_model(_JobOperator, bpy.types.Operator):
+    """Delete this model from the daemon's store (its files are removed)"""
+
+    bl_idname = "singan.delete_model"
+    bl_label = "Delete Model"
+    bl_options = {"REGISTER"}
+    slot, title = "models", "Delete model"
+    model: StringProperty(name="Model", description="Id of the model to delete", options={"HIDDEN"})
+
+    @classmethod
+    def missing(cls, context):
+        return None
+
+    def invoke(self, context, event):
+        if event is None:  # execute's modal path (Repeat Last, a script): no dialog
+            return _JobOperator.invoke(self, context, event)
+        return context.window_manager.invoke_confirm(self, event, message=f"Delete the model '{self.model}'?")
+
+    def request(self, context):
+        if not self.model:
+            raise ValueError("no model to delete")
+        scene_name, model, link = context.scene.name, self.model, session(context)
+
+        def finish(data: dict, images: list) -> str:
+            scene = bpy.data.scenes.get(scene_name)
+            if scene is not None and scene.singan.model == model:
+                scene.singan.model = ""
+            link.connect()  # the model list without it, at the next pump
+            return f"model '{data['deleted']}' deleted"
+
+        return "delete_model", {"model": model}, [], finish
 
 
 def _training_image(settings) -> tuple[Image, str]:
@@ -439,6 +503,8 @@ classes = (
     SINGAN_OT_view_standard,
     SINGAN_OT_generate_texture,
     SINGAN_OT_super_resolve,
+    SINGAN_OT_resume_model,
+    SINGAN_OT_delete_model,
     SINGAN_OT_cancel_job,
 )
 

@@ -11,7 +11,8 @@ import bpy
 
 from . import client, jobs, operators
 from .preferences import draw_connection
-from .protocol.session import ConnectionState, preset_text
+from .protocol import advice
+from .protocol.session import ConnectionState, eta_text, preset_text
 
 
 def draw_task(layout: bpy.types.UILayout, slot: str) -> None:
@@ -39,12 +40,44 @@ def draw_model(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
                           f"{info['preset']}, {info['padding']} padding")
 
 
+def draw_unfinished(layout: bpy.types.UILayout) -> None:
+    """The daemon's interrupted (or failed) trainings, each with Resume and Delete buttons."""
+    models = operators.unfinished_models(client.current())
+    if not models:
+        return
+    box = layout.box()
+    box.label(text="Interrupted trainings", icon="PAUSE")
+    for info in models:
+        row = box.row(align=True)
+        why = "failed" if info["status"] == "failed" else "interrupted"
+        row.label(text=f"{info['name']}: {why}, {info['scales_done']} of {info['num_scales']} scales")
+        row.operator("singan.resume_model", text="", icon="PLAY").model = info["id"]
+        row.operator("singan.delete_model", text="", icon="TRASH").model = info["id"]
+    draw_task(box, "models")
+
+
 def draw_preset(layout: bpy.types.UILayout, name: str) -> None:
     """The preset's size and iterations, as the daemon's ``hello`` gave them."""
     link = client.current()
     preset = next((preset for preset in link.presets if preset.name == name), None) if link is not None else None
     if preset is not None:
         layout.label(text=preset_text(preset), icon="INFO")
+
+
+def draw_training_estimate(layout: bpy.types.UILayout, settings) -> None:
+    """How long the training will take (:func:`protocol.advice.training_estimate`: the daemon's cost
+    model from ``hello``, else its last trainings of the preset), as the Krita docker says it. An
+    image file's size is not read while drawing: a long side of at least the preset's size is assumed."""
+    link = client.current()
+    if link is None or not link.info:
+        return
+    image = settings.train_image if settings.train_source == "IMAGE" else None
+    width, height = tuple(image.size) if image is not None and image.size[0] else (4096, 4096)
+    estimate = advice.training_estimate(link.info, link.models, settings.train_preset, width, height)
+    if estimate.seconds is None:
+        layout.label(text=f"Time unknown: {estimate.basis}", icon="TIME")
+    else:
+        layout.label(text=f"About {eta_text(estimate.seconds).removesuffix(' left')}, {estimate.basis}", icon="TIME")
 
 
 def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -59,6 +92,7 @@ def draw_train(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row.prop(settings, "train_preset")
     row.prop(settings, "train_seamless")
     draw_preset(layout, settings.train_preset)
+    draw_training_estimate(layout, settings)
     layout.operator("singan.train", icon="PLAY")
     draw_task(layout, "train")
 
@@ -157,6 +191,7 @@ class SINGAN_PT_sidebar(_Sidebar, bpy.types.Panel):
     def draw(self, context):
         draw_connection(self.layout)
         draw_model(self.layout, context)
+        draw_unfinished(self.layout)
 
 
 class SINGAN_PT_train(_Sidebar, bpy.types.Panel):

@@ -27,6 +27,15 @@ def _presets(settings: SinGANSettings, context: bpy.types.Context, text: str) ->
             if text.lower() in preset.name]
 
 
+def _sr_presets(settings: SinGANSettings, context: bpy.types.Context, text: str) -> list[tuple[str, str]]:
+    """Search items of the super-resolution preset: its iterations per scale (an SR model trains at
+    the image's own size, not at the preset's size)."""
+    connection = client.current()
+    return [(preset.name, f"{preset.name}: {preset.iterations} iterations per scale, at the image's own size"
+             if preset.iterations is not None else preset.name)
+            for preset in (connection.presets if connection is not None else []) if text.lower() in preset.name]
+
+
 def _ready_models(settings: SinGANSettings, context: bpy.types.Context, text: str) -> list[tuple[str, str]]:
     """Search items of the model field: the daemon's ready generative models (cached by
     Connect / Refresh and by training)."""
@@ -145,7 +154,7 @@ class SinGANSettings(bpy.types.PropertyGroup):
     sr_preset: StringProperty(
         name="Preset",
         description="Training preset of the super-resolution model: its iterations per scale (the model trains at the image's own size)",
-        default="draft", search=_presets,
+        default="draft", search=_sr_presets,
     )
     sr_result: PointerProperty(name="Result", description="The last super-resolved image", type=bpy.types.Image)
 

@@ -22,7 +22,7 @@ Scenarios: with nothing listening (CLOSED_ENDPOINT) Connect, starting a job and 
 with the daemon at ENDPOINT: Connect, a training cancelled with Esc, a training from an image
 datablock to its end, cancelling a plate, a texture and a super-resolution, a 2x super-resolution
 to its end (pixels to OUTDIR/sr.rgba), and a daemon (DOOMED_PID, at DOOMED_ENDPOINT) killed while
-it trains."""
+it trains (the add-on says it stopped, then Esc ends the wait; models.py restarts one)."""
 
 import os
 import signal
@@ -239,9 +239,12 @@ def body(args, out):
         if not killed and task.fraction:
             os.kill(int(doomed_pid), signal.SIGKILL)
             killed["at"] = time.monotonic()
+        if task.waiting_for_daemon and "seen" not in killed:
+            killed.update(seen=time.monotonic(), phase=task.phase)
 
-    out["killed"] = run(train, on_tick=kill_once_training)
-    out["killed"]["seconds_after_kill"] = time.monotonic() - killed["at"] if killed else None
+    out["killed"] = run(train, on_tick=kill_once_training, cancel="esc", after=lambda task: "seen" in killed)
+    out["killed"].update(seconds_after_kill=killed["seen"] - killed["at"] if "seen" in killed else None,
+                         stopped_phase=killed.get("phase"))
     prefs.endpoint = endpoint
 
 
