@@ -35,7 +35,7 @@ def test_every_request_model_parses_what_it_dumps():
     examples = {
         "get_model": {"model": "cat"}, "delete_model": {"model": "cat"}, "cancel": {"job": "j1-abcdef"},
         "train": {"name": "Cat"}, "generate": {"model": "cat", "n": 2, "seed": 3}, "harmonize": {"model": "cat"},
-        "edit": {"model": "cat"}, "paint2image": {"model": "cat"}, "super_resolve": {"factor": 2.0}, "animate": {"model": "cat"},
+        "edit": {"model": "cat"}, "paint2image": {"model": "cat"}, "super_resolve": {"factor": 2.0}, "animate": {"model": "cat"}, "resume": {"model": "cat"},
     }
     for model in REQUESTS:
         op = model.model_fields["op"].annotation.__args__[0]
