@@ -274,6 +274,10 @@ def test_token_is_required_when_set(tmp_path):
         with pytest.raises(DaemonError) as err:
             client.hello()
         assert err.value.code == "unauthorized"
+    with daemon.client(token="s3cret-s3cret-s3cret-but-wrong") as client:  # control: not any token
+        with pytest.raises(DaemonError) as err:
+            client.hello()
+        assert err.value.code == "unauthorized"
     with daemon.client(token="s3cret-s3cret-s3cret") as client:
         assert client.hello()["auth_required"] is True
     assert daemon.stop() == 0
@@ -282,9 +286,10 @@ def test_token_is_required_when_set(tmp_path):
 def test_hello_is_answered_fast_while_an_8k_training_image_is_prepared(tmp_path):
     """The socket thread only does I/O: an 8192 x 4096 px training image is decoded, hashed, turned
     into a pyramid and written by the worker (phase ``preparing``, 2 s idle, up to 17 s on a
-    loaded 2-core machine), while ``hello`` round trips stay fast. Bound: 90 % of them under 50 ms
-    (a busy machine may deschedule any single one; measured: median 1-2 ms, max 150-170 ms), and
-    none lost (the client would raise after its retries)."""
+    loaded 2-core machine), while ``hello`` round trips are answered: at least five during the
+    preparation (a socket thread that waited for it would answer one, after it), none lost (the
+    client would raise after its retries), and 90 % of them under 0.5 s (10x the 50 ms a loaded
+    machine has shown; measured: median 1-2 ms, max 150-170 ms; timings themselves live in bench/)."""
     import numpy as np
 
     from protocol.wire import Image
@@ -306,7 +311,7 @@ def test_hello_is_answered_fast_while_an_8k_training_image_is_prepared(tmp_path)
     assert daemon.stop() == 0
     assert job.model == "big" and len(latencies) >= 5, (phases, latencies)
     in_order, latencies = [round(t * 1000, 1) for t in latencies], sorted(latencies)
-    assert latencies[len(latencies) * 9 // 10] < 0.05, in_order
+    assert latencies[len(latencies) * 9 // 10] < 0.5, in_order
     print(f"hello during preparation: {len(latencies)} round trips, median {latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
 
 
