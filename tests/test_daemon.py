@@ -23,15 +23,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, shared_images):
-    """One daemon with the tiny model ``chelsea`` trained through it; yields (daemon, events of that training)."""
-    daemon = DaemonProcess(tmp_path_factory.mktemp("daemon") / "store")
-    events: list[dict] = []
-    with daemon.client() as client:
-        result = submit_training(client, shared_images / "chelsea.png", "Chelsea", events).wait(timeout=300)
-    assert result["model"]["id"] == "chelsea"
-    yield daemon, events
-    assert daemon.stop() == 0
+def served(served_model):
+    """The session's daemon with the tiny model ``chelsea`` trained through it: (daemon, events of
+    that training). Tests leave its store as they found it (the plugin tests share it)."""
+    assert served_model.model == "chelsea"
+    return served_model.daemon, list(served_model.events)
 
 
 def test_train_progress_generate_delete(served, shared_images):
@@ -67,7 +63,7 @@ def test_generate_is_answered_while_another_model_trains(served, shared_images):
     daemon, _ = served
     with daemon.client() as client:
         events: list[dict] = []
-        training = submit_training(client, shared_images / "brick.png", "brick", events)
+        training = submit_training(client, shared_images / "brick.png", "cancelled-brick", events)
         wait_for(lambda: events, 60, "the training to start", client.poll)
         sample = client.submit("generate", {"model": "chelsea", "n": 1})
         sample.wait(timeout=30)
@@ -83,8 +79,10 @@ def test_generate_is_answered_while_another_model_trains(served, shared_images):
         assert err.value.code == "cancelled"
         assert client.jobs() == []
         models = {m["id"]: m for m in client.list_models()}
-        assert "brick" not in models or models["brick"]["status"] == "interrupted"
+        assert "cancelled-brick" not in models or models["cancelled-brick"]["status"] == "interrupted"
         client.submit("generate", {"model": "chelsea"}).wait(timeout=30)
+        if "cancelled-brick" in models:
+            client.delete_model("cancelled-brick")  # the shared daemon's store as it was
 
 
 def test_harmonize_bgra_alpha_marks_the_changed_region(served, shared_images):

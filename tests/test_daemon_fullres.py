@@ -1,5 +1,5 @@
 """Full-resolution and instant results through the daemon (issue 13): a real ``singan serve``
-subprocess, a real socket, the real client. One tiny-preset training of brick.png (about 20 s).
+subprocess, a real socket, the real client, serving the session's tiny model of brick.png.
 
 Measured on the 2-core dev machine (one torch thread): the 512 x 512 lift of the tiny brick model
 has the source's brick period (37 px) within 3 %; the patch-synthesis levels of a 1024 x 1024 lift
@@ -8,18 +8,21 @@ take 1-4 s each, so a cancel is answered within one level.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
 from protocol.client import DaemonError
 from protocol.requests import synthesis_request
+from singan_core.imageio import to_uint8
 from singan_core.metrics import dominant_period
 from singan_core.storage import load_full_source
 
 from conftest import DaemonProcess, wire_image
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the module's fixture trains (20 s idle, minutes on a busy machine)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the session's brick model trains (20 s idle, minutes on a busy machine)
 
 PERIOD_TOLERANCE = 0.15  # issue 12's measure: the brick period within 15 % of the source's
 
@@ -39,21 +42,30 @@ def save(image, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def brick_daemon(tmp_path_factory, shared_images):
-    """A daemon with the tiny model ``brick`` (brick.png, grayscale, sent as RGB) trained through it."""
-    daemon = DaemonProcess(tmp_path_factory.mktemp("daemon") / "store")
+def brick_daemon(tmp_path_factory, shared_images, brick_model_dir):
+    """A daemon with the tiny model ``brick`` (brick.png, grayscale): the session's model directory
+    copied into its store, as a daemon training leaves it (that a training through the daemon keeps
+    the full-resolution source is checked on the session's ``served_model``)."""
+    store = tmp_path_factory.mktemp("daemon") / "store"
+    shutil.copytree(brick_model_dir, store / "models" / "brick")
+    daemon = DaemonProcess(store)
     with daemon.client() as client:
-        image = wire_image(shared_images / "brick.png")
-        result = client.submit("train", {"name": "brick", "preset": "tiny"}, [image]).wait(timeout=300)
-    assert result["model"]["id"] == "brick"
+        assert client.get_model("brick")["status"] == "ready"
     yield daemon, shared_images / "brick.png"
     assert daemon.stop() == 0
 
 
-def test_train_keeps_the_full_resolution_source_and_a_512_generate_has_the_brick_period(brick_daemon):
+def test_training_through_the_daemon_keeps_the_full_resolution_source(served_model, shared_images):
+    source = load_full_source(served_model.daemon.store / "models" / served_model.model)
+    sent = wire_image(shared_images / "chelsea.png")
+    assert source is not None and source.shape[-2:] == (sent.height, sent.width)  # as sent, not the model's 48 px
+    assert np.array_equal(to_uint8(source), np.frombuffer(sent.data, np.uint8).reshape(sent.height, sent.width, 3))  # lossless
+
+
+def test_a_512_generate_has_the_brick_period(brick_daemon):
     daemon, path = brick_daemon
     source = load_full_source(daemon.store / "models" / "brick")
-    assert source is not None and source.shape[-2:] == (512, 512)  # the image as sent, not the model's 48 px
+    assert source is not None and source.shape[-2:] == (512, 512)
     with daemon.client(timeout=30) as client:
         job = client.submit("generate", {"model": "brick", "width": 512, "height": 512, "seed": 1})
         result = job.wait(timeout=300)

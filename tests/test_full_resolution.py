@@ -29,15 +29,13 @@ from singan_core.storage import (
     FULL_SOURCE_FILE,
     FULL_SOURCE_MAX_SIZE,
     ModelLoadError,
-    create_model_dir,
-    file_sha256,
     full_source_image,
     load_pyramid,
     read_meta,
-    save_scale,
 )
-from singan_core.training import new_pyramid
 from singan_core.workflow import model_lift_source
+
+from conftest import store_model
 
 SIZE = 512  # output side of the acceptance checks (pixels)
 PERIOD_TOLERANCE = 0.15
@@ -46,24 +44,14 @@ MAX_COPY_SCORE = 0.25
 MIN_DIVERSITY = 0.1  # pixel diversity of two seeds (brick at 160 x 128: measured 0.19-0.3; identical images give 0)
 
 
-def store_model(path: Path, pyramid: SinGANPyramid, image: Path) -> Path:
-    """A model directory holding ``pyramid`` (trained on ``image``) with its full-resolution source."""
-    untrained = new_pyramid(load_image(image), pyramid.config, torch.device("cpu"))
-    create_model_dir(path, untrained, file_sha256(image), image.name, "tiny", full_source=load_image(image))
-    for k in range(pyramid.num_scales):
-        save_scale(path, pyramid, k)
-    return path
-
-
 def load_model(path: Path) -> tuple[SinGANPyramid, LiftSource]:
     pyramid, meta = load_pyramid(path)
     return pyramid, model_lift_source(path, pyramid, meta)
 
 
 @pytest.fixture(scope="module")
-def brick_dir(tmp_path_factory, shared_images, tiny_model_of) -> Path:
-    image = shared_images / "brick.png"  # grayscale: loaded as RGB
-    return store_model(tmp_path_factory.mktemp("models") / "brick", tiny_model_of(image), image)
+def brick_dir(brick_model_dir) -> Path:
+    return brick_model_dir  # the session's (shared with test_daemon_fullres's daemon)
 
 
 @pytest.fixture(scope="module")
