@@ -1,5 +1,5 @@
 """A tiny training's wall time when the machine is idle and when one other process keeps one core
-busy (an artist's Krita or Blender), with the daemon's old and new thread policy (issue 15).
+busy (an artist's Krita or Blender), with the daemon's old and new thread policy.
 
     python bench/contention.py [--image shared/images/chelsea.png] [--iterations 80] [--json out.json]
 

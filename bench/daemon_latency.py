@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from daemon.demo import serve_subprocess
+from singan_cli.demo import serve_subprocess
 from daemon.store import ModelStore
 from protocol.client import Client
 from protocol.wire import Image

@@ -1,4 +1,4 @@
-"""The daemon's peak RSS under the issue-29 sequences (the earlier outside check's reproductions),
+"""The daemon's peak RSS under the hostile sequences (the earlier outside check's reproductions),
 read from outside (``/proc/PID/status`` VmHWM), one fresh daemon per sequence.
 
     python bench/daemon_memory.py [--budget MIB] [--only NAME ...]
@@ -33,7 +33,7 @@ from test_daemon_budget import MiB, blast_without_handshake, request, spec, vm_k
 
 
 def start(store: Path, budget: int | None) -> tuple[subprocess.Popen, str]:
-    args = [sys.executable, "-m", "daemon.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
+    args = [sys.executable, "-m", "singan_cli.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
             "--log-file", str(store.parent / "daemon.log")]
     if budget:
         args += ["--memory-budget", str(budget)]

@@ -1,12 +1,12 @@
-"""Full-resolution output (issue 12): four ways to get W x H pixels from one image, side by side.
+"""Full-resolution output: four ways to get W x H pixels from one image, side by side.
 
     python bench/full_resolution.py [--images brick chelsea ...] [--sizes 512 1024] [--big 2048 --big-image brick]
-    python bench/full_resolution.py --textures [--quick] [--texture-big 2048]   # issue 24's texture cases
+    python bench/full_resolution.py --textures [--quick] [--texture-big 2048]   # the texture cases
 
 Per image (tiny-preset model, trained once and cached in ``--models``) and output size W x H, at
 feature scale 1 (output px = source px):
 
-    model    today's output: the model-scale sample at W x H pixels (features at the model's size)
+    model    the model-scale sample at W x H pixels (features at the model's size)
     bicubic  a model-scale sample at the right feature scale, bicubic-upsampled to W x H
     lift     SinGAN's layout lifted with the source's patches (singan_core.full_resolution)
     instant  patch synthesis from noise, no model (singan_core.full_resolution.instant)
@@ -14,17 +14,17 @@ feature scale 1 (output px = source px):
 Per method: seconds per image, peak memory above the process's baseline (CPU: resident set sampled
 every 5 ms; CUDA: max allocated), patch-SWD vs the source, feature-scale error (|period / source
 period - 1|; correlation length for aperiodic textures), sharpness ratio (Laplacian variance vs
-the source's), copy score, pixel diversity of two seeds (`--seeds`, first size only). Prints a table,
+the source's), copied-region fraction (``copied_region_fraction``, as ``--textures``), pixel diversity of two seeds (`--seeds`, first size only). Prints a table,
 writes JSON and, per image and size, a contact sheet (source | model | bicubic | lift | instant,
 each a 512 x 512 crop at 100 %) to ``--out`` (default bench/results/full_resolution/).
 
-``--textures`` (issue 24): no training. Cases brick, a rendered chainmail (bench/textures.py),
+``--textures``: no training. Cases brick, a rendered chainmail (bench/textures.py),
 gravel, grass, a procedural plaster, procedural bark-like wood and the demo image, each as
 ``instant`` at the source's own size (1x), twice its size (2x), 1024 x 1024 and a 512 x 512 tile,
 and ``lift`` at 1024 x 1024 from a stand-in layout (an instant of the source at a quarter of its
 size, 256 x 256 px: the same engine path as a SinGAN sample's lift, without training a model). Per row:
-copied-region fraction, period ratios along x and y and autocorrelation peak ratio (lattice
-cases), sharpness ratio, patch-SWD, pixel diversity of seeds 0 and 1 (1x only), CPU seconds of seed 0
+copied-region fraction, period ratios along x and y, autocorrelation peak ratio and bond ratio
+(metrics.bond_ratio: the 2-D lattice on horizontal and vertical edges; lattice cases), sharpness ratio, patch-SWD, pixel diversity of seeds 0 and 1 (1x only), CPU seconds of seed 0
 (process time: run it with one torch thread) and its peak memory. ``--quick``: sources cut to
 160 px, 1x and 2x only. ``--texture-big N`` adds an N x N instant of brick (memory target).
 """
@@ -49,8 +49,8 @@ from singan_core.device import configure_threads, select_device
 from singan_core.full_resolution import LiftSource, instant, sample_full_resolution
 from singan_core.imageio import load_image, to_uint8
 from singan_core.metrics import (
+    bond_ratio,
     copied_region_fraction,
-    copy_score,
     correlation_length,
     dominant_period,
     lattice_ratios,
@@ -126,14 +126,14 @@ def trained_model(image: Path, models: Path, device: torch.device):
 def run_method(method: str, pyramid, source: LiftSource, size: int, n: int) -> torch.Tensor:
     """``n`` outputs (seeds 0..n-1) of one method at size x size pixels, feature scale 1."""
     if method == "model":
-        return sample_full_resolution(pyramid, source, size, size, detail="model", n_samples=n)
+        return sample_full_resolution(pyramid, source, height=size, width=size, detail="model", n_samples=n)
     if method == "bicubic":
         (fh, fw), (mh, mw) = pyramid.sizes[-1], source.model_px_per_source_px
         small = sample(pyramid, n, size * mh / fh, size * mw / fw)
         return resize(small, (size, size)).clamp(-1, 1)
     if method == "lift":
-        return sample_full_resolution(pyramid, source, size, size, n_samples=n)
-    return instant(source.image, size, size, n_samples=n)
+        return sample_full_resolution(pyramid, source, height=size, width=size, n_samples=n)
+    return instant(source.image, height=size, width=size, n_samples=n)
 
 
 def feature_scale_error(out: torch.Tensor, src: torch.Tensor) -> tuple[float, str]:
@@ -161,7 +161,7 @@ def measure(method: str, pyramid, source: LiftSource, size: int, n: int, device:
         "feature_scale_error": error,
         "feature_measure": kind,
         "sharpness_ratio": sharpness(first) / sharpness(src),
-        "copy_score": copy_score(first, src),
+        "copied": copied_region_fraction(first, src),
         "diversity": pixel_diversity(out, src) if n >= 2 else None,
     }
     return row, first
@@ -184,20 +184,20 @@ def contact_sheet(source: torch.Tensor, outputs: dict[str, torch.Tensor], title:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'image':<22}{'size':>6} {'method':<8}{'s/img':>8}{'peak MB':>9}{'pSWD':>8}{'fs err':>8}{'sharp':>7}{'copy':>7}{'div':>6}")
+    print(f"\n{'image':<22}{'size':>6} {'method':<8}{'s/img':>8}{'peak MB':>9}{'pSWD':>8}{'fs err':>8}{'sharp':>7}{'copied':>7}{'div':>6}")
     for r in rows:
         div = "-" if r["diversity"] is None else f"{r['diversity']:.2f}"
         print(
             f"{r['image']:<22}{r['size']:>6} {r['method']:<8}{r['seconds']:>8.2f}{r['peak_mb']:>9.0f}{r['patch_swd']:>8.4f}"
-            f"{r['feature_scale_error']:>8.2f}{r['sharpness_ratio']:>7.2f}{r['copy_score']:>7.3f}{div:>6}"
+            f"{r['feature_scale_error']:>8.2f}{r['sharpness_ratio']:>7.2f}{r['copied']:>7.3f}{div:>6}"
         )
     print(f"targets: {TARGETS}")
 
 
-# --------------------------------------------------------------------------- issue 24: texture cases
+# --------------------------------------------------------------------------- texture cases
 
 TEXTURE_TARGETS = (
-    "copied <= 0.25; lattice: periods within 8 %, peak ratio >= 0.7; sharpness >= 0.85; "
+    "copied <= 0.25; lattice: periods within 8 %, peak ratio >= 0.7, bond ratio >= 0.7; sharpness >= 0.85; "
     "1024 instant <= 12 CPU-s, lift <= 15 CPU-s; <= 1.5 GB at 2048"
 )
 TEXTURE_CASES = ("brick", "chainmail", "gravel", "grass", "plaster", "wood", "demo")
@@ -252,6 +252,7 @@ def texture_row(name: str, mode: str, source: torch.Tensor, seeds: int) -> tuple
     row = {
         "image": name, "mode": mode, "size": f"{first.shape[-1]}x{first.shape[-2]}",
         "copied": copied_region_fraction(first, source), "period_x": rx, "period_y": ry, "peak": peak,
+        "bond": bond_ratio(first, source) if name in LATTICES else math.nan,
         "sharpness_ratio": sharpness(first) / sharpness(source), "patch_swd": patch_swd(first, source),
         "diversity": pixel_diversity(torch.cat(outs), source) if seeds >= 2 else None,
         "cpu_seconds": cpu, "peak_mb": mem.peak / 2**20,
@@ -260,12 +261,12 @@ def texture_row(name: str, mode: str, source: torch.Tensor, seeds: int) -> tuple
 
 
 def print_texture_rows(rows: list[dict]) -> None:
-    print(f"{'image':<10}{'mode':<6}{'size':>10}{'copied':>8}{'per x':>7}{'per y':>7}{'peak':>6}{'sharp':>7}{'pSWD':>8}{'div':>6}{'CPU s':>7}{'MB':>6}")
+    print(f"{'image':<10}{'mode':<6}{'size':>10}{'copied':>8}{'per x':>7}{'per y':>7}{'peak':>6}{'bond':>6}{'sharp':>7}{'pSWD':>8}{'div':>6}{'CPU s':>7}{'MB':>6}")
     for r in rows:
         div = "-" if r["diversity"] is None else f"{r['diversity']:.2f}"
         print(
             f"{r['image']:<10}{r['mode']:<6}{r['size']:>10}{r['copied']:>8.2f}{r['period_x']:>7.2f}{r['period_y']:>7.2f}"
-            f"{r['peak']:>6.2f}{r['sharpness_ratio']:>7.2f}{r['patch_swd']:>8.4f}{div:>6}{r['cpu_seconds']:>7.1f}{r['peak_mb']:>6.0f}",
+            f"{r['peak']:>6.2f}{r['bond']:>6.2f}{r['sharpness_ratio']:>7.2f}{r['patch_swd']:>8.4f}{div:>6}{r['cpu_seconds']:>7.1f}{r['peak_mb']:>6.0f}",
             flush=True,
         )
 
@@ -300,7 +301,7 @@ def run_textures(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--textures", action="store_true", help="issue 24's texture cases (no training)")
+    parser.add_argument("--textures", action="store_true", help="the texture cases (no training)")
     parser.add_argument("--quick", action="store_true", help="with --textures: 160 px sources, 1x and 2x only")
     parser.add_argument("--cases", nargs="+", default=list(TEXTURE_CASES), choices=TEXTURE_CASES)
     parser.add_argument("--modes", nargs="+", choices=TEXTURE_MODES, help="with --textures: only these modes")

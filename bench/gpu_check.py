@@ -1,4 +1,4 @@
-"""One run on a CUDA machine: is CUDA correct against the CPU, and how fast does training go (issue 16 part 4).
+"""One run on a CUDA machine: is CUDA correct against the CPU, and how fast does training go.
 
     python bench/gpu_check.py                 # on the GPU machine (about 6 minutes on an H200)
     python bench/gpu_check.py --quick         # a few-second smoke of every part (also on a CPU)
@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_speed, original_step beside this file
 
-from singan_core.config import SinGANConfig, preset  # noqa: E402
+from singan_core.config import preset  # noqa: E402
 from singan_core.full_resolution import lift_source, sample_full_resolution  # noqa: E402
 from singan_core.imageio import load_image, save_image  # noqa: E402
 from singan_core.metrics import patch_swd, pixel_diversity  # noqa: E402
@@ -138,7 +138,7 @@ def correctness(image: torch.Tensor, cuda: torch.device, quick: bool, out: Path)
     for model in (cpu_model, on_cuda):
         source = lift_source(model, None)
         h, w = source.image.shape[-2:]
-        lifts.append(sample_full_resolution(model, source, min(w, 256), min(h, 256), n_samples=1, seed=1).cpu())
+        lifts.append(sample_full_resolution(model, source, height=min(h, 256), width=min(w, 256), n_samples=1, seed=1).cpu())
     value = psnr(lifts[0], lifts[1])
     check(results, "full-resolution lift, same model and seed: PSNR CPU vs twin (dB)", value, value >= 30, ">= 30 dB")
     save_image(torch.cat(lifts, dim=3), out / "gpu_check_lift_cpu_vs_cuda.png")

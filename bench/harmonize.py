@@ -1,4 +1,4 @@
-"""Harmonization at the canvas's resolution (issue 23): the paper's method against the new ones.
+"""Harmonization at the canvas's resolution: the paper's method against the new ones.
 
     python bench/harmonize.py [--preset draft] [--models DIR] [--out DIR] [--cases night daylight ...]
 
@@ -95,7 +95,10 @@ def composite(case: Case, canvas: int) -> tuple[torch.Tensor, torch.Tensor, torc
     pasted.paste(obj, (left, top))
     naive = bg.copy()
     naive.paste(obj, (left, top), shape)
-    tensor = lambda im: from_uint8(np.asarray(im))
+
+    def tensor(im):
+        return from_uint8(np.asarray(im))
+
     mask = torch.from_numpy(np.asarray(mask_img) > 127)[None, None]
     return tensor(bg), tensor(naive), tensor(pasted), mask
 

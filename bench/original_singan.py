@@ -4,7 +4,7 @@
         --work SCRATCH/original-<image>-s<seed> [--seed 0] [--max-size 128] [--iterations 200]
     python bench/quality.py score SCRATCH/original-<image>-s<seed>/samples --real IMAGE --max-size 128
 
-The faithfulness check of issue 16: the original's own training at its own settings, scored with the
+The faithfulness check: the original's own training at its own settings, scored with the
 same metric code as ours (``bench/quality.py score``). Its code never enters this project: commit
 1b4906b is exported with ``git archive`` into ``--work`` (outside the project tree), patched there
 with the minimal string replacements below, and run as a subprocess in its own virtual environment.
@@ -40,7 +40,7 @@ Patches (each a string replacement that must match exactly once; see ``PATCHES``
    not load beside the torch 2.13 CPU build, and nothing in the file uses them).
 8. ``SinGAN/imresize.py``: ``np.int`` -> ``int`` (removed in numpy 1.24).
 
-Left as released, on purpose (candidate explanations of a gap, see issue 16): ``torch.full(..., 0)``
+Left as released, on purpose (candidate explanations of a gap): ``torch.full(..., 0)``
 makes its zero noise maps int64 (harmless: they only ever enter float sums); its MATLAB-style
 ``imresize`` (cubic, antialiased, no uint8 round trip inside the pyramid); ``z_opt`` redrawn at the
 coarsest scale in every iteration (its issue #43); its lr milestone fixed at iteration 1600

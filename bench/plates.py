@@ -1,4 +1,4 @@
-"""Background plates (issue 28): the photo's composition at the render's size, checked per plate.
+"""Background plates: the photo's composition at the render's size, checked per plate.
 
     python bench/plates.py [--photos mountains3 seascape tree] [--size 1920 1080] [--preset tiny]
                            [--seeds 2] [--out DIR]

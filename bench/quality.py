@@ -42,7 +42,7 @@ with network: ``from pytorch_fid.inception import fid_inception_v3``; ``m = fid_
 "Conv2d_2a", "Conv2d_2b"))}, "inception_block0.safetensors")`` (keys listed in
 ``singan_core.metrics.sifid``).
 
-The faithfulness matrix (issue 25), one run at a time on an idle machine::
+The faithfulness matrix, one run at a time on an idle machine::
 
     python bench/quality.py train --preset paper --set pyramid.max_size=128 --set train.iterations=200 \\
         --set train.lr_decay_at=8 --name ours-paper128-200 --images balloons birds --commit

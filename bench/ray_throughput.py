@@ -6,7 +6,7 @@ Eight trainings (the eight images of ../shared/images, preset tiny by default), 
 through the protocol client, three ways, one after the other on a fresh store each:
 
 * local: ``singan serve --threads 1`` without ``--ray`` (its worker trains one after another);
-* ray-1: a local Ray head with 1 CPU (:func:`daemon.cluster_local.local_head`), the daemon with
+* ray-1: a local Ray head with 1 CPU (``local_head`` of tests/cluster_local.py), the daemon with
   ``--ray ADDRESS --ray-cpus 1``: one training at a time, in a Ray worker;
 * ray-2: the same with a 2-CPU head: two trainings at a time.
 
@@ -24,6 +24,7 @@ import json
 import os
 import re
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,9 +32,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-from daemon.cluster_local import local_head
-from daemon.demo import serve_subprocess
 from protocol.wire import Image
+from singan_cli.demo import serve_subprocess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' Ray head, shared with this bench
+from cluster_local import local_head  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 _DONE = re.compile(r"job \S+ \(train \S+\) done(?: on Ray)? in ([0-9.]+) s")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from daemon.demo import serve_subprocess
+from singan_cli.demo import serve_subprocess
 from protocol.session import ConnectionState, Session, Task
 from protocol.wire import Image
 

@@ -1,4 +1,4 @@
-"""Procedural test textures for the full-resolution bench and tests (issue 24): a near-regular
+"""Procedural test textures for the full-resolution bench and tests: a near-regular
 lattice of interlocking rings (chainmail), a fine plaster and bark-like wood.
 
 Each is a height field lit from the upper left (Lambert shading of its normals) with a little

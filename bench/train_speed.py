@@ -34,7 +34,7 @@ from singan_core.training import _init_nets, _optimizers, new_pyramid, train, tr
 from original_step import original_iteration, upsampled_reconstruction
 from quality import apply_overrides
 
-# The original code release on a 2-core CPU, torch 2.13, balloons.png, paper preset (issue #2).
+# The original code release on a 2-core CPU, torch 2.13, balloons.png, paper preset.
 ORIGINAL_S_PER_ITER = [0.053, 0.075, 0.103, 0.150, 0.517, 0.881, 1.445, 2.421, 17.0]
 ORIGINAL_SAMPLE_S = 0.25
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.schema import MAX_MESSAGE_BYTES
-from protocol.wire import ProtocolError
+from protocol.errors import ProtocolError
 
 MiB = 1024**2
 MAX_MESSAGE_FRAMES = 4

@@ -23,7 +23,7 @@ class LoadedModel:
     """A loaded pyramid and its full-resolution :class:`~singan_core.full_resolution.LiftSource`,
     read on first use (``source``; only lifts need it: a missing or corrupt ``full_source.png``
     fails those, not harmonize or animate). ``has_full_source``: the model directory records a
-    ``full_source.png`` (models saved before issue 12 have none and lift from their training image)."""
+    ``full_source.png`` (models of ``format_version`` 1 have none and lift from their training image)."""
 
     def __init__(self, pyramid: SinGANPyramid, has_full_source: bool, load_source: Callable[[SinGANPyramid], LiftSource]):
         self.pyramid, self.has_full_source, self._load_source = pyramid, has_full_source, load_source

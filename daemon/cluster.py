@@ -1,5 +1,5 @@
-"""Trainings on a Ray cluster (``singan serve --ray ADDRESS``); Ray is imported only here, and only
-when :meth:`RayTrainer.start` connects.
+"""Trainings on a Ray cluster (``singan serve --ray ADDRESS``); Ray itself is imported only in the
+driver child (:mod:`daemon.cluster_driver`) and on the Ray workers.
 
 Hand-off. The daemon's store stays the single source of truth. For each training the daemon
 loads the model directory (:func:`~singan_core.workflow.resume_training`) and ships its state as
@@ -17,44 +17,54 @@ never need the daemon's disk.
 Retries. Tasks run with ``max_retries=0`` and the daemon resubmits: a task Ray retries re-runs
 with its *original* argument, so it would redo every scale the store got meanwhile (and the
 daemon would have to drop them as duplicates). When a task is lost (its worker process or node
-died: Ray's system errors, :func:`_lost_errors`), the daemon reloads the model from the store and
+died: Ray's system errors, :func:`~daemon.cluster_driver.lost_errors`), the daemon reloads the model from the store and
 submits a fresh task from its last finished scale, on whichever worker Ray picks. After
 ``max_attempts`` losses in a row without a new finished scale, the model is marked failed with the
 reason. An exception inside the training (a bug, out of memory) is not retried: the model fails.
+
+The driver. The daemon itself never imports Ray: a child process it supervises is the Ray driver
+(:mod:`daemon.cluster_driver`), so a lost head cannot take the daemon down. While no driver is
+connected the cluster is reported ``unreachable`` (``hello``'s ``cluster``), no training starts,
+and running ones wait (``jobs`` phase ``waiting``); when a new driver connects they resume from
+their last finished scale (not counted as lost attempts).
 
 Concurrency. One dispatcher thread takes prepared ``train`` jobs from the daemon's queue, in queue
 order (interactive jobs and model preparation stay in the daemon's own worker, which no longer
 interleaves trainings), as long as the cluster's total CPUs and GPUs (re-read as nodes come and
 go) hold the declared resources of the running ones plus the next one (``num_cpus`` /
 ``num_gpus``, per preset if configured): with 1 CPU each on a 2-CPU cluster, two at a time.
-Each running training has its own thread that waits on its stream with ``ray.wait`` (never
+Each running training has its own thread that waits on its task's items from the driver (never
 blocking the socket loop or the worker) and sends progress over its own inproc PUSH socket.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import zmq
 
-from protocol.schema import Error, ErrorInfo, ModelResult, Progress, Result
-from protocol.wire import MAX_MESSAGE_CHARS, Image, encode, one_line
+from protocol.errors import MAX_MESSAGE_CHARS, one_line
+from protocol.schema import Error, ModelResult, Result
 from singan_core.config import PRESETS
 from singan_core.storage import save_scale
 from singan_core.training import TrainingEstimate, TrainProgress
 from singan_core.workflow import TrainJob, resume_training
 
-from .cluster_task import Placement, ScaleDone, install_scales, pyramid_state, train_remaining
-from .jobs import Job, JobCancelled, JobQueue
+from .cluster_driver import ClusterState, DriverDown, RayDriver
+from .cluster_task import Placement, ScaleDone, install_scales, pyramid_state
+from .errors import CancelReason, JobCancelled, RayTrainingLost
+from .jobs import Job, JobQueue
 from .store import ModelStore
-from .worker import PROGRESS_INTERVAL, training_preview
+from .replies import PROGRESS_INTERVAL, Throttle, error_reply, progress_reply, send_reply, training_preview
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +144,19 @@ def is_ray_training(job: Job) -> bool:
     return job.op == "train" and job.prepare is None
 
 
-def import_ray() -> Any:
-    """The ``ray`` module. Raises ValueError naming ``--ray`` and the extra to install."""
-    try:
-        import ray
-    except ImportError:
-        raise ValueError(f"ray: --ray needs Ray, which is not installed; {INSTALL_HINT}") from None
-    return ray
+def check_ray_installed() -> None:
+    """Raises ValueError naming ``--ray`` and the extra to install when Ray is not installed
+    (without importing it: the daemon process never does)."""
+    if importlib.util.find_spec("ray") is None:
+        raise ValueError(f"ray: --ray needs Ray, which is not installed; {INSTALL_HINT}")
 
 
-class RayTrainingLost(RuntimeError):
-    """A training's tasks were lost ``max_attempts`` times in a row (message: the last reason)."""
+class _TaskLost(RuntimeError):
+    """A task's worker or node died (message: Ray's reason): resubmitted."""
+
+
+class _TaskFailed(RuntimeError):
+    """The training inside a task raised (message: its exception, one line): the model fails."""
 
 
 class RayTrainer:
@@ -159,8 +171,7 @@ class RayTrainer:
         self.config, self.queue, self.store = config, queue, store
         self.context, self.events_endpoint, self.preview_interval = context, events_endpoint, preview_interval
         self._threads: list[threading.Thread] = []
-        self._ray: Any = None
-        self._unreachable = False  # the last query of the cluster's resources failed (logged once)
+        self.driver: RayDriver | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -170,14 +181,15 @@ class RayTrainer:
         Raises:
             ValueError: Ray is not installed, or the cluster cannot be reached (one line).
         """
-        ray = self._ray = import_ray()
+        check_ray_installed()
+        self.driver = RayDriver(self.config.address)
         try:
-            ray.init(address=self.config.address, log_to_driver=False, configure_logging=False)
-        except Exception as exc:  # ConnectionError, RuntimeError (no auth token), ValueError
-            raise ValueError(f"ray: cannot connect to the Ray cluster at {self.config.address}: {one_line(str(exc))}{_auth_hint()}") from None
-        self._task = ray.remote(train_remaining)
-        log.info("training on the Ray cluster at %s (%s; %g CPU and %g GPU per training%s)", self.config.address,
-                 _resources_text(ray.cluster_resources()), self.config.num_cpus, self.config.num_gpus,
+            self.driver.start()
+        except ValueError as exc:
+            raise ValueError(f"ray: {one_line(str(exc))}{_auth_hint()}") from None
+        state = self.driver.state
+        log.info("training on the Ray cluster at %s (%g CPU, %g GPU; %g CPU and %g GPU per training%s)", self.config.address,
+                 state.cpus, state.gpus, self.config.num_cpus, self.config.num_gpus,
                  "".join(f", {name}: {cpus:g} CPU and {gpus:g} GPU" for name, cpus, gpus in self.config.per_preset))
         dispatcher = threading.Thread(target=self._dispatch, name="singan-ray-dispatch")
         dispatcher.start()
@@ -187,21 +199,20 @@ class RayTrainer:
         """Wait for the dispatcher and every training (the queue is closed: they stop), then disconnect."""
         while self._threads:
             self._threads.pop().join()
-        if self._ray is not None:
-            self._ray.shutdown()
+        if self.driver is not None:
+            self.driver.stop()
+
+    @property
+    def state(self) -> ClusterState:
+        """The cluster as the daemon sees it (``hello``'s ``cluster``)."""
+        assert self.driver is not None
+        return self.driver.state
 
     def _total(self) -> tuple[float, float]:
-        """The cluster's (CPUs, GPUs), re-read each time (nodes come and go); (0, 0) while its
-        head does not answer."""
-        try:
-            total = self._ray.cluster_resources()
-        except Exception as exc:
-            if not self._unreachable:
-                log.warning("the Ray cluster does not answer (%s); no training starts until it does", one_line(str(exc)))
-            self._unreachable = True
-            return 0.0, 0.0
-        self._unreachable = False
-        return float(total.get("CPU", 0)), float(total.get("GPU", 0))
+        """The cluster's (CPUs, GPUs) at the driver's last heartbeat (nodes come and go); (0, 0)
+        while it is unreachable."""
+        state = self.state
+        return (state.cpus, state.gpus) if state.connected else (0.0, 0.0)
 
     def _resources(self, job: Job) -> tuple[float, float]:
         try:
@@ -246,11 +257,11 @@ class RayTrainer:
         out = self.context.socket(zmq.PUSH)
         out.connect(self.events_endpoint)
         try:
-            message = self._execute(job, need, lambda m, images=(): _send(out, job, m, images))
+            message = self._execute(job, need, lambda m, images=(): send_reply(out, job, m, images))
             self.queue.finish(job)  # before the final reply, as the worker does
             if isinstance(message, Error) and job.client is None:
                 log.warning("job %s (%s %s): %s", job.id, job.op, job.model, message.error.message)
-            _send(out, job, message)
+            send_reply(out, job, message)
         finally:
             out.close(linger=1000)
 
@@ -261,106 +272,101 @@ class RayTrainer:
             log.info("job %s (train %s) done on Ray in %.2f s", job.id, job.model, time.perf_counter() - start)
             return Result(id=job.request_id or "", job=job.id, data=ModelResult(model=self.store.info(job.model)))
         except JobCancelled as exc:
-            if str(exc) == "shutdown":  # left to be resumed at the next start
-                return _error(job, "cancelled", f"job {job.id} (train) was cancelled: the daemon is shutting down; "
-                              "its training resumes when the daemon starts again")
+            if exc.reason is CancelReason.SHUTDOWN:  # left to be resumed at the next start
+                return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: {exc.reason.value}; "
+                                   "its training resumes when the daemon starts again")
             self.store.stop_training(job.model)
-            return _error(job, "cancelled", f"job {job.id} (train) was cancelled: cancelled on request")
+            return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: {exc.reason.value}")
         except Exception as exc:
             log.exception("job %s (train %s) failed on Ray", job.id, job.model)
-            reason = _reason(exc)
+            reason = str(exc) if isinstance(exc, _TaskFailed) else one_line(f"{type(exc).__name__}: {exc}", MAX_MESSAGE_CHARS)
             self.store.stop_training(job.model, error=reason)
-            return _error(job, "internal", f"job {job.id} (train) failed: {reason}")
+            return error_reply(job, "internal", f"job {job.id} (train) failed: {reason}")
 
     def _train(self, job: Job, need: tuple[float, float], send: Callable[..., None]) -> None:
-        """Train the job's model on Ray from its last finished scale, resubmitting lost tasks."""
-        ray, lost = self._ray, 0
-        task = self._task.options(num_cpus=need[0], num_gpus=need[1], max_retries=0, num_returns="streaming")
+        """Train the job's model on Ray from its last finished scale, resubmitting lost tasks and
+        waiting while the cluster is unreachable."""
+        driver, lost = self.driver, 0
+        assert driver is not None
         while True:
             training = resume_training(self.store.path(job.model), torch.device("cpu"))
             if training.pyramid.is_complete:
                 return
             done_before = training.pyramid.scales_done
             estimate = TrainingEstimate(training.pyramid)
-            job.progress = dict(phase="training", fraction=estimate.start_fraction, eta_seconds=None)
-            send(Progress(id=job.request_id or "", job=job.id, **job.progress))
-            stream = task.remote(pyramid_state(training.pyramid), task_threads(need[0]))
             try:
-                self._consume(job, training, estimate, stream, send)
+                if not driver.state.connected:
+                    self._wait_for_cluster(job, estimate.start_fraction)
+                    continue
+                job.progress = dict(phase="training", fraction=estimate.start_fraction, eta_seconds=None)
+                send(progress_reply(job))
+                items = driver.submit(job.id, pyramid_state(training.pyramid), task_threads(need[0]), *need)
+            except DriverDown:
+                continue
+            try:
+                self._consume(job, training, estimate, items, send)
                 return
+            except DriverDown as exc:
+                job.placement = None
+                log.warning("job %s (train %s): %s; it resumes from scale %d when the cluster answers", job.id, job.model,
+                            exc, training.pyramid.scales_done)
+                continue
             except Exception as exc:  # a cancel, a lost task, a failure in the task or in saving
-                ray.cancel(stream, force=True)  # whatever stopped us, the task must not go on
-                if not isinstance(exc, _lost_errors()):
+                driver.cancel(job.id)  # whatever stopped us, the task must not go on
+                if not isinstance(exc, _TaskLost):
                     raise
                 lost = 1 if training.pyramid.scales_done > done_before else lost + 1
                 job.placement = None
-                reason = f"the Ray task was lost ({_reason(exc)})"
+                reason = f"the Ray task was lost ({exc})"
                 if lost >= self.config.max_attempts:
                     raise RayTrainingLost(f"{reason}; {lost} attempts in a row without a finished scale") from None
                 log.warning("job %s (train %s): %s; resubmitting from scale %d (attempt %d of %d)", job.id, job.model,
                             reason, training.pyramid.scales_done, lost + 1, self.config.max_attempts)
 
-    def _consume(self, job: Job, training: TrainJob, estimate: TrainingEstimate, stream: Any, send: Callable[..., None]) -> None:
-        """Apply a task's items until it ends; raises JobCancelled, or the task's failure."""
-        ray, last = self._ray, {"progress": 0.0, "preview": time.monotonic()}
+    def _wait_for_cluster(self, job: Job, fraction: float) -> None:
+        """Wait (``jobs`` phase ``waiting``) until a driver is connected; raises JobCancelled."""
+        assert self.driver is not None
+        job.progress = dict(phase="waiting", fraction=fraction, eta_seconds=None)
+        while not self.driver.wait_connected(self.POLL):
+            job.check_cancelled()
+            if self.queue.closed:
+                raise JobCancelled(CancelReason.SHUTDOWN)
+
+    def _consume(self, job: Job, training: TrainJob, estimate: TrainingEstimate, items: queue.Queue, send: Callable[..., None]) -> None:
+        """Apply a task's items until it ends; raises JobCancelled, _TaskLost, _TaskFailed or DriverDown."""
+        progress_due, preview_due = Throttle(PROGRESS_INTERVAL), Throttle(self.preview_interval, wait_first=True)
         while True:
             job.check_cancelled()
-            ready, _ = ray.wait([stream], timeout=self.POLL)
-            if not ready:
-                continue
             try:
-                item = ray.get(next(stream))
-            except StopIteration:
+                kind, item = items.get(timeout=self.POLL)
+            except queue.Empty:
+                continue
+            if kind == "end":
                 return
+            if kind in ("lost", "failed", "down"):
+                raise {"lost": _TaskLost, "failed": _TaskFailed, "down": DriverDown}[kind](item)
             if isinstance(item, Placement):
                 job.placement = item
                 log.info("job %s (train %s) runs on Ray node %s (%s), worker pid %d, %d threads",
                          job.id, job.model, item.node_ip, item.node_id[:12], item.pid, item.threads)
             elif isinstance(item, TrainProgress):
-                fraction, now = estimate.fraction(item), time.monotonic()
-                if now - last["progress"] >= PROGRESS_INTERVAL or item.iteration == item.iterations:
-                    last["progress"] = now
+                fraction = estimate.fraction(item)
+                if progress_due(force=item.iteration == item.iterations):
                     job.progress = dict(phase="training", fraction=fraction, eta_seconds=estimate.eta_seconds(fraction),
                                         scale=item.scale, num_scales=item.num_scales, iteration=item.iteration,
                                         iterations=item.iterations)
-                    send(Progress(id=job.request_id or "", job=job.id, **job.progress))
+                    send(progress_reply(job))
             elif isinstance(item, ScaleDone):
-                self._save(job, training, item, last, send)
+                self._save(job, training, item, preview_due, send)
 
-    def _save(self, job: Job, training: TrainJob, done: ScaleDone, last: dict, send: Callable[..., None]) -> None:
+    def _save(self, job: Job, training: TrainJob, done: ScaleDone, preview_due: Throttle, send: Callable[..., None]) -> None:
         """Install finished scale k and write it as a local training does (``save_scale``, in order)."""
         pyramid = training.pyramid
         install_scales(pyramid, done.states)
         training.meta = save_scale(training.path, pyramid, done.k)
         self.store.refresh(job.model)
-        now = time.monotonic()
-        if now - last["preview"] >= self.preview_interval or done.k == pyramid.num_scales - 1:
-            last["preview"] = now
-            send(Progress(id=job.request_id or "", job=job.id, **job.progress), [training_preview(pyramid)])
-
-
-def _lost_errors() -> tuple[type[BaseException], ...]:
-    """Ray's errors for a task whose worker or node went away (not an error in the task itself)."""
-    from ray import exceptions as e
-
-    return (e.WorkerCrashedError, e.NodeDiedError, e.LocalRayletDiedError, e.ObjectLostError, e.RaySystemError,
-            e.TaskUnschedulableError)
-
-
-def _send(out: zmq.Socket, job: Job, message: Any, images: list[Image] = ()) -> None:
-    out.send_multipart([job.client or b"", *encode(message.model_dump(mode="json"), images)], copy=False)
-
-
-def _error(job: Job, code: str, message: str) -> Error:
-    return Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=one_line(message, MAX_MESSAGE_CHARS)))
-
-
-def _reason(exc: BaseException) -> str:
-    """One line for a failure: a task's own exception without Ray's traceback wrapper."""
-    cause = getattr(exc, "cause", None)
-    exc = cause if isinstance(cause, BaseException) else exc
-    text = str(exc).strip().splitlines()
-    return one_line(f"{type(exc).__name__}: {text[-1] if text else ''}", MAX_MESSAGE_CHARS)
+        if preview_due(force=done.k == pyramid.num_scales - 1):
+            send(progress_reply(job), [training_preview(pyramid)])
 
 
 def _auth_hint() -> str:
@@ -370,6 +376,3 @@ def _auth_hint() -> str:
         return ""
     return "; if the cluster uses token authentication, start the daemon with RAY_AUTH_MODE=token and RAY_AUTH_TOKEN set"
 
-
-def _resources_text(total: dict) -> str:
-    return ", ".join(f"{total.get(name, 0):g} {name}" for name in ("CPU", "GPU"))

@@ -6,7 +6,7 @@ of every scale and the finished scales' G_k / D_k state dicts, noise_amp_k and z
 :func:`train_remaining`, which rebuilds the pyramid and trains the remaining scales with the same
 core call as a local training (:func:`singan_core.training.train`) — there is no second training
 loop. It yields, in order: one :class:`Placement` (where it runs, with how many threads), then
-:class:`~singan_core.training.TrainProgress` reports (at most every :data:`PROGRESS_INTERVAL`
+:class:`~singan_core.training.TrainProgress` reports (at most every :data:`daemon.replies.PROGRESS_INTERVAL`
 seconds and at the end of each scale) and one :class:`ScaleDone` per finished scale k, carrying
 the states of every scale in :func:`~singan_core.training.scales_changed_by` ``(config, k)``.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from typing import Iterator, Union
 
@@ -25,12 +24,11 @@ import torch
 from singan_core.config import SinGANConfig
 from singan_core.device import select_device
 from singan_core.model import SinGANPyramid
-from singan_core.models import Discriminator, Generator, nfc_at
+from singan_core.nets import Discriminator, Generator, nfc_at
 from singan_core.pyramid import PyramidGeometry
 from singan_core.training import TrainProgress, scales_changed_by, train
 
-PROGRESS_INTERVAL = 0.25
-"""Least seconds between two progress reports of a task (a scale's last iteration is always reported)."""
+from .replies import PROGRESS_INTERVAL, Throttle
 
 
 @dataclass(frozen=True)
@@ -161,14 +159,12 @@ def train_remaining(state: PyramidState, threads: int) -> Iterator[TaskItem]:
     pyramid = rebuild_pyramid(state, select_device("auto"))
     items: queue.Queue = queue.Queue()
     stop = threading.Event()
-    last = [0.0]
+    progress_due = Throttle(PROGRESS_INTERVAL)
 
     def on_progress(p: TrainProgress) -> None:
         if stop.is_set():
             raise _Stopped
-        now = time.monotonic()
-        if now - last[0] >= PROGRESS_INTERVAL or p.iteration == p.iterations:
-            last[0] = now
+        if progress_due(force=p.iteration == p.iterations):
             items.put(p)
 
     def on_scale_done(trained: SinGANPyramid, k: int) -> None:

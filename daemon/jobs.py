@@ -18,12 +18,10 @@ from typing import Any, Callable
 from protocol.schema import TRAINING_OPS
 from protocol.wire import Image
 
+from .errors import CancelReason, JobCancelled
+
 _job_ids = itertools.count(1)
 _PROCESS = secrets.token_hex(3)  # job ids differ between daemon runs: a client can tell a restart
-
-
-class JobCancelled(Exception):
-    """Raised inside a running job when it is cancelled (or the daemon shuts down)."""
 
 
 @dataclass
@@ -36,7 +34,7 @@ class Job:
         client: ZeroMQ routing id of the requester, or None for the daemon's own jobs (resumes,
             watched folder). request_id: the request's id, echoed in replies.
         progress: the last progress event's fields (phase, fraction, eta_seconds, ...).
-        cancel_reason: set when cancelled: ``"cancelled"`` by a client, ``"shutdown"``.
+        cancel_reason: set when cancelled (by a client, or the daemon's shutdown).
         prepare: a new model's :class:`~daemon.prepare.Preparation`, until the worker has done it:
             the job waits in the interactive lane meanwhile, then in the training lane.
         placement: where a Ray training runs (:class:`daemon.cluster_task.Placement`), once its
@@ -53,7 +51,7 @@ class Job:
     created: float = field(default_factory=time.time)
     running: bool = False
     progress: dict[str, Any] = field(default_factory=lambda: {"phase": "queued", "fraction": 0.0, "eta_seconds": None})
-    cancel_reason: str | None = None
+    cancel_reason: CancelReason | None = None
     prepare: Any = None
     placement: Any = None
 
@@ -152,7 +150,7 @@ class JobQueue:
             if job in self._running:
                 self._running.remove(job)
 
-    def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
+    def cancel(self, job_id: str, reason: CancelReason = CancelReason.REQUEST) -> Job | None:
         """Cancel a queued job (removed at once) or a running one (it stops at its next check).
         Returns the job, or None if no such job is queued or running."""
         with self._lock:
@@ -173,7 +171,7 @@ class JobQueue:
         with self._lock:
             self._closed = True
             for job in self._running:
-                job.cancel_reason = "shutdown"
+                job.cancel_reason = CancelReason.SHUTDOWN
             queued = [*self._interactive, *self._training]
             self._interactive.clear()
             self._training.clear()

@@ -1,6 +1,6 @@
 """The interactive job ops on a loaded model: wire parameters and images in, wire images out.
 
-Each function takes the loaded model (:class:`~daemon.cache.LoadedModel`; ``instant`` none), the
+Each function takes the loaded model (:class:`~daemon.cache.LoadedModel`; ``instant`` and ``inpaint`` none), the
 validated params (:mod:`protocol.schema`) and the request's images by name, and returns an
 :class:`OpResult`. The method lives in :mod:`singan_core`; this only converts and checks output
 sizes against the protocol limits.
@@ -14,10 +14,14 @@ from typing import Any, Callable
 import torch
 
 from protocol.schema import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MIN_OUTPUT_SIDE
-from protocol.wire import Image, ProtocolError
+from protocol.errors import ProtocolError
+from protocol.wire import Image
 from singan_core import animation, editing, harmonization, paint
+from singan_core.errors import InvalidArgument
+from singan_core.fill import fill
 from singan_core.full_resolution import instant as instant_images
-from singan_core.full_resolution import sample_full_resolution
+from singan_core.full_resolution import MIN_OUTPUT_SIDE as MIN_LIFTED_SIDE
+from singan_core.full_resolution import default_detail, sample_full_resolution
 from singan_core.model import SinGANPyramid
 from singan_core.plates import instant_plate, trained_plate
 from singan_core.sampling import sample
@@ -92,7 +96,7 @@ def _size_field(params: Any, width: bool) -> str:
 def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step: Step | None = None,
              on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
     """Random samples (paper sec. 2); with ``detail: source`` lifted to the output size with the
-    full-resolution source's detail (issue 12, :func:`~singan_core.full_resolution.sample_full_resolution`)."""
+    full-resolution source's detail (:func:`~singan_core.full_resolution.sample_full_resolution`)."""
     pyramid = model.pyramid
     if params.plate or _detail(model, params) == "source":
         return _generate_lifted(model, params, on_level, budget)
@@ -118,8 +122,7 @@ def _detail(model: LoadedModel, params: Any) -> str:
     keeps its full-resolution source, else ``model`` (old clients' relative scales unchanged)."""
     if params.detail is not None:
         return params.detail
-    pixels = params.width is not None or params.height is not None
-    return "source" if pixels and model.has_full_source else "model"
+    return default_detail(model.has_full_source, pixels=params.width is not None or params.height is not None)
 
 
 def _lifted_size(source_hw: tuple[int, int], params: Any) -> tuple[int, int]:
@@ -137,15 +140,15 @@ def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None, bud
     pyramid, source = model.pyramid, model.source
     out_h, out_w = _lifted_size(tuple(source.image.shape[-2:]), params)
     size_field = _size_field(params, out_w >= out_h)
-    if min(out_h, out_w) < 16:
-        raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least 16 px a side with detail: source", size_field)
+    if min(out_h, out_w) < MIN_LIFTED_SIDE:
+        raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least {MIN_LIFTED_SIDE} px a side with detail: source", size_field)
     check_output(params.n, out_h, out_w, "params.n", size_field, budget)
     if params.plate:
         samples = trained_plate(pyramid, source, out_w, out_h, gen_start_scale=min(max(1, params.gen_start_scale), pyramid.num_scales - 1),
                                 n_samples=params.n, seed=params.seed, on_step=on_level)
         return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
     samples = sample_full_resolution(
-        pyramid, source, out_w, out_h, feature_scale=params.feature_scale, n_samples=params.n,
+        pyramid, source, height=out_h, width=out_w, feature_scale=params.feature_scale, n_samples=params.n,
         gen_start_scale=params.gen_start_scale, seed=params.seed, padding_mode=params.padding, on_step=on_level,
     )
     return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
@@ -165,8 +168,8 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None,
     elif height is None:
         height = round(width * ih / iw)
     field = "params.width" if params.width is not None or params.height is None else "params.height"
-    if min(width, height) < 16:
-        raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least 16 px a side", field)
+    if min(width, height) < MIN_LIFTED_SIDE:
+        raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least {MIN_LIFTED_SIDE} px a side", field)
     check_output(params.n, height, width, "params.n", field, budget)
     if params.plate:
         if params.tile:
@@ -175,9 +178,38 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None,
         return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
     # feature scale relative to the frame as sent (the cap may have shrunk the source)
     scale = params.feature_scale * iw / source.shape[-1]
-    out = instant_images(source, width, height, feature_scale=scale, tile=params.tile, n_samples=params.n,
+    out = instant_images(source, height=height, width=width, feature_scale=scale, tile=params.tile, n_samples=params.n,
                          seed=params.seed, on_step=on_level)
     return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
+
+
+def inpaint(params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
+    """Content-aware fill (:func:`singan_core.fill`: GPNN's conditional inpainting, membrane cloning): n results
+    of the request's ``image`` with the pixels under ``mask`` synthesised from the rest of it and
+    everything else kept; result i uses seed ``seed + i``. The alpha of an RGBA/BGRA result is the
+    synthesised region.
+
+    Raises:
+        ProtocolError: ``images`` when the mask's size differs from the image's, or when it is empty
+            or leaves no whole patch of the image outside it; ``too_large`` over the output limits.
+    """
+    image, mask = images["image"], images["mask"]
+    if (mask.width, mask.height) != (image.width, image.height):
+        raise ProtocolError(f"images: the mask is {mask.width}x{mask.height} px, the image {image.width}x{image.height} px; "
+                            "they must be the same size", "images")
+    check_output(params.n, image.height, image.width, "params.n", budget=budget)
+    source, hole = to_tensor(image), to_mask(mask)
+    out = []
+    for i in range(params.n):
+        step = None if on_level is None else (lambda done, total, i=i: on_level(i * total + done, params.n * total))
+        try:
+            result = fill(source, hole.float(), seed=params.seed + i, noise_sigma=params.noise, on_step=step)
+        except InvalidArgument as exc:
+            if exc.field != "mask":
+                raise
+            raise ProtocolError(f"images: the mask {exc.message}", "images") from None
+        out.append(from_tensor(result, "image", params.output_order, hole))
+    return OpResult(out)
 
 
 def harmonize(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
@@ -228,15 +260,17 @@ def run_interactive(op: str, model: LoadedModel | None, params: Any, images: dic
                     on_step: Step | None = None, on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
     """Run an interactive op. ``on_step`` is called between the scales of a model-scale
     ``generate``, ``on_level`` between the patch-synthesis levels of a lifted ``generate`` and of
-    ``instant`` (whose cost grows with the output size), and between the frame batches of
+    ``instant`` and ``inpaint`` (whose cost grows with the output size), and between the frame batches of
     ``animate``; harmonize, edit and paint2image run one pass at the model's own pixel count.
-    ``model`` is None for ``instant``. With ``budget``, outputs are costed before any work
+    ``model`` is None for ``instant`` and ``inpaint``. With ``budget``, outputs are costed before any work
     (:func:`check_output`).
 
     Raises ``ValueError`` (from the core: out-of-range scale, mask size; ModelLoadError for a
     damaged full-resolution source), :class:`ProtocolError`, or whatever the callbacks raise."""
     if op == "instant":
         return instant(params, images, on_level, budget)
+    if op == "inpaint":
+        return inpaint(params, images, on_level, budget)
     assert model is not None
     if op == "generate":
         return generate(model, params, images, on_step, on_level, budget)

@@ -6,6 +6,10 @@ answered meanwhile), so it only checks the image's geometry (:func:`reserve`: di
 pixel is touched) and reserves the model id; the worker does the rest (:func:`prepare_model`,
 progress phase ``preparing``) in its interactive lane, i.e. within seconds even while another
 model trains, and the training is then queued behind the other trainings.
+
+A super-resolution request first looks for a model of the same image, preset and factor
+(:func:`sr_model`); that takes the hash of its pixels on the socket loop, since the accepted reply
+names the model. Its input is at most ``MAX_SR_INPUT_SIDE`` px on the longer side.
 """
 
 from __future__ import annotations
@@ -15,14 +19,18 @@ from dataclasses import dataclass
 
 import torch
 
-from protocol.schema import ModelInfo
-from protocol.wire import Image, ProtocolError
-from singan_core.config import SinGANConfig
+from protocol.schema import MAX_SR_INPUT_SIDE, ModelInfo, SuperResolveParams, TrainParams
+from protocol.errors import ProtocolError
+from protocol.wire import Image
+from singan_core.config import SinGANConfig, preset
 from singan_core.pyramid import pyramid_geometry
 from singan_core.storage import create_model_dir
+from singan_core.super_resolution import sr_config, sr_steps
 from singan_core.training import new_pyramid
 
+from .budget import MemoryBudget
 from .images import decode_file, image_sha256, to_tensor
+from .ops import check_output
 from .store import ModelStore, StudioMeta
 
 
@@ -69,6 +77,39 @@ def reserve(store: ModelStore, prep: Preparation, height: int, width: int) -> st
         created=now, updated=now,
     )
     return store.reserve(prep.studio.name, info)
+
+
+def train_model(store: ModelStore, image: Image, params: TrainParams) -> tuple[str, Preparation]:
+    """A reserved new model for a ``train`` request and its preparation (:func:`reserve`)."""
+    config = preset(params.preset).with_overrides(max_size=params.max_size, padding_mode=params.padding, seed=params.seed)
+    prep = Preparation(config, params.preset, StudioMeta(name=params.name), params.name, image=image)
+    return reserve(store, prep, image.height, image.width), prep
+
+
+def sr_model(store: ModelStore, image: Image, params: SuperResolveParams, budget: MemoryBudget) -> tuple[str, Preparation | None]:
+    """The super-resolution model for this image, preset and factor: an existing one (and no
+    preparation), or a reserved new one and its preparation.
+
+    Raises:
+        ProtocolError: ``params.factor``, the output is over the limits or the memory budget;
+            ``images[0]`` (``too_large``), the image is over ``MAX_SR_INPUT_SIDE``; or as :func:`reserve`.
+    """
+    check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor", budget=budget)
+    if max(image.width, image.height) > MAX_SR_INPUT_SIDE:
+        raise ProtocolError(
+            f"images[0]: {image.width}x{image.height} px; super_resolve takes at most {MAX_SR_INPUT_SIDE} px on the longer side",
+            "images[0]", "too_large")
+    _, r = sr_steps(params.factor)
+    sha = image_sha256(image)
+    for model_id in store.find(sha, "super_resolution"):
+        meta = store.meta(model_id)
+        if meta.preset == params.preset and abs(meta.scale_factor - r) < 1e-4 and not store.studio(model_id).error:
+            return model_id, None
+    config = sr_config(preset(params.preset), params.factor, image.height, image.width)
+    name = f"{params.name}-sr"
+    studio = StudioMeta(name=name, kind="super_resolution", sr_factor=params.factor)
+    prep = Preparation(config, params.preset, studio, name, image=image, sha256=sha)
+    return reserve(store, prep, image.height, image.width), prep
 
 
 def prepare_model(store: ModelStore, model_id: str, prep: Preparation) -> None:

@@ -3,15 +3,16 @@
 One thread does all socket I/O: it reads requests from the ROUTER socket, answers the quick ops
 itself (hello, list_models, jobs, cancel, ...), queues job ops for the :class:`~daemon.worker.Worker`,
 and forwards the worker's replies (arriving on an inproc PULL socket) to the requesting client.
-It never decodes, hashes or writes images: a new model is prepared by the worker
-(:mod:`daemon.prepare`), and watched files are read and hashed by the watch's own thread.
+It routes: a new model is prepared by the worker (:mod:`daemon.prepare`; only a super-resolution
+image's pixels are hashed here, to find its model), watched files are read, hashed and queued by the
+watch's own thread (:mod:`daemon.watch`), and deleted models leave the disk in a thread of their own
+(:mod:`daemon.store`).
 Nothing a client sends can stop the loop: every request gets a reply or an error reply, except
 frames over ``ZMQ_MAXMSGSIZE``, which ZeroMQ drops together with the connection.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -28,26 +29,25 @@ import zmq
 from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from protocol.schema import (
     JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
-    MAX_SR_INPUT_SIDE, OPS, Accepted, Preset, CancelResult, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
+    MAX_SR_INPUT_SIDE, OPS, Accepted, Preset, CancelResult, ClusterInfo, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
     JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
 )
-from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, decode_header, decode_images, encode, one_line
+from protocol.errors import MAX_MESSAGE_CHARS, ProtocolError, one_line
+from protocol.wire import Image, decode_header, decode_images, encode
 from singan_core import __version__
-from singan_core.config import PRESETS, preset
+from singan_core.config import PRESETS
 from singan_core.device import select_device, shared_machine_threads
-from singan_core.super_resolution import sr_config, sr_steps
 
 from .cluster import ClusterConfig, RayTrainer, is_ray_training
 from .paths import default_store
 from .endpoint import check_bound, check_endpoint, display_endpoint
-from .images import checked_image_size, compact, image_sha256
+from .images import compact
 from .auth import secure_server
 from .budget import MAX_MESSAGE_FRAMES, MAX_QUEUED_JOBS, RECEIVE_HWM, MemoryBudget, default_budget
 from .jobs import Job, JobQueue
-from .ops import check_output
-from .prepare import Preparation, reserve
-from .store import ModelStore, StudioMeta, require_ready
-from .watch import FolderWatch
+from .prepare import sr_model, train_model
+from .store import ModelStore, require_ready
+from .watch import FolderWatch, WatchTrainer
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,12 @@ def _placement_fields(placement: Any) -> dict[str, Any]:
     return {"node_ip": placement.node_ip, "node_id": placement.node_id, "worker_pid": placement.pid}
 
 
+def _cluster_info(config: Any, state: Any) -> ClusterInfo:
+    """``hello``'s ``cluster`` from the trainer's :class:`~daemon.cluster_driver.ClusterState`."""
+    return ClusterInfo(address=config.address, state="connected" if state.connected else "unreachable", since=state.since,
+                       message=state.message or None, cpus=state.cpus, gpus=state.gpus)
+
+
 def _device_description(device: torch.device) -> tuple[str, int | None]:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -126,10 +132,10 @@ class Daemon:
         self._events = f"inproc://singan-events-{self.instance}"
         self._requests: dict[tuple[bytes, str], Job] = {}  # open jobs by (client, request id)
         self._stop = threading.Event()
+        self._cluster: RayTrainer | None = None
         self._context = zmq.Context()
         self.endpoint: str | None = None  # the bound endpoint (port filled in), once running
-        self._watch: FolderWatch | None = None
-        self._watch_skips: dict[Path, str] = {}  # watched file -> the content hash whose skip was logged
+        self._watch: WatchTrainer | None = None
 
     def stop(self) -> None:
         """Ask the loop to shut down (thread- and signal-safe)."""
@@ -155,6 +161,7 @@ class Daemon:
         if self.config.cluster is not None:
             cluster = RayTrainer(self.config.cluster, self.queue, self.store, self._context, self._events, self.config.preview_interval)
             cluster.start()
+            self._cluster = cluster
         self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes,
                               self.config.preview_interval, accept=None if cluster is None else lambda job: not is_ray_training(job),
                               on_close=None if cluster is None else cluster.join, budget=self.budget)
@@ -179,10 +186,7 @@ class Daemon:
             self._context.term()  # waits until the last replies are sent (socket linger)
 
     def _loop(self, bound: threading.Event, failure: list) -> None:
-        # This thread's tensor work (decoding a training image, its pyramid) is small. With the
-        # default thread count OpenMP would give it a second pool of worker threads beside the
-        # worker's, and that halved the worker's training speed on a 2-core CPU (measured: the
-        # draft demo training took 592 s instead of 391 s).
+        # This thread's tensor work is small; a second OpenMP pool beside the worker's would slow the worker.
         torch.set_num_threads(1)
         auth = None
         try:
@@ -209,30 +213,33 @@ class Daemon:
         events.bind(self._events)
         bound.set()
         self._resume_unfinished()
-        self._watch = watch = self._start_watch()
+        if self.config.watch is not None:
+            self._watch = WatchTrainer(FolderWatch(self.config.watch, self.config.debounce), self.config.watch_preset,
+                                       self.store, self.queue, self.budget, self._stop)
+            self._watch.start()
         log.info("serving on %s (device %s, %d worker threads, store %s)", self.endpoint, self.device, self.threads, self.store.root)
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(events, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                self._check_watch()
+                if self._watch is not None:
+                    self._watch.check()
                 for socket, _ in poller.poll(200):
                     if socket is router:
                         self._on_request(router.recv_multipart(copy=False))
                     else:
                         self._forward(events.recv_multipart(copy=False))
         finally:
-            self._shutdown(events, watch)
+            self._shutdown(events)
             auth.stop()
 
-    def _shutdown(self, events: zmq.Socket, watch: FolderWatch | None) -> None:
+    def _shutdown(self, events: zmq.Socket) -> None:
         """Cancel the queue, let the running job stop at its next check, pass on its last replies."""
         log.info("shutting down")
         self._stop.set()
-        if watch is not None:
-            self._watch_thread.join()  # before the queue closes: it may be queueing a training
-            watch.stop()
+        if self._watch is not None:
+            self._watch.stop()  # before the queue closes: it may be queueing a training
         for job in self.queue.close():
             later = "; its training resumes when the daemon starts again" if job.training and job.prepare is None else ""
             self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(
@@ -313,13 +320,10 @@ class Daemon:
             raise ProtocolError(f"queue: {queued} jobs are waiting, the most the daemon queues; try again when some finish", "queue", "busy")
         by_name, prep = {image.name: compact(image) for image in images}, None
         if request.op == "train":
-            params, image = request.params, by_name["image"]
-            config = preset(params.preset).with_overrides(max_size=params.max_size, padding_mode=params.padding, seed=params.seed)
-            prep = Preparation(config, params.preset, StudioMeta(name=params.name), params.name, image=image)
-            model = reserve(self.store, prep, image.height, image.width)
+            model, prep = train_model(self.store, by_name["image"], request.params)
         elif request.op == "super_resolve":
-            model, prep = self._sr_model(by_name["image"], request.params)
-        elif request.op == "instant":
+            model, prep = sr_model(self.store, by_name["image"], request.params, self.budget)
+        elif request.op in ("instant", "inpaint"):
             model = None  # no model: patch synthesis from the image itself
         else:
             model = request.params.model
@@ -331,96 +335,11 @@ class Daemon:
 
     # -- trainings --------------------------------------------------------------------------
 
-    def _sr_model(self, image: Image, params: Any) -> tuple[str, Preparation | None]:
-        """The super-resolution model for this image, preset and factor: an existing one (and no
-        preparation), or a reserved new one and its preparation."""
-        check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor", budget=self.budget)
-        if max(image.width, image.height) > MAX_SR_INPUT_SIDE:
-            raise ProtocolError(
-                f"images[0]: {image.width}x{image.height} px; super_resolve takes at most {MAX_SR_INPUT_SIDE} px on the longer side",
-                "images[0]", "too_large")
-        _, r = sr_steps(params.factor)
-        sha = image_sha256(image)
-        for model_id in self.store.find(sha, "super_resolution"):
-            meta = self.store.meta(model_id)
-            if meta.preset == params.preset and abs(meta.scale_factor - r) < 1e-4 and not self.store.studio(model_id).error:
-                return model_id, None
-        config = sr_config(preset(params.preset), params.factor, image.height, image.width)
-        name = f"{params.name}-sr"
-        studio = StudioMeta(name=name, kind="super_resolution", sr_factor=params.factor)
-        prep = Preparation(config, params.preset, studio, name, image=image, sha256=sha)
-        return reserve(self.store, prep, image.height, image.width), prep
-
     def _resume_unfinished(self) -> None:
         for model_id in self.store.unfinished():
             job = Job("train", None, model_id)
             self.queue.put(job)
             log.info("resuming the interrupted training of %s as job %s", model_id, job.id)
-
-    def _start_watch(self) -> FolderWatch | None:
-        if self.config.watch is None:
-            return None
-        watch = FolderWatch(self.config.watch, self.config.debounce)
-        watch.start()
-        self._watch_thread = threading.Thread(target=self._watch_loop, args=(watch,), name="singan-watch")
-        self._watch_thread.start()
-        log.info("watching %s (preset %s)", self.config.watch, self.config.watch_preset)
-        return watch
-
-    def _watch_loop(self, watch: FolderWatch) -> None:
-        """The watch's own thread: reading and hashing watched files never holds up the socket loop.
-        It only touches thread-safe parts (the store's index, the job queue) and the watch's counts.
-        Each file is isolated (:meth:`_watched_file`); should a pass fail anyway, it is logged and
-        the loop goes on (and the socket loop restarts a thread that died, :meth:`_check_watch`)."""
-        while not self._stop.wait(0.5):
-            try:
-                for path in watch.ready():
-                    self._watched_file(path)
-            except Exception as exc:  # a bug: keep watching
-                log.exception("watch: a pass failed (%s); the watch goes on", one_line(f"{type(exc).__name__}: {exc}"))
-
-    def _check_watch(self) -> None:
-        """Restart the watch thread if it died (called by the socket loop), saying so in the log."""
-        thread = getattr(self, "_watch_thread", None)
-        if self._watch is None or thread is None or thread.is_alive() or self._stop.is_set():
-            return
-        log.error("watch: its thread had stopped; restarted")
-        self._watch_thread = threading.Thread(target=self._watch_loop, args=(self._watch,), name="singan-watch")
-        self._watch_thread.start()
-
-    def _watched_file(self, path: Path) -> None:
-        """A new version of a file of the watched folder (see :mod:`daemon.watch`): read it once,
-        and train it unless a generative model of the same bytes exists. A file replaced with
-        other content trains a new model (``<stem>-2``, ...); the old model stays. A skip is logged
-        at info level once per file and content, at debug level after that. Any failure with this
-        one file (unreadable, vanished, a symlink loop, truncated, a decompression bomb, over the
-        size limits or the memory budget) counts as ``failed`` with a one-line warning."""
-        counts = self._watch.counts
-        try:
-            size = path.stat().st_size
-            if size > self.budget.inputs:
-                raise ValueError(f"{size // 2**20} MiB, over the {self.budget.inputs // 2**20} MiB the memory budget allows for an input")
-            data = path.read_bytes()
-            counts.reads += 1
-            sha = hashlib.sha256(data).hexdigest()
-            if self.store.find(sha):
-                counts.skipped += 1
-                level = logging.DEBUG if self._watch_skips.get(path) == sha else logging.INFO
-                self._watch_skips[path] = sha
-                log.log(level, "%s: already trained (same content), skipped", one_line(path.name))
-                return
-            width, height = checked_image_size(data)
-            prep = Preparation(preset(self.config.watch_preset), self.config.watch_preset, StudioMeta(name=path.stem),
-                               path.name, file_bytes=data, sha256=sha)
-            model_id = reserve(self.store, prep, height, width)
-        except Exception as exc:  # this file only: the watch goes on
-            counts.failed += 1
-            log.warning("%s: not trained: %s", one_line(path.name), one_line(f"{exc}" if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"))
-            return
-        counts.trained += 1
-        job = Job("train", None, model_id, prepare=prep)
-        self.queue.put(job)
-        log.info("%s: training as model %s (job %s)", one_line(path.name), model_id, job.id)
 
     # -- quick ops --------------------------------------------------------------------------
 
@@ -432,6 +351,7 @@ class Daemon:
             preset_details=[{"name": name, "max_size": PRESETS[name].pyramid.max_size, "iterations": PRESETS[name].train.iterations}
                             for name in TRAIN_PRESETS],
             auth_required=bool(self.config.token),
+            cluster=None if self._cluster is None else _cluster_info(self.config.cluster, self._cluster.state),
             limits={
                 "max_image_side": MAX_IMAGE_SIDE, "max_image_pixels": MAX_IMAGE_PIXELS,
                 "max_output_pixels": MAX_OUTPUT_PIXELS, "max_samples": MAX_SAMPLES, "max_frames": MAX_FRAMES,
@@ -477,9 +397,9 @@ class Daemon:
                     **_placement_fields(job.placement))
             for position, job in self.queue.snapshot()
         ]
-        watch = self._watch
-        if watch is None:
+        if self._watch is None:
             return JobListResult(jobs=jobs)
+        watch = self._watch.watch
         info = WatchInfo(folder=str(watch.folder), files_seen=watch.files_seen, **vars(watch.counts))
         return JobListResult(jobs=jobs, watch=info)
 

@@ -11,11 +11,16 @@ kept current by the store's own writes and :meth:`ModelStore.refresh` after each
 so ``list_models`` reads no file. A model being prepared (its training image not yet decoded and
 written, see :mod:`daemon.worker`) is in the index as *reserved*, status ``queued``, before its
 directory exists. Model directories copied into the store by hand appear at the next start.
+
+Deleting a model renames its directory into ``<root>/models/.trash`` (one rename, so the caller, the
+socket loop, is answered at once) and removes it there in a thread of its own; what a killed daemon
+left in the trash is removed at the next start.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import threading
 import unicodedata
@@ -25,10 +30,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from protocol.schema import ModelInfo
-from protocol.wire import ProtocolError
-from singan_core.storage import META_FILE, ModelLoadError, ModelMeta, atomic_write_bytes, read_meta
+from protocol.errors import ProtocolError
+from singan_core.errors import ModelLoadError
+from singan_core.storage import META_FILE, ModelMeta, atomic_write_bytes, read_meta
 
 STUDIO_FILE = "studio.json"
+TRASH_DIR = ".trash"
+"""Deleted model directories on their way out, under ``<root>/models`` (not a slug: never a model)."""
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -64,6 +72,7 @@ class ModelStore:
         self.root = Path(root)
         self.models_dir = self.root / "models"
         self.models_dir.mkdir(parents=True, exist_ok=True)
+        self._empty_trash()
         self._lock = threading.Lock()  # the socket loop reads the index, the worker updates it
         self._index: dict[str, ModelInfo] = {}
         self._reserved: set[str] = set()
@@ -158,12 +167,21 @@ class ModelStore:
         self.refresh(model_id)
 
     def delete(self, model_id: str) -> None:
-        """Remove the model directory and everything in it."""
+        """Remove the model directory and everything in it: at once from the store (a rename into
+        the trash), then from the disk in a thread of its own."""
         path = self.path(model_id)
         if not path.is_dir():
             raise KeyError(model_id)
-        shutil.rmtree(path)
+        trash = self.models_dir / TRASH_DIR
+        trash.mkdir(exist_ok=True)
+        gone = trash / f"{model_id}-{secrets.token_hex(4)}"
+        path.rename(gone)
         self.refresh(model_id)
+        threading.Thread(target=shutil.rmtree, args=(gone,), kwargs={"ignore_errors": True}, name="singan-delete").start()
+
+    def _empty_trash(self) -> None:
+        """Remove what a killed daemon left in the trash."""
+        shutil.rmtree(self.models_dir / TRASH_DIR, ignore_errors=True)
 
     def find(self, source_sha256: str, kind: str = "generative") -> list[str]:
         """Ids of the models trained from this source hash (any status), of ``kind`` (from the index)."""

@@ -1,6 +1,7 @@
-"""Folder watch: report each version of an image file once, after it has stopped changing.
+"""Folder watch: report each version of an image file once, after it has stopped changing, and
+train it (:class:`WatchTrainer`, the watch's own thread).
 
-watchdog's observer thread only records *when* a file may have changed; the socket loop calls
+watchdog's observer thread only records *when* a file may have changed; the watch thread calls
 :meth:`FolderWatch.ready` periodically and gets each file once it has had no event for
 ``debounce`` seconds and its size and modification time are unchanged since the previous check
 (a copy in progress keeps changing both). Files already in the folder at start are reported too.
@@ -9,14 +10,16 @@ Only events that can change a file's content count: created, modified, closed af
 moved into the folder (and deleted, which forgets the file). Opening and closing a file without
 writing (``FileOpenedEvent``, ``FileClosedNoWriteEvent``, which inotify reports) are ignored:
 the daemon reads each file it handles, and counting those reads as changes made it re-read
-every file every ``debounce`` seconds forever (issue 18). On top of that, the (size, mtime_ns)
+every file every ``debounce`` seconds forever. On top of that, the (size, mtime_ns)
 of the version last reported is remembered per path, and a file whose (size, mtime_ns) is
-unchanged is never reported again, whatever events arrive. Deduplication by content is the
-caller's job.
+unchanged is never reported again, whatever events arrive. Deduplication by content is
+:class:`WatchTrainer`'s job.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +30,17 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+
+from protocol.errors import one_line
+from singan_core.config import preset
+
+from .budget import MemoryBudget
+from .images import checked_image_size
+from .jobs import Job, JobQueue
+from .prepare import Preparation, reserve
+from .store import ModelStore, StudioMeta
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 CHANGE_EVENTS = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED}
@@ -134,3 +148,89 @@ class FolderWatch(FileSystemEventHandler):
             else:
                 self._stat[path] = stat
         return sorted(out)
+
+
+class WatchTrainer:
+    """Trains every image that appears in a watched folder, in its own thread: reading and hashing
+    watched files never holds up the daemon's socket loop. It only touches thread-safe parts (the
+    store's index, the job queue) and the watch's counts.
+
+    Args:
+        watch: the folder's :class:`FolderWatch` (started and stopped here).
+        preset_name: the trainings' preset. store, queue, budget: the daemon's.
+        stop: the daemon's stop event; the thread ends when it is set.
+    """
+
+    def __init__(self, watch: FolderWatch, preset_name: str, store: ModelStore, queue: JobQueue, budget: MemoryBudget,
+                 stop: threading.Event):
+        self.watch, self.preset_name = watch, preset_name
+        self.store, self.queue, self.budget, self._stop = store, queue, budget, stop
+        self._skips: dict[Path, str] = {}  # watched file -> the content hash whose skip was logged
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start watching and the watch thread."""
+        self.watch.start()
+        self._start_thread()
+        log.info("watching %s (preset %s)", self.watch.folder, self.preset_name)
+
+    def stop(self) -> None:
+        """Wait for the thread (the stop event must be set: it may be queueing a training), then stop watching."""
+        if self._thread is not None:
+            self._thread.join()
+        self.watch.stop()
+
+    def check(self) -> None:
+        """Restart the watch thread if it died (called by the socket loop), saying so in the log."""
+        if self._thread is None or self._thread.is_alive() or self._stop.is_set():
+            return
+        log.error("watch: its thread had stopped; restarted")
+        self._start_thread()
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="singan-watch")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        """Each file is isolated (:meth:`_watched_file`); should a pass fail anyway, it is logged and
+        the loop goes on (and the socket loop restarts a thread that died, :meth:`check`)."""
+        while not self._stop.wait(0.5):
+            try:
+                for path in self.watch.ready():
+                    self._watched_file(path)
+            except Exception as exc:  # a bug: keep watching
+                log.exception("watch: a pass failed (%s); the watch goes on", one_line(f"{type(exc).__name__}: {exc}"))
+
+    def _watched_file(self, path: Path) -> None:
+        """A new version of a file of the watched folder: read it once, and train it unless a
+        generative model of the same bytes exists. A file replaced with other content trains a new
+        model (``<stem>-2``, ...); the old model stays. A skip is logged at info level once per file
+        and content, at debug level after that. Any failure with this one file (unreadable,
+        vanished, a symlink loop, truncated, a decompression bomb, over the size limits or the
+        memory budget) counts as ``failed`` with a one-line warning."""
+        counts = self.watch.counts
+        try:
+            size = path.stat().st_size
+            if size > self.budget.inputs:
+                raise ValueError(f"{size // 2**20} MiB, over the {self.budget.inputs // 2**20} MiB the memory budget allows for an input")
+            data = path.read_bytes()
+            counts.reads += 1
+            sha = hashlib.sha256(data).hexdigest()
+            if self.store.find(sha):
+                counts.skipped += 1
+                level = logging.DEBUG if self._skips.get(path) == sha else logging.INFO
+                self._skips[path] = sha
+                log.log(level, "%s: already trained (same content), skipped", one_line(path.name))
+                return
+            width, height = checked_image_size(data)
+            prep = Preparation(preset(self.preset_name), self.preset_name, StudioMeta(name=path.stem),
+                               path.name, file_bytes=data, sha256=sha)
+            model_id = reserve(self.store, prep, height, width)
+        except Exception as exc:  # this file only: the watch goes on
+            counts.failed += 1
+            log.warning("%s: not trained: %s", one_line(path.name), one_line(f"{exc}" if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"))
+            return
+        counts.trained += 1
+        job = Job("train", None, model_id, prepare=prep)
+        self.queue.put(job)
+        log.info("%s: training as model %s (job %s)", one_line(path.name), model_id, job.id)

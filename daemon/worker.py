@@ -1,8 +1,7 @@
 """The worker: owns the compute device and runs jobs, in the daemon's main thread (PyTorch's CPU
 thread pool is much slower for small tensors when driven from a secondary thread).
 
-Replies go to the socket loop over an inproc PUSH socket as ``[client id, header, *images]``
-(an empty client id for the daemon's own jobs, whose replies are only logged). A training
+Replies go to the socket loop as :mod:`daemon.replies` builds them. A training
 calls back after every iteration; there the worker checks for cancellation and first runs every
 queued interactive job — training yields to artists between iterations.
 """
@@ -16,13 +15,12 @@ from typing import Any, Callable
 import torch
 import zmq
 
-from protocol.schema import Error, ErrorInfo, ImagesResult, ModelInfo, ModelResult, Progress, Result
-from protocol.wire import MAX_MESSAGE_CHARS, Image, ProtocolError, encode, one_line
+from protocol.schema import Error, ImagesResult, ModelInfo, ModelResult, Result
+from protocol.errors import ProtocolError
+from protocol.wire import Image
 from singan_core.errors import InvalidArgument
 from singan_core.full_resolution import lift_source
-from singan_core.model import SinGANPyramid
-from singan_core.patch_synthesis import interruptible
-from singan_core.sampling import preview
+from singan_core.cancel import interruptible
 from singan_core.storage import load_full_source, load_pyramid
 from singan_core.super_resolution import super_resolve
 from singan_core.training import TrainingEstimate, TrainProgress
@@ -31,19 +29,17 @@ from singan_core.workflow import resume_training, run_training
 from .budget import MemoryBudget
 from .cache import LoadedModel, PyramidCache
 from .images import from_tensor
-from .jobs import Job, JobCancelled, JobQueue
+from .errors import CancelReason, JobCancelled
+from .jobs import Job, JobQueue
 from .prepare import prepare_model
 from .ops import check_output, run_interactive
+from .replies import PROGRESS_INTERVAL, Throttle, error_reply, progress_reply, send_reply, training_preview
 from .store import ModelStore, require_ready
 
 log = logging.getLogger(__name__)
 
 _CORE_ARGUMENTS = {"n_samples": "n"}
 """Core argument names (:class:`~singan_core.errors.InvalidArgument` ``field``) that differ from the protocol's params."""
-PROGRESS_INTERVAL = 0.25
-"""Seconds between progress events of a training (a scale's end is always reported)."""
-PREVIEW_SIZE = 128
-"""Longest side (pixels) of a training preview."""
 
 
 class Worker:
@@ -108,7 +104,7 @@ class Worker:
                     self._progress(job, phase="loading", fraction=0.0)
                     model = self._ready_model(job.model)
                 self._progress(job, phase="sampling", fraction=0.0)
-                with interruptible(job.check_cancelled):  # a cancel lands inside a patch-synthesis level too
+                with interruptible(job.check_cancelled):  # a cancel lands inside a level or a generator pass too
                     out = run_interactive(job.op, model, job.params, job.images, self._sampling_step(job), self._level_step(job), self.budget)
                 self.cache.trim()  # a lift read the model's full-resolution source
                 job.check_cancelled()  # cancelled while it ran: the client no longer wants the result
@@ -118,23 +114,22 @@ class Worker:
             log.info("job %s (%s %s) done in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
             return Result(id=job.request_id or "", job=job.id, data=data), images
         except JobCancelled as exc:
-            why = "the daemon is shutting down" if str(exc) == "shutdown" else "cancelled on request"
-            return self._error(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {why}"), []
+            return error_reply(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {exc.reason.value}"), []
         except ProtocolError as exc:
-            return self._error(job, exc.code, exc.message, exc.field), []
+            return error_reply(job, exc.code, exc.message, exc.field), []
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             self.cache.discard(job.model or "")
-            return self._error(job, "out_of_memory", f"job {job.id} ({job.op}): the GPU ran out of memory; try a smaller size or n"), []
+            return error_reply(job, "out_of_memory", f"job {job.id} ({job.op}): the GPU ran out of memory; try a smaller size or n"), []
         except InvalidArgument as exc:  # the core's range checks name their argument: "scale: must be in 1..6, got 9"
             field = _CORE_ARGUMENTS.get(exc.field, exc.field)
             known = field in getattr(type(job.params), "model_fields", {})
-            return self._error(job, "invalid_request", f"params.{field}: {exc.message}" if known else str(exc), f"params.{field}" if known else None), []
+            return error_reply(job, "invalid_request", f"params.{field}: {exc.message}" if known else str(exc), f"params.{field}" if known else None), []
         except ValueError as exc:  # other bad input the core found (a mask of the wrong size): no field to blame
-            return self._error(job, "invalid_request", str(exc)), []
+            return error_reply(job, "invalid_request", str(exc)), []
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.op)
-            return self._error(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"), []
+            return error_reply(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"), []
 
     def _prepare(self, job: Job) -> Error | None:
         """Create the job's reserved model (:func:`~daemon.prepare.prepare_model`, phase
@@ -148,13 +143,12 @@ class Worker:
             log.info("job %s (%s %s) prepared in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
             return None
         except JobCancelled as exc:
-            why = "the daemon is shutting down" if str(exc) == "shutdown" else "cancelled on request"
-            failure = self._error(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {why}")
+            failure = error_reply(job, "cancelled", f"job {job.id} ({job.op}) was cancelled: {exc.reason.value}")
         except ProtocolError as exc:
-            failure = self._error(job, exc.code, exc.message, exc.field)
+            failure = error_reply(job, exc.code, exc.message, exc.field)
         except Exception as exc:
             log.exception("job %s (%s) failed while preparing", job.id, job.op)
-            failure = self._error(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)")
+            failure = error_reply(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)")
         self.store.release(job.model)
         return failure
 
@@ -189,17 +183,12 @@ class Worker:
     # -- replies ----------------------------------------------------------------------------
 
     def _emit(self, job: Job, message: Any, images: list[Image] = ()) -> None:
-        header = message.model_dump(mode="json")
         assert self._out is not None
-        self._out.send_multipart([job.client or b"", *encode(header, images)], copy=False)
+        send_reply(self._out, job, message, images)
 
-    @staticmethod
-    def _error(job: Job, code: str, message: str, field: str | None = None) -> Error:
-        return Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=one_line(message, MAX_MESSAGE_CHARS), field=field))
-
-    def _progress(self, job: Job, preview_image: Image | None = None, **fields: Any) -> None:
+    def _progress(self, job: Job, **fields: Any) -> None:
         job.progress = fields
-        self._emit(job, Progress(id=job.request_id or "", job=job.id, **fields), [preview_image] if preview_image else [])
+        self._emit(job, progress_reply(job))
 
     # -- models -----------------------------------------------------------------------------
 
@@ -216,30 +205,26 @@ class Worker:
         """Train (or resume) the job's model; returns its ModelInfo."""
         training = resume_training(self.store.path(job.model), self.device)
         estimate = TrainingEstimate(training.pyramid)
-        last = {"progress": 0.0, "preview": time.monotonic()}
+        progress_due, preview_due = Throttle(PROGRESS_INTERVAL), Throttle(self.preview_interval, wait_first=True)
 
         def on_progress(p: TrainProgress) -> None:
             job.check_cancelled()
             fraction = estimate.fraction(p)
-            now = time.monotonic()
-            if now - last["progress"] >= PROGRESS_INTERVAL or p.iteration == p.iterations:
-                last["progress"] = now
+            if progress_due(force=p.iteration == p.iterations):
                 self._progress(job, phase="training", fraction=fraction, eta_seconds=estimate.eta_seconds(fraction),
                                scale=p.scale, num_scales=p.num_scales, iteration=p.iteration, iterations=p.iterations)
             self._serve_interactive()
 
         def on_scale_done(pyramid, k: int) -> None:
             self.store.refresh(job.model)  # scales_done, as just saved
-            now = time.monotonic()
-            if now - last["preview"] >= self.preview_interval or k == pyramid.num_scales - 1:
-                last["preview"] = now
-                self._emit(job, Progress(id=job.request_id or "", job=job.id, **job.progress), [training_preview(pyramid)])
+            if preview_due(force=k == pyramid.num_scales - 1):
+                self._emit(job, progress_reply(job), [training_preview(pyramid)])
 
         self._progress(job, phase="training", fraction=estimate.start_fraction)
         try:
             run_training(training, on_progress, on_scale_done, report_every=1)
         except JobCancelled as exc:
-            if str(exc) != "shutdown":  # a shutdown leaves it to be resumed at the next start
+            if exc.reason is not CancelReason.SHUTDOWN:  # a shutdown leaves it to be resumed at the next start
                 self.store.stop_training(job.model)
             raise
         except Exception as exc:
@@ -268,17 +253,3 @@ def _eta(start: float, done: int, total: int) -> float | None:
         return None
     return (time.monotonic() - start) * (total - done) / done
 
-
-def training_preview(pyramid: SinGANPyramid) -> Image:
-    """The preview image of a training's progress event: a sample of the finished scales
-    (:func:`~singan_core.sampling.preview`, seed 0), at most PREVIEW_SIZE px on the longer side."""
-    return from_tensor(_thumbnail(preview(pyramid, seed=0)), "preview")
-
-
-def _thumbnail(x: torch.Tensor) -> torch.Tensor:
-    """Shrink (1, 3, h, w) to at most PREVIEW_SIZE px on the longer side."""
-    h, w = x.shape[-2:]
-    if max(h, w) <= PREVIEW_SIZE:
-        return x
-    s = PREVIEW_SIZE / max(h, w)
-    return torch.nn.functional.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area")

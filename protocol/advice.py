@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .client import DaemonError
+from .errors import DaemonError
 
 __all__ = ["Estimate", "explain", "training_estimate"]
 

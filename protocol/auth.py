@@ -28,6 +28,7 @@ import re
 import secrets
 import sys
 from pathlib import Path
+from typing import cast
 
 import zmq
 
@@ -162,8 +163,8 @@ def ensure_curve_keys(folder: Path | None = None) -> tuple[bytes, bytes, Path]:
             _write_private(folder / f"{name}.key_secret", _certificate(public, secret))
             if name == "client":
                 _write_private(allowed / "client.key", _certificate(public))
-    public, secret = zmq.auth.load_certificate(folder / "server.key_secret")
-    return public, secret, allowed
+    server_public, server_secret = zmq.auth.load_certificate(folder / "server.key_secret")
+    return server_public, cast(bytes, server_secret), allowed  # a .key_secret file holds both keys
 
 
 def _certificate(public: bytes, secret: bytes | None = None) -> str:
@@ -184,7 +185,7 @@ def client_curve_keys(folder: Path | None = None) -> tuple[bytes, bytes, bytes] 
         public, secret = zmq.auth.load_certificate(folder / "client.key_secret")
     except (OSError, ValueError):
         return None
-    return server, public, secret
+    return server, public, cast(bytes, secret)  # a .key_secret file holds both keys
 
 
 def secure_client(socket: zmq.Socket, curve: bool, token: str | None, folder: Path | None = None) -> None:

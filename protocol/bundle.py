@@ -1,7 +1,7 @@
 """Build time only: put the protocol client and its dependencies into a plugin package.
 
 The Krita plugin and the Blender add-on carry their own copy of the client (``protocol/__init__.py``,
-``wire.py``, ``auth.py``, ``client.py``, ``session.py``, ``requests.py``, ``advice.py``: pyzmq + msgpack only) because the host applications' Pythons have no
+``errors.py``, ``wire.py``, ``auth.py``, ``client.py``, ``session.py``, ``requests.py``, ``advice.py``: pyzmq + msgpack only) because the host applications' Pythons have no
 access to this project's environment. Their build commands (``python -m krita_plugin.build``,
 ``python -m blender_addon.build``) call these helpers; nothing here is imported by a plugin at run
 time. Wheels are fetched with ``pip download`` (network access to PyPI or a mirror needed).
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-CLIENT_MODULES = ("__init__.py", "wire.py", "auth.py", "client.py", "session.py", "requests.py", "advice.py")
+CLIENT_MODULES = ("__init__.py", "errors.py", "wire.py", "auth.py", "client.py", "session.py", "requests.py", "advice.py")
 """The modules of this package that make up the client (no pydantic, numpy or torch)."""
 
 PYZMQ = "pyzmq==27.3.0"

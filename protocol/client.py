@@ -3,7 +3,7 @@ so Krita's and Blender's Python can import it.
 
 Single-threaded and never blocking longer than asked: a UI calls :meth:`Client.poll` with
 ``timeout=0`` from a timer and gets job progress through callbacks; scripts and tests call
-:meth:`Job.wait`. Like the zguide's Lazy Pirate, a request that gets no answer within ``timeout``
+:meth:`JobHandle.wait`. Like the zguide's Lazy Pirate, a request that gets no answer within ``timeout``
 seconds is retried on a fresh socket (the daemon recognises a resent request by its id), and
 after ``retries`` tries every waiting call and job fails with :class:`DaemonUnavailable` — a dead
 daemon gives a clear error, never a hang.
@@ -36,40 +36,20 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from .auth import credentials_dir, is_loopback, read_token, secure_client
+from .errors import DaemonError, DaemonUnavailable
 from .wire import Image, decode, encode
 
-__all__ = ["Client", "DaemonError", "DaemonUnavailable", "Image", "Job"]
-
-
-class DaemonError(Exception):
-    """An ``error`` reply (see docs/protocol.md for the codes), or a client-side failure.
-
-    Attributes:
-        code: e.g. ``invalid_request``, ``not_found``, ``cancelled``, ``unavailable``.
-        message: one line naming the problem.
-        field: the offending request field, if any.
-    """
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.field = code, message, field
-
-
-class DaemonUnavailable(DaemonError):
-    """No answer from the daemon within the timeout after all retries."""
-
-    def __init__(self, message: str):
-        super().__init__("unavailable", message)
+__all__ = ["Client", "DaemonError", "DaemonUnavailable", "Image", "JobHandle"]
 
 
 _AUTH_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 """Socket events of a handshake the daemon refused (a wrong credential, or none: another mechanism)."""
 
-ProgressCallback = Callable[["Job", dict], None]
-DoneCallback = Callable[["Job"], None]
+ProgressCallback = Callable[["JobHandle", dict], None]
+DoneCallback = Callable[["JobHandle"], None]
 
 
-class Job:
+class JobHandle:
     """A submitted job op (train, generate, ...). Updated by :meth:`Client.poll`.
 
     Attributes:
@@ -173,11 +153,11 @@ class Client:
         self.endpoint, self.timeout, self.retries, self.token = endpoint, timeout, retries, token
         self.credentials, self.curve = credentials, (not is_loopback(endpoint)) if curve is None else curve
         self._monitor: zmq.Socket | None = None
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context = zmq.Context.instance()
         self._identity = b"c" + os.urandom(8).hex().encode()
         self._ids = itertools.count(1)
         self._socket: zmq.Socket | None = None
-        self._jobs: dict[str, Job] = {}  # by request id, until done
+        self._jobs: dict[str, JobHandle] = {}  # by request id, until done
         self._replies: dict[str, tuple[dict, list[Image]]] = {}  # answers to call(), by request id
         self._last_heard = time.monotonic()
         self._probe: tuple[str, float, int] | None = None  # (request id, sent at, tries) of a liveness check
@@ -277,8 +257,8 @@ class Client:
         )
 
     def submit(self, op: str, params: dict | None = None, images: Sequence[Image] = (), *,
-               on_progress: ProgressCallback | None = None, on_done: DoneCallback | None = None) -> Job:
-        """Send a job op without waiting; the returned :class:`Job` is updated by :meth:`poll`.
+               on_progress: ProgressCallback | None = None, on_done: DoneCallback | None = None) -> JobHandle:
+        """Send a job op without waiting; the returned :class:`JobHandle` is updated by :meth:`poll`.
 
         One-reply ops (``hello``, ``list_models``, ``jobs``, ``cancel``, ...) may be sent this way
         too, which is how a UI avoids :meth:`call`'s wait: ``on_done`` gets the job with its
@@ -287,7 +267,7 @@ class Client:
         Raises:
             DaemonUnavailable: the daemon cannot be reached at all.
         """
-        job = Job(self, self._new_id(), op, params or {}, images, on_progress, on_done)
+        job = JobHandle(self, self._new_id(), op, params or {}, images, on_progress, on_done)
         self._send(job._frames)
         if not self._jobs:
             self._last_heard = time.monotonic()

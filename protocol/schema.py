@@ -2,7 +2,7 @@
 ``singan protocol schema`` exports them as JSON Schema, docs/protocol.md describes them.
 
 Requests (client -> daemon) are discriminated by ``op``, replies (daemon -> client) by ``type``.
-A job op (train, generate, harmonize, edit, paint2image, super_resolve, animate, instant) is answered by
+A job op (train, generate, harmonize, edit, paint2image, super_resolve, animate, instant, inpaint) is answered by
 ``accepted``, then any number of ``progress`` events, then one ``result`` or ``error``; every other
 op by one ``result`` or ``error``. Every reply carries the request's ``id``.
 
@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, TypeAdapter, ValidationError, create_model
 
 from . import PROTOCOL_VERSION
-from .wire import Image, ProtocolError, short_repr
+from .errors import ProtocolError
+from .wire import Image, short_repr
 
 # ----------------------------------------------------------------------------- limits
 
@@ -32,7 +33,8 @@ MAX_IMAGE_PIXELS = 32 * 1024 * 1024
 MAX_OUTPUT_PIXELS = 64 * 1024 * 1024
 """Most pixels of all images of one reply together (n samples, animation frames)."""
 MIN_OUTPUT_SIDE = 8
-"""Shortest side (pixels) of a generate output, whether set by width/height or by scale_h/scale_w."""
+"""Shortest side (pixels) of a generate output, whether set by width/height or by scale_h/scale_w
+(the model's own detail; ``detail: source`` needs the core's ``full_resolution.MIN_OUTPUT_SIDE``)."""
 MAX_SAMPLES = 64
 MAX_FRAMES = 600
 MAX_SR_INPUT_SIDE = 1024
@@ -51,7 +53,7 @@ Padding = Literal["zeros", "circular"]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 InjectionScale = Annotated[int | None, Field(ge=1, le=63)]
 FeatureScale = Annotated[float, Field(gt=0, le=16)]
-"""Output pixels per source pixel (1.0: the source's own feature size; issue 12's ``feature_scale``)."""
+"""Output pixels per source pixel (1.0: the source's own feature size)."""
 Detail = Literal["source", "model"]
 HarmonizeMethod = Literal["paper", "guided", "reinhard", "reinhard_guided"]
 """Harmonization methods (:data:`singan_core.harmonization.METHODS`)."""
@@ -122,11 +124,11 @@ class GenerateParams(_Model):
     (GPNN patch synthesis from the model's full-resolution source) brings it to the output size
     with the source's own detail; output size = width x height, or the source's size x
     scale_h/scale_w. ``model``: the output of a model-scale pyramid (features at the model's size,
-    as before issue 13). None (default): ``source`` when width or height is given and the model
+    as in protocol version 1's generate). None (default): ``source`` when width or height is given and the model
     keeps a full-resolution source, else ``model`` (requests of old clients with scale_h/scale_w
     keep their meaning)."""
     plate: bool = False
-    """A background plate (issue 28): the source photo's composition (sky on top, the horizon at its
+    """A background plate: the source photo's composition (sky on top, the horizon at its
     height, the ground below) with its height fitted to the output's, extended to the output's aspect
     with new content at the sides, detail at the output's resolution from the photo's own patches
     (self-example upscaling), not bicubic stretching. ``feature_scale`` is ignored: the fit sets it. SinGAN's retargeting: ``gen_start_scale`` 0 is taken as 1 (the photo's coarse layout kept);
@@ -151,10 +153,33 @@ class InstantParams(_Model):
     tile: bool = False
     """A seamless tile: patches wrap around the output's edges."""
     plate: bool = False
-    """A background plate (issue 28): the source photo's composition (sky on top, the horizon at its
+    """A background plate: the source photo's composition (sky on top, the horizon at its
     height, the ground below) with its height fitted to the output's, extended to the output's aspect
     with new content at the sides, detail at the output's resolution from the photo's own patches
     (self-example upscaling), not bicubic stretching. ``feature_scale`` is ignored: the fit sets it. GPNN's retargeting; ``tile`` must be false."""
+    output_order: OutputOrder = "RGB"
+
+
+class InpaintParams(_Model):
+    """Content-aware fill with no model and no training: the pixels of frame ``image`` where frame
+    ``mask`` is white (luminance, or alpha if it has transparency, over 50 %) are synthesised from
+    the patches of the rest of ``image``, with everything outside the mask kept fixed as their
+    boundary (GPNN's conditional inpainting: Granot et al., "Drop the GAN", CVPR 2022, sec. 4), then
+    the region's colour offset along its border is removed (membrane cloning, Farbman et al. 2009),
+    so the result continues its surroundings with no seam. Removes an object (Fill selection), or
+    gives a variation of a selection that meets the canvas around it. ``mask`` has ``image``'s
+    size and must leave a 7 x 7 px patch of ``image`` outside it. Returns n frames ``image`` of the
+    input's size, equal to it outside the mask; with an RGBA/BGRA ``output_order`` the alpha is
+    255 inside the mask and 0 outside (a layer to put over the image). An interactive job (runs
+    ahead of trainings); progress per level."""
+
+    n: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] = 1
+    """Number of results; result i uses seed ``seed + i``."""
+    seed: Seed = 0
+    noise: Annotated[float, Field(ge=0, le=2)] = 0.25
+    """Standard deviation (on [-1, 1] pixel values) of the noise the hole starts from, over the
+    colours around it: 0.25 continues the surroundings most plainly (removing an object); about 1
+    gives clearly different results per seed (variations)."""
     output_order: OutputOrder = "RGB"
 
 
@@ -282,6 +307,7 @@ Paint2ImageRequest = _request("paint2image", Paint2ImageParams, Paint2ImageParam
 SuperResolveRequest = _request("super_resolve", SuperResolveParams, SuperResolveParams.__doc__ or "", ("image",))
 AnimateRequest = _request("animate", AnimateParams, AnimateParams.__doc__ or "")
 InstantRequest = _request("instant", InstantParams, InstantParams.__doc__ or "", ("image",))
+InpaintRequest = _request("inpaint", InpaintParams, InpaintParams.__doc__ or "", ("image", "mask"))
 CancelRequest = _request("cancel", CancelParams, "Cancel a queued or running job; it ends with error code cancelled.")
 JobsRequest = _request("jobs", NoParams, "The running job and the queue, with progress.")
 ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running training keeps its finished scales, queued jobs are cancelled.")
@@ -289,11 +315,11 @@ ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running tra
 REQUESTS = (
     HelloRequest, ListModelsRequest, GetModelRequest, DeleteModelRequest, TrainRequest, GenerateRequest,
     HarmonizeRequest, EditRequest, Paint2ImageRequest, SuperResolveRequest, AnimateRequest, CancelRequest,
-    JobsRequest, ShutdownRequest, InstantRequest,
+    JobsRequest, ShutdownRequest, InstantRequest, InpaintRequest,
 )
 Request = Annotated[Union[REQUESTS], Field(discriminator="op")]  # type: ignore[valid-type]
 OPS = tuple(r.model_fields["op"].annotation.__args__[0] for r in REQUESTS)  # type: ignore[union-attr]
-JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant")
+JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant", "inpaint")
 """Ops answered by accepted -> progress... -> result | error; the others get one reply."""
 TRAINING_OPS = ("train", "super_resolve")
 """Job ops that train, queued behind each other; the other job ops go ahead of them."""
@@ -445,7 +471,7 @@ class Progress(_Model):
     levels: int | None = None
 
 
-class PresetInfo(_Model):
+class PresetDetails(_Model):
     """A training preset as an artist chooses it (singan_core.config.PRESETS)."""
 
     name: str
@@ -453,6 +479,23 @@ class PresetInfo(_Model):
     """Longest side of the finest scale, pixels (larger images are shrunk to it)."""
     iterations: int
     """Training iterations per scale."""
+
+
+class ClusterInfo(_Model):
+    """The Ray cluster of a daemon started with ``--ray`` (``hello``'s ``cluster``)."""
+
+    address: str
+    """The ``--ray`` address."""
+    state: Literal["connected", "unreachable"]
+    """unreachable: its head does not answer (or cannot be reached); no training starts, running
+    ones wait (``jobs`` phase ``waiting``) and resume from their last finished scale when it answers."""
+    since: float
+    """Unix time of the last change of ``state``."""
+    message: str | None = None
+    """Why it is unreachable (one line)."""
+    cpus: float = 0
+    """The cluster's CPUs (0 while unreachable)."""
+    gpus: float = 0
 
 
 class HelloResult(_Model):
@@ -465,10 +508,12 @@ class HelloResult(_Model):
     device_memory_bytes: int | None
     ops: list[str]
     presets: list[str]
-    preset_details: list[PresetInfo] = []
+    preset_details: list[PresetDetails] = []
     """Each of ``presets`` with its size and iterations, in the same order."""
     limits: dict[str, int]
     auth_required: bool
+    cluster: ClusterInfo | None = None
+    """The Ray cluster trainings run on (``singan serve --ray``); None: they run in the daemon."""
 
 
 class ModelListResult(_Model):
@@ -512,7 +557,7 @@ class CancelResult(_Model):
 
 
 class ImagesResult(_Model):
-    """Result of generate, harmonize, edit, paint2image, super_resolve, animate, instant: the images follow as frames."""
+    """Result of generate, harmonize, edit, paint2image, super_resolve, animate, instant, inpaint: the images follow as frames."""
 
     model: ModelId | None
     """The model used (None for instant)."""

@@ -63,7 +63,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import zmq
 
-from .client import Client, DaemonError, DaemonUnavailable, Image, Job
+from .client import Client, DaemonError, DaemonUnavailable, Image, JobHandle
 
 __all__ = [
     "POLICY", "ConnectionState", "NotConnected", "Policy", "PresetInfo", "Session", "Signal", "Task",
@@ -126,8 +126,8 @@ class Signal:
             slot(*args)
 
 
-DoneCallback = Callable[[Job], None]
-ProgressCallback = Callable[[Job, dict], None]
+DoneCallback = Callable[[JobHandle], None]
+ProgressCallback = Callable[[JobHandle, dict], None]
 _HEARTBEAT_OPS = {"list_models": "models", "jobs": "jobs"}  # op -> the attribute its answer refreshes
 
 
@@ -151,8 +151,9 @@ class Session:
         self.models_changed = Signal()
         self.policy, self._clock = policy, clock
         self._client: Client | None = None
-        self.endpoint, self.token = "", None
-        self.state, self.error = ConnectionState.disconnected, None
+        self.endpoint, self.state = "", ConnectionState.disconnected
+        self.token: str | None = None
+        self.error: str | None = None
         self.info: dict = {}
         self.models: list[dict] = []
         self.jobs: list[dict] = []
@@ -160,7 +161,7 @@ class Session:
         self._next_heartbeat = 0.0
         self._hello_open = False
         self._pending: set[str] = set()  # heartbeat ops without an answer yet
-        self._open: dict[str, tuple[Job, DoneCallback]] = {}  # by request id, until done
+        self._open: dict[str, tuple[JobHandle, DoneCallback]] = {}  # by request id, until done
         self._waiting: list[Callable[[DaemonError | None], None]] = []  # run once connected (None) or failed
         self.set_endpoint(endpoint, token)
 
@@ -239,7 +240,7 @@ class Session:
             self._heartbeat()
 
     def request(self, op: str, params: dict | None = None, images: Sequence[Image] = (), *,
-                on_done: DoneCallback, on_progress: ProgressCallback | None = None) -> Job:
+                on_done: DoneCallback, on_progress: ProgressCallback | None = None) -> JobHandle:
         """Send ``op`` without waiting; ``on_done(job)`` runs from :meth:`pump` when its result or
         error arrives (``job.error`` code ``unavailable`` if the daemon stopped answering).
 
@@ -272,8 +273,8 @@ class Session:
     # -- internals --------------------------------------------------------------------------
 
     def _submit(self, op: str, params: dict | None, images: Sequence[Image], on_done: DoneCallback,
-                on_progress: ProgressCallback | None) -> Job:
-        def done(job: Job) -> None:
+                on_progress: ProgressCallback | None) -> JobHandle:
+        def done(job: JobHandle) -> None:
             if self._open.pop(job.request_id, None) is None:
                 return  # abandoned by set_endpoint
             if job.error is not None and job.error.code == "unavailable":
@@ -301,7 +302,7 @@ class Session:
         except NotConnected:  # could not even be queued: _lost said why
             self._flush_waiting()
 
-    def _on_hello(self, job: Job) -> None:
+    def _on_hello(self, job: JobHandle) -> None:
         self._hello_open = False
         if job.error is None:
             self.info = job.result or {}
@@ -327,10 +328,11 @@ class Session:
                 return
 
     def _on_refresh(self, op: str, key: str) -> DoneCallback:
-        def done(job: Job) -> None:
+        def done(job: JobHandle) -> None:
             self._pending.discard(op)
-            if job.error is None and (job.result or {}).get(key) != getattr(self, key):
-                setattr(self, key, job.result[key])
+            result = job.result or {}
+            if job.error is None and result.get(key) != getattr(self, key):
+                setattr(self, key, result[key])
                 self.models_changed.emit()
         return done
 
@@ -380,7 +382,7 @@ class Task:
         self.finished = self.failed = self.cancelled = False
         self.message = ""
         self.error: Exception | None = None
-        self.job: Job | None = None
+        self.job: JobHandle | None = None
         self._session = session
         self.step = self.progress = ""
         self._cancelling = False
@@ -441,7 +443,7 @@ class Task:
             except DaemonError:
                 pass  # not connected: the job's own failure ends the task
 
-    def _on_progress(self, job: Job, event: dict) -> None:
+    def _on_progress(self, job: JobHandle, event: dict) -> None:
         if self._cancelling:
             self._send_cancel()
             return
@@ -450,7 +452,7 @@ class Task:
         self.fraction = event.get("fraction")
         self.changed.emit(self)
 
-    def _on_done(self, job: Job, then: Step) -> None:
+    def _on_done(self, job: JobHandle, then: Step) -> None:
         if job is not self.job or self.finished:
             return
         if self._cancelling or job.error is not None:
@@ -472,7 +474,7 @@ class Task:
         cancelled = error is None or (isinstance(error, DaemonError) and error.code == "cancelled")
         self.finished, self.failed, self.cancelled = True, True, cancelled
         self.error = error
-        self.message = "cancelled" if cancelled else describe_error(error)
+        self.message = "cancelled" if cancelled or error is None else describe_error(error)
         self.phase, self.fraction = ("cancelled" if cancelled else "failed"), None
         self.changed.emit(self)
 
@@ -498,7 +500,7 @@ def describe_progress(event: dict) -> str:
     ``generating``, ``queued``)."""
     phase = event.get("phase")
     if phase != "training":
-        return _PHASES.get(phase, str(phase or "working"))
+        return _PHASES.get(str(phase), str(phase or "working"))
     parts = []
     if event.get("scale") is not None and event.get("num_scales"):
         parts.append(f"scale {event['scale'] + 1} of {event['num_scales']}")

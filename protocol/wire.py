@@ -19,6 +19,10 @@ from typing import Any, Sequence
 
 import msgpack
 
+from .errors import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS  # re-exported for the wire's importers
+from .errors import ProtocolError
+from .errors import one_line as one_line
+
 MAX_HEADER_BYTES = 64 * 1024
 """Largest header frame (bytes) a decoder accepts."""
 
@@ -28,37 +32,6 @@ CHANNEL_ORDERS = {"GRAY": 1, "RGB": 3, "RGBA": 4, "BGRA": 4}
 DTYPE_SIZES = {"uint8": 1, "float32": 4}
 """Sample types and their sizes in bytes. uint8 is 0..255; float32 is 0..1 with the same (sRGB)
 encoding as uint8, clipped (reserved for HDR)."""
-
-
-MAX_MESSAGE_CHARS = 1000
-"""Longest error message (characters) the daemon sends; longer ones are cut."""
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """``text`` (a client string, a file name) safe for one line of a message or log: every
-    non-printable character (newline, carriage return, escape, ...) is written as its Python escape
-    (``\\n``, ``\\x1b``), and the result is cut to ``limit`` characters, with ``...`` if cut.
-    Idempotent: one-line text comes back unchanged (up to the cut)."""
-    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
-
-
-class ProtocolError(ValueError):
-    """A request that cannot be served, as sent back in an ``error`` reply.
-
-    Attributes:
-        code: ``invalid_request``, ``unsupported_version``, ``not_found``, ``too_large``, ``busy``,
-            ``cancelled``, ``out_of_memory``, ``unauthorized`` or ``internal`` (see docs/protocol.md).
-        message: one line for humans, naming the field and the limit.
-        field: the offending part of the message (``params.n``, ``images[0].width``), or None.
-    """
-
-    def __init__(self, message: str, field: str | None = None, code: str = "invalid_request"):
-        message = one_line(message, MAX_MESSAGE_CHARS)  # client strings in it stay on one line
-        super().__init__(message)
-        self.message = message
-        self.field = None if field is None else one_line(field, 200)
-        self.code = code
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,16 @@ To keep the model, train into a directory (every finished scale is saved, traini
 
 from .config import PRESETS, NetConfig, PyramidConfig, SinGANConfig, TrainConfig, preset
 from .device import configure_threads, select_device
-from .imageio import ImageReadError, load_image, save_image
-from .metrics import MetricUnavailable, patch_swd, pixel_diversity, sifid
+from .errors import ImageReadError, InvalidArgument, MetricUnavailable, ModelLoadError, OutputDirNotEmpty
+from .imageio import load_image, save_image
+from .metrics import patch_swd, pixel_diversity, sifid
 from .model import SinGANPyramid
+from .fill import fill
 from .patch_synthesis import inpaint
 from .pyramid import PyramidGeometry, pyramid_geometry
 from .sampling import generate, reconstruct, sample
 from .storage import (
-    ModelLoadError,
     ModelMeta,
-    OutputDirNotEmpty,
     create_model_dir,
     file_sha256,
     load_pyramid,
@@ -45,6 +45,7 @@ __all__ = [
     "PRESETS",
     "EvalResult",
     "ImageReadError",
+    "InvalidArgument",
     "MetricUnavailable",
     "ModelLoadError",
     "ModelMeta",
@@ -62,6 +63,7 @@ __all__ = [
     "evaluate",
     "file_sha256",
     "generate",
+    "fill",
     "inpaint",
     "load_image",
     "load_pyramid",

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import InvalidArgument
 from .imageio import to_uint8
 from .model import SinGANPyramid
 from .sampling import draw_noise, generate
@@ -106,7 +107,7 @@ def animation_bytes(frames: torch.Tensor, fmt: str, fps: float = 10.0) -> bytes:
     ``fps`` is frames per second (> 0); GIF stores frame times in 10 ms steps.
     """
     if not fps > 0:
-        raise ValueError(f"fps: must be > 0, got {fps}")
+        raise InvalidArgument("fps", f"must be > 0, got {fps}")
     images = [Image.fromarray(np.ascontiguousarray(to_uint8(f))) for f in frames]
     buffer = io.BytesIO()
     extra = {"lossless": False, "quality": 90} if fmt == "WEBP" else {}
@@ -118,17 +119,17 @@ def animation_format(path: str | os.PathLike) -> str:
     """The Pillow format for an output path: ``.gif`` or ``.webp``; ``ValueError`` otherwise."""
     suffix = Path(path).suffix.lower()
     if suffix not in ANIMATION_FORMATS:
-        raise ValueError(f"out: {path} must end in {' or '.join(ANIMATION_FORMATS)}")
+        raise InvalidArgument("out", f"{path} must end in {' or '.join(ANIMATION_FORMATS)}")
     return ANIMATION_FORMATS[suffix]
 
 
 def _check_args(pyramid: SinGANPyramid, n_frames: int, start_scale: int, alpha: float, beta: float) -> None:
     pyramid.require_complete()
     if not 1 <= n_frames <= 10000:
-        raise ValueError(f"n_frames: must be in 1..10000, got {n_frames}")
+        raise InvalidArgument("n_frames", f"must be in 1..10000, got {n_frames}")
     if not 0 <= start_scale < pyramid.num_scales:
-        raise ValueError(f"start_scale: must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {start_scale}")
+        raise InvalidArgument("start_scale", f"must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {start_scale}")
     if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha: must be in [0, 1], got {alpha}")
+        raise InvalidArgument("alpha", f"must be in [0, 1], got {alpha}")
     if not 0 <= beta < 1:
-        raise ValueError(f"beta: must be in [0, 1), got {beta}")
+        raise InvalidArgument("beta", f"must be in [0, 1), got {beta}")

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from .config import PaddingMode
 from .injection import inject
 from .model import SinGANPyramid
 from .pyramid import resize
@@ -74,7 +75,7 @@ def feathered_mask(mask: torch.Tensor, dilation_px: float, sigma_px: float) -> t
     return torch.from_numpy(soft)[None, None].to(mask.device)
 
 
-def upsampled_correction(full: torch.Tensor, low_out: torch.Tensor, mode: str = "zeros") -> torch.Tensor:
+def upsampled_correction(full: torch.Tensor, low_out: torch.Tensor, mode: PaddingMode = "zeros") -> torch.Tensor:
     """``full`` + the model's change at low resolution, upsampled: ``full + up(low_out - down(full))``.
 
     Args:

@@ -159,7 +159,7 @@ PRESETS: dict[str, SinGANConfig] = {
     # The paper and the original code release's defaults, unchanged.
     "paper": SinGANConfig(),
     # For artists on a laptop CPU: the paper's nets and scale rule at max_size 128 with 60 instead of
-    # 2000 iterations per scale (lr drop at 48). Chosen by measurement on balloons.png (README "Presets").
+    # 2000 iterations per scale (lr drop at 48). Chosen by measurement on balloons.png (docs/benchmarks.md).
     "draft": SinGANConfig(
         pyramid=PyramidConfig(max_size=128),
         train=TrainConfig(iterations=60),

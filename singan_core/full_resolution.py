@@ -2,7 +2,7 @@
 
 A SinGAN model learns its image at ``max_size`` pixels (48-256 px for the tiny/draft presets), far
 below the photo the user trained from. Two ways to get output whose features have the source's
-own size, at any output size (issue 12):
+own size, at any output size:
 
 * :func:`sample_full_resolution` ("lift"): SinGAN samples the layout at the model's scale on a
   canvas of the requested size and aspect, then the patch engine
@@ -42,12 +42,20 @@ __all__ = [
     "MIN_OUTPUT_SIDE",
     "Detail",
     "LiftSource",
+    "default_detail",
     "instant",
     "lift_source",
     "sample_full_resolution",
 ]
 
 Detail = Literal["source", "model"]
+
+
+def default_detail(has_full_source: bool, pixels: bool = True) -> Detail:
+    """The ``detail`` of a request that names none: ``source`` for an output size in pixels
+    (``pixels``) from a model that keeps its full-resolution source, else ``model`` (relative
+    scales, and models without a source, keep the model's own detail)."""
+    return "source" if pixels and has_full_source else "model"
 MIN_OUTPUT_SIDE = 16  # pixels: smaller outputs hold too few 7 x 7 patches to synthesise
 MAX_OUTPUT_SIDE = 8192  # pixels, per side
 MAX_FEATURE_SCALE = 16.0  # output pixels per source pixel
@@ -186,9 +194,9 @@ def _progress(on_step: StepCallback | None, index: int, count: int) -> StepCallb
 def sample_full_resolution(
     pyramid: SinGANPyramid,
     source: LiftSource,
-    width: int,
-    height: int,
     *,
+    height: int,
+    width: int,
     feature_scale: float = 1.0,
     detail: Detail = "source",
     n_samples: int = 1,
@@ -199,7 +207,7 @@ def sample_full_resolution(
     config: PatchSynthesisConfig = PatchSynthesisConfig(),
     on_step: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Random samples of a trained model at ``width`` x ``height`` output pixels (issue 12, "lift").
+    """Random samples of a trained model at ``width`` x ``height`` output pixels ("lift").
 
     ``detail="source"``: SinGAN (paper sec. 2, :func:`singan_core.sampling.sample`) runs at the
     model's finest scale on a canvas of ``(height, width) * model_px_per_source_px / s`` pixels,
@@ -210,7 +218,7 @@ def sample_full_resolution(
     from the source's pyramid. For s > 1 synthesis stops at the source's resolution
     (``(height, width) / s``) and the result is upsampled (antialiased bicubic) to the output size.
 
-    ``detail="model"``: today's behaviour: the model-scale sample at ``width`` x ``height`` pixels
+    ``detail="model"``: the model-scale sample at ``width`` x ``height`` pixels
     (a canvas that many model pixels wide; features at the model's size; ``feature_scale`` is
     ignored).
 
@@ -220,10 +228,10 @@ def sample_full_resolution(
     Args:
         pyramid: a completely trained pyramid.
         source: its :class:`LiftSource` (:func:`lift_source`).
-        width, height: output size in pixels, each 16..8192.
+        height, width: output size in pixels, each 16..8192.
         feature_scale: output px per source px, in (0, 16]; the source resized by it keeps at least
             16 px on its shorter side.
-        detail: ``"source"`` (the source's detail) or ``"model"`` (the model's, today's output).
+        detail: ``"source"`` (the source's detail) or ``"model"`` (the model's own, features at the model's size).
         n_samples: number of images (>= 1).
         gen_start_scale: first SinGAN scale given fresh noise (0 = new global layouts).
         seed: base seed.
@@ -290,9 +298,9 @@ def _layouts(pyramid: SinGANPyramid, n: int, scale_h: float, scale_w: float, gen
 
 def instant(
     source: torch.Tensor,
-    width: int,
-    height: int,
     *,
+    height: int,
+    width: int,
     feature_scale: float = 1.0,
     tile: bool = False,
     n_samples: int = 1,
@@ -309,7 +317,7 @@ def instant(
 
     Args:
         source: the image (1, 3, Hs, Ws) in [-1, 1] (any device; the output is on it).
-        width, height: output size in pixels, each 16..8192.
+        height, width: output size in pixels, each 16..8192.
         feature_scale: output px per source px, in (0, 16]; the source resized by it keeps at least
             16 px on its shorter side.
         tile: a seamless tile: patches wrap around the output's edges (``circular``).

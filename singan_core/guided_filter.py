@@ -131,7 +131,7 @@ def guided_upsample(
         (1, 3, bottom - top, right - left): ``a * full + b`` inside ``mask``, ``full``
         (bit-identical) outside, on ``box``.
     """
-    size = full.shape[-2:]
+    size = (full.shape[-2], full.shape[-1])
     top, left, bottom, right = box or (0, 0, *size)
     coverage = F.interpolate(mask.to(full.dtype), size=low_in.shape[-2:], mode="area")
     weight = coverage ** 4  # pixels straddling the edge mix the object with the background

@@ -1,6 +1,6 @@
 """Measures of a harmonization against the naive composite and the known background.
 
-Used by ``bench/harmonize.py`` and the tests (issue 23's acceptance figures):
+Used by ``bench/harmonize.py`` and the tests (the acceptance figures of a harmonization):
 
 - colour: CIE Delta E (1976, L*a*b*) between the object's mean colour and the ring around it;
 - halo: mean absolute difference from the true background in a band just outside the object;

@@ -14,9 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-
-class ImageReadError(ValueError):
-    """The file is missing or is not an image Pillow can read."""
+from .errors import ImageReadError
 
 
 def load_image(path: str | os.PathLike) -> torch.Tensor:

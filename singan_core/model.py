@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import SinGANConfig
-from .models import Discriminator, Generator
+from .nets import Discriminator, Generator
 from .pyramid import PyramidGeometry, Size
 
 

@@ -39,43 +39,20 @@ defaults are in docs/benchmarks.md.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .cancel import cancel_point as _cancel_point
+from .cancel import interruptible
 from .errors import InvalidArgument
+from .membrane import membrane_fill
 from .metrics import axis_periods
-
-_interrupt = threading.local()
-
-
-@contextmanager
-def interruptible(check: Callable[[], None]) -> Iterator[None]:
-    """Within the block, :func:`synthesize` in this thread calls ``check()`` at short intervals
-    *inside* a level (between bands of feature rows, fold passes, search tiles and rounds), not only
-    between levels (``on_step``), so that a caller can stop a large level promptly: ``check`` may
-    raise, and the exception propagates out of :func:`synthesize`."""
-    previous = getattr(_interrupt, "check", None)
-    _interrupt.check = check
-    try:
-        yield
-    finally:
-        _interrupt.check = previous
-
-
-def _cancel_point() -> None:
-    check = getattr(_interrupt, "check", None)
-    if check is not None:
-        check()
-
+from .pyramid import Size
 
 __all__ = ["PatchSynthesisConfig", "inpaint", "interruptible", "level_sizes", "synthesize"]
-
-Size = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -114,8 +91,14 @@ class PatchSynthesisConfig:
     dense_max_pixels: int = 192 * 192  # levels with more output pixels take queries every query_stride px
     query_stride: int = 2  # query step on large levels (pixels)
     half_keys_above: int = 1_000_000  # key sets larger than this are stored as float16 (memory at 2K-4K)
+    half_queries_above: int = 2_000_000  # PatchMatch query sets larger than this too (a 2K level's dense pass)
     patchmatch_rounds: int = 2  # propagation + random-search rounds per PatchMatch iteration
     random_samples: int = 1  # random candidates per radius per round
+
+
+def _hw(x: torch.Tensor) -> Size:
+    """(height, width) of an (N, C, H, W) tensor."""
+    return int(x.shape[-2]), int(x.shape[-1])
 
 
 def level_sizes(start: Size, stop: Size, ratio: float) -> list[Size]:
@@ -287,9 +270,11 @@ def _query_grid(out: Size, p: int, step: int, circular: bool, device) -> _Grid:
     return _Grid(ys, xs, out[0], out[1], circular)
 
 
-def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid) -> torch.Tensor:
-    """(Q, d) float32 features of the queries of ``grid`` (row-major)."""
-    return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float32)
+def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid, half_above: int | None = None) -> torch.Tensor:
+    """(Q, d) features of the queries of ``grid`` (row-major): float32, or float16 where there are
+    more than ``half_above`` queries (PatchMatch only: its distances are taken in float32)."""
+    half = half_above is not None and grid.ys.numel() * grid.xs.numel() > half_above
+    return _grid_features(image, basis, grid.ys, grid.xs, grid.circular, torch.float16 if half else torch.float32)
 
 
 _EXCLUDED_KEY = 1e3  # feature value of keys that may not be matched (real features are within ~+-25)
@@ -422,11 +407,19 @@ class _PatchMatch:
         return (y.clamp(0, self.kh - 1) * self.kw + x.clamp(0, self.kw - 1)).reshape(-1)
 
 
+_GATHER_CHUNK = 262_144  # queries per chunk of a gathered distance (a 2K level's 4M queries in 16 pieces)
+
+
 def _gathered_sqdist(queries: torch.Tensor, keys: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """(Q,) squared feature distance of each query to its key ``idx``; index_select is 2x faster
-    than ``keys[idx]`` on the CPU."""
-    diff = torch.index_select(keys, 0, idx).float().sub_(queries)
-    return diff.mul_(diff).sum(1)
+    than ``keys[idx]`` on the CPU. In chunks of :data:`_GATHER_CHUNK` queries, so that the gathered
+    (Q, d) features of a 2K-4K level never exist whole (they were the peak's largest part)."""
+    out = torch.empty(queries.shape[0], dtype=torch.float32, device=queries.device)
+    for i in range(0, queries.shape[0], _GATHER_CHUNK):
+        q = queries[i : i + _GATHER_CHUNK]
+        diff = torch.index_select(keys, 0, idx[i : i + _GATHER_CHUNK]).float().sub_(q.float())
+        out[i : i + _GATHER_CHUNK] = diff.mul_(diff).sum(1)
+    return out
 
 
 def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs: int, excluded=None) -> torch.Tensor:
@@ -434,10 +427,10 @@ def _sparse_exact_start(image, basis, keys, key_hw: Size, grid: _Grid, max_pairs
     search (plain D) for queries on a sparse grid, spread to ``grid`` by offset. Random starts lost
     rare content: Hubble's galaxies went black on a 128 -> 1000 px lift of its own thumbnail."""
     n_keys = keys.shape[0]
-    step = grid.ys[1].item() - grid.ys[0].item() if grid.ys.numel() > 1 else 1
+    step = int(grid.ys[1].item() - grid.ys[0].item()) if grid.ys.numel() > 1 else 1
     while math.ceil(grid.h / step) * math.ceil(grid.w / step) * n_keys > max_pairs and step < min(grid.h, grid.w):
         step += 1
-    sparse = _query_grid((grid.h, grid.w), basis.shape[-1], step, grid.circular, keys.device)
+    sparse = _query_grid((grid.h, grid.w), basis.shape[-1], int(step), grid.circular, keys.device)
     nnf = _exact_search(_query_features(image, basis, sparse), keys, 1.0, None, excluded)
     return _upsample_nnf(nnf, sparse, key_hw[1], grid, key_hw)
 
@@ -476,15 +469,15 @@ def _plan(source_hw: Size, out_hw: Size, start_hw: Size | None, cfg: PatchSynthe
     else:
         sizes = level_sizes(start_hw, out_hw, cfg.ratio)
         factors = [s[0] / out_hw[0] for s in sizes]
-    levels = []
+    levels: list[_Level] = []
     for f in factors:
         out = (max(p, round(out_hw[0] * f)), max(p, round(out_hw[1] * f)))
         src = (max(p, round(source_hw[0] * f)), max(p, round(source_hw[1] * f)))
         if levels and levels[-1].out == out:
             continue
         levels.append(_Level(out, src))
-    if levels[-1].out != tuple(out_hw):
-        levels.append(_Level(tuple(out_hw), tuple(source_hw)))
+    if levels[-1].out != out_hw:
+        levels.append(_Level(out_hw, source_hw))
     return levels
 
 
@@ -527,12 +520,12 @@ def synthesize(
     gen = torch.Generator().manual_seed(seed)
     dev = source.device
     source = source.float()
-    levels = _plan(tuple(source.shape[-2:]), (height, width), None if init is None else tuple(init.shape[-2:]), cfg)
+    levels = _plan(_hw(source), (height, width), None if init is None else _hw(init), cfg)
 
     start = _start_mode(source, cfg) if init is None else None
     if isinstance(start, tuple):  # a lattice: its mosaic is lifted like a given init
         init = _lattice_mosaic(source, (height, width), start, cfg, gen)
-        levels = _plan(tuple(source.shape[-2:]), (height, width), tuple(init.shape[-2:]), cfg)
+        levels = _plan(_hw(source), (height, width), _hw(init), cfg)
     if init is None:
         mode = start if isinstance(start, str) else "resized"
         coarse = _first_guess(_resize(source, levels[0].src), levels[0].out, circular, mode, cfg.coarsest_tile, gen)
@@ -541,7 +534,7 @@ def synthesize(
         prev_size = levels[0].out  # no blur of the coarsest keys: the noisy guess is not a blurred image
     else:
         x = init.float()
-        prev_size = tuple(init.shape[-2:])
+        prev_size = _hw(init)
 
     return _run_levels(source, levels, x, prev_size, circular, cfg, gen, on_step, init is None)
 
@@ -562,7 +555,9 @@ def inpaint(
 
     Coarse to fine as :func:`synthesize` at the image's own size: at each level the known pixels
     (the image resized) are put back after every fold, keys whose p x p patch touches the hole are
-    never matched, and the hole starts as the known pixels' mean colour plus N(0, noise_sigma^2).
+    never matched, and the hole starts as the known pixels diffused into it (:func:`~.membrane.membrane_fill`: the colours around it,
+    not the image's mean: a mean-coloured start drew the image's busiest texture into a hole in a
+    smooth background) plus N(0, noise_sigma^2).
 
     Args:
         image: (1, 3, H, W) float in [-1, 1], both sides at least ``patch_size`` (and large enough
@@ -592,9 +587,8 @@ def inpaint(
         raise InvalidArgument("mask", f"leaves no {p}x{p} patch of the image outside the hole")
     levels = _plan(size, size, None, cfg)
     fixed, coarse_hole = known.at(levels[0].out)
-    mean = (image * (1 - hole)).sum(dim=(2, 3), keepdim=True) / (1 - hole).sum().clamp_min(1)
     noise = torch.randn(fixed.shape, generator=gen).to(image.device)
-    x = torch.where(coarse_hole, mean + cfg.noise_sigma * noise, fixed)
+    x = torch.where(coarse_hole, membrane_fill(fixed, coarse_hole) + cfg.noise_sigma * noise, fixed)
     out = _run_levels(image, levels, x, levels[0].out, False, cfg, gen, on_step, False, known)
     return torch.where(hole >= 0.5, out, image)
 
@@ -640,7 +634,10 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
     alpha = cfg.alpha if cfg.use_alpha else None
     scale = 1.0 / (3 * p * p)  # squared feature distance -> per-element MSE
 
-    nnf, grid_prev, kw_prev = None, None, None
+    nnf: torch.Tensor | None = None
+    grid_prev: _Grid | None = None
+    kw_prev = 0
+    keys = torch.empty(0)
     for li, level in enumerate(levels):
         x = _resize(x, level.out, circular)
         excluded = None
@@ -660,17 +657,19 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
         for it in range(iterations):
             _cancel_point()
             if it <= 1:  # blurred keys for the first iteration, sharp ones (computed once) after
+                keys = torch.empty(0)  # the blurred set goes before the sharp one is made (not both at the peak)
                 keys = _key_features(blurred if it == 0 else values, basis, cfg.half_keys_above)
                 if excluded is not None:
                     keys[excluded] = _EXCLUDED_KEY
             final = li == len(levels) - 1 and it == iterations - 1 and cfg.finest_vote_sigma is not None
             if final and step > 1 and it > 0:  # the last pass queries every pixel: each one's best patch
                 dense = _query_grid(level.out, p, 1, circular, dev)
+                assert nnf is not None  # it > 0: the previous iteration's field
                 nnf = _upsample_nnf(nnf, grid, key_hw[1], dense, key_hw)
                 grid, step, exact = dense, 1, False
                 pm = _PatchMatch(key_hw, grid, step)
                 rounds = 1  # refines a converged strided field
-            queries = _query_features(x, basis, grid)
+            queries = _query_features(x, basis, grid, None if exact else cfg.half_queries_above)
             if exact:
                 nnf = _exact_search(queries, keys, scale, alpha, excluded)
             else:
@@ -678,7 +677,7 @@ def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfi
                     pm = _PatchMatch(key_hw, grid, step)
                     nnf = (
                         _upsample_nnf(nnf, grid_prev, kw_prev, grid, key_hw)
-                        if nnf is not None
+                        if nnf is not None and grid_prev is not None
                         else _sparse_exact_start(x, basis, keys, key_hw, grid, cfg.exact_max_pairs, excluded)
                     )
                 nnf = pm.search(queries, keys, nnf, rounds, cfg.random_samples, gen)

@@ -1,4 +1,4 @@
-"""Background plates: a photo's composition at a render's size and aspect (issue 28).
+"""Background plates: a photo's composition at a render's size and aspect.
 
 A photographer's plate keeps the scene's layout: sky on top, the horizon at its height, the ground
 below. A plate of ``width`` x ``height`` pixels from a photo of ``Hs`` x ``Ws`` pixels:
@@ -153,13 +153,14 @@ class _Progress:
         self.on_step, self.total, self.done = on_step, total, 0
 
     def stage(self) -> StepCallback | None:
-        if self.on_step is None:
+        on_step = self.on_step
+        if on_step is None:
             return None
         base = self.done
 
         def step(done: int, total: int) -> None:
             self.done = base + done
-            self.on_step(min(self.done, self.total), self.total)
+            on_step(min(self.done, self.total), self.total)
 
         return step
 
@@ -194,7 +195,7 @@ def instant_plate(
     """
     _check(source, width, height, n_samples)
     source = source.float()
-    canvas = plate_canvas(tuple(source.shape[-2:]), width, height)
+    canvas = plate_canvas((source.shape[-2], source.shape[-1]), width, height)
     photo = _fitted(source, canvas[0])
     start = _coarsest(canvas, canvas[0], config)
     per_plate = len(level_sizes(start, canvas, config.ratio)) + int(canvas != (height, width))
@@ -257,7 +258,7 @@ def trained_plate(
             if step is not None:
                 step(done, total)
 
-        x = sample_full_resolution(pyramid, source, canvas[1], canvas[0], feature_scale=canvas[0] / hs, gen_start_scale=gen_start_scale,
+        x = sample_full_resolution(pyramid, source, height=canvas[0], width=canvas[1], feature_scale=canvas[0] / hs, gen_start_scale=gen_start_scale,
                                    seed=seed + i, layout_seed=seed + i, config=config, on_step=lifted)
         out.append(detail_pass(x, height, width, seed=seed + i, config=config, on_step=progress.stage()))
     return torch.cat(out)

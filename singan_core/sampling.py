@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from .cancel import cancel_point
 from .config import PaddingMode
 from .errors import InvalidArgument
 from .model import SinGANPyramid
@@ -69,6 +70,7 @@ def generate(
         x = torch.zeros_like(noises[0]) if start_image is None else resize(start_image, noises[0].shape[-2:], mode)
         for i, z in enumerate(noises):
             k = start_scale + i
+            cancel_point()  # the generator pass has its own, between row bands
             x = resize(x, z.shape[-2:], mode)
             x = pyramid.generators[k](pyramid.noise_amps[k] * z, x, mode)
             if on_step is not None:
@@ -214,7 +216,11 @@ def _noise_batch(pyramid: SinGANPyramid, sizes: list[Size], start: int, seeds: r
     per_sample = []
     for s in seeds:
         gen = torch.Generator().manual_seed(_SAMPLE_STREAM + s)
-        per_sample.append([draw_noise(1, sizes[k], k, gen, pyramid.device) for k in range(start, len(sizes))])
+        maps = []
+        for k in range(start, len(sizes)):
+            cancel_point()
+            maps.append(draw_noise(1, sizes[k], k, gen, pyramid.device))
+        per_sample.append(maps)
     return [torch.cat(maps) for maps in zip(*per_sample)]
 
 

@@ -47,9 +47,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from safetensors.torch import load_file, save_file
 
 from .config import SinGANConfig
+from .errors import ModelLoadError, OutputDirNotEmpty
 from .imageio import from_uint8, png_bytes
 from .model import SinGANPyramid
-from .models import Discriminator, Generator, nfc_at
+from .nets import Discriminator, Generator, nfc_at
 from .pyramid import PyramidGeometry, reals_from_finest, resize
 from .training import scales_changed_by
 
@@ -76,24 +77,13 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)  # 1: before full_source.png (issue 12); such directories still load
+_READABLE_VERSIONS = (1, 2)  # 1: without full_source.png; such directories still load
 META_FILE = "model.json"
 SOURCE_FILE = "source.safetensors"
 FULL_SOURCE_FILE = "full_source.png"
 FULL_SOURCE_MAX_SIZE = 4096  # longest side of full_source.png in pixels; larger inputs are downsized
 _TMP_SUFFIX = ".tmp"
 _SCALE_FILE_PATTERN = r"^scale_(\d{2})(?:\.r\d{2})?\.safetensors$"
-
-
-class ModelLoadError(ValueError):
-    """A model directory is missing, incomplete, corrupt or of an unsupported format.
-
-    The message is one line naming the offending path and the problem.
-    """
-
-
-class OutputDirNotEmpty(ValueError):
-    """:func:`create_model_dir` was pointed at a directory that holds something it must not replace."""
 
 
 def _now() -> datetime:
@@ -274,7 +264,7 @@ def create_model_dir(
     ``full_source`` is the image the user trained from, (1, 3, H, W) in [-1, 1]: it is stored as
     ``full_source.png`` (8-bit RGB), downsized first (:func:`full_source_image`) if its longest
     side exceeds :data:`FULL_SOURCE_MAX_SIZE` pixels. Without it the directory has no
-    full-resolution source (``format_version`` 1, as before issue 12: the lift then uses the
+    full-resolution source (``format_version`` 1: the lift then uses the
     finest training image).
 
     The directory is created if needed. An existing non-empty directory is accepted only if it

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .config import SinGANConfig, TrainConfig
 from .losses import critic_loss, generator_adversarial_loss, gradient_penalty, reconstruction_loss
 from .model import SinGANPyramid
-from .models import Discriminator, Generator, nfc_at
+from .nets import Discriminator, Generator, nfc_at
 from .pyramid import build_real_pyramid, resize
 from .sampling import draw_noise, generate, reconstruct
 

@@ -19,7 +19,8 @@ from typing import Iterator
 import torch
 
 from .config import SinGANConfig
-from .imageio import ImageReadError, image_bytes, image_format, load_image, png_bytes
+from .errors import ImageReadError
+from .imageio import image_bytes, image_format, load_image, png_bytes
 from .full_resolution import LiftSource, lift_source
 from .metrics import patch_swd, pixel_diversity, sifid
 from .model import SinGANPyramid

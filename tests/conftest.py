@@ -181,7 +181,7 @@ class DaemonProcess:
         self.store = store
         self.log = log or store.parent / f"{store.name}-daemon.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
+            [sys.executable, "-m", "singan_cli.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
              "--log-file", str(self.log), "--log-level", "info", *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
         )

@@ -190,7 +190,7 @@ def library_sample(served_model, params: dict) -> np.ndarray:
     pyramid = library_model(served_model, params["model"])
     source = model_lift_source(path, pyramid, read_meta(path))
     with torch.no_grad():
-        x = sample_full_resolution(pyramid, source, params["width"], params["height"], feature_scale=params["feature_scale"],
+        x = sample_full_resolution(pyramid, source, height=params["height"], width=params["width"], feature_scale=params["feature_scale"],
                                    gen_start_scale=params["gen_start_scale"], seed=params["seed"], padding_mode=params.get("padding"))
     return to_uint8(x)
 

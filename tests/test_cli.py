@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def singan(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *map(str, args)],
+        [sys.executable, "-m", "singan_cli.cli", *map(str, args)],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
     )
 

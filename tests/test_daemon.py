@@ -229,7 +229,7 @@ def test_watch_folder(tmp_path, shared_images):
 ])
 def test_remote_bind_needs_allow_remote_and_token(tmp_path, args):
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "serve", "--store", str(tmp_path), "--log-file", str(tmp_path / "log"), *args],
+        [sys.executable, "-m", "singan_cli.cli", "serve", "--store", str(tmp_path), "--log-file", str(tmp_path / "log"), *args],
         capture_output=True, text=True, timeout=60, cwd=REPO, env=_env_without_token(),
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -248,7 +248,7 @@ def _env_without_token() -> dict[str, str]:
 ])
 def test_bypassing_endpoints_and_weak_tokens_are_refused(tmp_path, args, message):
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "serve", "--store", str(tmp_path), "--log-file", str(tmp_path / "log"), *args],
+        [sys.executable, "-m", "singan_cli.cli", "serve", "--store", str(tmp_path), "--log-file", str(tmp_path / "log"), *args],
         capture_output=True, text=True, timeout=60, cwd=REPO, env=_env_without_token(),
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr and "listening on" not in result.stdout

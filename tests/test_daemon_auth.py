@@ -6,8 +6,12 @@ folder, so the user's real credentials are never touched.
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import zmq
@@ -112,7 +116,7 @@ def test_curve_with_allow_remote_lets_only_allowed_keys_in(credentials, tmp_path
     assert stranger.poll(1000) == 0
     stranger.close(linger=0)
     # control: a PLAIN client with the right token is not let in either (remote needs CURVE)
-    with pytest.raises(DaemonError) as refused, Client(daemon.endpoint, token=TOKEN, curve=False, timeout=2, retries=1) as client:
+    with pytest.raises(DaemonError) as refused, Client(daemon.endpoint, token=TOKEN, curve=False, timeout=10, retries=1) as client:
         client.hello()
     assert refused.value.code == "unauthorized"
     with Client(daemon.endpoint, token=TOKEN, curve=True) as client:  # and the shutdown never arrived
@@ -125,3 +129,68 @@ def test_tokens_must_be_printable_without_spaces(token):
     with pytest.raises(ValueError, match=r"^token: must be printable characters without white space"):
         check_token(token)
     check_token("sixteen-chars-ok")  # control
+
+
+OTHER_UID = 54321
+"""A uid no account uses: the second local user, run with ``subprocess``'s ``user``/``group`` (root only)."""
+
+_OTHER_USER = """
+import sys, zmq
+from protocol.client import Client, DaemonError
+from protocol.wire import encode
+from protocol import PROTOCOL_VERSION
+endpoint = sys.argv[1]
+try:
+    with Client(endpoint, timeout=10, retries=1) as client:  # reads the credential by itself, as the plugins do
+        client.hello()
+    print("client: let in")
+except DaemonError as exc:
+    print("client:", exc.code)
+peer = zmq.Context.instance().socket(zmq.DEALER)  # a bare ZeroMQ peer asking the daemon to stop
+peer.setsockopt(zmq.LINGER, 0)
+peer.connect(endpoint)
+peer.send_multipart(encode({"v": PROTOCOL_VERSION, "id": "x", "op": "shutdown", "params": {}}))
+print("peer:", "answered" if peer.poll(3000) else "nothing")
+"""
+
+
+def _usable_by_others(path: Path) -> bool:
+    """Every folder above ``path`` searchable and ``path`` executable by any user."""
+    path = path.resolve()
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+def _python_for_another_user() -> str:
+    """This Python, or one of the same version in the system's folders when this one sits in a folder
+    other users cannot enter (a per-user pyenv); the test's packages are put on its PYTHONPATH."""
+    if _usable_by_others(Path(sys.executable)):
+        return sys.executable
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for folder in ("/usr/bin", "/usr/local/bin", "/bin"):
+        if (Path(folder) / name).exists() and _usable_by_others(Path(folder) / name):
+            return str(Path(folder) / name)
+    pytest.skip(f"no {name} that another user can run")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="running a process as another uid needs root")
+def test_another_local_uid_is_refused_on_loopback(credentials, tmp_path):
+    """A real second user: a process with another uid on the same machine, given the daemon's
+    endpoint and even the path of its owner's credential folder (0700, so unreadable to it), is
+    refused (``unauthorized``), and a bare ZeroMQ peer of that uid gets no answer; the daemon
+    stays up. Control: the same script as the daemon's own user is let in."""
+    python = _python_for_another_user()
+    packages = [p for p in sys.path if p.endswith("-packages")]
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *packages]),
+           "HOME": "/", "SINGAN_CREDENTIALS_DIR": str(credentials)}
+    daemon = DaemonProcess(tmp_path / "store")
+    try:
+        other = subprocess.run([python, "-c", _OTHER_USER, daemon.endpoint], user=OTHER_UID, group=OTHER_UID,
+                               extra_groups=[], env=env, cwd="/", capture_output=True, text=True, timeout=120)
+        assert other.stdout.split("\n")[:2] == ["client: unauthorized", "peer: nothing"], (other.stdout, other.stderr[-2000:])
+        owner = subprocess.run([python, "-c", _OTHER_USER.replace('"shutdown"', '"hello"'), daemon.endpoint], env=env,
+                               cwd="/", capture_output=True, text=True, timeout=120)
+        assert owner.stdout.split("\n")[:2] == ["client: let in", "peer: nothing"], (owner.stdout, owner.stderr[-2000:])
+        with daemon.client() as client:  # the other user's shutdown never arrived
+            assert client.hello()["protocol_version"] == PROTOCOL_VERSION
+    finally:
+        daemon.stop()

@@ -188,3 +188,48 @@ def test_a_queued_float32_input_is_kept_as_the_uint8_the_worker_would_make():
     assert np.array_equal(np.frombuffer(kept.data, np.uint8).reshape(300, 200, 4), as_worker)
     truncated = (np.nan_to_num(values).clip(0, 1) * 255).astype(np.uint8)  # control: truncation instead of rounding
     assert not np.array_equal(truncated, as_worker)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def test_a_large_generator_pass_runs_in_row_bands_with_cancel_points_between_them(monkeypatch):
+    """Model-scale ``generate`` cancels inside a scale: a generator pass without autograd runs in
+    row bands (:data:`singan_core.nets.BAND_MACS`), the same values to the bit as one pass, with a
+    cancel point between bands that the daemon's cancel check reaches. Controls: a pass with
+    autograd, or of a generator in train mode (batch statistics), stays one pass with no cancel point."""
+    import torch
+
+    import singan_core.nets as nets
+    from singan_core.cancel import interruptible
+    from singan_core.config import NetConfig
+
+    torch.manual_seed(0)
+    generator = nets.Generator(16, NetConfig()).eval()
+    z, prev = torch.randn(2, 3, 90, 70), torch.rand(2, 3, 90, 70) * 2 - 1
+    with torch.no_grad():
+        whole = generator(z, prev)
+    monkeypatch.setattr(nets, "BAND_MACS", 2**20)  # a few rows a band at this size
+    rows = generator._band_rows(2 * 70)
+    assert 1 <= rows < 90 // 4, rows
+    calls: list[int] = []
+    with torch.no_grad(), interruptible(lambda: calls.append(1)):
+        banded = generator(z, prev)
+    assert torch.equal(banded, whole) and len(calls) == -(-90 // rows), len(calls)
+    assert not torch.equal(banded[:, :, 1:], whole[:, :, :-1])  # control: a band one row off would fail
+
+    def cancel_at_third() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Cancelled
+
+    calls.clear()
+    with torch.no_grad(), interruptible(cancel_at_third), pytest.raises(_Cancelled):
+        generator(z, prev)
+    for grad, mode in ((True, "eval"), (False, "train")):
+        calls.clear()
+        getattr(generator, mode)()
+        with torch.set_grad_enabled(grad), interruptible(cancel_at_third):
+            generator(z, prev)
+        assert calls == [], (grad, mode)

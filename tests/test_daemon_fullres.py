@@ -88,7 +88,7 @@ def test_a_512_generate_has_the_brick_period(brick_daemon):
     # the library's lift, and (independently of it) a new sharp brick wall: not the stored source
     # sent back, not a bicubic upsampling of the model's 48 px (the controls)
     pyramid, meta = load_pyramid(daemon.store / "models" / "brick")
-    expected = sample_full_resolution(pyramid, model_lift_source(daemon.store / "models" / "brick", pyramid, meta), 512, 512, seed=1)
+    expected = sample_full_resolution(pyramid, model_lift_source(daemon.store / "models" / "brick", pyramid, meta), height=512, width=512, seed=1)
     assert close_pixels(lifted, expected)
     bicubic = resize(resize(source, pyramid.sizes[-1]), (512, 512)).clamp(-1, 1)
     assert new_sharp_texture(as_tensor(lifted), source), texture_figures(as_tensor(lifted), source)
@@ -140,7 +140,7 @@ def test_instant_returns_the_requested_sizes_differs_by_seed_and_repeats(brick_d
     # the library's instant, and (independently of it) new brick walls of the source's texture,
     # which a crop of the source, a flat fill and noise (the controls) are not
     source = as_tensor(image)
-    expected = instant_images(full_source_image(source), 200, 120, n_samples=2, seed=3)
+    expected = instant_images(full_source_image(source), height=120, width=200, n_samples=2, seed=3)
     assert all(close_pixels(im, x[None]) for im, x in zip(first.images, expected))
     for out in (a, b):
         assert new_sharp_texture(out, source), texture_figures(out, source)

@@ -657,7 +657,7 @@ def test_client_without_daemon_raises_unavailable():
 
 
 def test_job_fails_unavailable_when_daemon_is_killed(start_daemon, shared_images):
-    """A job in flight when its daemon is SIGKILLed ends, through Job.wait(), in DaemonError code
+    """A job in flight when its daemon is SIGKILLed ends, through JobHandle.wait(), in DaemonError code
     ``unavailable``, never a hang: within 10x timeout x (retries + 1) (one silent timeout before the
     first probe, then ``retries`` unanswered probes; measured: about 3 s). Training is only started,
     not awaited."""

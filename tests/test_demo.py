@@ -104,7 +104,7 @@ def test_demo_tiny_writes_every_output_and_stops_its_daemon(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(temp),
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "demo", "--preset", "tiny", "--out", str(out), "--device", "cpu"],
+        [sys.executable, "-m", "singan_cli.cli", "demo", "--preset", "tiny", "--out", str(out), "--device", "cpu"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr

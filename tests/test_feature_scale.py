@@ -53,7 +53,7 @@ def gravel(shared_images) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def outputs(gravel) -> dict[float, torch.Tensor]:
-    return {s: instant(gravel, OUT_W, OUT_H, feature_scale=s, seed=1) for s in (0.5, 1.0, 2.0)}
+    return {s: instant(gravel, height=OUT_H, width=OUT_W, feature_scale=s, seed=1) for s in (0.5, 1.0, 2.0)}
 
 
 def test_instant_feature_scale_sets_the_gravel_size(gravel, outputs):

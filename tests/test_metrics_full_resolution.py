@@ -16,11 +16,13 @@ from conftest import missing_input
 from singan_core.imageio import load_image
 from singan_core.metrics import (
     axis_periods,
+    bond_ratio,
     copied_region_fraction,
     copy_score,
     correlation_length,
     dominant_period,
     lattice_ratios,
+    lattice_vectors,
     sharpness,
 )
 
@@ -152,6 +154,31 @@ def test_lattice_ratios_fail_a_shuffled_block_grid_and_a_rescaled_lattice(textur
     assert peak < 0.7
     rx, ry, _ = lattice_ratios(resized(mail, 0.8), mail)
     assert abs(rx - 0.8) < 0.05 and abs(ry - 0.8) < 0.05
+
+
+def test_lattice_vectors_of_the_brick_bond_and_a_chainmail(textures):
+    """brick.png's columns (~35 px) step ~27 px along the column from one to the next: the bond's
+    vector; the chainmail's vectors span one cell of its 24 px grid."""
+    (dy, dx, height), _ = lattice_vectors(photo("brick.png"))
+    assert 20 <= dy <= 32 and 30 <= abs(dx) <= 42 and height > 0.1
+    (ay, ax, _), (by, bx, _) = lattice_vectors(textures.chainmail(192, period=24))
+    assert abs(ay * bx - ax * by) == pytest.approx(24 * 24)  # a primitive cell of the 24 px grid
+    assert all(v % 24 == 0 for v in (ay, ax, by, bx))
+    assert lattice_vectors(torch.zeros(1, 3, 32, 32)) == []
+
+
+def test_bond_ratio_passes_the_wall_and_fails_a_block_shuffle(textures):
+    """The source and crops of it keep the bond (measured 1.0, 0.79 and 0.94: the photo's
+    perspective changes it across the wall); a 16 px block shuffle of it keeps the pixels and loses
+    the bond (0.11), as does a shuffled chainmail (0.01)."""
+    brick = photo("brick.png")
+    assert bond_ratio(brick, brick) == pytest.approx(1.0)
+    assert bond_ratio(brick[..., 64:448, 64:448], brick) >= 0.7
+    assert bond_ratio(brick[..., :384, 128:], brick) >= 0.7
+    assert bond_ratio(shuffled_blocks(brick, 16, 0), brick) < 0.3
+    mail = textures.chainmail(256, period=24)
+    assert bond_ratio(mail, mail) == pytest.approx(1.0)
+    assert bond_ratio(shuffled_blocks(mail, 16, 0), mail) < 0.3
 
 
 def test_a_gaussian_blur_fails_the_sharpness_check(textures):

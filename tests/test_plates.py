@@ -17,7 +17,7 @@ from singan_core.config import NetConfig, preset
 from singan_core.full_resolution import lift_source, sample_full_resolution
 from singan_core.imageio import load_image
 from singan_core.model import SinGANPyramid
-from singan_core.models import Discriminator, Generator
+from singan_core.nets import Discriminator, Generator
 from singan_core.patch_synthesis import PatchSynthesisConfig
 from singan_core.pyramid import resize
 from singan_core.training import new_pyramid
@@ -61,7 +61,7 @@ def test_every_feature_scale_lifts_to_the_output_size(photos, photo, preset_name
     pyramid = random_pyramid(image, preset_name)
     source = lift_source(pyramid, image)
     for s in scales:
-        out = sample_full_resolution(pyramid, source, size[1], size[0], feature_scale=s, config=CHEAP)
+        out = sample_full_resolution(pyramid, source, height=size[0], width=size[1], feature_scale=s, config=CHEAP)
         assert out.shape == (1, 3, *size), (photo, preset_name, s)
         assert torch.isfinite(out).all()
 
@@ -74,7 +74,7 @@ def test_the_issues_draft_plate_at_half_feature_scale_starts_at_the_output_size(
     pyramid = random_pyramid(photos["mountains3"], "draft")
     inits = []
     monkeypatch.setattr(full_resolution, "synthesize", lambda values, h, w, init, **kw: inits.append(init.shape[-2:]) or resize(init, (h, w)))
-    out = sample_full_resolution(pyramid, lift_source(pyramid, photos["mountains3"]), 1920, 1080, feature_scale=0.5)
+    out = sample_full_resolution(pyramid, lift_source(pyramid, photos["mountains3"]), height=1080, width=1920, feature_scale=0.5)
     assert out.shape[-2:] == (1080, 1920)
     assert tuple(inits[0]) == (1080, 1920)  # the canvas (1086 x 1920 before) fits the output
 

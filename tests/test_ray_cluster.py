@@ -2,13 +2,14 @@
 
 One cluster for the module, started by the test on 127.0.0.1 (``ray start --head --block`` in its
 own session, 2 CPUs, no dashboard, token authentication with a fresh token: see
-:mod:`daemon.cluster_local`) and killed with its whole process group at the end, even on failure. The daemons are real subprocesses that connect
+tests/cluster_local.py) and killed with its whole process group at the end, even on failure. The daemons are real subprocesses that connect
 to it by address; clients talk to them over real sockets. Skipped when Ray is not installed,
 except under ``CI=true`` (CI installs the ``cluster`` extra), where that fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -22,7 +23,7 @@ import pytest
 import torch
 
 from daemon.cluster import ClusterConfig, parse_preset_resources
-from daemon.cluster_local import LocalHead, local_head
+from cluster_local import LocalCluster, LocalHead, local_head
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid, read_meta
 
@@ -42,26 +43,35 @@ def _pid_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A 2-CPU Ray head on 127.0.0.1 with token authentication (:func:`daemon.cluster_local.local_head`);
-    its auth variables are set in this process's environment (the daemon subprocesses inherit
-    them) until the module ends."""
+def _need_ray() -> None:
     if importlib.util.find_spec("ray") is None:
         if os.environ.get("CI") == "true":
             pytest.fail('ray is not installed; CI must install the cluster extra: pip install -e ".[test,cluster]"')
         pytest.skip('ray is not installed (pip install -e ".[test,cluster]")')
-    with local_head(2, tmp_path_factory.mktemp("ray") / "ray-start.log") as head:
-        saved = {name: os.environ.get(name) for name in head.env}
-        os.environ.update(head.env)
-        try:
-            yield head
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
+    """Ray's auth variables in this process's environment (the daemon subprocesses inherit them)."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A 2-CPU Ray head on 127.0.0.1 with token authentication (:func:`cluster_local.local_head`);
+    its auth variables are set in this process's environment until the module ends."""
+    _need_ray()
+    with local_head(2, tmp_path_factory.mktemp("ray") / "ray-start.log") as head, _environment(head.env):
+        yield head
 
 
 def ray_daemon(store: Path, cluster: LocalHead) -> DaemonProcess:
@@ -234,7 +244,7 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, daem
 def test_serve_with_ray_but_without_ray_installed_is_one_line_naming_the_flag_and_the_extra(tmp_path):
     """Without Ray (its import blocked), ``singan serve --ray auto`` exits 2 with one line that
     names --ray and the extra to install, before binding anything."""
-    code = ("import sys; sys.modules['ray'] = None; from daemon.cli import main; "
+    code = ("import sys; sys.modules['ray'] = None; from singan_cli.cli import main; "
             f"main(['serve', '--ray', 'auto', '--store', {str(tmp_path / 'store')!r}, '--endpoint', 'tcp://127.0.0.1:*', "
             f"'--log-file', {str(tmp_path / 'd.log')!r}])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -252,3 +262,134 @@ def test_per_preset_resources_parse_and_fall_back_to_the_defaults():
         with pytest.raises(ValueError, match=r"^ray-preset: ") as err:
             ClusterConfig("auto", per_preset=parse_preset_resources(spec))
         assert words in str(err.value)
+
+
+# -- more than one node (issue 29): simulated on this machine, each node its own `ray start` -----
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    """A head without CPUs (it runs no training) and two worker nodes, ``node-1`` with 1 CPU and
+    ``node-2`` with 2 (:class:`cluster_local.LocalCluster`); all killed at the module's end."""
+    _need_ray()
+    with LocalCluster(0, tmp_path_factory.mktemp("ray-nodes")) as cluster, _environment(cluster.env):
+        cluster.add_node(1)
+        cluster.add_node(2)
+        yield cluster
+
+
+@contextlib.contextmanager
+def _cluster_daemon(store: Path, cluster: LocalCluster, cpus: float, *args: str):
+    """A daemon on ``cluster``, once ``hello`` reports it connected with ``cpus`` CPUs (nodes join
+    after the head); stopped at the end whatever happened."""
+    daemon = DaemonProcess(store, "--ray", cluster.address, "--ray-cpus", "1", *args)
+    try:
+        with daemon.client(timeout=10) as client:
+            wait_for(lambda: client.hello()["cluster"]["cpus"] == cpus, 300, f"the cluster to have {cpus:g} CPUs")
+        yield daemon
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.stop()
+
+
+def _train_watching_nodes(client, cluster: LocalCluster, job, on_scale=None) -> dict[int, str | None]:
+    """Poll until ``job`` is done; returns {worker pid: node name} of every worker `jobs` showed.
+    ``on_scale(scales_done)`` is called at each poll once the model has a finished scale."""
+    workers: dict[int, str | None] = {}
+
+    def done() -> bool:
+        for j in client.jobs():
+            if j["job"] == job.id and j.get("worker_pid") and j["worker_pid"] not in workers:
+                workers[j["worker_pid"]] = cluster.node_of(j["worker_pid"])
+        if on_scale is not None and job.model is not None and not job.done:
+            on_scale(client.get_model(job.model)["scales_done"])
+        return job.done
+
+    wait_for(done, 900, "the training", client.poll)
+    return workers
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_preset_declaring_more_cpus_trains_on_the_node_that_has_them(nodes, tmp_path, shared_images):
+    """--ray-preset tiny=1.5 on a cluster of a 1-CPU and a 2-CPU node: the tiny training runs on
+    node-2 (node-1 cannot host it), with floor(1.5) = 1 torch thread, and ends ready. (1.5 rather
+    than 2: a 2-thread pool on a busy 2-core machine stalls.)"""
+    with _cluster_daemon(tmp_path / "store", nodes, 3, "--ray-preset", "tiny=1.5") as daemon, daemon.client(timeout=10) as client:
+        job = submit_training(client, shared_images / "coffee.png", "coffee")
+        workers = _train_watching_nodes(client, nodes, job)
+        assert job.wait(0)["model"]["status"] == "ready"
+        assert daemon.stop() == 0
+    assert workers and set(workers.values()) == {"node-2"}, workers
+    assert "tiny: 1.5 CPU" in daemon.log.read_text() and "1 threads" in daemon.log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_node_killed_mid_training_continues_on_another_from_its_last_scale(nodes, tmp_path, shared_images, chelsea_model):
+    """The node training chelsea is killed (its raylet and workers) after the first finished scale:
+    the training goes on on the other node from that scale (scales_done never goes back) and ends
+    as the same model as an uninterrupted local training (tiny, seed 0, one thread): the same
+    generators and samples, to the bit."""
+    killed, done = [], []
+
+    def kill_after_first_scale(scales_done: int) -> None:
+        done.append(scales_done)
+        if scales_done >= 1 and not killed:
+            running = [j for j in client.jobs() if j["job"] == job.id and j.get("worker_pid")]
+            name = running and nodes.node_of(running[0]["worker_pid"])
+            if name:
+                nodes.kill(name)
+                killed.append(name)
+
+    with _cluster_daemon(tmp_path / "store", nodes, 3) as daemon, daemon.client(timeout=10) as client:
+        job = submit_training(client, shared_images / "chelsea.png", "chelsea")
+        workers = _train_watching_nodes(client, nodes, job, kill_after_first_scale)
+        result = job.wait(0)["model"]
+        assert result["status"] == "ready" and result["scales_done"] == result["num_scales"]
+        assert daemon.stop() == 0
+    assert killed and killed[0] != "head", killed
+    assert done == sorted(done) and done[0] < result["num_scales"], done
+    assert set(workers.values()) - {None, killed[0]}, workers  # it went on on another node
+    assert "resubmitting from scale" in daemon.log.read_text()
+    pyramid, _ = load_pyramid(daemon.store / "models" / result["id"])
+    for k in range(pyramid.num_scales):
+        for name, t in chelsea_model.generators[k].state_dict().items():
+            assert torch.equal(pyramid.generators[k].state_dict()[name], t), (k, name)
+    assert torch.equal(sample(pyramid, 2, seed=5), sample(chelsea_model, 2, seed=5))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_head_lost_is_reported_unreachable_and_the_training_resumes_when_it_returns(tmp_path, shared_images, chelsea_model):
+    """The head is killed after chelsea's first finished scale. The daemon (before issue 29 the Ray
+    driver itself, which Ray ends about 60 s after its head) stays up: ``hello`` reports the
+    cluster unreachable with a reason, the training waits (``jobs`` phase ``waiting``), still so
+    75 s later. The head started again on its address: connected, the training resumes from its
+    last finished scale and ends as the uninterrupted local training, to the bit."""
+    _need_ray()
+    with LocalCluster(1, tmp_path / "ray") as cluster, _environment(cluster.env):
+        with _cluster_daemon(tmp_path / "store", cluster, 1) as daemon, daemon.client(timeout=10) as client:
+            job = submit_training(client, shared_images / "chelsea.png", "chelsea")
+            wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 900,
+                     "the first finished scale", client.poll)
+            assert not job.done, job.error
+            cluster.kill("head")
+            lost = time.monotonic()
+            wait_for(lambda: client.hello()["cluster"]["state"] == "unreachable", 120, "the cluster reported unreachable")
+            info = client.hello()["cluster"]
+            assert info["message"] and info["address"] == cluster.address and info["cpus"] == 0, info
+            wait_for(lambda: [j["phase"] for j in client.jobs()] == ["waiting"], 60, "the training to wait", client.poll)
+            while time.monotonic() - lost < 75:  # past Ray's 60 s, after which a driver ends its own process
+                client.poll(1)
+            assert daemon.proc.poll() is None
+            assert client.hello()["cluster"]["state"] == "unreachable" and [j["phase"] for j in client.jobs()] == ["waiting"]
+            cluster.start_head()
+            wait_for(lambda: client.hello()["cluster"]["state"] == "connected", 300, "the cluster to answer again")
+            wait_for(lambda: job.done, 900, "the resumed training", client.poll)
+            result = job.wait(0)["model"]
+            assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert "the Ray cluster is unreachable" in log and log.count("connected to the Ray cluster") == 2
+    pyramid, _ = load_pyramid(daemon.store / "models" / result["id"])
+    assert torch.equal(sample(pyramid, 2, seed=5), sample(chelsea_model, 2, seed=5))

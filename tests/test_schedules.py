@@ -15,7 +15,7 @@ from singan_core.config import PRESETS, PyramidConfig, SinGANConfig, preset
 from singan_core.errors import InvalidArgument
 from singan_core.imageio import load_image, save_image
 from singan_core.metrics import pixel_diversity
-from singan_core.models import nfc_at
+from singan_core.nets import nfc_at
 from singan_core.pyramid import pyramid_geometry
 from singan_core.sampling import reconstruct, sample
 from singan_core.storage import create_model_dir, file_sha256, load_pyramid, read_meta, save_scale

@@ -9,7 +9,6 @@ import time
 import typing
 
 import numpy as np
-import pytest
 
 from conftest import wire_image
 from protocol.client import DaemonError, Image

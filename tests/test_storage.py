@@ -279,7 +279,7 @@ def test_select_device_without_a_gpu_is_the_cpu_and_forced_cuda_is_a_one_line_er
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["cpu", "cpu", "cpu"]
     model = tmp_path / "model"
-    run = python_with(hidden, "-m", "daemon.cli", "train", str(shared_images / "chelsea.png"), "--preset", "tiny",
+    run = python_with(hidden, "-m", "singan_cli.cli", "train", str(shared_images / "chelsea.png"), "--preset", "tiny",
                       "--out", str(model), "--device", "cuda")
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines() == [

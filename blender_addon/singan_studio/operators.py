@@ -22,7 +22,7 @@ from bpy.props import StringProperty
 
 from . import client, jobs, nodes, pixels
 from .protocol.client import Image
-from .protocol.requests import synthesis_request
+from .protocol.requests import super_resolve_params, synthesis_request, train_params
 from .protocol.session import Session, Task
 
 POLL_INTERVAL_S = 0.1
@@ -218,10 +218,7 @@ class SINGAN_OT_train(_JobOperator, bpy.types.Operator):
         settings = context.scene.singan
         image, default_name = _training_image(settings)
         scene_name = context.scene.name
-        params = {
-            "name": settings.train_name or default_name, "preset": settings.train_preset,
-            "padding": "circular" if settings.train_seamless else "zeros",
-        }
+        params = train_params(settings.train_name or default_name, settings.train_preset, settings.train_seamless)
 
         def finish(data: dict, images: list) -> str:
             model = data["model"]
@@ -391,7 +388,7 @@ class SINGAN_OT_super_resolve(_JobOperator, bpy.types.Operator):
         settings = context.scene.singan
         source = settings.sr_image
         factor = int(settings.sr_factor)
-        params = {"factor": float(factor), "preset": settings.sr_preset, "name": source.name[:60], "output_order": "RGBA"}
+        params = super_resolve_params(source.name[:60], factor, settings.sr_preset, "RGBA")
         name, scene_name = f"{source.name} x{factor}", context.scene.name
 
         def finish(data: dict, images: list) -> str:

@@ -11,7 +11,7 @@ import bpy
 
 from . import client, jobs, operators
 from .preferences import draw_connection
-from .protocol.session import preset_text
+from .protocol.session import ConnectionState, preset_text
 
 
 def draw_task(layout: bpy.types.UILayout, slot: str) -> None:
@@ -196,7 +196,7 @@ class SINGAN_PT_super_resolve(_Sidebar, bpy.types.Panel):
 def draw_status_bar(self, context) -> None:
     """In Blender's status bar: the connection while it is not connected, and each running job."""
     link = client.current()
-    if link is not None and link.status and not link.status.startswith("connected"):
+    if link is not None and link.state is not ConnectionState.connected:
         self.layout.label(text=f"SinGAN: {link.status}", icon="UNLINKED")
     for task in jobs.TASKS.values():
         if not task.finished:

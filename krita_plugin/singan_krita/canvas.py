@@ -222,6 +222,32 @@ def placement(document: Document, region: Region, size: tuple[int, int]) -> tupl
     return Region(x, y, width, height), note
 
 
+def has_selection(document: Document) -> bool:
+    """Whether the document has a selection that is not empty."""
+    selection = document.selection()
+    return selection is not None and selection.width() > 0 and selection.height() > 0
+
+
+def surroundings(document: Document, region: Region, margin: int) -> Region:
+    """``region`` grown by ``margin`` px on every side, clipped to the image: the canvas around a
+    selection that a fill continues and takes its patches from."""
+    x, y = max(0, region.x - margin), max(0, region.y - margin)
+    right = min(document.width(), region.x + region.width + margin)
+    bottom = min(document.height(), region.y + region.height + margin)
+    return Region(x, y, right - x, bottom - y)
+
+
+def read_visible(document: Document, region: Region) -> bytes:
+    """What the artist sees in ``region`` (the projection of every visible layer), as 8-bit BGRA."""
+    return _projection(document, region)
+
+
+def add_on_top(document: Document, new_node: Node) -> None:
+    """Put ``new_node`` on top of the layer stack (one undo step), over everything it was made from."""
+    document.rootNode().addChildNode(new_node, None)
+    document.refreshProjection()
+
+
 def whole_image(document: Document) -> Region:
     return Region(0, 0, document.width(), document.height())
 

@@ -12,17 +12,18 @@ No ``krita`` or Qt import.
 from importlib.util import find_spec
 
 if find_spec(".vendor", __package__) is not None:
-    from .vendor.protocol import DEFAULT_ENDPOINT
+    from .vendor.protocol import DEFAULT_ENDPOINT, requests
     from .vendor.protocol.advice import explain, training_estimate
     from .vendor.protocol.client import DaemonError, Image
-    from .vendor.protocol.requests import synthesis_request
+    from .vendor.protocol.requests import FILL_NOISE, VARIATION_NOISE, inpaint_request, synthesis_request
     from .vendor.protocol.session import ConnectionState, Session, Signal, Task, preset_text
 else:
-    from protocol import DEFAULT_ENDPOINT
+    from protocol import DEFAULT_ENDPOINT, requests
     from protocol.advice import explain, training_estimate
     from protocol.client import DaemonError, Image
-    from protocol.requests import synthesis_request
+    from protocol.requests import FILL_NOISE, VARIATION_NOISE, inpaint_request, synthesis_request
     from protocol.session import ConnectionState, Session, Signal, Task, preset_text
 
-__all__ = ["DEFAULT_ENDPOINT", "ConnectionState", "DaemonError", "Image", "Session", "Signal", "Task", "explain",
-           "preset_text", "synthesis_request", "training_estimate"]
+__all__ = ["DEFAULT_ENDPOINT", "FILL_NOISE", "VARIATION_NOISE", "ConnectionState", "DaemonError", "Image", "Session",
+           "Signal", "Task", "explain", "inpaint_request", "preset_text", "requests", "synthesis_request",
+           "training_estimate"]

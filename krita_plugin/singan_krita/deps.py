@@ -10,7 +10,7 @@ to the plugin, so another plugin's ``protocol`` or ``msgpack`` cannot clash with
 Layout of the built package (``vendor/`` inside ``singan_krita/``)::
 
     vendor/__init__.py  makes vendor/ a subpackage
-    vendor/protocol/    the client (protocol/__init__.py, wire.py, client.py; msgpack imported from ..)
+    vendor/protocol/    the client (protocol/__init__.py, errors.py, wire.py, client.py; msgpack imported from ..)
     vendor/msgpack/     msgpack's pure-Python fallback modules
     vendor/wheels/      pyzmq-<version>-<python>-<abi>-<platform>.whl for each supported Krita Python
     vendor/unpacked/    <wheel name>/: the wheel unpacked on first load (created at run time)

@@ -6,7 +6,7 @@ each change), and its buttons trigger the plugin's Krita actions (the same ones 
 Layout, top to bottom, for a docker 250-350 px wide (Krita's default docker width) on a
 1280 x 800 screen: the connection status (one line, cut with the whole text in its tooltip) with
 Connect; the model (a one-line combo box: name, preset, state; the whole entry in its tooltip);
-the action buttons (three rows; Super-res opens a menu of 2x and 4x), replaced by the question
+the action buttons (four rows; Super-res opens a menu of 2x and 4x), replaced by the question
 and its two answers while one is open; the job line (what runs, one line) and its progress bar,
 whose text is the job's real state (scale i of K, percent, time left), beside Cancel; the message
 (wrapped, at most :data:`MESSAGE_LINES` lines, briefly highlighted whenever it is reported, so a
@@ -63,12 +63,12 @@ GENERIC_SCALES = 6  # scale choices shown while no model is chosen (a draft mode
 NO_MODEL = "(no model: Harmonize trains one)"
 BUTTONS = (
     ("Train", actions.TRAIN), ("Variations", actions.VARIATIONS),
-    ("Quick variations", actions.QUICK_VARIATIONS), ("Harmonize", actions.HARMONIZE),
-    ("Paint to image", actions.PAINT_TO_IMAGE),
+    ("Quick variations", actions.QUICK_VARIATIONS), ("Fill selection", actions.FILL_SELECTION),
+    ("Harmonize", actions.HARMONIZE), ("Paint to image", actions.PAINT_TO_IMAGE),
     ("Super-res", (("2x", actions.SUPER_RESOLVE_2X), ("4x", actions.SUPER_RESOLVE_4X))),
 )
 """The action buttons, two per row: (text, action), or (text, ((menu text, action), ...)) for a
-button that opens a menu (so the buttons take three rows)."""
+button that opens a menu (so the buttons take four rows)."""
 
 
 class SinGANDocker(DockWidget):
@@ -110,6 +110,7 @@ class SinGANDocker(DockWidget):
             (self.studio.task_changed, self._show_task),
             (self.studio.message_changed, self._show_message),
             (self.studio.question_changed, self._show_question),
+            (self.studio.options_changed, self._show_seed),
         )
         for signal, slot in self._subscriptions:
             signal.connect(slot)
@@ -430,6 +431,13 @@ class SinGANDocker(DockWidget):
         colour = "color: #e04040;" if self.studio.message_is_error else ""
         flash = "background: palette(highlight); color: palette(highlighted-text);" if self.flashing else ""
         self.message.setStyleSheet(f"QLabel {{ {colour} {flash} }}" if colour or flash else "")
+
+    def _show_seed(self) -> None:
+        """An action advanced the seed: show it (without signalling a choice) and save it."""
+        self.seed.blockSignals(True)
+        self.seed.setValue(self.studio.options.seed)
+        self.seed.blockSignals(False)
+        save_options(self.studio.options)
 
     def _show_question(self) -> None:
         question = self.studio.question

@@ -8,7 +8,7 @@ class PluginError(Exception):
     """An action cannot run as asked; the message says why and what to do, in the artist's words."""
 
 
-class NotConnected(PluginError):
+class NoConnection(PluginError):
     """No daemon answers at the configured endpoint (the message starts with "not connected")."""
 
 

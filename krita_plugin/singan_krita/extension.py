@@ -37,6 +37,7 @@ RUNS: dict[str, Callable[[studio.Studio], None]] = {
     actions.TRAIN.id: workflows.train,
     actions.VARIATIONS.id: workflows.variations,
     actions.QUICK_VARIATIONS.id: workflows.quick_variations,
+    actions.FILL_SELECTION.id: workflows.fill_selection,
     actions.HARMONIZE.id: workflows.harmonize,
     actions.PAINT_TO_IMAGE.id: workflows.paint_to_image,
     actions.SUPER_RESOLVE_2X.id: lambda s: workflows.super_resolve(s, 2),

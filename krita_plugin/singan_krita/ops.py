@@ -7,7 +7,7 @@ No ``krita`` or Qt import: tested in the project's environment.
 
 from __future__ import annotations
 
-from .daemon_client import Image, synthesis_request
+from .daemon_client import FILL_NOISE, VARIATION_NOISE, Image, inpaint_request, requests, synthesis_request
 from .options import Options
 
 OUTPUT_ORDER = "BGRA"
@@ -18,13 +18,9 @@ def display_name(name: str, limit: int = 60) -> str:
     return name.strip()[:limit] or "layer"
 
 
-def _padding(options: Options) -> str:
-    return "circular" if options.seamless else "zeros"
-
-
 def train_params(name: str, options: Options) -> dict:
     """``train``: a new model named after the layer, with the chosen preset and padding."""
-    return {"name": display_name(name), "preset": options.preset, "padding": _padding(options)}
+    return requests.train_params(display_name(name), options.preset, options.seamless)
 
 
 def generate_params(model: dict, size: tuple[int, int], options: Options) -> dict:
@@ -49,17 +45,46 @@ def instant_request(image: Image, size: tuple[int, int], options: Options) -> tu
     return params, images
 
 
+def fill_request(image: Image, mask: Image, options: Options) -> tuple[dict, list[Image]]:
+    """``inpaint`` (params, images) for Fill selection: one result of ``image`` (the canvas around
+    the selection) with the pixels under ``mask`` (the selection there, ``GRAY``) synthesised from
+    the rest of it, with the noise that continues the surroundings most plainly; seed ``options.seed``."""
+    _, params, images = inpaint_request(image, mask, n=1, seed=options.seed, noise=FILL_NOISE, output_order=OUTPUT_ORDER)
+    return params, images
+
+
+def boundary_variations_request(image: Image, mask: Image, options: Options) -> tuple[dict, list[Image]]:
+    """``inpaint`` (params, images) for Quick variations inside a selection: ``options.count``
+    results of ``image`` (the canvas around the selection) with the selection (``mask``)
+    synthesised anew from the canvas around it, which stays fixed as their boundary; the noise
+    of variations (clearly different results per seed)."""
+    _, params, images = inpaint_request(image, mask, n=options.count, seed=options.seed, noise=VARIATION_NOISE,
+                                        output_order=OUTPUT_ORDER)
+    return params, images
+
+
+HEAL_BAND = 12
+"""Width (px) of the band inside a selection's border over which a trained variation is joined to
+the canvas around it (:func:`join_request`)."""
+
+
+def join_request(image: Image, band: Image, seed: int) -> tuple[dict, list[Image]]:
+    """``inpaint`` (params, images) that joins a trained variation to the canvas around it: one
+    result of ``image`` (the canvas with the variation in the selection) with ``band`` (the band
+    along the selection's border, ``GRAY``) synthesised anew, with the noise that continues its
+    surroundings most plainly."""
+    _, params, images = inpaint_request(image, band, n=1, seed=seed, noise=FILL_NOISE, output_order=OUTPUT_ORDER)
+    return params, images
+
+
 def injection_params(model: dict, options: Options) -> dict:
     """``harmonize`` / ``paint2image`` with ``model`` (a ModelInfo): the chosen injection scale
     (clamped to 1..K-1) or, if None, the daemon's default."""
-    params = {"model": model["id"], "seed": options.seed, "output_order": OUTPUT_ORDER}
-    if options.injection_scale is not None:
-        params["scale"] = max(1, min(options.injection_scale, model["num_scales"] - 1))
-    return params
+    return requests.injection_params(model["id"], model["num_scales"], seed=options.seed, output_order=OUTPUT_ORDER,
+                                     scale=options.injection_scale)
 
 
 def super_resolve_params(name: str, factor: int, options: Options) -> dict:
     """``super_resolve`` by ``factor`` (2 or 4); the daemon trains (or reuses) the image's own SR
     model with the chosen preset first."""
-    return {"factor": float(factor), "preset": options.preset, "name": display_name(name),
-            "output_order": OUTPUT_ORDER}
+    return requests.super_resolve_params(display_name(name), factor, options.preset, OUTPUT_ORDER)

@@ -35,7 +35,8 @@ class Options:
         preset: training preset for Train, harmonize's background model and super-resolution (one
             of the daemon's presets from ``hello``).
         seamless: circular padding: tileable training and variations.
-        count: number of variations, 1..64. seed: first seed, 0..2**31-1 (variation i uses seed + i).
+        count: number of variations, 1..64. seed: the next action's first seed, 0..2**31-1 (variation i
+            uses seed + i); Variations, Quick variations and Fill selection advance it past the seeds they used.
         start_scale: variations' ``gen_start_scale`` (clamped to the model's K-1 when sent).
         injection_scale: harmonize/paint-to-image scale k, or None for the daemon's default.
         size_mode: ``1x``/``2x`` the selection (or layer), or ``custom`` = ``width`` x ``height`` pixels.

@@ -51,6 +51,7 @@ class Studio:
         task_changed(task): a task started, progressed or ended.
         message_changed(): ``message`` changed, or was reported again (``message_count`` grew).
         question_changed(): ``question`` was asked or answered.
+        options_changed(): an action changed ``options`` (the seed it advanced past the ones it used).
 
     Attributes:
         session: the daemon. options: the docker's choices.
@@ -74,6 +75,7 @@ class Studio:
         self.task_changed = Signal()
         self.message_changed = Signal()
         self.question_changed = Signal()
+        self.options_changed = Signal()
         self._discard: set[int] = set()  # ids of tasks whose cancelled training's model is deleted
 
     def start(self, title: str) -> Task:
@@ -83,6 +85,13 @@ class Studio:
         self.tasks.append(task)
         self.report(f"{title}…", is_error=False)
         return task
+
+    def advance_seed(self, used: int) -> None:
+        """After an action sent a job with seeds ``options.seed`` .. ``options.seed + used - 1``: the
+        next one starts after them, so a second click gives new results (the docker shows the new
+        seed; set it back to repeat a result)."""
+        self.options.seed = (self.options.seed + used) % 2**31
+        self.options_changed.emit()
 
     def discard_if_cancelled(self, task: Task) -> None:
         """A training ``task`` runs for an action, not because the artist asked for a model (the

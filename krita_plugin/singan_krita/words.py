@@ -8,7 +8,7 @@ Scales are numbered k = 0 (coarsest) .. K-1 (finest), K = the model's ``num_scal
   training image's layout and only draw new shapes, then only new detail;
 * **harmonize / paint to image** inject the picture at scale k (1..K-1): a coarse k repaints
   shapes and colours, a fine k only touches up texture. None leaves the daemon's default
-  (harmonize max(1, K-3), paint to image 1: README "Applications").
+  (harmonize max(1, K-3), paint to image 1: docs/cli.md, "Applications").
 
 No ``krita`` or Qt import: tested in the project's environment.
 """

@@ -6,12 +6,12 @@ its ``hello`` (:attr:`protocol.session.Session.limits`). Every function raises a
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from . import canvas, hiding, ops, pixels, words
 from .canvas import Region, Target
 from .daemon_client import ConnectionState, Image, training_estimate
-from .errors import BadInput, NoModel, NotConnected
+from .errors import BadInput, NoConnection, NoModel
 from .studio import Question, Studio
 
 VARIATIONS_GROUP = "SinGAN variations"
@@ -40,7 +40,7 @@ def _ask_to_train(studio: Studio, action: str, lead: str, subject: str, size: tu
 
 def _check_connected(studio: Studio) -> None:
     if studio.session.state is not ConnectionState.connected:
-        raise NotConnected(studio.session.status)
+        raise NoConnection(studio.session.status)
 
 
 def _chosen_model(studio: Studio) -> dict:
@@ -120,37 +120,206 @@ def _variation_layers(target: Target, size: tuple[int, int], name: str, seed: in
 def variations(studio: Studio) -> None:
     """``count`` samples of the chosen model at the selection's (or layer's) position, at the chosen
     size and feature scale (the source's detail: docs/protocol.md, ``generate``), as layers of a new
-    group above the active layer; only the first (top) one visible."""
+    group above the active layer; only the first (top) one visible.
+
+    Inside a selection at 1x (feature scale 1, not seamless) with canvas around it, each sample is
+    then joined to that canvas: the band :data:`.ops.HEAL_BAND` px wide inside the selection's border is
+    synthesised anew with the canvas outside and the sample inside as its fixed boundary (the
+    daemon's ``inpaint``), so there is no seam at the selection's border. Each click advances the
+    seed past the ones it used."""
     _check_connected(studio)
     target = canvas.active_target()  # first: without a document nothing else matters
     model, options = _chosen_model(studio), replace(studio.options)
     size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
     params = ops.generate_params(model, size, options)
+    place = _variation_layers(target, size, model["name"], params["seed"])
+    around = _boundary(target, size, options)
     task = studio.start(f"Variations of '{model['name']}'")
-    task.submit("generate", params, [], _variation_layers(target, size, model["name"], params["seed"]), "variations")
+    if around is not None:
+        place = _joined(task, around, target, options, place)
+    task.submit("generate", params, [], place, "variations")
+    studio.advance_seed(options.count)
+
+
+def _boundary(target: Target, size: tuple[int, int], options) -> _Surroundings | None:
+    """The canvas around the selection that variations of ``size`` continue (:func:`_surroundings`),
+    or None: not at 1x the selection, another feature scale than 1, seamless, no room around it,
+    or a partly transparent canvas there."""
+    region = target.region
+    if size != (region.width, region.height) or options.feature_scale != 1.0 or options.seamless:
+        return None
+    around = _surroundings(target, _margin(region, VARIATION_MARGIN, 1))
+    if around is None or pixels.transparent_outside(around.data, around.mask.data):
+        return None
+    return around
+
+
+def _joined(task, around: _Surroundings, target: Target, options, place):
+    """``generate``'s result step for variations inside a selection: each sample is put into the
+    canvas around the selection and the band along the selection's border (:data:`.ops.HEAL_BAND`)
+    synthesised anew (``inpaint``, one job per sample, in turn), then ``place`` gets the joined
+    samples (cut back to the selection)."""
+    region, width = target.region, around.region.width
+    x, y = region.x - around.region.x, region.y - around.region.y
+    band = Image("mask", width, around.region.height, "GRAY", pixels.band(around.mask.data, width, ops.HEAL_BAND))
+    finish = _cropped(place, around.region, region)
+
+    def join(data: dict, samples: list) -> str | None:
+        joined: list = []
+
+        def next_sample(i: int) -> str | None:
+            if i == len(samples):
+                return finish(data, joined)
+            composite = pixels.paste(around.data, width, bytes(samples[i].data), x, y, region.width, region.height,
+                                     target.mask)
+            params, images = ops.join_request(_bgra("image", composite, around.region), band, options.seed + i)
+
+            def joined_one(result: dict, images: list) -> str | None:
+                out = images[0]  # its alpha is the band: the whole image is the variation now
+                opaque = pixels.with_alpha(bytes(out.data), bytes([255]) * (out.width * out.height))
+                joined.append(Image(out.name, out.width, out.height, out.order, opaque))
+                return next_sample(i + 1)
+
+            task.submit("inpaint", params, images, joined_one, f"joining variation {i + 1} of {len(samples)} to the canvas")
+            return None
+
+        return next_sample(0)
+
+    return join
 
 
 def quick_variations(studio: Studio) -> None:
     """Like :func:`variations`, with no model: ``count`` results of the active paint layer's pixels
     (or, with a group or another kind of layer active, of the visible image) in the selection (or
-    the whole layer) themselves, in seconds (the daemon's ``instant``: GPNN patch
-    synthesis, no training). It runs ahead of trainings, so it also works while one trains."""
+    the whole layer) themselves, in seconds, with no training. It runs ahead of trainings, so it
+    also works while one trains.
+
+    Inside a selection at 1x (feature scale 1, not seamless) with canvas around it, the selection is
+    synthesised anew with the canvas around it as a fixed boundary (the daemon's ``inpaint``:
+    GPNN's conditional inpainting), so the results continue that canvas with no seam at the
+    selection's border; otherwise they are the daemon's ``instant`` (GPNN patch synthesis of the
+    selection's pixels). Each click advances the seed past the ones it used."""
     _check_connected(studio)
     target, options = canvas.active_target(), replace(studio.options)
     size = options.output_size(target.region.width, target.region.height, studio.session.limits["max_image_side"])
-    image = _bgra("image", canvas.read_source(target), target.region)
-    params, images = ops.instant_request(image, size, options)
     name = ops.display_name(target.source_name)
+    around = _boundary(target, size, options)
+    place = _variation_layers(target, size, f"{name} quick", options.seed)
+    if around is not None:
+        op = "inpaint"
+        params, images = ops.boundary_variations_request(around.data_image, around.mask, options)
+        place = _cropped(place, around.region, target.region)
+    else:
+        op = "instant"
+        image = _bgra("image", canvas.read_source(target), target.region)
+        params, images = ops.instant_request(image, size, options)
     task = studio.start(f"Quick variations of '{name}'")
-    task.submit("instant", params, images, _variation_layers(target, size, f"{name} quick", params["seed"]),
-                "quick variations")
+    task.submit(op, params, images, place, "quick variations")
+    studio.advance_seed(options.count)
+
+
+VARIATION_MARGIN = (64, 256)
+"""The canvas around a selection that Quick variations continue and take their patches from:
+the selection's longer side each way, at least and at most these (px), clipped to the canvas."""
+FILL_MARGIN = (128, 512)
+"""The canvas around a selection that Fill selection continues and takes its patches from: twice
+the selection's longer side each way, at least and at most these (px), clipped to the canvas."""
+
+
+@dataclass(frozen=True)
+class _Surroundings:
+    """The canvas around a selection: ``region``, its pixels ``data`` (8-bit BGRA, what the action
+    reads) and the selection over it (``mask``, a ``GRAY`` image named ``mask``: 255 = synthesise)."""
+
+    region: Region
+    data: bytes
+    mask: Image
+
+    @property
+    def data_image(self) -> Image:
+        return _bgra("image", self.data, self.region)
+
+
+def _margin(region: Region, bounds: tuple[int, int], factor: int) -> int:
+    return max(bounds[0], min(bounds[1], factor * max(region.width, region.height)))
+
+
+def _surroundings(target: Target, margin: int, visible: bool = False) -> _Surroundings | None:
+    """The canvas up to ``margin`` px around the selection (:func:`.canvas.surroundings`) as the
+    action reads it (``visible``: the visible image, else :func:`.canvas.read_source`'s choice),
+    and the selection's mask over it; None without a selection, for a selection that reaches
+    outside the canvas, or when less canvas than the selection's own area lies around it (too
+    little to continue and to take patches from)."""
+    document, region = target.document, target.region
+    if not canvas.has_selection(document) or region.x < 0 or region.y < 0 or \
+            region.x + region.width > document.width() or region.y + region.height > document.height():
+        return None
+    around = canvas.surroundings(document, region, margin)
+    mask = pixels.embed(target.mask, region.x - around.x, region.y - around.y, region.width, region.height,
+                        around.width, around.height)
+    hole = pixels.count_over_half(mask)
+    if around.width * around.height - hole < hole:
+        return None
+    data = canvas.read_visible(document, around) if visible else canvas.read_source(replace(target, region=around))
+    return _Surroundings(around, data, Image("mask", around.width, around.height, "GRAY", mask))
+
+
+def _cropped(place, around: Region, region: Region):
+    """``place`` (a result step of ``region``-sized images) given results of ``around`` (the
+    canvas around ``region``): each is cut to ``region`` first."""
+
+    def step(data: dict, images: list) -> str:
+        x, y = region.x - around.x, region.y - around.y
+        cut = [Image(image.name, region.width, region.height, image.order,
+                     pixels.crop(bytes(image.data), around.width, x, y, region.width, region.height))
+               for image in images]
+        return place(data, cut)
+
+    return step
+
+
+def fill_selection(studio: Studio) -> None:
+    """Content-aware fill: remove what the selection holds by continuing what surrounds it (the
+    daemon's ``inpaint``, patches from the canvas around the selection, which stays fixed). It
+    reads the visible image, and puts the result on top of the layer stack as one new layer,
+    "Fill selection seed <s>", the selection's shape (its soft edge kept); one undo removes it.
+    Each click advances the seed, so a second one gives another fill.
+
+    Raises:
+        BadInput: no selection, or one that leaves too little canvas around it or reaches outside it;
+            the canvas around it is transparent.
+    """
+    _check_connected(studio)
+    target, options = canvas.active_target(), replace(studio.options)
+    document = target.document
+    if not canvas.has_selection(document):
+        raise BadInput("Fill selection removes what the selection holds: select the object first "
+                       "(a rectangle or a freehand selection around it)")
+    around = _surroundings(target, _margin(target.region, FILL_MARGIN, 2), visible=True)
+    if around is None:
+        raise BadInput("the selection leaves too little canvas around it to continue (it must lie inside the "
+                       "canvas, with at least its own area of canvas around it): select less")
+    if pixels.transparent_outside(around.data, around.mask.data):
+        raise BadInput("the canvas around the selection is partly transparent: Fill selection continues visible "
+                       "pixels; fill the background first, or select an object on an opaque background")
+    params, images = ops.fill_request(around.data_image, around.mask, options)
+    layer_name = f"Fill selection seed {options.seed}"
+
+    def place(data: dict, results: list) -> str:
+        filled = pixels.with_alpha(bytes(results[0].data), around.mask.data)
+        canvas.add_on_top(document, canvas.new_layer(document, layer_name, filled, around.region))
+        return f"'{layer_name}' is on top: the selection continues what surrounds it"
+
+    task = studio.start("Fill selection")
+    task.submit("inpaint", params, images, place, "filling the selection")
+    studio.advance_seed(1)
 
 
 def _harmonizable(target: Target) -> bytes:
     """The active layer's alpha over the whole image (one byte per pixel): the mask Harmonize
     blends. Raises BadInput, naming the layer and what to make active, for a layer Harmonize
     cannot blend: not a paint layer (a group, a vector or filter layer), the bottom layer or a
-    layer without transparency (it covers everything below it: today that would repaint the whole
+    layer without transparency (it covers everything below it: blending it would repaint the whole
     picture), or a layer with no opaque pixel."""
     document, node = target.document, target.node
     what = "make the pasted object's layer (a paint layer with transparency around the object) active"

@@ -24,7 +24,7 @@ ASPECT_CASES = [  # resolution x, y, percentage, pixel aspect x, y, longest side
 
 
 def links(tree):
-    return sorted((l.from_node.name, l.from_socket.identifier, l.to_node.name, l.to_socket.identifier) for l in tree.links)
+    return sorted((link.from_node.name, link.from_socket.identifier, link.to_node.name, link.to_socket.identifier) for link in tree.links)
 
 
 def plate_state(scene):

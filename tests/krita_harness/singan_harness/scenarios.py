@@ -255,7 +255,7 @@ def variation_layers(doc, entry, prefix, region):
 def train_to_completion(doc, entry, region):
     """Train (tiny) on ``region`` of the active layer until the model is ready; the new model
     becomes the chosen one. Returns its id."""
-    st, d = studio(), docker()
+    st, _ = studio(), docker()
     select(doc, *region)
     choose_model(None)  # none chosen: the trained model is chosen when ready
     choose_preset("tiny")
@@ -437,6 +437,7 @@ def variations(entry):
     d.start_scale.setCurrentIndex(0)
     for name, selection, size_mode, custom in VARIATION_CASES:
         case = entry.setdefault(name, {})
+        d.seed.setValue(5)  # each click advances the seed: every case asks for seeds 5 and 6
         doc = yield from open_image("chelsea.png")
         if selection is None:
             yield from deselect(doc)
@@ -465,7 +466,7 @@ def variations(entry):
 
 
 def paint_to_image(entry):
-    st, d = studio(), docker()
+    _, d = studio(), docker()
     w, h = 160, 120
     doc = new_doc("sketch", w, h)
     layer = doc.rootNode().childNodes()[0]
@@ -563,6 +564,7 @@ def grayscale(entry):
     yield until(lambda: model_item(model_id) is not None, 10, "the trained model in the docker's list")
     choose_model(model_id)
     select(doc, *GRAY_SELECTION)
+    d.seed.setValue(5)  # the same seeds as the quick variations above (each click advances the seed)
     task = yield from run_task("singan_variations", 120, "variations at 1x a 320 x 224 selection")
     full = entry["full"] = outcome(task)
     variation_layers(doc, full, "gray_full", GRAY_SELECTION)
@@ -847,6 +849,93 @@ def larger_than_canvas(entry):
     d.count.setValue(2)
 
 
+BRICK_SELECTION = [192, 160, 128, 128]  # x, y, w, h on brick.png (512 x 512)
+CUP = [330, 20, 90, 60]  # where the coffee cup is pasted on chelsea.png (451 x 300): on the ear and the background
+CUP_SELECTION = [326, 16, 98, 68]  # the rectangle selected around it
+
+
+def scaled_bytes(path, width, height):
+    """The whole image at ``path`` scaled to width x height, as 8-bit BGRA."""
+    image = QImage(str(path)).scaled(width, height, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
+    image = image.convertToFormat(QImage.Format_ARGB32)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    return bytes(bits)
+
+
+def fill_selection(entry):
+    """Issue 24 item 4, through the docker's buttons: Quick variations at 1x on a rectangular
+    selection of brick.png, twice in a row (the selection is synthesised with the canvas around it
+    as a fixed boundary; the second click gets new seeds); then, on chelsea.png with a coffee cup
+    pasted as its own layer, Fill selection without a selection (refused), with a rectangle around
+    the cup, again (a new seed), and one undo."""
+    st, d = studio(), docker()
+    doc = yield from open_image("brick.png")
+    yield from activate(doc, doc.rootNode().childNodes()[0])
+    d.count.setValue(2)
+    d.seed.setValue(11)
+    d.size_mode.setCurrentIndex(0)
+    quick = entry["quick"] = {"selection": BRICK_SELECTION, "width": doc.width(), "height": doc.height()}
+    select(doc, *BRICK_SELECTION)
+    quick["source"] = save("fill_brick_source", projection(doc))
+    quick["runs"] = []
+    for i in range(2):
+        first = len(st.tasks)
+        click("Quick variations")
+        yield task_done(first, 180, f"quick variations #{i + 1} in a selection of brick.png")
+        run = {"task": outcome(st.tasks[first]), "op": st.tasks[first].job.op, "seed_after": d.seed.value()}
+        variation_layers(doc, run, f"fill_brick_quick{i}", BRICK_SELECTION)
+        run["projection"] = save(f"fill_brick_after{i}", projection(doc))
+        png(f"fill_brick_after{i}", _rgba8_view(doc), doc.width(), doc.height())
+        quick["runs"].append(run)
+        top_group(doc).remove()
+        yield sleep(0.3)
+        yield from activate(doc, doc.rootNode().childNodes()[0])
+
+    doc = yield from open_image("chelsea.png")
+    w, h = doc.width(), doc.height()
+    fill = entry["fill"] = {"cup": CUP, "selection": CUP_SELECTION, "width": w, "height": h}
+    fill["photo"] = save("fill_photo", projection(doc))
+    cup = yield from paste_object(doc, scaled_bytes(IMAGES / "coffee.png", CUP[2], CUP[3]), *CUP)
+    fill["before"] = save("fill_before", projection(doc))
+    yield from deselect(doc)
+    count, first = st.message_count, len(st.tasks)
+    click("Fill selection")
+    fill["no_selection"] = refusal(st, count)
+    fill["no_selection"]["new_tasks"] = len(st.tasks) - first
+    select(doc, *CUP_SELECTION)
+    d.seed.setValue(21)
+    runs = fill["runs"] = []
+    for i in range(2):
+        first = len(st.tasks)
+        started = time.monotonic()
+        click("Fill selection")
+        run = {"click_seconds": round(time.monotonic() - started, 3)}
+        ticks = [0]
+        timer = QTimer()
+        timer.timeout.connect(lambda: ticks.__setitem__(0, ticks[0] + 1))
+        timer.start(50)
+        yield task_done(first, 180, f"fill selection #{i + 1}")
+        timer.stop()
+        task = st.tasks[first]
+        run.update(task=outcome(task), op=task.job.op, message=st.message, ui_ticks=ticks[0], stack=stack(doc),
+                   seed_after=d.seed.value())
+        top = find(doc, f"Fill selection seed {21 + i}")
+        run["layer"] = layer_info(top)
+        run["pixels"] = save(f"fill_layer{i}", top.pixelData(0, 0, w, h))
+        run["after"] = save(f"fill_after{i}", projection(doc))
+        png(f"fill_after{i}", projection(doc), w, h)
+        runs.append(run)
+        if i == 0:
+            Krita.instance().action("edit_undo").trigger()
+            yield sleep(0.5)
+            fill["undone_stack"] = stack(doc)
+            fill["undone"] = save("fill_undone", projection(doc))
+    fill["cup_layer"] = cup.name()
+    shot("docker_fill_selection")
+    window_shot("window_fill_selection")
+
+
 def daemon_error(entry):
     """A daemon error reaches the docker as a sentence: the chosen model is deleted behind the
     docker's back (the list still shows it), then Variations."""
@@ -1064,7 +1153,7 @@ def restarted(entry):
     yield until(lambda: "no answer" in d.status.text(), 30, "'no answer' in the status line")
     entry["seconds_to_status"] = round(time.monotonic() - started, 2)
     entry["status"] = d.status.text()
-    doc = yield from open_image("chelsea.png")
+    yield from open_image("chelsea.png")
     trigger("singan_variations")
     entry["message"] = d.message.text()
     entry["is_error"] = st.message_is_error
@@ -1074,7 +1163,7 @@ def restarted(entry):
 
 
 FIRST = (("startup", startup), ("no_document", no_document), ("second_click", second_click),
-         ("larger_than_canvas", larger_than_canvas), ("harmonize", harmonize), ("variations", variations),
+         ("larger_than_canvas", larger_than_canvas), ("fill_selection", fill_selection), ("harmonize", harmonize), ("variations", variations),
          ("paint_to_image", paint_to_image), ("train_and_cancel", train_and_cancel), ("grayscale", grayscale),
          ("deep", deep), ("daemon_error", daemon_error), ("big_canvas", big_canvas), ("super_resolve", super_resolve),
          ("daemon_stopped", daemon_stopped), ("choose_options", choose_options))

@@ -11,7 +11,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .cancel import cancel_point
 from .config import NetConfig, PaddingMode
+
+BAND_MACS = 2**30
+"""Multiply-accumulates of one row band of a generator pass without autograd (:meth:`Generator.forward`):
+larger passes run band by band, with a cancel point between bands."""
 
 
 def nfc_at(k: int, net: NetConfig) -> int:
@@ -66,7 +71,28 @@ class Generator(nn.Module):
         ``padding_mode``: this call's padding (``circular`` for a seamless tile); None: the trained one."""
         mode = padding_mode or self.padding_mode
         x = F.pad(z + prev, (self.padding,) * 4, mode="constant" if mode == "zeros" else "circular")
-        return prev + torch.tanh(self.body(x))
+        return prev + torch.tanh(self._body(x, prev.shape[-2]))
+
+    def _body(self, x: torch.Tensor, height: int) -> torch.Tensor:
+        """``body(x)`` for the padded input x, (N, 3, height + 2p, W + 2p). Without autograd a large
+        pass runs in bands of output rows (each band reads its rows plus the 2p-row halo its
+        unpadded convolutions consume), with a :func:`~singan_core.cancel.cancel_point` between
+        bands: a cancel lands within a band's time, and only one band's features are held at once.
+        Eval-mode BatchNorm is per pixel, so the bands give the same values as one pass (train mode:
+        batch statistics, one pass)."""
+        rows = self._band_rows(x.shape[0] * (x.shape[-1] - 2 * self.padding))
+        if self.training or torch.is_grad_enabled() or rows >= height:
+            return self.body(x)
+        bands = []
+        for top in range(0, height, rows):
+            cancel_point()
+            bands.append(self.body(x[..., top:min(top + rows, height) + 2 * self.padding, :]))
+        return torch.cat(bands, dim=-2)
+
+    def _band_rows(self, row_pixels: int) -> int:
+        """Output rows per band: BAND_MACS over the multiply-accumulates of one output row (at least 1)."""
+        macs = sum(m.weight.numel() for m in self.body.modules() if isinstance(m, nn.Conv2d))
+        return max(1, BAND_MACS // (macs * row_pixels))
 
 
 class Discriminator(nn.Module):

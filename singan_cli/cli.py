@@ -1,5 +1,5 @@
 """The ``singan`` command line, assembled in this one place: the model commands
-(:mod:`daemon.model_commands`: train, sample, instant, eval, harmonize, edit, paint2image, sr,
+(:mod:`singan_cli.model_commands`: train, sample, instant, eval, harmonize, edit, paint2image, sr,
 animate), ``serve`` (the daemon), ``protocol schema`` and ``demo`` (the whole chain through a daemon).
 
 Installed as ``singan`` and, for ``singan serve``, as ``singan-daemon``. Expected errors
@@ -18,16 +18,20 @@ from typing import Annotated, Optional
 
 import typer
 
+try:  # typer carries its own copy of click (typer._click) in its recent releases
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
 from protocol import DEFAULT_ENDPOINT
 from singan_core.device import configure_threads
-from singan_core.metrics import MetricUnavailable
-from singan_core.storage import OutputDirNotEmpty
+from singan_core.errors import MetricUnavailable, OutputDirNotEmpty
 
 from . import model_commands
 from .model_commands import DEFAULT_PRESET, DeviceOpt, PresetName
-from .paths import default_log_file
-from .cluster import ClusterConfig, parse_preset_resources
-from .server import Daemon, DaemonConfig
+from daemon.cluster import ClusterConfig, parse_preset_resources
+from daemon.paths import default_log_file
+from daemon.server import Daemon, DaemonConfig
 
 app = typer.Typer(
     name="singan",
@@ -89,7 +93,7 @@ def serve(
 
     Prints `listening on ENDPOINT` on stdout once ready. Stops on SIGINT/SIGTERM or a shutdown
     request; a running training keeps its finished scales and resumes at the next start.
-    With --ray, trainings run as tasks on a Ray cluster (README "Studio scale: a Ray cluster").
+    With --ray, trainings run as tasks on a Ray cluster (docs/daemon.md, "Studio scale: a Ray cluster").
     """
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError(f"log-level: must be debug, info, warning or error, got {log_level!r}")
@@ -144,13 +148,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except typer.Abort:
         _fail("aborted", 1)
-    except Exception as exc:
-        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
-            raise  # a bug: let the traceback show
-        # a usage error from the parser (unknown option, bad option value, ...)
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            print(exc.format_message())
-            sys.exit(0)
+    except NoArgsIsHelpError as exc:  # a group called without a command: its help
+        print(exc.format_message())
+        sys.exit(0)
+    except ClickException as exc:  # a usage error from the parser (unknown option, bad option value, ...)
         ctx = getattr(exc, "ctx", None)
         _fail(f"{exc.format_message()} (see --help)", exc.exit_code, ctx.command_path if ctx is not None else "singan")
     sys.exit(code if isinstance(code, int) else 0)

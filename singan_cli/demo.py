@@ -34,7 +34,8 @@ from PIL import ImageDraw, ImageFont
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from protocol.client import Client, DaemonError
+from protocol.client import Client
+from protocol.errors import DaemonError
 from protocol.wire import Image
 from singan_core.device import select_device
 from singan_core.storage import atomic_write_bytes
@@ -143,7 +144,7 @@ def serve_subprocess(workdir: Path, device: str, args: Sequence[str] = (), env: 
     """
     stderr_path = workdir / "daemon.stderr"
     command = [
-        sys.executable, "-m", "daemon.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(workdir / "store"),
+        sys.executable, "-m", "singan_cli.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(workdir / "store"),
         "--log-file", str(workdir / "daemon.log"), "--device", device, "--log-level", "warning", *args,
     ]
     with open(stderr_path, "wb") as stderr:

@@ -1,10 +1,10 @@
 """The ``singan`` commands that work on models and images: train, sample, instant, eval, and the
-applications (harmonize, edit, paint2image, sr, animate). :mod:`daemon.cli` assembles them with
+applications (harmonize, edit, paint2image, sr, animate). :mod:`singan_cli.cli` assembles them with
 serve, protocol and demo into the one ``singan`` app (:func:`register`).
 
 Thin on purpose: options are parsed here and handed to :mod:`singan_core.workflow`; results and
 progress are printed here. Errors from the library (``ValueError`` and its subclasses
-``ModelLoadError``/``ImageReadError``, ``OSError``) are caught only in :func:`daemon.cli.main` and
+``ModelLoadError``/``ImageReadError``, ``OSError``) are caught only in :func:`singan_cli.cli.main` and
 reported as one line on stderr with exit code 2. Progress and messages go to stderr; results (the
 model directory, the sample files, the metrics) to stdout.
 """
@@ -25,7 +25,7 @@ from singan_core import animation, editing, harmonization, paint
 from singan_core.config import PRESETS, preset as get_preset
 from singan_core.device import select_device
 from singan_core.full_resolution import instant as instant_images
-from singan_core.full_resolution import sample_full_resolution
+from singan_core.full_resolution import default_detail, sample_full_resolution
 from singan_core.imageio import load_image, load_mask
 from singan_core.storage import atomic_write_bytes, load_pyramid, read_meta
 from singan_core.super_resolution import output_size, super_resolve
@@ -46,7 +46,7 @@ from singan_core.workflow import (
     write_samples,
 )
 
-from .paths import default_model_dir
+from daemon.paths import default_model_dir
 
 DEFAULT_PRESET = "draft"
 
@@ -224,7 +224,7 @@ def sample(
     feature_scale: FeatureScaleOpt = 1.0,
     detail: Annotated[
         Optional[DetailName],
-        typer.Option(help="With --width/--height: source = the source image's full-resolution detail (default when the model has its source), model = the model's own (today's small features).", show_default=False),
+        typer.Option(help="With --width/--height: source = the source image's full-resolution detail (default when the model has its source), model = the model's own (features at the model's size).", show_default=False),
     ] = None,
     n: Annotated[Optional[int], typer.Option("-n", "--num", min=1, help="Number of samples (default 8; 1 with --width/--height).", show_default=False)] = None,
     scale_h: Annotated[Optional[float], typer.Option(help="Output height relative to the model's training size, in (0, 64] (default 1).", show_default=False)] = None,
@@ -259,12 +259,12 @@ def sample(
         raise ValueError("sample: --scale-h/--scale-w and --width/--height are two ways to give the size; use one")
     pyramid, meta = _load_complete(model, device)
     source = model_lift_source(model, pyramid, meta)
-    chosen = detail.value if detail is not None else ("source" if source.full_resolution else "model")
+    chosen = detail.value if detail is not None else default_detail(source.full_resolution)
     if chosen == "source" and source.notice:
         _err.print(f"note: {source.notice}")
     start = time.perf_counter()
     images = sample_full_resolution(
-        pyramid, source, width, height, feature_scale=feature_scale, detail=chosen,
+        pyramid, source, height=height, width=width, feature_scale=feature_scale, detail=chosen,
         n_samples=n or 1, gen_start_scale=gen_start_scale, seed=seed,
     )
     _print_written(write_pngs(images, out_dir, "sample", seed), width, height, start)
@@ -289,7 +289,7 @@ def instant(
         raise ValueError(f"instant: {'--width' if width is None else '--height'} is missing (give --width and --height in pixels)")
     source = load_instant_source(image).to(select_device(device))
     start = time.perf_counter()
-    images = instant_images(source, width, height, feature_scale=feature_scale, tile=tile, n_samples=n, seed=seed)
+    images = instant_images(source, height=height, width=width, feature_scale=feature_scale, tile=tile, n_samples=n, seed=seed)
     out_dir = out if out is not None else Path(f"{image.stem}-instant")
     _print_written(write_pngs(images, out_dir, "instant", seed), width, height, start)
 
@@ -456,7 +456,7 @@ def animate(
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the ``singan`` app (assembled in :mod:`daemon.cli`)."""
+    """Add these commands to the ``singan`` app (assembled in :mod:`singan_cli.cli`)."""
     for name, command in (
         ("train", train), ("sample", sample), ("instant", instant), ("eval", eval_), ("harmonize", harmonize),
         ("edit", edit), ("paint2image", paint2image), ("sr", sr), ("animate", animate),
