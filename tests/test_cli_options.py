@@ -176,7 +176,7 @@ def test_train_options_reach_the_model_and_resume_finishes_it(tmp_path, shared_i
     # interrupted before its finest scale: resume trains that scale only
     last = sorted(model.glob("scale_*.safetensors"))[-1]
     last.unlink()
-    meta.update(scales_done=meta["num_scales"] - 1, status="training")
+    meta.update(scales_done=meta["num_scales"] - 1, status="training", noise_amp=meta["noise_amp"][:-1])
     (model / "model.json").write_text(json.dumps(meta))
     singan("train", "--resume", model, "--device", "cpu", cwd=tmp_path)
     resumed = json.loads((model / "model.json").read_text())
