@@ -25,7 +25,7 @@ TRAIN_IMAGE = "chelsea.png"
 
 
 TRAINING_FIXTURES = frozenset({"tiny_trained", "chelsea_model", "tiny_model_of", "sr_model", "tiny_model", "served_model",
-                               "served", "brick_daemon", "ray_cluster"})
+                               "served", "brick_daemon", "ray_cluster", "brick_model_dir"})
 """Fixtures that train a model (directly, or through a daemon): a test that uses one is ``slow``."""
 
 
@@ -134,6 +134,24 @@ def tiny_model_of():
     return get
 
 
+def store_model(path: Path, pyramid: SinGANPyramid, image: Path) -> Path:
+    """A model directory at ``path`` holding ``pyramid`` (trained on ``image``, tiny preset) with
+    its full-resolution source, as a training through the daemon or the CLI leaves it."""
+    untrained = new_pyramid(load_image(image), pyramid.config, torch.device("cpu"))
+    create_model_dir(path, untrained, file_sha256(image), image.name, "tiny", full_source=load_image(image))
+    for k in range(pyramid.num_scales):
+        save_scale(path, pyramid, k)
+    return path
+
+
+@pytest.fixture(scope="session")
+def brick_model_dir(tmp_path_factory, shared_images, tiny_model_of) -> Path:
+    """brick.png's tiny model (``tiny_model_of``) as a model directory with its 512 x 512
+    full-resolution source (do not modify it: copy it first)."""
+    image = shared_images / "brick.png"  # grayscale: loaded as RGB
+    return store_model(tmp_path_factory.mktemp("models") / "brick", tiny_model_of(image), image)
+
+
 @pytest.fixture(scope="session")
 def sr_model(tmp_path_factory, shared_images) -> SinGANPyramid:
     """The super-resolution model of reference/33039_LR.png for factor 4 (tiny preset), trained into
@@ -226,6 +244,7 @@ def wire_image(path: Path, name: str = "image", order: str = "RGB"):
 class ServedModel:
     daemon: DaemonProcess
     model: str  # the id of a ready tiny model of TRAIN_IMAGE in the daemon's store
+    events: tuple[dict, ...] = ()  # the progress events of its training
 
 
 @pytest.fixture(scope="session")
@@ -234,10 +253,10 @@ def served_model(tmp_path_factory, shared_images) -> ServedModel:
     (tiny preset, about 20 s); stopped at the end of the session. Tests may add models to it but
     must not delete or retrain ``model``."""
     daemon = DaemonProcess(tmp_path_factory.mktemp("served") / "store")
+    events: list[dict] = []
     with daemon.client() as client:
-        job = client.submit("train", {"name": "chelsea", "preset": "tiny"}, [wire_image(shared_images / TRAIN_IMAGE)])
-        model = job.wait(timeout=300)["model"]["id"]
-    yield ServedModel(daemon, model)
+        model = submit_training(client, shared_images / TRAIN_IMAGE, "chelsea", events).wait(timeout=300)["model"]["id"]
+    yield ServedModel(daemon, model, tuple(events))
     daemon.stop()
 
 

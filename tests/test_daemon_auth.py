@@ -63,15 +63,16 @@ def test_loopback_needs_the_users_token_which_clients_read_by_themselves(credent
     assert session.state is ConnectionState.connected, session.status
     session.close()
 
-    # a process without the credential (another user cannot read the file): refused, quickly
+    # a process without the credential (another user cannot read the file), or with a wrong token:
+    # refused, not left to time out (a 30 s timeout; the refusal comes in milliseconds)
     other = tmp_path / "other-user"
     other.mkdir()
     for kwargs in ({"credentials": other}, {"token": "x" * 20}):
         start = time.monotonic()
-        with pytest.raises(DaemonError) as refused, Client(daemon.endpoint, timeout=2, retries=2, **kwargs) as client:
+        with pytest.raises(DaemonError) as refused, Client(daemon.endpoint, timeout=30, retries=1, **kwargs) as client:
             client.hello()
         assert refused.value.code == "unauthorized", refused.value
-        assert time.monotonic() - start < 4, "the refusal waited for the timeout"
+        assert time.monotonic() - start < 10, "the refusal waited for the timeout"
     # a bare ZeroMQ peer (NULL mechanism) never completes the handshake: nothing it sends arrives
     peer = zmq.Context.instance().socket(zmq.DEALER)
     peer.setsockopt(zmq.LINGER, 0)

@@ -17,8 +17,9 @@ from PIL import Image as PILImage
 from safetensors.torch import load_file
 
 from protocol.wire import Image
-from singan_core import animation, editing
+from singan_core import animation, editing, harmonization, paint
 from singan_core.device import select_device
+from singan_core.harmonization_metrics import gradient_correlation
 from singan_core.imageio import from_uint8, to_uint8
 from singan_core.sampling import sample
 from singan_core.storage import load_pyramid
@@ -162,3 +163,113 @@ def test_bgra_training_input_trains_the_rgb_model(served_model, shared_images):
     if DEVICE.type == "cpu":
         from_bgra = run(served_model, "generate", {"model": bgra, "n": 2, "seed": 5}).images
         assert same_pixels(from_bgra, sample(model_pyramid(served_model, served_model.model), 2, seed=5))
+
+
+# --------------------------------------------------------------------------- issue 30: the other ops, each with a reference of its own
+
+
+def test_generate_from_a_finer_start_scale_is_the_library_sample_and_keeps_the_photos_layout(served_model, shared_images):
+    """``gen_start_scale``, ``scale_h`` and ``output_order: RGBA`` over the wire. The independent
+    reference: started at the finest scale (the coarser ones on the reconstruction path, paper
+    sec. 4) a sample is close to the training image itself, which a sample started at the
+    coarsest scale (the control) is not."""
+    pyramid = model_pyramid(served_model, served_model.model)
+    last = pyramid.num_scales - 1
+    images = run(served_model, "generate", {"model": served_model.model, "n": 2, "seed": 4, "gen_start_scale": 1,
+                                            "scale_h": 1.5, "detail": "model", "output_order": "RGBA"}).images
+    expected = sample(pyramid, 2, 1.5, 1.0, 1, seed=4)
+    assert [im.order for im in images] == ["RGBA"] * 2 and all(bytes(im.data)[3::4] == b"\xff" * (im.width * im.height) for im in images)
+    assert same_pixels(images, expected) and not same_pixels(noise_images(images), expected)
+    assert not same_pixels(images, sample(pyramid, 2, 1.5, 1.0, 0, seed=4))  # the start scale reached the library
+
+    real = to_uint8(pyramid.reals[-1]).astype(int)
+
+    def distance_to_the_photo(start: int) -> float:
+        [image] = run(served_model, "generate", {"model": served_model.model, "seed": 1, "gen_start_scale": start, "detail": "model"}).images
+        return float(np.abs(pixels(image).astype(int) - real).mean())
+
+    finest, coarsest = distance_to_the_photo(last), distance_to_the_photo(0)
+    assert finest < 12 < coarsest, (finest, coarsest)
+
+
+def composite_tensors(composite: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return from_uint8(composite).to(DEVICE), torch.from_numpy(mask > 127)[None, None].to(DEVICE)
+
+
+def test_harmonize_over_the_wire_is_the_library_call_and_keeps_the_objects_shape(served_model, shared_images):
+    """The default method (``reinhard_guided``) with ``output_order: RGBA``. Independent of the
+    library call: outside the marked region the composite's pixels are kept bit for bit, and inside
+    the mask the object keeps its structure (the core's check: gradient correlation >= 0.6, issue
+    23), which a flat fill or noise inside the mask (the controls) does not."""
+    composite, mask = composite_and_mask(shared_images)
+    h, w = mask.shape
+    frames = [Image("image", w, h, "RGB", composite.tobytes()), Image("mask", w, h, "GRAY", mask.tobytes())]
+    job = run(served_model, "harmonize", {"model": served_model.model, "seed": 4, "output_order": "RGBA"}, frames)
+    [image] = job.images
+    x, m = composite_tensors(composite, mask)
+    expected = harmonization.harmonize(model_pyramid(served_model, served_model.model), x, m, None,
+                                       method="reinhard_guided", strength=0.6, noise=True, seed=4)
+    assert job.result["scale"] == expected.scale
+    assert same_pixels([image], expected.image) and not same_pixels(noise_images([image]), expected.image)
+
+    rgba = np.frombuffer(bytes(image.data), np.uint8).reshape(h, w, 4)
+    alpha, got = rgba[..., 3], rgba[..., :3]
+    assert set(np.unique(alpha)) == {0, 255} and (alpha[mask > 127] == 255).all()
+    assert np.array_equal(got[alpha == 0], composite[alpha == 0])
+    assert np.abs(got[mask > 127].astype(int) - composite[mask > 127]).mean() > 3  # harmonized, not returned as it came
+
+    def structure(picture: np.ndarray) -> float:
+        return gradient_correlation(from_uint8(picture), from_uint8(composite), torch.from_numpy(mask > 127)[None, None])
+
+    flat, noise = composite.copy(), composite.copy()
+    flat[mask > 127] = composite[mask > 127].mean(0).round().astype(np.uint8)
+    noise[mask > 127] = np.random.default_rng(0).integers(0, 256, (int((mask > 127).sum()), 3), np.uint8)
+    assert structure(got) >= 0.6 and structure(flat) < 0.6 and structure(noise) < 0.6, (structure(got), structure(flat), structure(noise))
+
+
+def chelsea_paint(shared_images, blocks: tuple[int, int] = (10, 15)) -> np.ndarray:
+    """A paint of chelsea.png's layout: the photo shrunk to 15 x 10 flat blocks of colour, at its
+    size (uint8 RGB)."""
+    with PILImage.open(shared_images / "chelsea.png") as im:
+        photo = im.convert("RGB")
+        small = photo.resize(blocks[::-1], PILImage.BOX)
+        return np.asarray(small.resize(photo.size, PILImage.NEAREST))
+
+
+def coarse_layout_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two uint8 pictures shrunk to 10 x 15 px (each channel's mean removed)."""
+
+    def coarse(x: np.ndarray) -> np.ndarray:
+        small = np.asarray(PILImage.fromarray(x).resize((15, 10), PILImage.BOX), np.float64)
+        return (small - small.mean(axis=(0, 1))).ravel()
+
+    ca, cb = coarse(a), coarse(b)
+    return float(ca @ cb / (np.linalg.norm(ca) * np.linalg.norm(cb)))
+
+
+def test_paint2image_over_the_wire_is_the_library_call_with_quantize_colors_and_no_noise(served_model, shared_images):
+    """``quantize``/``colors`` and ``noise: false`` over the wire. Independent of the library call:
+    without noise and quantize nothing is random, so two seeds give the same bytes; the output keeps the paint's
+    layout (coarse correlation >= 0.8) and is not the paint (texture added), which the paint turned
+    upside down (the control) does not pass."""
+    paint_pixels = chelsea_paint(shared_images)
+    h, w = paint_pixels.shape[:2]
+    frame = Image("image", w, h, "RGB", np.ascontiguousarray(paint_pixels).tobytes())
+    params = {"model": served_model.model, "quantize": True, "colors": 4, "noise": False}
+    job = run(served_model, "paint2image", {**params, "seed": 2}, [frame])
+    [image] = job.images
+    pyramid = model_pyramid(served_model, served_model.model)
+    expected = paint.paint_to_image(pyramid, from_uint8(paint_pixels).to(DEVICE), job.result["scale"], quantize=True,
+                                    n_colors=4, noise=False, seed=2)
+    assert same_pixels([image], expected) and not same_pixels(noise_images([image]), expected)
+    unquantized = paint.paint_to_image(pyramid, from_uint8(paint_pixels).to(DEVICE), job.result["scale"], noise=False, seed=2)
+    assert not same_pixels([image], unquantized)  # quantize reached the library
+    plain = {"model": served_model.model, "noise": False}  # (k-means is seeded: without quantize nothing is)
+    seeds = [bytes(run(served_model, "paint2image", {**plain, "seed": seed}, [frame]).images[0].data) for seed in (2, 3)]
+    assert seeds[0] == seeds[1]
+
+    got = pixels(image)
+    assert coarse_layout_correlation(got, paint_pixels) >= 0.8
+    assert coarse_layout_correlation(np.ascontiguousarray(got[::-1]), paint_pixels) < 0.8  # the control
+    painted = np.asarray(PILImage.fromarray(paint_pixels).resize((image.width, image.height), PILImage.BOX))
+    assert np.abs(got.astype(int) - painted).mean() > 5  # (the output is at the model's size)

@@ -642,8 +642,8 @@ def free_port() -> int:
 
 
 def test_client_without_daemon_raises_unavailable():
-    """A client pointed at a port where no daemon runs fails with DaemonUnavailable within its
-    timeout x retries (plus slack), instead of hanging."""
+    """A client pointed at a port where no daemon runs fails with DaemonUnavailable instead of
+    hanging: within 10x its timeout x retries (measured: 1.0 s)."""
     client = Client(f"tcp://127.0.0.1:{free_port()}", timeout=0.5, retries=2)
     started = time.monotonic()
     try:
@@ -653,13 +653,14 @@ def test_client_without_daemon_raises_unavailable():
         client.close()
     elapsed = time.monotonic() - started
     assert info.value.code == "unavailable"
-    assert elapsed < 0.5 * 2 + 2.0, f"took {elapsed:.1f} s"
+    assert elapsed < 10 * 0.5 * 2, f"took {elapsed:.1f} s"
 
 
 def test_job_fails_unavailable_when_daemon_is_killed(start_daemon, shared_images):
     """A job in flight when its daemon is SIGKILLed ends, through JobHandle.wait(), in DaemonError code
-    ``unavailable`` within timeout x (retries + 1) plus slack (one silent timeout before the first
-    probe, then ``retries`` unanswered probes) — never a hang. Training is only started, not awaited."""
+    ``unavailable``, never a hang: within 10x timeout x (retries + 1) (one silent timeout before the
+    first probe, then ``retries`` unanswered probes; measured: about 3 s). Training is only started,
+    not awaited."""
     daemon = start_daemon()
     timeout, retries = 1.0, 2
     with daemon.client(timeout=timeout, retries=retries) as client:
@@ -672,10 +673,10 @@ def test_job_fails_unavailable_when_daemon_is_killed(start_daemon, shared_images
         daemon.kill()
         killed = time.monotonic()
         with pytest.raises(DaemonError) as info:
-            job.wait(timeout=timeout * (retries + 1) + 5.0)
+            job.wait(timeout=10 * timeout * (retries + 1))
         elapsed = time.monotonic() - killed
     assert info.value.code == "unavailable", info.value
-    assert elapsed < timeout * (retries + 1) + 3.0, f"took {elapsed:.1f} s"
+    assert elapsed < 10 * timeout * (retries + 1), f"took {elapsed:.1f} s"
 
 
 # --------------------------------------------------------------------------- endpoints (issue 15)

@@ -602,7 +602,7 @@ def test_plugin_loads_from_the_zip_with_its_bundled_pyzmq(krita_run, served_mode
     for detail in startup["hello"]["preset_details"]:
         assert f"{detail['max_size']} px" in offered[detail["name"]] and str(detail["iterations"]) in offered[detail["name"]]
     assert startup["endpoint"] == served_model.daemon.endpoint  # read from kritarc
-    assert startup["seconds_to_models"] < 10
+    assert startup["seconds_to_models"] < 10  # measured 0.01-0.07 s
     assert krita_run.results["python"].startswith("3.11")
     print(f"Krita session: {krita_run.seconds:.1f} s; " + ", ".join(
         f"{name} {entry.get('seconds')} s" for name, entry in krita_run.results.items() if isinstance(entry, dict)))
@@ -1193,16 +1193,17 @@ def test_a_canvas_over_2048_px_trains_shrunk_and_cancel_stops_variations(krita_r
 @pytest.mark.slow
 def test_stopped_daemon_is_reported_and_krita_stays_responsive(krita_run):
     """What the artist sees: a daemon that stops is reported in the docker's message and status
-    lines within seconds (the client's built-in limit is 2.5 s; 10 s leaves room for a loaded
-    machine), and Krita's event loop never stalls meanwhile."""
+    lines (bounds: 10x the 2.5 s and 3.5 s measured on a loaded machine; the client's built-in limit
+    is 2.5 s), and Krita's event loop keeps running meanwhile (its 50 ms timer's largest gap: 10x
+    the 0.3 s measured under load)."""
     dead = krita_run.scenario("daemon_stopped")
     assert dead["connected_status"].startswith("connected: SinGAN daemon")
     assert dead["saved_endpoint"] == dead["second_endpoint"]  # Connect saved it in Krita's settings
-    assert dead["seconds_to_message"] < 10 and dead["seconds_exit_to_status"] < 10
+    assert dead["seconds_to_message"] < 25 and dead["seconds_exit_to_status"] < 35
     assert dead["message"].startswith("Training 'chelsea - Background'") or dead["message"].startswith("unreachable")
     assert "SinGAN daemon at" in dead["message"]
     assert dead["status"].startswith("unreachable: no answer from the SinGAN daemon")
-    assert dead["max_tick_gap"] < 1.0  # the harness's own 50 ms timer kept firing: no frozen GUI
+    assert dead["max_tick_gap"] < 3.0  # the harness's own 50 ms timer kept firing: no frozen GUI
 
 
 @pytest.mark.slow
@@ -1216,7 +1217,7 @@ def test_options_and_endpoint_survive_a_krita_restart_with_the_daemon_down(krita
         name: chosen[name] for name in restarted["widgets"]}  # and the docker shows them
     assert restarted["endpoint"] == krita_run.results["second_endpoint"]
     assert restarted["status"].startswith("unreachable: no answer from the SinGAN daemon")
-    assert restarted["seconds_to_status"] < 30
+    assert restarted["seconds_to_status"] < 30  # measured 2.5-2.6 s: 10x
     assert restarted["presets_offered"] == [chosen["preset"]]  # the saved preset, while no daemon lists them
     assert restarted["is_error"] and "no answer from the SinGAN daemon" in restarted["message"] and restarted["tasks"] == 0
 

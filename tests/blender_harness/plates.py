@@ -84,6 +84,7 @@ def body(args, out):
     operators._place_plate(scene, arrived, {"WORLD"}, "WINDOW")
     out["arrival_4k_s"], out["arrival_4k_cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
     out["arrival_4k_world"] = world_image(scene)
+    out["arrival_4k_packed"] = arrived.packed_file is not None
     started = time.perf_counter()
     bpy.ops.wm.save_as_mainfile(filepath=str(outdir / "plates.blend"))
     out["save_s"] = time.perf_counter() - started

@@ -1113,11 +1113,11 @@ def daemon_stopped(entry):
     entry["asked_first"] = st.question is not None
     if st.question is not None:
         st.answer(True)
-    yield until(lambda: st.message_is_error and "SinGAN daemon at" in d.message.text(), 30,
+    yield until(lambda: st.message_is_error and "SinGAN daemon at" in d.message.text(), 60,
                 "the unreachable daemon in the docker's message line")
     entry["seconds_to_message"] = round(time.monotonic() - started, 2)
     entry["message"] = d.message.text()
-    yield until(lambda: "no answer" in d.status.text(), 30, "'no answer' in the status line")
+    yield until(lambda: "no answer" in d.status.text(), 60, "'no answer' in the status line")
     entry["seconds_exit_to_status"] = round(time.monotonic() - exited, 2)
     entry["status"] = d.status.text()
     yield sleep(max(0.0, 3.0 - (time.monotonic() - started)))
