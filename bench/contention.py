@@ -46,8 +46,13 @@ def run(policy: str, image: Path, iterations: int, busy: bool) -> tuple[int, flo
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
-        out = subprocess.run([sys.executable, "-c", CHILD, policy, str(image), str(iterations)],
-                             capture_output=True, text=True, env=env, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, policy, str(image), str(iterations)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout.split()
     finally:
         if competitor is not None:
             competitor.kill()
@@ -67,7 +72,10 @@ def main() -> None:
         for busy in (False, True):
             threads, seconds = run(policy, args.image, args.iterations, busy)
             rows[f"{policy}-{'busy' if busy else 'idle'}"] = {"threads": threads, "seconds": round(seconds, 2)}
-            print(f"{policy:4s} policy, {threads} thread(s), {'one busy competitor' if busy else 'idle':20s} {seconds:7.1f} s", flush=True)
+            print(
+                f"{policy:4s} policy, {threads} thread(s), {'one busy competitor' if busy else 'idle':20s} {seconds:7.1f} s",
+                flush=True,
+            )
     for policy in ("old", "new"):
         ratio = rows[f"{policy}-busy"]["seconds"] / rows[f"{policy}-idle"]["seconds"]
         rows[f"{policy}-ratio"] = round(ratio, 2)

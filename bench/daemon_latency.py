@@ -44,7 +44,9 @@ def train(client: Client, image: Path, preset: str) -> dict:
         rgb = im.convert("RGB")
     print(f"training {image.name} ({preset}) through the daemon ...", flush=True)
     start = time.perf_counter()
-    data = client.submit("train", {"name": image.stem, "preset": preset}, [Image("image", rgb.width, rgb.height, "RGB", rgb.tobytes())]).wait()
+    data = client.submit(
+        "train", {"name": image.stem, "preset": preset}, [Image("image", rgb.width, rgb.height, "RGB", rgb.tobytes())]
+    ).wait()
     print(f"  {time.perf_counter() - start:.1f} s", flush=True)
     return data["model"]
 
@@ -100,13 +102,24 @@ def main() -> None:
 
     threads = configure_threads()
     device = select_device(args.device)
-    with tempfile.TemporaryDirectory(prefix="singan-latency-") as tmp, serve_subprocess(Path(tmp), args.device) as client:
+    with (
+        tempfile.TemporaryDirectory(prefix="singan-latency-") as tmp,
+        serve_subprocess(Path(tmp), args.device) as client,
+    ):
         model = train(client, args.image, args.preset)
-        print(f"model {model['id']}: {model['width']}x{model['height']}, {model['num_scales']} scales; "
-              f"generate {args.size}x{args.size}, {args.warmup} warm-up + {args.repeats} timed calls each, {device}, {threads} threads")
+        print(
+            f"model {model['id']}: {model['width']}x{model['height']}, {model['num_scales']} scales; "
+            f"generate {args.size}x{args.size}, {args.warmup} warm-up + {args.repeats} timed calls each, {device}, {threads} threads"
+        )
         daemon_s, compute_s = time_daemon(client, model["id"], args.size, args.warmup, args.repeats)
-        local_s = time_in_process(ModelStore(Path(tmp) / "store").path(model["id"]), device, args.size, args.warmup, args.repeats)
-    rows = [("daemon round trip", daemon_s), ("  of which compute (daemon)", compute_s), ("in-process sample()", local_s)]
+        local_s = time_in_process(
+            ModelStore(Path(tmp) / "store").path(model["id"]), device, args.size, args.warmup, args.repeats
+        )
+    rows = [
+        ("daemon round trip", daemon_s),
+        ("  of which compute (daemon)", compute_s),
+        ("in-process sample()", local_s),
+    ]
     print(f"{'':30} {'median ms':>10} {'p90 ms':>10}")
     for label, seconds in rows:
         median, p90 = summary(seconds)

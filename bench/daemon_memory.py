@@ -33,8 +33,18 @@ from test_daemon_budget import MiB, blast_without_handshake, request, spec, vm_k
 
 
 def start(store: Path, budget: int | None) -> tuple[subprocess.Popen, str]:
-    args = [sys.executable, "-m", "singan_cli.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
-            "--log-file", str(store.parent / "daemon.log")]
+    args = [
+        sys.executable,
+        "-m",
+        "singan_cli.cli",
+        "serve",
+        "--endpoint",
+        "tcp://127.0.0.1:*",
+        "--store",
+        str(store),
+        "--log-file",
+        str(store.parent / "daemon.log"),
+    ]
     if budget:
         args += ["--memory-budget", str(budget)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
@@ -61,16 +71,30 @@ def drain(s: zmq.Socket, seconds: float) -> list[dict]:
 def frames_of(endpoint: str, count: int, size: int, token: str | None = None) -> list[dict]:
     s = peer(endpoint, token)
     frame = bytes(size)
-    s.send_multipart([request("big", "hello", images=[spec(f"i{i}", size // 4, 1) for i in range(count)]), *[frame] * count], copy=False)
+    s.send_multipart(
+        [request("big", "hello", images=[spec(f"i{i}", size // 4, 1) for i in range(count)]), *[frame] * count],
+        copy=False,
+    )
     return drain(s, 20)
 
 
 def queued(endpoint: str, count: int, dtype: str) -> list[dict]:
     s = peer(endpoint)
     frame = bytes(8192 * 4096 * 4 * (4 if dtype == "float32" else 1))
-    s.send_multipart([request("busy", "instant", {"width": 1024, "height": 1024}, [spec("image", 256, 256, "RGB")]), bytes(256 * 256 * 3)])
+    s.send_multipart(
+        [
+            request("busy", "instant", {"width": 1024, "height": 1024}, [spec("image", 256, 256, "RGB")]),
+            bytes(256 * 256 * 3),
+        ]
+    )
     for i in range(count):
-        s.send_multipart([request(f"q{i}", "instant", {"width": 16, "height": 16}, [spec("image", 8192, 4096, "RGBA", dtype)]), frame], copy=False)
+        s.send_multipart(
+            [
+                request(f"q{i}", "instant", {"width": 16, "height": 16}, [spec("image", 8192, 4096, "RGBA", dtype)]),
+                frame,
+            ],
+            copy=False,
+        )
     return drain(s, 20)
 
 
@@ -80,7 +104,15 @@ SEQUENCES = {
     "frames-with-credential": lambda e: frames_of(e, 8, 256 * MiB),
     "queued-uint8": lambda e: queued(e, 12, "uint8"),
     "queued-float32": lambda e: queued(e, 4, "float32"),
-    "tiny-to-largest": lambda e: (peer(e).send_multipart([request("t", "instant", {"width": 5792, "height": 5792, "n": 2}, [spec("image", 20, 20, "RGB")]), bytes(1200)]), time.sleep(5)),
+    "tiny-to-largest": lambda e: (
+        peer(e).send_multipart(
+            [
+                request("t", "instant", {"width": 5792, "height": 5792, "n": 2}, [spec("image", 20, 20, "RGB")]),
+                bytes(1200),
+            ]
+        ),
+        time.sleep(5),
+    ),
 }
 
 
@@ -98,8 +130,15 @@ def main() -> None:
                 replies = SEQUENCES[name](endpoint)
                 time.sleep(1)
                 after = vm_kib(proc.pid, "VmHWM") / 1024
-                codes = sorted({r.get("error", {}).get("code", r["type"]) for r in replies}) if isinstance(replies, list) else replies
-                print(f"{name:24s} VmHWM {before:6.0f} MiB after start, {after:6.0f} MiB after; replies: {codes}", flush=True)
+                codes = (
+                    sorted({r.get("error", {}).get("code", r["type"]) for r in replies})
+                    if isinstance(replies, list)
+                    else replies
+                )
+                print(
+                    f"{name:24s} VmHWM {before:6.0f} MiB after start, {after:6.0f} MiB after; replies: {codes}",
+                    flush=True,
+                )
             finally:
                 proc.terminate()
                 proc.wait(60)

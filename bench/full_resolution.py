@@ -66,8 +66,17 @@ from singan_core.workflow import is_model_dir, model_lift_source, run_training, 
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 DEFAULT_IMAGES = [
-    "brick.png", "grass.png", "gravel.png", "coffee.png", "rocket.jpg", "chelsea.png", "hubble_deep_field.jpg",
-    "reference/balloons.png", "reference/birds.png", "reference/mountains3.png", "reference/starry_night.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "coffee.png",
+    "rocket.jpg",
+    "chelsea.png",
+    "hubble_deep_field.jpg",
+    "reference/balloons.png",
+    "reference/birds.png",
+    "reference/mountains3.png",
+    "reference/starry_night.png",
 ]
 METHODS = ("model", "bicubic", "lift", "instant")
 TARGETS = "instant 512 <= 5 s, 1024 <= 20 s; lift to 1024 <= 15 s; peak memory <= 2 GB at 2048 (2-core CPU)"
@@ -144,7 +153,9 @@ def feature_scale_error(out: torch.Tensor, src: torch.Tensor) -> tuple[float, st
     return abs(correlation_length(out) / correlation_length(src) - 1), "corr"
 
 
-def measure(method: str, pyramid, source: LiftSource, size: int, n: int, device: torch.device) -> tuple[dict, torch.Tensor]:
+def measure(
+    method: str, pyramid, source: LiftSource, size: int, n: int, device: torch.device
+) -> tuple[dict, torch.Tensor]:
     with PeakMemory(device) as mem:
         start = time.perf_counter()
         out = run_method(method, pyramid, source, size, n)
@@ -184,7 +195,9 @@ def contact_sheet(source: torch.Tensor, outputs: dict[str, torch.Tensor], title:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'image':<22}{'size':>6} {'method':<8}{'s/img':>8}{'peak MB':>9}{'pSWD':>8}{'fs err':>8}{'sharp':>7}{'copied':>7}{'div':>6}")
+    print(
+        f"\n{'image':<22}{'size':>6} {'method':<8}{'s/img':>8}{'peak MB':>9}{'pSWD':>8}{'fs err':>8}{'sharp':>7}{'copied':>7}{'div':>6}"
+    )
     for r in rows:
         div = "-" if r["diversity"] is None else f"{r['diversity']:.2f}"
         print(
@@ -250,18 +263,27 @@ def texture_row(name: str, mode: str, source: torch.Tensor, seeds: int) -> tuple
     outs = [first] + [texture_run(mode, source, s) for s in range(1, seeds)]
     rx, ry, peak = lattice_ratios(first, source) if name in LATTICES else (math.nan, math.nan, math.nan)
     row = {
-        "image": name, "mode": mode, "size": f"{first.shape[-1]}x{first.shape[-2]}",
-        "copied": copied_region_fraction(first, source), "period_x": rx, "period_y": ry, "peak": peak,
+        "image": name,
+        "mode": mode,
+        "size": f"{first.shape[-1]}x{first.shape[-2]}",
+        "copied": copied_region_fraction(first, source),
+        "period_x": rx,
+        "period_y": ry,
+        "peak": peak,
         "bond": bond_ratio(first, source) if name in LATTICES else math.nan,
-        "sharpness_ratio": sharpness(first) / sharpness(source), "patch_swd": patch_swd(first, source),
+        "sharpness_ratio": sharpness(first) / sharpness(source),
+        "patch_swd": patch_swd(first, source),
         "diversity": pixel_diversity(torch.cat(outs), source) if seeds >= 2 else None,
-        "cpu_seconds": cpu, "peak_mb": mem.peak / 2**20,
+        "cpu_seconds": cpu,
+        "peak_mb": mem.peak / 2**20,
     }
     return row, first
 
 
 def print_texture_rows(rows: list[dict]) -> None:
-    print(f"{'image':<10}{'mode':<6}{'size':>10}{'copied':>8}{'per x':>7}{'per y':>7}{'peak':>6}{'bond':>6}{'sharp':>7}{'pSWD':>8}{'div':>6}{'CPU s':>7}{'MB':>6}")
+    print(
+        f"{'image':<10}{'mode':<6}{'size':>10}{'copied':>8}{'per x':>7}{'per y':>7}{'peak':>6}{'bond':>6}{'sharp':>7}{'pSWD':>8}{'div':>6}{'CPU s':>7}{'MB':>6}"
+    )
     for r in rows:
         div = "-" if r["diversity"] is None else f"{r['diversity']:.2f}"
         print(
@@ -290,12 +312,19 @@ def run_textures(args: argparse.Namespace) -> None:
         with PeakMemory(torch.device("cpu")) as mem:
             start = time.process_time()
             synthesize(texture_source("brick"), args.texture_big, args.texture_big, seed=0)
-        print(f"brick instant {args.texture_big}x{args.texture_big}: {time.process_time() - start:.1f} CPU-s, peak {mem.peak / 2**20:.0f} MB")
+        print(
+            f"brick instant {args.texture_big}x{args.texture_big}: {time.process_time() - start:.1f} CPU-s, peak {mem.peak / 2**20:.0f} MB"
+        )
     print(f"load average after: {os.getloadavg()}")
     print_texture_rows(rows)
     print(f"targets: {TEXTURE_TARGETS}")
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"torch_threads": torch.get_num_threads(), "platform": platform.platform(), "targets": TEXTURE_TARGETS, "rows": rows}
+    report = {
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "targets": TEXTURE_TARGETS,
+        "rows": rows,
+    }
     (args.out / "textures.json").write_text(json.dumps(report, indent=2))
 
 
@@ -309,7 +338,9 @@ def main() -> None:
     parser.add_argument("--images", nargs="+", default=DEFAULT_IMAGES, help="paths under shared/images")
     parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024])
     parser.add_argument("--big", type=int, default=2048, help="one extra size (0: none) ...")
-    parser.add_argument("--big-image", default="hubble_deep_field.jpg", help="... for this image, lift and instant only")
+    parser.add_argument(
+        "--big-image", default="hubble_deep_field.jpg", help="... for this image, lift and instant only"
+    )
     parser.add_argument("--seeds", type=int, default=2, help="images per method at the first size (diversity needs 2)")
     parser.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "full-resolution-bench-models")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "full_resolution")
@@ -345,7 +376,13 @@ def main() -> None:
 
 
 def write_json(path: Path, device: torch.device, rows: list[dict]) -> None:
-    report = {"device": str(device), "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "targets": TARGETS, "rows": rows}
+    report = {
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "targets": TARGETS,
+        "rows": rows,
+    }
     path.write_text(json.dumps(report, indent=2))
 
 

@@ -108,7 +108,9 @@ def correctness(image: torch.Tensor, cuda: torch.device, quick: bool, out: Path)
     # 2. a training step
     params = []
     for device in (CPU, cuda):
-        pyramid = new_pyramid(image, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=3)), device)
+        pyramid = new_pyramid(
+            image, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=3)), device
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             g, d = _init_nets(pyramid, 0)
@@ -123,22 +125,44 @@ def correctness(image: torch.Tensor, cuda: torch.device, quick: bool, out: Path)
     for name, model in (("CPU", cpu_model), (twin, cuda_model)):
         value = psnr(reconstruct(model), model.reals[-1])
         check(results, f"tiny training on {name}: reconstruction PSNR (dB)", value, value >= 20, ">= 20 dB")
-    swd = [statistics.median(patch_swd(s[None], real) for s in sample(m, 8, seed=0).cpu()) for m in (cpu_model, cuda_model)]
+    swd = [
+        statistics.median(patch_swd(s[None], real) for s in sample(m, 8, seed=0).cpu()) for m in (cpu_model, cuda_model)
+    ]
     ratio = max(swd) / max(min(swd), 1e-12)
-    check(results, f"patch-SWD of samples, twin-trained / CPU-trained ({swd[1]:.4f} / {swd[0]:.4f}), larger over smaller",
-          ratio, ratio <= 2.0, "<= 2")
+    check(
+        results,
+        f"patch-SWD of samples, twin-trained / CPU-trained ({swd[1]:.4f} / {swd[0]:.4f}), larger over smaller",
+        ratio,
+        ratio <= 2.0,
+        "<= 2",
+    )
     value = psnr(sample(cpu_model, 4, seed=0), sample(cuda_model, 4, seed=0))
-    results.append({"check": "samples of the two trainings, same seeds: PSNR (dB), not judged", "value": value, "ok": True, "limit": "info"})
-    print(f"  info samples of the CPU- and the twin-trained model, same seeds: {value:.1f} dB PSNR (training trajectories may diverge on another device; not judged)")
-    save_image(torch.cat([real, *sample(cpu_model, 3, seed=0).split(1), real, *sample(cuda_model, 3, seed=0).cpu().split(1)], dim=3),
-               out / "gpu_check_cpu_vs_cuda_training.png")
+    results.append(
+        {
+            "check": "samples of the two trainings, same seeds: PSNR (dB), not judged",
+            "value": value,
+            "ok": True,
+            "limit": "info",
+        }
+    )
+    print(
+        f"  info samples of the CPU- and the twin-trained model, same seeds: {value:.1f} dB PSNR (training trajectories may diverge on another device; not judged)"
+    )
+    save_image(
+        torch.cat(
+            [real, *sample(cpu_model, 3, seed=0).split(1), real, *sample(cuda_model, 3, seed=0).cpu().split(1)], dim=3
+        ),
+        out / "gpu_check_cpu_vs_cuda_training.png",
+    )
 
     # 4. the full-resolution lift
     lifts = []
     for model in (cpu_model, on_cuda):
         source = lift_source(model, None)
         h, w = source.image.shape[-2:]
-        lifts.append(sample_full_resolution(model, source, height=min(h, 256), width=min(w, 256), n_samples=1, seed=1).cpu())
+        lifts.append(
+            sample_full_resolution(model, source, height=min(h, 256), width=min(w, 256), n_samples=1, seed=1).cpu()
+        )
     value = psnr(lifts[0], lifts[1])
     check(results, "full-resolution lift, same model and seed: PSNR CPU vs twin (dB)", value, value >= 30, ">= 30 dB")
     save_image(torch.cat(lifts, dim=3), out / "gpu_check_lift_cpu_vs_cuda.png")
@@ -168,8 +192,14 @@ def speed(image: torch.Tensor, device: torch.device, quick: bool, out: Path) -> 
             print(f"{name} {label}:", flush=True)
             start = time.perf_counter()
             try:
-                per_scale = time_scales(pyramid, warmup, timed, baseline=False, channels_last=opts.get("channels_last", False),
-                                        compile_from=pyramid.num_scales - 1 if opts.get("compile") else None)
+                per_scale = time_scales(
+                    pyramid,
+                    warmup,
+                    timed,
+                    baseline=False,
+                    channels_last=opts.get("channels_last", False),
+                    compile_from=pyramid.num_scales - 1 if opts.get("compile") else None,
+                )
             except Exception as exc:  # e.g. torch.compile unavailable (no C compiler): report, go on
                 print(f"  failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
                 table[f"{name} {label}"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
@@ -196,11 +226,18 @@ def real_training(image: torch.Tensor, device: torch.device, quick: bool, out: P
     samples, real = sample(pyramid, 16, seed=0).cpu(), pyramid.reals[-1].cpu()
     png = out / f"gpu_check_{'tiny' if quick else 'draft250'}_samples.png"
     save_image(torch.cat([torch.cat([real[0], *samples[:3]], dim=2), torch.cat(list(samples[3:7]), dim=2)], dim=1), png)
-    result = {"config": "tiny" if quick else "draft at max_size 250", "train_seconds": seconds,
-              "patch_swd_median": statistics.median(patch_swd(s[None], real) for s in samples),
-              "pixel_diversity": pixel_diversity(samples, real), "samples_png": png.name}
-    print(f"real training ({result['config']}) on {device}: {seconds:.1f} s, patch-SWD {result['patch_swd_median']:.4f}, "
-          f"diversity {result['pixel_diversity']:.3f}", flush=True)
+    result = {
+        "config": "tiny" if quick else "draft at max_size 250",
+        "train_seconds": seconds,
+        "patch_swd_median": statistics.median(patch_swd(s[None], real) for s in samples),
+        "pixel_diversity": pixel_diversity(samples, real),
+        "samples_png": png.name,
+    }
+    print(
+        f"real training ({result['config']}) on {device}: {seconds:.1f} s, patch-SWD {result['patch_swd_median']:.4f}, "
+        f"diversity {result['pixel_diversity']:.3f}",
+        flush=True,
+    )
     return result
 
 
@@ -210,22 +247,30 @@ def _sync(device: torch.device) -> None:
 
 
 def print_table(table: dict) -> None:
-    print(f"\n{'configuration':<34} {'scales':>6} {'finest s/it':>11} {'sum s/it':>9} {'est. train s':>12} {'sample s':>9}")
+    print(
+        f"\n{'configuration':<34} {'scales':>6} {'finest s/it':>11} {'sum s/it':>9} {'est. train s':>12} {'sample s':>9}"
+    )
     for label, row in table.items():
         if "error" in row:
             print(f"{label:<34} failed: {row['error'][:60]}")
             continue
         per = row["s_per_iter"]
-        print(f"{label:<34} {len(per):>6} {per[-1]:>11.4f} {sum(per):>9.4f} {row['estimated_train_seconds']:>12.1f} {row['sample_seconds']:>9.4f}")
+        print(
+            f"{label:<34} {len(per):>6} {per[-1]:>11.4f} {sum(per):>9.4f} {row['estimated_train_seconds']:>12.1f} {row['sample_seconds']:>9.4f}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny preset, few iterations: a smoke of every part")
     parser.add_argument("--image", default="balloons.png", help="training image (looked up in shared/images)")
-    parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else REPO / "bench" / "results")
+    parser.add_argument(
+        "--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else REPO / "bench" / "results"
+    )
     parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--twin-device", default="cuda", help="device compared with the CPU in (a); cpu: try the script without a GPU")
+    parser.add_argument(
+        "--twin-device", default="cuda", help="device compared with the CPU in (a); cpu: try the script without a GPU"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -233,9 +278,16 @@ def main() -> int:
     device = torch.device("cuda") if has_cuda else CPU
     image_path = find_image(args.image)
     image = load_image(image_path)
-    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if has_cuda else None,
-            "device": torch.cuda.get_device_name(0) if has_cuda else f"CPU ({platform.processor() or platform.machine()})",
-            "threads": torch.get_num_threads(), "python": platform.python_version(), "image": image_path.name, "quick": args.quick}
+    info = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if has_cuda else None,
+        "device": torch.cuda.get_device_name(0) if has_cuda else f"CPU ({platform.processor() or platform.machine()})",
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "image": image_path.name,
+        "quick": args.quick,
+    }
     print(" ".join(f"{k}={v}" for k, v in info.items()), flush=True)
     report: dict = {"info": info}
     failed = False

@@ -50,7 +50,9 @@ from singan_core.workflow import is_model_dir, run_training, start_training
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 RING_PX, BAND_PX = (60, 100), 40
 CROP = 640  # side of the 1:1 crops on the contact sheets
-TARGETS = "dE reduced >= 40 %, never increased; halo <= 25 % of paper's; grad >= 0.6; tSWD < naive's; 2048 px <= 2 s, <= 2 GB"
+TARGETS = (
+    "dE reduced >= 40 %, never increased; halo <= 25 % of paper's; grad >= 0.6; tSWD < naive's; 2048 px <= 2 s, <= 2 GB"
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,9 @@ class Case:
 CASES = {
     "night": Case("night", "rocket.jpg", "coffee.png", (0.43, 0.5, 0.36, 0.46), (0.25, 0.35), 0.35),
     "daylight": Case("daylight", "reference/balloons.png", "astronaut.png", (0.5, 0.42, 0.3, 0.36), (0.3, 0.4), 0.4),
-    "painting": Case("painting", "reference/starry_night.png", "chelsea.png", (0.55, 0.45, 0.32, 0.45), (0.3, 0.35), 0.35),
+    "painting": Case(
+        "painting", "reference/starry_night.png", "chelsea.png", (0.55, 0.45, 0.32, 0.45), (0.3, 0.35), 0.35
+    ),
     "texture": Case("texture", "brick.png", "coffee.png", (0.43, 0.5, 0.36, 0.46), (0.5, 0.5), 0.35),
 }
 
@@ -85,7 +89,12 @@ def composite(case: Case, canvas: int) -> tuple[torch.Tensor, torch.Tensor, torc
     bg = bg.resize((round(bg.width * s), round(bg.height * s)), Image.BICUBIC)
     obj = rgb(IMAGES / case.obj)
     cx, cy, rx, ry = case.ellipse
-    box = (round((cx - rx) * obj.width), round((cy - ry) * obj.height), round((cx + rx) * obj.width), round((cy + ry) * obj.height))
+    box = (
+        round((cx - rx) * obj.width),
+        round((cy - ry) * obj.height),
+        round((cx + rx) * obj.width),
+        round((cy + ry) * obj.height),
+    )
     obj = obj.crop(box)
     h = round(case.height * bg.height)
     obj = obj.resize((round(obj.width * h / obj.height), h), Image.LANCZOS)
@@ -199,7 +208,10 @@ def main() -> None:
         print(f"  {'method':<16}{'dE':>7}{'dE %':>7}{'halo':>7}{'grad':>7}{'tSWD':>8}{'dSWD':>8}{'bSWD':>8}")
         for method, r in rows.items():
             change = 100 * (r["dE"] / rows["naive"]["dE"] - 1)
-            print(f"  {method:<16}{r['dE']:7.1f}{change:+7.0f}{r['halo']:7.2f}{r['grad']:7.3f}{r['tswd']:8.2f}{r['dswd']:8.3f}{r['bswd']:8.3f}", flush=True)
+            print(
+                f"  {method:<16}{r['dE']:7.1f}{change:+7.0f}{r['halo']:7.2f}{r['grad']:7.3f}{r['tswd']:8.2f}{r['dswd']:8.3f}{r['bswd']:8.3f}",
+                flush=True,
+            )
     print(f"\nload average after: {os.getloadavg()}")
     (args.out / "table.json").write_text(json.dumps(table, indent=1))
 

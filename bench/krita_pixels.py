@@ -28,8 +28,10 @@ def main() -> None:
         started = time.perf_counter()
         pixels.with_alpha(bgra, pixels.union(pixels.alpha(bgra), pixels.coverage(mask)))
         seconds.append(time.perf_counter() - started)
-    print(f"4K harmonize placement: median {1000 * statistics.median(seconds):.0f} ms, "
-          f"slowest {1000 * max(seconds):.0f} ms over {args.repeats} repeats")
+    print(
+        f"4K harmonize placement: median {1000 * statistics.median(seconds):.0f} ms, "
+        f"slowest {1000 * max(seconds):.0f} ms over {args.repeats} repeats"
+    )
 
 
 if __name__ == "__main__":

@@ -59,10 +59,17 @@ def commit(path: Path, message: str) -> None:
 
 def project_commit() -> str:
     """HEAD's short hash, with ``+dirty`` when the library or bench code differs from it."""
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "singan_core", "bench/quality.py"],
-                           capture_output=True, text=True).stdout.strip()
+    head = (
+        subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown"
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "singan_core", "bench/quality.py"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return head + ("+dirty" if dirty else "")
 
 
@@ -71,8 +78,10 @@ def load_gate(allow_busy: bool) -> tuple[list[float], bool]:
     load = list(os.getloadavg())
     busy = load[0] > IDLE_LOAD
     if busy and not allow_busy:
-        raise SystemExit(f"load average {load[0]:.2f} is above {IDLE_LOAD}: measure on an idle machine "
-                         "(or pass --allow-busy to record the row marked busy)")
+        raise SystemExit(
+            f"load average {load[0]:.2f} is above {IDLE_LOAD}: measure on an idle machine "
+            "(or pass --allow-busy to record the row marked busy)"
+        )
     return load, busy
 
 

@@ -74,20 +74,34 @@ class Patch(NamedTuple):
 
 
 PATCHES = (
-    Patch("SinGAN/training.py",
-          "        for j in range(opt.Gsteps):\n            netG.zero_grad()\n            output = netD(fake)\n",
-          "        for j in range(opt.Gsteps):\n            netG.zero_grad()\n"
-          "            if j > 0:\n                fake = netG(noise.detach(),prev)\n            output = netD(fake)\n",
-          "G steps 2-3 backpropagated through step 1's graph after optimizerG.step() changed its weights in place"),
-    *(Patch("SinGAN/functions.py", f"torch.load('%s/{name}.pth' % dir)", f"torch.load('%s/{name}.pth' % dir, weights_only=False)",
-            f"torch >= 2.6 loads only weights by default; {name}.pth is the original's own pickle")
-      for name in ("Gs", "Zs", "reals", "NoiseAmp")),
-    Patch("SinGAN/functions.py", "binary_dilation(mask,selem=element)", "binary_dilation(mask,footprint=element)",
-          "scikit-image renamed selem to footprint"),
-    Patch("SinGAN/manipulate.py",
-          "import torchvision.datasets as dset\nimport torchvision.transforms as transforms\nimport torchvision.utils as vutils\n",
-          "",
-          "unused torchvision imports; PyPI's torchvision does not load beside the torch 2.13 CPU build"),
+    Patch(
+        "SinGAN/training.py",
+        "        for j in range(opt.Gsteps):\n            netG.zero_grad()\n            output = netD(fake)\n",
+        "        for j in range(opt.Gsteps):\n            netG.zero_grad()\n"
+        "            if j > 0:\n                fake = netG(noise.detach(),prev)\n            output = netD(fake)\n",
+        "G steps 2-3 backpropagated through step 1's graph after optimizerG.step() changed its weights in place",
+    ),
+    *(
+        Patch(
+            "SinGAN/functions.py",
+            f"torch.load('%s/{name}.pth' % dir)",
+            f"torch.load('%s/{name}.pth' % dir, weights_only=False)",
+            f"torch >= 2.6 loads only weights by default; {name}.pth is the original's own pickle",
+        )
+        for name in ("Gs", "Zs", "reals", "NoiseAmp")
+    ),
+    Patch(
+        "SinGAN/functions.py",
+        "binary_dilation(mask,selem=element)",
+        "binary_dilation(mask,footprint=element)",
+        "scikit-image renamed selem to footprint",
+    ),
+    Patch(
+        "SinGAN/manipulate.py",
+        "import torchvision.datasets as dset\nimport torchvision.transforms as transforms\nimport torchvision.utils as vutils\n",
+        "",
+        "unused torchvision imports; PyPI's torchvision does not load beside the torch 2.13 CPU build",
+    ),
     Patch("SinGAN/imresize.py", "np.int(", "int(", "np.int was removed in numpy 1.24"),
 )
 
@@ -109,7 +123,9 @@ def export(source: Path, dest: Path) -> None:
     if not (source / "objects").is_dir():
         raise SystemExit(f"--source: {source} is neither a git dir nor a checkout of the original (no main_train.py)")
     with tempfile.TemporaryFile() as tar:
-        subprocess.run(["git", "--git-dir", str(source), "archive", UPSTREAM_COMMIT, "--", *NEEDED], stdout=tar, check=True)
+        subprocess.run(
+            ["git", "--git-dir", str(source), "archive", UPSTREAM_COMMIT, "--", *NEEDED], stdout=tar, check=True
+        )
         tar.seek(0)
         with tarfile.open(fileobj=tar) as archive:
             archive.extractall(dest, filter="data")
@@ -149,8 +165,12 @@ def children_cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image", type=Path)
-    parser.add_argument("--source", type=Path, required=True,
-                        help="the original's git dir (holding upstream commit 1b4906b) or a checkout of it")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        required=True,
+        help="the original's git dir (holding upstream commit 1b4906b) or a checkout of it",
+    )
     parser.add_argument("--python", type=Path, required=True, help="python of the original's own venv")
     parser.add_argument("--work", type=Path, required=True, help="fresh scratch folder outside the project")
     parser.add_argument("--seed", type=int, default=0)
@@ -171,16 +191,52 @@ def main() -> None:
         shutil.copy2(args.image, args.work / "Input" / "Images" / name)
     else:
         from PIL import Image
+
         Image.open(args.image).convert("RGB").save(args.work / "Input" / "Images" / name)
 
     py = str(args.python)
-    train_cmd = [py, "main_train.py", "--input_name", name, "--max_size", str(args.max_size),
-                 "--niter", str(args.iterations), "--manualSeed", str(args.seed), "--not_cuda"]
-    sample_cmd = [py, "random_samples.py", "--input_name", name, "--mode", "random_samples", "--gen_start_scale", "0",
-                  "--max_size", str(args.max_size), "--manualSeed", str(args.seed), "--not_cuda", "--out", "Samples"]
-    record = {"image": str(args.image), "seed": args.seed, "max_size": args.max_size, "iterations": args.iterations,
-              "commit": UPSTREAM_COMMIT, "patches": [p.why for p in PATCHES], "train_cmd": train_cmd,
-              "sample_cmd": sample_cmd, "threads_env": os.environ.get("OMP_NUM_THREADS"), "uptime_before": uptime()}
+    train_cmd = [
+        py,
+        "main_train.py",
+        "--input_name",
+        name,
+        "--max_size",
+        str(args.max_size),
+        "--niter",
+        str(args.iterations),
+        "--manualSeed",
+        str(args.seed),
+        "--not_cuda",
+    ]
+    sample_cmd = [
+        py,
+        "random_samples.py",
+        "--input_name",
+        name,
+        "--mode",
+        "random_samples",
+        "--gen_start_scale",
+        "0",
+        "--max_size",
+        str(args.max_size),
+        "--manualSeed",
+        str(args.seed),
+        "--not_cuda",
+        "--out",
+        "Samples",
+    ]
+    record = {
+        "image": str(args.image),
+        "seed": args.seed,
+        "max_size": args.max_size,
+        "iterations": args.iterations,
+        "commit": UPSTREAM_COMMIT,
+        "patches": [p.why for p in PATCHES],
+        "train_cmd": train_cmd,
+        "sample_cmd": sample_cmd,
+        "threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "uptime_before": uptime(),
+    }
     print(f"original {name} seed {args.seed}: training in {args.work}", flush=True)
     record["train_seconds"], record["train_cpu_seconds"] = run_timed(train_cmd, args.work, args.work / "train.log")
     record["uptime_after_train"] = uptime()

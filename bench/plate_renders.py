@@ -91,7 +91,7 @@ def sheet(images: list[np.ndarray], out: Path, per_row: int = 2) -> None:
 
 
 def main() -> None:
-    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+    argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("plates", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)

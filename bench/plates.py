@@ -113,8 +113,10 @@ def _timed(fn, *args, **kwargs):
 def _row(name: str, method: str, c: dict, seconds: float | None) -> str:
     flags = "".join("." if c[k] else "X" for k in ("horizon_ok", "profile_ok", "sharp_ok", "copy_ok"))
     cpu = f"{seconds:7.1f}" if seconds is not None else "      -"
-    return (f"{name:11s} {method:10s} {c['horizon']:.3f}/{c['photo_horizon']:.3f} {c['profile']:7.3f} {c['sharp']:6.2f} "
-            f"{c['copy']:6.3f} {c['copied']:6.3f} {cpu} {flags}")
+    return (
+        f"{name:11s} {method:10s} {c['horizon']:.3f}/{c['photo_horizon']:.3f} {c['profile']:7.3f} {c['sharp']:6.2f} "
+        f"{c['copy']:6.3f} {c['copied']:6.3f} {cpu} {flags}"
+    )
 
 
 def _sheet(tiles: list[torch.Tensor], path: Path, width: int = 480) -> None:
@@ -141,14 +143,18 @@ def main() -> None:
     width, height = args.size
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {os.getloadavg()}")
-    print("photo       method     horizon(plate/photo) profile sharp  copy  copied  cpu_s  flags(horizon,profile,sharp,copy)")
+    print(
+        "photo       method     horizon(plate/photo) profile sharp  copy  copied  cpu_s  flags(horizon,profile,sharp,copy)"
+    )
     for name in args.photos:
         photo = load_image(REFERENCE / f"{name}.png")
         tiles = [bicubic_fit(photo, height)]
         pyramid = None
         if args.preset != "none":
             pyramid, seconds = _timed(train, new_pyramid(photo, preset(args.preset), torch.device("cpu")))
-            print(f"{name:11s} train-{args.preset:4s} {seconds:.1f} CPU s, {pyramid.num_scales} scales, finest {pyramid.sizes[-1]}")
+            print(
+                f"{name:11s} train-{args.preset:4s} {seconds:.1f} CPU s, {pyramid.num_scales} scales, finest {pyramid.sizes[-1]}"
+            )
         makers = {"instant": (instant_plate, (photo, width, height))}
         if pyramid is not None:
             makers["trained"] = (trained_plate, (pyramid, lift_source(pyramid, photo), width, height))
@@ -161,7 +167,9 @@ def main() -> None:
                 save_image(plate, args.out / f"{name}_{method}{s}.png")
                 print(_row(name, f"{method}{s}", checks(plate, photo), seconds), flush=True)
             if len(plates) > 1:
-                print(f"{name:11s} {method:10s} pixel diversity of {len(plates)} seeds: {pixel_diversity(torch.cat(plates), photo):.3f}")
+                print(
+                    f"{name:11s} {method:10s} pixel diversity of {len(plates)} seeds: {pixel_diversity(torch.cat(plates), photo):.3f}"
+                )
         for method, x in controls(photo, pyramid, width, height).items():
             tiles.append(x)
             print(_row(name, method, checks(x, photo), None), flush=True)

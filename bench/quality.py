@@ -125,11 +125,15 @@ def apply_overrides(config: SinGANConfig, overrides: list[str]) -> SinGANConfig:
             raise SystemExit(f"--set {item!r}: expected section.field=value, e.g. train.iterations=200")
         section, name, text = match.groups()
         if section not in sections:
-            raise SystemExit(f"--set {section}.{name}: unknown section {section!r}; one of {', '.join(sorted(sections))}")
+            raise SystemExit(
+                f"--set {section}.{name}: unknown section {section!r}; one of {', '.join(sorted(sections))}"
+            )
         part = getattr(config, section)
         fields = {f.name for f in dataclasses.fields(part)}
         if name not in fields:
-            raise SystemExit(f"--set {section}.{name}: {type(part).__name__} has no field {name!r}; one of {', '.join(sorted(fields))}")
+            raise SystemExit(
+                f"--set {section}.{name}: {type(part).__name__} has no field {name!r}; one of {', '.join(sorted(fields))}"
+            )
         value = parse_value(text, getattr(part, name), f"{section}.{name}")
         try:
             config = dataclasses.replace(config, **{section: dataclasses.replace(part, **{name: value})})
@@ -189,19 +193,51 @@ def load_samples(folder: Path) -> torch.Tensor:
 
 
 def conditions() -> dict[str, Any]:
-    return {"threads": torch.get_num_threads(), "loadavg": list(os.getloadavg()), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "threads": torch.get_num_threads(),
+        "loadavg": list(os.getloadavg()),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
-def ledger_row(name: str, implementation: str, image: str, seed: int, scored: dict[str, Any], *, preset_name: str | None,
-               overrides: list[str], train_seconds: float | None, train_cpu_seconds: float | None,
-               before: dict[str, Any], after: dict[str, Any], busy: bool) -> dict[str, Any]:
+def ledger_row(
+    name: str,
+    implementation: str,
+    image: str,
+    seed: int,
+    scored: dict[str, Any],
+    *,
+    preset_name: str | None,
+    overrides: list[str],
+    train_seconds: float | None,
+    train_cpu_seconds: float | None,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    busy: bool,
+) -> dict[str, Any]:
     """One ledger line: what ran, where, under which load, and the summary metrics (no per-sample lists)."""
-    summary = {k: scored[k] for k in ("patch_swd", "diversity", "copy_score", "bright_density", "bright_density_real", "sifid")}
-    return {"name": name, "implementation": implementation, "commit": ledger.project_commit(), "preset": preset_name,
-            "overrides": overrides, "image": image, "seed": seed, "train_seconds": train_seconds,
-            "train_cpu_seconds": train_cpu_seconds, "threads": before["threads"], "loadavg_before": before["loadavg"],
-            "loadavg_after": after["loadavg"], "busy": busy, "time": before["time"],
-            "machine": platform.processor() or platform.machine(), "torch": torch.__version__, **summary}
+    summary = {
+        k: scored[k] for k in ("patch_swd", "diversity", "copy_score", "bright_density", "bright_density_real", "sifid")
+    }
+    return {
+        "name": name,
+        "implementation": implementation,
+        "commit": ledger.project_commit(),
+        "preset": preset_name,
+        "overrides": overrides,
+        "image": image,
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "train_cpu_seconds": train_cpu_seconds,
+        "threads": before["threads"],
+        "loadavg_before": before["loadavg"],
+        "loadavg_after": after["loadavg"],
+        "busy": busy,
+        "time": before["time"],
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        **summary,
+    }
 
 
 def record_run(args, row: dict[str, Any]) -> None:
@@ -214,11 +250,14 @@ def record_run(args, row: dict[str, Any]) -> None:
 
 def print_run(record: dict[str, Any]) -> None:
     seconds = record.get("train_cpu_seconds")
-    print(f"{record['name']} {record['image']} seed {record['seed']}: patch-SWD {record['patch_swd']:.5f}  "
-          f"diversity {record['diversity']:.3f}  copy {record['copy_score']:.4f}  bright {record['bright_density']:.4f}"
-          + (f"  SIFID {record['sifid']:.4f}" if record.get("sifid") is not None else "")
-          + (f"  train {seconds:.0f} CPU s" if seconds is not None else "")
-          + ("  (busy machine)" if record.get("busy") else ""), flush=True)
+    print(
+        f"{record['name']} {record['image']} seed {record['seed']}: patch-SWD {record['patch_swd']:.5f}  "
+        f"diversity {record['diversity']:.3f}  copy {record['copy_score']:.4f}  bright {record['bright_density']:.4f}"
+        + (f"  SIFID {record['sifid']:.4f}" if record.get("sifid") is not None else "")
+        + (f"  train {seconds:.0f} CPU s" if seconds is not None else "")
+        + ("  (busy machine)" if record.get("busy") else ""),
+        flush=True,
+    )
 
 
 # --------------------------------------------------------------------------- commands
@@ -239,10 +278,26 @@ def train_one(cfg: SinGANConfig, image_path: Path, seed: int, args, device) -> d
     samples = load_samples(run_dir / "samples")  # scored as written (8-bit), like the original's PNGs
     real = real_at(image_path, tuple(samples.shape[-2:]))
     scored = score(samples, real, args.inception)
-    (run_dir / "record.json").write_text(json.dumps({"config": cfg.to_dict(), "image_path": str(image_path),
-                                                     "samples_dir": str(run_dir / "samples"), **scored}, indent=2))
-    return ledger_row(args.name, "ours", image_path.stem, seed, scored, preset_name=args.preset, overrides=args.set,
-                      train_seconds=seconds, train_cpu_seconds=cpu_seconds, before=before, after=after, busy=busy)
+    (run_dir / "record.json").write_text(
+        json.dumps(
+            {"config": cfg.to_dict(), "image_path": str(image_path), "samples_dir": str(run_dir / "samples"), **scored},
+            indent=2,
+        )
+    )
+    return ledger_row(
+        args.name,
+        "ours",
+        image_path.stem,
+        seed,
+        scored,
+        preset_name=args.preset,
+        overrides=args.set,
+        train_seconds=seconds,
+        train_cpu_seconds=cpu_seconds,
+        before=before,
+        after=after,
+        busy=busy,
+    )
 
 
 def cmd_train(args) -> None:
@@ -253,8 +308,11 @@ def cmd_train(args) -> None:
     device = select_device(args.device)
     have = ledger.done(args.ledger)
     todo = [(path, seed) for path in images.values() for seed in args.seeds if (args.name, path.stem, seed) not in have]
-    print(f"{args.name}: {len(todo)} of {len(images) * len(args.seeds)} run(s) not yet in the ledger, "
-          f"on {device}, {threads} thread(s)", flush=True)
+    print(
+        f"{args.name}: {len(todo)} of {len(images) * len(args.seeds)} run(s) not yet in the ledger, "
+        f"on {device}, {threads} thread(s)",
+        flush=True,
+    )
     for image_path, seed in todo:
         record_run(args, train_one(cfg, image_path, seed, args, device))
         write_grid(args.out, args.name, image_path.stem)
@@ -275,13 +333,34 @@ def cmd_score(args) -> None:
     scored = score(samples, real, args.inception)
     run_dir = args.out / args.name / args.real.stem / f"seed{args.seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "record.json").write_text(json.dumps({"image_path": str(args.real), "samples_dir": str(args.samples_dir),
-                                                     "scored_size": list(samples.shape[-2:]), "run": run, **scored}, indent=2))
+    (run_dir / "record.json").write_text(
+        json.dumps(
+            {
+                "image_path": str(args.real),
+                "samples_dir": str(args.samples_dir),
+                "scored_size": list(samples.shape[-2:]),
+                "run": run,
+                **scored,
+            },
+            indent=2,
+        )
+    )
     now = conditions()
     before = {**now, "loadavg": run.get("loadavg_before", now["loadavg"])}
-    row = ledger_row(args.name, args.name, args.real.stem, args.seed, scored, preset_name=None,
-                     overrides=run.get("train_cmd", []), train_seconds=run.get("train_seconds"),
-                     train_cpu_seconds=run.get("train_cpu_seconds"), before=before, after=now, busy=bool(run.get("busy")))
+    row = ledger_row(
+        args.name,
+        args.name,
+        args.real.stem,
+        args.seed,
+        scored,
+        preset_name=None,
+        overrides=run.get("train_cmd", []),
+        train_seconds=run.get("train_seconds"),
+        train_cpu_seconds=run.get("train_cpu_seconds"),
+        before=before,
+        after=now,
+        busy=bool(run.get("busy")),
+    )
     record_run(args, row)
     write_grid(args.out, args.name, args.real.stem)
 
@@ -317,7 +396,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         entry = {"overall": {m: spread([r.get(m) for r in mine]) for m in METRICS}, "images": {}}
         for image in sorted({r["image"] for r in mine}):
             runs = [r for r in mine if r["image"] == image]
-            entry["images"][image] = {"seeds": [r["seed"] for r in runs], **{m: spread([r.get(m) for r in runs]) for m in METRICS}}
+            entry["images"][image] = {
+                "seeds": [r["seed"] for r in runs],
+                **{m: spread([r.get(m) for r in runs]) for m in METRICS},
+            }
         table[name] = entry
     return table
 
@@ -325,13 +407,17 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def report(path: Path, names: list[str] | None, include_busy: bool = False) -> dict[str, Any]:
     """The ledger's table (median/min/max over runs per configuration and image, and overall), printed."""
     table = summarize(ledger.select(ledger.read(path), names, include_busy))
-    print(f"{'config':<28} {'image':<13} {'n':>2} {'patch-SWD med [min,max]':>28} {'diversity med [min,max]':>24} "
-          f"{'copy med':>9} {'bright med':>10} {'CPU s med [min,max]':>22}")
+    print(
+        f"{'config':<28} {'image':<13} {'n':>2} {'patch-SWD med [min,max]':>28} {'diversity med [min,max]':>24} "
+        f"{'copy med':>9} {'bright med':>10} {'CPU s med [min,max]':>22}"
+    )
     for name, entry in table.items():
         for image, cell in [*entry["images"].items(), ("ALL", entry["overall"])]:
-            print(f"{name:<28} {image:<13} {cell['patch_swd']['n']:>2} {fmt(cell['patch_swd'], '.5f'):>28} "
-                  f"{fmt(cell['diversity'], '.3f'):>24} {cell['copy_score']['median']:>9.4f} "
-                  f"{fmt_median(cell['bright_density'], '.4f'):>10} {fmt(cell['train_cpu_seconds'], '.0f'):>22}")
+            print(
+                f"{name:<28} {image:<13} {cell['patch_swd']['n']:>2} {fmt(cell['patch_swd'], '.5f'):>28} "
+                f"{fmt(cell['diversity'], '.3f'):>24} {cell['copy_score']['median']:>9.4f} "
+                f"{fmt_median(cell['bright_density'], '.4f'):>10} {fmt(cell['train_cpu_seconds'], '.0f'):>22}"
+            )
     return table
 
 
@@ -342,17 +428,21 @@ PRESET_TABLE_END = "<!-- /preset-table -->"
 def preset_table(path: Path, names: list[str]) -> str:
     """A Markdown table of the configurations ``names`` from the ledger (idle-machine rows only)."""
     table = summarize(ledger.select(ledger.read(path), names, include_busy=False))
-    lines = ["| configuration | images x seeds | training CPU s (median) | patch-SWD (median) | diversity (median) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| configuration | images x seeds | training CPU s (median) | patch-SWD (median) | diversity (median) |",
+        "|---|---|---|---|---|",
+    ]
     for name in names:
         if name not in table:
             lines.append(f"| `{name}` | not measured yet | - | - | - |")
             continue
         cell = table[name]["overall"]
         images = len(table[name]["images"])
-        lines.append(f"| `{name}` | {images} x {cell['patch_swd']['n'] // max(images, 1)} | "
-                     f"{fmt_median(cell['train_cpu_seconds'], '.0f')} | {fmt_median(cell['patch_swd'], '.4f')} | "
-                     f"{fmt_median(cell['diversity'], '.3f')} |")
+        lines.append(
+            f"| `{name}` | {images} x {cell['patch_swd']['n'] // max(images, 1)} | "
+            f"{fmt_median(cell['train_cpu_seconds'], '.0f')} | {fmt_median(cell['patch_swd'], '.4f')} | "
+            f"{fmt_median(cell['diversity'], '.3f')} |"
+        )
     return "\n".join(lines)
 
 
@@ -363,7 +453,9 @@ def cmd_table(args) -> None:
         return
     readme = args.readme.read_text()
     if readme.count(PRESET_TABLE_START) != 1 or readme.count(PRESET_TABLE_END) != 1:
-        raise SystemExit(f"--readme: {args.readme} needs one {PRESET_TABLE_START!r} line and one {PRESET_TABLE_END!r} line")
+        raise SystemExit(
+            f"--readme: {args.readme} needs one {PRESET_TABLE_START!r} line and one {PRESET_TABLE_END!r} line"
+        )
     head, rest = readme.split(PRESET_TABLE_START)
     _, tail = rest.split(PRESET_TABLE_END)
     args.readme.write_text(f"{head}{PRESET_TABLE_START}\n{text}\n{PRESET_TABLE_END}{tail}")
@@ -382,9 +474,15 @@ def fmt(cell: dict[str, float] | None, spec: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "quality-runs",
-                        help="models, samples and grids (outside the project)")
-    parser.add_argument("--ledger", type=Path, default=ledger.DEFAULT_LEDGER, help="the JSON-lines ledger of finished runs")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "quality-runs",
+        help="models, samples and grids (outside the project)",
+    )
+    parser.add_argument(
+        "--ledger", type=Path, default=ledger.DEFAULT_LEDGER, help="the JSON-lines ledger of finished runs"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     train_p = sub.add_parser("train", help="train and score a configuration (runs the ledger lacks)")
     train_p.add_argument("--preset", default="paper")
@@ -400,12 +498,17 @@ def main() -> None:
     score_p.add_argument("--max-size", type=int, default=None, help="check the samples' longer side is this")
     score_p.add_argument("--name", default="original")
     score_p.add_argument("--seed", type=int, default=0)
-    score_p.add_argument("--run-json", type=Path, default=None, help="bench/original_singan.py's run.json (train seconds)")
+    score_p.add_argument(
+        "--run-json", type=Path, default=None, help="bench/original_singan.py's run.json (train seconds)"
+    )
     for p in (train_p, score_p):
         p.add_argument("--inception", type=Path, default=None, help="Inception-v3 block-0 .safetensors for SIFID")
         p.add_argument("--commit", action="store_true", help="git-commit the ledger after every run")
-        p.add_argument("--allow-busy", action="store_true",
-                       help=f"run even when the load average is above {ledger.IDLE_LOAD} (the row is marked busy)")
+        p.add_argument(
+            "--allow-busy",
+            action="store_true",
+            help=f"run even when the load average is above {ledger.IDLE_LOAD} (the row is marked busy)",
+        )
     report_p = sub.add_parser("report", help="table of the ledger's runs")
     report_p.add_argument("--names", nargs="+", default=None)
     table_p = sub.add_parser("table", help="README's preset table from the ledger")
@@ -420,8 +523,12 @@ def main() -> None:
         raise SystemExit(f"--inception: no such file: {args.inception}")
     if ledger.REPO in (args.out.resolve(), *args.out.resolve().parents):
         raise SystemExit(f"--out: {args.out} is inside the project; models and grids go outside it")
-    commands = {"train": cmd_train, "score": cmd_score, "table": cmd_table,
-                "report": lambda a: report(a.ledger, a.names, a.include_busy)}
+    commands = {
+        "train": cmd_train,
+        "score": cmd_score,
+        "table": cmd_table,
+        "report": lambda a: report(a.ledger, a.names, a.include_busy),
+    }
     commands[args.command](args)
 
 

@@ -99,7 +99,9 @@ def run(nodes: int, images: list[Path], params: dict, workdir: Path) -> dict:
         for _ in range(nodes):
             cluster.add_node(1)
         env = dict(os.environ, OMP_NUM_THREADS="1", **cluster.env)
-        with serve_subprocess(workdir, "cpu", ["--log-level", "info", "--ray", cluster.address, "--ray-cpus", "1"], env) as client:
+        with serve_subprocess(
+            workdir, "cpu", ["--log-level", "info", "--ray", cluster.address, "--ray-cpus", "1"], env
+        ) as client:
             deadline = time.monotonic() + 600
             while client.hello()["cluster"]["cpus"] < nodes:
                 if time.monotonic() > deadline:
@@ -110,21 +112,33 @@ def run(nodes: int, images: list[Path], params: dict, workdir: Path) -> dict:
             most, node_ids = 0, set()
             while not all(job.done for job in jobs):
                 client.poll(0.5)
-                running = [j for j in client.jobs() if j["op"] == "train" and j["phase"] == "training" and j.get("node_id")]
+                running = [
+                    j for j in client.jobs() if j["op"] == "train" and j["phase"] == "training" and j.get("node_id")
+                ]
                 most = max(most, len(running))
                 node_ids |= {j["node_id"] for j in running}
             for job in jobs:
                 job.wait(timeout=0)
             wall = time.perf_counter() - start
-    return {"nodes": nodes, "wall_s": wall, "per_hour": len(images) * 3600 / wall, "cpu_s_trainings": meter.seconds - cpu_start,
-            "cpu_s_total": meter.seconds, "most_running": most, "distinct_nodes": len(node_ids),
-            "load_before": load_before, "load_after": os.getloadavg()}
+    return {
+        "nodes": nodes,
+        "wall_s": wall,
+        "per_hour": len(images) * 3600 / wall,
+        "cpu_s_trainings": meter.seconds - cpu_start,
+        "cpu_s_total": meter.seconds,
+        "most_running": most,
+        "distinct_nodes": len(node_ids),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--max-size", type=int, default=None, help="longest side of the finest scale (default: the preset's)")
+    parser.add_argument(
+        "--max-size", type=int, default=None, help="longest side of the finest scale (default: the preset's)"
+    )
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "ray-nodes.json")
     opts = parser.parse_args()
     images = sorted(p for p in IMAGES.iterdir() if p.suffix in (".png", ".jpg"))[:8]
@@ -136,10 +150,15 @@ def main() -> None:
             workdir.mkdir()
             results.append(run(nodes, images, params, workdir))
             r = results[-1]
-            print(f"{nodes} node(s): {r['wall_s']:.0f} s wall, {r['per_hour']:.0f} trainings/h, {r['cpu_s_trainings']:.0f} CPU s "
-                  f"({r['cpu_s_total']:.0f} with start-up), at most {r['most_running']} running on {r['distinct_nodes']} node(s); "
-                  f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}", flush=True)
-    opts.out.write_text(json.dumps({"params": params, "trainings": len(images), "cpus": os.cpu_count(), "runs": results}, indent=2))
+            print(
+                f"{nodes} node(s): {r['wall_s']:.0f} s wall, {r['per_hour']:.0f} trainings/h, {r['cpu_s_trainings']:.0f} CPU s "
+                f"({r['cpu_s_total']:.0f} with start-up), at most {r['most_running']} running on {r['distinct_nodes']} node(s); "
+                f"load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}",
+                flush=True,
+            )
+    opts.out.write_text(
+        json.dumps({"params": params, "trainings": len(images), "cpus": os.cpu_count(), "runs": results}, indent=2)
+    )
     print(f"wrote {opts.out}")
 
 

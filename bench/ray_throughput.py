@@ -57,13 +57,19 @@ def run(images: list[Path], params: dict, workdir: Path, args: list[str], env: d
             job.wait(timeout=3600)
         wall = time.perf_counter() - start
     each = [float(m) for m in _DONE.findall((workdir / "daemon.log").read_text())]
-    return {"wall_s": wall, "per_hour": len(images) * 3600 / wall, "mean_training_s": statistics.fmean(each) if each else None}
+    return {
+        "wall_s": wall,
+        "per_hour": len(images) * 3600 / wall,
+        "mean_training_s": statistics.fmean(each) if each else None,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--max-size", type=int, default=None, help="longest side of the finest scale (default: the preset's)")
+    parser.add_argument(
+        "--max-size", type=int, default=None, help="longest side of the finest scale (default: the preset's)"
+    )
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "ray-throughput.json")
     opts = parser.parse_args()
     images = sorted(p for p in IMAGES.iterdir() if p.suffix in (".png", ".jpg"))[:8]
@@ -78,13 +84,30 @@ def main() -> None:
             name = f"ray-{cpus}"
             (root / name).mkdir()
             with local_head(cpus, root / f"{name}-head.log") as head:
-                results[name] = run(images, params, root / name, ["--ray", head.address, "--ray-cpus", "1"], {**env, **head.env})
-    print(f"{len(images)} trainings {params}, one torch thread each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+                results[name] = run(
+                    images, params, root / name, ["--ray", head.address, "--ray-cpus", "1"], {**env, **head.env}
+                )
+    print(
+        f"{len(images)} trainings {params}, one torch thread each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'run':<8} {'wall s':>8} {'trainings/h':>12} {'s/training':>11} {'speed-up':>9}")
     for name, r in results.items():
         mean = f"{r['mean_training_s']:.1f}" if r["mean_training_s"] else "-"
-        print(f"{name:<8} {r['wall_s']:>8.1f} {r['per_hour']:>12.0f} {mean:>11} {results['local']['wall_s'] / r['wall_s']:>8.2f}x")
-    opts.out.write_text(json.dumps({"params": params, "load_average": os.getloadavg()[0], "trainings": len(images), "cpus": os.cpu_count(), "runs": results}, indent=2))
+        print(
+            f"{name:<8} {r['wall_s']:>8.1f} {r['per_hour']:>12.0f} {mean:>11} {results['local']['wall_s'] / r['wall_s']:>8.2f}x"
+        )
+    opts.out.write_text(
+        json.dumps(
+            {
+                "params": params,
+                "load_average": os.getloadavg()[0],
+                "trainings": len(images),
+                "cpus": os.cpu_count(),
+                "runs": results,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {opts.out}")
 
 

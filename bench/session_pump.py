@@ -38,8 +38,13 @@ def pump_times(endpoint: str, image: Path, preset: str, seconds: float, tick: fl
     task = Task(session, "Training")
     updates = []
     task.changed.connect(lambda t: updates.append(t.phase))
-    task.submit("train", {"name": image.stem, "preset": preset}, [Image("image", rgb.width, rgb.height, "RGB", rgb.tobytes())],
-                lambda data, images: "trained", "training")
+    task.submit(
+        "train",
+        {"name": image.stem, "preset": preset},
+        [Image("image", rgb.width, rgb.height, "RGB", rgb.tobytes())],
+        lambda data, images: "trained",
+        "training",
+    )
     durations, cancelled_at = [], None
     end = time.monotonic() + seconds
     while not task.finished:
@@ -78,9 +83,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="session-pump-") as tmp, serve_subprocess(Path(tmp), "cpu") as client:
         durations, updates, cancel_s = pump_times(client.endpoint, args.image, args.preset, args.seconds, args.tick)
     ms = sorted(d * 1000 for d in durations)
-    print(f"pumps while training: {len(ms)}, median {statistics.median(ms):.2f} ms, "
-          f"p99 {ms[int(0.99 * (len(ms) - 1))]:.2f} ms, longest {ms[-1]:.2f} ms; {updates} task updates; "
-          f"cancel to end {cancel_s:.2f} s")
+    print(
+        f"pumps while training: {len(ms)}, median {statistics.median(ms):.2f} ms, "
+        f"p99 {ms[int(0.99 * (len(ms) - 1))]:.2f} ms, longest {ms[-1]:.2f} ms; {updates} task updates; "
+        f"cancel to end {cancel_s:.2f} s"
+    )
     tries = [unreachable_seconds(args.tick) for _ in range(3)]
     print("stopped daemon shown unreachable after: " + ", ".join(f"{s:.2f} s" for s in tries))
 

@@ -64,7 +64,9 @@ def chainmail(size: int = 384, seed: int = 0, period: int = RING_PERIOD) -> torc
 def plaster(size: int = 384, seed: int = 0) -> torch.Tensor:
     """Fine-grained off-white plaster: octaves of blurred noise (1-8 px) as relief, grain of ~1-2 px."""
     rng = np.random.default_rng(seed)
-    height = sum(ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), sigma) * sigma for sigma in (0.7, 1.5, 3.0, 8.0))
+    height = sum(
+        ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), sigma) * sigma for sigma in (0.7, 1.5, 3.0, 8.0)
+    )
     tint = 1 + 0.04 * ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), 20) * 20
     albedo = np.array([0.86, 0.83, 0.76]) * tint[..., None]
     return _shade(height * 0.6, np.clip(albedo, 0, 1), rng, 0.02)

@@ -39,8 +39,9 @@ ORIGINAL_S_PER_ITER = [0.053, 0.075, 0.103, 0.150, 0.517, 0.881, 1.445, 2.421, 1
 ORIGINAL_SAMPLE_S = 0.25
 
 
-def time_scales(pyramid, warmup: int, timed: int, baseline: bool, *, channels_last: bool = False,
-                compile_from: int | None = None) -> list[float]:
+def time_scales(
+    pyramid, warmup: int, timed: int, baseline: bool, *, channels_last: bool = False, compile_from: int | None = None
+) -> list[float]:
     """Median seconds per iteration of every scale, coarsest first (ours, or the original's work).
 
     ``channels_last``: nets in channels-last memory format (activations follow them). ``compile_from``:
@@ -51,12 +52,17 @@ def time_scales(pyramid, warmup: int, timed: int, baseline: bool, *, channels_la
     for k in range(pyramid.num_scales):
         generator, critic = _init_nets(pyramid, k)
         if channels_last:
-            generator, critic = generator.to(memory_format=torch.channels_last), critic.to(memory_format=torch.channels_last)
+            generator, critic = (
+                generator.to(memory_format=torch.channels_last),
+                critic.to(memory_format=torch.channels_last),
+            )
         if baseline:
             medians.append(time_original_scale(pyramid, generator, critic, warmup, timed))
         else:
             compiled = compile_from is not None and k >= compile_from
-            medians.append(time_our_scale(pyramid, torch.compile(generator) if compiled else generator, critic, warmup, timed))
+            medians.append(
+                time_our_scale(pyramid, torch.compile(generator) if compiled else generator, critic, warmup, timed)
+            )
         pyramid.add_scale(generator, critic, 1.0 if k == 0 else 0.1, torch.zeros_like(pyramid.reals[k]))
         print(f"  scale {k}: {pyramid.sizes[k][0]}x{pyramid.sizes[k][1]} {medians[-1]:.3f} s/iter", flush=True)
     return medians
@@ -66,10 +72,16 @@ def time_our_scale(pyramid, generator, critic, warmup: int, timed: int) -> float
     cfg = pyramid.config
     pyramid.config = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=warmup + timed))
     stamps: list[float] = [0.0]
-    train_scale(pyramid, generator, critic, torch.Generator().manual_seed(0),
-                on_progress=lambda p: stamps.append(p.seconds), report_every=1)  # .item() in each report syncs CUDA
+    train_scale(
+        pyramid,
+        generator,
+        critic,
+        torch.Generator().manual_seed(0),
+        on_progress=lambda p: stamps.append(p.seconds),
+        report_every=1,
+    )  # .item() in each report syncs CUDA
     pyramid.config = cfg
-    return statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:]))
+    return statistics.median(b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1 :]))
 
 
 def time_original_scale(pyramid, generator, critic, warmup: int, timed: int) -> float:
@@ -126,22 +138,40 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--full", action="store_true", help="also train completely and measure quality")
     parser.add_argument("--skip-scales", action="store_true", help="only the --full part")
-    parser.add_argument("--baseline", action="store_true",
-                        help="also time the original code's per-iteration work on this machine (bench/original_step.py)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                        help="override any config field, e.g. --set train.concurrent_stages=3 --set pyramid.scale_rule=consingan")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time the original code's per-iteration work on this machine (bench/original_step.py)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override any config field, e.g. --set train.concurrent_stages=3 --set pyramid.scale_rule=consingan",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     configure_threads()
     device = select_device(args.device)
-    cfg = apply_overrides(preset(args.preset).with_overrides(precision=args.precision, max_size=args.max_size), args.set)
+    cfg = apply_overrides(
+        preset(args.preset).with_overrides(precision=args.precision, max_size=args.max_size), args.set
+    )
     image = load_image(args.image)
     tag = f"{args.image.stem}_{args.preset}_{args.precision}" + (f"_max{args.max_size}" if args.max_size else "")
     tag += "".join(f"_{item.partition('.')[2].replace('=', '')}" for item in args.set)
-    results: dict = {"image": str(args.image), "preset": args.preset, "settings": args.set, "precision": args.precision, "max_size": cfg.pyramid.max_size,
-                     "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                     "machine": platform.processor() or platform.machine()}
+    results: dict = {
+        "image": str(args.image),
+        "preset": args.preset,
+        "settings": args.set,
+        "precision": args.precision,
+        "max_size": cfg.pyramid.max_size,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+    }
     print(f"{tag} on {device}, {torch.get_num_threads()} threads")
 
     if not args.skip_scales:
@@ -152,14 +182,18 @@ def main() -> None:
         results["sample_seconds"] = time_sample(pyramid)
         if args.baseline:
             print("original code's work per iteration, same machine:")
-            results["baseline_s_per_iter"] = time_scales(new_pyramid(image, cfg, device), args.warmup, args.timed, baseline=True)
+            results["baseline_s_per_iter"] = time_scales(
+                new_pyramid(image, cfg, device), args.warmup, args.timed, baseline=True
+            )
     if args.full:
         out_dir = Path("bench/results")
         out_dir.mkdir(parents=True, exist_ok=True)
         results["full"] = full_training(image, cfg, device, out_dir / f"{tag}_samples.png")
         f = results["full"]
-        print(f"full training: {f['train_seconds']:.1f} s, median patch-SWD {f['patch_swd_median']:.5f}, "
-              f"diversity {f['pixel_diversity']:.3f}  (samples: {f['samples_png']})")
+        print(
+            f"full training: {f['train_seconds']:.1f} s, median patch-SWD {f['patch_swd_median']:.5f}, "
+            f"diversity {f['pixel_diversity']:.3f}  (samples: {f['samples_png']})"
+        )
 
     if not args.skip_scales:
         print_table(results)
@@ -170,7 +204,11 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    reference = ORIGINAL_S_PER_ITER if results["preset"] == "paper" and results["max_size"] == 250 and not results.get("settings") else None
+    reference = (
+        ORIGINAL_S_PER_ITER
+        if results["preset"] == "paper" and results["max_size"] == 250 and not results.get("settings")
+        else None
+    )
     baseline = results.get("baseline_s_per_iter")
     header = f"{'scale':>5} {'size':>9} {'s/iter':>8}"
     header += f" {'orig here':>9} {'ratio':>6}" if baseline else ""
@@ -182,7 +220,10 @@ def print_table(results: dict) -> None:
             if ref:
                 line += f" {ref[k]:>9.3f} {t / ref[k]:>6.2f}"
         print(line)
-    print(f"one full-size sample: {results['sample_seconds']:.3f} s" + (f" (reference {ORIGINAL_SAMPLE_S} s)" if reference else ""))
+    print(
+        f"one full-size sample: {results['sample_seconds']:.3f} s"
+        + (f" (reference {ORIGINAL_SAMPLE_S} s)" if reference else "")
+    )
     iterations = results["iterations"]
     total = iterations * sum(results["s_per_iter"])
     line = f"estimated training time at {iterations} iterations per scale: {total:.0f} s"

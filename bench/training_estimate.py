@@ -59,8 +59,15 @@ def per_scale(timeline, pyramid) -> list[dict]:
         times = [t for scale, _, t in timeline if scale == k]
         steps = np.diff([previous, *times])
         previous = times[-1]
-        rows.append({"scale": k, "size": f"{w}x{h}", "unit": h * w * nfc_at(k, pyramid.config.net) ** 2,
-                     "cpu_s_per_iteration": float(np.median(steps)), "cpu_s": float(steps.sum())})
+        rows.append(
+            {
+                "scale": k,
+                "size": f"{w}x{h}",
+                "unit": h * w * nfc_at(k, pyramid.config.net) ** 2,
+                "cpu_s_per_iteration": float(np.median(steps)),
+                "cpu_s": float(steps.sum()),
+            }
+        )
     return rows
 
 
@@ -84,7 +91,9 @@ def etas(timeline, estimate) -> dict:
     for scale, iteration, t in timeline:
         p = TrainProgress(scale, len(estimate._cost), iteration, estimate.iterations, 0.0, 0.0, 0.0, 0.0)
         fraction = estimate.fraction(p)
-        eta = estimate.eta_at(fraction, t) if isinstance(estimate, CalibratedEstimate) else t * (1 - fraction) / fraction
+        eta = (
+            estimate.eta_at(fraction, t) if isinstance(estimate, CalibratedEstimate) else t * (1 - fraction) / fraction
+        )
         while i < len(CHECKPOINTS) and fraction >= CHECKPOINTS[i]:
             out[f"{CHECKPOINTS[i]:.2f}"] = None if eta is None else round(eta / (total - t), 2)
             i += 1
@@ -95,8 +104,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="draft")
     parser.add_argument("--image", type=Path, required=True)
-    parser.add_argument("--iterations", type=int, help="iterations per scale of the calibration run (default: the preset's); "
-                        "the ETA replay then uses the preset's count at the measured per-iteration costs")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        help="iterations per scale of the calibration run (default: the preset's); "
+        "the ETA replay then uses the preset's count at the measured per-iteration costs",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -110,14 +123,26 @@ def main() -> None:
     b, a = np.polyfit(units, seconds, 1)
     fresh = new_pyramid(load_image(args.image), preset(args.preset), torch.device("cpu"))  # the full iteration count
     result = {
-        "preset": args.preset, "image": args.image.name, "calibration_iterations": args.iterations,
-        "load_before": load_before, "load_after": os.getloadavg(), "total_cpu_s": round(timeline[-1][2], 1), "scales": rows,
-        "fit": {"a_s": a, "b_s_per_unit": b, "overhead_units": a / b, "overhead_pixels": a / b / pyramid.config.net.nfc_base ** 2},
+        "preset": args.preset,
+        "image": args.image.name,
+        "calibration_iterations": args.iterations,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "total_cpu_s": round(timeline[-1][2], 1),
+        "scales": rows,
+        "fit": {
+            "a_s": a,
+            "b_s_per_unit": b,
+            "overhead_units": a / b,
+            "overhead_pixels": a / b / pyramid.config.net.nfc_base**2,
+        },
         "eta_over_real_pixels": etas(timeline, TrainingEstimate(fresh)),
         "eta_over_real_calibrated": etas(timeline, CalibratedEstimate(fresh)),
     }
     for row in rows:
-        print(f"scale {row['scale']} {row['size']:>8} unit {row['unit']:>12.0f}  {row['cpu_s_per_iteration'] * 1000:7.1f} ms/it")
+        print(
+            f"scale {row['scale']} {row['size']:>8} unit {row['unit']:>12.0f}  {row['cpu_s_per_iteration'] * 1000:7.1f} ms/it"
+        )
     print(json.dumps({k: v for k, v in result.items() if k != "scales"}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

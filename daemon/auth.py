@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 ZAP_DOMAIN = b"singan"
 
 
-def secure_server(context: zmq.Context, router: zmq.Socket, curve: bool, token: str | None, folder: Path | None) -> ThreadAuthenticator:
+def secure_server(
+    context: zmq.Context, router: zmq.Socket, curve: bool, token: str | None, folder: Path | None
+) -> ThreadAuthenticator:
     """Start the ZAP handler on ``context`` and make ``router`` a PLAIN (``curve`` False: password
     ``token``, default the user's token file) or CURVE server. Stop the returned authenticator
     after the socket is closed.

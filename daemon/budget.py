@@ -92,7 +92,11 @@ class MemoryBudget:
         described = len(specs) if isinstance(specs, list) else 0
         if described != frames - 1:
             raise ProtocolError(f"images: {described} described but {frames - 1} buffer frames sent", "images")
-        raise ProtocolError(f"images: {frames} frames in one message; at most {MAX_MESSAGE_FRAMES} (a header and 3 images)", "images", "too_large")
+        raise ProtocolError(
+            f"images: {frames} frames in one message; at most {MAX_MESSAGE_FRAMES} (a header and 3 images)",
+            "images",
+            "too_large",
+        )
 
     def check_inputs(self, size: int, held: int) -> None:
         """Refuse a message's images (``size`` bytes, their specs checked against their frames'
@@ -101,18 +105,27 @@ class MemoryBudget:
         if size > self.inputs:
             raise ProtocolError(
                 f"images: {size // MiB} MiB of images; the daemon's memory budget takes at most {self.inputs // MiB} MiB of inputs "
-                f"(--memory-budget {self.total // MiB})", "images", "too_large")
+                f"(--memory-budget {self.total // MiB})",
+                "images",
+                "too_large",
+            )
         if size + held > self.inputs:
             raise ProtocolError(
                 f"images: {size // MiB} MiB of images, but queued jobs hold {held // MiB} of the {self.inputs // MiB} MiB "
-                "the memory budget allows for inputs; try again when they finish", "images", "busy")
+                "the memory budget allows for inputs; try again when they finish",
+                "images",
+                "busy",
+            )
 
     def check_work(self, cost: int, field: str) -> None:
         """Raise ``too_large`` blaming ``field`` if an op's working memory ``cost`` (bytes) exceeds the work half."""
         if cost > self.work:
             raise ProtocolError(
                 f"{field}: this output needs about {cost // MiB} MiB of working memory; the daemon's memory budget allows "
-                f"{self.work // MiB} MiB (--memory-budget {self.total // MiB}); ask for fewer or smaller images", field, "too_large")
+                f"{self.work // MiB} MiB (--memory-budget {self.total // MiB}); ask for fewer or smaller images",
+                field,
+                "too_large",
+            )
 
 
 def output_cost(n: int, height: int, width: int) -> int:

@@ -25,7 +25,9 @@ class LoadedModel:
     fails those, not harmonize or animate). ``has_full_source``: the model directory records a
     ``full_source.png`` (models of ``format_version`` 1 have none and lift from their training image)."""
 
-    def __init__(self, pyramid: SinGANPyramid, has_full_source: bool, load_source: Callable[[SinGANPyramid], LiftSource]):
+    def __init__(
+        self, pyramid: SinGANPyramid, has_full_source: bool, load_source: Callable[[SinGANPyramid], LiftSource]
+    ):
         self.pyramid, self.has_full_source, self._load_source = pyramid, has_full_source, load_source
         self._source: LiftSource | None = None
 

@@ -167,8 +167,15 @@ class RayTrainer:
     POLL = 0.2
     """Seconds between checks for a cancel while a task is silent; also the dispatcher's tick."""
 
-    def __init__(self, config: ClusterConfig, queue: JobQueue, store: ModelStore, context: zmq.Context,
-                 events_endpoint: str, preview_interval: float = 3.0):
+    def __init__(
+        self,
+        config: ClusterConfig,
+        queue: JobQueue,
+        store: ModelStore,
+        context: zmq.Context,
+        events_endpoint: str,
+        preview_interval: float = 3.0,
+    ):
         self.config, self.queue, self.store = config, queue, store
         self.context, self.events_endpoint, self.preview_interval = context, events_endpoint, preview_interval
         self._threads: list[threading.Thread] = []
@@ -189,9 +196,15 @@ class RayTrainer:
         except ValueError as exc:
             raise ValueError(f"ray: {one_line(str(exc))}{_auth_hint()}") from None
         state = self.driver.state
-        log.info("training on the Ray cluster at %s (%g CPU, %g GPU; %g CPU and %g GPU per training%s)", self.config.address,
-                 state.cpus, state.gpus, self.config.num_cpus, self.config.num_gpus,
-                 "".join(f", {name}: {cpus:g} CPU and {gpus:g} GPU" for name, cpus, gpus in self.config.per_preset))
+        log.info(
+            "training on the Ray cluster at %s (%g CPU, %g GPU; %g CPU and %g GPU per training%s)",
+            self.config.address,
+            state.cpus,
+            state.gpus,
+            self.config.num_cpus,
+            self.config.num_gpus,
+            "".join(f", {name}: {cpus:g} CPU and {gpus:g} GPU" for name, cpus, gpus in self.config.per_preset),
+        )
         dispatcher = threading.Thread(target=self._dispatch, name="singan-ray-dispatch")
         dispatcher.start()
         self._threads.append(dispatcher)
@@ -238,8 +251,13 @@ class RayTrainer:
             if need[0] > free[0] + 1e-9 or need[1] > free[1] + 1e-9:
                 if not running and waiting_logged is not job and total != (0.0, 0.0):
                     waiting_logged = job
-                    log.warning("job %s (train %s) needs %g CPU and %g GPU; the Ray cluster has %g and %g: it waits for more nodes",
-                                job.id, job.model, *need, *total)
+                    log.warning(
+                        "job %s (train %s) needs %g CPU and %g GPU; the Ray cluster has %g and %g: it waits for more nodes",
+                        job.id,
+                        job.model,
+                        *need,
+                        *total,
+                    )
                 time.sleep(self.POLL)
                 continue
             if self.queue.take(timeout=0, accept=lambda j: j is job) is None:
@@ -274,13 +292,21 @@ class RayTrainer:
             return Result(id=job.request_id or "", job=job.id, data=ModelResult(model=self.store.info(job.model)))
         except JobCancelled as exc:
             if exc.reason is CancelReason.SHUTDOWN:  # left to be resumed at the next start
-                return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: {exc.reason.value}; "
-                                   "its training resumes when the daemon starts again")
+                return error_reply(
+                    job,
+                    "cancelled",
+                    f"job {job.id} (train) was cancelled: {exc.reason.value}; "
+                    "its training resumes when the daemon starts again",
+                )
             self.store.stop_training(job.model)
             return error_reply(job, "cancelled", f"job {job.id} (train) was cancelled: {exc.reason.value}")
         except Exception as exc:
             log.exception("job %s (train %s) failed on Ray", job.id, job.model)
-            reason = str(exc) if isinstance(exc, _TaskFailed) else one_line(f"{type(exc).__name__}: {exc}", MAX_MESSAGE_CHARS)
+            reason = (
+                str(exc)
+                if isinstance(exc, _TaskFailed)
+                else one_line(f"{type(exc).__name__}: {exc}", MAX_MESSAGE_CHARS)
+            )
             self.store.stop_training(job.model, error=reason)
             return error_reply(job, "internal", f"job {job.id} (train) failed: {reason}")
 
@@ -309,8 +335,13 @@ class RayTrainer:
                 return
             except DriverDown as exc:
                 job.placement = None
-                log.warning("job %s (train %s): %s; it resumes from scale %d when the cluster answers", job.id, job.model,
-                            exc, training.pyramid.scales_done)
+                log.warning(
+                    "job %s (train %s): %s; it resumes from scale %d when the cluster answers",
+                    job.id,
+                    job.model,
+                    exc,
+                    training.pyramid.scales_done,
+                )
                 continue
             except Exception as exc:  # a cancel, a lost task, a failure in the task or in saving
                 driver.cancel(job.id)  # whatever stopped us, the task must not go on
@@ -321,8 +352,15 @@ class RayTrainer:
                 reason = f"the Ray task was lost ({exc})"
                 if lost >= self.config.max_attempts:
                     raise RayTrainingLost(f"{reason}; {lost} attempts in a row without a finished scale") from None
-                log.warning("job %s (train %s): %s; resubmitting from scale %d (attempt %d of %d)", job.id, job.model,
-                            reason, training.pyramid.scales_done, lost + 1, self.config.max_attempts)
+                log.warning(
+                    "job %s (train %s): %s; resubmitting from scale %d (attempt %d of %d)",
+                    job.id,
+                    job.model,
+                    reason,
+                    training.pyramid.scales_done,
+                    lost + 1,
+                    self.config.max_attempts,
+                )
 
     def _wait_for_cluster(self, job: Job, fraction: float) -> None:
         """Wait (``jobs`` phase ``waiting``) until a driver is connected; raises JobCancelled."""
@@ -333,7 +371,9 @@ class RayTrainer:
             if self.queue.closed:
                 raise JobCancelled(CancelReason.SHUTDOWN)
 
-    def _consume(self, job: Job, training: TrainJob, estimate: CalibratedEstimate, items: queue.Queue, send: Callable[..., None]) -> None:
+    def _consume(
+        self, job: Job, training: TrainJob, estimate: CalibratedEstimate, items: queue.Queue, send: Callable[..., None]
+    ) -> None:
         """Apply a task's items until it ends; raises JobCancelled, _TaskLost, _TaskFailed or DriverDown."""
         progress_due, preview_due = Throttle(PROGRESS_INTERVAL), Throttle(self.preview_interval, wait_first=True)
         while True:
@@ -348,19 +388,34 @@ class RayTrainer:
                 raise {"lost": _TaskLost, "failed": _TaskFailed, "down": DriverDown}[kind](item)
             if isinstance(item, Placement):
                 job.placement = item
-                log.info("job %s (train %s) runs on Ray node %s (%s), worker pid %d, %d threads",
-                         job.id, job.model, item.node_ip, item.node_id[:12], item.pid, item.threads)
+                log.info(
+                    "job %s (train %s) runs on Ray node %s (%s), worker pid %d, %d threads",
+                    job.id,
+                    job.model,
+                    item.node_ip,
+                    item.node_id[:12],
+                    item.pid,
+                    item.threads,
+                )
             elif isinstance(item, TrainProgress):
                 fraction = estimate.fraction(item)
                 if progress_due(force=item.iteration == item.iterations):
-                    job.progress = dict(phase="training", fraction=fraction, eta_seconds=estimate.eta_seconds(fraction),
-                                        scale=item.scale, num_scales=item.num_scales, iteration=item.iteration,
-                                        iterations=item.iterations)
+                    job.progress = dict(
+                        phase="training",
+                        fraction=fraction,
+                        eta_seconds=estimate.eta_seconds(fraction),
+                        scale=item.scale,
+                        num_scales=item.num_scales,
+                        iteration=item.iteration,
+                        iterations=item.iterations,
+                    )
                     send(progress_reply(job))
             elif isinstance(item, ScaleDone):
                 self._save(job, training, item, preview_due, send)
 
-    def _save(self, job: Job, training: TrainJob, done: ScaleDone, preview_due: Throttle, send: Callable[..., None]) -> None:
+    def _save(
+        self, job: Job, training: TrainJob, done: ScaleDone, preview_due: Throttle, send: Callable[..., None]
+    ) -> None:
         """Install finished scale k and write it as a local training does (``save_scale``, in order)."""
         pyramid = training.pyramid
         install_scales(pyramid, done.states)
@@ -375,5 +430,6 @@ def _auth_hint() -> str:
     without ``RAY_AUTH_MODE=token`` (Ray 2.60 only switches it on by itself for ``auto``)."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
         return ""
-    return "; if the cluster uses token authentication, start the daemon with RAY_AUTH_MODE=token and RAY_AUTH_TOKEN set"
-
+    return (
+        "; if the cluster uses token authentication, start the daemon with RAY_AUTH_MODE=token and RAY_AUTH_TOKEN set"
+    )

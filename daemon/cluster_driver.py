@@ -114,7 +114,10 @@ class RayDriver:
 
     def wait_connected(self, timeout: float) -> bool:
         with self._changed:
-            return self._changed.wait_for(lambda: self._state.connected or self._stopping.is_set(), timeout) and self._state.connected
+            return (
+                self._changed.wait_for(lambda: self._state.connected or self._stopping.is_set(), timeout)
+                and self._state.connected
+            )
 
     # -- trainings ----------------------------------------------------------------------------
 
@@ -156,7 +159,9 @@ class RayDriver:
     def _supervise(self, first: bool) -> None:
         while not self._stopping.is_set():
             parent, child = self._mp.Pipe()
-            process = self._mp.Process(target=driver_main, args=(child, self.address), name="singan-ray-driver", daemon=True)
+            process = self._mp.Process(
+                target=driver_main, args=(child, self.address), name="singan-ray-driver", daemon=True
+            )
             process.start()
             child.close()
             self._conn = parent
@@ -183,7 +188,9 @@ class RayDriver:
                 ready = conn.poll(0.2)
                 message = pickle.loads(conn.recv_bytes()) if ready else None
             except (EOFError, OSError):
-                return f"lost the Ray cluster at {self.address} (its driver process exited, status {_exitcode(process)})"
+                return (
+                    f"lost the Ray cluster at {self.address} (its driver process exited, status {_exitcode(process)})"
+                )
             now = time.monotonic()
             if message is None:
                 if self._state.connected and now - last > HEARTBEAT_TIMEOUT:
@@ -223,7 +230,9 @@ class RayDriver:
             jobs, self._jobs = self._jobs, {}
             self._changed.notify_all()
         if was:
-            log.warning("the Ray cluster is unreachable: %s; %d training(s) wait, retrying every %g s", reason, len(jobs), RETRY)
+            log.warning(
+                "the Ray cluster is unreachable: %s; %d training(s) wait, retrying every %g s", reason, len(jobs), RETRY
+            )
         for items in jobs.values():
             items.put(("down", reason))
 
@@ -329,8 +338,14 @@ def lost_errors() -> tuple[type[BaseException], ...]:
     """Ray's errors for a task whose worker or node went away (not an error in the task itself)."""
     from ray import exceptions as e
 
-    return (e.WorkerCrashedError, e.NodeDiedError, e.LocalRayletDiedError, e.ObjectLostError, e.RaySystemError,
-            e.TaskUnschedulableError)
+    return (
+        e.WorkerCrashedError,
+        e.NodeDiedError,
+        e.LocalRayletDiedError,
+        e.ObjectLostError,
+        e.RaySystemError,
+        e.TaskUnschedulableError,
+    )
 
 
 def reason(exc: BaseException) -> str:

@@ -94,14 +94,23 @@ def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def scale_state(pyramid: SinGANPyramid, k: int) -> ScaleState:
     """Finished scale k of ``pyramid`` as a :class:`ScaleState` (copied to the CPU)."""
-    return ScaleState(k, _cpu(pyramid.generators[k].state_dict()), _cpu(pyramid.discriminators[k].state_dict()),
-                      float(pyramid.noise_amps[k]), pyramid.z_opts[k].detach().cpu().clone())
+    return ScaleState(
+        k,
+        _cpu(pyramid.generators[k].state_dict()),
+        _cpu(pyramid.discriminators[k].state_dict()),
+        float(pyramid.noise_amps[k]),
+        pyramid.z_opts[k].detach().cpu().clone(),
+    )
 
 
 def pyramid_state(pyramid: SinGANPyramid) -> PyramidState:
     """The whole pyramid (finished scales included) as a :class:`PyramidState`."""
-    return PyramidState(pyramid.config.to_dict(), pyramid.geometry, [x.detach().cpu() for x in pyramid.reals],
-                        [scale_state(pyramid, k) for k in range(pyramid.scales_done)])
+    return PyramidState(
+        pyramid.config.to_dict(),
+        pyramid.geometry,
+        [x.detach().cpu() for x in pyramid.reals],
+        [scale_state(pyramid, k) for k in range(pyramid.scales_done)],
+    )
 
 
 def install_scales(pyramid: SinGANPyramid, states: list[ScaleState]) -> None:

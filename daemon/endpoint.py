@@ -31,18 +31,26 @@ def check_endpoint(endpoint: str, allow_remote: bool, token: str | None) -> None
     if token is not None:
         check_token(token.strip())
     if ";" in endpoint:
-        raise ValueError(f"endpoint: {endpoint!r} has ';' (ZeroMQ's source;destination syntax), which the daemon does not accept")
+        raise ValueError(
+            f"endpoint: {endpoint!r} has ';' (ZeroMQ's source;destination syntax), which the daemon does not accept"
+        )
     if not endpoint.startswith(("ipc://", "inproc://")) and tcp_host(endpoint) is None:
-        raise ValueError(f"endpoint: {endpoint!r} is not of the form tcp://HOST:PORT (HOST an IP address or localhost), ipc://PATH or inproc://NAME")
+        raise ValueError(
+            f"endpoint: {endpoint!r} is not of the form tcp://HOST:PORT (HOST an IP address or localhost), ipc://PATH or inproc://NAME"
+        )
     port = endpoint.rsplit(":", 1)[1] if tcp_host(endpoint) is not None else "*"
     if port != "*" and int(port) > 65535:
         raise ValueError(f"endpoint: port {port} is out of range (0..65535, or * for a free one)")
     if is_loopback(endpoint):
         return
     if not allow_remote:
-        raise ValueError(f"endpoint: {endpoint} is not a loopback address; add --allow-remote and a --token to serve other machines")
+        raise ValueError(
+            f"endpoint: {endpoint} is not a loopback address; add --allow-remote and a --token to serve other machines"
+        )
     if not token:
-        raise ValueError(f"endpoint: {endpoint} is reachable from other machines; --allow-remote needs --token (or SINGAN_TOKEN)")
+        raise ValueError(
+            f"endpoint: {endpoint} is reachable from other machines; --allow-remote needs --token (or SINGAN_TOKEN)"
+        )
 
 
 def check_bound(bound: str, allow_remote: bool) -> None:
@@ -52,7 +60,9 @@ def check_bound(bound: str, allow_remote: bool) -> None:
         ValueError: naming the endpoint that was bound.
     """
     if not allow_remote and not is_loopback(bound):
-        raise ValueError(f"endpoint: ZeroMQ bound {bound}, which is not a loopback address; refused (add --allow-remote and a --token to serve other machines)")
+        raise ValueError(
+            f"endpoint: ZeroMQ bound {bound}, which is not a loopback address; refused (add --allow-remote and a --token to serve other machines)"
+        )
 
 
 def display_endpoint(bound: str) -> str:

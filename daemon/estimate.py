@@ -37,10 +37,12 @@ MIN_SHARE = 0.02
 """The share of the training measured before a time left is given."""
 
 
-def iteration_costs(sizes: list[tuple[int, int]], cfg: SinGANConfig, overhead_pixels: float = OVERHEAD_PIXELS) -> list[float]:
+def iteration_costs(
+    sizes: list[tuple[int, int]], cfg: SinGANConfig, overhead_pixels: float = OVERHEAD_PIXELS
+) -> list[float]:
     """Units of one training iteration of each scale of a pyramid of per-scale ``sizes`` (h, w)."""
     own = [h * w * nfc_at(k, cfg.net) ** 2 for k, (h, w) in enumerate(sizes)]
-    overhead = overhead_pixels * cfg.net.nfc_base ** 2
+    overhead = overhead_pixels * cfg.net.nfc_base**2
     return [overhead + own[k] + 0.5 * sum(own[j] for j in scales_changed_by(cfg, k)[:-1]) for k in range(len(own))]
 
 

@@ -42,8 +42,8 @@ def compact(image: Image, rows: int = 256) -> Image:
     values = np.frombuffer(image.data, dtype="<f4").reshape(image.height, image.width, image.channels)
     out = np.empty(values.shape, np.uint8)
     for top in range(0, image.height, rows):
-        part = np.nan_to_num(values[top:top + rows], nan=0.0).clip(0.0, 1.0)
-        out[top:top + rows] = (part * 255.0).round()
+        part = np.nan_to_num(values[top : top + rows], nan=0.0).clip(0.0, 1.0)
+        out[top : top + rows] = (part * 255.0).round()
     return Image(image.name, image.width, image.height, image.order, memoryview(out.reshape(-1)))
 
 
@@ -75,7 +75,9 @@ def checked_image_size(data: bytes) -> tuple[int, int]:
         with PILImage.open(io.BytesIO(data)) as im:
             width, height = im.size
             if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
-                raise ValueError(f"{width}x{height} px is over the limit ({MAX_IMAGE_SIDE} px a side, {MAX_IMAGE_PIXELS} px in all)")
+                raise ValueError(
+                    f"{width}x{height} px is over the limit ({MAX_IMAGE_SIDE} px a side, {MAX_IMAGE_PIXELS} px in all)"
+                )
             im.load()
     except ValueError:
         raise
@@ -101,7 +103,11 @@ def from_tensor(x: torch.Tensor, name: str, order: str = "RGB", region: torch.Te
     """
     rgb = to_uint8(x)
     if CHANNEL_ORDERS[order] == 4:
-        alpha = np.full(rgb.shape[:2], 255, np.uint8) if region is None else region[0, 0].cpu().numpy().astype(np.uint8) * 255
+        alpha = (
+            np.full(rgb.shape[:2], 255, np.uint8)
+            if region is None
+            else region[0, 0].cpu().numpy().astype(np.uint8) * 255
+        )
         rgb = np.concatenate([rgb, alpha[..., None]], axis=-1)
         if order == "BGRA":
             rgb = rgb[..., [2, 1, 0, 3]]

@@ -97,8 +97,9 @@ class JobQueue:
             self._lock.notify_all()
             return ahead + running
 
-    def take(self, timeout: float | None = None, interactive_only: bool = False,
-             accept: Callable[[Job], bool] | None = None) -> Job | None:
+    def take(
+        self, timeout: float | None = None, interactive_only: bool = False, accept: Callable[[Job], bool] | None = None
+    ) -> Job | None:
         """The next job (interactive first), marked running; None after ``timeout`` s or when closed.
 
         ``interactive_only``: only the interactive lane, without waiting. ``accept``: only jobs it

@@ -50,8 +50,9 @@ Step = Callable[[int, int], None]
 stop the op there."""
 
 
-def check_output(n: int, height: int, width: int, count_field: str, size_field: str | None = None,
-                 budget: MemoryBudget | None = None) -> None:
+def check_output(
+    n: int, height: int, width: int, count_field: str, size_field: str | None = None, budget: MemoryBudget | None = None
+) -> None:
     """Raise ``too_large`` if ``n`` images of height x width pixels exceed the protocol limits
     (:data:`~protocol.schema.MAX_IMAGE_SIDE` px a side and :data:`~protocol.schema.MAX_IMAGE_PIXELS`
     per image, :data:`~protocol.schema.MAX_OUTPUT_PIXELS` per reply) or, with ``budget``, the
@@ -61,12 +62,16 @@ def check_output(n: int, height: int, width: int, count_field: str, size_field: 
         field = size_field or count_field
         raise ProtocolError(
             f"{field}: one {width}x{height} px image is over the limit ({MAX_IMAGE_SIDE} px a side, "
-            f"{MAX_IMAGE_PIXELS} px = {MAX_IMAGE_PIXELS // 2**20} Mi px per image)", field, "too_large",
+            f"{MAX_IMAGE_PIXELS} px = {MAX_IMAGE_PIXELS // 2**20} Mi px per image)",
+            field,
+            "too_large",
         )
     if n * height * width > MAX_OUTPUT_PIXELS:
         raise ProtocolError(
             f"{count_field}: {n} x {width}x{height} px is over the limit of {MAX_OUTPUT_PIXELS} px "
-            f"({MAX_OUTPUT_PIXELS // 2**20} Mi px) per reply", count_field, "too_large",
+            f"({MAX_OUTPUT_PIXELS // 2**20} Mi px) per reply",
+            count_field,
+            "too_large",
         )
     if budget is not None:
         one_too_many = output_cost(1, height, width) > budget.work
@@ -93,8 +98,14 @@ def _size_field(params: Any, width: bool) -> str:
     return "params.scale_w" if width else "params.scale_h"
 
 
-def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step: Step | None = None,
-             on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
+def generate(
+    model: LoadedModel,
+    params: Any,
+    images: dict[str, Image],
+    on_step: Step | None = None,
+    on_level: Step | None = None,
+    budget: MemoryBudget | None = None,
+) -> OpResult:
     """Random samples (paper sec. 2); with ``detail: source`` lifted to the output size with the
     full-resolution source's detail (:func:`~singan_core.full_resolution.sample_full_resolution`)."""
     pyramid = model.pyramid
@@ -107,13 +118,27 @@ def generate(model: LoadedModel, params: Any, images: dict[str, Image], on_step:
             field = _size_field(params, is_width)
             raise ProtocolError(
                 f"{field}: the output would be {scale:.3g} x the model's {'width' if is_width else 'height'} "
-                f"({w if is_width else h} px); at most {MAX_OUTPUT_SCALE} x", field, "too_large")
+                f"({w if is_width else h} px); at most {MAX_OUTPUT_SCALE} x",
+                field,
+                "too_large",
+            )
     out_h, out_w = round(h * scale_h), round(w * scale_w)
     if min(out_h, out_w) < MIN_OUTPUT_SIDE:
         field = _size_field(params, out_w < MIN_OUTPUT_SIDE)
-        raise ProtocolError(f"{field}: the output would be {out_w}x{out_h} px; at least {MIN_OUTPUT_SIDE} px a side", field)
+        raise ProtocolError(
+            f"{field}: the output would be {out_w}x{out_h} px; at least {MIN_OUTPUT_SIDE} px a side", field
+        )
     check_output(params.n, out_h, out_w, "params.n", _size_field(params, out_w >= out_h), budget)
-    samples = sample(pyramid, params.n, scale_h, scale_w, params.gen_start_scale, params.seed, on_step=on_step, padding_mode=params.padding)
+    samples = sample(
+        pyramid,
+        params.n,
+        scale_h,
+        scale_w,
+        params.gen_start_scale,
+        params.seed,
+        on_step=on_step,
+        padding_mode=params.padding,
+    )
     return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="model")
 
 
@@ -141,20 +166,45 @@ def _generate_lifted(model: LoadedModel, params: Any, on_level: Step | None, bud
     out_h, out_w = _lifted_size(tuple(source.image.shape[-2:]), params)
     size_field = _size_field(params, out_w >= out_h)
     if min(out_h, out_w) < MIN_LIFTED_SIDE:
-        raise ProtocolError(f"{size_field}: the output would be {out_w}x{out_h} px; at least {MIN_LIFTED_SIDE} px a side with detail: source", size_field)
+        raise ProtocolError(
+            f"{size_field}: the output would be {out_w}x{out_h} px; at least {MIN_LIFTED_SIDE} px a side with detail: source",
+            size_field,
+        )
     check_output(params.n, out_h, out_w, "params.n", size_field, budget)
     if params.plate:
-        samples = trained_plate(pyramid, source, out_w, out_h, gen_start_scale=min(max(1, params.gen_start_scale), pyramid.num_scales - 1),
-                                n_samples=params.n, seed=params.seed, on_step=on_level)
-        return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
+        samples = trained_plate(
+            pyramid,
+            source,
+            out_w,
+            out_h,
+            gen_start_scale=min(max(1, params.gen_start_scale), pyramid.num_scales - 1),
+            n_samples=params.n,
+            seed=params.seed,
+            on_step=on_level,
+        )
+        return OpResult(
+            [from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice
+        )
     samples = sample_full_resolution(
-        pyramid, source, height=out_h, width=out_w, feature_scale=params.feature_scale, n_samples=params.n,
-        gen_start_scale=params.gen_start_scale, seed=params.seed, padding_mode=params.padding, on_step=on_level,
+        pyramid,
+        source,
+        height=out_h,
+        width=out_w,
+        feature_scale=params.feature_scale,
+        n_samples=params.n,
+        gen_start_scale=params.gen_start_scale,
+        seed=params.seed,
+        padding_mode=params.padding,
+        on_step=on_level,
     )
-    return OpResult([from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice)
+    return OpResult(
+        [from_tensor(x, "sample", params.output_order) for x in samples], detail="source", notice=source.notice
+    )
 
 
-def instant(params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
+def instant(
+    params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None
+) -> OpResult:
     """Variations of the request's ``image`` with no model (GPNN patch synthesis from noise, see
     :func:`singan_core.full_resolution.instant`): n images of width x height pixels (default: the
     input's size x ``feature_scale``, or the given side with the input's aspect)."""
@@ -169,21 +219,35 @@ def instant(params: Any, images: dict[str, Image], on_level: Step | None = None,
         height = round(width * ih / iw)
     field = "params.width" if params.width is not None or params.height is None else "params.height"
     if min(width, height) < MIN_LIFTED_SIDE:
-        raise ProtocolError(f"{field}: the output would be {width}x{height} px; at least {MIN_LIFTED_SIDE} px a side", field)
+        raise ProtocolError(
+            f"{field}: the output would be {width}x{height} px; at least {MIN_LIFTED_SIDE} px a side", field
+        )
     check_output(params.n, height, width, "params.n", field, budget)
     if params.plate:
         if params.tile:
-            raise ProtocolError("params.tile: a plate cannot be a seamless tile; set plate or tile, not both", "params.tile")
+            raise ProtocolError(
+                "params.tile: a plate cannot be a seamless tile; set plate or tile, not both", "params.tile"
+            )
         out = instant_plate(source, width, height, n_samples=params.n, seed=params.seed, on_step=on_level)
         return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
     # feature scale relative to the frame as sent (the cap may have shrunk the source)
     scale = params.feature_scale * iw / source.shape[-1]
-    out = instant_images(source, height=height, width=width, feature_scale=scale, tile=params.tile, n_samples=params.n,
-                         seed=params.seed, on_step=on_level)
+    out = instant_images(
+        source,
+        height=height,
+        width=width,
+        feature_scale=scale,
+        tile=params.tile,
+        n_samples=params.n,
+        seed=params.seed,
+        on_step=on_level,
+    )
     return OpResult([from_tensor(x, "sample", params.output_order) for x in out])
 
 
-def inpaint(params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
+def inpaint(
+    params: Any, images: dict[str, Image], on_level: Step | None = None, budget: MemoryBudget | None = None
+) -> OpResult:
     """Content-aware fill (:func:`singan_core.fill`: GPNN's conditional inpainting, membrane cloning): n results
     of the request's ``image`` with the pixels under ``mask`` synthesised from the rest of it and
     everything else kept; result i uses seed ``seed + i``. The alpha of an RGBA/BGRA result is the
@@ -195,8 +259,11 @@ def inpaint(params: Any, images: dict[str, Image], on_level: Step | None = None,
     """
     image, mask = images["image"], images["mask"]
     if (mask.width, mask.height) != (image.width, image.height):
-        raise ProtocolError(f"images: the mask is {mask.width}x{mask.height} px, the image {image.width}x{image.height} px; "
-                            "they must be the same size", "images")
+        raise ProtocolError(
+            f"images: the mask is {mask.width}x{mask.height} px, the image {image.width}x{image.height} px; "
+            "they must be the same size",
+            "images",
+        )
     check_output(params.n, image.height, image.width, "params.n", budget=budget)
     source, hole = to_tensor(image), to_mask(mask)
     out = []
@@ -214,37 +281,63 @@ def inpaint(params: Any, images: dict[str, Image], on_level: Step | None = None,
 
 def harmonize(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
     result = harmonization.harmonize(
-        pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, method=params.method,
-        strength=params.strength, noise=params.noise, seed=params.seed,
+        pyramid,
+        to_tensor(images["image"]),
+        to_mask(images["mask"]),
+        params.scale,
+        method=params.method,
+        strength=params.strength,
+        noise=params.noise,
+        seed=params.seed,
     )
     return OpResult([from_tensor(result.image, "image", params.output_order, result.weight > 0)], result.scale)
 
 
 def edit(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
     result = editing.edit(
-        pyramid, to_tensor(images["image"]), to_mask(images["mask"]), params.scale, method=params.method,
-        noise=params.noise, seed=params.seed,
+        pyramid,
+        to_tensor(images["image"]),
+        to_mask(images["mask"]),
+        params.scale,
+        method=params.method,
+        noise=params.noise,
+        seed=params.seed,
     )
     order = params.output_order
     region = result.weight > 0
-    return OpResult([from_tensor(result.image, "image", order, region), from_tensor(result.unmasked, "unmasked", order)], result.scale)
+    return OpResult(
+        [from_tensor(result.image, "image", order, region), from_tensor(result.unmasked, "unmasked", order)],
+        result.scale,
+    )
 
 
 def paint2image(pyramid: SinGANPyramid, params: Any, images: dict[str, Image]) -> OpResult:
     scale = paint.default_scale(pyramid) if params.scale is None else params.scale
     image = paint.paint_to_image(
-        pyramid, to_tensor(images["image"]), scale, quantize=params.quantize, n_colors=params.colors,
-        noise=params.noise, seed=params.seed,
+        pyramid,
+        to_tensor(images["image"]),
+        scale,
+        quantize=params.quantize,
+        n_colors=params.colors,
+        noise=params.noise,
+        seed=params.seed,
     )
     return OpResult([from_tensor(image, "image", params.output_order)], scale)
 
 
-def animate(pyramid: SinGANPyramid, params: Any, images: dict[str, Image], on_step: Step | None = None,
-            budget: MemoryBudget | None = None) -> OpResult:
+def animate(
+    pyramid: SinGANPyramid,
+    params: Any,
+    images: dict[str, Image],
+    on_step: Step | None = None,
+    budget: MemoryBudget | None = None,
+) -> OpResult:
     h, w = pyramid.sizes[-1]
     check_output(params.frames, h, w, "params.frames", budget=budget)
     start = animation.default_start_scale(pyramid) if params.start_scale is None else params.start_scale
-    frames = animation.animate(pyramid, params.frames, start, alpha=params.alpha, beta=params.beta, seed=params.seed, on_step=on_step)
+    frames = animation.animate(
+        pyramid, params.frames, start, alpha=params.alpha, beta=params.beta, seed=params.seed, on_step=on_step
+    )
     return OpResult([from_tensor(x, "frame", params.output_order) for x in frames], start)
 
 
@@ -257,8 +350,15 @@ INTERACTIVE: dict[str, Callable[[SinGANPyramid, Any, dict[str, Image]], OpResult
 
 
 @torch.no_grad()
-def run_interactive(op: str, model: LoadedModel | None, params: Any, images: dict[str, Image],
-                    on_step: Step | None = None, on_level: Step | None = None, budget: MemoryBudget | None = None) -> OpResult:
+def run_interactive(
+    op: str,
+    model: LoadedModel | None,
+    params: Any,
+    images: dict[str, Image],
+    on_step: Step | None = None,
+    on_level: Step | None = None,
+    budget: MemoryBudget | None = None,
+) -> OpResult:
     """Run an interactive op. ``on_step`` is called between the scales of a model-scale
     ``generate``, ``on_level`` between the patch-synthesis levels of a lifted ``generate`` and of
     ``instant`` and ``inpaint`` (whose cost grows with the output size), and between the frame batches of

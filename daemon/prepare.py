@@ -74,22 +74,36 @@ def reserve(store: ModelStore, prep: Preparation, height: int, width: int) -> st
     finest_h, finest_w = geometry.sizes[-1]
     now = time.time()
     info = ModelInfo(
-        id="reserved", name=prep.studio.name, status="queued", kind=prep.studio.kind, scales_done=0,
-        num_scales=geometry.num_scales, width=finest_w, height=finest_h, preset=prep.preset,
-        padding=prep.config.net.padding_mode, source_name=prep.source_name, source_sha256=prep.sha256 or "",
-        created=now, updated=now,
+        id="reserved",
+        name=prep.studio.name,
+        status="queued",
+        kind=prep.studio.kind,
+        scales_done=0,
+        num_scales=geometry.num_scales,
+        width=finest_w,
+        height=finest_h,
+        preset=prep.preset,
+        padding=prep.config.net.padding_mode,
+        source_name=prep.source_name,
+        source_sha256=prep.sha256 or "",
+        created=now,
+        updated=now,
     )
     return store.reserve(prep.studio.name, info)
 
 
 def train_model(store: ModelStore, image: Image, params: TrainParams) -> tuple[str, Preparation]:
     """A reserved new model for a ``train`` request and its preparation (:func:`reserve`)."""
-    config = preset(params.preset).with_overrides(max_size=params.max_size, padding_mode=params.padding, seed=params.seed)
+    config = preset(params.preset).with_overrides(
+        max_size=params.max_size, padding_mode=params.padding, seed=params.seed
+    )
     prep = Preparation(config, params.preset, StudioMeta(name=params.name), params.name, image=image)
     return reserve(store, prep, image.height, image.width), prep
 
 
-def sr_model(store: ModelStore, image: Image, params: SuperResolveParams, budget: MemoryBudget) -> tuple[str, Preparation | None]:
+def sr_model(
+    store: ModelStore, image: Image, params: SuperResolveParams, budget: MemoryBudget
+) -> tuple[str, Preparation | None]:
     """The super-resolution model for this image, preset and factor: an existing one (and no
     preparation), or a reserved new one and its preparation.
 
@@ -97,11 +111,15 @@ def sr_model(store: ModelStore, image: Image, params: SuperResolveParams, budget
         ProtocolError: ``params.factor``, the output is over the limits or the memory budget;
             ``images[0]`` (``too_large``), the image is over ``MAX_SR_INPUT_SIDE``; or as :func:`reserve`.
     """
-    check_output(1, round(image.height * params.factor), round(image.width * params.factor), "params.factor", budget=budget)
+    check_output(
+        1, round(image.height * params.factor), round(image.width * params.factor), "params.factor", budget=budget
+    )
     if max(image.width, image.height) > MAX_SR_INPUT_SIDE:
         raise ProtocolError(
             f"images[0]: {image.width}x{image.height} px; super_resolve takes at most {MAX_SR_INPUT_SIDE} px on the longer side",
-            "images[0]", "too_large")
+            "images[0]",
+            "too_large",
+        )
     _, r = sr_steps(params.factor)
     sha = image_sha256(image)
     for model_id in store.find(sha, "super_resolution"):
@@ -151,7 +169,9 @@ def resumable(store: ModelStore, model_id: str, running: Job | None) -> str:
     try:
         meta = store.meta(model_id)
     except KeyError:
-        raise ProtocolError(f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found") from None
+        raise ProtocolError(
+            f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found"
+        ) from None
     if meta.is_complete:
         raise ProtocolError(f"params.model: {model_id} is completely trained; nothing to resume", "params.model")
     studio = store.studio(model_id)

@@ -61,7 +61,11 @@ def send_reply(out: zmq.Socket, job: Job, message: Any, images: list[Image] | tu
 def error_reply(job: Job, code: str, message: str, field: str | None = None) -> Error:
     """The job's final error: ``code`` (docs/protocol.md), ``message`` as one line of at most
     MAX_MESSAGE_CHARS, the request ``field`` to blame, if any."""
-    return Error(id=job.request_id, job=job.id, error=ErrorInfo(code=code, message=one_line(message, MAX_MESSAGE_CHARS), field=field))
+    return Error(
+        id=job.request_id,
+        job=job.id,
+        error=ErrorInfo(code=code, message=one_line(message, MAX_MESSAGE_CHARS), field=field),
+    )
 
 
 def progress_reply(job: Job) -> Progress:

@@ -28,9 +28,30 @@ import zmq
 
 from protocol import DEFAULT_ENDPOINT, PROTOCOL_VERSION
 from protocol.schema import (
-    JOB_OPS, MAX_FRAMES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MAX_SAMPLES,
-    MAX_SR_INPUT_SIDE, OPS, Accepted, Preset, CancelResult, ClusterInfo, DeletedResult, Error, ErrorInfo, HelloResult, JobInfo,
-    JobListResult, ModelListResult, ModelResult, Result, ShutdownResult, WatchInfo, parse_request,
+    JOB_OPS,
+    MAX_FRAMES,
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+    MAX_OUTPUT_PIXELS,
+    MAX_SAMPLES,
+    MAX_SR_INPUT_SIDE,
+    OPS,
+    Accepted,
+    Preset,
+    CancelResult,
+    ClusterInfo,
+    DeletedResult,
+    Error,
+    ErrorInfo,
+    HelloResult,
+    JobInfo,
+    JobListResult,
+    ModelListResult,
+    ModelResult,
+    Result,
+    ShutdownResult,
+    WatchInfo,
+    parse_request,
 )
 from protocol.errors import MAX_MESSAGE_CHARS, ProtocolError, one_line
 from protocol.wire import Image, decode_header, decode_images, encode
@@ -106,8 +127,14 @@ def _placement_fields(placement: Any) -> dict[str, Any]:
 
 def _cluster_info(config: Any, state: Any) -> ClusterInfo:
     """``hello``'s ``cluster`` from the trainer's :class:`~daemon.cluster_driver.ClusterState`."""
-    return ClusterInfo(address=config.address, state="connected" if state.connected else "unreachable", since=state.since,
-                       message=state.message or None, cpus=state.cpus, gpus=state.gpus)
+    return ClusterInfo(
+        address=config.address,
+        state="connected" if state.connected else "unreachable",
+        since=state.since,
+        message=state.message or None,
+        cpus=state.cpus,
+        gpus=state.gpus,
+    )
 
 
 def _device_description(device: torch.device) -> tuple[str, int | None]:
@@ -159,12 +186,23 @@ class Daemon:
         """
         cluster = None
         if self.config.cluster is not None:
-            cluster = RayTrainer(self.config.cluster, self.queue, self.store, self._context, self._events, self.config.preview_interval)
+            cluster = RayTrainer(
+                self.config.cluster, self.queue, self.store, self._context, self._events, self.config.preview_interval
+            )
             cluster.start()
             self._cluster = cluster
-        self._worker = Worker(self.queue, self.store, self.device, self._context, self._events, self.config.cache_bytes,
-                              self.config.preview_interval, accept=None if cluster is None else lambda job: not is_ray_training(job),
-                              on_close=None if cluster is None else cluster.join, budget=self.budget)
+        self._worker = Worker(
+            self.queue,
+            self.store,
+            self.device,
+            self._context,
+            self._events,
+            self.config.cache_bytes,
+            self.config.preview_interval,
+            accept=None if cluster is None else lambda job: not is_ray_training(job),
+            on_close=None if cluster is None else cluster.join,
+            budget=self.budget,
+        )
         bound, failure = threading.Event(), []
         loop = threading.Thread(target=self._loop, args=(bound, failure), name="singan-sockets")
         loop.start()
@@ -191,7 +229,9 @@ class Daemon:
         auth = None
         try:
             router = self._context.socket(zmq.ROUTER)
-            auth = secure_server(self._context, router, self.config.allow_remote, self.config.token, self.config.credentials)
+            auth = secure_server(
+                self._context, router, self.config.allow_remote, self.config.token, self.config.credentials
+            )
             router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that reconnects keeps its identity
             router.setsockopt(zmq.MAXMSGSIZE, self.budget.frame_bytes)  # a larger frame is never read (daemon.budget)
             router.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
@@ -214,10 +254,22 @@ class Daemon:
         bound.set()
         self._resume_unfinished()
         if self.config.watch is not None:
-            self._watch = WatchTrainer(FolderWatch(self.config.watch, self.config.debounce), self.config.watch_preset,
-                                       self.store, self.queue, self.budget, self._stop)
+            self._watch = WatchTrainer(
+                FolderWatch(self.config.watch, self.config.debounce),
+                self.config.watch_preset,
+                self.store,
+                self.queue,
+                self.budget,
+                self._stop,
+            )
             self._watch.start()
-        log.info("serving on %s (device %s, %d worker threads, store %s)", self.endpoint, self.device, self.threads, self.store.root)
+        log.info(
+            "serving on %s (device %s, %d worker threads, store %s)",
+            self.endpoint,
+            self.device,
+            self.threads,
+            self.store.root,
+        )
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(events, zmq.POLLIN)
@@ -241,9 +293,20 @@ class Daemon:
         if self._watch is not None:
             self._watch.stop()  # before the queue closes: it may be queueing a training
         for job in self.queue.close():
-            later = "; its training resumes when the daemon starts again" if job.training and job.prepare is None else ""
-            self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(
-                code="cancelled", message=f"job {job.id} ({job.op}) was cancelled: the daemon is shutting down{later}")))
+            later = (
+                "; its training resumes when the daemon starts again" if job.training and job.prepare is None else ""
+            )
+            self._send(
+                job.client,
+                Error(
+                    id=job.request_id,
+                    job=job.id,
+                    error=ErrorInfo(
+                        code="cancelled",
+                        message=f"job {job.id} ({job.op}) was cancelled: the daemon is shutting down{later}",
+                    ),
+                ),
+            )
         worker_done, deadline = False, time.monotonic() + 120
         while not worker_done and time.monotonic() < deadline:
             if events.poll(100):
@@ -284,11 +347,15 @@ class Daemon:
             if len(frames) < 2:
                 raise ProtocolError("message: no frames", "header")
             header = decode_header(bytes(frames[1].buffer))
-            if isinstance(header.get("id"), str) and 0 < len(header["id"]) <= 64:  # only ids the schema accepts are echoed
+            if (
+                isinstance(header.get("id"), str) and 0 < len(header["id"]) <= 64
+            ):  # only ids the schema accepts are echoed
                 request_id = header["id"]  # read before the images are checked, so their errors echo it too
             self._authorize(header)
             self.budget.check_frames(header, len(frames) - 1)
-            images = decode_images(header, [f.buffer for f in frames[2:]])  # specs against frame lengths: no pixel is read
+            images = decode_images(
+                header, [f.buffer for f in frames[2:]]
+            )  # specs against frame lengths: no pixel is read
             self.budget.check_inputs(sum(len(image.data) for image in images), self.queue.load()[1])
             request = parse_request(header, images)
             if request.op in JOB_OPS:
@@ -299,15 +366,28 @@ class Daemon:
                 if request.op == "shutdown":
                     self.stop()
         except ProtocolError as exc:
-            self._send(client, Error(id=request_id, error=ErrorInfo(code=exc.code, message=exc.message, field=exc.field)))
+            self._send(
+                client, Error(id=request_id, error=ErrorInfo(code=exc.code, message=exc.message, field=exc.field))
+            )
         except Exception as exc:  # a bug: log it, answer, keep serving
             log.exception("request %s failed", one_line(str(request_id)))
-            self._send(client, Error(id=request_id, error=ErrorInfo(code="internal", message=one_line(f"{type(exc).__name__}: {exc} (see the daemon log)", MAX_MESSAGE_CHARS))))
+            self._send(
+                client,
+                Error(
+                    id=request_id,
+                    error=ErrorInfo(
+                        code="internal",
+                        message=one_line(f"{type(exc).__name__}: {exc} (see the daemon log)", MAX_MESSAGE_CHARS),
+                    ),
+                ),
+            )
 
     def _authorize(self, header: dict) -> None:
         """With a token configured, every request must carry it (checked before anything else)."""
         token = header.get("token")
-        if self.config.token and not (isinstance(token, str) and hmac.compare_digest(token.encode(), self.config.token.encode())):
+        if self.config.token and not (
+            isinstance(token, str) and hmac.compare_digest(token.encode(), self.config.token.encode())
+        ):
             raise ProtocolError("token: missing or wrong auth token", "token", "unauthorized")
 
     def _submit(self, client: bytes, request: Any, images: list[Image]) -> None:
@@ -317,7 +397,11 @@ class Daemon:
             return
         queued, _ = self.queue.load()
         if queued >= MAX_QUEUED_JOBS:
-            raise ProtocolError(f"queue: {queued} jobs are waiting, the most the daemon queues; try again when some finish", "queue", "busy")
+            raise ProtocolError(
+                f"queue: {queued} jobs are waiting, the most the daemon queues; try again when some finish",
+                "queue",
+                "busy",
+            )
         by_name, prep = {image.name: compact(image) for image in images}, None
         if request.op == "train":
             model, prep = train_model(self.store, by_name["image"], request.params)
@@ -349,19 +433,36 @@ class Daemon:
     def _op_hello(self, params: Any) -> HelloResult:
         device, memory = _device_description(self.device)
         return HelloResult(
-            protocol_version=PROTOCOL_VERSION, server_version=__version__, instance=self.instance, device=device,
-            device_memory_bytes=memory, ops=list(OPS), presets=list(TRAIN_PRESETS),
-            preset_details=[{"name": name, "max_size": PRESETS[name].pyramid.max_size, "iterations": PRESETS[name].train.iterations,
-                             "seconds": self._worker.cost_rate.preset_seconds(name, PRESETS[name])}
-                            for name in TRAIN_PRESETS],
+            protocol_version=PROTOCOL_VERSION,
+            server_version=__version__,
+            instance=self.instance,
+            device=device,
+            device_memory_bytes=memory,
+            ops=list(OPS),
+            presets=list(TRAIN_PRESETS),
+            preset_details=[
+                {
+                    "name": name,
+                    "max_size": PRESETS[name].pyramid.max_size,
+                    "iterations": PRESETS[name].train.iterations,
+                    "seconds": self._worker.cost_rate.preset_seconds(name, PRESETS[name]),
+                }
+                for name in TRAIN_PRESETS
+            ],
             auth_required=bool(self.config.token),
             cluster=None if self._cluster is None else _cluster_info(self.config.cluster, self._cluster.state),
             limits={
-                "max_image_side": MAX_IMAGE_SIDE, "max_image_pixels": MAX_IMAGE_PIXELS,
-                "max_output_pixels": MAX_OUTPUT_PIXELS, "max_samples": MAX_SAMPLES, "max_frames": MAX_FRAMES,
-                "max_message_bytes": self.budget.frame_bytes, "max_sr_input_side": MAX_SR_INPUT_SIDE,
-                "max_message_frames": MAX_MESSAGE_FRAMES, "max_queued_jobs": MAX_QUEUED_JOBS,
-                "memory_budget_bytes": self.budget.total, "max_input_bytes": self.budget.inputs,
+                "max_image_side": MAX_IMAGE_SIDE,
+                "max_image_pixels": MAX_IMAGE_PIXELS,
+                "max_output_pixels": MAX_OUTPUT_PIXELS,
+                "max_samples": MAX_SAMPLES,
+                "max_frames": MAX_FRAMES,
+                "max_message_bytes": self.budget.frame_bytes,
+                "max_sr_input_side": MAX_SR_INPUT_SIDE,
+                "max_message_frames": MAX_MESSAGE_FRAMES,
+                "max_queued_jobs": MAX_QUEUED_JOBS,
+                "memory_budget_bytes": self.budget.total,
+                "max_input_bytes": self.budget.inputs,
             },
         )
 
@@ -385,7 +486,9 @@ class Daemon:
     def _op_delete_model(self, params: Any) -> DeletedResult:
         job = self._training_job(params.model)
         if job is not None:
-            raise ProtocolError(f"params.model: {params.model} is training (job {job.id}); cancel it first", "params.model", "busy")
+            raise ProtocolError(
+                f"params.model: {params.model} is training (job {job.id}); cancel it first", "params.model", "busy"
+            )
         try:
             self.store.delete(params.model)
         except KeyError:
@@ -395,10 +498,17 @@ class Daemon:
 
     def _op_jobs(self, params: Any) -> JobListResult:
         jobs = [
-            JobInfo(job=job.id, op=job.op, state="running" if position == 0 else "queued", model=job.model,
-                    position=position, phase=job.progress.get("phase", "queued"),
-                    fraction=job.progress.get("fraction", 0.0), eta_seconds=job.progress.get("eta_seconds"),
-                    **_placement_fields(job.placement))
+            JobInfo(
+                job=job.id,
+                op=job.op,
+                state="running" if position == 0 else "queued",
+                model=job.model,
+                position=position,
+                phase=job.progress.get("phase", "queued"),
+                fraction=job.progress.get("fraction", 0.0),
+                eta_seconds=job.progress.get("eta_seconds"),
+                **_placement_fields(job.placement),
+            )
             for position, job in self.queue.snapshot()
         ]
         if self._watch is None:
@@ -417,8 +527,14 @@ class Daemon:
             elif job.training:
                 self.store.stop_training(job.model)
             self._requests.pop((job.client, job.request_id), None)
-            self._send(job.client, Error(id=job.request_id, job=job.id, error=ErrorInfo(
-                code="cancelled", message=f"job {job.id} ({job.op}) was cancelled on request")))
+            self._send(
+                job.client,
+                Error(
+                    id=job.request_id,
+                    job=job.id,
+                    error=ErrorInfo(code="cancelled", message=f"job {job.id} ({job.op}) was cancelled on request"),
+                ),
+            )
         return CancelResult(job=job.id, cancelled=True)
 
     def _op_shutdown(self, params: Any) -> ShutdownResult:

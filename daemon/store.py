@@ -134,7 +134,9 @@ class ModelStore:
 
     def ids(self) -> list[str]:
         """Ids of every model directory (with a model.json), sorted."""
-        return sorted(p.name for p in self.models_dir.iterdir() if _SLUG.fullmatch(p.name) and (p / META_FILE).is_file())
+        return sorted(
+            p.name for p in self.models_dir.iterdir() if _SLUG.fullmatch(p.name) and (p / META_FILE).is_file()
+        )
 
     def exists(self, model_id: str) -> bool:
         return (self.path(model_id) / META_FILE).is_file()
@@ -177,7 +179,9 @@ class ModelStore:
         gone = trash / f"{model_id}-{secrets.token_hex(4)}"
         path.rename(gone)
         self.refresh(model_id)
-        threading.Thread(target=shutil.rmtree, args=(gone,), kwargs={"ignore_errors": True}, name="singan-delete").start()
+        threading.Thread(
+            target=shutil.rmtree, args=(gone,), kwargs={"ignore_errors": True}, name="singan-delete"
+        ).start()
 
     def _empty_trash(self) -> None:
         """Remove what a killed daemon left in the trash."""
@@ -212,11 +216,22 @@ class ModelStore:
             status = "failed" if studio.error else "interrupted"
         height, width = meta.sizes[-1]
         return ModelInfo(
-            id=model_id, name=studio.name, status=status, kind=studio.kind, scales_done=meta.scales_done,
-            num_scales=meta.num_scales, width=width, height=height, preset=meta.preset,
-            padding=meta.config["net"]["padding_mode"], source_name=meta.source_name,
-            source_sha256=meta.source_sha256, created=meta.created_at.timestamp(),
-            updated=meta.updated_at.timestamp(), job=None, error=studio.error,
+            id=model_id,
+            name=studio.name,
+            status=status,
+            kind=studio.kind,
+            scales_done=meta.scales_done,
+            num_scales=meta.num_scales,
+            width=width,
+            height=height,
+            preset=meta.preset,
+            padding=meta.config["net"]["padding_mode"],
+            source_name=meta.source_name,
+            source_sha256=meta.source_sha256,
+            created=meta.created_at.timestamp(),
+            updated=meta.updated_at.timestamp(),
+            job=None,
+            error=studio.error,
         )
 
     def stop_training(self, model_id: str, error: str | None = None) -> None:
@@ -241,11 +256,15 @@ def require_ready(store: ModelStore, model_id: str) -> ModelMeta:
     try:
         meta = store.meta(model_id)
     except KeyError:
-        raise ProtocolError(f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found") from None
+        raise ProtocolError(
+            f"params.model: no model {model_id!r} (see list_models)", "params.model", "not_found"
+        ) from None
     except ModelLoadError as exc:
         raise ProtocolError(f"params.model: {model_id} cannot be read: {exc}", "params.model", "internal") from None
     if not meta.is_complete:
         raise ProtocolError(
-            f"params.model: {model_id} is not ready ({meta.scales_done} of {meta.num_scales} scales trained)", "params.model", "busy"
+            f"params.model: {model_id} is not ready ({meta.scales_done} of {meta.num_scales} scales trained)",
+            "params.model",
+            "busy",
         )
     return meta

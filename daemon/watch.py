@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import (
-    EVENT_TYPE_CLOSED, EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, FileSystemEvent,
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
@@ -105,7 +110,9 @@ class FolderWatch(FileSystemEventHandler):
             if path is None:
                 continue
             with self._lock:
-                if event.event_type == EVENT_TYPE_DELETED or (event.event_type == EVENT_TYPE_MOVED and attr == "src_path"):
+                if event.event_type == EVENT_TYPE_DELETED or (
+                    event.event_type == EVENT_TYPE_MOVED and attr == "src_path"
+                ):
                     self._changed.pop(path, None)
                     self._handled.pop(path, None)
                 else:
@@ -161,8 +168,15 @@ class WatchTrainer:
         stop: the daemon's stop event; the thread ends when it is set.
     """
 
-    def __init__(self, watch: FolderWatch, preset_name: str, store: ModelStore, queue: JobQueue, budget: MemoryBudget,
-                 stop: threading.Event):
+    def __init__(
+        self,
+        watch: FolderWatch,
+        preset_name: str,
+        store: ModelStore,
+        queue: JobQueue,
+        budget: MemoryBudget,
+        stop: threading.Event,
+    ):
         self.watch, self.preset_name = watch, preset_name
         self.store, self.queue, self.budget, self._stop = store, queue, budget, stop
         self._skips: dict[Path, str] = {}  # watched file -> the content hash whose skip was logged
@@ -212,7 +226,9 @@ class WatchTrainer:
         try:
             size = path.stat().st_size
             if size > self.budget.inputs:
-                raise ValueError(f"{size // 2**20} MiB, over the {self.budget.inputs // 2**20} MiB the memory budget allows for an input")
+                raise ValueError(
+                    f"{size // 2**20} MiB, over the {self.budget.inputs // 2**20} MiB the memory budget allows for an input"
+                )
             data = path.read_bytes()
             counts.reads += 1
             sha = hashlib.sha256(data).hexdigest()
@@ -223,12 +239,22 @@ class WatchTrainer:
                 log.log(level, "%s: already trained (same content), skipped", one_line(path.name))
                 return
             width, height = checked_image_size(data)
-            prep = Preparation(preset(self.preset_name), self.preset_name, StudioMeta(name=path.stem),
-                               path.name, file_bytes=data, sha256=sha)
+            prep = Preparation(
+                preset(self.preset_name),
+                self.preset_name,
+                StudioMeta(name=path.stem),
+                path.name,
+                file_bytes=data,
+                sha256=sha,
+            )
             model_id = reserve(self.store, prep, height, width)
         except Exception as exc:  # this file only: the watch goes on
             counts.failed += 1
-            log.warning("%s: not trained: %s", one_line(path.name), one_line(f"{exc}" if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"))
+            log.warning(
+                "%s: not trained: %s",
+                one_line(path.name),
+                one_line(f"{exc}" if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"),
+            )
             return
         counts.trained += 1
         job = Job("train", None, model_id, prepare=prep)

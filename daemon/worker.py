@@ -46,10 +46,19 @@ _CORE_ARGUMENTS = {"n_samples": "n"}
 class Worker:
     """Runs jobs from ``queue`` until it is closed; replies go to ``events_endpoint`` (inproc PULL)."""
 
-    def __init__(self, queue: JobQueue, store: ModelStore, device: torch.device, context: zmq.Context,
-                 events_endpoint: str, cache_bytes: int, preview_interval: float = 3.0,
-                 accept: Callable[[Job], bool] | None = None, on_close: Callable[[], None] | None = None,
-                 budget: MemoryBudget | None = None):
+    def __init__(
+        self,
+        queue: JobQueue,
+        store: ModelStore,
+        device: torch.device,
+        context: zmq.Context,
+        events_endpoint: str,
+        cache_bytes: int,
+        preview_interval: float = 3.0,
+        accept: Callable[[Job], bool] | None = None,
+        on_close: Callable[[], None] | None = None,
+        budget: MemoryBudget | None = None,
+    ):
         """``accept``: the jobs this worker takes (None: all; with ``--ray`` all but the prepared
         ``train`` jobs, which the Ray trainer takes). ``on_close``: called when the queue is closed,
         before the worker's final message (the Ray trainer's last replies go first). ``budget``:
@@ -107,12 +116,25 @@ class Worker:
                     model = self._ready_model(job.model)
                 self._progress(job, phase="sampling", fraction=0.0)
                 with interruptible(job.check_cancelled):  # a cancel lands inside a level or a generator pass too
-                    out = run_interactive(job.op, model, job.params, job.images, self._sampling_step(job), self._level_step(job), self.budget)
+                    out = run_interactive(
+                        job.op,
+                        model,
+                        job.params,
+                        job.images,
+                        self._sampling_step(job),
+                        self._level_step(job),
+                        self.budget,
+                    )
                 self.cache.trim()  # a lift read the model's full-resolution source
                 job.check_cancelled()  # cancelled while it ran: the client no longer wants the result
                 images = out.images
-                data = ImagesResult(model=job.model, seconds=time.perf_counter() - start, scale=out.scale,
-                                    detail=out.detail, notice=out.notice)
+                data = ImagesResult(
+                    model=job.model,
+                    seconds=time.perf_counter() - start,
+                    scale=out.scale,
+                    detail=out.detail,
+                    notice=out.notice,
+                )
             log.info("job %s (%s %s) done in %.2f s", job.id, job.op, job.model, time.perf_counter() - start)
             return Result(id=job.request_id or "", job=job.id, data=data), images
         except JobCancelled as exc:
@@ -122,16 +144,25 @@ class Worker:
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             self.cache.discard(job.model or "")
-            return error_reply(job, "out_of_memory", f"job {job.id} ({job.op}): the GPU ran out of memory; try a smaller size or n"), []
+            return error_reply(
+                job, "out_of_memory", f"job {job.id} ({job.op}): the GPU ran out of memory; try a smaller size or n"
+            ), []
         except InvalidArgument as exc:  # the core's range checks name their argument: "scale: must be in 1..6, got 9"
             field = _CORE_ARGUMENTS.get(exc.field, exc.field)
             known = field in getattr(type(job.params), "model_fields", {})
-            return error_reply(job, "invalid_request", f"params.{field}: {exc.message}" if known else str(exc), f"params.{field}" if known else None), []
+            return error_reply(
+                job,
+                "invalid_request",
+                f"params.{field}: {exc.message}" if known else str(exc),
+                f"params.{field}" if known else None,
+            ), []
         except ValueError as exc:  # other bad input the core found (a mask of the wrong size): no field to blame
             return error_reply(job, "invalid_request", str(exc)), []
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.op)
-            return error_reply(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"), []
+            return error_reply(
+                job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"
+            ), []
 
     def _prepare(self, job: Job) -> Error | None:
         """Create the job's reserved model (:func:`~daemon.prepare.prepare_model`, phase
@@ -150,7 +181,9 @@ class Worker:
             failure = error_reply(job, exc.code, exc.message, exc.field)
         except Exception as exc:
             log.exception("job %s (%s) failed while preparing", job.id, job.op)
-            failure = error_reply(job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)")
+            failure = error_reply(
+                job, "internal", f"job {job.id} ({job.op}) failed: {type(exc).__name__}: {exc} (see the daemon log)"
+            )
         self.store.release(job.model)
         return failure
 
@@ -173,7 +206,14 @@ class Worker:
 
         def on_level(done: int, total: int) -> None:
             job.check_cancelled()
-            self._progress(job, phase="sampling", fraction=done / total, eta_seconds=_eta(start, done, total), level=done, levels=total)
+            self._progress(
+                job,
+                phase="sampling",
+                fraction=done / total,
+                eta_seconds=_eta(start, done, total),
+                level=done,
+                levels=total,
+            )
 
         return on_level
 
@@ -197,7 +237,9 @@ class Worker:
     def _load(self, model_id: str) -> LoadedModel:
         path = self.store.path(model_id)
         pyramid, meta = load_pyramid(path, self.device)
-        return LoadedModel(pyramid, meta.full_source is not None, lambda p: lift_source(p, load_full_source(path, meta)))
+        return LoadedModel(
+            pyramid, meta.full_source is not None, lambda p: lift_source(p, load_full_source(path, meta))
+        )
 
     def _ready_model(self, model_id: str) -> LoadedModel:
         require_ready(self.store, model_id)  # it may have been deleted while the job was queued
@@ -213,8 +255,16 @@ class Worker:
             job.check_cancelled()
             fraction = estimate.fraction(p)
             if progress_due(force=p.iteration == p.iterations):
-                self._progress(job, phase="training", fraction=fraction, eta_seconds=estimate.eta_seconds(fraction),
-                               scale=p.scale, num_scales=p.num_scales, iteration=p.iteration, iterations=p.iterations)
+                self._progress(
+                    job,
+                    phase="training",
+                    fraction=fraction,
+                    eta_seconds=estimate.eta_seconds(fraction),
+                    scale=p.scale,
+                    num_scales=p.num_scales,
+                    iteration=p.iteration,
+                    iterations=p.iterations,
+                )
             self._serve_interactive()
 
         def on_scale_done(pyramid, k: int) -> None:
@@ -255,4 +305,3 @@ def _eta(start: float, done: int, total: int) -> float | None:
     if done <= 0 or total <= 0:
         return None
     return (time.monotonic() - start) * (total - done) / done
-

@@ -78,7 +78,9 @@ def stage(dest: Path, wheel_cache: Path) -> Path:
     (dest / f"{PACKAGE}.action").write_text(action_file(), encoding="utf-8")
     vendor = package / "vendor"
     copy_client(vendor, private_msgpack=True)
-    (vendor / "__init__.py").write_text('"""The plugin\'s private copies of its dependencies (krita_plugin.build)."""\n')
+    (vendor / "__init__.py").write_text(
+        '"""The plugin\'s private copies of its dependencies (krita_plugin.build)."""\n'
+    )
     copy_pure_msgpack(vendor)
     wheels = vendor / "wheels"
     wheels.mkdir()
@@ -107,8 +109,12 @@ def build(out: Path, wheel_cache: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m krita_plugin.build", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "dist", help="folder for the zip (default: dist/)")
-    parser.add_argument("--wheel-cache", type=Path, default=REPO / "build" / "krita-wheels",
-                        help="where downloaded pyzmq wheels are kept (default: build/krita-wheels/)")
+    parser.add_argument(
+        "--wheel-cache",
+        type=Path,
+        default=REPO / "build" / "krita-wheels",
+        help="where downloaded pyzmq wheels are kept (default: build/krita-wheels/)",
+    )
     args = parser.parse_args(argv)
     try:
         print(build(args.out, args.wheel_cache))

@@ -31,10 +31,17 @@ _BY_CODE = {
     "busy": "that model is still training: wait until it is ready, or choose a ready model",
     "out_of_memory": "the daemon ran out of GPU memory: choose a smaller output size or fewer variations",
     "internal": "the daemon failed on this job (a bug, or a damaged model): see the daemon's log, "
-                "and try another model",
+    "and try another model",
 }
-_SIZE_FIELDS = ("params.width", "params.height", "params.n", "params.scale_w", "params.scale_h", "params.factor",
-                "params.frames")
+_SIZE_FIELDS = (
+    "params.width",
+    "params.height",
+    "params.n",
+    "params.scale_w",
+    "params.scale_h",
+    "params.factor",
+    "params.frames",
+)
 _SCALE_FIELDS = ("params.scale", "params.gen_start_scale", "params.start_scale")
 
 
@@ -56,8 +63,10 @@ def explain(error: BaseException) -> tuple[str, str]:
     if field.startswith("images") or field.startswith("image"):
         if code == "too_large":
             return "the picture sent is too large for the daemon: select a smaller part", details
-        return ("the daemon could not use the picture sent (empty or unreadable): make a layer with pixels "
-                "active, or select a part of it, and try again"), details
+        return (
+            "the daemon could not use the picture sent (empty or unreadable): make a layer with pixels "
+            "active, or select a part of it, and try again"
+        ), details
     if field in _SIZE_FIELDS or code == "too_large":
         return "the result would be too large for the daemon: choose a smaller output size or fewer variations", details
     if field in _SCALE_FIELDS:
@@ -138,8 +147,11 @@ def _rates(models: list[dict], preset: str, iterations: int) -> list[float]:
     ``tiny`` preset's 16 channels make it tens of times cheaper per pixel than ``draft``'s 32-128)."""
     rates = []
     for model in sorted(models, key=lambda m: m.get("created") or 0, reverse=True):
-        if (model.get("status") != "ready" or model.get("kind", "generative") != "generative"
-                or model.get("preset") != preset):
+        if (
+            model.get("status") != "ready"
+            or model.get("kind", "generative") != "generative"
+            or model.get("preset") != preset
+        ):
             continue
         seconds = (model.get("updated") or 0) - (model.get("created") or 0)
         if seconds <= 0 or min(model.get("width", 0), model.get("height", 0)) < MIN_SAMPLES_SIDE:

@@ -78,7 +78,9 @@ def check_token(token: str, what: str = "token") -> None:
     if bad is not None:
         raise ValueError(f"{what}: must be printable characters without white space; got {ascii(bad)}")
     if len(token) < MIN_TOKEN_LENGTH:
-        raise ValueError(f"{what}: must have at least {MIN_TOKEN_LENGTH} characters besides white space (got {len(token)})")
+        raise ValueError(
+            f"{what}: must have at least {MIN_TOKEN_LENGTH} characters besides white space (got {len(token)})"
+        )
 
 
 def credentials_dir() -> Path:
@@ -87,10 +89,13 @@ def credentials_dir() -> Path:
         return Path(os.environ["SINGAN_CREDENTIALS_DIR"])
     try:
         import platformdirs
+
         base = platformdirs.user_config_path("singan-studio")
     except ImportError:  # a host's Python without platformdirs: the same folders by hand
         if sys.platform == "win32":
-            base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "singan-studio" / "singan-studio"
+            base = (
+                Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "singan-studio" / "singan-studio"
+            )
         elif sys.platform == "darwin":
             base = Path.home() / "Library" / "Application Support" / "singan-studio"
         else:
@@ -169,7 +174,12 @@ def ensure_curve_keys(folder: Path | None = None) -> tuple[bytes, bytes, Path]:
 
 def _certificate(public: bytes, secret: bytes | None = None) -> str:
     """A ZPL certificate as :func:`zmq.auth.load_certificate` reads it."""
-    lines = ["#   ZeroMQ CURVE certificate (SinGAN Studio)", "metadata", "curve", f'    public-key = "{public.decode()}"']
+    lines = [
+        "#   ZeroMQ CURVE certificate (SinGAN Studio)",
+        "metadata",
+        "curve",
+        f'    public-key = "{public.decode()}"',
+    ]
     if secret is not None:
         lines.append(f'    secret-key = "{secret.decode()}"')
     return "\n".join(lines) + "\n"

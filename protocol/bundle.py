@@ -16,7 +16,16 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-CLIENT_MODULES = ("__init__.py", "errors.py", "wire.py", "auth.py", "client.py", "session.py", "requests.py", "advice.py")
+CLIENT_MODULES = (
+    "__init__.py",
+    "errors.py",
+    "wire.py",
+    "auth.py",
+    "client.py",
+    "session.py",
+    "requests.py",
+    "advice.py",
+)
 """The modules of this package that make up the client (no pydantic, numpy or torch)."""
 
 PYZMQ = "pyzmq==27.3.0"
@@ -89,9 +98,21 @@ def download_wheel(requirement: str, python: str, platforms: Sequence[str], dest
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         command = [
-            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-            "--implementation", "cp", "--python-version", python, "--dest", tmp,
-            *(arg for platform in platforms for arg in ("--platform", platform)), requirement,
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            python,
+            "--dest",
+            tmp,
+            *(arg for platform in platforms for arg in ("--platform", platform)),
+            requirement,
         ]
         done = subprocess.run(command, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))

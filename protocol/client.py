@@ -61,8 +61,16 @@ class JobHandle:
         error: the :class:`DaemonError` it failed with (code ``cancelled`` after a cancel).
     """
 
-    def __init__(self, client: "Client", request_id: str, op: str, params: dict, images: Sequence[Image],
-                 on_progress: ProgressCallback | None, on_done: DoneCallback | None):
+    def __init__(
+        self,
+        client: "Client",
+        request_id: str,
+        op: str,
+        params: dict,
+        images: Sequence[Image],
+        on_progress: ProgressCallback | None,
+        on_done: DoneCallback | None,
+    ):
         self._client = client
         self._frames = encode(client._header(request_id, op, params), images)
         self.request_id, self.op, self.params = request_id, op, params
@@ -148,8 +156,16 @@ class Client:
     code ``unauthorized`` (no message reaches it).
     """
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 5.0, retries: int = 3, token: str | None = None,
-                 credentials: Path | None = None, curve: bool | None = None):
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        timeout: float = 5.0,
+        retries: int = 3,
+        token: str | None = None,
+        credentials: Path | None = None,
+        curve: bool | None = None,
+    ):
         self.endpoint, self.timeout, self.retries, self.token = endpoint, timeout, retries, token
         self.credentials, self.curve = credentials, (not is_loopback(endpoint)) if curve is None else curve
         self._monitor: zmq.Socket | None = None
@@ -196,7 +212,9 @@ class Client:
                     why = f"this client has no token (none in {folder}; the daemon makes it on its first start)"
                 else:
                     why = f"it refused this client's {'CURVE key' if self.curve else 'token'} (is {folder} the daemon's credentials folder?)"
-                failure = DaemonError("unauthorized", f"the SinGAN daemon at {self.endpoint} did not let this client in: {why}")
+                failure = DaemonError(
+                    "unauthorized", f"the SinGAN daemon at {self.endpoint} did not let this client in: {why}"
+                )
         return failure
 
     def close(self) -> None:
@@ -221,7 +239,9 @@ class Client:
     def _send(self, frames: list) -> None:
         assert self._socket is not None, "client is closed"
         if not self._socket.poll(int(self.timeout * 1000), zmq.POLLOUT):
-            raise DaemonUnavailable(f"cannot reach the SinGAN daemon at {self.endpoint} within {self.timeout} s; is it running? (singan serve)")
+            raise DaemonUnavailable(
+                f"cannot reach the SinGAN daemon at {self.endpoint} within {self.timeout} s; is it running? (singan serve)"
+            )
         self._socket.send_multipart(frames, copy=False)
 
     def _new_id(self) -> str:
@@ -229,7 +249,9 @@ class Client:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def call(self, op: str, params: dict | None = None, images: Sequence[Image] = (), timeout: float | None = None) -> tuple[dict, list[Image]]:
+    def call(
+        self, op: str, params: dict | None = None, images: Sequence[Image] = (), timeout: float | None = None
+    ) -> tuple[dict, list[Image]]:
         """Send a one-reply op and wait for its result (data, images), retrying like Lazy Pirate.
 
         Raises:
@@ -256,8 +278,15 @@ class Client:
             f"no reply from the SinGAN daemon at {self.endpoint} to {op} after {self.retries} tries of {timeout} s; is it running? (singan serve)"
         )
 
-    def submit(self, op: str, params: dict | None = None, images: Sequence[Image] = (), *,
-               on_progress: ProgressCallback | None = None, on_done: DoneCallback | None = None) -> JobHandle:
+    def submit(
+        self,
+        op: str,
+        params: dict | None = None,
+        images: Sequence[Image] = (),
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_done: DoneCallback | None = None,
+    ) -> JobHandle:
         """Send a job op without waiting; the returned :class:`JobHandle` is updated by :meth:`poll`.
 
         One-reply ops (``hello``, ``list_models``, ``jobs``, ``cancel``, ...) may be sent this way
@@ -347,9 +376,11 @@ class Client:
                 self._send_probe(1)
         elif now - self._probe[1] > self.timeout:
             if self._probe[2] >= self.retries:
-                self._fail_all(DaemonUnavailable(
-                    f"the SinGAN daemon at {self.endpoint} stopped answering ({self.retries} tries of {self.timeout} s)"
-                ))
+                self._fail_all(
+                    DaemonUnavailable(
+                        f"the SinGAN daemon at {self.endpoint} stopped answering ({self.retries} tries of {self.timeout} s)"
+                    )
+                )
             else:
                 self._connect()
                 self._send_probe(self._probe[2] + 1)
@@ -368,9 +399,16 @@ class Client:
                 self._send(job._frames)  # the daemon recognises the id if it did get it
             elif job.id not in known:
                 del self._jobs[request_id]
-                job._handle({"type": "error", "error": {
-                    "code": "internal", "message": f"job {job.id} is no longer known to the daemon (was it restarted?)",
-                }}, [])
+                job._handle(
+                    {
+                        "type": "error",
+                        "error": {
+                            "code": "internal",
+                            "message": f"job {job.id} is no longer known to the daemon (was it restarted?)",
+                        },
+                    },
+                    [],
+                )
 
     def _fail_all(self, error: DaemonError) -> None:
         jobs, self._jobs, self._probe = list(self._jobs.values()), {}, None

@@ -25,7 +25,9 @@ def train_params(name: str, preset: str, seamless: bool) -> dict[str, Any]:
     return {"name": name, "preset": preset, "padding": "circular" if seamless else "zeros"}
 
 
-def injection_params(model: str, num_scales: int, *, seed: int, output_order: str, scale: int | None = None) -> dict[str, Any]:
+def injection_params(
+    model: str, num_scales: int, *, seed: int, output_order: str, scale: int | None = None
+) -> dict[str, Any]:
     """``harmonize`` / ``edit`` / ``paint2image`` with ``model`` (of ``num_scales`` scales): the
     injection ``scale``, clamped to 1..num_scales-1, or the daemon's default when None."""
     params: dict[str, Any] = {"model": model, "seed": seed, "output_order": output_order}
@@ -67,8 +69,15 @@ def synthesis_request(
     """
     if model is not None:
         params: dict[str, Any] = {
-            "model": model, "n": n, "seed": seed, "width": width, "height": height, "feature_scale": feature_scale,
-            "detail": "source", "gen_start_scale": gen_start_scale, "output_order": output_order,
+            "model": model,
+            "n": n,
+            "seed": seed,
+            "width": width,
+            "height": height,
+            "feature_scale": feature_scale,
+            "detail": "source",
+            "gen_start_scale": gen_start_scale,
+            "output_order": output_order,
         }
         if tile:
             params["padding"] = "circular"
@@ -77,8 +86,15 @@ def synthesis_request(
         return "generate", params, []
     if image is None:
         raise ValueError("synthesis_request: give a model or an image")
-    params = {"n": n, "seed": seed, "width": width, "height": height, "feature_scale": feature_scale,
-              "tile": tile, "output_order": output_order}
+    params = {
+        "n": n,
+        "seed": seed,
+        "width": width,
+        "height": height,
+        "feature_scale": feature_scale,
+        "tile": tile,
+        "output_order": output_order,
+    }
     if plate:
         params["plate"] = True
     return "instant", params, [replace(image, name="image")]
@@ -109,6 +125,8 @@ def inpaint_request(
         ValueError: ``mask`` and ``image`` differ in size.
     """
     if (mask.width, mask.height) != (image.width, image.height):
-        raise ValueError(f"inpaint_request: the mask is {mask.width}x{mask.height} px, the image {image.width}x{image.height} px")
+        raise ValueError(
+            f"inpaint_request: the mask is {mask.width}x{mask.height} px, the image {image.width}x{image.height} px"
+        )
     params = {"n": n, "seed": seed, "noise": noise, "output_order": output_order}
     return "inpaint", params, [replace(image, name="image"), replace(mask, name="mask")]

@@ -298,7 +298,9 @@ def _request(op: str, params: type[_Model], doc: str, images: tuple[str, ...] = 
         "op": (Literal[op], ...),  # type: ignore[valid-type]
         "params": (params, Field(default_factory=params) if optional else ...),
     }
-    model = create_model(f"{''.join(p.title() for p in op.split('_'))}Request", __base__=_Request, __doc__=doc, **fields)
+    model = create_model(
+        f"{''.join(p.title() for p in op.split('_'))}Request", __base__=_Request, __doc__=doc, **fields
+    )
     model.required_images = images  # type: ignore[attr-defined]
     return model
 
@@ -306,12 +308,16 @@ def _request(op: str, params: type[_Model], doc: str, images: tuple[str, ...] = 
 HelloRequest = _request("hello", NoParams, "Protocol and server versions, device, limits, capabilities.")
 ListModelsRequest = _request("list_models", NoParams, "Every model in the store with its status.")
 GetModelRequest = _request("get_model", ModelParams, "One model's details.")
-DeleteModelRequest = _request("delete_model", ModelParams, "Delete a model that is not training (error busy otherwise).")
+DeleteModelRequest = _request(
+    "delete_model", ModelParams, "Delete a model that is not training (error busy otherwise)."
+)
 TrainRequest = _request("train", TrainParams, TrainParams.__doc__ or "", ("image",))
 ResumeRequest = _request(
-    "resume", ModelParams,
+    "resume",
+    ModelParams,
     "Continue an interrupted training (status interrupted or failed) from its first unfinished scale; "
-    "queued like train and answered like it ({model: ModelInfo}).")
+    "queued like train and answered like it ({model: ModelInfo}).",
+)
 GenerateRequest = _request("generate", GenerateParams, GenerateParams.__doc__ or "")
 HarmonizeRequest = _request("harmonize", HarmonizeParams, HarmonizeParams.__doc__ or "", ("image", "mask"))
 EditRequest = _request("edit", EditParams, EditParams.__doc__ or "", ("image", "mask"))
@@ -322,16 +328,43 @@ InstantRequest = _request("instant", InstantParams, InstantParams.__doc__ or "",
 InpaintRequest = _request("inpaint", InpaintParams, InpaintParams.__doc__ or "", ("image", "mask"))
 CancelRequest = _request("cancel", CancelParams, "Cancel a queued or running job; it ends with error code cancelled.")
 JobsRequest = _request("jobs", NoParams, "The running job and the queue, with progress.")
-ShutdownRequest = _request("shutdown", NoParams, "Stop the daemon: a running training keeps its finished scales, queued jobs are cancelled.")
+ShutdownRequest = _request(
+    "shutdown", NoParams, "Stop the daemon: a running training keeps its finished scales, queued jobs are cancelled."
+)
 
 REQUESTS = (
-    HelloRequest, ListModelsRequest, GetModelRequest, DeleteModelRequest, TrainRequest, GenerateRequest,
-    HarmonizeRequest, EditRequest, Paint2ImageRequest, SuperResolveRequest, AnimateRequest, CancelRequest,
-    JobsRequest, ShutdownRequest, InstantRequest, InpaintRequest, ResumeRequest,
+    HelloRequest,
+    ListModelsRequest,
+    GetModelRequest,
+    DeleteModelRequest,
+    TrainRequest,
+    GenerateRequest,
+    HarmonizeRequest,
+    EditRequest,
+    Paint2ImageRequest,
+    SuperResolveRequest,
+    AnimateRequest,
+    CancelRequest,
+    JobsRequest,
+    ShutdownRequest,
+    InstantRequest,
+    InpaintRequest,
+    ResumeRequest,
 )
 Request = Annotated[Union[REQUESTS], Field(discriminator="op")]  # type: ignore[valid-type]
 OPS = tuple(r.model_fields["op"].annotation.__args__[0] for r in REQUESTS)  # type: ignore[union-attr]
-JOB_OPS = ("train", "generate", "harmonize", "edit", "paint2image", "super_resolve", "animate", "instant", "inpaint", "resume")
+JOB_OPS = (
+    "train",
+    "generate",
+    "harmonize",
+    "edit",
+    "paint2image",
+    "super_resolve",
+    "animate",
+    "instant",
+    "inpaint",
+    "resume",
+)
 """Ops answered by accepted -> progress... -> result | error; the others get one reply."""
 TRAINING_OPS = ("train", "super_resolve", "resume")
 """Job ops that train, queued behind each other; the other job ops go ahead of them."""
@@ -350,7 +383,9 @@ def parse_request(header: dict[str, Any], images: list[Image]) -> Any:
     """
     if type(header.get("v")) is not int or header["v"] != PROTOCOL_VERSION:  # true and 1.0 equal 1 in Python
         raise ProtocolError(
-            f"v: this daemon speaks protocol version {PROTOCOL_VERSION}, got {short_repr(header.get('v'))}", "v", "unsupported_version"
+            f"v: this daemon speaks protocol version {PROTOCOL_VERSION}, got {short_repr(header.get('v'))}",
+            "v",
+            "unsupported_version",
         )
     op = header.get("op")
     if op not in OPS:
@@ -372,21 +407,31 @@ def _check_images(request: Any, images: list[Image]) -> None:
     required = type(request).required_images
     if sorted(names) != sorted(required):
         want = ", ".join(required) or "none"
-        raise ProtocolError(f"images: {request.op} takes images named {want}, got {', '.join(names) or 'none'}", "images")
+        raise ProtocolError(
+            f"images: {request.op} takes images named {want}, got {', '.join(names) or 'none'}", "images"
+        )
     for i, image in enumerate(images):
         if max(image.width, image.height) > MAX_IMAGE_SIDE or image.width * image.height > MAX_IMAGE_PIXELS:
             raise ProtocolError(
                 f"images[{i}]: {image.width}x{image.height} px is over the limit "
                 f"(longest side {MAX_IMAGE_SIDE} px, {MAX_IMAGE_PIXELS} px in all)",
-                f"images[{i}]", "too_large",
+                f"images[{i}]",
+                "too_large",
             )
 
 
 # ----------------------------------------------------------------------------- replies
 
 ErrorCode = Literal[
-    "invalid_request", "unsupported_version", "not_found", "too_large", "busy", "cancelled",
-    "out_of_memory", "unauthorized", "internal",
+    "invalid_request",
+    "unsupported_version",
+    "not_found",
+    "too_large",
+    "busy",
+    "cancelled",
+    "out_of_memory",
+    "unauthorized",
+    "internal",
 ]
 
 
@@ -599,8 +644,14 @@ class Result(_Model):
     id: str
     job: JobId | None = None
     data: Union[
-        HelloResult, ModelListResult, ModelResult, DeletedResult, JobListResult, CancelResult,
-        ImagesResult, ShutdownResult,
+        HelloResult,
+        ModelListResult,
+        ModelResult,
+        DeletedResult,
+        JobListResult,
+        CancelResult,
+        ImagesResult,
+        ShutdownResult,
     ]
 
 

@@ -70,8 +70,19 @@ import zmq
 from .client import Client, DaemonError, DaemonUnavailable, Image, JobHandle
 
 __all__ = [
-    "DAEMON_STOPPED", "POLICY", "ConnectionState", "NotConnected", "Policy", "PresetInfo", "Session", "Signal", "Task",
-    "describe_error", "describe_progress", "eta_text", "preset_text",
+    "DAEMON_STOPPED",
+    "POLICY",
+    "ConnectionState",
+    "NotConnected",
+    "Policy",
+    "PresetInfo",
+    "Session",
+    "Signal",
+    "Task",
+    "describe_error",
+    "describe_progress",
+    "eta_text",
+    "preset_text",
 ]
 
 
@@ -150,8 +161,14 @@ class Session:
         info: the last ``hello`` data ({} until one arrives). models: ModelInfo dicts. jobs: JobInfo dicts.
     """
 
-    def __init__(self, endpoint: str, token: str | None = None, *, policy: Policy = POLICY,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        endpoint: str,
+        token: str | None = None,
+        *,
+        policy: Policy = POLICY,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.state_changed = Signal()
         self.models_changed = Signal()
         self.policy, self._clock = policy, clock
@@ -190,8 +207,10 @@ class Session:
     def presets(self) -> list[PresetInfo]:
         """The daemon's training presets from ``hello``, in its order ([] until connected)."""
         details = {item["name"]: item for item in self.info.get("preset_details") or []}
-        return [PresetInfo(name, details.get(name, {}).get("max_size"), details.get(name, {}).get("iterations"))
-                for name in self.info.get("presets") or []]
+        return [
+            PresetInfo(name, details.get(name, {}).get("max_size"), details.get(name, {}).get("iterations"))
+            for name in self.info.get("presets") or []
+        ]
 
     def model(self, model_id: str | None) -> dict | None:
         """The ModelInfo of ``model_id`` from the last refresh, or None."""
@@ -215,8 +234,10 @@ class Session:
         try:
             self._client = Client(self.endpoint, timeout=self.policy.timeout, retries=self.policy.retries, token=token)
         except zmq.ZMQError as error:
-            self._set_state(ConnectionState.refused, f"'{self.endpoint}' is not a ZeroMQ endpoint like "
-                                                     f"tcp://127.0.0.1:5557 ({error})")
+            self._set_state(
+                ConnectionState.refused,
+                f"'{self.endpoint}' is not a ZeroMQ endpoint like tcp://127.0.0.1:5557 ({error})",
+            )
             self._flush_waiting()
             return
         self._set_state(ConnectionState.disconnected, None)
@@ -244,8 +265,15 @@ class Session:
         elif now >= self._next_heartbeat and not self._pending:
             self._heartbeat()
 
-    def request(self, op: str, params: dict | None = None, images: Sequence[Image] = (), *,
-                on_done: DoneCallback, on_progress: ProgressCallback | None = None) -> JobHandle:
+    def request(
+        self,
+        op: str,
+        params: dict | None = None,
+        images: Sequence[Image] = (),
+        *,
+        on_done: DoneCallback,
+        on_progress: ProgressCallback | None = None,
+    ) -> JobHandle:
         """Send ``op`` without waiting; ``on_done(job)`` runs from :meth:`pump` when its result or
         error arrives (``job.error`` code ``unavailable`` if the daemon stopped answering).
 
@@ -277,8 +305,14 @@ class Session:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _submit(self, op: str, params: dict | None, images: Sequence[Image], on_done: DoneCallback,
-                on_progress: ProgressCallback | None) -> JobHandle:
+    def _submit(
+        self,
+        op: str,
+        params: dict | None,
+        images: Sequence[Image],
+        on_done: DoneCallback,
+        on_progress: ProgressCallback | None,
+    ) -> JobHandle:
         def done(job: JobHandle) -> None:
             if self._open.pop(job.request_id, None) is None:
                 return  # abandoned by set_endpoint
@@ -339,14 +373,17 @@ class Session:
             if job.error is None and result.get(key) != getattr(self, key):
                 setattr(self, key, result[key])
                 self.models_changed.emit()
+
         return done
 
     def _lost(self, error: DaemonError) -> None:
         self._pending.clear()
         # a failed hello was sent Policy.reconnect s ago or more: the next one goes out at once
         self._next_attempt = min(self._next_attempt, self._clock() + self.policy.reconnect)
-        self._set_state(ConnectionState.unreachable,
-                        f"no answer from the SinGAN daemon at {self.endpoint}; start it with: singan serve")
+        self._set_state(
+            ConnectionState.unreachable,
+            f"no answer from the SinGAN daemon at {self.endpoint}; start it with: singan serve",
+        )
 
     def _set_state(self, state: ConnectionState, error: str | None) -> None:
         if (state, error) != (self.state, self.error):
@@ -419,7 +456,8 @@ class Task:
             if error is None:
                 try:
                     self.job = self._session.request(
-                        op, params, images, on_progress=self._on_progress, on_done=lambda job: self._on_done(job, then))
+                        op, params, images, on_progress=self._on_progress, on_done=lambda job: self._on_done(job, then)
+                    )
                 except DaemonError as failed:
                     error = failed
             if error is not None:
@@ -447,7 +485,13 @@ class Task:
         finished and failed here, its job goes on in the daemon, and its result is not applied."""
         self._unfollow()
         if not self.finished:
-            self.finished, self.failed, self.message, self.phase, self.fraction = True, True, "detached", "detached", None
+            self.finished, self.failed, self.message, self.phase, self.fraction = (
+                True,
+                True,
+                "detached",
+                "detached",
+                None,
+            )
             self.changed.emit(self)
 
     def fail(self, error: Exception) -> None:
@@ -508,7 +552,12 @@ class Task:
         if self._session.state is not ConnectionState.connected:
             self._asked = False
             if not self.waiting_for_daemon:
-                self.waiting_for_daemon, self.phase, self.fraction, self._followed_job = True, DAEMON_STOPPED, None, None
+                self.waiting_for_daemon, self.phase, self.fraction, self._followed_job = (
+                    True,
+                    DAEMON_STOPPED,
+                    None,
+                    None,
+                )
                 self.changed.emit(self)
             return
         if self.waiting_for_daemon:  # the daemon is back: its model list may still be the old daemon's, so ask
@@ -570,8 +619,13 @@ class Task:
             elif status == "failed":
                 self._finish(DaemonError("internal", f"the training of {model} failed: {(info or {}).get('error')}"))
             else:
-                self._finish(DaemonError("not_found", f"{model} is no longer in the daemon (deleted, or it "
-                                                      "stopped before the training started); train again"))
+                self._finish(
+                    DaemonError(
+                        "not_found",
+                        f"{model} is no longer in the daemon (deleted, or it "
+                        "stopped before the training started); train again",
+                    )
+                )
 
     def _unfollow(self) -> None:
         if self._followed is not None:
@@ -596,15 +650,26 @@ def _daemon_stopped(job: JobHandle) -> bool:
     """A training job that failed because its daemon stopped (shut down, or no longer answering):
     the daemon resumes it when it starts again."""
     error = job.error
-    return (job.op in _FOLLOWED_OPS and job.model is not None and error is not None
-            and ((error.code == "unavailable" and not error.message.startswith(_ENDPOINT_CHANGED))
-                 or (error.code == "cancelled" and "the daemon is shutting down" in error.message)))
+    return (
+        job.op in _FOLLOWED_OPS
+        and job.model is not None
+        and error is not None
+        and (
+            (error.code == "unavailable" and not error.message.startswith(_ENDPOINT_CHANGED))
+            or (error.code == "cancelled" and "the daemon is shutting down" in error.message)
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------ words
 
-_PHASES = {"queued": "queued", "loading": "loading the model", "sampling": "generating", "training": "training",
-           "waiting": "waiting for the Ray cluster"}
+_PHASES = {
+    "queued": "queued",
+    "loading": "loading the model",
+    "sampling": "generating",
+    "training": "training",
+    "waiting": "waiting for the Ray cluster",
+}
 
 
 def eta_text(seconds: float | None) -> str:

@@ -60,8 +60,12 @@ class Image:
     def spec(self) -> dict[str, Any]:
         """The header entry describing this image."""
         return {
-            "name": self.name, "width": self.width, "height": self.height,
-            "channels": self.channels, "order": self.order, "dtype": self.dtype,
+            "name": self.name,
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "order": self.order,
+            "dtype": self.dtype,
         }
 
 
@@ -85,7 +89,9 @@ def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     ``op: shutdown`` in one map would run shutdown)."""
     bad = next((key for key, _ in pairs if not isinstance(key, str)), None)
     if bad is not None:  # msgpack bin keys decode as bytes and would never match a field name
-        raise ProtocolError(f"header: map keys must be msgpack str, got {type(bad).__name__} {short_repr(bad)}", "header")
+        raise ProtocolError(
+            f"header: map keys must be msgpack str, got {type(bad).__name__} {short_repr(bad)}", "header"
+        )
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set = set()
@@ -113,9 +119,16 @@ def decode_header(frame: bytes) -> dict[str, Any]:
         raise ProtocolError(f"header: {len(frame)} bytes, the limit is {MAX_HEADER_BYTES}", "header", "too_large")
     try:
         header = msgpack.unpackb(
-            frame, raw=False, strict_map_key=True, ext_hook=_no_ext, object_pairs_hook=_unique_keys,
-            max_str_len=MAX_HEADER_BYTES, max_bin_len=MAX_HEADER_BYTES, max_array_len=4096,
-            max_map_len=256, max_ext_len=0,
+            frame,
+            raw=False,
+            strict_map_key=True,
+            ext_hook=_no_ext,
+            object_pairs_hook=_unique_keys,
+            max_str_len=MAX_HEADER_BYTES,
+            max_bin_len=MAX_HEADER_BYTES,
+            max_array_len=4096,
+            max_map_len=256,
+            max_ext_len=0,
         )
     except ProtocolError:
         raise
@@ -161,16 +174,25 @@ def _image(i: int, spec: Any, buffer: bytes | memoryview) -> Image:
         raise ProtocolError(f"{where}.name: must be a string of 1..32 characters", f"{where}.name")
     order, dtype = spec.get("order"), spec.get("dtype", "uint8")
     if not isinstance(order, str) or order not in CHANNEL_ORDERS:  # a list or map is not even hashable
-        raise ProtocolError(f"{where}.order: must be one of {', '.join(CHANNEL_ORDERS)}, got {short_repr(order)}", f"{where}.order")
+        raise ProtocolError(
+            f"{where}.order: must be one of {', '.join(CHANNEL_ORDERS)}, got {short_repr(order)}", f"{where}.order"
+        )
     if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
-        raise ProtocolError(f"{where}.dtype: must be one of {', '.join(DTYPE_SIZES)}, got {short_repr(dtype)}", f"{where}.dtype")
+        raise ProtocolError(
+            f"{where}.dtype: must be one of {', '.join(DTYPE_SIZES)}, got {short_repr(dtype)}", f"{where}.dtype"
+        )
     channels = spec.get("channels", CHANNEL_ORDERS[order])
     if channels != CHANNEL_ORDERS[order]:
-        raise ProtocolError(f"{where}.channels: {order} has {CHANNEL_ORDERS[order]} channels, got {short_repr(channels)}", f"{where}.channels")
+        raise ProtocolError(
+            f"{where}.channels: {order} has {CHANNEL_ORDERS[order]} channels, got {short_repr(channels)}",
+            f"{where}.channels",
+        )
     for key in ("width", "height"):
         value = spec.get(key)
         if type(value) is not int or value < 1:
-            raise ProtocolError(f"{where}.{key}: must be a positive integer (pixels), got {short_repr(value)}", f"{where}.{key}")
+            raise ProtocolError(
+                f"{where}.{key}: must be a positive integer (pixels), got {short_repr(value)}", f"{where}.{key}"
+            )
     expected = spec["width"] * spec["height"] * channels * DTYPE_SIZES[dtype]
     if len(buffer) != expected:
         raise ProtocolError(

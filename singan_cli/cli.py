@@ -47,7 +47,9 @@ app.add_typer(protocol_app, name="protocol")
 
 @protocol_app.command("schema")
 def protocol_schema(
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file instead of stdout.", show_default=False)] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Write to this file instead of stdout.", show_default=False)
+    ] = None,
 ) -> None:
     """Print the JSON Schema of every request and reply."""
     from protocol.schema import json_schema
@@ -64,30 +66,90 @@ def _setup_logging(level: str, log_file: Path | None) -> Path:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     file_handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5 * 1024**2, backupCount=3)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr), file_handler]
-    logging.basicConfig(level=level.upper(), handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        level=level.upper(), handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     return log_file
 
 
 @app.command()
 def serve(
-    endpoint: Annotated[str, typer.Option(help="ZeroMQ endpoint to bind; tcp://127.0.0.1:* picks a free port.")] = DEFAULT_ENDPOINT,
-    store: Annotated[Optional[Path], typer.Option(help="Model store (default: the user data dir, e.g. ~/.local/share/singan-studio).", show_default=False)] = None,
-    watch: Annotated[Optional[Path], typer.Option(help="Train every image that appears in this folder.", show_default=False)] = None,
-    watch_preset: Annotated[PresetName, typer.Option(help="Preset for the watched folder's trainings.")] = PresetName(DEFAULT_PRESET),
-    debounce: Annotated[float, typer.Option(min=0.1, max=600, help="Seconds a watched file must stay unchanged before training.")] = 2.0,
+    endpoint: Annotated[
+        str, typer.Option(help="ZeroMQ endpoint to bind; tcp://127.0.0.1:* picks a free port.")
+    ] = DEFAULT_ENDPOINT,
+    store: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Model store (default: the user data dir, e.g. ~/.local/share/singan-studio).", show_default=False
+        ),
+    ] = None,
+    watch: Annotated[
+        Optional[Path], typer.Option(help="Train every image that appears in this folder.", show_default=False)
+    ] = None,
+    watch_preset: Annotated[PresetName, typer.Option(help="Preset for the watched folder's trainings.")] = PresetName(
+        DEFAULT_PRESET
+    ),
+    debounce: Annotated[
+        float, typer.Option(min=0.1, max=600, help="Seconds a watched file must stay unchanged before training.")
+    ] = 2.0,
     device: DeviceOpt = "auto",
-    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback endpoint (needs --token).")] = False,
-    token: Annotated[Optional[str], typer.Option(envvar="SINGAN_TOKEN", help="Shared secret every request must carry (at least 16 characters besides white space).", show_default=False)] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback endpoint (needs --token).")
+    ] = False,
+    token: Annotated[
+        Optional[str],
+        typer.Option(
+            envvar="SINGAN_TOKEN",
+            help="Shared secret every request must carry (at least 16 characters besides white space).",
+            show_default=False,
+        ),
+    ] = None,
     cache_mb: Annotated[int, typer.Option(min=1, help="Memory budget of loaded models, MiB.")] = 2048,
-    memory_budget: Annotated[Optional[int], typer.Option(min=64, help="MiB the daemon's requests may hold: inputs in flight and queued, and the working memory of the op that runs (default: a quarter of the machine's memory). See docs/protocol.md, Memory.", show_default=False)] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads of the worker (default: usable cores - 1, or OMP_NUM_THREADS).", show_default=False)] = None,
-    ray: Annotated[Optional[str], typer.Option("--ray", help='Run trainings on this Ray cluster: auto, HOST:PORT (as `ray start --head` prints it) or ray://HOST:PORT. Needs the extra: pip install "singan-studio\\[cluster]".', show_default=False)] = None,
-    ray_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs each training declares on Ray (and its torch threads).")] = 1.0,
-    ray_gpus: Annotated[float, typer.Option(min=0, help="GPUs each training declares on Ray (1: one GPU per training).")] = 0.0,
-    ray_attempts: Annotated[int, typer.Option(min=1, help="Ray tasks lost in a row (worker or node died) before a training fails.")] = 3,
-    ray_preset: Annotated[Optional[list[str]], typer.Option(help="Other resources for one preset's trainings: PRESET=CPUS[,GPUS], e.g. paper=4,1 (repeatable).", show_default=False)] = None,
+    memory_budget: Annotated[
+        Optional[int],
+        typer.Option(
+            min=64,
+            help="MiB the daemon's requests may hold: inputs in flight and queued, and the working memory of the op that runs (default: a quarter of the machine's memory). See docs/protocol.md, Memory.",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="Torch threads of the worker (default: usable cores - 1, or OMP_NUM_THREADS).",
+            show_default=False,
+        ),
+    ] = None,
+    ray: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray",
+            help='Run trainings on this Ray cluster: auto, HOST:PORT (as `ray start --head` prints it) or ray://HOST:PORT. Needs the extra: pip install "singan-studio\\[cluster]".',
+            show_default=False,
+        ),
+    ] = None,
+    ray_cpus: Annotated[
+        float, typer.Option(min=0.01, help="CPUs each training declares on Ray (and its torch threads).")
+    ] = 1.0,
+    ray_gpus: Annotated[
+        float, typer.Option(min=0, help="GPUs each training declares on Ray (1: one GPU per training).")
+    ] = 0.0,
+    ray_attempts: Annotated[
+        int, typer.Option(min=1, help="Ray tasks lost in a row (worker or node died) before a training fails.")
+    ] = 3,
+    ray_preset: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="Other resources for one preset's trainings: PRESET=CPUS[,GPUS], e.g. paper=4,1 (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    log_file: Annotated[Optional[Path], typer.Option(help="Log file (default: the user log dir's singan-studio/daemon.log).", show_default=False)] = None,
+    log_file: Annotated[
+        Optional[Path],
+        typer.Option(help="Log file (default: the user log dir's singan-studio/daemon.log).", show_default=False),
+    ] = None,
 ) -> None:
     """Run the SinGAN Studio daemon: plugins and `singan demo` talk to it over ZeroMQ.
 
@@ -100,12 +162,30 @@ def serve(
     log_path = _setup_logging(log_level, log_file)
     if ray is None and ray_preset:
         raise ValueError("ray-preset: only with --ray ADDRESS (trainings on a Ray cluster)")
-    cluster = None if ray is None else ClusterConfig(ray, num_cpus=ray_cpus, num_gpus=ray_gpus, max_attempts=ray_attempts,
-                                                     per_preset=parse_preset_resources(ray_preset or []))
+    cluster = (
+        None
+        if ray is None
+        else ClusterConfig(
+            ray,
+            num_cpus=ray_cpus,
+            num_gpus=ray_gpus,
+            max_attempts=ray_attempts,
+            per_preset=parse_preset_resources(ray_preset or []),
+        )
+    )
     config = DaemonConfig(
-        endpoint=endpoint, store=store, watch=watch, watch_preset=watch_preset.value, debounce=debounce,
-        device=device, token=token, allow_remote=allow_remote, cache_bytes=cache_mb * 1024**2, threads=threads,
-        cluster=cluster, memory_budget=None if memory_budget is None else memory_budget * 1024**2,
+        endpoint=endpoint,
+        store=store,
+        watch=watch,
+        watch_preset=watch_preset.value,
+        debounce=debounce,
+        device=device,
+        token=token,
+        allow_remote=allow_remote,
+        cache_bytes=cache_mb * 1024**2,
+        threads=threads,
+        cluster=cluster,
+        memory_budget=None if memory_budget is None else memory_budget * 1024**2,
     )
     daemon = Daemon(config)
     logging.getLogger(__name__).info("log file %s", log_path)
@@ -114,7 +194,9 @@ def serve(
 
 @app.command()
 def demo(
-    preset: Annotated[PresetName, typer.Option(help="Training preset (tiny: a quick check).")] = PresetName(DEFAULT_PRESET),
+    preset: Annotated[PresetName, typer.Option(help="Training preset (tiny: a quick check).")] = PresetName(
+        DEFAULT_PRESET
+    ),
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("singan-demo"),
     device: DeviceOpt = "auto",
 ) -> None:

@@ -134,7 +134,9 @@ def _write_png(path: Path, image: PILImage.Image) -> Path:
 
 
 @contextlib.contextmanager
-def serve_subprocess(workdir: Path, device: str, args: Sequence[str] = (), env: dict[str, str] | None = None) -> Iterator[Client]:
+def serve_subprocess(
+    workdir: Path, device: str, args: Sequence[str] = (), env: dict[str, str] | None = None
+) -> Iterator[Client]:
     """``singan serve`` in a subprocess on a free loopback port, its store and log in ``workdir``;
     ``args``: more ``serve`` options, ``env``: its environment (default: this process's).
 
@@ -144,8 +146,21 @@ def serve_subprocess(workdir: Path, device: str, args: Sequence[str] = (), env: 
     """
     stderr_path = workdir / "daemon.stderr"
     command = [
-        sys.executable, "-m", "singan_cli.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(workdir / "store"),
-        "--log-file", str(workdir / "daemon.log"), "--device", device, "--log-level", "warning", *args,
+        sys.executable,
+        "-m",
+        "singan_cli.cli",
+        "serve",
+        "--endpoint",
+        "tcp://127.0.0.1:*",
+        "--store",
+        str(workdir / "store"),
+        "--log-file",
+        str(workdir / "daemon.log"),
+        "--device",
+        device,
+        "--log-level",
+        "warning",
+        *args,
     ]
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
@@ -209,8 +224,11 @@ def _wait_or_kill(proc: subprocess.Popen) -> None:
 def _progress() -> Progress:
     """The demo's progress bars on stderr, one row per step."""
     columns = (
-        TextColumn("{task.description:<34}"), BarColumn(bar_width=24), TaskProgressColumn(),
-        TextColumn("{task.fields[scale]:<11}"), TextColumn("{task.fields[time]}"),
+        TextColumn("{task.description:<34}"),
+        BarColumn(bar_width=24),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[scale]:<11}"),
+        TextColumn("{task.fields[time]}"),
     )
     return Progress(*columns, console=_err)
 
@@ -219,15 +237,22 @@ def _instant_steps(run: Runner, demo: PILImage.Image) -> Named:
     """Variations, a 3:1 panorama and a seamless tile of the demo image with no model (``instant``),
     all at its own feature scale. Raises :class:`DaemonError` naming the step."""
     image, (width, height) = _wire("image", demo), demo.size
-    _, samples = run(f"instant: {N_VARIATIONS} variations", "instant",
-                     {"n": N_VARIATIONS, "width": width, "height": height}, [image])
-    _, panorama = run(f"instant: {PANORAMA_ASPECT}:1 panorama", "instant",
-                      {"width": PANORAMA_ASPECT * height, "height": height}, [image])
+    _, samples = run(
+        f"instant: {N_VARIATIONS} variations", "instant", {"n": N_VARIATIONS, "width": width, "height": height}, [image]
+    )
+    _, panorama = run(
+        f"instant: {PANORAMA_ASPECT}:1 panorama",
+        "instant",
+        {"width": PANORAMA_ASPECT * height, "height": height},
+        [image],
+    )
     side = min(width, height)
     _, tile = run("instant: seamless tile", "instant", {"width": side, "height": side, "tile": True}, [image])
     return [
         *[(f"instant_variation_{i + 1}", x) for i, x in enumerate(samples)],
-        (f"instant_panorama_{PANORAMA_ASPECT}x1", panorama[0]), ("instant_tile", tile[0]), ("instant_tile_2x2", tiled(tile[0])),
+        (f"instant_panorama_{PANORAMA_ASPECT}x1", panorama[0]),
+        ("instant_tile", tile[0]),
+        ("instant_tile_2x2", tiled(tile[0])),
     ]
 
 
@@ -235,26 +260,49 @@ def _trained_steps(run: Runner, preset: str, demo: PILImage.Image) -> Named:
     """Train the demo model and run every application on it, the samples at the demo image's own
     size and feature scale. Raises :class:`DaemonError` naming the step."""
     (width, height), side = demo.size, min(demo.size)
-    data, _ = run(f"train {preset} (circular padding)", "train",
-                  {"name": "Hubble Deep Field", "preset": preset, "padding": "circular"}, [_wire("image", demo)])
+    data, _ = run(
+        f"train {preset} (circular padding)",
+        "train",
+        {"name": "Hubble Deep Field", "preset": preset, "padding": "circular"},
+        [_wire("image", demo)],
+    )
     model = data["model"]["id"]
-    _, samples = run(f"{N_VARIATIONS} variations", "generate", {"model": model, "n": N_VARIATIONS, "width": width, "height": height})
-    _, panorama = run(f"{PANORAMA_ASPECT}:1 panorama", "generate",
-                      {"model": model, "width": PANORAMA_ASPECT * height, "height": height})
-    _, tile = run("seamless tile", "generate",
-                  {"model": model, "seed": N_VARIATIONS, "width": side, "height": side, "padding": "circular"})
+    _, samples = run(
+        f"{N_VARIATIONS} variations", "generate", {"model": model, "n": N_VARIATIONS, "width": width, "height": height}
+    )
+    _, panorama = run(
+        f"{PANORAMA_ASPECT}:1 panorama",
+        "generate",
+        {"model": model, "width": PANORAMA_ASPECT * height, "height": height},
+    )
+    _, tile = run(
+        "seamless tile",
+        "generate",
+        {"model": model, "seed": N_VARIATIONS, "width": side, "height": side, "padding": "circular"},
+    )
     composite, mask = paste_object(demo)
-    _, harmonized = run("harmonize a pasted galaxy", "harmonize", {"model": model},
-                        [_wire("image", composite), _wire("mask", mask)])
+    _, harmonized = run(
+        "harmonize a pasted galaxy", "harmonize", {"model": model}, [_wire("image", composite), _wire("mask", mask)]
+    )
     crop = demo.crop(_brightest_box(demo, SR_CROP))
-    _, sr = run(f"{SR_FACTOR}x super-resolution (trains)", "super_resolve",
-                {"factor": SR_FACTOR, "preset": preset, "name": "deep field crop"}, [_wire("image", crop)])
+    _, sr = run(
+        f"{SR_FACTOR}x super-resolution (trains)",
+        "super_resolve",
+        {"factor": SR_FACTOR, "preset": preset, "name": "deep field crop"},
+        [_wire("image", crop)],
+    )
     variations = [(f"variation_{i + 1}", image) for i, image in enumerate(samples)]
     tile_image = tile[0]
     return [
-        *variations, (f"panorama_{PANORAMA_ASPECT}x1", panorama[0]), ("tile", tile_image), ("tile_2x2", tiled(tile_image)),
-        ("composite", composite), ("mask", mask), ("harmonized", harmonized[0]),
-        ("sr_input", crop), (f"sr_bicubic_{SR_FACTOR}x", crop.resize((SR_FACTOR * crop.width, SR_FACTOR * crop.height), PILImage.BICUBIC)),
+        *variations,
+        (f"panorama_{PANORAMA_ASPECT}x1", panorama[0]),
+        ("tile", tile_image),
+        ("tile_2x2", tiled(tile_image)),
+        ("composite", composite),
+        ("mask", mask),
+        ("harmonized", harmonized[0]),
+        ("sr_input", crop),
+        (f"sr_bicubic_{SR_FACTOR}x", crop.resize((SR_FACTOR * crop.width, SR_FACTOR * crop.height), PILImage.BICUBIC)),
         (f"sr_{SR_FACTOR}x", sr[0]),
     ]
 
@@ -273,7 +321,9 @@ def _runner(client: Client, progress: Progress, seconds: dict[str, float]) -> Ru
         start = time.monotonic()
 
         def on_progress(job, event: dict) -> None:
-            progress.update(task, completed=event["fraction"], scale=_scale_text(event), time=_eta_text(event.get("eta_seconds")))
+            progress.update(
+                task, completed=event["fraction"], scale=_scale_text(event), time=_eta_text(event.get("eta_seconds"))
+            )
 
         job = client.submit(op, params, images, on_progress=on_progress)
         try:
@@ -331,11 +381,13 @@ def paste_object(demo: PILImage.Image) -> tuple[PILImage.Image, PILImage.Image]:
     side = round(min(demo.size) * OBJECT_FRACTION)
     luma = np.asarray(demo.convert("L"), np.float64)
     core = max(1, side // 3)
-    cy, cx = np.unravel_index(np.argmax(_window_means(luma, core)), (luma.shape[0] - core + 1, luma.shape[1] - core + 1))
+    cy, cx = np.unravel_index(
+        np.argmax(_window_means(luma, core)), (luma.shape[0] - core + 1, luma.shape[1] - core + 1)
+    )
     x0 = int(np.clip(cx + core // 2 - side // 2, 0, demo.width - side))
     y0 = int(np.clip(cy + core // 2 - side // 2, 0, demo.height - side))
     means = _window_means(luma, side)
-    means[max(0, y0 - side + 1):y0 + side, max(0, x0 - side + 1):x0 + side] = np.inf  # windows overlapping the crop
+    means[max(0, y0 - side + 1) : y0 + side, max(0, x0 - side + 1) : x0 + side] = np.inf  # windows overlapping the crop
     ty, tx = np.unravel_index(np.argmin(means), means.shape)
     crop = np.asarray(demo.crop((x0, y0, x0 + side, y0 + side)), np.float32)
     tinted = PILImage.fromarray((crop * np.float32(OBJECT_GAINS)).clip(0, 255).astype(np.uint8))
@@ -394,17 +446,53 @@ def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image], second
 
     n, p = N_VARIATIONS, PANORAMA_ASPECT
     return [
-        (ROW_HEIGHT, [("demo image", demo), *[(f"instant {i + 1}, {n} in {took(f'instant: {n} variations')}", results[f"instant_variation_{i + 1}"])
-                                              for i in range(n)]]),
-        (ROW_HEIGHT, [(f"trained {i + 1}, {n} in {took(f'{n} variations')}", results[f"variation_{i + 1}"]) for i in range(n)]),
-        (ROW_HEIGHT, [(f"instant {p}:1, {took(f'instant: {p}:1 panorama')}", results[f"instant_panorama_{p}x1"]),
-                      (f"trained {p}:1, {took(f'{p}:1 panorama')}", results[f"panorama_{p}x1"])]),
-        (ROW_HEIGHT, [(f"instant tile 2x2, {took('instant: seamless tile')}", results["instant_tile_2x2"]),
-                      (f"trained tile 2x2, {took('seamless tile')}", results["tile_2x2"])]),
-        (ROW_HEIGHT, [("naive composite", results["composite"]), ("mask", results["mask"]),
-                      (f"harmonized, {took('harmonize a pasted galaxy')}", results["harmonized"])]),
-        (4 * SR_CROP, [("crop", results["sr_input"]), (f"bicubic {SR_FACTOR}x", results[f"sr_bicubic_{SR_FACTOR}x"]),
-                       (f"SinGAN {SR_FACTOR}x", results[f"sr_{SR_FACTOR}x"])]),
+        (
+            ROW_HEIGHT,
+            [
+                ("demo image", demo),
+                *[
+                    (
+                        f"instant {i + 1}, {n} in {took(f'instant: {n} variations')}",
+                        results[f"instant_variation_{i + 1}"],
+                    )
+                    for i in range(n)
+                ],
+            ],
+        ),
+        (
+            ROW_HEIGHT,
+            [(f"trained {i + 1}, {n} in {took(f'{n} variations')}", results[f"variation_{i + 1}"]) for i in range(n)],
+        ),
+        (
+            ROW_HEIGHT,
+            [
+                (f"instant {p}:1, {took(f'instant: {p}:1 panorama')}", results[f"instant_panorama_{p}x1"]),
+                (f"trained {p}:1, {took(f'{p}:1 panorama')}", results[f"panorama_{p}x1"]),
+            ],
+        ),
+        (
+            ROW_HEIGHT,
+            [
+                (f"instant tile 2x2, {took('instant: seamless tile')}", results["instant_tile_2x2"]),
+                (f"trained tile 2x2, {took('seamless tile')}", results["tile_2x2"]),
+            ],
+        ),
+        (
+            ROW_HEIGHT,
+            [
+                ("naive composite", results["composite"]),
+                ("mask", results["mask"]),
+                (f"harmonized, {took('harmonize a pasted galaxy')}", results["harmonized"]),
+            ],
+        ),
+        (
+            4 * SR_CROP,
+            [
+                ("crop", results["sr_input"]),
+                (f"bicubic {SR_FACTOR}x", results[f"sr_bicubic_{SR_FACTOR}x"]),
+                (f"SinGAN {SR_FACTOR}x", results[f"sr_{SR_FACTOR}x"]),
+            ],
+        ),
     ]
 
 
@@ -412,7 +500,9 @@ def _contact_sheet(rows: list[SheetRow]) -> PILImage.Image:
     """All pictures in labelled rows on a dark background. Each picture is scaled to its row's
     height: pixel-exact (nearest) when enlarged, Lanczos when reduced. Labels give the original size."""
     font = ImageFont.load_default(size=14)
-    fitted = [[(f"{label} ({im.width}x{im.height})", _fit_height(im, height)) for label, im in row] for height, row in rows]
+    fitted = [
+        [(f"{label} ({im.width}x{im.height})", _fit_height(im, height)) for label, im in row] for height, row in rows
+    ]
     width = max(GAP + sum(im.width + GAP for _, im in row) for row in fitted)
     height = GAP + sum(h + LABEL_HEIGHT + GAP for h, _ in rows)
     sheet = PILImage.new("RGB", (width, height), (32, 32, 32))

@@ -76,27 +76,62 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if availabl
 def train(
     image: Annotated[
         Optional[Path],
-        typer.Argument(help="The training image; with --resume it may instead be the model directory to resume.", show_default=False),
+        typer.Argument(
+            help="The training image; with --resume it may instead be the model directory to resume.",
+            show_default=False,
+        ),
     ] = None,
     preset: Annotated[
         Optional[PresetName],
-        typer.Option(help=f"Training preset (default {DEFAULT_PRESET}): paper = the paper's settings, draft = fast on a CPU, tiny = for tests.", show_default=False),
+        typer.Option(
+            help=f"Training preset (default {DEFAULT_PRESET}): paper = the paper's settings, draft = fast on a CPU, tiny = for tests.",
+            show_default=False,
+        ),
     ] = None,
     out: Annotated[
         Optional[Path],
-        typer.Option("--out", "-o", help="Model directory to write (default: <user data dir>/singan-studio/models/<image stem>).", show_default=False),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Model directory to write (default: <user data dir>/singan-studio/models/<image stem>).",
+            show_default=False,
+        ),
     ] = None,
-    max_size: Annotated[Optional[int], typer.Option(min=1, help="Longest side of the finest scale in pixels (default from the preset).", show_default=False)] = None,
-    padding: Annotated[Optional[Padding], typer.Option(help="zeros (default), or circular for seamless, tileable output.", show_default=False)] = None,
+    max_size: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help="Longest side of the finest scale in pixels (default from the preset).", show_default=False
+        ),
+    ] = None,
+    padding: Annotated[
+        Optional[Padding],
+        typer.Option(help="zeros (default), or circular for seamless, tileable output.", show_default=False),
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Training seed (default 0).", show_default=False)] = None,
-    precision: Annotated[Optional[PrecisionName], typer.Option(help="fp32 (default) or bf16 autocast.", show_default=False)] = None,
+    precision: Annotated[
+        Optional[PrecisionName], typer.Option(help="fp32 (default) or bf16 autocast.", show_default=False)
+    ] = None,
     device: DeviceOpt = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training: `singan train --resume DIR` or `singan train IMAGE --out DIR --resume`.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model already in the output directory.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted training: `singan train --resume DIR` or `singan train IMAGE --out DIR --resume`.",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the model already in the output directory.")
+    ] = False,
 ) -> None:
     """Train a SinGAN pyramid on IMAGE, saving every finished scale (Ctrl-C keeps them; resume with --resume)."""
     dev = select_device(device)
-    options = {"--preset": preset, "--max-size": max_size, "--padding": padding, "--seed": seed, "--precision": precision}
+    options = {
+        "--preset": preset,
+        "--max-size": max_size,
+        "--padding": padding,
+        "--seed": seed,
+        "--precision": precision,
+    }
     given = [name for name, value in options.items() if value is not None]
 
     if resume and image is not None and image.is_dir():
@@ -117,7 +152,9 @@ def train(
 
     if resume and (image_path is None or is_model_dir(model_dir)):
         if given:
-            raise ValueError(f"train: {', '.join(given)} cannot be changed when resuming; {model_dir} fixes the configuration")
+            raise ValueError(
+                f"train: {', '.join(given)} cannot be changed when resuming; {model_dir} fixes the configuration"
+            )
         job = resume_training(model_dir, dev, image_path)
         if job.meta.is_complete:
             _err.print(f"{model_dir}: already fully trained ({job.meta.num_scales} scales)")
@@ -167,17 +204,29 @@ def _run_with_progress(job: TrainJob) -> None:
     )
     with Progress(*columns, console=_err) as progress:
         task = progress.add_task(
-            "train", total=1.0, completed=estimate.start_fraction,
-            scale=f"{first + 1}/{num_scales}", it=f"0/{iters}", d=0.0, g=0.0, rec=0.0, eta="-:--:--",
+            "train",
+            total=1.0,
+            completed=estimate.start_fraction,
+            scale=f"{first + 1}/{num_scales}",
+            it=f"0/{iters}",
+            d=0.0,
+            g=0.0,
+            rec=0.0,
+            eta="-:--:--",
         )
 
         def on_progress(p: TrainProgress) -> None:
             fraction = estimate.fraction(p)
             eta = estimate.eta_seconds(fraction)
             progress.update(
-                task, completed=fraction, eta="-:--:--" if eta is None else str(datetime.timedelta(seconds=round(eta))),
-                scale=f"{p.scale + 1}/{p.num_scales}", it=f"{p.iteration}/{p.iterations}",
-                d=p.loss_d, g=p.loss_g, rec=p.loss_rec,
+                task,
+                completed=fraction,
+                eta="-:--:--" if eta is None else str(datetime.timedelta(seconds=round(eta))),
+                scale=f"{p.scale + 1}/{p.num_scales}",
+                it=f"{p.iteration}/{p.iterations}",
+                d=p.loss_d,
+                g=p.loss_g,
+                rec=p.loss_rec,
             )
 
         try:
@@ -188,7 +237,9 @@ def _run_with_progress(job: TrainJob) -> None:
             if job.fresh and done == 0:
                 _err.print("interrupted before the first scale finished; nothing was kept")
             else:
-                _err.print(f"interrupted: {done} of {num_scales} scales saved; continue with: singan train --resume {job.path}")
+                _err.print(
+                    f"interrupted: {done} of {num_scales} scales saved; continue with: singan train --resume {job.path}"
+                )
             raise typer.Exit(130) from None
 
 
@@ -210,11 +261,18 @@ class DetailName(str, enum.Enum):
     model = "model"
 
 
-WidthOpt = Annotated[Optional[int], typer.Option("--width", help="Output width in pixels (16..8192).", show_default=False)]
-HeightOpt = Annotated[Optional[int], typer.Option("--height", help="Output height in pixels (16..8192).", show_default=False)]
+WidthOpt = Annotated[
+    Optional[int], typer.Option("--width", help="Output width in pixels (16..8192).", show_default=False)
+]
+HeightOpt = Annotated[
+    Optional[int], typer.Option("--height", help="Output height in pixels (16..8192).", show_default=False)
+]
 FeatureScaleOpt = Annotated[
     float,
-    typer.Option("--feature-scale", help="Output pixels per source pixel: 1 = features as large as in the source image, 0.5 = half as large."),
+    typer.Option(
+        "--feature-scale",
+        help="Output pixels per source pixel: 1 = features as large as in the source image, 0.5 = half as large.",
+    ),
 ]
 
 
@@ -225,17 +283,41 @@ def sample(
     feature_scale: FeatureScaleOpt = 1.0,
     detail: Annotated[
         Optional[DetailName],
-        typer.Option(help="With --width/--height: source = the source image's full-resolution detail (default when the model has its source), model = the model's own (features at the model's size).", show_default=False),
+        typer.Option(
+            help="With --width/--height: source = the source image's full-resolution detail (default when the model has its source), model = the model's own (features at the model's size).",
+            show_default=False,
+        ),
     ] = None,
-    n: Annotated[Optional[int], typer.Option("-n", "--num", min=1, help="Number of samples (default 8; 1 with --width/--height).", show_default=False)] = None,
-    scale_h: Annotated[Optional[float], typer.Option(help="Output height relative to the model's training size, in (0, 64] (default 1).", show_default=False)] = None,
-    scale_w: Annotated[Optional[float], typer.Option(help="Output width relative to the model's training size, in (0, 64] (default 1).", show_default=False)] = None,
+    n: Annotated[
+        Optional[int],
+        typer.Option(
+            "-n", "--num", min=1, help="Number of samples (default 8; 1 with --width/--height).", show_default=False
+        ),
+    ] = None,
+    scale_h: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Output height relative to the model's training size, in (0, 64] (default 1).", show_default=False
+        ),
+    ] = None,
+    scale_w: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Output width relative to the model's training size, in (0, 64] (default 1).", show_default=False
+        ),
+    ] = None,
     gen_start_scale: Annotated[
         int,
-        typer.Option(min=0, help="First scale given fresh noise: 0 = coarsest (new global layouts); higher = keep the training image's layout, new detail only."),
+        typer.Option(
+            min=0,
+            help="First scale given fresh noise: 0 = coarsest (new global layouts); higher = keep the training image's layout, new detail only.",
+        ),
     ] = 0,
     seed: Annotated[int, typer.Option(help="Sample i uses seed SEED + i.")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default MODEL/samples).", show_default=False)] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Output directory (default MODEL/samples).", show_default=False),
+    ] = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Write random samples of a trained MODEL as sample_seed<s>.png files (one path per line on stdout).
@@ -246,7 +328,11 @@ def sample(
     """
     out_dir = out if out is not None else model / "samples"
     if width is None and height is None:
-        given = [name for name, value in (("--detail", detail), ("--feature-scale", feature_scale != 1.0 or None)) if value is not None]
+        given = [
+            name
+            for name, value in (("--detail", detail), ("--feature-scale", feature_scale != 1.0 or None))
+            if value is not None
+        ]
         if given:
             raise ValueError(f"sample: {', '.join(given)} needs --width and --height")
         pyramid, _ = _load_complete(model, device)
@@ -255,7 +341,9 @@ def sample(
             print(path)
         return
     if width is None or height is None:
-        raise ValueError(f"sample: {'--height' if height is None else '--width'} is missing (give --width and --height together)")
+        raise ValueError(
+            f"sample: {'--height' if height is None else '--width'} is missing (give --width and --height together)"
+        )
     if scale_h is not None or scale_w is not None:
         raise ValueError("sample: --scale-h/--scale-w and --width/--height are two ways to give the size; use one")
     pyramid, meta = _load_complete(model, device)
@@ -265,21 +353,33 @@ def sample(
         _err.print(f"note: {source.notice}")
     start = time.perf_counter()
     images = sample_full_resolution(
-        pyramid, source, height=height, width=width, feature_scale=feature_scale, detail=chosen,
-        n_samples=n or 1, gen_start_scale=gen_start_scale, seed=seed,
+        pyramid,
+        source,
+        height=height,
+        width=width,
+        feature_scale=feature_scale,
+        detail=chosen,
+        n_samples=n or 1,
+        gen_start_scale=gen_start_scale,
+        seed=seed,
     )
     _print_written(write_pngs(images, out_dir, "sample", seed), width, height, start)
 
 
 def instant(
-    image: Annotated[Path, typer.Argument(help="The image to make variations of (no model, no training).", show_default=False)],
+    image: Annotated[
+        Path, typer.Argument(help="The image to make variations of (no model, no training).", show_default=False)
+    ],
     width: WidthOpt = None,
     height: HeightOpt = None,
     feature_scale: FeatureScaleOpt = 1.0,
     tile: Annotated[bool, typer.Option("--tile", help="Seamless tiles: the output wraps around its edges.")] = False,
     n: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of images.")] = 1,
     seed: Annotated[int, typer.Option(help="Image i uses seed SEED + i.")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default ./<image stem>-instant).", show_default=False)] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Output directory (default ./<image stem>-instant).", show_default=False),
+    ] = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Variations of IMAGE in seconds, no training (GPNN patch synthesis): instant_seed<s>.png files.
@@ -287,10 +387,14 @@ def instant(
     Features keep --feature-scale times their size in IMAGE, whatever --width and --height.
     """
     if width is None or height is None:
-        raise ValueError(f"instant: {'--width' if width is None else '--height'} is missing (give --width and --height in pixels)")
+        raise ValueError(
+            f"instant: {'--width' if width is None else '--height'} is missing (give --width and --height in pixels)"
+        )
     source = load_instant_source(image).to(select_device(device))
     start = time.perf_counter()
-    images = instant_images(source, height=height, width=width, feature_scale=feature_scale, tile=tile, n_samples=n, seed=seed)
+    images = instant_images(
+        source, height=height, width=width, feature_scale=feature_scale, tile=tile, n_samples=n, seed=seed
+    )
     out_dir = out if out is not None else Path(f"{image.stem}-instant")
     _print_written(write_pngs(images, out_dir, "instant", seed), width, height, start)
 
@@ -299,7 +403,9 @@ def _print_written(paths: list[Path], width: int, height: int, start: float) -> 
     """One path per line on stdout; the count, size and seconds taken on stderr."""
     for path in paths:
         print(path)
-    _err.print(f"{len(paths)} image{'s' if len(paths) != 1 else ''} of {width}x{height} px in {time.perf_counter() - start:.1f} s")
+    _err.print(
+        f"{len(paths)} image{'s' if len(paths) != 1 else ''} of {width}x{height} px in {time.perf_counter() - start:.1f} s"
+    )
 
 
 def eval_(
@@ -317,7 +423,9 @@ def eval_(
     result = evaluate(pyramid, n, seed, sifid_weights)
     h, w = meta.sizes[-1]
     print(f"samples: {n} at {w}x{h} px, seeds {seed}..{seed + n - 1}")
-    print(f"patch-SWD: median {result.patch_swd_median:.5f}, mean {result.patch_swd_mean:.5f} (vs the training image; lower = closer patch statistics)")
+    print(
+        f"patch-SWD: median {result.patch_swd_median:.5f}, mean {result.patch_swd_mean:.5f} (vs the training image; lower = closer patch statistics)"
+    )
     print(f"pixel diversity: {result.diversity:.4f}")
     if result.sifid is None:
         print("SIFID: not computed; it needs a local Inception-v3 weights file (--sifid-weights PATH)")
@@ -329,11 +437,20 @@ def eval_(
 
 ScaleOpt = Annotated[
     Optional[int],
-    typer.Option("--scale", min=1, help="Injection scale k (0 = coarsest; 1 .. K-1): coarser = the model repaints more, finer = keeps more of the input. Default: see --help of the command.", show_default=False),
+    typer.Option(
+        "--scale",
+        min=1,
+        help="Injection scale k (0 = coarsest; 1 .. K-1): coarser = the model repaints more, finer = keeps more of the input. Default: see --help of the command.",
+        show_default=False,
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Noise seed.")]
-NoNoiseOpt = Annotated[bool, typer.Option("--no-noise", help="Zero noise (deterministic) instead of fresh noise at the injected scales.")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output image (.png, .jpg, .webp, .tif).", show_default=False)]
+NoNoiseOpt = Annotated[
+    bool, typer.Option("--no-noise", help="Zero noise (deterministic) instead of fresh noise at the injected scales.")
+]
+OutOpt = Annotated[
+    Path, typer.Option("--out", "-o", help="Output image (.png, .jpg, .webp, .tif).", show_default=False)
+]
 
 
 def _masked_inputs(image: Path, mask: Path):
@@ -342,15 +459,34 @@ def _masked_inputs(image: Path, mask: Path):
 
 def harmonize(
     model: Annotated[Path, typer.Argument(help="A model trained on the background.", show_default=False)],
-    composite: Annotated[Path, typer.Option(help="The naive composite: the background with the object pasted in, any size.", show_default=False)],
-    mask: Annotated[Path, typer.Option(help="The pasted object's mask, the composite's size (white or opaque = object).", show_default=False)],
+    composite: Annotated[
+        Path,
+        typer.Option(
+            help="The naive composite: the background with the object pasted in, any size.", show_default=False
+        ),
+    ],
+    mask: Annotated[
+        Path,
+        typer.Option(
+            help="The pasted object's mask, the composite's size (white or opaque = object).", show_default=False
+        ),
+    ],
     out: OutOpt,
     scale: ScaleOpt = None,
     method: Annotated[
         HarmonizeMethod,
-        typer.Option(help="paper = the paper's method exactly; guided = the model's change through a guided filter on the object only; reinhard = colour transfer from the ring around the object, no model pass; reinhard_guided = both; analogies = reinhard_guided, then the finest detail from the background's own patches (image analogies)."),
+        typer.Option(
+            help="paper = the paper's method exactly; guided = the model's change through a guided filter on the object only; reinhard = colour transfer from the ring around the object, no model pass; reinhard_guided = both; analogies = reinhard_guided, then the finest detail from the background's own patches (image analogies)."
+        ),
     ] = HarmonizeMethod(harmonization.DEFAULT_METHOD),
-    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Colour transfer strength (reinhard, reinhard_guided): 0 = the object's colours, 1 = the ring's mean colour.")] = harmonization.DEFAULT_STRENGTH,
+    strength: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Colour transfer strength (reinhard, reinhard_guided): 0 = the object's colours, 1 = the ring's mean colour.",
+        ),
+    ] = harmonization.DEFAULT_STRENGTH,
     seed: SeedOpt = 0,
     no_noise: NoNoiseOpt = False,
     device: DeviceOpt = "auto",
@@ -363,20 +499,36 @@ def harmonize(
     for a stronger or weaker harmonization; each try is one model pass.
     """
     pyramid, _ = _load_complete(model, device)
-    result = harmonization.harmonize(pyramid, *_masked_inputs(composite, mask), scale, method=method.value,
-                                     strength=strength, noise=not no_noise, seed=seed)
+    result = harmonization.harmonize(
+        pyramid,
+        *_masked_inputs(composite, mask),
+        scale,
+        method=method.value,
+        strength=strength,
+        noise=not no_noise,
+        seed=seed,
+    )
     print(write_image(result.image, out))
 
 
 def edit(
     model: Annotated[Path, typer.Argument(help="A model trained on the unedited image.", show_default=False)],
-    edited: Annotated[Path, typer.Option(help="The edited image (regions moved, copied or painted), any size.", show_default=False)],
-    mask: Annotated[Path, typer.Option(help="The edited regions' mask, the edited image's size (white or opaque = edited).", show_default=False)],
+    edited: Annotated[
+        Path, typer.Option(help="The edited image (regions moved, copied or painted), any size.", show_default=False)
+    ],
+    mask: Annotated[
+        Path,
+        typer.Option(
+            help="The edited regions' mask, the edited image's size (white or opaque = edited).", show_default=False
+        ),
+    ],
     out: OutOpt,
     scale: ScaleOpt = None,
     method: Annotated[
         EditMethod,
-        typer.Option(help="paper = the paper's method exactly; analogies = the same, then the finest detail inside the dilated mask from the image's own patches (image analogies)."),
+        typer.Option(
+            help="paper = the paper's method exactly; analogies = the same, then the finest detail inside the dilated mask from the image's own patches (image analogies)."
+        ),
     ] = EditMethod(editing.DEFAULT_METHOD),
     seed: SeedOpt = 0,
     no_noise: NoNoiseOpt = False,
@@ -387,17 +539,23 @@ def edit(
     Default --scale: K-4 (four scales below the finest). Both outputs have the edited image's full size.
     """
     pyramid, _ = _load_complete(model, device)
-    result = editing.edit(pyramid, *_masked_inputs(edited, mask), scale, method=method.value, noise=not no_noise, seed=seed)
+    result = editing.edit(
+        pyramid, *_masked_inputs(edited, mask), scale, method=method.value, noise=not no_noise, seed=seed
+    )
     print(write_image(result.image, out))
     print(write_image(result.unmasked, out.with_name(f"{out.stem}_unmasked{out.suffix}")))
 
 
 def paint2image(
     model: Annotated[Path, typer.Argument(help="A trained model.", show_default=False)],
-    paint_image: Annotated[Path, typer.Option("--paint", help="A rough paint or clip-art of the layout, any size.", show_default=False)],
+    paint_image: Annotated[
+        Path, typer.Option("--paint", help="A rough paint or clip-art of the layout, any size.", show_default=False)
+    ],
     out: OutOpt,
     scale: ScaleOpt = None,
-    quantize: Annotated[bool, typer.Option("--quantize", help="First reduce the paint to the training image's main colours (k-means).")] = False,
+    quantize: Annotated[
+        bool, typer.Option("--quantize", help="First reduce the paint to the training image's main colours (k-means).")
+    ] = False,
     colors: Annotated[int, typer.Option(min=1, max=64, help="Number of colours for --quantize.")] = paint.N_COLORS,
     seed: SeedOpt = 0,
     no_noise: NoNoiseOpt = False,
@@ -408,7 +566,9 @@ def paint2image(
     Default --scale: 1 (one below the coarsest: the paint's layout, the model's detail).
     """
     pyramid, _ = _load_complete(model, device)
-    image = paint.paint_to_image(pyramid, load_image(paint_image), scale, quantize=quantize, n_colors=colors, noise=not no_noise, seed=seed)
+    image = paint.paint_to_image(
+        pyramid, load_image(paint_image), scale, quantize=quantize, n_colors=colors, noise=not no_noise, seed=seed
+    )
     print(write_image(image, out))
 
 
@@ -416,10 +576,15 @@ def sr(
     image: Annotated[Path, typer.Argument(help="The low-resolution image.", show_default=False)],
     out: OutOpt,
     factor: Annotated[float, typer.Option(min=1.25, max=16, help="Upscaling factor, 1.25 .. 16.")] = 4.0,
-    preset: Annotated[PresetName, typer.Option(help="Training preset (nets, iterations) for the SR model.")] = PresetName(DEFAULT_PRESET),
+    preset: Annotated[
+        PresetName, typer.Option(help="Training preset (nets, iterations) for the SR model.")
+    ] = PresetName(DEFAULT_PRESET),
     model: Annotated[
         Optional[Path],
-        typer.Option(help="SR model directory (default: <user data dir>/singan-studio/models/<stem>-sr-<preset>-r<r>); trained there if absent, resumed if unfinished.", show_default=False),
+        typer.Option(
+            help="SR model directory (default: <user data dir>/singan-studio/models/<stem>-sr-<preset>-r<r>); trained there if absent, resumed if unfinished.",
+            show_default=False,
+        ),
     ] = None,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -441,10 +606,18 @@ def animate(
     fps: Annotated[float, typer.Option(min=0.1, max=100, help="Frames per second.")] = 10.0,
     start_scale: Annotated[
         Optional[int],
-        typer.Option(min=0, help="First scale that moves: 0 = the objects move (default), higher = only fine detail moves.", show_default=False),
+        typer.Option(
+            min=0,
+            help="First scale that moves: 0 = the objects move (default), higher = only fine detail moves.",
+            show_default=False,
+        ),
     ] = None,
-    alpha: Annotated[float, typer.Option(min=0, max=1, help="Pull towards the training image (0 = free walk).")] = animation.ALPHA,
-    beta: Annotated[float, typer.Option(min=0, max=0.999, help="Momentum of the motion (higher = smoother).")] = animation.BETA,
+    alpha: Annotated[
+        float, typer.Option(min=0, max=1, help="Pull towards the training image (0 = free walk).")
+    ] = animation.ALPHA,
+    beta: Annotated[
+        float, typer.Option(min=0, max=0.999, help="Momentum of the motion (higher = smoother).")
+    ] = animation.BETA,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -463,7 +636,14 @@ def animate(
 def register(app: typer.Typer) -> None:
     """Add these commands to the ``singan`` app (assembled in :mod:`singan_cli.cli`)."""
     for name, command in (
-        ("train", train), ("sample", sample), ("instant", instant), ("eval", eval_), ("harmonize", harmonize),
-        ("edit", edit), ("paint2image", paint2image), ("sr", sr), ("animate", animate),
+        ("train", train),
+        ("sample", sample),
+        ("instant", instant),
+        ("eval", eval_),
+        ("harmonize", harmonize),
+        ("edit", edit),
+        ("paint2image", paint2image),
+        ("sr", sr),
+        ("animate", animate),
     ):
         app.command(name)(command)

@@ -40,7 +40,9 @@ def default_start_scale(pyramid: SinGANPyramid) -> int:
     return 0
 
 
-def noise_walk(z_opt: torch.Tensor, n_frames: int, k: int, alpha: float, beta: float, gen: torch.Generator) -> torch.Tensor:
+def noise_walk(
+    z_opt: torch.Tensor, n_frames: int, k: int, alpha: float, beta: float, gen: torch.Generator
+) -> torch.Tensor:
     """``n_frames`` noise maps (F, 3, h, w) of the random walk around ``z_opt`` (1, 3, h, w) at scale k."""
     size = z_opt.shape[-2:]
     z_prev2 = z_opt
@@ -90,7 +92,9 @@ def animate(
     _check_args(pyramid, n_frames, k0, alpha, beta)
     gen = torch.Generator().manual_seed(seed)
     walks = [
-        pyramid.z_opts[k].expand(n_frames, -1, -1, -1) if k < k0 else noise_walk(pyramid.z_opts[k], n_frames, k, alpha, beta, gen)
+        pyramid.z_opts[k].expand(n_frames, -1, -1, -1)
+        if k < k0
+        else noise_walk(pyramid.z_opts[k], n_frames, k, alpha, beta, gen)
         for k in range(pyramid.num_scales)
     ]
     frames = []
@@ -111,7 +115,9 @@ def animation_bytes(frames: torch.Tensor, fmt: str, fps: float = 10.0) -> bytes:
     images = [Image.fromarray(np.ascontiguousarray(to_uint8(f))) for f in frames]
     buffer = io.BytesIO()
     extra = {"lossless": False, "quality": 90} if fmt == "WEBP" else {}
-    images[0].save(buffer, format=fmt, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, **extra)
+    images[0].save(
+        buffer, format=fmt, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, **extra
+    )
     return buffer.getvalue()
 
 
@@ -128,7 +134,9 @@ def _check_args(pyramid: SinGANPyramid, n_frames: int, start_scale: int, alpha: 
     if not 1 <= n_frames <= 10000:
         raise InvalidArgument("n_frames", f"must be in 1..10000, got {n_frames}")
     if not 0 <= start_scale < pyramid.num_scales:
-        raise InvalidArgument("start_scale", f"must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {start_scale}")
+        raise InvalidArgument(
+            "start_scale", f"must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {start_scale}"
+        )
     if not 0 <= alpha <= 1:
         raise InvalidArgument("alpha", f"must be in [0, 1], got {alpha}")
     if not 0 <= beta < 1:

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import torch
 
 # sRGB (D65) primaries to CIE XYZ, IEC 61966-2-1.
-_RGB_TO_XYZ = torch.tensor([
-    [0.4124564, 0.3575761, 0.1804375],
-    [0.2126729, 0.7151522, 0.0721750],
-    [0.0193339, 0.1191920, 0.9503041],
-])
+_RGB_TO_XYZ = torch.tensor(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
 _WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883])
 _EPSILON, _KAPPA = 216 / 24389, 24389 / 27  # CIE's exact constants
 
@@ -39,7 +41,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """CIE L*a*b* (N, 3, H, W) to sRGB (N, 3, H, W) in [-1, 1] (out-of-gamut colours clamped)."""
     fy = (lab[:, 0] + 16) / 116
     f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], 1)
-    xyz = torch.where(f ** 3 > _EPSILON, f ** 3, (116 * f - 16) / _KAPPA) * _WHITE_D65.to(lab.device)[:, None, None]
+    xyz = torch.where(f**3 > _EPSILON, f**3, (116 * f - 16) / _KAPPA) * _WHITE_D65.to(lab.device)[:, None, None]
     linear = torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB_TO_XYZ).to(lab.device), xyz).clamp(0, 1)
     rgb = torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
     return rgb.clamp(0, 1) * 2 - 1
@@ -69,7 +71,10 @@ def _stats(lab: torch.Tensor, where: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 
 def reinhard_transfer(
-    image: torch.Tensor, mask: torch.Tensor, ring: torch.Tensor, config: TransferConfig = TransferConfig(),
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    ring: torch.Tensor,
+    config: TransferConfig = TransferConfig(),
 ) -> torch.Tensor:
     """Reinhard et al. 2001 colour transfer of the object (``mask``) towards its ``ring``, in L*a*b*.
 
@@ -98,10 +103,12 @@ def reinhard_transfer(
     ratio = sd_r / sd_o
     chroma = ratio[1:].clamp(*config.chroma_gain)[:, None, None]
     exposure = (mu_r[0] / mu_o[0].clamp_min(1.0)).clamp(*config.exposure_range)
-    target = torch.cat([
-        lab[0, :1] * exposure,  # L*: scaled, so black stays black and the shading keeps its proportions
-        mu_r[1:, None, None] + chroma * (lab[0, 1:] - mu_o[1:, None, None]),
-    ])
+    target = torch.cat(
+        [
+            lab[0, :1] * exposure,  # L*: scaled, so black stays black and the shading keeps its proportions
+            mu_r[1:, None, None] + chroma * (lab[0, 1:] - mu_o[1:, None, None]),
+        ]
+    )
     moved = lab[0] + config.strength * (target - lab[0])
     out = lab_to_rgb(moved[None]).to(image.dtype)
     return torch.where(mask, out, image)

@@ -48,7 +48,9 @@ class PyramidConfig:
         if self.num_stages < 2:
             raise InvalidArgument("num_stages", f"must be >= 2, got {self.num_stages}")
         if self.exact_scale_factor and self.scale_rule != "paper":
-            raise InvalidArgument("scale_rule", "must be 'paper' with exact_scale_factor (the super-resolution pyramid)")
+            raise InvalidArgument(
+                "scale_rule", "must be 'paper' with exact_scale_factor (the super-resolution pyramid)"
+            )
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.gp_every < 1:
-            raise InvalidArgument("gp_every", f"must be >= 1 (1 = the paper's penalty on every critic step), got {self.gp_every}")
+            raise InvalidArgument(
+                "gp_every", f"must be >= 1 (1 = the paper's penalty on every critic step), got {self.gp_every}"
+            )
         if self.concurrent_stages < 1:
-            raise InvalidArgument("concurrent_stages", f"must be >= 1 (1 = the paper's one scale at a time), got {self.concurrent_stages}")
+            raise InvalidArgument(
+                "concurrent_stages", f"must be >= 1 (1 = the paper's one scale at a time), got {self.concurrent_stages}"
+            )
         if not 0 < self.stage_lr_scale <= 1:
             raise InvalidArgument("stage_lr_scale", f"must be in (0, 1], got {self.stage_lr_scale}")
 

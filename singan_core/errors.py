@@ -18,7 +18,6 @@ class InvalidArgument(ValueError):
         self.message = message
 
 
-
 class ModelLoadError(ValueError):
     """A model directory is missing, incomplete, corrupt or of an unsupported format.
 

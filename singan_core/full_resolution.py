@@ -56,6 +56,8 @@ def default_detail(has_full_source: bool, pixels: bool = True) -> Detail:
     (``pixels``) from a model that keeps its full-resolution source, else ``model`` (relative
     scales, and models without a source, keep the model's own detail)."""
     return "source" if pixels and has_full_source else "model"
+
+
 MIN_OUTPUT_SIDE = 16  # pixels: smaller outputs hold too few 7 x 7 patches to synthesise
 MAX_OUTPUT_SIDE = 8192  # pixels, per side
 MAX_FEATURE_SCALE = 16.0  # output pixels per source pixel
@@ -124,8 +126,13 @@ def _check_output(width: int, height: int, feature_scale: float, n_samples: int)
             raise InvalidArgument(name, f"must be a whole number of pixels, got {value!r}")
         if not MIN_OUTPUT_SIDE <= value <= MAX_OUTPUT_SIDE:
             raise InvalidArgument(name, f"must be {MIN_OUTPUT_SIDE}..{MAX_OUTPUT_SIDE} px, got {value}")
-    if not (isinstance(feature_scale, (int, float)) and math.isfinite(feature_scale)) or not 0 < feature_scale <= MAX_FEATURE_SCALE:
-        raise InvalidArgument("feature_scale", f"must be in (0, {MAX_FEATURE_SCALE:g}] output px per source px, got {feature_scale!r}")
+    if (
+        not (isinstance(feature_scale, (int, float)) and math.isfinite(feature_scale))
+        or not 0 < feature_scale <= MAX_FEATURE_SCALE
+    ):
+        raise InvalidArgument(
+            "feature_scale", f"must be in (0, {MAX_FEATURE_SCALE:g}] output px per source px, got {feature_scale!r}"
+        )
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise InvalidArgument("n_samples", f"must be >= 1, got {n_samples!r}")
 
@@ -139,7 +146,8 @@ def _scaled_source(source: torch.Tensor, feature_scale: float, field: str) -> to
     if min(size) < MIN_OUTPUT_SIDE:
         smallest = MIN_OUTPUT_SIDE / min(h, w)
         raise InvalidArgument(
-            "feature_scale", f"{feature_scale:g} shrinks the {w}x{h} px {field} below {MIN_OUTPUT_SIDE} px; use >= {smallest:.3g}"
+            "feature_scale",
+            f"{feature_scale:g} shrinks the {w}x{h} px {field} below {MIN_OUTPUT_SIDE} px; use >= {smallest:.3g}",
         )
     return resize(source, size).clamp(-1, 1)
 
@@ -256,13 +264,22 @@ def sample_full_resolution(
         raise InvalidArgument("detail", f"must be 'source' or 'model', got {detail!r}")
     finest_h, finest_w = pyramid.sizes[-1]
     if detail == "model":
-        return sample(pyramid, n_samples, height / finest_h, width / finest_w, gen_start_scale, seed, layout_seed=layout_seed,
-                      padding_mode=padding_mode)
+        return sample(
+            pyramid,
+            n_samples,
+            height / finest_h,
+            width / finest_w,
+            gen_start_scale,
+            seed,
+            layout_seed=layout_seed,
+            padding_mode=padding_mode,
+        )
     mh, mw = source.model_px_per_source_px
     scale_h, scale_w = height * mh / feature_scale / finest_h, width * mw / feature_scale / finest_w
     if max(scale_h, scale_w) > _MAX_CANVAS_SCALE:
         raise InvalidArgument(
-            "feature_scale", f"{feature_scale:g} needs a SinGAN canvas over {_MAX_CANVAS_SCALE:g}x the model's size; use a larger feature_scale"
+            "feature_scale",
+            f"{feature_scale:g} needs a SinGAN canvas over {_MAX_CANVAS_SCALE:g}x the model's size; use a larger feature_scale",
         )
     tile = (padding_mode or pyramid.config.net.padding_mode) == "circular"
     layouts = _layouts(pyramid, n_samples, scale_h, scale_w, gen_start_scale, seed, layout_seed, padding_mode, tile)
@@ -277,14 +294,25 @@ def sample_full_resolution(
     return torch.cat(out)
 
 
-def _layouts(pyramid: SinGANPyramid, n: int, scale_h: float, scale_w: float, gen_start_scale: int, seed: int,
-             layout_seed: int, padding_mode: PaddingMode | None, tile: bool) -> torch.Tensor:
+def _layouts(
+    pyramid: SinGANPyramid,
+    n: int,
+    scale_h: float,
+    scale_w: float,
+    gen_start_scale: int,
+    seed: int,
+    layout_seed: int,
+    padding_mode: PaddingMode | None,
+    tile: bool,
+) -> torch.Tensor:
     """SinGAN's samples on the lift's canvas. A circular canvas whose coarsest scale is smaller than
     the generators' padding (``num_layers`` px a side: torch wraps at most once; e.g. a 64 px tile
     of a 450 px photo from a 48 px model) is sampled at the smallest size that wraps and resized
     (circular) down to the canvas: still a tile, its layout slightly finer than asked."""
     if not tile:
-        return sample(pyramid, n, scale_h, scale_w, gen_start_scale, seed, layout_seed=layout_seed, padding_mode=padding_mode)
+        return sample(
+            pyramid, n, scale_h, scale_w, gen_start_scale, seed, layout_seed=layout_seed, padding_mode=padding_mode
+        )
     pad = pyramid.generators[0].padding
     (h0, w0), (finest_h, finest_w) = pyramid.sizes[0], pyramid.sizes[-1]
     wrap_h, wrap_w = max(scale_h, pad / h0), max(scale_w, pad / w0)
@@ -338,7 +366,10 @@ def instant(
         shape = tuple(source.shape) if isinstance(source, torch.Tensor) else type(source).__name__
         raise InvalidArgument("source", f"must be one RGB image (1, 3, H, W), got {shape}")
     if min(source.shape[-2:]) < MIN_OUTPUT_SIDE:
-        raise InvalidArgument("source", f"must be at least {MIN_OUTPUT_SIDE}x{MIN_OUTPUT_SIDE} px, got {source.shape[-1]}x{source.shape[-2]}")
+        raise InvalidArgument(
+            "source",
+            f"must be at least {MIN_OUTPUT_SIDE}x{MIN_OUTPUT_SIDE} px, got {source.shape[-1]}x{source.shape[-2]}",
+        )
     _check_output(width, height, feature_scale, n_samples)
     values = _scaled_source(source.float(), feature_scale, "source")
     target = _synthesis_size(height, width, feature_scale)

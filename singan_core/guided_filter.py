@@ -30,7 +30,12 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def masked_affine_fit(
-    guide: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, radius: int, eps: float, fallback: float = 0.05,
+    guide: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    radius: int,
+    eps: float,
+    fallback: float = 0.05,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel local fit ``target - guide ~ (a - 1) * guide + b`` weighted by ``weight``.
 
@@ -94,7 +99,9 @@ def upsample_region(x: torch.Tensor, size: tuple[int, int], box: Box) -> torch.T
     top, left, bottom, right = box
 
     def coords(start: int, stop: int, big: int, small: int) -> torch.Tensor:
-        src = ((torch.arange(start, stop, dtype=x.dtype, device=x.device) + 0.5) * small / big - 0.5).clamp(0, small - 1)
+        src = ((torch.arange(start, stop, dtype=x.dtype, device=x.device) + 0.5) * small / big - 0.5).clamp(
+            0, small - 1
+        )
         return (2 * src + 1) / small - 1  # grid_sample's align_corners=False coordinates
 
     gy, gx = torch.meshgrid(coords(top, bottom, big_h, h), coords(left, right, big_w, w), indexing="ij")
@@ -134,7 +141,7 @@ def guided_upsample(
     size = (full.shape[-2], full.shape[-1])
     top, left, bottom, right = box or (0, 0, *size)
     coverage = F.interpolate(mask.to(full.dtype), size=low_in.shape[-2:], mode="area")
-    weight = coverage ** 4  # pixels straddling the edge mix the object with the background
+    weight = coverage**4  # pixels straddling the edge mix the object with the background
     if float(weight.sum()) < 1e-6:
         weight = coverage
     a, b = masked_affine_fit(low_in, low_out, weight, radius, eps)

@@ -88,8 +88,9 @@ def bounding_box(region: torch.Tensor) -> Box:
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
-def _guided(pyramid: SinGANPyramid, image: torch.Tensor, mask: torch.Tensor, box: Box, scale: int, noise: bool,
-            seed: int) -> torch.Tensor:
+def _guided(
+    pyramid: SinGANPyramid, image: torch.Tensor, mask: torch.Tensor, box: Box, scale: int, noise: bool, seed: int
+) -> torch.Tensor:
     """The model's change at ``scale``, brought to ``image``'s size by :func:`guided_upsample`
     inside ``mask``; the ``box`` crop of the result."""
     low_out = inject(pyramid, image, scale, noise=noise, seed=seed)

@@ -78,9 +78,17 @@ def _patches(x: torch.Tensor, valid: torch.Tensor, p: int, n: int, gen: torch.Ge
     return x.cpu()[0][:, rows, cols].permute(1, 0, 2, 3).reshape(pick.numel(), -1)
 
 
-def texture_swd(image: torch.Tensor, background: torch.Tensor, mask: torch.Tensor, patch_size: int = 7,
-                max_patches: int = 20000, n_directions: int = 128, seed: int = 0, detail: bool = False,
-                band_sigma: float | None = None) -> float:
+def texture_swd(
+    image: torch.Tensor,
+    background: torch.Tensor,
+    mask: torch.Tensor,
+    patch_size: int = 7,
+    max_patches: int = 20000,
+    n_directions: int = 128,
+    seed: int = 0,
+    detail: bool = False,
+    band_sigma: float | None = None,
+) -> float:
     """Patch sliced-Wasserstein distance between the p x p patches lying wholly inside ``mask`` in
     ``image`` and all patches of ``background`` (lower = the object's texture is the background's).
 

@@ -40,21 +40,21 @@ from .guided_filter import Box
 @dataclass(frozen=True)
 class AnalogyConfig:
     """Attributes:
-        sigma: Gaussian sigma (canvas pixels) of the split: frequencies above about 1 / (2 pi sigma)
-            cycles per pixel come from the background.
-        patch: patch side p (canvas pixels) of the queries and keys.
-        stride: query grid step (pixels).
-        window: Gaussian sigma (pixels) of the blend of overlapping values.
-        keys: number of background patches sampled as keys.
-        dims: PCA dimensions of the patch features.
-        reach: keys are taken from the background within this fraction of the canvas's longer side
-            around the object's bounding box.
-        amount: 0 keeps the object's own band, 1 replaces it wholly (linear in between).
-        kappa: image analogies' coherence weight: a neighbour's source continued is taken when
-            its distance is within (1 + kappa) x the best sampled key's.
-        rounds: sweeps of the coherence pass.
-        gain_range: clamp of the per-channel gain giving back the energy the blend took.
-        seed: seed of the key sample.
+    sigma: Gaussian sigma (canvas pixels) of the split: frequencies above about 1 / (2 pi sigma)
+        cycles per pixel come from the background.
+    patch: patch side p (canvas pixels) of the queries and keys.
+    stride: query grid step (pixels).
+    window: Gaussian sigma (pixels) of the blend of overlapping values.
+    keys: number of background patches sampled as keys.
+    dims: PCA dimensions of the patch features.
+    reach: keys are taken from the background within this fraction of the canvas's longer side
+        around the object's bounding box.
+    amount: 0 keeps the object's own band, 1 replaces it wholly (linear in between).
+    kappa: image analogies' coherence weight: a neighbour's source continued is taken when
+        its distance is within (1 + kappa) x the best sampled key's.
+    rounds: sweeps of the coherence pass.
+    gain_range: clamp of the per-channel gain giving back the energy the blend took.
+    seed: seed of the key sample.
     """
 
     sigma: float = 1.0
@@ -105,8 +105,8 @@ def _nearest(queries: torch.Tensor, keys: torch.Tensor, chunk: int = 4096) -> to
     k_norm = keys.pow(2).sum(1)
     out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
     for i in range(0, queries.shape[0], chunk):
-        q = queries[i:i + chunk]
-        out[i:i + chunk] = (k_norm[None] - 2 * q @ keys.T).argmin(1)
+        q = queries[i : i + chunk]
+        out[i : i + chunk] = (k_norm[None] - 2 * q @ keys.T).argmin(1)
     return out
 
 
@@ -126,8 +126,15 @@ def _grid(box: Box, crop: tuple[int, int], p: int, stride: int) -> tuple[torch.T
     return gy, gx
 
 
-def _coherence(pos: torch.Tensor, dist: torch.Tensor, grid: torch.Tensor, query: torch.Tensor,
-               feature, clear: torch.Tensor, cfg: AnalogyConfig) -> torch.Tensor:
+def _coherence(
+    pos: torch.Tensor,
+    dist: torch.Tensor,
+    grid: torch.Tensor,
+    query: torch.Tensor,
+    feature,
+    clear: torch.Tensor,
+    cfg: AnalogyConfig,
+) -> torch.Tensor:
     """Image analogies' coherence (Hertzmann et al. 2001 sec. 3.2; Ashikhmin 2001), on the query grid.
 
     Scanning the grid column by column (left to right) and then row by row (top to bottom), a
@@ -173,8 +180,9 @@ def _coherence(pos: torch.Tensor, dist: torch.Tensor, grid: torch.Tensor, query:
     return pos
 
 
-def _fold(high: torch.Tensor, pos: torch.Tensor, grid: torch.Tensor, use: torch.Tensor, p: int,
-          window: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _fold(
+    high: torch.Tensor, pos: torch.Tensor, grid: torch.Tensor, use: torch.Tensor, p: int, window: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each used cell's source patch of ``high`` laid at the cell, blended with a Gaussian window.
 
     Returns (band (1, 3, h, w), per-channel std (3,) of the patches laid)."""
@@ -193,8 +201,12 @@ def _fold(high: torch.Tensor, pos: torch.Tensor, grid: torch.Tensor, use: torch.
     return acc / wsum.clamp_min(1e-8), values.permute(1, 0, 2).reshape(3, -1).std(1)
 
 
-def analogy_detail(image: torch.Tensor, mask: torch.Tensor, config: AnalogyConfig = AnalogyConfig(),
-                   exclude: torch.Tensor | None = None) -> torch.Tensor:
+def analogy_detail(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    config: AnalogyConfig = AnalogyConfig(),
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Replace the object's high-frequency band by ``amount`` with the background's (see the module docstring).
 
     Args:
@@ -223,8 +235,8 @@ def analogy_detail(image: torch.Tensor, mask: torch.Tensor, config: AnalogyConfi
     grown = F.max_pool2d(banned.float(), (2 * margin + 1, 1), stride=1, padding=(margin, 0))
     clear = F.max_pool2d(grown, (1, 2 * margin + 1), stride=1, padding=(0, margin))[0, 0] == 0
     r = int(3 * cfg.sigma + 0.5)  # the blur's padding makes the crop's border band unlike the image
-    clear[: r], clear[:, : r] = False, False
-    clear[clear.shape[0] - p - r + 1:], clear[:, clear.shape[1] - p - r + 1:] = False, False
+    clear[:r], clear[:, :r] = False, False
+    clear[clear.shape[0] - p - r + 1 :], clear[:, clear.shape[1] - p - r + 1 :] = False, False
     ky, kx = torch.nonzero(clear, as_tuple=True)
     if ky.numel() == 0:
         return image
@@ -237,7 +249,12 @@ def analogy_detail(image: torch.Tensor, mask: torch.Tensor, config: AnalogyConfi
         return (_centred(_unfold_at(low, ys, xs, p), 3) - mean) @ basis
 
     keys = feature(ky, kx)
-    gy, gx = _grid((obj_box[0] - top, obj_box[1] - left, obj_box[2] - top, obj_box[3] - left), (int(x.shape[-2]), int(x.shape[-1])), p, cfg.stride)
+    gy, gx = _grid(
+        (obj_box[0] - top, obj_box[1] - left, obj_box[2] - top, obj_box[3] - left),
+        (int(x.shape[-2]), int(x.shape[-1])),
+        p,
+        cfg.stride,
+    )
     grid = torch.stack([gy, gx]).to(x.device)
     query = feature(gy.flatten(), gx.flatten())
     nn = _nearest(query, keys)

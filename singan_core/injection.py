@@ -44,7 +44,9 @@ def check_injection_scale(pyramid: SinGANPyramid, scale: int) -> None:
 
 
 @torch.no_grad()
-def inject(pyramid: SinGANPyramid, image: torch.Tensor, scale: int, *, noise: bool = True, seed: int = 0) -> torch.Tensor:
+def inject(
+    pyramid: SinGANPyramid, image: torch.Tensor, scale: int, *, noise: bool = True, seed: int = 0
+) -> torch.Tensor:
     """Run the generators from ``scale`` to the finest with ``image`` as the input of ``scale``.
 
     The image is downsampled to the size of scale ``scale - 1`` and then upsampled to the size of
@@ -72,7 +74,9 @@ def inject(pyramid: SinGANPyramid, image: torch.Tensor, scale: int, *, noise: bo
     coarser = resize(image.to(pyramid.device, torch.float32), sizes[scale - 1], mode)
     gen = torch.Generator().manual_seed(seed)
     noises = [
-        draw_noise(1, sizes[k], k, gen, pyramid.device) if noise else torch.zeros(1, 3, *sizes[k], device=pyramid.device)
+        draw_noise(1, sizes[k], k, gen, pyramid.device)
+        if noise
+        else torch.zeros(1, 3, *sizes[k], device=pyramid.device)
         for k in range(scale, pyramid.num_scales)
     ]
     return generate(pyramid, noises, scale, coarser).clamp(-1, 1)

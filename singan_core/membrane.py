@@ -70,7 +70,9 @@ def membrane_clone(image: torch.Tensor, hole: torch.Tensor, relax: int = 200) ->
     top, left = max(0, int(ys.min()) - pad), max(0, int(xs.min()) - pad)
     bottom, right = int(ys.max()) + pad + 1, int(xs.max()) + pad + 1
     x, h, o, b = (t[..., top:bottom, left:right] for t in (image, hole, outside, border))
-    mean_known = F.avg_pool2d(x * o, 3, 1, 1, count_include_pad=False) / F.avg_pool2d(o, 3, 1, 1, count_include_pad=False).clamp_min(1e-6)
+    mean_known = F.avg_pool2d(x * o, 3, 1, 1, count_include_pad=False) / F.avg_pool2d(
+        o, 3, 1, 1, count_include_pad=False
+    ).clamp_min(1e-6)
     diff = torch.where(b, mean_known - x, torch.zeros_like(x))
     w = b.float()
     smooth = F.avg_pool2d(diff * w, BORDER_WINDOW, 1, BORDER_WINDOW // 2, count_include_pad=False)

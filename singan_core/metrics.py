@@ -96,7 +96,9 @@ def _single_image(x: torch.Tensor, name: str, min_size: int = 1) -> torch.Tensor
     if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
         raise InvalidArgument(name, f"must have shape (1, 3, H, W) or (3, H, W), got {tuple(x.shape)}", sentence=True)
     if min(x.shape[-2:]) < min_size:
-        raise InvalidArgument(name, f"is {x.shape[-2]}x{x.shape[-1]} pixels, smaller than {min_size}x{min_size}", sentence=True)
+        raise InvalidArgument(
+            name, f"is {x.shape[-2]}x{x.shape[-1]} pixels, smaller than {min_size}x{min_size}", sentence=True
+        )
     return x.detach().to(device="cpu", dtype=torch.float32)
 
 
@@ -227,7 +229,9 @@ def pixel_diversity(samples: torch.Tensor, real: torch.Tensor) -> float:
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise InvalidArgument("samples", f"must have shape (S, 3, H, W), got {shape}", sentence=True)
     if samples.shape[0] < 2:
-        raise InvalidArgument("samples", f"needs at least 2 images to measure diversity, got {samples.shape[0]}", sentence=True)
+        raise InvalidArgument(
+            "samples", f"needs at least 2 images to measure diversity, got {samples.shape[0]}", sentence=True
+        )
     samples = samples.detach().to(device="cpu", dtype=torch.float32)
     real = _single_image(real, "real")
     if real.shape[-2:] != samples.shape[-2:]:
@@ -704,6 +708,8 @@ def lattice_ratios(output: torch.Tensor, source: torch.Tensor) -> tuple[float, f
         peaks.append(near / height)
     peak = min(peaks) if peaks else float("nan")
     return ratios[0], ratios[1], peak
+
+
 # --------------------------------------------------------------------------- 2-D lattice and bond
 
 _LATTICE_MIN_RADIUS = 6  # px: autocorrelation maxima nearer the origin belong to the central lobe

@@ -59,7 +59,9 @@ class SinGANPyramid:
     def device(self) -> torch.device:
         return self.reals[0].device
 
-    def add_scale(self, generator: Generator, discriminator: Discriminator, noise_amp: float, z_opt: torch.Tensor) -> None:
+    def add_scale(
+        self, generator: Generator, discriminator: Discriminator, noise_amp: float, z_opt: torch.Tensor
+    ) -> None:
         """Freeze and append a finished scale."""
         for net in (generator, discriminator):
             net.eval().requires_grad_(False)

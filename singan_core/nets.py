@@ -86,7 +86,7 @@ class Generator(nn.Module):
         bands = []
         for top in range(0, height, rows):
             cancel_point()
-            bands.append(self.body(x[..., top:min(top + rows, height) + 2 * self.padding, :]))
+            bands.append(self.body(x[..., top : min(top + rows, height) + 2 * self.padding, :]))
         return torch.cat(bands, dim=-2)
 
     def _band_rows(self, row_pixels: int) -> int:

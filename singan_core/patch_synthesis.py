@@ -136,7 +136,9 @@ def _check_image(x: object, field: str, min_size: int) -> torch.Tensor:
     return x
 
 
-def _check_arguments(source, height, width, init, seed, config: PatchSynthesisConfig, source_field: str = "source") -> None:
+def _check_arguments(
+    source, height, width, init, seed, config: PatchSynthesisConfig, source_field: str = "source"
+) -> None:
     if not isinstance(config, PatchSynthesisConfig):
         raise InvalidArgument("config", f"must be a PatchSynthesisConfig, got {type(config).__name__}")
     p = config.patch_size
@@ -147,7 +149,9 @@ def _check_arguments(source, height, width, init, seed, config: PatchSynthesisCo
     if config.coarsest_size < p:
         raise InvalidArgument("config.coarsest_size", f"must be >= patch_size {p}, got {config.coarsest_size}")
     if config.coarsest_start not in ("auto", "resized", "mosaic", "lattice"):
-        raise InvalidArgument("config.coarsest_start", f"must be 'auto', 'resized', 'mosaic' or 'lattice', got {config.coarsest_start!r}")
+        raise InvalidArgument(
+            "config.coarsest_start", f"must be 'auto', 'resized', 'mosaic' or 'lattice', got {config.coarsest_start!r}"
+        )
     if config.finest_vote_sigma is not None and not config.finest_vote_sigma > 0:
         raise InvalidArgument("config.finest_vote_sigma", f"must be None or > 0 pixels, got {config.finest_vote_sigma}")
     if config.coarsest_tile < 1 or not config.lattice_start_period > 0:
@@ -270,7 +274,9 @@ def _query_grid(out: Size, p: int, step: int, circular: bool, device) -> _Grid:
     return _Grid(ys, xs, out[0], out[1], circular)
 
 
-def _query_features(image: torch.Tensor, basis: torch.Tensor, grid: _Grid, half_above: int | None = None) -> torch.Tensor:
+def _query_features(
+    image: torch.Tensor, basis: torch.Tensor, grid: _Grid, half_above: int | None = None
+) -> torch.Tensor:
     """(Q, d) features of the queries of ``grid`` (row-major): float32, or float16 where there are
     more than ``half_above`` queries (PatchMatch only: its distances are taken in float32)."""
     half = half_above is not None and grid.ys.numel() * grid.xs.numel() > half_above
@@ -281,7 +287,9 @@ _EXCLUDED_KEY = 1e3  # feature value of keys that may not be matched (real featu
 _MIN_VOTE_WEIGHT = 1e-8  # the least weight of a value pixel in the centre-weighted fold
 
 
-def _fold(values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int, sigma: float | None = None) -> torch.Tensor:
+def _fold(
+    values: torch.Tensor, keys_w: int, nnf: torch.Tensor, grid: _Grid, p: int, sigma: float | None = None
+) -> torch.Tensor:
     """Fold the value patches of the matched keys back into a (1, 3, h, w) image.
 
     ``values`` is the sharp source level (1, 3, Hk, Wk); ``nnf`` (Q,) holds each query's key index
@@ -328,8 +336,9 @@ def _sqdist(q: torch.Tensor, k: torch.Tensor, k_norm: torch.Tensor) -> torch.Ten
     return d.add_((q * q).sum(1, keepdim=True))
 
 
-def _exact_search(queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha: float | None,
-                  excluded: torch.Tensor | None = None) -> torch.Tensor:
+def _exact_search(
+    queries: torch.Tensor, keys: torch.Tensor, scale: float, alpha: float | None, excluded: torch.Tensor | None = None
+) -> torch.Tensor:
     """Exact argmin_k of D(q, k) / (alpha + min_q D(q, k)) (or of D without alpha) for each query.
 
     D = squared feature distance * ``scale`` (per-element MSE). Tiled over queries so the
@@ -576,7 +585,9 @@ def inpaint(
             a mask that is empty or leaves no whole patch outside the hole.
     """
     if not isinstance(image, torch.Tensor) or image.dim() != 4:
-        raise InvalidArgument("image", f"must be a (1, 3, H, W) torch.Tensor, got {getattr(image, 'shape', type(image).__name__)}")
+        raise InvalidArgument(
+            "image", f"must be a (1, 3, H, W) torch.Tensor, got {getattr(image, 'shape', type(image).__name__)}"
+        )
     _check_arguments(image, image.shape[-2], image.shape[-1], None, seed, config, source_field="image")
     hole = _check_mask(mask, image)
     cfg, gen, p = config, torch.Generator().manual_seed(seed), config.patch_size
@@ -597,9 +608,16 @@ def _check_mask(mask: object, image: torch.Tensor) -> torch.Tensor:
     """``mask`` as a (1, 1, H, W) float tensor in [0, 1] on the image's device, or InvalidArgument."""
     if not isinstance(mask, torch.Tensor):
         raise InvalidArgument("mask", f"must be a torch.Tensor, got {type(mask).__name__}")
-    m = mask.reshape(1, 1, *mask.shape[-2:]) if mask.dim() in (2, 3, 4) and mask.numel() == mask.shape[-2] * mask.shape[-1] else None
+    m = (
+        mask.reshape(1, 1, *mask.shape[-2:])
+        if mask.dim() in (2, 3, 4) and mask.numel() == mask.shape[-2] * mask.shape[-1]
+        else None
+    )
     if m is None or tuple(m.shape[-2:]) != tuple(image.shape[-2:]):
-        raise InvalidArgument("mask", f"must be (1, 1, H, W) or (H, W) with the image's {image.shape[-2]}x{image.shape[-1]} pixels, got {tuple(mask.shape)}")
+        raise InvalidArgument(
+            "mask",
+            f"must be (1, 1, H, W) or (H, W) with the image's {image.shape[-2]}x{image.shape[-1]} pixels, got {tuple(mask.shape)}",
+        )
     m = m.to(device=image.device, dtype=torch.float32)
     if not torch.isfinite(m).all() or m.min() < 0 or m.max() > 1:
         raise InvalidArgument("mask", "values must be in [0, 1]")
@@ -618,7 +636,11 @@ class _Known:
 
     def at(self, size: Size) -> tuple[torch.Tensor, torch.Tensor]:
         """The known image resized to ``size`` and its hole there (bool (1, 1, h, w), any coverage)."""
-        hole = self.hole if tuple(self.hole.shape[-2:]) == tuple(size) else F.interpolate(self.hole, size=size, mode="area")
+        hole = (
+            self.hole
+            if tuple(self.hole.shape[-2:]) == tuple(size)
+            else F.interpolate(self.hole, size=size, mode="area")
+        )
         return _resize(self.image, size), hole > 0.01
 
     def excluded_keys(self, size: Size, p: int) -> torch.Tensor:
@@ -627,8 +649,18 @@ class _Known:
         return (F.max_pool2d(hole.float(), p, stride=1) > 0).reshape(-1)
 
 
-def _run_levels(source, levels, x, prev_size, circular, cfg: PatchSynthesisConfig, gen, on_step, noisy_start: bool,
-                known: _Known | None = None) -> torch.Tensor:
+def _run_levels(
+    source,
+    levels,
+    x,
+    prev_size,
+    circular,
+    cfg: PatchSynthesisConfig,
+    gen,
+    on_step,
+    noisy_start: bool,
+    known: _Known | None = None,
+) -> torch.Tensor:
     """The coarse-to-fine NN + fold iterations from the first guess ``x`` over ``levels``."""
     p, dev = cfg.patch_size, source.device
     alpha = cfg.alpha if cfg.use_alpha else None
@@ -705,8 +737,13 @@ def _start_mode(source: torch.Tensor, cfg: PatchSynthesisConfig) -> str | tuple[
     (px, hx), (py, hy) = axis_periods(small.cpu())
     peaks = [(p / f, h) for p, h in ((py, hy), (px, hx)) if not math.isnan(p) and p / f >= 2 * cfg.patch_size]
     lattice_floor = 0.0 if cfg.coarsest_start == "lattice" else cfg.lattice_min_peak
-    periods = [p / f if not math.isnan(p) and p / f >= 2 * cfg.patch_size and h >= lattice_floor else None for p, h in ((py, hy), (px, hx))]
-    if periods != [None, None] and (cfg.coarsest_start == "lattice" or max(h for _, h in peaks) >= cfg.lattice_min_peak):
+    periods = [
+        p / f if not math.isnan(p) and p / f >= 2 * cfg.patch_size and h >= lattice_floor else None
+        for p, h in ((py, hy), (px, hx))
+    ]
+    if periods != [None, None] and (
+        cfg.coarsest_start == "lattice" or max(h for _, h in peaks) >= cfg.lattice_min_peak
+    ):
         return periods[0], periods[1]
     if cfg.coarsest_start == "lattice":
         return "mosaic"
@@ -747,7 +784,9 @@ def _lattice_mosaic(source, out: Size, periods, cfg: PatchSynthesisConfig, gen: 
     return _resize(mosaic, size)
 
 
-def _first_guess(coarse: torch.Tensor, out: Size, circular: bool, mode: str, tile: int, gen: torch.Generator) -> torch.Tensor:
+def _first_guess(
+    coarse: torch.Tensor, out: Size, circular: bool, mode: str, tile: int, gen: torch.Generator
+) -> torch.Tensor:
     """Instant's coarsest guess before noise: the source's coarsest level resized to ``out``
     (``"resized"``, GPNN) or a grid of ``tile``-px tiles taken from random places of it (``"mosaic"``)."""
     if mode == "resized":

@@ -45,7 +45,15 @@ from .patch_synthesis import PatchSynthesisConfig, level_sizes, synthesize
 from .pyramid import Size, resize
 from .sampling import draw_noise, generate, sample_sizes
 
-__all__ = ["LAYOUT_NOISE", "PROGRESS_UNITS", "SIDE_NOISE", "detail_pass", "instant_plate", "plate_canvas", "trained_plate"]
+__all__ = [
+    "LAYOUT_NOISE",
+    "PROGRESS_UNITS",
+    "SIDE_NOISE",
+    "detail_pass",
+    "instant_plate",
+    "plate_canvas",
+    "trained_plate",
+]
 
 StepCallback = Callable[[int, int], None]
 LAYOUT_NOISE = 0.15  # std of the noise on the photo's part of the coarsest level ([-1, 1] units); GPNN's 1.0
@@ -66,7 +74,10 @@ def _check(source: torch.Tensor, width: int, height: int, n_samples: int) -> Non
         shape = tuple(source.shape) if isinstance(source, torch.Tensor) else type(source).__name__
         raise InvalidArgument("source", f"must be one RGB image (1, 3, H, W), got {shape}")
     if min(source.shape[-2:]) < MIN_OUTPUT_SIDE:
-        raise InvalidArgument("source", f"must be at least {MIN_OUTPUT_SIDE}x{MIN_OUTPUT_SIDE} px, got {source.shape[-1]}x{source.shape[-2]}")
+        raise InvalidArgument(
+            "source",
+            f"must be at least {MIN_OUTPUT_SIDE}x{MIN_OUTPUT_SIDE} px, got {source.shape[-1]}x{source.shape[-2]}",
+        )
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidArgument(name, f"must be a whole number of pixels, got {value!r}")
@@ -109,8 +120,15 @@ def _coarsest(canvas: Size, photo_h: int, config: PatchSynthesisConfig) -> Size:
 MAX_DETAIL_STEP = 10.0  # largest enlargement of one detail pass (PatchSynthesisConfig.ratio >= 0.1)
 
 
-def detail_pass(image: torch.Tensor, height: int, width: int, *, seed: int = 0,
-                config: PatchSynthesisConfig = PatchSynthesisConfig(), on_step: StepCallback | None = None) -> torch.Tensor:
+def detail_pass(
+    image: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    seed: int = 0,
+    config: PatchSynthesisConfig = PatchSynthesisConfig(),
+    on_step: StepCallback | None = None,
+) -> torch.Tensor:
     """``image`` enlarged to ``height`` x ``width`` with detail from its own patches at its own scale
     (step 3 of the module docstring).
 
@@ -266,8 +284,15 @@ def trained_plate(
         ValueError: the pyramid is not completely trained.
     """
     _check(source.image, width, height, n_samples)
-    if isinstance(gen_start_scale, bool) or not isinstance(gen_start_scale, int) or not 1 <= gen_start_scale < pyramid.num_scales:
-        raise InvalidArgument("gen_start_scale", f"must be 1..{pyramid.num_scales - 1} for a plate (1 keeps the photo's layout), got {gen_start_scale!r}")
+    if (
+        isinstance(gen_start_scale, bool)
+        or not isinstance(gen_start_scale, int)
+        or not 1 <= gen_start_scale < pyramid.num_scales
+    ):
+        raise InvalidArgument(
+            "gen_start_scale",
+            f"must be 1..{pyramid.num_scales - 1} for a plate (1 keeps the photo's layout), got {gen_start_scale!r}",
+        )
     pyramid.require_complete()
     canvas = plate_canvas((source.image.shape[-2], source.image.shape[-1]), width, height)
     photo = _fitted(source.image.float().to(pyramid.device), canvas[0])
@@ -282,8 +307,10 @@ def trained_plate(
     for i in range(n_samples):
         start = _extended(coarse, sizes[gen_start_scale - 1], seed + i)
         noise = torch.Generator().manual_seed(_PLATE_NOISE + seed + i)
-        noises = [draw_noise(1, sizes[k], k, noise, pyramid.device) * _side_mask(sizes[k][1], span, pyramid.device)
-                  for k in range(gen_start_scale, pyramid.num_scales)]
+        noises = [
+            draw_noise(1, sizes[k], k, noise, pyramid.device) * _side_mask(sizes[k][1], span, pyramid.device)
+            for k in range(gen_start_scale, pyramid.num_scales)
+        ]
         x = generate(pyramid, noises, gen_start_scale, start, on_step=progress.stage()).clamp(-1, 1)
         x = resize(x, model_canvas).clamp(-1, 1) if tuple(x.shape[-2:]) != model_canvas else x
         x = synthesize(photo, *canvas, init=x, seed=seed + i, config=config, on_step=progress.stage())

@@ -62,8 +62,7 @@ def pyramid_geometry(height: int, width: int, cfg: PyramidConfig) -> PyramidGeom
     short, long = min(height, width), max(height, width)
     if short < cfg.min_size:
         raise ValueError(
-            f"image: {width}x{height} px is too small; its shorter side must be at least "
-            f"min_size={cfg.min_size} px"
+            f"image: {width}x{height} px is too small; its shorter side must be at least min_size={cfg.min_size} px"
         )
     if math.ceil(short * min(cfg.max_size / long, 1.0)) < cfg.min_size:
         raise ValueError(
@@ -83,9 +82,7 @@ def pyramid_geometry(height: int, width: int, cfg: PyramidConfig) -> PyramidGeom
         scales_to_stop = math.ceil(math.log(min(cfg.max_size, long) / long, r0))
         stop_scale = max(num_scales - scales_to_stop, 1)
         scale_factor = (cfg.min_size / min(finest)) ** (1.0 / stop_scale)
-    sizes = tuple(
-        _scaled_size(finest, scale_factor ** (stop_scale - k)) for k in range(stop_scale + 1)
-    )
+    sizes = tuple(_scaled_size(finest, scale_factor ** (stop_scale - k)) for k in range(stop_scale + 1))
     return PyramidGeometry(sizes=sizes, scale_factor=scale_factor, input_scale=input_scale)
 
 

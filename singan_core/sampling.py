@@ -171,12 +171,19 @@ def sample(
         noises = _noise_batch(pyramid, sizes, gen_start_scale, seeds)
         start = None if start_image is None else start_image.expand(len(seeds), -1, -1, -1)
         step = None if on_step is None else (lambda done, total, b=b: on_step(b * total + done, len(batches) * total))
-        out.append(generate(pyramid, noises, gen_start_scale, start, on_step=step, padding_mode=padding_mode).clamp(-1, 1))
+        out.append(
+            generate(pyramid, noises, gen_start_scale, start, on_step=step, padding_mode=padding_mode).clamp(-1, 1)
+        )
     return torch.cat(out)
 
 
-def layout(pyramid: SinGANPyramid, sizes: list[Size], stop_scale: int, layout_seed: int = 0,
-           padding_mode: PaddingMode | None = None) -> torch.Tensor:
+def layout(
+    pyramid: SinGANPyramid,
+    sizes: list[Size],
+    stop_scale: int,
+    layout_seed: int = 0,
+    padding_mode: PaddingMode | None = None,
+) -> torch.Tensor:
     """The reconstruction path of scales ``0 .. stop_scale - 1`` run at the per-scale ``sizes``.
 
     Each scale's noise is its ``z_opt`` centred on a canvas of the scale's size (cropped if the
@@ -190,7 +197,11 @@ def layout(pyramid: SinGANPyramid, sizes: list[Size], stop_scale: int, layout_se
     gen = torch.Generator().manual_seed(layout_seed)
     noises = []
     for k in range(stop_scale):
-        canvas = draw_noise(1, sizes[k], k, gen, pyramid.device) if k == 0 else torch.zeros(1, 3, *sizes[k], device=pyramid.device)
+        canvas = (
+            draw_noise(1, sizes[k], k, gen, pyramid.device)
+            if k == 0
+            else torch.zeros(1, 3, *sizes[k], device=pyramid.device)
+        )
         noises.append(_paste_centred(canvas, pyramid.z_opts[k]))
     return generate(pyramid, noises, padding_mode=padding_mode)
 
@@ -224,7 +235,9 @@ def _noise_batch(pyramid: SinGANPyramid, sizes: list[Size], start: int, seeds: r
     return [torch.cat(maps) for maps in zip(*per_sample)]
 
 
-def _check_sample_args(pyramid: SinGANPyramid, n_samples: int, scale_h: float, scale_w: float, gen_start_scale: int) -> None:
+def _check_sample_args(
+    pyramid: SinGANPyramid, n_samples: int, scale_h: float, scale_w: float, gen_start_scale: int
+) -> None:
     pyramid.require_complete()
     if n_samples < 1:
         raise InvalidArgument("n_samples", f"must be >= 1, got {n_samples}")
@@ -232,4 +245,6 @@ def _check_sample_args(pyramid: SinGANPyramid, n_samples: int, scale_h: float, s
         if not 0 < value <= 64:
             raise InvalidArgument(name, f"must be in (0, 64], got {value}")
     if not 0 <= gen_start_scale < pyramid.num_scales:
-        raise InvalidArgument("gen_start_scale", f"must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {gen_start_scale}")
+        raise InvalidArgument(
+            "gen_start_scale", f"must be in 0..{pyramid.num_scales - 1} (0 = coarsest), got {gen_start_scale}"
+        )

@@ -156,10 +156,14 @@ class ModelMeta(BaseModel):
         if any(h < 1 or w < 1 for h, w in self.sizes):
             raise ValueError("sizes must be positive")
         if (self.format_version >= 2) != (self.full_source is not None):
-            raise ValueError(f"format_version {self.format_version} {'needs' if self.format_version >= 2 else 'has no'} full_source")
+            raise ValueError(
+                f"format_version {self.format_version} {'needs' if self.format_version >= 2 else 'has no'} full_source"
+            )
         if self.scale_files is not None:
             if len(self.scale_files) != self.scales_done:
-                raise ValueError(f"scale_files has {len(self.scale_files)} entries but scales_done is {self.scales_done}")
+                raise ValueError(
+                    f"scale_files has {len(self.scale_files)} entries but scales_done is {self.scales_done}"
+                )
             for k, name in enumerate(self.scale_files):
                 if not name.startswith(f"scale_{k:02d}."):
                     raise ValueError(f"scale_files[{k}] is {name!r}, a file of another scale")
@@ -404,7 +408,11 @@ def save_scale(path: str | os.PathLike, pyramid: SinGANPyramid, k: int) -> Model
 
 def _scale_files(meta: ModelMeta) -> list[str]:
     """The file of each finished scale, as ``model.json`` names them."""
-    return list(meta.scale_files) if meta.scale_files is not None else [scale_file_name(k) for k in range(meta.scales_done)]
+    return (
+        list(meta.scale_files)
+        if meta.scale_files is not None
+        else [scale_file_name(k) for k in range(meta.scales_done)]
+    )
 
 
 def _scale_tensors(pyramid: SinGANPyramid, k: int) -> dict[str, torch.Tensor]:
@@ -514,7 +522,7 @@ def _expect_tensor(file: Path, tensors: dict[str, torch.Tensor], key: str, shape
 
 def _load_state(file: Path, net: torch.nn.Module, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
     expected = net.state_dict()
-    got = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
+    got = {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
     missing = [name for name in expected if name not in got]
     unexpected = [name for name in got if name not in expected]
     if missing or unexpected:
@@ -522,7 +530,9 @@ def _load_state(file: Path, net: torch.nn.Module, prefix: str, tensors: dict[str
         if missing:
             parts.append(f"missing {', '.join(prefix + n for n in missing[:3])}{' ...' if len(missing) > 3 else ''}")
         if unexpected:
-            parts.append(f"unexpected {', '.join(prefix + n for n in unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+            parts.append(
+                f"unexpected {', '.join(prefix + n for n in unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}"
+            )
         raise ModelLoadError(f"{file}: state dict key mismatch ({'; '.join(parts)})")
     for name, t in expected.items():
         if got[name].shape != t.shape:
@@ -565,7 +575,9 @@ def load_pyramid(path: str | os.PathLike, device: torch.device | str = "cpu") ->
     for k in range(meta.scales_done):
         file = path / _scale_files(meta)[k]
         if not file.is_file():
-            raise ModelLoadError(f"{path}: scale file {file.name} is missing ({META_FILE} says {meta.scales_done} scales are done)")
+            raise ModelLoadError(
+                f"{path}: scale file {file.name} is missing ({META_FILE} says {meta.scales_done} scales are done)"
+            )
         tensors = _load_tensors(file)
         shape = (1, 3, *sizes[k])
         z_opt = _expect_tensor(file, tensors, "z_opt", shape)
@@ -631,7 +643,9 @@ def load_full_source(path: str | os.PathLike, meta: ModelMeta | None = None) -> 
         raise ModelLoadError(f"{file}: missing file ({META_FILE} records a full-resolution source)")
     data = file.read_bytes()
     if hashlib.sha256(data).hexdigest() != info.sha256:
-        raise ModelLoadError(f"{file}: corrupt full-resolution source (its SHA-256 differs from the one in {META_FILE})")
+        raise ModelLoadError(
+            f"{file}: corrupt full-resolution source (its SHA-256 differs from the one in {META_FILE})"
+        )
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
@@ -639,5 +653,7 @@ def load_full_source(path: str | os.PathLike, meta: ModelMeta | None = None) -> 
     except (UnidentifiedImageError, OSError) as exc:
         raise ModelLoadError(f"{file}: corrupt full-resolution source ({exc})") from None
     if array.shape[:2] != (info.height, info.width):
-        raise ModelLoadError(f"{file}: is {array.shape[1]}x{array.shape[0]} px, {META_FILE} says {info.width}x{info.height}")
+        raise ModelLoadError(
+            f"{file}: is {array.shape[1]}x{array.shape[0]} px, {META_FILE} says {info.width}x{info.height}"
+        )
     return from_uint8(array)

@@ -109,7 +109,9 @@ def super_resolve(pyramid: SinGANPyramid, factor: float, *, consistent: bool = T
     return x.clamp(-1, 1)
 
 
-def back_project(high: torch.Tensor, low: torch.Tensor, mode: PaddingMode = "zeros", steps: int = BACK_PROJECTION_STEPS) -> torch.Tensor:
+def back_project(
+    high: torch.Tensor, low: torch.Tensor, mode: PaddingMode = "zeros", steps: int = BACK_PROJECTION_STEPS
+) -> torch.Tensor:
     """Iterative back-projection: ``high += up(low - down(high))``, ``steps`` times.
 
     Args:

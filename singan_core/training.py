@@ -256,11 +256,18 @@ def train_scale(
             for scheduler in schedulers:
                 scheduler.step()
             if on_progress is not None and (it % report_every == 0 or it == cfg.iterations):
-                on_progress(TrainProgress(
-                    scale=k, num_scales=pyramid.num_scales, iteration=it, iterations=cfg.iterations,
-                    loss_d=loss_d.item(), loss_g=loss_g.item(), loss_rec=loss_rec.item(),
-                    seconds=time.perf_counter() - start,
-                ))
+                on_progress(
+                    TrainProgress(
+                        scale=k,
+                        num_scales=pyramid.num_scales,
+                        iteration=it,
+                        iterations=cfg.iterations,
+                        loss_d=loss_d.item(),
+                        loss_g=loss_g.item(),
+                        loss_rec=loss_rec.item(),
+                        seconds=time.perf_counter() - start,
+                    )
+                )
     finally:
         for net in earlier:
             net.requires_grad_(False)

@@ -58,6 +58,7 @@ __all__ = [
     "write_samples",
 ]
 
+
 @contextlib.contextmanager
 def demo_image() -> Iterator[Path]:
     """A filesystem path of the bundled demo image (``singan_core/data/demo.png``)."""
@@ -113,7 +114,9 @@ def start_training(
     return TrainJob(out_dir, pyramid, meta, fresh=True, created_dir=created_dir)
 
 
-def resume_training(model_dir: str | os.PathLike, device: torch.device, image_path: str | os.PathLike | None = None) -> TrainJob:
+def resume_training(
+    model_dir: str | os.PathLike, device: torch.device, image_path: str | os.PathLike | None = None
+) -> TrainJob:
     """Load a (partially) trained model directory to continue training it.
 
     Args:
@@ -316,4 +319,3 @@ def evaluate(
     if sifid_weights is not None:
         score = statistics.fmean(sifid(real, s[None], sifid_weights) for s in samples)
     return EvalResult(patch_swd=swd, diversity=diversity, sifid=score)
-

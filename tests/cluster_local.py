@@ -30,7 +30,12 @@ from typing import Iterator
 START_TIMEOUT = 60.0
 """Seconds ``ray start`` may take to open its GCS port."""
 
-_PORT_OPTIONS = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
+_PORT_OPTIONS = (
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+)
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,26 @@ def local_head(num_cpus: int, log: Path) -> Iterator[LocalHead]:
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's Unix sockets live under it
     gcs = _free_port()
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-               "--port", str(gcs), "--num-cpus", str(num_cpus), "--num-gpus", "0", "--include-dashboard", "false",
-               "--disable-usage-stats", "--temp-dir", str(temp), *[str(a) for o in _PORT_OPTIONS for a in (o, _free_port())]]
+    command = [
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(gcs),
+        "--num-cpus",
+        str(num_cpus),
+        "--num-gpus",
+        "0",
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+        "--temp-dir",
+        str(temp),
+        *[str(a) for o in _PORT_OPTIONS for a in (o, _free_port())],
+    ]
     with open(log, "w") as out:
         # Ray starts its workers at nice 15 (RAY_worker_niceness); here they compete for the CPU
         # on the same terms as the daemon's own worker (nice 0), for the tests and the bench
@@ -123,7 +145,9 @@ class LocalCluster:
         """Start the head on the cluster's GCS port (again, after :meth:`kill` of ``"head"``), with
         ``num_cpus`` CPUs (default: ``head_cpus``). Worker nodes of a lost head do not rejoin."""
         cpus = self.head_cpus if num_cpus is None else num_cpus
-        self._start("head", ["--head", "--port", str(self.gcs), "--num-cpus", str(cpus), "--include-dashboard", "false"])
+        self._start(
+            "head", ["--head", "--port", str(self.gcs), "--num-cpus", str(cpus), "--include-dashboard", "false"]
+        )
         return "head"
 
     def node_of(self, pid: int) -> str | None:
@@ -153,9 +177,20 @@ class LocalCluster:
 
     def _start(self, name: str, options: list[str]) -> None:
         temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's Unix sockets live under it
-        command = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--node-ip-address", "127.0.0.1",
-                   *options, "--num-gpus", "0", "--disable-usage-stats", "--temp-dir", str(temp),
-                   *[str(a) for o in _PORT_OPTIONS for a in (o, _free_port())]]
+        command = [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            *options,
+            "--num-gpus",
+            "0",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(temp),
+            *[str(a) for o in _PORT_OPTIONS for a in (o, _free_port())],
+        ]
         log = self.log_dir / f"{name}-{sum(1 for _ in self.log_dir.glob(name + '-*.log')) + 1}.log"
         with open(log, "w") as out:
             env = dict(os.environ, **self.env, OMP_NUM_THREADS="1", RAY_worker_niceness="0")
@@ -166,7 +201,9 @@ class LocalCluster:
             while not _port_open(self.gcs):
                 if process.poll() is not None or time.monotonic() > deadline:
                     self.kill(name)
-                    raise RuntimeError(f"ray start did not come up (exit status {process.poll()}): {log.read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"ray start did not come up (exit status {process.poll()}): {log.read_text()[-2000:]}"
+                    )
                 time.sleep(0.2)
 
 

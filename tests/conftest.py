@@ -24,8 +24,20 @@ IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 TRAIN_IMAGE = "chelsea.png"
 
 
-TRAINING_FIXTURES = frozenset({"tiny_trained", "chelsea_model", "tiny_model_of", "sr_model", "tiny_model", "served_model",
-                               "served", "brick_daemon", "ray_cluster", "brick_model_dir"})
+TRAINING_FIXTURES = frozenset(
+    {
+        "tiny_trained",
+        "chelsea_model",
+        "tiny_model_of",
+        "sr_model",
+        "tiny_model",
+        "served_model",
+        "served",
+        "brick_daemon",
+        "ray_cluster",
+        "brick_model_dir",
+    }
+)
 """Fixtures that train a model (directly, or through a daemon): a test that uses one is ``slow``."""
 
 
@@ -177,18 +189,38 @@ class DaemonProcess:
     """``singan serve`` running in a subprocess on a free loopback port (see :func:`start_daemon`)."""
 
     def __init__(self, store: Path, *args: str, log: Path | None = None):
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(
+            os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
+        )
         self.store = store
         self.log = log or store.parent / f"{store.name}-daemon.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "singan_cli.cli", "serve", "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
-             "--log-file", str(self.log), "--log-level", "info", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "singan_cli.cli",
+                "serve",
+                "--endpoint",
+                "tcp://127.0.0.1:*",
+                "--store",
+                str(store),
+                "--log-file",
+                str(self.log),
+                "--log-level",
+                "info",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
         )
         line = self.proc.stdout.readline()  # "listening on tcp://127.0.0.1:PORT"
         if not line.startswith("listening on "):
             self.proc.kill()
-            raise RuntimeError(f"daemon did not start: {line!r}; log: {self.log.read_text() if self.log.exists() else ''}")
+            raise RuntimeError(
+                f"daemon did not start: {line!r}; log: {self.log.read_text() if self.log.exists() else ''}"
+            )
         self.endpoint = line.split()[-1]
 
     def client(self, **kwargs):
@@ -263,7 +295,9 @@ def served_model(tmp_path_factory, shared_images) -> ServedModel:
 def submit_training(client, image: Path, name: str, events: list | None = None, **params):
     """Submit a tiny-preset training of ``image`` through ``client``; progress events are appended to ``events``."""
     on_progress = None if events is None else (lambda job, event: events.append(event))
-    return client.submit("train", {"name": name, "preset": "tiny", **params}, [wire_image(image)], on_progress=on_progress)
+    return client.submit(
+        "train", {"name": name, "preset": "tiny", **params}, [wire_image(image)], on_progress=on_progress
+    )
 
 
 def wait_for(condition, timeout: float, what: str, poll=None) -> None:

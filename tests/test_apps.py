@@ -81,7 +81,9 @@ def assert_harmonized(result: torch.Tensor, composite: torch.Tensor, mask: torch
     assert gradient_correlation(result, composite, mask) > 0.6
 
 
-def region_ring_distances(before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, width: float) -> list[tuple[float, float]]:
+def region_ring_distances(
+    before: torch.Tensor, after: torch.Tensor, mask: torch.Tensor, width: float
+) -> list[tuple[float, float]]:
     """:func:`ring_distance` of each connected region of ``mask`` against its own ring, before and after."""
     labels, n = ndimage.label(mask[0, 0].numpy())
     regions = [torch.from_numpy(labels == i)[None, None] for i in range(1, n + 1)]
@@ -114,7 +116,9 @@ def test_injection_enters_at_the_coarser_scales_resolution(chelsea_model):
     upsampled, as a coarser output); with noise off it is deterministic and keeps x's layout."""
     real = chelsea_model.reals[-1]
     last = chelsea_model.num_scales - 1
-    expected = chelsea_model.generators[last](torch.zeros_like(real), resize(resize(real, chelsea_model.sizes[last - 1]), real.shape[-2:]))
+    expected = chelsea_model.generators[last](
+        torch.zeros_like(real), resize(resize(real, chelsea_model.sizes[last - 1]), real.shape[-2:])
+    )
     torch.testing.assert_close(inject(chelsea_model, real, last, noise=False), expected.clamp(-1, 1))
     for k in range(1, chelsea_model.num_scales):
         out = inject(chelsea_model, real, k, noise=False)
@@ -138,7 +142,11 @@ def test_injection_scale_out_of_range_is_named(chelsea_model):
 @pytest.fixture(scope="module")
 def starry(tiny_model_of, shared_images):
     ref = shared_images / "reference"
-    return tiny_model_of(ref / "starry_night.png"), load_image(ref / "starry_night_naive.png"), load_mask(ref / "starry_night_naive_mask.png")
+    return (
+        tiny_model_of(ref / "starry_night.png"),
+        load_image(ref / "starry_night_naive.png"),
+        load_mask(ref / "starry_night_naive_mask.png"),
+    )
 
 
 def test_harmonization_reference_pair(starry, tmp_path):
@@ -222,7 +230,10 @@ def test_editing_reference_pair(tiny_model_of, shared_images, tmp_path):
     ref = shared_images / "reference"
     pyramid = tiny_model_of(ref / "stone.png")
     edited, mask = load_image(ref / "stone_edit.png"), load_mask(ref / "stone_edit_mask.png")
-    for image, m, name in ((edited, mask, "1x"), (upscale(edited, 2), F.interpolate(mask.float(), scale_factor=2) > 0.5, "2x")):
+    for image, m, name in (
+        (edited, mask, "1x"),
+        (upscale(edited, 2), F.interpolate(mask.float(), scale_factor=2) > 0.5, "2x"),
+    ):
         result = edit(pyramid, image, m)
         save_image(result.image, tmp_path / f"stone_edited_{name}.png")
         save_image(result.unmasked, tmp_path / f"stone_edited_{name}_unmasked.png")
@@ -270,7 +281,10 @@ def test_paint_to_image_moves_the_paint_towards_the_image(cows, tmp_path):
     for name, paint in paints.items():
         for quantize in (False, True):
             out = paint_to_image(pyramid, paint, quantize=quantize)
-            save_image(torch.cat([resize(paint, out.shape[-2:]), out], 3), tmp_path / f"cows_paint_{name}{'_quantized' if quantize else ''}.png")
+            save_image(
+                torch.cat([resize(paint, out.shape[-2:]), out], 3),
+                tmp_path / f"cows_paint_{name}{'_quantized' if quantize else ''}.png",
+            )
             assert out.shape[-2:] == tuple(working_sizes(pyramid, *paint.shape[-2:])[-1])
             assert patch_swd(out, real) < patch_swd(resize(paint, out.shape[-2:]), real)
             # the paint's layout survives; measured 0.70-0.83 over seeds 0, 1 (ignoring it: <= 0.39)
@@ -295,7 +309,7 @@ def test_sr_steps_divide_the_factor():
     assert sr_steps(4) == (6, pytest.approx(2 ** (-1 / 3)))
     for factor in (1.25, 1.5, 3.0, 5.5):
         k, r = sr_steps(factor)
-        assert r ** -k == pytest.approx(factor) and 0.75 < r < 0.85
+        assert r**-k == pytest.approx(factor) and 0.75 < r < 0.85
     with pytest.raises(ValueError, match="factor"):
         sr_steps(1.1)
 
@@ -366,7 +380,9 @@ def test_animation_moves_smoothly(chelsea_model, tmp_path):
 
 def test_layout_at_the_training_size_is_the_reconstruction(chelsea_model):
     for stop in range(1, chelsea_model.num_scales):
-        assert torch.allclose(layout(chelsea_model, list(chelsea_model.sizes), stop), reconstruct(chelsea_model, stop), atol=1e-6)
+        assert torch.allclose(
+            layout(chelsea_model, list(chelsea_model.sizes), stop), reconstruct(chelsea_model, stop), atol=1e-6
+        )
 
 
 def test_panorama_with_a_finer_start_scale(chelsea_model, tmp_path):
@@ -380,7 +396,9 @@ def test_panorama_with_a_finer_start_scale(chelsea_model, tmp_path):
     save_image(torch.cat(list(wide), 1), tmp_path / "panorama_3to1.png")
     assert wide.shape[-2:] == (h, round(w * scale_w)) == sample_sizes(chelsea_model, 1, scale_w)[-1]
     free = sample(chelsea_model, 4, gen_start_scale=0, seed=0)
-    assert np.median([patch_swd(x[None], real) for x in wide]) < 1.5 * np.median([patch_swd(x[None], real) for x in free])
+    assert np.median([patch_swd(x[None], real) for x in wide]) < 1.5 * np.median(
+        [patch_swd(x[None], real) for x in free]
+    )
     left = (wide.shape[-1] - w) // 2
     centre = wide[..., left : left + w]
     stretched_centre = resize(real, wide.shape[-2:])[..., left : left + w]

@@ -38,8 +38,10 @@ WHEEL_SITE = ".local/lib/python3.11/site-packages"
 if not BLENDER_PYTHON.exists():
     if os.environ.get("CI") == "true":
         pytest.fail(f"the Blender Python {BLENDER_PYTHON} is missing (run .ci/install-hosts)", pytrace=False)
-    pytest.skip(f"no Blender Python at {BLENDER_PYTHON} (set SINGAN_BLENDER_PYTHON or run .ci/install-hosts)",
-                allow_module_level=True)
+    pytest.skip(
+        f"no Blender Python at {BLENDER_PYTHON} (set SINGAN_BLENDER_PYTHON or run .ci/install-hosts)",
+        allow_module_level=True,
+    )
 
 # pytest-timeout: the first test builds the extension zip (wheel downloads on a cold cache)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -48,10 +50,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 def run_harness(script: str, *args, env: dict, workdir: Path, timeout: float = 300) -> dict:
     """Run ``tests/blender_harness/<script>.py ARGS OUT.json`` with the Blender Python; its JSON."""
     out = workdir / f"{script}.json"
-    done = subprocess.run([str(BLENDER_PYTHON), str(HARNESS / f"{script}.py"), *map(str, args), str(out)],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [str(BLENDER_PYTHON), str(HARNESS / f"{script}.py"), *map(str, args), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if not out.exists():
-        pytest.fail(f"{script}.py wrote no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        pytest.fail(
+            f"{script}.py wrote no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     result = json.loads(out.read_text())
     if "traceback" in result:
         pytest.fail(f"{script}.py failed:\n{result['traceback']}\n{done.stdout[-2000:]}")
@@ -67,8 +76,13 @@ def rgba(data: bytes, width: int, height: int) -> np.ndarray:
 def extension_zip(tmp_path_factory) -> Path:
     """The zip ``python -m blender_addon.build`` makes (downloads the wheels: needs PyPI or pip's cache)."""
     out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run([sys.executable, "-m", "blender_addon.build", "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "blender_addon.build", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip().splitlines()[-1])
 
@@ -79,10 +93,17 @@ def blender_env(tmp_path_factory) -> dict:
     project's Python environment."""
     home = tmp_path_factory.mktemp("blender_home")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("BLENDER_", "PYTHON", "XDG_"))}
-    env.update(HOME=str(home), BLENDER_USER_SCRIPTS=str(home / "scripts"), BLENDER_USER_EXTENSIONS=str(home / "extensions"),
-               BLENDER_USER_CONFIG=str(home / "config"), BLENDER_USER_DATAFILES=str(home / "datafiles"),
-               XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"), OMP_NUM_THREADS="1",
-               SINGAN_CREDENTIALS_DIR=str(credentials_dir()))  # the same user's token as the daemon's (issue 29)
+    env.update(
+        HOME=str(home),
+        BLENDER_USER_SCRIPTS=str(home / "scripts"),
+        BLENDER_USER_EXTENSIONS=str(home / "extensions"),
+        BLENDER_USER_CONFIG=str(home / "config"),
+        BLENDER_USER_DATAFILES=str(home / "datafiles"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        OMP_NUM_THREADS="1",
+        SINGAN_CREDENTIALS_DIR=str(credentials_dir()),
+    )  # the same user's token as the daemon's (issue 29)
     return env
 
 
@@ -112,11 +133,14 @@ class SceneRun:
 @pytest.fixture(scope="module")
 def scene_run(installed, served_model, blender_env, tmp_path_factory, artifacts) -> SceneRun:
     workdir = tmp_path_factory.mktemp("scene")
-    result = run_harness("scene", served_model.daemon.endpoint, served_model.model, workdir, env=blender_env, workdir=workdir)
+    result = run_harness(
+        "scene", served_model.daemon.endpoint, served_model.model, workdir, env=blender_env, workdir=workdir
+    )
     width, height = result["plate"]["size"]
     side = result["texture"]["state"]["image"]["size"][0]
     run = SceneRun(
-        result, workdir / "scene.blend",
+        result,
+        workdir / "scene.blend",
         rgba((workdir / "plate.rgba").read_bytes(), width, height),
         rgba((workdir / "plate_blender.rgba").read_bytes(), width, height),
         rgba((workdir / "texture.rgba").read_bytes(), side, side),
@@ -161,8 +185,20 @@ def job_run(installed, served_model, shared_images, blender_env, tmp_path_factor
     workdir = tmp_path_factory.mktemp("jobs")
     doomed = DaemonProcess(workdir / "doomed-store")
     try:
-        return JobRun(run_harness("job_control", served_model.daemon.endpoint, closed_endpoint(), shared_images / TRAIN_IMAGE,
-                                  doomed.endpoint, doomed.proc.pid, workdir, env=blender_env, workdir=workdir), workdir)
+        return JobRun(
+            run_harness(
+                "job_control",
+                served_model.daemon.endpoint,
+                closed_endpoint(),
+                shared_images / TRAIN_IMAGE,
+                doomed.endpoint,
+                doomed.proc.pid,
+                workdir,
+                env=blender_env,
+                workdir=workdir,
+            ),
+            workdir,
+        )
     finally:
         doomed.kill()
 
@@ -190,8 +226,16 @@ def library_sample(served_model, params: dict) -> np.ndarray:
     pyramid = library_model(served_model, params["model"])
     source = model_lift_source(path, pyramid, read_meta(path))
     with torch.no_grad():
-        x = sample_full_resolution(pyramid, source, height=params["height"], width=params["width"], feature_scale=params["feature_scale"],
-                                   gen_start_scale=params["gen_start_scale"], seed=params["seed"], padding_mode=params.get("padding"))
+        x = sample_full_resolution(
+            pyramid,
+            source,
+            height=params["height"],
+            width=params["width"],
+            feature_scale=params["feature_scale"],
+            gen_start_scale=params["gen_start_scale"],
+            seed=params["seed"],
+            padding_mode=params.get("padding"),
+        )
     return to_uint8(x)
 
 
@@ -211,7 +255,10 @@ def test_zip_has_manifest_client_and_wheels_for_every_platform(extension_zip):
     assert manifest["blender_version_min"] == "4.2.0"
     assert "network" in manifest["permissions"]
     assert not any("__pycache__" in name for name in names)
-    assert not any(re.search(r"^\s*(import|from)\s+(torch|pydantic|singan_core)\b", text, re.MULTILINE) for text in sources.values())
+    assert not any(
+        re.search(r"^\s*(import|from)\s+(torch|pydantic|singan_core)\b", text, re.MULTILINE)
+        for text in sources.values()
+    )
     assert manifest["platforms"] == ["linux-x64", "windows-x64", "macos-arm64", "macos-x64"]
     wheels = [path.removeprefix("./") for path in manifest["wheels"]]
     assert set(wheels) <= names and all("-cp311-" in wheel for wheel in wheels)
@@ -226,7 +273,15 @@ def test_zip_installs_and_registers(installed):
     assert installed["module_file"].startswith(installed["extensions_dir"])
     assert all(installed["registered"].values()), installed["registered"]
     assert installed["panels"] == {"SINGAN_PT_world": True, "SINGAN_PT_sidebar": True}
-    assert installed["operators"] == ["cancel_job", "connect", "generate_plate", "generate_texture", "super_resolve", "train", "view_standard"]
+    assert installed["operators"] == [
+        "cancel_job",
+        "connect",
+        "generate_plate",
+        "generate_texture",
+        "super_resolve",
+        "train",
+        "view_standard",
+    ]
     assert installed["scene_settings"]
     # Blender extracted only the wheels of this platform (Linux x86_64) into its extensions site-packages
     site = installed["wheel_site_packages"]
@@ -291,15 +346,24 @@ def test_each_new_seed_keeps_the_earlier_plates_as_images(scene_run):
     for key in ("world_nodes", "world_links", "planes", "objects", "materials"):
         assert first[key] == second[key], key
     assert len(second["camera_images"]) == 1 and second["world_image"] == "chelsea plate seed 2"  # the newest assigned
-    assert first["images"] == ["chelsea plate seed 1"] and second["images"] == ["chelsea plate seed 1", "chelsea plate seed 2"]
+    assert first["images"] == ["chelsea plate seed 1"] and second["images"] == [
+        "chelsea plate seed 1",
+        "chelsea plate seed 2",
+    ]
     # seed 3 (environment), then seed 2 again: three plates, one image per seed
-    assert scene_run.result["final"]["state"]["images"] == ["chelsea plate seed 1", "chelsea plate seed 2", "chelsea plate seed 3"]
+    assert scene_run.result["final"]["state"]["images"] == [
+        "chelsea plate seed 1",
+        "chelsea plate seed 2",
+        "chelsea plate seed 3",
+    ]
 
 
 def test_daemon_errors_are_reported_and_leave_the_scene_alone(scene_run):
     bad = scene_run.result["bad_scale"]
     assert bad["result"] is None, bad
-    assert "Background plate failed: the daemon refused: params.gen_start_scale: must be in 0..2" in bad["error"], bad["error"]
+    assert "Background plate failed: the daemon refused: params.gen_start_scale: must be in 0..2" in bad["error"], bad[
+        "error"
+    ]
     assert bad["state"] == scene_run.result["final"]["state"]
 
 
@@ -319,7 +383,9 @@ def test_plate_pixels_are_the_daemons(scene_run, served_model):
 def test_saved_blend_keeps_the_packed_plate(reopened, scene_run):
     result, workdir = reopened
     assert not result["addon_enabled"]
-    assert result["plate"]["packed"] and result["plate"]["name"] == scene_run.result["plate"]["name"]  # packed by the save
+    assert (
+        result["plate"]["packed"] and result["plate"]["name"] == scene_run.result["plate"]["name"]
+    )  # packed by the save
     assert result["texture"]["packed"] and not result["plate"]["tags"].get("singan_pack_on_save")
     assert result["world_links"] == scene_run.result["final"]["state"]["world_links"]
     assert result["camera_images"] == [result["plate"]["name"]] and result["plane_images"] == [result["plate"]["name"]]
@@ -347,7 +413,7 @@ def test_cycles_render_shows_the_plate_in_the_corners(scene_run, render):
     # in the left and right fifths (the cube stands in the middle) the render is the plate, not a flipped or mirrored one
     width = image.shape[1]
     sides = np.zeros(image.shape[:2], bool)
-    sides[:, : width // 5] = sides[:, width - width // 5:] = True
+    sides[:, : width // 5] = sides[:, width - width // 5 :] = True
     error = np.abs(image - expected)[sides].mean()  # seen: 2.5 (antialiasing), 14-15 for a flipped or mirrored plate
     assert error < 5, error
     for wrong in (scene_run.plate[::-1], scene_run.plate[:, ::-1]):
@@ -361,8 +427,12 @@ def seams(tile: np.ndarray) -> tuple[float, float, float, float]:
     """Mean absolute difference across the wrap-around seams (last column vs first, last row vs
     first), and the median of the same between interior neighbour columns and rows, 0..255."""
     tile = tile[..., :3].astype(float)
-    return (np.abs(tile[:, -1] - tile[:, 0]).mean(), np.abs(tile[-1] - tile[0]).mean(),
-            np.median(np.abs(np.diff(tile, axis=1)).mean(axis=(0, 2))), np.median(np.abs(np.diff(tile, axis=0)).mean(axis=(1, 2))))
+    return (
+        np.abs(tile[:, -1] - tile[:, 0]).mean(),
+        np.abs(tile[-1] - tile[0]).mean(),
+        np.median(np.abs(np.diff(tile, axis=1)).mean(axis=(0, 2))),
+        np.median(np.abs(np.diff(tile, axis=0)).mean(axis=(1, 2))),
+    )
 
 
 def test_seamless_texture_tiles_and_is_linked(scene_run, served_model):
@@ -375,7 +445,9 @@ def test_seamless_texture_tiles_and_is_linked(scene_run, served_model):
     assert state["extension"] == "REPEAT" and state["repeat"] == [3.0, 3.0, 1.0]
     assert state["image"]["pack_on_save"] and state["image"]["size"] == [64, 64]
     assert state["nodes"] == scene_run.result["texture_first"]["state"]["nodes"]  # regenerating adds no nodes
-    assert state["images"].count(state["image"]["name"]) == 1 and not any("tile seed 0" in name for name in state["images"])
+    assert state["images"].count(state["image"]["name"]) == 1 and not any(
+        "tile seed 0" in name for name in state["images"]
+    )
     assert scene_run.result["texture_params"]["padding"] == "circular"
     assert np.array_equal(scene_run.texture_in_blender, scene_run.texture)
 
@@ -403,9 +475,13 @@ def fullres_run(installed, served_model, blender_env, shared_images, tmp_path_fa
 
     image = shared_images / "coffee.png"
     with served_model.daemon.client() as client:
-        model = client.submit("train", {"name": "coffee", "preset": "tiny"}, [wire_image(image)]).wait(timeout=600)["model"]["id"]
+        model = client.submit("train", {"name": "coffee", "preset": "tiny"}, [wire_image(image)]).wait(timeout=600)[
+            "model"
+        ]["id"]
     workdir = tmp_path_factory.mktemp("fullres")
-    result = run_harness("fullres", served_model.daemon.endpoint, model, image, workdir, env=blender_env, workdir=workdir)
+    result = run_harness(
+        "fullres", served_model.daemon.endpoint, model, image, workdir, env=blender_env, workdir=workdir
+    )
     width, height = result["plate_size"]
     result["plate_pixels"] = rgba((workdir / "plate.rgba").read_bytes(), width, height)
     result["texture_pixels"] = rgba((workdir / "texture.rgba").read_bytes(), 128, 128)
@@ -468,7 +544,10 @@ def test_with_the_daemon_stopped_connect_returns_at_once_and_shows_unreachable(j
     connect = job_run.result["stopped_connect"]
     assert connect["result"] == ["FINISHED"] and connect["seconds"] < RETURNS_AT_ONCE_S, connect
     assert connect["states"] == ["connecting", "unreachable"] and connect["until"] < UNREACHABLE_SHOWN_S, connect
-    assert connect["status"].startswith("unreachable: no answer from the SinGAN daemon") and "singan serve" in connect["status"]
+    assert (
+        connect["status"].startswith("unreachable: no answer from the SinGAN daemon")
+        and "singan serve" in connect["status"]
+    )
     # the panels' connection line and Blender's status bar say so (drawn from the session, no network)
     status = connect["status"]
     assert connect["shown"]["panel"] == [[status[0].upper() + status[1:], "ERROR"]], connect["shown"]
@@ -501,7 +580,9 @@ def test_connect_shows_the_daemons_version_device_and_models(job_run, served_mod
     assert (connect["info"]["server_version"], connect["info"]["device"]) == (hello["server_version"], hello["device"])
     assert connect["info"]["instance"] == hello["instance"] and served_model.model in connect["models"]
     assert connect["status"] == f"connected: SinGAN daemon {hello['server_version']} on {hello['device']}"
-    assert connect["shown"]["panel"] == [[f"Connected: SinGAN daemon {hello['server_version']} on {hello['device']}", "CHECKMARK"]]
+    assert connect["shown"]["panel"] == [
+        [f"Connected: SinGAN daemon {hello['server_version']} on {hello['device']}", "CHECKMARK"]
+    ]
     assert connect["shown"]["status_bar"] == []  # connected and idle: nothing to say
 
 
@@ -583,15 +664,24 @@ def test_daemon_killed_during_a_training_is_reported_as_stopped_and_esc_ends_the
 def plates_run(installed, served_model, shared_images, blender_env, tmp_path_factory, artifacts) -> tuple[dict, Path]:
     workdir = tmp_path_factory.mktemp("plates")
     photo = shared_images / "reference" / "mountains3.png"
-    result = run_harness("plates", served_model.daemon.endpoint, served_model.model, photo, workdir, env=blender_env, workdir=workdir)
+    result = run_harness(
+        "plates", served_model.daemon.endpoint, served_model.model, photo, workdir, env=blender_env, workdir=workdir
+    )
     width, height = result["instant_size"]
-    Image.fromarray(rgba((workdir / "instant.rgba").read_bytes(), width, height)[..., :3]).save(artifacts / "instant_plate.png")
+    Image.fromarray(rgba((workdir / "instant.rgba").read_bytes(), width, height)[..., :3]).save(
+        artifacts / "instant_plate.png"
+    )
     return result, workdir
 
 
 def test_default_plate_is_the_photos_layout_at_the_renders_resolution(plates_run):
     result, _ = plates_run
-    assert result["defaults"] == {"layout": "FITTED", "render_size": True, "targets": ["WORLD"], "view_transform": "AgX"}
+    assert result["defaults"] == {
+        "layout": "FITTED",
+        "render_size": True,
+        "targets": ["WORLD"],
+        "view_transform": "AgX",
+    }
     run = result["default_plate"]
     assert run["result"] == ["FINISHED"], run["error"]
     assert run["size"] == [384, 216]  # 768 x 432 at 50 %
@@ -630,7 +720,11 @@ def test_every_feature_scale_of_the_range_makes_a_plate(plates_run):
     result, _ = plates_run
     for run in result["feature_scales"]:
         assert run["result"] == ["FINISHED"], (run["scale"], run["error"])
-        assert run["size"] == [320, 180] and run["params"]["feature_scale"] == pytest.approx(run["scale"]) and "plate" not in run["params"]
+        assert (
+            run["size"] == [320, 180]
+            and run["params"]["feature_scale"] == pytest.approx(run["scale"])
+            and "plate" not in run["params"]
+        )
 
 
 def test_view_transform_hint_sets_standard(plates_run):
@@ -648,7 +742,9 @@ def test_a_4k_plate_arrives_without_encoding_a_png(plates_run):
     result, _ = plates_run
     assert result["arrival_4k_world"] == "4K plate"
     # packing on arrival (PNG encoding, seconds of CPU) waits for the save: the order, not the clock
-    assert result["arrival_4k_packed"] is False and result["packed_after_save"]["4K plate"] is True, result["packed_after_save"]
+    assert result["arrival_4k_packed"] is False and result["packed_after_save"]["4K plate"] is True, result[
+        "packed_after_save"
+    ]
     # CPU seconds (the wall time of a loaded machine is mostly waiting): 10x the measured cost
     # (ARRIVAL_4K_CPU_S, docs/benchmarks.md) is the "never blocks" bound; packing on arrival (PNG
     # encoding) took seconds of CPU
@@ -676,7 +772,9 @@ def models_run(installed, shared_images, blender_env, tmp_path_factory) -> dict:
     restarter = threading.Thread(target=restart, daemon=True)
     restarter.start()
     try:
-        result = run_harness("models", endpoint, shared_images / TRAIN_IMAGE, env=blender_env, workdir=workdir, timeout=1700)
+        result = run_harness(
+            "models", endpoint, shared_images / TRAIN_IMAGE, env=blender_env, workdir=workdir, timeout=1700
+        )
         result["log"] = daemons[0].log.read_text() if daemons[0].log.exists() else ""  # both daemons log there
         return result
     finally:
@@ -707,7 +805,9 @@ def test_resume_from_the_panel_trains_the_model_to_the_end(models_run):
     model = models_run["interrupt"]["model"]
     assert run["model"] == model and run["status"] == "ready" and run["scene_model"] == model
     assert any(phase.startswith("Training: scale 2 of 2") for phase in run["phases"]), run["phases"]
-    assert not any(phase.startswith("Training: scale 1 of 2") for phase in run["phases"]), run["phases"]  # the saved scale is kept
+    assert not any(phase.startswith("Training: scale 1 of 2") for phase in run["phases"]), run[
+        "phases"
+    ]  # the saved scale is kept
     fractions = [fraction for fraction in run["fractions"] if fraction is not None]
     assert fractions[0] > 0.0 and fractions[-1] == 1.0  # it started from the saved scales, not from zero
     assert run["panel"] == {"shown": [], "buttons": []}  # no longer interrupted
@@ -730,7 +830,7 @@ def test_a_daemon_stopped_mid_training_is_reported_and_followed_after_its_restar
     assert seen["phase"] == stopped and seen["seconds_after_stop"] < 10.0, seen
     assert [f"SinGAN: {stopped}", "TIME"] in seen["panel"]["status_bar"], seen["panel"]
     assert "cancelled" not in " ".join(run["phases"]), run["phases"]
-    after = run["phases"][run["phases"].index(stopped) + 1:]
+    after = run["phases"][run["phases"].index(stopped) + 1 :]
     assert any(re.match(r"Training: (resumed by the restarted daemon|\d+ %)", phase) for phase in after), run["phases"]
     assert run["result"] == ["FINISHED"] and not run["cancelled"], run
     assert run["status"] == "ready" and run["scene_model"] == run["model"] == "restart-me"
@@ -751,4 +851,3 @@ def test_the_panels_training_estimate_is_the_daemons_and_within_2x_of_the_measur
     said = int(match[1]) * (60 if match[2] == "min" else 1)
     assert [item["name"] for item in run["preset_details"] if item.get("seconds")] == ["tiny"]  # only what was trained
     assert run["modal_seconds"] / 2 <= said <= run["modal_seconds"] * 2, (said, run["modal_seconds"])
-

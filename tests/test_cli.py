@@ -24,7 +24,11 @@ def singan(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.Com
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(
         [sys.executable, "-m", "singan_cli.cli", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -121,7 +125,9 @@ BROKEN_MODELS = {"no noise": without_noise, "scrambled finest generator": with_s
 @pytest.mark.slow
 def test_train_sample_eval_end_to_end(tmp_path, shared_images):
     model = tmp_path / "model"
-    result = singan("train", shared_images / "chelsea.png", "--preset", "tiny", "--out", model, "--device", "cpu", cwd=tmp_path)
+    result = singan(
+        "train", shared_images / "chelsea.png", "--preset", "tiny", "--out", model, "--device", "cpu", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(model)
     assert (model / "model.json").is_file() and (model / "scale_02.safetensors").is_file()

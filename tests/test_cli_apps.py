@@ -57,7 +57,21 @@ def test_edit_writes_masked_and_unmasked(tmp_path, tiny_model, tiny_trained):
     Image.fromarray(cat).save(tmp_path / "edited.jpg", quality=95)
     Image.fromarray(mask).convert("RGBA").save(tmp_path / "mask.png")
     out = tmp_path / "result.png"
-    result = singan("edit", tiny_model, "--edited", tmp_path / "edited.jpg", "--mask", tmp_path / "mask.png", "--out", out, "--scale", "1", "--seed", "3", cwd=tmp_path)
+    result = singan(
+        "edit",
+        tiny_model,
+        "--edited",
+        tmp_path / "edited.jpg",
+        "--mask",
+        tmp_path / "mask.png",
+        "--out",
+        out,
+        "--scale",
+        "1",
+        "--seed",
+        "3",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     unmasked = tmp_path / "result_unmasked.png"
     assert result.stdout.split() == [str(out), str(unmasked)]
@@ -67,7 +81,9 @@ def test_edit_writes_masked_and_unmasked(tmp_path, tiny_model, tiny_trained):
 def test_paint2image(tmp_path, tiny_model, shared_images):
     out = tmp_path / "painted.webp"
     paint = shared_images / "reference" / "paint" / "cows.png"
-    result = singan("paint2image", tiny_model, "--paint", paint, "--quantize", "--colors", "4", "--out", out, cwd=tmp_path)
+    result = singan(
+        "paint2image", tiny_model, "--paint", paint, "--quantize", "--colors", "4", "--out", out, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     with Image.open(out) as im:
         assert im.format == "WEBP"
@@ -78,7 +94,9 @@ def test_paint2image(tmp_path, tiny_model, shared_images):
 
 def test_paint2image_scale_out_of_range(tmp_path, tiny_model, shared_images):
     paint = shared_images / "reference" / "paint" / "cows.png"
-    result = singan("paint2image", tiny_model, "--paint", paint, "--scale", "9", "--out", tmp_path / "p.png", cwd=tmp_path)
+    result = singan(
+        "paint2image", tiny_model, "--paint", paint, "--scale", "9", "--out", tmp_path / "p.png", cwd=tmp_path
+    )
     assert_clean_error(result, "scale: must be in 1..2")
 
 
@@ -97,7 +115,9 @@ def test_sr_trains_then_reuses_the_model(tmp_path, shared_images):
     assert result.returncode == 0, result.stderr
     assert "training" not in result.stderr
     np.testing.assert_array_equal(read(tmp_path / "again.png"), read(out))
-    result = singan("sr", tmp_path / "low.png", "--factor", "3", "--preset", "tiny", "--model", model, "--out", out, cwd=tmp_path)
+    result = singan(
+        "sr", tmp_path / "low.png", "--factor", "3", "--preset", "tiny", "--model", model, "--out", out, cwd=tmp_path
+    )
     assert_clean_error(result, "r=0.7937", "factor 3.0")
 
 

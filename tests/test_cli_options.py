@@ -28,8 +28,9 @@ BIN = Path(sys.executable).parent
 def script(name: str, *args: str | Path, cwd: Path, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
     """Run the console script ``name`` (beside this Python) with the repository first on the path."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([str(BIN / name), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, **popen)
+    return subprocess.run(
+        [str(BIN / name), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **popen
+    )
 
 
 def singan(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -54,9 +55,25 @@ def test_singan_daemon_entry_point_serves_with_device_and_cache_options(tmp_path
     store = tmp_path / "store"
     shutil.copytree(tiny_model, store / "models" / "chelsea")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([str(BIN / "singan-daemon"), "--endpoint", "tcp://127.0.0.1:*", "--store", str(store),
-                             "--log-file", str(tmp_path / "daemon.log"), "--device", "cpu", "--cache-mb", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "singan-daemon"),
+            "--endpoint",
+            "tcp://127.0.0.1:*",
+            "--store",
+            str(store),
+            "--log-file",
+            str(tmp_path / "daemon.log"),
+            "--device",
+            "cpu",
+            "--cache-mb",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("listening on "), line
@@ -79,13 +96,30 @@ def test_sample_start_scale_and_scale_h(tmp_path, tiny_trained):
     """``--gen-start-scale`` at the finest scale keeps the photo (paper sec. 4); at 0 it does not
     (the control); ``--scale-h 2`` doubles the height."""
     model = tiny_trained.path
-    real = np.asarray(Image.fromarray(read(tiny_trained.image).astype(np.uint8)).resize((48, 32), Image.BOX)).astype(int)
+    real = np.asarray(Image.fromarray(read(tiny_trained.image).astype(np.uint8)).resize((48, 32), Image.BOX)).astype(
+        int
+    )
     finest = tiny_trained.pyramid.num_scales - 1
     outs = {}
     for start in (0, finest):
-        singan("sample", model, "-n", "1", "--seed", "4", "--gen-start-scale", start, "--out", tmp_path / f"s{start}", cwd=tmp_path)
+        singan(
+            "sample",
+            model,
+            "-n",
+            "1",
+            "--seed",
+            "4",
+            "--gen-start-scale",
+            start,
+            "--out",
+            tmp_path / f"s{start}",
+            cwd=tmp_path,
+        )
         [outs[start]] = [read(p) for p in (tmp_path / f"s{start}").glob("*.png")]
-    assert distance(outs[finest], real) < 15 < distance(outs[0], real), (distance(outs[finest], real), distance(outs[0], real))
+    assert distance(outs[finest], real) < 15 < distance(outs[0], real), (
+        distance(outs[finest], real),
+        distance(outs[0], real),
+    )
     singan("sample", model, "-n", "1", "--scale-h", "2", "--out", tmp_path / "tall", cwd=tmp_path)
     [tall] = [read(p) for p in (tmp_path / "tall").glob("*.png")]
     assert tall.shape == (64, 48, 3)
@@ -100,8 +134,21 @@ def test_sample_detail_source_and_model(tmp_path, brick_model_dir):
     period = dominant_period(load_image(brick_model_dir / "full_source.png"))
     found = {}
     for detail in ("source", "model"):
-        singan("sample", brick_model_dir, "--width", "128", "--height", "128", "--detail", detail, "--seed", "1",
-               "--out", tmp_path / detail, cwd=tmp_path)
+        singan(
+            "sample",
+            brick_model_dir,
+            "--width",
+            "128",
+            "--height",
+            "128",
+            "--detail",
+            detail,
+            "--seed",
+            "1",
+            "--out",
+            tmp_path / detail,
+            cwd=tmp_path,
+        )
         [path] = (tmp_path / detail).glob("*.png")
         found[detail] = dominant_period(load_image(path))
     assert found["source"] == pytest.approx(period, rel=0.15), (found, period)
@@ -166,8 +213,25 @@ def test_animate_start_scale_alpha_and_beta(tmp_path, tiny_model):
 @pytest.mark.slow
 def test_train_options_reach_the_model_and_resume_finishes_it(tmp_path, shared_images):
     model = tmp_path / "m"
-    singan("train", shared_images / "chelsea.png", "--preset", "tiny", "--max-size", "40", "--padding", "circular",
-           "--seed", "3", "--precision", "bf16", "--out", model, "--device", "cpu", cwd=tmp_path)
+    singan(
+        "train",
+        shared_images / "chelsea.png",
+        "--preset",
+        "tiny",
+        "--max-size",
+        "40",
+        "--padding",
+        "circular",
+        "--seed",
+        "3",
+        "--precision",
+        "bf16",
+        "--out",
+        model,
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+    )
     meta = json.loads((model / "model.json").read_text())
     config = meta["config"]
     assert config["pyramid"]["max_size"] == 40 and max(meta["sizes"][-1]) == 40

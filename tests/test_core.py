@@ -149,7 +149,11 @@ def straightforward_iteration(pyramid, generator, critic, rng, noise_amp, rec_pr
     opt_d, opt_g, _ = _optimizers(generator, critic, cfg)
     z = noise_amp * draw_noise(1, real.shape[-2:], k, rng, CPU)
     noises = [draw_noise(1, pyramid.sizes[j], j, rng, CPU) for j in range(k)]  # a fresh sample of the coarser scales
-    prev = resize(generate(pyramid, noises), real.shape[-2:], pyramid.config.net.padding_mode) if k > 0 else torch.zeros_like(real)
+    prev = (
+        resize(generate(pyramid, noises), real.shape[-2:], pyramid.config.net.padding_mode)
+        if k > 0
+        else torch.zeros_like(real)
+    )
     for _ in range(cfg.d_steps):
         fake = generator(z, prev)
         loss = -critic(real).mean() + critic(fake.detach()).mean()
@@ -229,7 +233,12 @@ def test_samples_have_the_requested_shape(chelsea_model):
     out = sample(chelsea_model, n_samples=3, scale_h=1, scale_w=2, seed=1)
     assert out.shape == (3, 3, h, 2 * w)
     assert out.min() >= -1 and out.max() <= 1
-    assert sample(chelsea_model, 1, scale_h=0.5, scale_w=1.5, gen_start_scale=2).shape == (1, 3, round(h / 2), round(1.5 * w))
+    assert sample(chelsea_model, 1, scale_h=0.5, scale_w=1.5, gen_start_scale=2).shape == (
+        1,
+        3,
+        round(h / 2),
+        round(1.5 * w),
+    )
 
 
 def test_seeds_are_deterministic_and_distinct(chelsea_model):
@@ -269,25 +278,36 @@ def test_samples_match_the_patch_statistics_of_the_real_image(chelsea_model, sha
     assert sample_faults(samples, real) == []
 
     def up(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=real.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1).expand(4, -1, -1, -1)
+        return (
+            F.interpolate(x, size=real.shape[-2:], mode="bicubic", align_corners=False)
+            .clamp(-1, 1)
+            .expand(4, -1, -1, -1)
+        )
 
     gen = torch.Generator().manual_seed(0)
     controls = {  # each fails the check for the named reason (measured values beside the thresholds)
         "noise": ((0.5 * torch.randn(4, *real.shape[1:], generator=gen)).clamp(-1, 1), "patch statistics"),  # 0.11
-        "another image": (up(resize(load_image(shared_images / "coffee.png"), real.shape[-2:])), "patch statistics"),  # 0.088
+        "another image": (
+            up(resize(load_image(shared_images / "coffee.png"), real.shape[-2:])),
+            "patch statistics",
+        ),  # 0.088
         "blur": (up(resize(real, (8, 12))), "fine detail"),  # 0.106 (its patch-SWD, 0.0077, passes)
         "coarsest scale upsampled": (up(chelsea_model.reals[0]), "diversity"),  # 0 (patch-SWD 0.0006 passes)
         "reconstruction": (reconstruct(chelsea_model).clamp(-1, 1).expand(4, -1, -1, -1), "diversity"),  # 0
     }
-    save_image(torch.cat([samples[0]] + [x[0] for x, _ in controls.values()], dim=2), tmp_path / "samples_and_controls.png")
+    save_image(
+        torch.cat([samples[0]] + [x[0] for x, _ in controls.values()], dim=2), tmp_path / "samples_and_controls.png"
+    )
     for name, (images, reason) in controls.items():
         assert reason in sample_faults(images, real), name
 
 
 def test_finer_start_scale_keeps_the_layout(chelsea_model):
     real = chelsea_model.reals[-1]
-    dist = {s: F.mse_loss(sample(chelsea_model, 4, gen_start_scale=s, seed=0), real.expand(4, -1, -1, -1)).item()
-            for s in (0, chelsea_model.num_scales - 1)}
+    dist = {
+        s: F.mse_loss(sample(chelsea_model, 4, gen_start_scale=s, seed=0), real.expand(4, -1, -1, -1)).item()
+        for s in (0, chelsea_model.num_scales - 1)
+    }
     assert dist[chelsea_model.num_scales - 1] < dist[0]
 
 

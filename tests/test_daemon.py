@@ -44,7 +44,9 @@ def test_train_progress_generate_delete(served, shared_images):
 
         job = client.submit("generate", {"model": "chelsea", "n": 3, "width": 80, "height": 50, "output_order": "BGRA"})
         job.wait(timeout=60)
-        assert [(im.width, im.height, im.order, len(im.data)) for im in job.images] == [(80, 50, "BGRA", 80 * 50 * 4)] * 3
+        assert [(im.width, im.height, im.order, len(im.data)) for im in job.images] == [
+            (80, 50, "BGRA", 80 * 50 * 4)
+        ] * 3
         assert len({bytes(im.data) for im in job.images}) == 3  # three different samples
         assert all(bytes(im.data)[3::4] == b"\xff" * 4000 for im in job.images)  # opaque alpha
 
@@ -101,8 +103,11 @@ def test_harmonize_bgra_alpha_marks_the_changed_region(served, shared_images):
     pixels[100:160, 200:260, :3] = (40, 200, 250)  # BGR: an orange object
     composite = Image("image", w, h, "BGRA", pixels.tobytes())
     with daemon.client() as client:
-        job = client.submit("harmonize", {"model": "chelsea", "output_order": "BGRA", "method": "paper"},
-                            [composite, Image("mask", w, h, "GRAY", inside.tobytes())])
+        job = client.submit(
+            "harmonize",
+            {"model": "chelsea", "output_order": "BGRA", "method": "paper"},
+            [composite, Image("mask", w, h, "GRAY", inside.tobytes())],
+        )
         job.wait(timeout=60)
     out = np.frombuffer(job.images[0].data, np.uint8).reshape(h, w, 4)
     alpha = out[..., 3]
@@ -138,11 +143,16 @@ def test_a_3072_px_generate_is_refused_or_cancelled_between_scales(served):
     daemon, _ = served
     with daemon.client(timeout=30) as client:
         with pytest.raises(DaemonError) as err:
-            client.submit("generate", {"model": "chelsea", "width": 3072, "height": 3072, "detail": "model"}).wait(timeout=60)
+            client.submit("generate", {"model": "chelsea", "width": 3072, "height": 3072, "detail": "model"}).wait(
+                timeout=60
+            )
         assert (err.value.code, err.value.field) == ("too_large", "params.height"), err.value
         events: list[dict] = []
-        job = client.submit("generate", {"model": "chelsea", "width": 3072, "detail": "model"},
-                            on_progress=lambda job, event: events.append(event))
+        job = client.submit(
+            "generate",
+            {"model": "chelsea", "width": 3072, "detail": "model"},
+            on_progress=lambda job, event: events.append(event),
+        )
         scale_done = lambda: job.done or any(e["phase"] == "sampling" and e["fraction"] > 0 for e in events)  # noqa: E731
         wait_for(scale_done, 120, "the first scale", client.poll)
         assert job.cancel()
@@ -195,7 +205,10 @@ def test_sigterm_cancels_the_queue_and_keeps_finished_scales(tmp_path, shared_im
                 job.wait(timeout=10)
             assert err.value.code == "cancelled" and "shutting down" in err.value.message
     assert read_meta(store / "models" / "cat").scales_done >= 1
-    assert "brick" not in {p.name for p in (store / "models").iterdir()} or read_meta(store / "models" / "brick").scales_done == 0
+    assert (
+        "brick" not in {p.name for p in (store / "models").iterdir()}
+        or read_meta(store / "models" / "brick").scales_done == 0
+    )
 
 
 def test_watch_folder(tmp_path, shared_images):
@@ -223,14 +236,31 @@ def test_watch_folder(tmp_path, shared_images):
     assert models["slow"]["source_sha256"] == hashlib.sha256(data).hexdigest()  # trained on the complete file
 
 
-@pytest.mark.parametrize("args", [
-    ["--endpoint", "tcp://0.0.0.0:0"],
-    ["--endpoint", "tcp://0.0.0.0:0", "--allow-remote"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--endpoint", "tcp://0.0.0.0:0"],
+        ["--endpoint", "tcp://0.0.0.0:0", "--allow-remote"],
+    ],
+)
 def test_remote_bind_needs_allow_remote_and_token(tmp_path, args):
     result = subprocess.run(
-        [sys.executable, "-m", "singan_cli.cli", "serve", "--store", str(tmp_path), "--log-file", str(tmp_path / "log"), *args],
-        capture_output=True, text=True, timeout=60, cwd=REPO, env=_env_without_token(),
+        [
+            sys.executable,
+            "-m",
+            "singan_cli.cli",
+            "serve",
+            "--store",
+            str(tmp_path),
+            "--log-file",
+            str(tmp_path / "log"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=_env_without_token(),
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--allow-remote" in result.stderr.strip().splitlines()[-1]
@@ -241,15 +271,35 @@ def _env_without_token() -> dict[str, str]:
     return env | {"PYTHONPATH": str(REPO)}
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--endpoint", "tcp://127.0.0.1:0;0.0.0.0:0"], "endpoint: 'tcp://127.0.0.1:0;0.0.0.0:0' has ';'"),
-    (["--endpoint", "tcp://0.0.0.0:0", "--allow-remote", "--token", " " * 20], "token: must have at least 16 characters"),
-    (["--token", "short"], "token: must have at least 16 characters"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--endpoint", "tcp://127.0.0.1:0;0.0.0.0:0"], "endpoint: 'tcp://127.0.0.1:0;0.0.0.0:0' has ';'"),
+        (
+            ["--endpoint", "tcp://0.0.0.0:0", "--allow-remote", "--token", " " * 20],
+            "token: must have at least 16 characters",
+        ),
+        (["--token", "short"], "token: must have at least 16 characters"),
+    ],
+)
 def test_bypassing_endpoints_and_weak_tokens_are_refused(tmp_path, args, message):
     result = subprocess.run(
-        [sys.executable, "-m", "singan_cli.cli", "serve", "--store", str(tmp_path), "--log-file", str(tmp_path / "log"), *args],
-        capture_output=True, text=True, timeout=60, cwd=REPO, env=_env_without_token(),
+        [
+            sys.executable,
+            "-m",
+            "singan_cli.cli",
+            "serve",
+            "--store",
+            str(tmp_path),
+            "--log-file",
+            str(tmp_path / "log"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=_env_without_token(),
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr and "listening on" not in result.stdout
     assert message in result.stderr.strip().splitlines()[-1]
@@ -297,7 +347,9 @@ def test_hello_is_answered_fast_while_an_8k_training_image_is_prepared(tmp_path)
     daemon = DaemonProcess(tmp_path / "store")
     with daemon.client(timeout=30) as client, daemon.client(timeout=5) as prober:
         phases: list[str] = []
-        job = client.submit("train", {"name": "big", "preset": "tiny"}, [image], on_progress=lambda job, e: phases.append(e["phase"]))
+        job = client.submit(
+            "train", {"name": "big", "preset": "tiny"}, [image], on_progress=lambda job, e: phases.append(e["phase"])
+        )
         wait_for(lambda: "preparing" in phases or job.done, 60, "the preparation to start", client.poll)
         latencies = []
         while "training" not in phases and not job.done:
@@ -310,7 +362,9 @@ def test_hello_is_answered_fast_while_an_8k_training_image_is_prepared(tmp_path)
     assert job.model == "big" and len(latencies) >= 5, (phases, latencies)
     in_order, latencies = [round(t * 1000, 1) for t in latencies], sorted(latencies)
     assert latencies[len(latencies) * 9 // 10] < 0.5, in_order
-    print(f"hello during preparation: {len(latencies)} round trips, median {latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
+    print(
+        f"hello during preparation: {len(latencies)} round trips, median {latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
+    )
 
 
 def test_circular_padding_is_per_request_and_leaves_the_cached_model_alone(served):

@@ -40,7 +40,11 @@ def _events(socket: zmq.Socket, timeout: float) -> set[int]:
     try:
         while (left := deadline - time.monotonic()) > 0 and monitor.poll(int(left * 1000)):
             seen.add(recv_monitor_message(monitor)["event"])
-            if seen & {zmq.EVENT_HANDSHAKE_SUCCEEDED, zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL}:
+            if seen & {
+                zmq.EVENT_HANDSHAKE_SUCCEEDED,
+                zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+            }:
                 break
     finally:
         socket.disable_monitor()
@@ -116,7 +120,10 @@ def test_curve_with_allow_remote_lets_only_allowed_keys_in(credentials, tmp_path
     assert stranger.poll(1000) == 0
     stranger.close(linger=0)
     # control: a PLAIN client with the right token is not let in either (remote needs CURVE)
-    with pytest.raises(DaemonError) as refused, Client(daemon.endpoint, token=TOKEN, curve=False, timeout=10, retries=1) as client:
+    with (
+        pytest.raises(DaemonError) as refused,
+        Client(daemon.endpoint, token=TOKEN, curve=False, timeout=10, retries=1) as client,
+    ):
         client.hello()
     assert refused.value.code == "unauthorized"
     with Client(daemon.endpoint, token=TOKEN, curve=True) as client:  # and the shutdown never arrived
@@ -172,7 +179,9 @@ def _python_for_another_user() -> str:
     pytest.skip(f"no {name} that another user can run")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="running a process as another uid needs root")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="running a process as another uid needs root"
+)
 def test_another_local_uid_is_refused_on_loopback(credentials, tmp_path):
     """A real second user: a process with another uid on the same machine, given the daemon's
     endpoint and even the path of its owner's credential folder (0700, so unreadable to it), is
@@ -180,15 +189,37 @@ def test_another_local_uid_is_refused_on_loopback(credentials, tmp_path):
     stays up. Control: the same script as the daemon's own user is let in."""
     python = _python_for_another_user()
     packages = [p for p in sys.path if p.endswith("-packages")]
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *packages]),
-           "HOME": "/", "SINGAN_CREDENTIALS_DIR": str(credentials)}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *packages]),
+        "HOME": "/",
+        "SINGAN_CREDENTIALS_DIR": str(credentials),
+    }
     daemon = DaemonProcess(tmp_path / "store")
     try:
-        other = subprocess.run([python, "-c", _OTHER_USER, daemon.endpoint], user=OTHER_UID, group=OTHER_UID,
-                               extra_groups=[], env=env, cwd="/", capture_output=True, text=True, timeout=120)
-        assert other.stdout.split("\n")[:2] == ["client: unauthorized", "peer: nothing"], (other.stdout, other.stderr[-2000:])
-        owner = subprocess.run([python, "-c", _OTHER_USER.replace('"shutdown"', '"hello"'), daemon.endpoint], env=env,
-                               cwd="/", capture_output=True, text=True, timeout=120)
+        other = subprocess.run(
+            [python, "-c", _OTHER_USER, daemon.endpoint],
+            user=OTHER_UID,
+            group=OTHER_UID,
+            extra_groups=[],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert other.stdout.split("\n")[:2] == ["client: unauthorized", "peer: nothing"], (
+            other.stdout,
+            other.stderr[-2000:],
+        )
+        owner = subprocess.run(
+            [python, "-c", _OTHER_USER.replace('"shutdown"', '"hello"'), daemon.endpoint],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert owner.stdout.split("\n")[:2] == ["client: let in", "peer: nothing"], (owner.stdout, owner.stderr[-2000:])
         with daemon.client() as client:  # the other user's shutdown never arrived
             assert client.hello()["protocol_version"] == PROTOCOL_VERSION

@@ -43,7 +43,14 @@ def pack(header: dict) -> bytes:
 
 
 def spec(name: str, width: int, height: int, order: str = "RGBA", dtype: str = "uint8") -> dict:
-    return {"name": name, "width": width, "height": height, "channels": {"GRAY": 1, "RGB": 3}.get(order, 4), "order": order, "dtype": dtype}
+    return {
+        "name": name,
+        "width": width,
+        "height": height,
+        "channels": {"GRAY": 1, "RGB": 3}.get(order, 4),
+        "order": order,
+        "dtype": dtype,
+    }
 
 
 def request(request_id: str, op: str, params: dict | None = None, images: list[dict] = ()) -> bytes:
@@ -123,9 +130,13 @@ def test_a_hostile_sequence_stays_within_the_budget(start_daemon):
     peer = Peer(daemon.endpoint)
     frame = bytes(100 * MiB)  # 5120 x 5120 RGBA uint8 is 100 MiB
     specs = [spec("image", 5120, 5120), spec("mask", 5120, 5120), spec("extra", 5120, 5120)]
-    peer.socket.send_multipart([request("three", "harmonize", {"model": "none"}, specs), frame, frame, frame], copy=False)
+    peer.socket.send_multipart(
+        [request("three", "harmonize", {"model": "none"}, specs), frame, frame, frame], copy=False
+    )
     # 4. more frames than any op takes
-    peer.socket.send_multipart([request("many", "hello", images=[spec(f"i{i}", 1, 1, "GRAY") for i in range(5)]), *[b"\x00"] * 5])
+    peer.socket.send_multipart(
+        [request("many", "hello", images=[spec(f"i{i}", 1, 1, "GRAY") for i in range(5)]), *[b"\x00"] * 5]
+    )
     answers = {r["id"]: r["error"] for r in peer.replies(2, 30)}
     assert answers["three"]["code"] == "too_large" and answers["three"]["field"] == "images", answers
     assert answers["many"]["code"] == "too_large" and answers["many"]["field"] == "images", answers
@@ -135,14 +146,24 @@ def test_a_hostile_sequence_stays_within_the_budget(start_daemon):
     # 5. 100 large queued inputs (16 MiB RGBA, and float32 that is kept as uint8): busy past the budget,
     # each answered; the first run and are refused for their output cost (a 2048 px instant)
     busy = bytes(range(256)) * (96 * 96 * 3 // 256)
-    peer.socket.send_multipart([request("busy", "instant", {"width": 768, "height": 768}, [spec("image", 96, 96, "RGB")]), busy])
+    peer.socket.send_multipart(
+        [request("busy", "instant", {"width": 768, "height": 768}, [spec("image", 96, 96, "RGB")]), busy]
+    )
     pixels = bytes(2048 * 2048 * 4)
     floats = bytes(1024 * 1024 * 4 * 4)
     for i in range(100):
         if i % 4 == 3:
-            peer.socket.send_multipart([request(f"q{i}", "instant", {"feature_scale": 8}, [spec("image", 1024, 1024, "RGBA", "float32")]), floats], copy=False)
+            peer.socket.send_multipart(
+                [
+                    request(f"q{i}", "instant", {"feature_scale": 8}, [spec("image", 1024, 1024, "RGBA", "float32")]),
+                    floats,
+                ],
+                copy=False,
+            )
         else:
-            peer.socket.send_multipart([request(f"q{i}", "instant", images=[spec("image", 2048, 2048)]), pixels], copy=False)
+            peer.socket.send_multipart(
+                [request(f"q{i}", "instant", images=[spec("image", 2048, 2048)]), pixels], copy=False
+            )
     final: dict[str, dict] = {}
     deadline = time.monotonic() + 120
     while len(final) < 100 and time.monotonic() < deadline:
@@ -158,8 +179,9 @@ def test_a_hostile_sequence_stays_within_the_budget(start_daemon):
     steps.append(vm_kib(pid, "VmHWM") // 1024)
     # 6. a tiny source to the largest output: costed and refused before any work, naming the field
     with daemon.client(timeout=10) as client:
-        tiny = client.submit("instant", {"width": 5792, "height": 5792, "n": 2},
-                             [Image("image", 20, 20, "RGB", bytes(20 * 20 * 3))])
+        tiny = client.submit(
+            "instant", {"width": 5792, "height": 5792, "n": 2}, [Image("image", 20, 20, "RGB", bytes(20 * 20 * 3))]
+        )
         start = time.monotonic()
         with pytest.raises(DaemonError) as refused:
             tiny.wait(timeout=60)
@@ -168,8 +190,10 @@ def test_a_hostile_sequence_stays_within_the_budget(start_daemon):
         assert client.hello()["protocol_version"] == PROTOCOL_VERSION  # still serving
 
     peak_mib = vm_kib(pid, "VmHWM") / 1024
-    print(f"daemon VmHWM: {start_kib / 1024:.0f} MiB after start, {peak_mib:.0f} MiB after the hostile sequence "
-          f"(budget {BUDGET_MIB} MiB + {PROCESS_MIB} MiB constant); after steps 1, 2, 3-4, 5: {steps}")
+    print(
+        f"daemon VmHWM: {start_kib / 1024:.0f} MiB after start, {peak_mib:.0f} MiB after the hostile sequence "
+        f"(budget {BUDGET_MIB} MiB + {PROCESS_MIB} MiB constant); after steps 1, 2, 3-4, 5: {steps}"
+    )
     assert peak_mib <= BUDGET_MIB + PROCESS_MIB, f"peak RSS {peak_mib:.0f} MiB over the budget + constant"
 
 

@@ -70,15 +70,22 @@ def run(served_model, op: str, params: dict, images: list[Image] = (), timeout: 
 def noise_images(like: list[Image], seed: int = 0) -> list[Image]:
     """The control: random uint8 pictures of the same sizes and order."""
     rng = np.random.default_rng(seed)
-    return [Image(im.name, im.width, im.height, im.order, rng.integers(0, 256, len(bytes(im.data)), np.uint8).tobytes())
-            for im in like]
+    return [
+        Image(im.name, im.width, im.height, im.order, rng.integers(0, 256, len(bytes(im.data)), np.uint8).tobytes())
+        for im in like
+    ]
 
 
 def test_generate_equals_the_library_sample(served_model):
     pyramid = model_pyramid(served_model, served_model.model)
     h, w = pyramid.sizes[-1]
-    for params, (scale_h, scale_w) in (({}, (1.0, 1.0)), ({"width": 2 * w, "height": h, "detail": "model"}, (1.0, 2.0))):
-        images = run(served_model, "generate", {"model": served_model.model, "n": 3, "seed": 7, "output_order": "BGRA", **params}).images
+    for params, (scale_h, scale_w) in (
+        ({}, (1.0, 1.0)),
+        ({"width": 2 * w, "height": h, "detail": "model"}, (1.0, 2.0)),
+    ):
+        images = run(
+            served_model, "generate", {"model": served_model.model, "n": 3, "seed": 7, "output_order": "BGRA", **params}
+        ).images
         expected = sample(pyramid, 3, scale_h, scale_w, seed=7)
         assert same_pixels(images, expected), params
         assert not same_pixels(images, sample(pyramid, 3, scale_h, scale_w, seed=8))  # the seed matters
@@ -122,8 +129,12 @@ def test_edit_over_the_wire_is_the_library_edit(served_model, shared_images, tmp
     result, images = job.result, job.images
     assert [im.name for im in images] == ["image", "unmasked"]
     PILImage.fromarray(pixels(images[0])).save(tmp_path / "edited_by_the_daemon.png")
-    expected = editing.edit(model_pyramid(served_model, served_model.model), from_uint8(composite).to(DEVICE),
-                            torch.from_numpy(mask > 127)[None, None].to(DEVICE), seed=3)
+    expected = editing.edit(
+        model_pyramid(served_model, served_model.model),
+        from_uint8(composite).to(DEVICE),
+        torch.from_numpy(mask > 127)[None, None].to(DEVICE),
+        seed=3,
+    )
     assert result["scale"] == expected.scale
     assert same_pixels(images[:1], expected.image) and same_pixels(images[1:], expected.unmasked)
     assert not same_pixels(noise_images(images[:1]), expected.image)
@@ -168,24 +179,43 @@ def test_bgra_training_input_trains_the_rgb_model(served_model, shared_images):
 # --------------------------------------------------------------------------- issue 30: the other ops, each with a reference of its own
 
 
-def test_generate_from_a_finer_start_scale_is_the_library_sample_and_keeps_the_photos_layout(served_model, shared_images):
+def test_generate_from_a_finer_start_scale_is_the_library_sample_and_keeps_the_photos_layout(
+    served_model, shared_images
+):
     """``gen_start_scale``, ``scale_h`` and ``output_order: RGBA`` over the wire. The independent
     reference: started at the finest scale (the coarser ones on the reconstruction path, paper
     sec. 4) a sample is close to the training image itself, which a sample started at the
     coarsest scale (the control) is not."""
     pyramid = model_pyramid(served_model, served_model.model)
     last = pyramid.num_scales - 1
-    images = run(served_model, "generate", {"model": served_model.model, "n": 2, "seed": 4, "gen_start_scale": 1,
-                                            "scale_h": 1.5, "detail": "model", "output_order": "RGBA"}).images
+    images = run(
+        served_model,
+        "generate",
+        {
+            "model": served_model.model,
+            "n": 2,
+            "seed": 4,
+            "gen_start_scale": 1,
+            "scale_h": 1.5,
+            "detail": "model",
+            "output_order": "RGBA",
+        },
+    ).images
     expected = sample(pyramid, 2, 1.5, 1.0, 1, seed=4)
-    assert [im.order for im in images] == ["RGBA"] * 2 and all(bytes(im.data)[3::4] == b"\xff" * (im.width * im.height) for im in images)
+    assert [im.order for im in images] == ["RGBA"] * 2 and all(
+        bytes(im.data)[3::4] == b"\xff" * (im.width * im.height) for im in images
+    )
     assert same_pixels(images, expected) and not same_pixels(noise_images(images), expected)
     assert not same_pixels(images, sample(pyramid, 2, 1.5, 1.0, 0, seed=4))  # the start scale reached the library
 
     real = to_uint8(pyramid.reals[-1]).astype(int)
 
     def distance_to_the_photo(start: int) -> float:
-        [image] = run(served_model, "generate", {"model": served_model.model, "seed": 1, "gen_start_scale": start, "detail": "model"}).images
+        [image] = run(
+            served_model,
+            "generate",
+            {"model": served_model.model, "seed": 1, "gen_start_scale": start, "detail": "model"},
+        ).images
         return float(np.abs(pixels(image).astype(int) - real).mean())
 
     finest, coarsest = distance_to_the_photo(last), distance_to_the_photo(0)
@@ -207,8 +237,16 @@ def test_harmonize_over_the_wire_is_the_library_call_and_keeps_the_objects_shape
     job = run(served_model, "harmonize", {"model": served_model.model, "seed": 4, "output_order": "RGBA"}, frames)
     [image] = job.images
     x, m = composite_tensors(composite, mask)
-    expected = harmonization.harmonize(model_pyramid(served_model, served_model.model), x, m, None,
-                                       method="reinhard_guided", strength=0.6, noise=True, seed=4)
+    expected = harmonization.harmonize(
+        model_pyramid(served_model, served_model.model),
+        x,
+        m,
+        None,
+        method="reinhard_guided",
+        strength=0.6,
+        noise=True,
+        seed=4,
+    )
     assert job.result["scale"] == expected.scale
     assert same_pixels([image], expected.image) and not same_pixels(noise_images([image]), expected.image)
 
@@ -219,12 +257,18 @@ def test_harmonize_over_the_wire_is_the_library_call_and_keeps_the_objects_shape
     assert np.abs(got[mask > 127].astype(int) - composite[mask > 127]).mean() > 3  # harmonized, not returned as it came
 
     def structure(picture: np.ndarray) -> float:
-        return gradient_correlation(from_uint8(picture), from_uint8(composite), torch.from_numpy(mask > 127)[None, None])
+        return gradient_correlation(
+            from_uint8(picture), from_uint8(composite), torch.from_numpy(mask > 127)[None, None]
+        )
 
     flat, noise = composite.copy(), composite.copy()
     flat[mask > 127] = composite[mask > 127].mean(0).round().astype(np.uint8)
     noise[mask > 127] = np.random.default_rng(0).integers(0, 256, (int((mask > 127).sum()), 3), np.uint8)
-    assert structure(got) >= 0.6 and structure(flat) < 0.6 and structure(noise) < 0.6, (structure(got), structure(flat), structure(noise))
+    assert structure(got) >= 0.6 and structure(flat) < 0.6 and structure(noise) < 0.6, (
+        structure(got),
+        structure(flat),
+        structure(noise),
+    )
 
 
 def chelsea_paint(shared_images, blocks: tuple[int, int] = (10, 15)) -> np.ndarray:
@@ -259,13 +303,24 @@ def test_paint2image_over_the_wire_is_the_library_call_with_quantize_colors_and_
     job = run(served_model, "paint2image", {**params, "seed": 2}, [frame])
     [image] = job.images
     pyramid = model_pyramid(served_model, served_model.model)
-    expected = paint.paint_to_image(pyramid, from_uint8(paint_pixels).to(DEVICE), job.result["scale"], quantize=True,
-                                    n_colors=4, noise=False, seed=2)
+    expected = paint.paint_to_image(
+        pyramid,
+        from_uint8(paint_pixels).to(DEVICE),
+        job.result["scale"],
+        quantize=True,
+        n_colors=4,
+        noise=False,
+        seed=2,
+    )
     assert same_pixels([image], expected) and not same_pixels(noise_images([image]), expected)
-    unquantized = paint.paint_to_image(pyramid, from_uint8(paint_pixels).to(DEVICE), job.result["scale"], noise=False, seed=2)
+    unquantized = paint.paint_to_image(
+        pyramid, from_uint8(paint_pixels).to(DEVICE), job.result["scale"], noise=False, seed=2
+    )
     assert not same_pixels([image], unquantized)  # quantize reached the library
     plain = {"model": served_model.model, "noise": False}  # (k-means is seeded: without quantize nothing is)
-    seeds = [bytes(run(served_model, "paint2image", {**plain, "seed": seed}, [frame]).images[0].data) for seed in (2, 3)]
+    seeds = [
+        bytes(run(served_model, "paint2image", {**plain, "seed": seed}, [frame]).images[0].data) for seed in (2, 3)
+    ]
     assert seeds[0] == seeds[1]
 
     got = pixels(image)

@@ -26,7 +26,10 @@ from singan_core.workflow import model_lift_source
 
 from conftest import DaemonProcess, wire_image
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the session's brick model trains (20 s idle, minutes on a busy machine)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+]  # the session's brick model trains (20 s idle, minutes on a busy machine)
 
 PERIOD_TOLERANCE = 0.15  # issue 12's measure: the brick period within 15 % of the source's
 
@@ -63,7 +66,9 @@ def test_training_through_the_daemon_keeps_the_full_resolution_source(served_mod
     source = load_full_source(served_model.daemon.store / "models" / served_model.model)
     sent = wire_image(shared_images / "chelsea.png")
     assert source is not None and source.shape[-2:] == (sent.height, sent.width)  # as sent, not the model's 48 px
-    assert np.array_equal(to_uint8(source), np.frombuffer(sent.data, np.uint8).reshape(sent.height, sent.width, 3))  # lossless
+    assert np.array_equal(
+        to_uint8(source), np.frombuffer(sent.data, np.uint8).reshape(sent.height, sent.width, 3)
+    )  # lossless
 
 
 def test_a_512_generate_has_the_brick_period(brick_daemon):
@@ -88,13 +93,18 @@ def test_a_512_generate_has_the_brick_period(brick_daemon):
     # the library's lift, and (independently of it) a new sharp brick wall: not the stored source
     # sent back, not a bicubic upsampling of the model's 48 px (the controls)
     pyramid, meta = load_pyramid(daemon.store / "models" / "brick")
-    expected = sample_full_resolution(pyramid, model_lift_source(daemon.store / "models" / "brick", pyramid, meta), height=512, width=512, seed=1)
+    expected = sample_full_resolution(
+        pyramid, model_lift_source(daemon.store / "models" / "brick", pyramid, meta), height=512, width=512, seed=1
+    )
     assert close_pixels(lifted, expected)
     bicubic = resize(resize(source, pyramid.sizes[-1]), (512, 512)).clamp(-1, 1)
     assert new_sharp_texture(as_tensor(lifted), source), texture_figures(as_tensor(lifted), source)
     for control in (source, bicubic):
         assert not new_sharp_texture(control, source), texture_figures(control, source)
-    print("lift, source, bicubic: (copied, sharpness, period)", [texture_figures(x, source) for x in (as_tensor(lifted), source, bicubic)])
+    print(
+        "lift, source, bicubic: (copied, sharpness, period)",
+        [texture_figures(x, source) for x in (as_tensor(lifted), source, bicubic)],
+    )
 
 
 def close_pixels(image, expected: torch.Tensor) -> bool:
@@ -109,7 +119,11 @@ MIN_SHARPNESS = 0.4  # x the source's (lift and instant 0.63-1.0; bicubic from t
 
 def texture_figures(out: torch.Tensor, source: torch.Tensor) -> tuple[float, float, float]:
     """(copied-region fraction, sharpness ratio, period ratio) of ``out`` against ``source``."""
-    return (copied_region_fraction(out, source), sharpness(out) / sharpness(source), dominant_period(out) / dominant_period(source))
+    return (
+        copied_region_fraction(out, source),
+        sharpness(out) / sharpness(source),
+        dominant_period(out) / dominant_period(source),
+    )
 
 
 def new_sharp_texture(out: torch.Tensor, source: torch.Tensor) -> bool:
@@ -199,13 +213,16 @@ def test_a_running_lift_or_instant_is_cancelled_within_one_level_and_hello_answe
         assert client.hello()["protocol_version"] == 1
 
 
-@pytest.mark.parametrize("op, params, field", [
-    ("generate", {"model": "brick", "width": 512, "feature_scale": 0}, "params.feature_scale"),
-    ("generate", {"model": "brick", "width": 4096, "height": 4096, "feature_scale": 0.02}, "params.feature_scale"),
-    ("generate", {"model": "brick", "width": 512, "detail": "photo"}, "params.detail"),
-    ("instant", {"width": 8}, "params.width"),
-    ("instant", {"width": 5000, "height": 5000, "n": 3}, "params.n"),
-])
+@pytest.mark.parametrize(
+    "op, params, field",
+    [
+        ("generate", {"model": "brick", "width": 512, "feature_scale": 0}, "params.feature_scale"),
+        ("generate", {"model": "brick", "width": 4096, "height": 4096, "feature_scale": 0.02}, "params.feature_scale"),
+        ("generate", {"model": "brick", "width": 512, "detail": "photo"}, "params.detail"),
+        ("instant", {"width": 8}, "params.width"),
+        ("instant", {"width": 5000, "height": 5000, "n": 3}, "params.n"),
+    ],
+)
 def test_bad_lift_and_instant_values_name_their_field(brick_daemon, op, params, field):
     daemon, path = brick_daemon
     images = [wire_image(path)] if op == "instant" else []
@@ -242,7 +259,9 @@ def test_a_cancel_lands_inside_a_single_large_patch_synthesis_level(brick_daemon
     tiny = Image("image", 20, 20, "RGB", rng.integers(0, 256, 20 * 20 * 3, dtype=np.uint8).tobytes())
     with daemon.client(timeout=30) as client:
         events: list[dict] = []
-        job = client.submit("instant", {"width": 3072, "height": 3072}, [tiny], on_progress=lambda job, event: events.append(event))
+        job = client.submit(
+            "instant", {"width": 3072, "height": 3072}, [tiny], on_progress=lambda job, event: events.append(event)
+        )
         while not any(e.get("phase") == "sampling" for e in events):
             client.poll(0.05)
         time.sleep(1.0)  # well inside the level (about 12 CPU s at 3072 px)

@@ -46,7 +46,7 @@ def pasted(shared_images) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     image[20:80, 330:420] = cup
     mask = np.zeros(cat.shape[:2], np.uint8)
     top, left, h, w = HOLE
-    mask[top:top + h, left:left + w] = 255
+    mask[top : top + h, left : left + w] = 255
     return image, cat, mask
 
 
@@ -83,12 +83,12 @@ def test_the_control_a_variation_pasted_without_the_boundary_fails_the_seam_chec
     image, cat, mask = pasted
     top, left, h, w = HOLE
     daemon = start_daemon()
-    region = bgra(cat[top:top + h, left:left + w])
+    region = bgra(cat[top : top + h, left : left + w])
     with daemon.client(timeout=30) as client:
         job = client.submit(*synthesis_request(w, h, image=region, seed=1, output_order="BGRA"))
         job.wait(timeout=240)
     pasted_variation = image.copy()
-    pasted_variation[top:top + h, left:left + w] = rgb_of(job.images[0])
+    pasted_variation[top : top + h, left : left + w] = rgb_of(job.images[0])
     assert seam_ratio(tensor(pasted_variation), torch.from_numpy(mask == 255)) > 1.5 * SEAM_LIMIT
 
 
@@ -116,9 +116,14 @@ def test_variation_noise_gives_clearly_different_fills(start_daemon, pasted):
     gray = Image("mask", mask.shape[1], mask.shape[0], "GRAY", mask.tobytes())
     with daemon.client(timeout=30) as client:
         plain = client.submit(*inpaint_request(bgra(image), gray, n=2, seed=0, output_order="BGRA"))
-        varied = client.submit(*inpaint_request(bgra(image), gray, n=2, seed=0, noise=VARIATION_NOISE, output_order="BGRA"))
+        varied = client.submit(
+            *inpaint_request(bgra(image), gray, n=2, seed=0, noise=VARIATION_NOISE, output_order="BGRA")
+        )
         plain.wait(timeout=240)
         varied.wait(timeout=240)
     inside = mask == 255
-    spread = [np.abs(rgb_of(a)[inside, :3].astype(int) - rgb_of(b)[inside, :3]).mean() for a, b in (plain.images, varied.images)]
+    spread = [
+        np.abs(rgb_of(a)[inside, :3].astype(int) - rgb_of(b)[inside, :3]).mean()
+        for a, b in (plain.images, varied.images)
+    ]
     assert spread[1] > spread[0], spread

@@ -148,28 +148,34 @@ class Fuzzer:
     def leaf(self) -> Any:
         """A junk scalar: out-of-range numbers, strings, bytes, nil, bools."""
         r = self.rng
-        return r.choice([
-            lambda: -r.randint(1, 2**63),
-            lambda: r.randint(2**31, 2**64 - 1),
-            lambda: 0,
-            lambda: r.choice([float("nan"), float("inf"), float("-inf"), -0.0, 1e308, -1e-308, 0.5]),
-            lambda: self.text(),
-            lambda: str(r.randint(-10, 10**6)),  # digits in a string where an int is expected
-            lambda: r.randbytes(r.randint(0, 32)),
-            lambda: None,
-            lambda: r.choice([True, False]),
-        ])()
+        return r.choice(
+            [
+                lambda: -r.randint(1, 2**63),
+                lambda: r.randint(2**31, 2**64 - 1),
+                lambda: 0,
+                lambda: r.choice([float("nan"), float("inf"), float("-inf"), -0.0, 1e308, -1e-308, 0.5]),
+                lambda: self.text(),
+                lambda: str(r.randint(-10, 10**6)),  # digits in a string where an int is expected
+                lambda: r.randbytes(r.randint(0, 32)),
+                lambda: None,
+                lambda: r.choice([True, False]),
+            ]
+        )()
 
     def junk(self) -> Any:
         """A junk value: a leaf, a list or map of leaves, or a deeply nested list."""
         r = self.rng
-        return r.choice([
-            self.leaf, self.leaf, self.leaf,
-            lambda: [self.leaf() for _ in range(r.randint(0, 5))],
-            lambda: {self.text(8): self.leaf() for _ in range(r.randint(0, 5))},
-            lambda: {"a": {"b": [1, {"c": [None, {"d": self.leaf()}]}]}},
-            lambda: self.nested(r.randint(10, 400)),
-        ])()
+        return r.choice(
+            [
+                self.leaf,
+                self.leaf,
+                self.leaf,
+                lambda: [self.leaf() for _ in range(r.randint(0, 5))],
+                lambda: {self.text(8): self.leaf() for _ in range(r.randint(0, 5))},
+                lambda: {"a": {"b": [1, {"c": [None, {"d": self.leaf()}]}]}},
+                lambda: self.nested(r.randint(10, 400)),
+            ]
+        )()
 
     @staticmethod
     def nested(depth: int) -> Any:
@@ -178,14 +184,22 @@ class Fuzzer:
             value = [value]
         return value
 
-    def image(self, name: str, width: int, height: int, order: str | None = None, dtype: str = "uint8") -> tuple[dict, bytes]:
+    def image(
+        self, name: str, width: int, height: int, order: str | None = None, dtype: str = "uint8"
+    ) -> tuple[dict, bytes]:
         """A consistent (descriptor, buffer) pair of random pixels."""
         order = order or self.rng.choice(list(ORDERS))
         size = width * height * ORDERS[order] * (4 if dtype == "float32" else 1)
         return spec(name, width, height, order, dtype), self.rng.randbytes(size)
 
     def request(self, request_id: Any, op: Any, params: Any = None, images: list | None = None, **extra: Any) -> dict:
-        header = {"v": PROTOCOL_VERSION, "id": request_id, "op": op, "params": {} if params is None else params, **extra}
+        header = {
+            "v": PROTOCOL_VERSION,
+            "id": request_id,
+            "op": op,
+            "params": {} if params is None else params,
+            **extra,
+        }
         if images is not None:
             header["images"] = images
         return header
@@ -215,9 +229,23 @@ class Fuzzer:
 
     def header_not_a_map(self, request_id: str):
         valid, _ = self.base_request(request_id)
-        value = self.rng.choice([
-            [], [1, 2, 3], [valid], 0, -1, 2**64 - 1, "hello", "", None, True, 1.5, b"\x00\x01", self.text(),
-        ])
+        value = self.rng.choice(
+            [
+                [],
+                [1, 2, 3],
+                [valid],
+                0,
+                -1,
+                2**64 - 1,
+                "hello",
+                "",
+                None,
+                True,
+                1.5,
+                b"\x00\x01",
+                self.text(),
+            ]
+        )
         return [pack(value)], {"code": "invalid_request", "field": "header"}
 
     def missing_field(self, request_id: str):
@@ -234,10 +262,31 @@ class Fuzzer:
         return [pack(header), *buffers], {"code": "unsupported_version", "field": "v"}
 
     def unknown_op(self, request_id: str):
-        op = self.rng.choice([
-            "", "HELLO", "hello ", " hello", "Hello", "_op_hello", "op_hello", "__init__", "__class__", "stop",
-            "run", "exec", "generate\x00", "train/../hello", "list-models", self.text(), 5, None, [], {}, True,
-        ])
+        op = self.rng.choice(
+            [
+                "",
+                "HELLO",
+                "hello ",
+                " hello",
+                "Hello",
+                "_op_hello",
+                "op_hello",
+                "__init__",
+                "__class__",
+                "stop",
+                "run",
+                "exec",
+                "generate\x00",
+                "train/../hello",
+                "list-models",
+                self.text(),
+                5,
+                None,
+                [],
+                {},
+                True,
+            ]
+        )
         return [pack(self.request(request_id, op))], {"code": "invalid_request", "field": "op"}
 
     def bad_params(self, request_id: str):
@@ -245,8 +294,21 @@ class Fuzzer:
         r = self.rng
         op = r.choice([*MODEL_OPS, "train", "super_resolve", "cancel"])
         fields = {
-            "get_model": ["model"], "delete_model": ["model"], "cancel": ["job"],
-            "generate": ["model", "n", "seed", "scale_h", "scale_w", "width", "height", "gen_start_scale", "padding", "output_order"],
+            "get_model": ["model"],
+            "delete_model": ["model"],
+            "cancel": ["job"],
+            "generate": [
+                "model",
+                "n",
+                "seed",
+                "scale_h",
+                "scale_w",
+                "width",
+                "height",
+                "gen_start_scale",
+                "padding",
+                "output_order",
+            ],
             "harmonize": ["model", "scale", "seed", "noise", "output_order"],
             "edit": ["model", "scale", "seed", "noise", "output_order"],
             "paint2image": ["model", "scale", "seed", "noise", "quantize", "colors", "output_order"],
@@ -260,14 +322,22 @@ class Fuzzer:
         mode = r.random()
         if mode < 0.75:
             for key in r.sample(fields, r.randint(1, min(3, len(fields)))):
-                params[key] = self.junk() if r.random() < 0.7 else r.choice([-1, -(2**63), 2**64 - 1, 10**9, 0, 65, 8193])
+                params[key] = (
+                    self.junk() if r.random() < 0.7 else r.choice([-1, -(2**63), 2**64 - 1, 10**9, 0, 65, 8193])
+                )
         elif mode < 0.9:
             params[r.choice(["bogus", "N", "model_", "__class__", "images", ""])] = self.leaf()
         else:
             params = r.choice([[], ["model", MISSING_MODEL], "model", 0, None, True, b"params"])
         images: list[dict] = []
         buffers: list[bytes] = []
-        needs = {"train": ["image"], "super_resolve": ["image"], "paint2image": ["image"], "harmonize": ["image", "mask"], "edit": ["image", "mask"]}
+        needs = {
+            "train": ["image"],
+            "super_resolve": ["image"],
+            "paint2image": ["image"],
+            "harmonize": ["image", "mask"],
+            "edit": ["image", "mask"],
+        }
         for name in needs.get(op, []):  # too small to train on, so a valid-by-chance training is rejected
             desc, buffer = self.image(name, r.randint(1, 12), r.randint(1, 12))
             images.append(desc)
@@ -283,13 +353,17 @@ class Fuzzer:
         expect: dict | None = {"code": "invalid_request"}
         mutation = r.randrange(14)
         if mutation == 0:
-            desc[r.choice(["width", "height"])] = r.choice([0, -1, -(2**63), 2**64 - 1, 2**40, 1.5, "4", None, [4], {"w": 4}, True])
+            desc[r.choice(["width", "height"])] = r.choice(
+                [0, -1, -(2**63), 2**64 - 1, 2**40, 1.5, "4", None, [4], {"w": 4}, True]
+            )
         elif mutation == 1:
             desc["order"] = r.choice(["CMYK", "rgb", "", "BGR", None, 3, ["RGB"], {"RGB": 3}, b"RGB"])
         elif mutation == 2:
             desc["dtype"] = r.choice(["uint16", "float64", "int8", "", None, 1, ["uint8"], {"uint8": 1}, b"uint8"])
         elif mutation == 3:  # a channel count that does not match the order
-            desc["channels"] = r.choice([c for c in (0, 1, 2, 3, 4, 5, -3, 2**40) if c != desc["channels"]] + ["3", [3], None, 3.5])
+            desc["channels"] = r.choice(
+                [c for c in (0, 1, 2, 3, 4, 5, -3, 2**40) if c != desc["channels"]] + ["3", [3], None, 3.5]
+            )
         elif mutation == 4:
             desc["name"] = r.choice(["", "x" * 33, 5, None, ["image"], b"image"])
         elif mutation == 5:
@@ -319,14 +393,29 @@ class Fuzzer:
         else:  # huge dimensions with a small buffer
             desc["width"], desc["height"] = r.choice([(2**31, 2**31), (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), (2**62, 1)])
             expect = {"code": "invalid_request", "field": "images[0]"}
-        header = self.request(request_id, r.choice(["train", "super_resolve"]), {"name": "fuzz", "preset": "tiny"}, descs)
+        header = self.request(
+            request_id, r.choice(["train", "super_resolve"]), {"name": "fuzz", "preset": "tiny"}, descs
+        )
         return [pack(header), *buffers], expect
 
     def wrong_image_names(self, request_id: str):
         """Well-formed (small) images, named as another op would want them."""
         r = self.rng
-        op = r.choice(["generate", "animate", "train", "super_resolve", "harmonize", "edit", "paint2image", "hello", "jobs"])
-        names = r.choice([[], ["image"], ["mask"], ["image", "mask"], ["image", "image"], ["sample"], ["preview", "image"], ["IMAGE"]])
+        op = r.choice(
+            ["generate", "animate", "train", "super_resolve", "harmonize", "edit", "paint2image", "hello", "jobs"]
+        )
+        names = r.choice(
+            [
+                [],
+                ["image"],
+                ["mask"],
+                ["image", "mask"],
+                ["image", "image"],
+                ["sample"],
+                ["preview", "image"],
+                ["IMAGE"],
+            ]
+        )
         params = {"model": MISSING_MODEL} if op in MODEL_OPS else {"name": "fuzz"} if op == "train" else {}
         descs, buffers = [], []
         for name in names:  # too small to train on, so correct names still end in an error
@@ -338,12 +427,38 @@ class Fuzzer:
     def bad_model_id(self, request_id: str):
         """Model ids that are not slugs (paths above all): refused before any path is built."""
         r = self.rng
-        model = r.choice([
-            "../x", "a/b", "..", ".", "/etc/passwd", "..\\x", "a\\b", "models/../x", "~", "~/x", "a\x00b", "",
-            "x" * 65, "x" * r.randint(66, 20000), "Model", " x", "x ", "-x", "_x", "ä", "a b", "a:b", "%2e%2e",
-        ])
+        model = r.choice(
+            [
+                "../x",
+                "a/b",
+                "..",
+                ".",
+                "/etc/passwd",
+                "..\\x",
+                "a\\b",
+                "models/../x",
+                "~",
+                "~/x",
+                "a\x00b",
+                "",
+                "x" * 65,
+                "x" * r.randint(66, 20000),
+                "Model",
+                " x",
+                "x ",
+                "-x",
+                "_x",
+                "ä",
+                "a b",
+                "a:b",
+                "%2e%2e",
+            ]
+        )
         op = r.choice(MODEL_OPS)
-        return [pack(self.request(request_id, op, {"model": model}))], {"code": "invalid_request", "field": "params.model"}
+        return [pack(self.request(request_id, op, {"model": model}))], {
+            "code": "invalid_request",
+            "field": "params.model",
+        }
 
     def long_strings(self, request_id: str):
         r = self.rng
@@ -351,11 +466,19 @@ class Fuzzer:
         if choice == 0:  # an id over 64 characters: refused, and not echoed
             return [pack(self.request("i" * r.randint(65, 3000), "hello"))], {"code": "invalid_request", "field": "id"}
         if choice == 1:  # a header over MAX_HEADER_BYTES
-            return [pack(self.request(request_id, "hello", token="t" * (MAX_HEADER_BYTES + r.randint(0, 1000))))], {"code": "too_large"}
+            return [pack(self.request(request_id, "hello", token="t" * (MAX_HEADER_BYTES + r.randint(0, 1000))))], {
+                "code": "too_large"
+            }
         if choice == 2:
-            return [pack(self.request(request_id, "x" * r.randint(100, 50000)))], {"code": "invalid_request", "field": "op"}
+            return [pack(self.request(request_id, "x" * r.randint(100, 50000)))], {
+                "code": "invalid_request",
+                "field": "op",
+            }
         if choice == 3:
-            return [pack(self.request(request_id, "hello", token="t" * r.randint(257, 5000)))], {"code": "invalid_request", "field": "token"}
+            return [pack(self.request(request_id, "hello", token="t" * r.randint(257, 5000)))], {
+                "code": "invalid_request",
+                "field": "token",
+            }
         desc, buffer = self.image("image", 4, 4)
         header = self.request(request_id, "train", {"name": "n" * r.randint(65, 20000), "preset": "tiny"}, [desc])
         return [pack(header), buffer], {"code": "invalid_request", "field": "params.name"}
@@ -368,21 +491,31 @@ class Fuzzer:
         desc, buffer = self.image("image", width, height, dtype=r.choice(["uint8", "uint8", "float32"]))
         preset = r.choice(["tiny", "draft", "paper"])
         if r.random() < 0.7:
-            params = {"name": self.text(20) or "x", "preset": preset, "max_size": r.choice([None, 32, 1024]), "seed": r.randint(0, 99)}
+            params = {
+                "name": self.text(20) or "x",
+                "preset": preset,
+                "max_size": r.choice([None, 32, 1024]),
+                "seed": r.randint(0, 99),
+            }
             op = "train"
         else:
             params = {"preset": preset, "factor": r.choice([1.25, 2.0, 4, 16])}
             op = "super_resolve"
-        return [pack(self.request(request_id, op, params, [desc])), buffer], {"code": "invalid_request", "field": "images[0]"}
+        return [pack(self.request(request_id, op, params, [desc])), buffer], {
+            "code": "invalid_request",
+            "field": "images[0]",
+        }
 
     def ext_types(self, request_id: str):
         """msgpack ext types anywhere in the header: refused by the decoder (nothing is built from them)."""
         r = self.rng
         header, buffers = self.base_request(request_id)
-        ext = r.choice([
-            msgpack.ExtType(r.randint(0, 127), r.randbytes(r.randint(0, 16))),
-            msgpack.Timestamp(r.randint(0, 2**32), r.randint(0, 999_999_999)),  # the predefined ext type -1
-        ])
+        ext = r.choice(
+            [
+                msgpack.ExtType(r.randint(0, 127), r.randbytes(r.randint(0, 16))),
+                msgpack.Timestamp(r.randint(0, 2**32), r.randint(0, 999_999_999)),  # the predefined ext type -1
+            ]
+        )
         where = r.randrange(3)
         if where == 0:
             header["x"] = ext
@@ -420,7 +553,9 @@ class Fuzzer:
         depth = r.randint(990, 1021) if r.random() < 0.8 else r.randint(1022, 5000)
         desc, buffer = self.image("image", 4, 4)
         header = self.request(request_id, "train", {"name": "fuzz", "preset": "tiny"}, [desc])
-        where = r.choice(["v", "op", "id", "token", "params.seed", "images.order", "images.dtype", "images.channels", "images.width"])
+        where = r.choice(
+            ["v", "op", "id", "token", "params.seed", "images.order", "images.dtype", "images.channels", "images.width"]
+        )
         if where.startswith("params."):
             header["params"][where[7:]] = DEEP
         elif where.startswith("images."):
@@ -506,13 +641,17 @@ def check_answer(case: Case, header: dict) -> None:
         return
     assert kind == "error", f"{case}: reply type {kind!r}: {header}"
     assert header.get("images") == [], f"{case}: an error reply carries no images: {header}"
-    Error.model_validate({k: v for k, v in header.items() if k != "images"})  # {type, v, id, job, error: {code, message, field}}
+    Error.model_validate(
+        {k: v for k, v in header.items() if k != "images"}
+    )  # {type, v, id, job, error: {code, message, field}}
     error = header["error"]
     assert error["code"] in ERROR_CODES and isinstance(error["message"], str) and error["message"], f"{case}: {error}"
     assert error["code"] != "internal", f"{case}: a malformed request hit a daemon bug: {error['message']}"
     for text in (error["message"], error.get("field") or ""):
         assert "\n" not in text and "\r" not in text and "\x1b" not in text, f"{case}: not one line: {error}"
-    assert header["id"] == expected_id, f"{case}: error id {header['id']!r}, the request's id is {expected_id!r}: {error}"
+    assert header["id"] == expected_id, (
+        f"{case}: error id {header['id']!r}, the request's id is {expected_id!r}: {error}"
+    )
     for key, value in (case.expect or {}).items():
         assert error[key] == value, f"{case}: expected {key} {value!r}, got {error}"
 
@@ -569,7 +708,9 @@ def test_fuzzed_messages_get_structured_errors(start_daemon):
         assert client.hello()["protocol_version"] == PROTOCOL_VERSION
         assert client.list_models() == []
     assert daemon.proc.poll() is None
-    assert not [line for line in daemon.log.read_text().splitlines() if "INJECTED" in line.split(":", 1)[0]], "a client string broke a log line"
+    assert not [line for line in daemon.log.read_text().splitlines() if "INJECTED" in line.split(":", 1)[0]], (
+        "a client string broke a log line"
+    )
 
 
 CLIENTS, REQUESTS_PER_CLIENT = 8, 20
@@ -590,7 +731,9 @@ def test_concurrent_clients_each_get_their_own_results(start_daemon, shared_imag
     makes the clients probe the daemon (``jobs``) while their jobs wait in the queue."""
     daemon = start_daemon()
     with daemon.client(timeout=10.0) as client:
-        trained = client.submit("train", {"name": "chelsea", "preset": "tiny"}, [wire_image(shared_images / TRAIN_IMAGE)]).wait(timeout=600)
+        trained = client.submit(
+            "train", {"name": "chelsea", "preset": "tiny"}, [wire_image(shared_images / TRAIN_IMAGE)]
+        ).wait(timeout=600)
     model = trained["model"]["id"]
     start = threading.Barrier(CLIENTS)
 
@@ -604,13 +747,22 @@ def test_concurrent_clients_each_get_their_own_results(start_daemon, shared_imag
         with daemon.client(timeout=2.0, retries=3) as client:
             start.wait(timeout=30)
             jobs = [
-                (seed, client.submit("generate", {"model": model, "n": 1, "seed": seed, "width": WIDTH, "height": HEIGHT}, on_done=on_done))
+                (
+                    seed,
+                    client.submit(
+                        "generate",
+                        {"model": model, "n": 1, "seed": seed, "width": WIDTH, "height": HEIGHT},
+                        on_done=on_done,
+                    ),
+                )
                 for seed in seeds_of(index)
             ]
             for _, job in jobs:
                 job.wait(timeout=300)
             client.poll(0.3)  # a second final reply, or a reply meant for another client, would arrive now
-            stray = [header for header, _ in client._replies.values() if header.get("job") is not None]  # unmatched job replies
+            stray = [
+                header for header, _ in client._replies.values() if header.get("job") is not None
+            ]  # unmatched job replies
             assert not stray, f"client {index}: job replies that match none of its open jobs: {stray}"
             return [(seed, job, done_calls.get(job.request_id, 0)) for seed, job in jobs]
 
@@ -681,14 +833,29 @@ def test_job_fails_unavailable_when_daemon_is_killed(start_daemon, shared_images
 
 # --------------------------------------------------------------------------- endpoints (issue 15)
 
-@pytest.mark.parametrize(("endpoint", "accepted"), [
-    ("tcp://127.0.0.1:*", True), ("tcp://127.0.0.2:5557", True), ("tcp://localhost:5557", True),
-    ("tcp://[::1]:5557", True), ("tcp://[::ffff:127.0.0.1]:5557", True), ("ipc:///tmp/singan.sock", True),
-    ("tcp://127.0.0.1:49659;0.0.0.0:49660", False), ("tcp://127.0.0.1;0.0.0.0:49660", False),
-    ("tcp://0.0.0.0:5557", False), ("tcp://[::ffff:0.0.0.0]:5557", False), ("tcp://*:5557", False),
-    ("tcp://[::]:5557", False), ("tcp://lo:5557", False), ("tcp://eth0:5557", False), ("tcp://example.org:5557", False),
-    ("tcp://user@127.0.0.1:5557", False), ("tcp://127.0.0.1", False),
-])
+
+@pytest.mark.parametrize(
+    ("endpoint", "accepted"),
+    [
+        ("tcp://127.0.0.1:*", True),
+        ("tcp://127.0.0.2:5557", True),
+        ("tcp://localhost:5557", True),
+        ("tcp://[::1]:5557", True),
+        ("tcp://[::ffff:127.0.0.1]:5557", True),
+        ("ipc:///tmp/singan.sock", True),
+        ("tcp://127.0.0.1:49659;0.0.0.0:49660", False),
+        ("tcp://127.0.0.1;0.0.0.0:49660", False),
+        ("tcp://0.0.0.0:5557", False),
+        ("tcp://[::ffff:0.0.0.0]:5557", False),
+        ("tcp://*:5557", False),
+        ("tcp://[::]:5557", False),
+        ("tcp://lo:5557", False),
+        ("tcp://eth0:5557", False),
+        ("tcp://example.org:5557", False),
+        ("tcp://user@127.0.0.1:5557", False),
+        ("tcp://127.0.0.1", False),
+    ],
+)
 def test_endpoint_forms_without_allow_remote(endpoint, accepted):
     from daemon.endpoint import check_endpoint
 
@@ -700,10 +867,17 @@ def test_endpoint_forms_without_allow_remote(endpoint, accepted):
         assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize(("endpoint", "loopback"), [
-    ("tcp://127.0.0.1:0", True), ("tcp://[::ffff:127.0.0.1]:0", True), ("tcp://localhost:0", True), ("tcp://[::1]:0", True),
-    ("tcp://0.0.0.0:0", False), ("tcp://*:0", False),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "loopback"),
+    [
+        ("tcp://127.0.0.1:0", True),
+        ("tcp://[::ffff:127.0.0.1]:0", True),
+        ("tcp://localhost:0", True),
+        ("tcp://[::1]:0", True),
+        ("tcp://0.0.0.0:0", False),
+        ("tcp://*:0", False),
+    ],
+)
 def test_the_address_libzmq_bound_is_checked_and_printed_as_serve_accepts_it(endpoint, loopback):
     from daemon.endpoint import check_bound, check_endpoint, display_endpoint
 

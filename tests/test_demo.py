@@ -20,10 +20,27 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_SIZE = (300, 262)  # singan_core/data/demo.png
 SR_CROP = 64
 OUTPUTS = [
-    "instant_variation_1", "instant_variation_2", "instant_variation_3", "instant_variation_4", "instant_panorama_3x1",
-    "instant_tile", "instant_tile_2x2",
-    "variation_1", "variation_2", "variation_3", "variation_4", "panorama_3x1", "tile", "tile_2x2",
-    "composite", "mask", "harmonized", "sr_input", "sr_bicubic_2x", "sr_2x", "contact_sheet",
+    "instant_variation_1",
+    "instant_variation_2",
+    "instant_variation_3",
+    "instant_variation_4",
+    "instant_panorama_3x1",
+    "instant_tile",
+    "instant_tile_2x2",
+    "variation_1",
+    "variation_2",
+    "variation_3",
+    "variation_4",
+    "panorama_3x1",
+    "tile",
+    "tile_2x2",
+    "composite",
+    "mask",
+    "harmonized",
+    "sr_input",
+    "sr_bicubic_2x",
+    "sr_2x",
+    "contact_sheet",
 ]
 
 
@@ -88,8 +105,9 @@ def super_resolved(sr: np.ndarray, bicubic: np.ndarray, low: np.ndarray) -> bool
     0.2; demo outputs: 0.44, bicubic + noise of sigma 6 levels: 0.01)."""
     back = F.interpolate(from_uint8(sr.astype(np.uint8)), size=low.shape[:2], mode="area")
     error = (back - from_uint8(low.astype(np.uint8))).abs().mean().item() * 127.5
-    return (detail(sr) > 2 * detail(bicubic) and error < 4 and blockiness(sr) >= 0.5
-            and edge_alignment(sr, bicubic) >= 0.2)
+    return (
+        detail(sr) > 2 * detail(bicubic) and error < 4 and blockiness(sr) >= 0.5 and edge_alignment(sr, bicubic) >= 0.2
+    )
 
 
 def repeated(tile: np.ndarray, n: int = 2) -> np.ndarray:
@@ -101,11 +119,19 @@ def repeated(tile: np.ndarray, n: int = 2) -> np.ndarray:
 def test_demo_tiny_writes_every_output_and_stops_its_daemon(tmp_path):
     out, temp = tmp_path / "demo", tmp_path / "tmp"
     temp.mkdir()  # the demo's temporary store goes here (TMPDIR), so we can see it removed
-    env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(temp),
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        TMPDIR=str(temp),
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     result = subprocess.run(
         [sys.executable, "-m", "singan_cli.cli", "demo", "--preset", "tiny", "--out", str(out), "--device", "cpu"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
 

@@ -23,7 +23,7 @@ def cat(shared_images) -> torch.Tensor:
 
 def square(shape, top: int, left: int, size: int) -> torch.Tensor:
     mask = torch.zeros(1, 1, *shape)
-    mask[..., top:top + size, left:left + size] = 1
+    mask[..., top : top + size, left : left + size] = 1
     return mask
 
 
@@ -72,8 +72,9 @@ def test_fill_removes_an_object_keeps_the_rest_and_leaves_no_seam(cat):
     assert (out[:, 0] - out[:, 1])[..., 20:56, 150:196].mean() < 0.5  # the red is gone
     assert seam_ratio(out, mask) <= 1.2
     control = image.clone()
-    control[..., 16:60, 146:200] = synthesize(cat[..., 16:60, 146:200], 44, 54, seed=1,
-                                              config=PatchSynthesisConfig(coarsest_size=24))
+    control[..., 16:60, 146:200] = synthesize(
+        cat[..., 16:60, 146:200], 44, 54, seed=1, config=PatchSynthesisConfig(coarsest_size=24)
+    )
     assert seam_ratio(control, mask) > 1.2  # a variation pasted without the boundary condition
     assert torch.equal(fill(image, mask, seed=0), out)  # a seed repeats
 

@@ -21,7 +21,15 @@ from singan_cli import cli
 from singan_core.config import preset
 from singan_core.full_resolution import LiftSource, instant, sample_full_resolution
 from singan_core.imageio import load_image
-from singan_core.metrics import copied_region_fraction, copy_score, correlation_length, dominant_period, lattice_ratios, pixel_diversity, sharpness
+from singan_core.metrics import (
+    copied_region_fraction,
+    copy_score,
+    correlation_length,
+    dominant_period,
+    lattice_ratios,
+    pixel_diversity,
+    sharpness,
+)
 from singan_core.model import SinGANPyramid
 from singan_core.pyramid import resize
 from singan_core.sampling import sample
@@ -40,7 +48,9 @@ from conftest import store_model
 SIZE = 512  # output side of the acceptance checks (pixels)
 PERIOD_TOLERANCE = 0.15
 MIN_SHARPNESS_RATIO = 0.4  # measured 0.63-0.98 (a margin for a flaky 0.6 bar); bicubic 0.001; a 3 x 3 box blur fails it
-MAX_COPIED = 0.25  # copied_region_fraction (issue 24's limit; good outputs: brick instant 1x 0.10-0.18, textures 0.00-0.23)
+MAX_COPIED = (
+    0.25  # copied_region_fraction (issue 24's limit; good outputs: brick instant 1x 0.10-0.18, textures 0.00-0.23)
+)
 MIN_DIVERSITY = 0.1  # pixel diversity of two seeds (brick at 160 x 128: measured 0.19-0.3; identical images give 0)
 
 
@@ -70,7 +80,9 @@ def brick(brick_dir):
 
 @pytest.fixture(scope="module")
 def chelsea(tmp_path_factory, tiny_trained):
-    pyramid, source = load_model(store_model(tmp_path_factory.mktemp("models") / "chelsea", tiny_trained.pyramid, tiny_trained.image))
+    pyramid, source = load_model(
+        store_model(tmp_path_factory.mktemp("models") / "chelsea", tiny_trained.pyramid, tiny_trained.image)
+    )
     size = (288, 288)  # smaller than the 451 x 300 photo: a crop of it would be the easy way out
     lift = sample_full_resolution(pyramid, source, height=size[1], width=size[0])
     return {"source": source.image, "lift": lift, "instant": instant(source.image, height=size[1], width=size[0])}
@@ -152,7 +164,12 @@ def new_tile(x: torch.Tensor, source: torch.Tensor) -> bool:
     copied regions (<= 0.25), sharpness and correlation length within 30 % of the source's."""
     seam, inner = seam_and_interior(x)
     sharp, grain = sharpness(x) / sharpness(source), correlation_length(x) / correlation_length(source)
-    return seam <= inner * 1.2 and copied_region_fraction(x, source) <= 0.25 and abs(sharp - 1) <= 0.3 and abs(grain - 1) <= 0.3
+    return (
+        seam <= inner * 1.2
+        and copied_region_fraction(x, source) <= 0.25
+        and abs(sharp - 1) <= 0.3
+        and abs(grain - 1) <= 0.3
+    )
 
 
 def test_instant_tile_wraps_around(shared_images):
@@ -160,7 +177,11 @@ def test_instant_tile_wraps_around(shared_images):
     crop of the source wraps around where the crop does: the controls each fail a content check."""
     gravel = load_image(shared_images / "gravel.png")[..., :192, :192]
     tile = instant(gravel, height=160, width=160, tile=True)
-    assert new_tile(tile, gravel), (seam_and_interior(tile), copied_region_fraction(tile, gravel), sharpness(tile) / sharpness(gravel))
+    assert new_tile(tile, gravel), (
+        seam_and_interior(tile),
+        copied_region_fraction(tile, gravel),
+        sharpness(tile) / sharpness(gravel),
+    )
     plain_seam, plain_inner = seam_and_interior(instant(gravel, height=160, width=160))
     assert plain_seam > 1.5 * plain_inner  # without --tile the opposite edges do not meet
     noise = torch.rand(1, 3, 160, 160, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -253,7 +274,9 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def test_cli_sample_writes_full_resolution_files(brick_dir, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "sample", brick_dir, "--width", "80", "--height", "48", "-n", "2", "--seed", "5", "--out", tmp_path)
+    code, out, err = run_cli(
+        capsys, "sample", brick_dir, "--width", "80", "--height", "48", "-n", "2", "--seed", "5", "--out", tmp_path
+    )
     assert code == 0, err
     paths = [Path(line) for line in out.splitlines()]
     assert paths == [tmp_path / "sample_seed5.png", tmp_path / "sample_seed6.png"]
@@ -262,7 +285,9 @@ def test_cli_sample_writes_full_resolution_files(brick_dir, tmp_path, capsys):
 
 
 def test_cli_instant_writes_tiles(shared_images, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "instant", shared_images / "gravel.png", "--width", "64", "--height", "48", "--tile", "--out", tmp_path)
+    code, out, err = run_cli(
+        capsys, "instant", shared_images / "gravel.png", "--width", "64", "--height", "48", "--tile", "--out", tmp_path
+    )
     assert code == 0, err
     assert out.splitlines() == [str(tmp_path / "instant_seed0.png")]
     assert Image.open(tmp_path / "instant_seed0.png").size == (64, 48)
@@ -278,7 +303,9 @@ def test_cli_instant_writes_tiles(shared_images, tmp_path, capsys):
     ],
 )
 @pytest.mark.parametrize("command", ["sample", "instant"])
-def test_cli_bad_values_are_one_line_and_write_nothing(command, args, field, brick_dir, shared_images, tmp_path, capsys):
+def test_cli_bad_values_are_one_line_and_write_nothing(
+    command, args, field, brick_dir, shared_images, tmp_path, capsys
+):
     target = brick_dir if command == "sample" else shared_images / "brick.png"
     code, out, err = run_cli(capsys, command, target, *args, "--out", tmp_path / "out")
     assert code == 2 and out == ""
@@ -289,7 +316,9 @@ def test_cli_bad_values_are_one_line_and_write_nothing(command, args, field, bri
 def test_progress_counts_levels_and_may_cancel(brick_dir):
     pyramid, source = load_model(brick_dir)
     steps: list[tuple[int, int]] = []
-    sample_full_resolution(pyramid, source, height=64, width=96, n_samples=2, on_step=lambda done, total: steps.append((done, total)))
+    sample_full_resolution(
+        pyramid, source, height=64, width=96, n_samples=2, on_step=lambda done, total: steps.append((done, total))
+    )
     total = steps[-1][1]
     assert steps == [(i, total) for i in range(1, total + 1)] and total % 2 == 0  # every level of both samples
 
@@ -308,12 +337,16 @@ def test_detail_model_is_todays_model_scale_sample(brick_dir):
     pyramid, source = load_model(brick_dir)
     fh, fw = pyramid.sizes[-1]
     expected = sample(pyramid, 1, 64 / fh, 96 / fw)
-    assert torch.equal(sample_full_resolution(pyramid, source, height=64, width=96, detail="model", feature_scale=0.5), expected)
+    assert torch.equal(
+        sample_full_resolution(pyramid, source, height=64, width=96, detail="model", feature_scale=0.5), expected
+    )
 
 
 def test_gen_start_scale_keeps_the_photos_layout_in_the_lift(brick_dir):
     pyramid, source = load_model(brick_dir)
-    kept = sample_full_resolution(pyramid, source, height=128, width=128, gen_start_scale=pyramid.num_scales - 1, n_samples=2)
+    kept = sample_full_resolution(
+        pyramid, source, height=128, width=128, gen_start_scale=pyramid.num_scales - 1, n_samples=2
+    )
     new = sample_full_resolution(pyramid, source, height=128, width=128, n_samples=2)
     # the same layout (the photo's) under both seeds: measured 0.15-0.27x the difference of two new layouts
     assert (kept[0] - kept[1]).abs().mean() < 0.7 * (new[0] - new[1]).abs().mean()

@@ -54,13 +54,17 @@ def texture_ok(result, naive, background, mask) -> bool:
 def band_ok(result, naive, background, mask) -> bool:
     """The object's finest band (the texture at the canvas's scale) is at most half as far from the
     background's as the naive composite's."""
-    return texture_swd(result, background, mask, band_sigma=1.0) < 0.5 * texture_swd(naive, background, mask, band_sigma=1.0)
+    return texture_swd(result, background, mask, band_sigma=1.0) < 0.5 * texture_swd(
+        naive, background, mask, band_sigma=1.0
+    )
 
 
 # --------------------------------------------------------------------------- a composite with a known background
 
 
-def paste(background: torch.Tensor, obj: torch.Tensor, top: int, left: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def paste(
+    background: torch.Tensor, obj: torch.Tensor, top: int, left: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(naive composite, pasted object on the canvas, mask): ``obj`` cut out by an ellipse at (top, left)."""
     h, w = obj.shape[-2:]
     shape = Image.new("L", (w, h), 0)
@@ -99,8 +103,10 @@ def hatched():
     bands 19 px wide on an orange disk) pasted in: the texture is known and the object has none."""
     h, w = 120, 160
     yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
-    background = (torch.stack([yy / h * 0.4 - 0.6, yy / h * 0.4 - 0.4, yy / h * 0.4])[None]
-                  + 0.12 * torch.sin(2 * torch.pi * (xx + yy) / 5)).clamp(-1, 1)
+    background = (
+        torch.stack([yy / h * 0.4 - 0.6, yy / h * 0.4 - 0.4, yy / h * 0.4])[None]
+        + 0.12 * torch.sin(2 * torch.pi * (xx + yy) / 5)
+    ).clamp(-1, 1)
     bands = 0.35 * torch.sign(torch.sin(xx[:70, :90] / 6))
     obj = (torch.tensor([0.5, 0.1, -0.5])[None, :, None, None] + bands).clamp(-1, 1)
     return (background, *paste(background, obj, 25, 35))
@@ -314,7 +320,9 @@ def test_daemon_harmonize_default_is_the_new_method(served_model, cup_on_cat):
     layers = {}
     with served_model.daemon.client() as client:
         for method in ("default", "paper"):
-            params = {"model": served_model.model, "output_order": "RGBA"} | ({"method": method} if method == "paper" else {})
+            params = {"model": served_model.model, "output_order": "RGBA"} | (
+                {"method": method} if method == "paper" else {}
+            )
             job = client.submit("harmonize", params, images)
             job.wait(timeout=120)
             layers[method] = np.frombuffer(job.images[0].data, np.uint8).reshape(h, w, 4)

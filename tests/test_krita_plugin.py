@@ -55,6 +55,7 @@ CP311_WHEEL = "pyzmq-27.3.0-cp311-cp311-manylinux_2_26_x86_64.manylinux_2_28_x86
 
 # --------------------------------------------------------------------------- the release zip
 
+
 @pytest.fixture(scope="session")
 def plugin_zip(tmp_path_factory) -> Path:
     """The release zip, built like ``python -m krita_plugin.build`` (wheels cached in build/)."""
@@ -64,10 +65,16 @@ def plugin_zip(tmp_path_factory) -> Path:
 def test_zip_has_the_client_msgpack_and_a_wheel_for_each_krita_python(plugin_zip):
     assert plugin_zip.name == f"singan_krita-{build.project_version()}.zip"
     names = zipfile.ZipFile(plugin_zip).namelist()
-    for required in ("singan_krita.desktop", "singan_krita.action", "singan_krita/", "singan_krita/__init__.py",
-                     "singan_krita/vendor/__init__.py",
-                     "singan_krita/vendor/protocol/client.py", "singan_krita/vendor/protocol/wire.py",
-                     "singan_krita/vendor/msgpack/fallback.py"):
+    for required in (
+        "singan_krita.desktop",
+        "singan_krita.action",
+        "singan_krita/",
+        "singan_krita/__init__.py",
+        "singan_krita/vendor/__init__.py",
+        "singan_krita/vendor/protocol/client.py",
+        "singan_krita/vendor/protocol/wire.py",
+        "singan_krita/vendor/msgpack/fallback.py",
+    ):
         assert required in names
     wheels = sorted(Path(n).name for n in names if n.endswith(".whl"))
     assert wheels == [
@@ -117,31 +124,43 @@ def test_bundled_wheel_is_unpacked_and_preferred_over_an_installed_pyzmq(plugin_
 
 # --------------------------------------------------------------------------- pure modules
 
+
 def host(python=(3, 11), system="linux", machine="x86_64", glibc=(2, 36), macos=None):
     return deps.Host(python, "cpython", system, machine, glibc, macos)
 
 
-@pytest.mark.parametrize("the_host, fits", [
-    (host(), f"{CP311_WHEEL}.whl"),  # Debian 12
-    (host(python=(3, 10)), "pyzmq-27.3.0-cp310-cp310-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl"),  # AppImage
-    (host(python=(3, 12), glibc=(2, 39)), "pyzmq-27.3.0-cp312-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl"),
-    (host(python=(3, 13)), "pyzmq-27.3.0-cp312-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl"),  # abi3
-    (host(python=(3, 10), system="windows", machine="amd64", glibc=None), "pyzmq-27.3.0-cp310-cp310-win_amd64.whl"),
-    (host(python=(3, 10), system="darwin", machine="arm64", glibc=None, macos=(14, 5)),
-     "pyzmq-27.3.0-cp310-cp310-macosx_10_15_universal2.whl"),
-    (host(glibc=(2, 17)), None),  # too old a glibc (the wheels need 2.26)
-    (host(machine="aarch64"), None),
-    (host(python=(3, 9)), None),
-    (host(python=(3, 10), system="windows", machine="arm64", glibc=None), None),
-])
+@pytest.mark.parametrize(
+    "the_host, fits",
+    [
+        (host(), f"{CP311_WHEEL}.whl"),  # Debian 12
+        (host(python=(3, 10)), "pyzmq-27.3.0-cp310-cp310-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl"),  # AppImage
+        (
+            host(python=(3, 12), glibc=(2, 39)),
+            "pyzmq-27.3.0-cp312-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl",
+        ),
+        (host(python=(3, 13)), "pyzmq-27.3.0-cp312-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl"),  # abi3
+        (host(python=(3, 10), system="windows", machine="amd64", glibc=None), "pyzmq-27.3.0-cp310-cp310-win_amd64.whl"),
+        (
+            host(python=(3, 10), system="darwin", machine="arm64", glibc=None, macos=(14, 5)),
+            "pyzmq-27.3.0-cp310-cp310-macosx_10_15_universal2.whl",
+        ),
+        (host(glibc=(2, 17)), None),  # too old a glibc (the wheels need 2.26)
+        (host(machine="aarch64"), None),
+        (host(python=(3, 9)), None),
+        (host(python=(3, 10), system="windows", machine="arm64", glibc=None), None),
+    ],
+)
 def test_pick_wheel_matches_python_abi_and_platform(the_host, fits):
-    wheels = [Path(w[0]) for w in (
-        ("pyzmq-27.3.0-cp310-cp310-macosx_10_15_universal2.whl",),
-        ("pyzmq-27.3.0-cp310-cp310-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl",),
-        ("pyzmq-27.3.0-cp310-cp310-win_amd64.whl",),
-        (f"{CP311_WHEEL}.whl",),
-        ("pyzmq-27.3.0-cp312-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl",),
-    )]
+    wheels = [
+        Path(w[0])
+        for w in (
+            ("pyzmq-27.3.0-cp310-cp310-macosx_10_15_universal2.whl",),
+            ("pyzmq-27.3.0-cp310-cp310-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl",),
+            ("pyzmq-27.3.0-cp310-cp310-win_amd64.whl",),
+            (f"{CP311_WHEEL}.whl",),
+            ("pyzmq-27.3.0-cp312-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl",),
+        )
+    ]
     picked = deps.pick_wheel(wheels, the_host)
     assert (picked.name if picked else None) == fits
 
@@ -184,8 +203,11 @@ def test_pixels_crop_embed_and_the_masks_the_fill_sends():
     assert not pixels.transparent_outside(bytes(hole_only), mask)
     hole_only[3] = 128  # the first, outside it
     assert pixels.transparent_outside(bytes(hole_only), mask)
-    for bad in (lambda: pixels.crop(bytes(16), 2, 1, 1, 2, 2), lambda: pixels.embed(bytes(3), 0, 0, 2, 2, 4, 4),
-                lambda: pixels.embed(None, 3, 0, 2, 1, 4, 4)):
+    for bad in (
+        lambda: pixels.crop(bytes(16), 2, 1, 1, 2, 2),
+        lambda: pixels.embed(bytes(3), 0, 0, 2, 2, 4, 4),
+        lambda: pixels.embed(None, 3, 0, 2, 1, 4, 4),
+    ):
         with pytest.raises(ValueError):
             bad()
 
@@ -211,7 +233,10 @@ def test_fill_and_boundary_variation_requests():
     mask = Image("selection", 48, 32, "GRAY", bytes(48 * 32))
     params, images = ops.fill_request(image, mask, chosen)
     assert params == {"n": 1, "seed": 7, "noise": 0.25, "output_order": "BGRA"}
-    assert [(i.name, i.width, i.height, i.order) for i in images] == [("image", 48, 32, "BGRA"), ("mask", 48, 32, "GRAY")]
+    assert [(i.name, i.width, i.height, i.order) for i in images] == [
+        ("image", 48, 32, "BGRA"),
+        ("mask", 48, 32, "GRAY"),
+    ]
     params, _ = ops.boundary_variations_request(image, mask, chosen)
     assert params == {"n": 3, "seed": 7, "noise": 1.0, "output_order": "BGRA"}
     params, images = ops.join_request(image, mask, 9)
@@ -257,10 +282,23 @@ def test_scale_choices_cover_every_scale_from_coarse_to_fine():
 
 
 def test_model_entries_are_unique_and_show_state_progress_and_preset():
-    base = {"name": "brick - Background", "status": "ready", "kind": "generative", "scales_done": 5, "num_scales": 5,
-            "width": 48, "height": 48, "preset": "tiny", "created": 1_780_000_000.0}
-    models = [dict(base, id="brick"), dict(base, id="brick-2"), dict(base, id="brick-3", preset="draft"),
-              dict(base, id="brick-4", status="training", scales_done=2)]
+    base = {
+        "name": "brick - Background",
+        "status": "ready",
+        "kind": "generative",
+        "scales_done": 5,
+        "num_scales": 5,
+        "width": 48,
+        "height": 48,
+        "preset": "tiny",
+        "created": 1_780_000_000.0,
+    }
+    models = [
+        dict(base, id="brick"),
+        dict(base, id="brick-2"),
+        dict(base, id="brick-3", preset="draft"),
+        dict(base, id="brick-4", status="training", scales_done=2),
+    ]
     jobs = [{"model": "brick-4", "state": "running", "fraction": 0.423}]
     texts = words.model_texts(models, jobs)
     assert len(set(texts)) == len(texts) == 4  # same name, same minute: still four different entries
@@ -270,14 +308,32 @@ def test_model_entries_are_unique_and_show_state_progress_and_preset():
 
 
 def test_options_round_trip_through_settings_and_bad_settings_keep_defaults():
-    chosen = options.Options(model="m1", preset="tiny", seamless=True, count=3, seed=9, start_scale=2,
-                             injection_scale=4, size_mode="custom", width=300, height=200, feature_scale=0.5)
+    chosen = options.Options(
+        model="m1",
+        preset="tiny",
+        seamless=True,
+        count=3,
+        seed=9,
+        start_scale=2,
+        injection_scale=4,
+        size_mode="custom",
+        width=300,
+        height=200,
+        feature_scale=0.5,
+    )
     saved = options.to_settings(chosen)
     assert all(isinstance(text, str) for text in saved.values())
     assert options.from_settings(lambda name: saved.get(name, "")) == chosen
     assert options.from_settings(lambda name: "") == options.Options()  # a fresh kritarc
-    bad = {"count": "999", "seamless": "yes", "width": "x", "seed": "-1", "size_mode": "3x", "injection_scale": "0",
-           "feature_scale": "0"}
+    bad = {
+        "count": "999",
+        "seamless": "yes",
+        "width": "x",
+        "seed": "-1",
+        "size_mode": "3x",
+        "injection_scale": "0",
+        "feature_scale": "0",
+    }
     assert options.from_settings(lambda name: bad.get(name, "")) == options.Options()
 
 
@@ -285,12 +341,28 @@ def test_request_params():
     model = {"id": "bricks", "num_scales": 5}
     chosen = options.Options(count=3, seed=7, start_scale=9, seamless=True, injection_scale=9, feature_scale=0.5)
     assert ops.generate_params(model, (96, 64), chosen) == {
-        "model": "bricks", "n": 3, "seed": 7, "width": 96, "height": 64, "gen_start_scale": 4, "feature_scale": 0.5,
-        "detail": "source", "output_order": "BGRA", "padding": "circular"}
+        "model": "bricks",
+        "n": 3,
+        "seed": 7,
+        "width": 96,
+        "height": 64,
+        "gen_start_scale": 4,
+        "feature_scale": 0.5,
+        "detail": "source",
+        "output_order": "BGRA",
+        "padding": "circular",
+    }
     image = Image("selection", 48, 32, "BGRA", bytes(48 * 32 * 4))
     params, images = ops.instant_request(image, (96, 64), chosen)
-    assert params == {"n": 3, "seed": 7, "width": 96, "height": 64, "feature_scale": 0.5, "tile": True,
-                      "output_order": "BGRA"}
+    assert params == {
+        "n": 3,
+        "seed": 7,
+        "width": 96,
+        "height": 64,
+        "feature_scale": 0.5,
+        "tile": True,
+        "output_order": "BGRA",
+    }
     assert [(i.name, i.width, i.height, i.order) for i in images] == [("image", 48, 32, "BGRA")]
     assert ops.injection_params(model, chosen) == {"model": "bricks", "seed": 7, "output_order": "BGRA", "scale": 4}
     assert "scale" not in ops.injection_params(model, options.Options())
@@ -331,19 +403,34 @@ def test_daemon_error_sentences_differ_by_what_to_do():
     assert "singan serve" in explain(DaemonError("unavailable", "no answer; start it with: singan serve"))[0]
 
 
-HELLO = {"preset_details": [{"name": "tiny", "max_size": 48, "iterations": 80},
-                            {"name": "draft", "max_size": 128, "iterations": 60}]}
+HELLO = {
+    "preset_details": [
+        {"name": "tiny", "max_size": 48, "iterations": 80},
+        {"name": "draft", "max_size": 128, "iterations": 60},
+    ]
+}
 
 
 def ready(model_id, preset, seconds, width=48, height=32, created=1000.0):
-    return {"id": model_id, "status": "ready", "kind": "generative", "preset": preset, "width": width,
-            "height": height, "created": created, "updated": created + seconds}
+    return {
+        "id": model_id,
+        "status": "ready",
+        "kind": "generative",
+        "preset": preset,
+        "width": width,
+        "height": height,
+        "created": created,
+        "updated": created + seconds,
+    }
 
 
 def test_training_estimate_comes_from_this_daemons_trainings_of_the_same_preset():
-    models = [ready("a", "draft", 600, 128, 96, created=1), ready("b", "draft", 700, 128, 96, created=2),
-              ready("c", "draft", 5000, 128, 96, created=3),  # waited in the queue: the median ignores it
-              ready("t", "tiny", 20, created=4)]
+    models = [
+        ready("a", "draft", 600, 128, 96, created=1),
+        ready("b", "draft", 700, 128, 96, created=2),
+        ready("c", "draft", 5000, 128, 96, created=3),  # waited in the queue: the median ignores it
+        ready("t", "tiny", 20, created=4),
+    ]
     estimate = advice.training_estimate(HELLO, models, "draft", 1200, 800)  # shrunk to 128 x 85
     assert (estimate.max_size, estimate.iterations) == (128, 60)
     assert 700 * 128 * 85 / (128 * 96) * 0.95 < estimate.seconds < 700 * 128 * 85 / (128 * 96) * 1.05
@@ -362,18 +449,33 @@ def test_training_estimate_comes_from_this_daemons_trainings_of_the_same_preset(
 def test_training_question_names_what_trains_and_how_long():
     estimate = advice.Estimate(780.0, 128, 60, "going by this daemon's last 2 'draft' trainings")
     text = words.training_question("Harmonize first trains", "the background", "draft", estimate, "Train it?")
-    assert text.replace("\u00a0", " ") == ("Harmonize first trains a 'draft' model of the background: "
-                                           "about 13 min, going by this daemon's last 2 'draft' trainings. Train it?")
+    assert text.replace("\u00a0", " ") == (
+        "Harmonize first trains a 'draft' model of the background: "
+        "about 13 min, going by this daemon's last 2 'draft' trainings. Train it?"
+    )
     unknown = advice.Estimate(None, 128, 60, "no 'draft' training has finished on this daemon yet")
     assert "time unknown (no 'draft' training" in words.training_question("T", "x", "draft", unknown, "?")
     assert [words.duration_text(s).replace("\u00a0", " ") for s in (12, 89, 130, 3900)] == [
-        "about 12 s", "about 89 s", "about 2 min", "about 1 h 05 min"]
+        "about 12 s",
+        "about 89 s",
+        "about 2 min",
+        "about 1 h 05 min",
+    ]
     assert words.duration_text(130) == "about 2\u00a0min"  # the number stays with its unit when wrapped
 
 
 def test_model_box_entries_are_short_unique_and_keep_the_whole_text_for_the_tooltip():
-    base = {"name": "chelsea", "status": "ready", "kind": "generative", "scales_done": 5, "num_scales": 5,
-            "width": 48, "height": 32, "preset": "tiny", "created": 1_780_000_000.0}
+    base = {
+        "name": "chelsea",
+        "status": "ready",
+        "kind": "generative",
+        "scales_done": 5,
+        "num_scales": 5,
+        "width": 48,
+        "height": 32,
+        "preset": "tiny",
+        "created": 1_780_000_000.0,
+    }
     models = [dict(base, id="c"), dict(base, id="c-2"), dict(base, id="c-3", status="interrupted", scales_done=2)]
     choices = words.model_choices(models, [])
     shorts = [short for short, _ in choices]
@@ -385,7 +487,9 @@ def test_a_question_queues_nothing_until_yes_and_no_says_so():
     studio = Studio("tcp://127.0.0.1:1")
     ran = []
     try:
-        studio.ask(Question("Train it?", "Train", "Don't train", lambda: ran.append(1), "Harmonize: nothing was queued"))
+        studio.ask(
+            Question("Train it?", "Train", "Don't train", lambda: ran.append(1), "Harmonize: nothing was queued")
+        )
         assert studio.question is not None and ran == [] and studio.tasks == []
         studio.answer(False)
         assert studio.question is None and ran == [] and studio.message == "Harmonize: nothing was queued"
@@ -431,15 +535,25 @@ def test_studio_runs_a_task_on_the_shared_session_and_cancel_stops_a_training(se
         pump_until(studio, lambda: studio.session.model(served_model.model) is not None, 10)
         task = studio.start("variations")
         seen = []
-        task.submit("generate", {"model": served_model.model, "n": 2, "width": 40, "height": 24, "output_order": "BGRA"},
-                    [], lambda data, images: seen.append([(i.width, i.height, i.order) for i in images]) or "2 done", "variations")
+        task.submit(
+            "generate",
+            {"model": served_model.model, "n": 2, "width": 40, "height": 24, "output_order": "BGRA"},
+            [],
+            lambda data, images: seen.append([(i.width, i.height, i.order) for i in images]) or "2 done",
+            "variations",
+        )
         pump_until(studio, lambda: task.finished, 30)
         assert (task.failed, task.message, seen) == (False, "2 done", [[(40, 24, "BGRA"), (40, 24, "BGRA")]])
         assert studio.message == "variations: 2 done" and not studio.message_is_error
 
         training = studio.start("training")
-        training.submit("train", {"name": "cancel me", "preset": "tiny"}, [wire_image(shared_images / "brick.png", order="BGRA")],
-                        lambda data, images: "trained", "training")
+        training.submit(
+            "train",
+            {"name": "cancel me", "preset": "tiny"},
+            [wire_image(shared_images / "brick.png", order="BGRA")],
+            lambda data, images: "trained",
+            "training",
+        )
         pump_until(studio, lambda: (training.fraction or 0) > 0, 60)
         assert training.phase.startswith("training: scale") and studio.current_task is training
         training.cancel()
@@ -448,8 +562,13 @@ def test_studio_runs_a_task_on_the_shared_session_and_cancel_stops_a_training(se
         assert studio.message_is_error and studio.message == "training: cancelled"
 
         failing = studio.start("paint")  # a result handler's PluginError is shown in its own words
-        failing.submit("generate", {"model": served_model.model, "n": 1, "width": 16, "height": 16},
-                       [], lambda data, images: (_ for _ in ()).throw(NoDocument("open a document first")), "painting")
+        failing.submit(
+            "generate",
+            {"model": served_model.model, "n": 1, "width": 16, "height": 16},
+            [],
+            lambda data, images: (_ for _ in ()).throw(NoDocument("open a document first")),
+            "painting",
+        )
         pump_until(studio, lambda: failing.finished, 30)
         assert studio.message == "paint: open a document first" and studio.message_is_error
     finally:
@@ -462,14 +581,17 @@ def test_plugin_errors_keep_their_words_and_others_get_the_sessions():
 
 
 def test_connection_pure_modules_import_no_krita_or_qt():
-    script = ("import sys; import krita_plugin.singan_krita.studio, krita_plugin.singan_krita.deps, "
-              "krita_plugin.singan_krita.ops, krita_plugin.singan_krita.pixels; "
-              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('krita', 'PyQt5')))")
+    script = (
+        "import sys; import krita_plugin.singan_krita.studio, krita_plugin.singan_krita.deps, "
+        "krita_plugin.singan_krita.ops, krita_plugin.singan_krita.pixels; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('krita', 'PyQt5')))"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO)
     assert done.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------- the real Krita
+
 
 @pytest.fixture(scope="module")
 def krita_host():
@@ -513,8 +635,14 @@ def launch_krita(root: Path, env: dict, timeout: float) -> float:
     """Run ``krita`` under Xvfb on a :data:`SCREEN` screen until it exits; returns the seconds."""
     started = time.monotonic()
     with open(root / "out" / f"krita-{env['SINGAN_HARNESS_PHASE']}.log", "w") as log:
-        subprocess.run([XVFB_RUN, "-a", "-s", f"-screen 0 {SCREEN[0]}x{SCREEN[1]}x24", KRITA, "--nosplash"],
-                       env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        subprocess.run(
+            [XVFB_RUN, "-a", "-s", f"-screen 0 {SCREEN[0]}x{SCREEN[1]}x24", KRITA, "--nosplash"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
     return time.monotonic() - started
 
 
@@ -552,10 +680,17 @@ def krita_profile(krita_host, plugin_zip, served_model, shared_images, tmp_path_
         f"[SinGANStudio]\nendpoint={served_model.daemon.endpoint}\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "QT_QPA_PLATFORM")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(config), XDG_DATA_HOME=str(data), XDG_RUNTIME_DIR=str(runtime),
-               SINGAN_HARNESS_OUT=str(out), SINGAN_TEST_MODEL=served_model.model, SINGAN_TEST_IMAGES=str(images),
-               SINGAN_HARNESS_LIMIT=str(KRITA_TIMEOUT - 20),
-               SINGAN_CREDENTIALS_DIR=str(credentials_dir()))  # the same user's token as the daemon's (issue 29)
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(config),
+        XDG_DATA_HOME=str(data),
+        XDG_RUNTIME_DIR=str(runtime),
+        SINGAN_HARNESS_OUT=str(out),
+        SINGAN_TEST_MODEL=served_model.model,
+        SINGAN_TEST_IMAGES=str(images),
+        SINGAN_HARNESS_LIMIT=str(KRITA_TIMEOUT - 20),
+        SINGAN_CREDENTIALS_DIR=str(credentials_dir()),
+    )  # the same user's token as the daemon's (issue 29)
     print(f"\nKrita run folder: {root}")
     return root, env
 
@@ -565,8 +700,16 @@ def krita_run(krita_profile) -> KritaRun:
     root, env = krita_profile
     second = DaemonProcess(root / "second-store")
     try:
-        seconds = launch_krita(root, dict(env, SINGAN_HARNESS_PHASE="first", SINGAN_SECOND_ENDPOINT=second.endpoint,
-                                          SINGAN_SECOND_PID=str(second.proc.pid)), KRITA_TIMEOUT)
+        seconds = launch_krita(
+            root,
+            dict(
+                env,
+                SINGAN_HARNESS_PHASE="first",
+                SINGAN_SECOND_ENDPOINT=second.endpoint,
+                SINGAN_SECOND_PID=str(second.proc.pid),
+            ),
+            KRITA_TIMEOUT,
+        )
     finally:
         second.stop()
     results = read_results(root / "out", "first")
@@ -600,12 +743,19 @@ def test_plugin_loads_from_the_zip_with_its_bundled_pyzmq(krita_run, served_mode
     offered = dict(startup["presets_offered"])
     assert list(offered) == startup["hello"]["presets"]
     for detail in startup["hello"]["preset_details"]:
-        assert f"{detail['max_size']} px" in offered[detail["name"]] and str(detail["iterations"]) in offered[detail["name"]]
+        assert (
+            f"{detail['max_size']} px" in offered[detail["name"]]
+            and str(detail["iterations"]) in offered[detail["name"]]
+        )
     assert startup["endpoint"] == served_model.daemon.endpoint  # read from kritarc
     assert startup["seconds_to_models"] < 10  # measured 0.01-0.07 s
     assert krita_run.results["python"].startswith("3.11")
-    print(f"Krita session: {krita_run.seconds:.1f} s; " + ", ".join(
-        f"{name} {entry.get('seconds')} s" for name, entry in krita_run.results.items() if isinstance(entry, dict)))
+    print(
+        f"Krita session: {krita_run.seconds:.1f} s; "
+        + ", ".join(
+            f"{name} {entry.get('seconds')} s" for name, entry in krita_run.results.items() if isinstance(entry, dict)
+        )
+    )
 
 
 def on_screen(rect: list[int], screen: list[int]) -> bool:
@@ -624,11 +774,19 @@ def test_docker_fits_a_1280_x_800_screen_with_cancel_visible(krita_run):
     startup = krita_run.scenario("startup")
     assert startup["screen_geometry"] == [0, 0, *SCREEN]
     harmonize = krita_run.scenario("harmonize")
-    states = {"at rest": startup, "training": krita_run.scenario("train_and_cancel"),
-              "question": harmonize["question_geometry"], "harmonize training": harmonize["training_geometry"]}
-    print("docker geometry (size, viewport, min height): " + "; ".join(
-        f"{name} {found['docker_size']} {found['viewport_size']} {found['docker_min_height']}"
-        for name, found in states.items()))
+    states = {
+        "at rest": startup,
+        "training": krita_run.scenario("train_and_cancel"),
+        "question": harmonize["question_geometry"],
+        "harmonize training": harmonize["training_geometry"],
+    }
+    print(
+        "docker geometry (size, viewport, min height): "
+        + "; ".join(
+            f"{name} {found['docker_size']} {found['viewport_size']} {found['docker_min_height']}"
+            for name, found in states.items()
+        )
+    )
     for name, found in states.items():
         assert found["docker_visible"] and found["docker_min_height"] <= docker_module_max_min_height(), name
         assert 250 <= found["docker_size"][0] <= 350, (name, found["docker_size"])
@@ -641,9 +799,18 @@ def test_docker_fits_a_1280_x_800_screen_with_cancel_visible(krita_run):
         assert found["status_visible"] and found["progress_visible"]
     unfolded = startup["unfolded"]  # the options shown: they scroll vertically, never sideways
     assert unfolded["options_shown"] and unfolded["overflow"] == [] and not unfolded["horizontal_scroll"]
-    for name in ("window_connected", "window_training", "window_error", "docker_at_rest", "docker_training",
-                 "docker_question", "docker_harmonize_training", "docker_error", "docker_daemon_error",
-                 "docker_options"):
+    for name in (
+        "window_connected",
+        "window_training",
+        "window_error",
+        "docker_at_rest",
+        "docker_training",
+        "docker_question",
+        "docker_harmonize_training",
+        "docker_error",
+        "docker_daemon_error",
+        "docker_options",
+    ):
         assert (krita_run.out / f"{name}.png").stat().st_size > 3_000, name  # screenshots for people to look at
 
 
@@ -661,14 +828,21 @@ def test_actions_without_a_document_say_what_to_do(krita_run):
         assert found[action]["is_error"] and "open a document first" in found[action]["message"]
     # a second click on the same refused action shows as new: reported again, highlighted again
     assert not found["flashing_before"]
-    assert found["again"] == {"message": "open a document first", "is_error": True, "reports": 1, "flashing": True,
-                              "question": False}
+    assert found["again"] == {
+        "message": "open a document first",
+        "is_error": True,
+        "reports": 1,
+        "flashing": True,
+        "question": False,
+    }
 
 
 def raw_protocol_text(message: str) -> bool:
     """Whether ``message`` carries the daemon's raw words (field paths, codes, byte counts)."""
-    return any(raw in message for raw in ("images[", "params.", "buffer has", "the daemon refused", "invalid_request",
-                                          "not_found", "uint8"))
+    return any(
+        raw in message
+        for raw in ("images[", "params.", "buffer has", "the daemon refused", "invalid_request", "not_found", "uint8")
+    )
 
 
 @pytest.mark.slow
@@ -679,7 +853,7 @@ def test_a_second_and_third_quick_variations_in_a_row_work(krita_run):
     x, y, w, h = found["selection"]
     runs = found["quick"]
     assert [run["active"][1] for run in runs] == ["paintlayer", "grouplayer", "grouplayer"]
-    source = krita_run.raw(found["source"], (found["height"], found["width"], 4))[y:y + h, x:x + w].astype(int)
+    source = krita_run.raw(found["source"], (found["height"], found["width"], 4))[y : y + h, x : x + w].astype(int)
     previous = source
     for run in runs:
         assert run["task"]["failed"] is False and run["task"]["message"] == "2 variations in 'SinGAN variations'"
@@ -688,7 +862,10 @@ def test_a_second_and_third_quick_variations_in_a_row_work(krita_run):
         assert (pixels_[..., 3] == 255).all() and pixels_[..., :3].std() > 10  # an image, not an empty buffer
         assert np.abs(pixels_[..., :3] - previous[..., :3]).mean() > 3  # new pixels, not the last ones again
         previous = pixels_
-    assert runs[1]["layers"] == ["Visible quick seed 5", "Visible quick seed 6"]  # the second click, new seeds (issue 24)
+    assert runs[1]["layers"] == [
+        "Visible quick seed 5",
+        "Visible quick seed 6",
+    ]  # the second click, new seeds (issue 24)
     # the control: an empty group buffer (what the second click read before) fails the image check
     empty = np.zeros((h, w, 4), int)
     assert not ((empty[..., 3] == 255).all() and empty[..., :3].std() > 10)
@@ -701,11 +878,15 @@ def test_each_action_with_a_group_vector_or_filter_layer_active(krita_run):
     actions_ = found["group_actions"]
     assert actions_["Variations"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"}
     assert not actions_["Paint to image"]["failed"] and actions_["Paint to image"]["message"].startswith(
-        "'Visible as chelsea' is above 'SinGAN variations'")
+        "'Visible as chelsea' is above 'SinGAN variations'"
+    )
     for name in ("Train", "Super-res 2x"):  # they start on the visible image (then the harness cancels them)
         assert actions_[name]["started"] and not actions_[name]["failed_before_cancel"], actions_[name]
-    refusals = {"group layer": actions_["Harmonize"], "vector layer": found["vector"]["harmonize"],
-                "filter layer": found["filter"]["harmonize"]}
+    refusals = {
+        "group layer": actions_["Harmonize"],
+        "vector layer": found["vector"]["harmonize"],
+        "filter layer": found["filter"]["harmonize"],
+    }
     for kind, refused in refusals.items():
         assert refused["is_error"] and refused["reports"] == 1 and refused["flashing"] and not refused["question"]
         assert f"is a {kind}: make the pasted object's layer" in refused["message"]
@@ -730,12 +911,19 @@ def test_harmonize_without_a_model_asks_first_no_queues_nothing_and_cancel_leave
     found = krita_run.scenario("harmonize")
     question = found["question"]
     assert question["shown"] and question["buttons_hidden"]
-    assert question["text"].startswith("No model chosen: Harmonize first trains a 'tiny' model of the background: "
-                                       "about ")
+    assert question["text"].startswith(
+        "No model chosen: Harmonize first trains a 'tiny' model of the background: about "
+    )
     assert "going by this daemon's last" in question["text"] and question["text"].endswith("Train it and harmonize?")
     assert (question["yes"], question["no"]) == ("Train and harmonize", "Don't train")
-    assert found["after_no"] == {"tasks": 0, "question": False, "new_models": [], "jobs": [],
-                                 "message": "Harmonize: nothing was queued", "buttons_back": True}
+    assert found["after_no"] == {
+        "tasks": 0,
+        "question": False,
+        "new_models": [],
+        "jobs": [],
+        "message": "Harmonize: nothing was queued",
+        "buttons_back": True,
+    }
     training = found["training"]
     assert training["title"] == "Harmonize 'Pasted': training the background model"
     assert training["bar"].startswith("scale ") and " %" in training["bar"] and "left" in training["bar"]
@@ -775,7 +963,7 @@ def region_mask(shape: tuple[int, int], region: list[int]):
 
     x, y, w, h = region
     mask = torch.zeros(shape)
-    mask[y:y + h, x:x + w] = 1
+    mask[y : y + h, x : x + w] = 1
     return mask
 
 
@@ -807,7 +995,10 @@ def test_quick_variations_in_a_selection_continue_the_canvas_and_copy_nothing(kr
     seeds = [(11, 12), (13, 14)]
     firsts = []
     for run, pair in zip(found["runs"], seeds, strict=True):
-        assert run["task"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"} and run["op"] == "inpaint"
+        assert (
+            run["task"] == {"failed": False, "message": "2 variations in 'SinGAN variations'"}
+            and run["op"] == "inpaint"
+        )
         assert [layer["name"] for layer in run["layers"]] == [f"Background quick seed {s}" for s in pair]
         assert run["seed_after"] == pair[1] + 1
         for layer in run["layers"]:
@@ -816,7 +1007,7 @@ def test_quick_variations_in_a_selection_continue_the_canvas_and_copy_nothing(kr
             assert (gray[..., 1] == 255).all()
             copied = copied_region_fraction(as_tensor(gray[..., 0]), as_tensor(canvas))
             composite = canvas.copy()
-            composite[y:y + h, x:x + w] = gray[..., 0]
+            composite[y : y + h, x : x + w] = gray[..., 0]
             seam = seam_ratio(as_tensor(composite), mask)
             print(f"{layer['name']}: copied {copied:.2f}, seam {seam:.2f}")
             assert copied <= MAX_COPIED
@@ -824,11 +1015,11 @@ def test_quick_variations_in_a_selection_continue_the_canvas_and_copy_nothing(kr
         firsts.append(krita_run.raw(run["layers"][0]["pixels"], (h, w, 2))[..., 0].astype(int))
     assert np.abs(firsts[0] - firsts[1]).mean() > 5  # the second click gives new variations
     # the controls
-    crop = canvas[y:y + h, x:x + w]
+    crop = canvas[y : y + h, x : x + w]
     assert copied_region_fraction(as_tensor(crop), as_tensor(canvas)) > MAX_COPIED
     bgra = np.stack([crop, crop, crop, np.full_like(crop, 255)], axis=-1)
     pasted = canvas.copy()
-    pasted[y:y + h, x:x + w] = daemon_instant(served_model, bgra, 11)[..., 0]
+    pasted[y : y + h, x : x + w] = daemon_instant(served_model, bgra, 11)[..., 0]
     control = seam_ratio(as_tensor(pasted), mask)
     print(f"pasted without the boundary: seam {control:.2f}")
     assert control > SEAM_LIMIT
@@ -853,7 +1044,7 @@ def test_fill_selection_removes_a_pasted_object_without_a_seam_in_one_undo_step(
     sx, sy, sw, sh = found["selection"]
     cx, cy, cw, ch = found["cup"]
     inside = np.zeros(shape[:2], bool)
-    inside[sy:sy + sh, sx:sx + sw] = True
+    inside[sy : sy + sh, sx : sx + sw] = True
     mask = region_mask(shape[:2], found["selection"])
     fills = []
     for i, run in enumerate(found["runs"]):
@@ -861,7 +1052,10 @@ def test_fill_selection_removes_a_pasted_object_without_a_seam_in_one_undo_step(
         assert run["layer"]["name"] == f"Fill selection seed {21 + i}" and run["seed_after"] == 22 + i
         names = [layer["name"] for layer in run["stack"] if layer["type"] != "selectionmask"]
         assert names[-1] == run["layer"]["name"] and "Pasted" in names  # on top; the cup's layer is kept
-        assert run["message"] == f"Fill selection: '{run['layer']['name']}' is on top: the selection continues what surrounds it"
+        assert (
+            run["message"]
+            == f"Fill selection: '{run['layer']['name']}' is on top: the selection continues what surrounds it"
+        )
         assert run["click_seconds"] < 1.0 and run["ui_ticks"] > 0  # the click returns at once; the UI runs meanwhile
         after = krita_run.raw(run["after"], shape)
         assert np.array_equal(after[~inside], before[~inside])  # nothing outside the selection changes
@@ -873,9 +1067,12 @@ def test_fill_selection_removes_a_pasted_object_without_a_seam_in_one_undo_step(
         fills.append(after[inside][:, :3].astype(int))
     assert np.abs(fills[0] - fills[1]).mean() > 2  # a second click: another fill
     assert np.array_equal(krita_run.raw(found["undone"], shape), before)  # one undo removes the fill
-    assert [layer["name"] for layer in found["undone_stack"] if layer["type"] != "selectionmask"] == ["Background", "Pasted"]
+    assert [layer["name"] for layer in found["undone_stack"] if layer["type"] != "selectionmask"] == [
+        "Background",
+        "Pasted",
+    ]
     pasted = before.copy()
-    pasted[sy:sy + sh, sx:sx + sw] = daemon_instant(served_model, photo[sy:sy + sh, sx:sx + sw], 21)
+    pasted[sy : sy + sh, sx : sx + sw] = daemon_instant(served_model, photo[sy : sy + sh, sx : sx + sw], 21)
     control = seam_ratio(as_tensor(pasted), mask)
     print(f"pasted without the boundary: seam {control:.2f}")
     assert control > SEAM_LIMIT
@@ -902,8 +1099,18 @@ VARIATION_REGIONS = {  # where each case of the harness's VARIATION_CASES must p
 def daemon_samples(served_model, width: int, height: int, n: int = 2, seed: int = 5) -> list[np.ndarray]:
     """The daemon's own generate of the test model (what the plugin asks for), as BGRA arrays."""
     with served_model.daemon.client() as client:
-        job = client.submit("generate", {"model": served_model.model, "n": n, "seed": seed, "width": width,
-                                         "height": height, "gen_start_scale": 0, "output_order": "BGRA"})
+        job = client.submit(
+            "generate",
+            {
+                "model": served_model.model,
+                "n": n,
+                "seed": seed,
+                "width": width,
+                "height": height,
+                "gen_start_scale": 0,
+                "output_order": "BGRA",
+            },
+        )
         job.wait(timeout=120)
     assert len(job.images) == n
     return [np.frombuffer(bytes(image.data), np.uint8).reshape(height, width, 4) for image in job.images]
@@ -941,8 +1148,11 @@ def test_variations_on_no_rectangular_or_elliptical_selection_and_every_size(kri
     # 1x inside a selection with canvas around it: each sample is joined to the canvas over a band
     # along the selection's border (issue 24); elsewhere the daemon's samples are unchanged
     joined = case in ("rectangle", "ellipse")
-    interior = inside & (np.frombuffer(pixels.band(mask.tobytes(), w, ops.HEAL_BAND), np.uint8).reshape(h, w) == 0) \
-        if joined else inside
+    interior = (
+        inside & (np.frombuffer(pixels.band(mask.tobytes(), w, ops.HEAL_BAND), np.uint8).reshape(h, w) == 0)
+        if joined
+        else inside
+    )
     theirs_all = daemon_samples(served_model, w, h)
     # the daemon's own samples for this model, size and seeds, pixel for pixel
     for ours, theirs in zip(samples, theirs_all, strict=True):
@@ -950,22 +1160,22 @@ def test_variations_on_no_rectangular_or_elliptical_selection_and_every_size(kri
     assert np.abs(samples[0][inside][:, :3].astype(int) - samples[1][inside][:, :3]).mean() > 5  # seeds differ
     shape = (v["height"], v["width"], 4)
     before, after = krita_run.raw(v["before"], shape), krita_run.raw(v["after"], shape)
-    source = before[y:y + h, x:x + w]
+    source = before[y : y + h, x : x + w]
     assert np.abs(samples[0][inside][:, :3].astype(int) - source[inside][:, :3]).mean() > 10  # not the source
     outside = np.ones(after.shape[:2], bool)
-    outside[y:y + h, x:x + w] = ~inside
+    outside[y : y + h, x : x + w] = ~inside
     assert np.array_equal(after[outside], before[outside])  # nothing outside the result changed
-    assert np.array_equal(after[y:y + h, x:x + w][inside], samples[0][inside])  # the top (visible) variation shows
+    assert np.array_equal(after[y : y + h, x : x + w][inside], samples[0][inside])  # the top (visible) variation shows
     if joined:
         from singan_core.metrics import seam_ratio
 
         selected = np.zeros(after.shape[:2], np.float32)
-        selected[y:y + h, x:x + w] = inside
+        selected[y : y + h, x : x + w] = inside
         import torch
 
         seam = seam_ratio(as_tensor(after), torch.from_numpy(selected))
         pasted = before.copy()
-        pasted[y:y + h, x:x + w][inside] = theirs_all[0][inside]  # the control: the sample as it was, no join
+        pasted[y : y + h, x : x + w][inside] = theirs_all[0][inside]  # the control: the sample as it was, no join
         control = seam_ratio(as_tensor(pasted), torch.from_numpy(selected))
         print(f"variations {case}: seam {seam:.2f}, pasted without the join {control:.2f}")
         assert seam <= SEAM_LIMIT < control
@@ -998,8 +1208,11 @@ def test_paint_to_image_adds_a_painted_layer_above_the_sketch(krita_run, served_
     rng = np.random.default_rng(0)
     assert layout_kept(sketch[..., :3], painted[..., :3]) > 0.4
     ignoring = daemon_samples(served_model, p["width"], p["height"], n=1)[0]
-    for control in (rng.integers(0, 256, painted.shape), np.full(painted.shape, 100) + rng.integers(-2, 3, painted.shape),
-                    ignoring):
+    for control in (
+        rng.integers(0, 256, painted.shape),
+        np.full(painted.shape, 100) + rng.integers(-2, 3, painted.shape),
+        ignoring,
+    ):
         assert layout_kept(sketch[..., :3], control[..., :3].astype(int)) < 0.4
     # with a rectangular selection: a layer of the selection's size at its place, nothing else changed
     assert not p["task_selected"]["failed"], p["task_selected"]
@@ -1010,7 +1223,7 @@ def test_paint_to_image_adds_a_painted_layer_above_the_sketch(krita_run, served_
     shape = (p["height"], p["width"], 4)
     before, after = krita_run.raw(p["before_selected"], shape), krita_run.raw(p["after_selected"], shape)
     outside = np.ones(shape[:2], bool)
-    outside[y:y + h, x:x + w] = False
+    outside[y : y + h, x : x + w] = False
     assert np.array_equal(after[outside], before[outside])
     assert np.abs(after[~outside][:, :3].astype(int) - before[~outside][:, :3]).mean() > 10
 
@@ -1050,7 +1263,7 @@ def test_harmonize_trains_the_background_then_hides_the_object_under_the_result(
     margin = int(np.ceil((7 + 5 * 5) / 250 * max(hz["width"], hz["height"])))
     ox, oy, ow, oh = hz["object"]
     grown = np.zeros(object_alpha.shape, bool)
-    grown[max(0, oy - margin):oy + oh + margin, max(0, ox - margin):ox + ow + margin] = True
+    grown[max(0, oy - margin) : oy + oh + margin, max(0, ox - margin) : ox + ow + margin] = True
     assert changed_region[object_alpha > 127].all() and not changed_region[~grown].any()
     assert np.array_equal(after[~changed_region], before[~changed_region])  # outside: bit for bit
     inside = object_alpha == 255
@@ -1065,12 +1278,22 @@ def test_one_undo_or_one_delete_restores_the_document(krita_run):
     before = krita_run.raw(hz["before"], shape)
     assert np.array_equal(krita_run.raw(hz["undone"], shape), before)
     assert [(layer["name"], layer["visible"]) for layer in hz["stack_undone"]] == [
-        ("Background", True), ("Pasted", True), ("Top", True)]
+        ("Background", True),
+        ("Pasted", True),
+        ("Top", True),
+    ]
     assert [(layer["name"], layer["visible"]) for layer in hz["stack_redone"]] == [
-        ("Background", True), ("Pasted", False), ("Harmonized Pasted", True), ("Top", True)]
+        ("Background", True),
+        ("Pasted", False),
+        ("Harmonized Pasted", True),
+        ("Top", True),
+    ]
     assert np.array_equal(krita_run.raw(hz["deleted"], shape), before)
     assert [(layer["name"], layer["visible"]) for layer in hz["stack_deleted"]] == [
-        ("Background", True), ("Pasted", True), ("Top", True)]
+        ("Background", True),
+        ("Pasted", True),
+        ("Top", True),
+    ]
 
 
 @pytest.mark.slow
@@ -1118,7 +1341,7 @@ def test_train_variations_and_harmonize_in_the_documents_colour_space(krita_run,
     assert np.abs(samples[0] - samples[1])[..., :-1].mean() > 0.05 * samples[0][..., :-1].mean()  # seeds differ
     before, after = pixels_of(found["before"], doc_w, doc_h), pixels_of(found["variations_after"], doc_w, doc_h)
     outside = np.ones((doc_h, doc_w), bool)
-    outside[y:y + h, x:x + w] = False
+    outside[y : y + h, x : x + w] = False
     assert np.array_equal(after[outside], before[outside])
     assert np.array_equal(after[~outside].reshape(h, w, channels), samples[0].astype(dtype))
     # harmonize with the chosen model
@@ -1130,7 +1353,7 @@ def test_train_variations_and_harmonize_in_the_documents_colour_space(krita_run,
     ox, oy, ow, oh = found["object"]
     margin = int(np.ceil((7 + 5 * 5) / 250 * max(doc_w, doc_h)))
     grown = np.zeros((doc_h, doc_w), bool)
-    grown[max(0, oy - margin):oy + oh + margin, max(0, ox - margin):ox + ow + margin] = True
+    grown[max(0, oy - margin) : oy + oh + margin, max(0, ox - margin) : ox + ow + margin] = True
     assert np.array_equal(hz_after[~grown], hz_before[~grown])  # outside the object: bit for bit
     centre = (slice(oy + oh // 4, oy + 3 * oh // 4), slice(ox + ow // 4, ox + 3 * ow // 4))
     assert np.abs(hz_after[centre] - hz_before[centre]).mean() > 0.02 * hz_before[centre].mean()  # inside: harmonized
@@ -1154,7 +1377,9 @@ def test_variations_and_quick_variations_of_a_selection_keep_its_size_and_brick_
     found = krita_run.scenario("grayscale")
     x, y, w, h = found["selection"]
     assert (w, h) == (320, 224)
-    source = np.fromfile(krita_run.out / f"{found['source']}.raw", np.uint8).reshape(512, 512, 2)[y:y + h, x:x + w, 0]
+    source = np.fromfile(krita_run.out / f"{found['source']}.raw", np.uint8).reshape(512, 512, 2)[
+        y : y + h, x : x + w, 0
+    ]
     expected = gray_period(source)
     assert found["trained_before_quick"] is False and found["quick_button_enabled"] == [True]
     for kind, name in (("quick", "Background quick"), ("full", "brick - Background")):
@@ -1162,8 +1387,10 @@ def test_variations_and_quick_variations_of_a_selection_keep_its_size_and_brick_
         assert not result["failed"], result
         assert [layer["name"] for layer in result["layers"]] == [f"{name} seed 5", f"{name} seed 6"]
         assert [layer["bounds"] for layer in result["layers"]] == [[x, y, w, h]] * 2
-        grays = [np.fromfile(krita_run.out / f"{layer['pixels']}.raw", np.uint8).reshape(h, w, 2)
-                 for layer in result["layers"]]
+        grays = [
+            np.fromfile(krita_run.out / f"{layer['pixels']}.raw", np.uint8).reshape(h, w, 2)
+            for layer in result["layers"]
+        ]
         assert all((gray[..., 1] == 255).all() for gray in grays)  # opaque
         assert np.abs(grays[0][..., 0].astype(int) - grays[1][..., 0]).mean() > 5  # seeds differ
         periods = [gray_period(gray[..., 0]) for gray in grays]
@@ -1173,7 +1400,9 @@ def test_variations_and_quick_variations_of_a_selection_keep_its_size_and_brick_
 
 @pytest.mark.slow
 def test_two_models_of_the_same_name_are_told_apart_in_the_list(krita_run):
-    entries = krita_run.scenario("deep")["same_name_entries"]  # "brick - Background" from the GRAYA and the U16 document
+    entries = krita_run.scenario("deep")[
+        "same_name_entries"
+    ]  # "brick - Background" from the GRAYA and the U16 document
     assert len(entries) == 2 and None not in entries and entries[0] != entries[1]
     assert all(entry.startswith("brick - Background: ready") for entry in entries)
 
@@ -1214,12 +1443,15 @@ def test_options_and_endpoint_survive_a_krita_restart_with_the_daemon_down(krita
     defaults = vars(options.Options())
     assert all(chosen[name] != defaults[name] for name in chosen if name != "model")  # every option was changed
     assert {name: restarted["widgets"][name] for name in restarted["widgets"]} == {
-        name: chosen[name] for name in restarted["widgets"]}  # and the docker shows them
+        name: chosen[name] for name in restarted["widgets"]
+    }  # and the docker shows them
     assert restarted["endpoint"] == krita_run.results["second_endpoint"]
     assert restarted["status"].startswith("unreachable: no answer from the SinGAN daemon")
     assert restarted["seconds_to_status"] < 30  # measured 2.5-2.6 s: 10x
     assert restarted["presets_offered"] == [chosen["preset"]]  # the saved preset, while no daemon lists them
-    assert restarted["is_error"] and "no answer from the SinGAN daemon" in restarted["message"] and restarted["tasks"] == 0
+    assert (
+        restarted["is_error"] and "no answer from the SinGAN daemon" in restarted["message"] and restarted["tasks"] == 0
+    )
 
 
 @pytest.mark.slow

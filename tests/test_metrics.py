@@ -117,7 +117,7 @@ def test_diversity_identical_samples_is_zero(cat):
 
 def test_diversity_noise_samples_is_large_and_resizes_real(cat):
     g = torch.Generator().manual_seed(0)
-    samples = (2 * torch.rand((8, 3, 32, 40), generator=g) - 1)  # uniform noise, std ~0.58 per pixel
+    samples = 2 * torch.rand((8, 3, 32, 40), generator=g) - 1  # uniform noise, std ~0.58 per pixel
     d = pixel_diversity(samples, cat)  # real is 53x80, resized to 32x40
     assert d > 0.8
     real_std = F.interpolate(cat, size=(32, 40), mode="bicubic", antialias=True, align_corners=False).std(correction=0)

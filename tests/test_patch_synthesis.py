@@ -226,8 +226,10 @@ def _seam_ratio(x: torch.Tensor, top: int, left: int, size: int) -> float:
     y = x.mean(dim=1)[0]
     b, r = top + size, left + size
     steps = [
-        (y[top - 1, left:r] - y[top, left:r]).abs().mean(), (y[b - 1, left:r] - y[b, left:r]).abs().mean(),
-        (y[top:b, left - 1] - y[top:b, left]).abs().mean(), (y[top:b, r - 1] - y[top:b, r]).abs().mean(),
+        (y[top - 1, left:r] - y[top, left:r]).abs().mean(),
+        (y[b - 1, left:r] - y[b, left:r]).abs().mean(),
+        (y[top:b, left - 1] - y[top:b, left]).abs().mean(),
+        (y[top:b, r - 1] - y[top:b, r]).abs().mean(),
     ]
     inner = torch.cat([(y[:, 1:] - y[:, :-1]).abs().flatten(), (y[1:] - y[:-1]).abs().flatten()]).mean()
     return float(torch.stack(steps).mean() / inner)
@@ -254,7 +256,12 @@ def test_inpaint_removes_an_object_and_continues_its_surroundings(textures, shar
 
 @pytest.mark.parametrize(
     ("mask", "message"),
-    [(torch.zeros(64, 64), "empty"), (torch.ones(64, 64), "no 7x7 patch"), (torch.zeros(32, 32), "64x64"), (torch.full((64, 64), 2.0), "[0, 1]")],
+    [
+        (torch.zeros(64, 64), "empty"),
+        (torch.ones(64, 64), "no 7x7 patch"),
+        (torch.zeros(32, 32), "64x64"),
+        (torch.full((64, 64), 2.0), "[0, 1]"),
+    ],
 )
 def test_inpaint_bad_masks_name_the_field(mask, message):
     with pytest.raises(InvalidArgument) as err:

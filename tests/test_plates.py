@@ -33,15 +33,24 @@ def random_pyramid(image: torch.Tensor, preset_name: str) -> SinGANPyramid:
     pyramid = new_pyramid(image, config, torch.device("cpu"))
     torch.manual_seed(0)
     for k, (h, w) in enumerate(pyramid.sizes):
-        pyramid.add_scale(Generator(4, config.net), Discriminator(4, config.net), 0.1, torch.randn(1, 3, h, w) if k == 0 else torch.zeros(1, 3, h, w))
+        pyramid.add_scale(
+            Generator(4, config.net),
+            Discriminator(4, config.net),
+            0.1,
+            torch.randn(1, 3, h, w) if k == 0 else torch.zeros(1, 3, h, w),
+        )
     return pyramid
 
 
 @pytest.fixture(scope="module")
 def photos(shared_images):
     """mountains3 (256 x 171, the issue's photo) and brick (512 x 512)."""
-    return {name: load_image(shared_images / "reference" / f"{name}.png") if name != "brick" else load_image(shared_images / "brick.png")
-            for name in ("mountains3", "brick")}
+    return {
+        name: load_image(shared_images / "reference" / f"{name}.png")
+        if name != "brick"
+        else load_image(shared_images / "brick.png")
+        for name in ("mountains3", "brick")
+    }
 
 
 # (photo, preset, output (h, w), feature scales): tiny = 48 px, draft = 128 px, paper = 250 px models;
@@ -73,8 +82,14 @@ def test_the_issues_draft_plate_at_half_feature_scale_starts_at_the_output_size(
 
     pyramid = random_pyramid(photos["mountains3"], "draft")
     inits = []
-    monkeypatch.setattr(full_resolution, "synthesize", lambda values, h, w, init, **kw: inits.append(init.shape[-2:]) or resize(init, (h, w)))
-    out = sample_full_resolution(pyramid, lift_source(pyramid, photos["mountains3"]), height=1080, width=1920, feature_scale=0.5)
+    monkeypatch.setattr(
+        full_resolution,
+        "synthesize",
+        lambda values, h, w, init, **kw: inits.append(init.shape[-2:]) or resize(init, (h, w)),
+    )
+    out = sample_full_resolution(
+        pyramid, lift_source(pyramid, photos["mountains3"]), height=1080, width=1920, feature_scale=0.5
+    )
     assert out.shape[-2:] == (1080, 1920)
     assert tuple(inits[0]) == (1080, 1920)  # the canvas (1086 x 1920 before) fits the output
 
@@ -87,7 +102,9 @@ def _bench():
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("plates_bench", Path(__file__).resolve().parents[1] / "bench" / "plates.py")
+    spec = importlib.util.spec_from_file_location(
+        "plates_bench", Path(__file__).resolve().parents[1] / "bench" / "plates.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -143,7 +160,9 @@ def test_a_plate_narrower_than_the_photo_keeps_its_centre_and_height(photos, ben
     assert plate.shape[-2:] == (171, 171) and c["horizon_ok"] and c["profile_ok"], c
 
 
-@pytest.mark.parametrize("field, kwargs", [("width", {"width": 8}), ("height", {"height": 9000}), ("n_samples", {"n_samples": 0})])
+@pytest.mark.parametrize(
+    "field, kwargs", [("width", {"width": 8}), ("height", {"height": 9000}), ("n_samples", {"n_samples": 0})]
+)
 def test_bad_plate_arguments_name_their_field(photos, field, kwargs):
     from singan_core.errors import InvalidArgument
     from singan_core.plates import instant_plate
@@ -184,12 +203,16 @@ def test_instant_plate_over_the_wire(photos):
 
     photo = photos["mountains3"]
     image = from_tensor(photo[0], "image", "RGB")
-    result = ops.run_interactive("instant", None, InstantParams(plate=True, width=192, height=108, seed=3), {"image": image})
+    result = ops.run_interactive(
+        "instant", None, InstantParams(plate=True, width=192, height=108, seed=3), {"image": image}
+    )
     got = np.frombuffer(bytes(result.images[0].data), np.uint8).reshape(108, 192, 3)
     expected = to_uint8(instant_plate(photo, 192, 108, seed=3))
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     with pytest.raises(Exception, match="params.tile"):
-        ops.run_interactive("instant", None, InstantParams(plate=True, tile=True, width=64, height=64), {"image": image})
+        ops.run_interactive(
+            "instant", None, InstantParams(plate=True, tile=True, width=64, height=64), {"image": image}
+        )
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def section(title: str) -> str:
     text = DOC.read_text()
     start = text.index(f"### {title}")
-    return text[start:text.index("\n### ", start + 1)]
+    return text[start : text.index("\n### ", start + 1)]
 
 
 def exchanges(text: str) -> list[tuple[str, dict]]:

@@ -29,15 +29,35 @@ def run_quality(out: Path, *args: str) -> subprocess.CompletedProcess:
     """The script with its models in ``out`` and its ledger at ``out/ledger.jsonl``; busy machines allowed for
     ``train``/``score`` (a test suite is never an idle machine), so rows are marked busy when it is."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(QUALITY), "--out", str(out), "--ledger", str(out / "ledger.jsonl"), *args],
-                          capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(QUALITY), "--out", str(out), "--ledger", str(out / "ledger.jsonl"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
 def test_train_then_score_the_same_samples_gives_the_same_metrics(tmp_path, shared_images):
     image = shared_images / "chelsea.png"
-    trained = run_quality(tmp_path, "train", "--preset", "tiny", "--set", "train.iterations=2", "--name", "t",
-                          "--images", str(image), "--seeds", "0", "--samples", "3", "--allow-busy")
+    trained = run_quality(
+        tmp_path,
+        "train",
+        "--preset",
+        "tiny",
+        "--set",
+        "train.iterations=2",
+        "--name",
+        "t",
+        "--images",
+        str(image),
+        "--seeds",
+        "0",
+        "--samples",
+        "3",
+        "--allow-busy",
+    )
     assert trained.returncode == 0, trained.stderr
     record = json.loads((tmp_path / "t" / "chelsea" / "seed0" / "record.json").read_text())
     assert record["config"]["train"]["iterations"] == 2 and record["config"]["train"]["seed"] == 0
@@ -55,8 +75,23 @@ def test_train_then_score_the_same_samples_gives_the_same_metrics(tmp_path, shar
     assert row["train_cpu_seconds"] > 0 and len(row["loadavg_before"]) == 3 and isinstance(row["busy"], bool)
 
     # a second call finds the run in the ledger and trains nothing
-    again_train = run_quality(tmp_path, "train", "--preset", "tiny", "--set", "train.iterations=2", "--name", "t",
-                              "--images", str(image), "--seeds", "0", "--samples", "3", "--allow-busy")
+    again_train = run_quality(
+        tmp_path,
+        "train",
+        "--preset",
+        "tiny",
+        "--set",
+        "train.iterations=2",
+        "--name",
+        "t",
+        "--images",
+        str(image),
+        "--seeds",
+        "0",
+        "--samples",
+        "3",
+        "--allow-busy",
+    )
     assert again_train.returncode == 0 and "0 of 1 run(s)" in again_train.stdout
     assert len(quality.ledger.read(tmp_path / "ledger.jsonl")) == 1
 
@@ -91,12 +126,32 @@ def test_a_busy_machine_is_refused_or_marked(monkeypatch):
 def test_the_ledger_survives_interruptions_and_feeds_the_preset_table(tmp_path):
     quality = load_quality()
     path = tmp_path / "quality.jsonl"
-    base = {"implementation": "ours", "train_seconds": 10.0, "diversity": 0.5, "copy_score": 0.1,
-            "bright_density": 0.02, "sifid": None}
-    for name, seed, swd, cpu, busy in (("draft", 0, 0.004, 100.0, False), ("draft", 1, 0.006, 140.0, False),
-                                       ("draft", 2, 0.005, 120.0, False), ("draft", 3, 0.5, 900.0, True)):
-        quality.ledger.append(path, {**base, "name": name, "image": "balloons", "seed": seed, "patch_swd": swd,
-                                     "train_cpu_seconds": cpu, "busy": busy})
+    base = {
+        "implementation": "ours",
+        "train_seconds": 10.0,
+        "diversity": 0.5,
+        "copy_score": 0.1,
+        "bright_density": 0.02,
+        "sifid": None,
+    }
+    for name, seed, swd, cpu, busy in (
+        ("draft", 0, 0.004, 100.0, False),
+        ("draft", 1, 0.006, 140.0, False),
+        ("draft", 2, 0.005, 120.0, False),
+        ("draft", 3, 0.5, 900.0, True),
+    ):
+        quality.ledger.append(
+            path,
+            {
+                **base,
+                "name": name,
+                "image": "balloons",
+                "seed": seed,
+                "patch_swd": swd,
+                "train_cpu_seconds": cpu,
+                "busy": busy,
+            },
+        )
     with path.open("a") as f:
         f.write("\n")  # a blank line (an editor's, or a kill between lines) is not a row
     assert quality.ledger.done(path) == {("draft", "balloons", s) for s in range(4)}
@@ -115,10 +170,12 @@ def test_a_bad_override_is_one_line_naming_the_field():
     quality = load_quality()
     tiny = quality.preset("tiny")
     assert quality.apply_overrides(tiny, ["train.iterations=7", "pyramid.max_size=40"]).train.iterations == 7
-    for bad, expected in (("train.iterationz=2", "TrainConfig has no field 'iterationz'"),
-                          ("train.iterations=many", "train.iterations: expected int"),
-                          ("trian.iterations=2", "unknown section 'trian'"),
-                          ("iterations=2", "expected section.field=value")):
+    for bad, expected in (
+        ("train.iterationz=2", "TrainConfig has no field 'iterationz'"),
+        ("train.iterations=many", "train.iterations: expected int"),
+        ("trian.iterations=2", "unknown section 'trian'"),
+        ("iterations=2", "expected section.field=value"),
+    ):
         with pytest.raises(SystemExit) as exc:
             quality.apply_overrides(tiny, [bad])
         assert expected in str(exc.value) and "\n" not in str(exc.value)

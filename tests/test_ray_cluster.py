@@ -105,7 +105,9 @@ def batch(daemon, shared_images) -> Batch:
             assert time.monotonic() < deadline, "the four trainings did not finish in 900 s"
             client.poll(0.2)
             # a model being prepared (its image decoded and written) is also a running train job, in the worker
-            running = [j for j in client.jobs() if j["op"] == "train" and j["state"] == "running" and j["phase"] == "training"]
+            running = [
+                j for j in client.jobs() if j["op"] == "train" and j["state"] == "running" and j["phase"] == "training"
+            ]
             most = max(most, len(running))
             for j in running:
                 if j.get("worker_pid") is not None:
@@ -159,7 +161,9 @@ def test_cancel_of_a_ray_training_keeps_it_interrupted_and_ends_the_task(daemon,
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
         job = submit_training(client, shared_images / "gravel.png", "gravel-cancel", events)
-        wait_for(lambda: job.done or any((e.get("scale") or 0) >= 1 for e in events), 600, "scale 1 to start", client.poll)
+        wait_for(
+            lambda: job.done or any((e.get("scale") or 0) >= 1 for e in events), 600, "scale 1 to start", client.poll
+        )
         assert not job.done, job.error
         info = next(j for j in client.jobs() if j["job"] == job.id)
         pid = info["worker_pid"]
@@ -180,8 +184,12 @@ def test_a_killed_ray_worker_resumes_from_the_last_finished_scale(daemon, shared
     with daemon.client(timeout=10) as client:
         events: list[dict] = []
         job = submit_training(client, shared_images / "brick.png", "brick-kill", events, max_size=32)  # 4 scales
-        wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 600,
-                 "the first finished scale", client.poll)
+        wait_for(
+            lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1),
+            600,
+            "the first finished scale",
+            client.poll,
+        )
         assert not job.done, job.error
         info = next(j for j in client.jobs() if j["job"] == job.id)
         done_before, pid = client.get_model(job.model)["scales_done"], info["worker_pid"]
@@ -214,8 +222,12 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, daem
     try:
         with first.client(timeout=10) as client:
             job = submit_training(client, shared_images / "rocket.jpg", "rocket")
-            wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 600,
-                     "the first finished scale", client.poll)
+            wait_for(
+                lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1),
+                600,
+                "the first finished scale",
+                client.poll,
+            )
             assert not job.done, job.error
     finally:
         first.kill()
@@ -225,6 +237,7 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, daem
     second = ray_daemon(store, ray_cluster)
     done = [saved.scales_done]
     with second.client(timeout=10) as client:
+
         def ready() -> bool:
             info = client.get_model("rocket")
             done.append(info["scales_done"])
@@ -244,13 +257,18 @@ def test_the_daemon_killed_while_ray_trains_resumes_on_restart(ray_cluster, daem
 def test_serve_with_ray_but_without_ray_installed_is_one_line_naming_the_flag_and_the_extra(tmp_path):
     """Without Ray (its import blocked), ``singan serve --ray auto`` exits 2 with one line that
     names --ray and the extra to install, before binding anything."""
-    code = ("import sys; sys.modules['ray'] = None; from singan_cli.cli import main; "
-            f"main(['serve', '--ray', 'auto', '--store', {str(tmp_path / 'store')!r}, '--endpoint', 'tcp://127.0.0.1:*', "
-            f"'--log-file', {str(tmp_path / 'd.log')!r}])")
+    code = (
+        "import sys; sys.modules['ray'] = None; from singan_cli.cli import main; "
+        f"main(['serve', '--ray', 'auto', '--store', {str(tmp_path / 'store')!r}, '--endpoint', 'tcp://127.0.0.1:*', "
+        f"'--log-file', {str(tmp_path / 'd.log')!r}])"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == "", done
     lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("singan: error: ray: --ray needs Ray") and 'pip install "singan-studio[cluster]"' in lines[-1], done.stderr
+    assert (
+        lines[-1].startswith("singan: error: ray: --ray needs Ray")
+        and 'pip install "singan-studio[cluster]"' in lines[-1]
+    ), done.stderr
 
 
 def test_per_preset_resources_parse_and_fall_back_to_the_defaults():
@@ -315,7 +333,10 @@ def test_a_preset_declaring_more_cpus_trains_on_the_node_that_has_them(nodes, tm
     """--ray-preset tiny=1.5 on a cluster of a 1-CPU and a 2-CPU node: the tiny training runs on
     node-2 (node-1 cannot host it), with floor(1.5) = 1 torch thread, and ends ready. (1.5 rather
     than 2: a 2-thread pool on a busy 2-core machine stalls.)"""
-    with _cluster_daemon(tmp_path / "store", nodes, 3, "--ray-preset", "tiny=1.5") as daemon, daemon.client(timeout=10) as client:
+    with (
+        _cluster_daemon(tmp_path / "store", nodes, 3, "--ray-preset", "tiny=1.5") as daemon,
+        daemon.client(timeout=10) as client,
+    ):
         job = submit_training(client, shared_images / "coffee.png", "coffee")
         workers = _train_watching_nodes(client, nodes, job)
         assert job.wait(0)["model"]["status"] == "ready"
@@ -326,7 +347,9 @@ def test_a_preset_declaring_more_cpus_trains_on_the_node_that_has_them(nodes, tm
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_a_node_killed_mid_training_continues_on_another_from_its_last_scale(nodes, tmp_path, shared_images, chelsea_model):
+def test_a_node_killed_mid_training_continues_on_another_from_its_last_scale(
+    nodes, tmp_path, shared_images, chelsea_model
+):
     """The node training chelsea is killed (its raylet and workers) after the first finished scale:
     the training goes on on the other node from that scale (scales_done never goes back) and ends
     as the same model as an uninterrupted local training (tiny, seed 0, one thread): the same
@@ -361,7 +384,9 @@ def test_a_node_killed_mid_training_continues_on_another_from_its_last_scale(nod
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_the_head_lost_is_reported_unreachable_and_the_training_resumes_when_it_returns(tmp_path, shared_images, chelsea_model):
+def test_the_head_lost_is_reported_unreachable_and_the_training_resumes_when_it_returns(
+    tmp_path, shared_images, chelsea_model
+):
     """The head is killed after chelsea's first finished scale. The daemon (before issue 29 the Ray
     driver itself, which Ray ends about 60 s after its head) stays up: ``hello`` reports the
     cluster unreachable with a reason, the training waits (``jobs`` phase ``waiting``), still so
@@ -371,19 +396,29 @@ def test_the_head_lost_is_reported_unreachable_and_the_training_resumes_when_it_
     with LocalCluster(1, tmp_path / "ray") as cluster, _environment(cluster.env):
         with _cluster_daemon(tmp_path / "store", cluster, 1) as daemon, daemon.client(timeout=10) as client:
             job = submit_training(client, shared_images / "chelsea.png", "chelsea")
-            wait_for(lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1), 900,
-                     "the first finished scale", client.poll)
+            wait_for(
+                lambda: job.done or (job.model is not None and client.get_model(job.model)["scales_done"] >= 1),
+                900,
+                "the first finished scale",
+                client.poll,
+            )
             assert not job.done, job.error
             cluster.kill("head")
             lost = time.monotonic()
-            wait_for(lambda: client.hello()["cluster"]["state"] == "unreachable", 120, "the cluster reported unreachable")
+            wait_for(
+                lambda: client.hello()["cluster"]["state"] == "unreachable", 120, "the cluster reported unreachable"
+            )
             info = client.hello()["cluster"]
             assert info["message"] and info["address"] == cluster.address and info["cpus"] == 0, info
-            wait_for(lambda: [j["phase"] for j in client.jobs()] == ["waiting"], 60, "the training to wait", client.poll)
+            wait_for(
+                lambda: [j["phase"] for j in client.jobs()] == ["waiting"], 60, "the training to wait", client.poll
+            )
             while time.monotonic() - lost < 75:  # past Ray's 60 s, after which a driver ends its own process
                 client.poll(1)
             assert daemon.proc.poll() is None
-            assert client.hello()["cluster"]["state"] == "unreachable" and [j["phase"] for j in client.jobs()] == ["waiting"]
+            assert client.hello()["cluster"]["state"] == "unreachable" and [j["phase"] for j in client.jobs()] == [
+                "waiting"
+            ]
             cluster.start_head()
             wait_for(lambda: client.hello()["cluster"]["state"] == "connected", 300, "the cluster to answer again")
             wait_for(lambda: job.done, 900, "the resumed training", client.poll)

@@ -76,7 +76,9 @@ def test_paper_preset_is_the_paper_field_by_field():
         got = dataclasses.asdict(getattr(paper, section))
         assert set(got) == set(expected), f"{section}: a field was added or removed; pin its paper value here"
         for name, value in expected.items():
-            assert got[name] == value and type(got[name]) is type(value), f"{section}.{name}: {got[name]!r} != {value!r}"
+            assert got[name] == value and type(got[name]) is type(value), (
+                f"{section}.{name}: {got[name]!r} != {value!r}"
+            )
     assert paper.train.lr_decay_iteration == 1600
     # 32 channels at the coarsest scale, doubling every 4 scales up to 128
     assert [nfc_at(k, paper.net) for k in range(10)] == [32] * 4 + [64] * 4 + [128] * 2
@@ -88,7 +90,9 @@ def test_paper_preset_is_the_paper_field_by_field():
 def tiny_with(**sections) -> SinGANConfig:
     """The tiny preset with fields replaced per section: ``tiny_with(train={"gp_every": 2})``."""
     cfg = preset("tiny")
-    return dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **fields) for name, fields in sections.items()})
+    return dataclasses.replace(
+        cfg, **{name: dataclasses.replace(getattr(cfg, name), **fields) for name, fields in sections.items()}
+    )
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -108,7 +112,9 @@ def check_trained(pyramid, png) -> None:
 
 
 @pytest.mark.slow
-def test_lazy_gradient_penalty_trains_and_applies_the_penalty_every_kth_critic_step(shared_images, tmp_path, monkeypatch):
+def test_lazy_gradient_penalty_trains_and_applies_the_penalty_every_kth_critic_step(
+    shared_images, tmp_path, monkeypatch
+):
     cfg = tiny_with(train={"gp_every": 4})
     weights: list[float] = []
     reached: list[float] = []  # d(loss_d)/d(penalty) as seen by backward: 1.0 when the penalty is added to the loss
@@ -131,7 +137,9 @@ def test_lazy_gradient_penalty_trains_and_applies_the_penalty_every_kth_critic_s
     # and the samples still differ from each other and from the photo (test_core's bar; tiny chelsea: 0.31-0.38)
     samples = sample(pyramid, 4, seed=1)
     assert pixel_diversity(samples, pyramid.reals[-1]) >= 0.15
-    assert pixel_diversity(pyramid.reals[-1].expand(4, -1, -1, -1), pyramid.reals[-1]) < 0.15  # the control: copies of the photo
+    assert (
+        pixel_diversity(pyramid.reals[-1].expand(4, -1, -1, -1), pyramid.reals[-1]) < 0.15
+    )  # the control: copies of the photo
 
 
 # --- the original release's sampling details (issue 25's faithfulness options) ---------------------
@@ -262,8 +270,14 @@ def test_concurrent_stages_train_the_generators_below_and_nothing_else_of_them(s
         return opt_d, opt_g, schedulers
 
     def snapshot(p, k):
-        snapshots.append({"G": [state(g) for g in p.generators], "D": [state(d) for d in p.discriminators],
-                          "noise_amp": list(p.noise_amps), "z_opt": [z.clone() for z in p.z_opts]})
+        snapshots.append(
+            {
+                "G": [state(g) for g in p.generators],
+                "D": [state(d) for d in p.discriminators],
+                "noise_amp": list(p.noise_amps),
+                "z_opt": [z.clone() for z in p.z_opts],
+            }
+        )
 
     monkeypatch.setattr(training, "_optimizers", spied)
     pyramid = train(new_pyramid(load_image(shared_images / "chelsea.png"), cfg, CPU), on_scale_done=snapshot)
@@ -276,9 +290,13 @@ def test_concurrent_stages_train_the_generators_below_and_nothing_else_of_them(s
     for k in range(1, pyramid.num_scales):
         before, after = snapshots[k - 1], snapshots[k]
         assert not same(before["G"][k - 1], after["G"][k - 1]), f"G_{k - 1} was not trained along with scale {k}"
-        assert all(same(before["G"][j], after["G"][j]) for j in range(k - 1)), "a generator below the concurrent ones changed"
+        assert all(same(before["G"][j], after["G"][j]) for j in range(k - 1)), (
+            "a generator below the concurrent ones changed"
+        )
         assert all(same(before["D"][j], after["D"][j]) for j in range(k)), "an earlier critic changed"
-        assert after["noise_amp"][:k] == before["noise_amp"] and all(map(torch.equal, after["z_opt"][:k], before["z_opt"]))
+        assert after["noise_amp"][:k] == before["noise_amp"] and all(
+            map(torch.equal, after["z_opt"][:k], before["z_opt"])
+        )
     assert not any(p.requires_grad for g in pyramid.generators for p in g.parameters())
     assert not any(g.training for g in pyramid.generators)
     check_trained(pyramid, tmp_path / "concurrent.png")
@@ -339,11 +357,14 @@ def test_concurrent_training_killed_between_files_or_scales_resumes_consistently
     assert torch.equal(sample(resumed, 2, seed=3), sample(uninterrupted, 2, seed=3))
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("concurrent_stages", 0, "concurrent_stages: must be >= 1"),
-    ("stage_lr_scale", 0.0, r"stage_lr_scale: must be in \(0, 1\]"),
-    ("stage_lr_scale", 1.5, r"stage_lr_scale: must be in \(0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("concurrent_stages", 0, "concurrent_stages: must be >= 1"),
+        ("stage_lr_scale", 0.0, r"stage_lr_scale: must be in \(0, 1\]"),
+        ("stage_lr_scale", 1.5, r"stage_lr_scale: must be in \(0, 1\]"),
+    ],
+)
 def test_concurrent_options_out_of_range_are_refused(field, value, message):
     with pytest.raises(InvalidArgument, match=message):
         tiny_with(train={field: value})
@@ -351,7 +372,11 @@ def test_concurrent_options_out_of_range_are_refused(field, value, message):
 
 def test_consingan_preset_is_the_paper_with_consingan_schedule_only():
     paper, candidate = PRESETS["paper"].to_dict(), PRESETS["consingan"].to_dict()
-    changed = {(section, name): candidate[section][name]
-               for section in paper for name in paper[section] if paper[section][name] != candidate[section][name]}
+    changed = {
+        (section, name): candidate[section][name]
+        for section in paper
+        for name in paper[section]
+        if paper[section][name] != candidate[section][name]
+    }
     assert changed == {("pyramid", "scale_rule"): "consingan", ("train", "concurrent_stages"): 3}
     assert candidate["pyramid"]["num_stages"] == 6 and candidate["train"]["stage_lr_scale"] == 0.1

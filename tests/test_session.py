@@ -14,7 +14,14 @@ from conftest import wire_image
 from protocol.client import DaemonError, Image
 from protocol.schema import MAX_IMAGE_SIDE, MAX_OUTPUT_PIXELS, MAX_SAMPLES, Preset
 from protocol.session import (
-    ConnectionState, PresetInfo, Session, Task, describe_error, describe_progress, eta_text, preset_text,
+    ConnectionState,
+    PresetInfo,
+    Session,
+    Task,
+    describe_error,
+    describe_progress,
+    eta_text,
+    preset_text,
 )
 from singan_core.config import PRESETS
 
@@ -147,8 +154,13 @@ def test_a_task_chain_trains_then_generates_with_progress_words(served_model, sh
 def test_cancelling_a_training_ends_it_on_the_daemon(served_model, shared_images):
     session = Session(served_model.daemon.endpoint)
     task = Task(session, "Train")
-    task.submit("train", {"name": "cancelled", "preset": "draft"}, [wire_image(shared_images / "chelsea.png")],
-                lambda data, images: "trained", "training")
+    task.submit(
+        "train",
+        {"name": "cancelled", "preset": "draft"},
+        [wire_image(shared_images / "chelsea.png")],
+        lambda data, images: "trained",
+        "training",
+    )
     pump_until(session, lambda: task.job is not None and task.job.id is not None)
     job = task.job.id
     pump_until(session, lambda: job in {entry["job"] for entry in session.jobs})  # the heartbeat lists it while it runs

@@ -199,7 +199,13 @@ def test_key_mismatch_with_config(tiny_model, tmp_path):
 @pytest.mark.slow
 def test_written_directory_has_no_temp_files(tiny_model):
     names = sorted(p.name for p in tiny_model.iterdir())
-    assert names == ["model.json", "scale_00.safetensors", "scale_01.safetensors", "scale_02.safetensors", "source.safetensors"]
+    assert names == [
+        "model.json",
+        "scale_00.safetensors",
+        "scale_01.safetensors",
+        "scale_02.safetensors",
+        "source.safetensors",
+    ]
 
 
 def test_failed_write_leaves_target_and_no_temp_file(tmp_path, monkeypatch):
@@ -275,15 +281,29 @@ def python_with(env: dict[str, str | None], *args: str) -> subprocess.CompletedP
 
 def test_select_device_without_a_gpu_is_the_cpu_and_forced_cuda_is_a_one_line_error(tmp_path, shared_images):
     hidden = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    run = python_with(hidden, "-c", "from singan_core.device import select_device as s; print(s(None), s('auto'), s('cpu'))")
+    run = python_with(
+        hidden, "-c", "from singan_core.device import select_device as s; print(s(None), s('auto'), s('cpu'))"
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["cpu", "cpu", "cpu"]
     model = tmp_path / "model"
-    run = python_with(hidden, "-m", "singan_cli.cli", "train", str(shared_images / "chelsea.png"), "--preset", "tiny",
-                      "--out", str(model), "--device", "cuda")
+    run = python_with(
+        hidden,
+        "-m",
+        "singan_cli.cli",
+        "train",
+        str(shared_images / "chelsea.png"),
+        "--preset",
+        "tiny",
+        "--out",
+        str(model),
+        "--device",
+        "cuda",
+    )
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines() == [
-        "singan: error: device: cuda requested but CUDA is not available (no GPU or a CPU-only torch build)"]
+        "singan: error: device: cuda requested but CUDA is not available (no GPU or a CPU-only torch build)"
+    ]
     assert not model.exists()  # refused before anything is written
     with pytest.raises(ValueError, match="device: unknown device 'tpu'; use auto, cpu, cuda or cuda:N"):
         select_device("tpu")

@@ -98,7 +98,11 @@ def test_watched_files_are_read_once_per_version(tmp_path):
         state = _wait_watch(client, lambda s: s["trained"] == 1, 30, "the replaced file")
         time.sleep(3)  # several debounce periods: no second handling
         assert _watch_state(client) == {**state, "files_seen": 21, "reads": 22, "skipped": 21, "failed": 0}
-        new = [m for m in client.list_models() if m["source_name"] == "img-01.png" and m["status"] in ("queued", "training")]
+        new = [
+            m
+            for m in client.list_models()
+            if m["source_name"] == "img-01.png" and m["status"] in ("queued", "training")
+        ]
         assert [m["id"] for m in new] == ["img-01-2"]
     daemon.stop()
     print(f"idle CPU {idle_cpu:.2f} s over {IDLE_SECONDS} s")

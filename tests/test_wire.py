@@ -26,16 +26,25 @@ def test_encode_decode_round_trip(order, dtype):
     images = [_image("image", 5, 3, order, dtype), _image("mask", 5, 3, "GRAY")]
     header, decoded = decode(encode(_request("harmonize", params={"model": "m"}), images))
     assert header["op"] == "harmonize" and header["params"] == {"model": "m"}
-    assert [(i.name, i.width, i.height, i.order, i.dtype, bytes(i.data)) for i in decoded] == \
-           [(i.name, i.width, i.height, i.order, i.dtype, bytes(i.data)) for i in images]
+    assert [(i.name, i.width, i.height, i.order, i.dtype, bytes(i.data)) for i in decoded] == [
+        (i.name, i.width, i.height, i.order, i.dtype, bytes(i.data)) for i in images
+    ]
 
 
 def test_every_request_model_parses_what_it_dumps():
     """A validated request dumped and parsed again is the same request (for each op)."""
     examples = {
-        "get_model": {"model": "cat"}, "delete_model": {"model": "cat"}, "cancel": {"job": "j1-abcdef"},
-        "train": {"name": "Cat"}, "generate": {"model": "cat", "n": 2, "seed": 3}, "harmonize": {"model": "cat"},
-        "edit": {"model": "cat"}, "paint2image": {"model": "cat"}, "super_resolve": {"factor": 2.0}, "animate": {"model": "cat"}, "resume": {"model": "cat"},
+        "get_model": {"model": "cat"},
+        "delete_model": {"model": "cat"},
+        "cancel": {"job": "j1-abcdef"},
+        "train": {"name": "Cat"},
+        "generate": {"model": "cat", "n": 2, "seed": 3},
+        "harmonize": {"model": "cat"},
+        "edit": {"model": "cat"},
+        "paint2image": {"model": "cat"},
+        "super_resolve": {"factor": 2.0},
+        "animate": {"model": "cat"},
+        "resume": {"model": "cat"},
     }
     for model in REQUESTS:
         op = model.model_fields["op"].annotation.__args__[0]
@@ -63,7 +72,9 @@ def test_duplicate_keys_are_refused_at_any_depth():
         decode_header(top)
     assert err.value.field == "header"
     nested = msgpack.packb(_request("generate", params={"model": "a"})).replace(
-        msgpack.packb({"model": "a"}), b"\x82" + msgpack.packb("model") + msgpack.packb("a") + msgpack.packb("model") + msgpack.packb("b"))
+        msgpack.packb({"model": "a"}),
+        b"\x82" + msgpack.packb("model") + msgpack.packb("a") + msgpack.packb("model") + msgpack.packb("b"),
+    )
     with pytest.raises(ProtocolError, match="duplicate map key 'model'"):
         decode_header(nested)
 
@@ -106,4 +117,10 @@ def test_generate_params_parse_with_defaults():
     assert isinstance(request, GenerateRequest) and request.params.model == "cat"
     params = request.params
     assert (params.n, params.scale_h, params.scale_w, params.width, params.height, params.gen_start_scale) == (
-        1, 1.0, 1.0, None, None, 0)
+        1,
+        1.0,
+        1.0,
+        None,
+        None,
+        0,
+    )

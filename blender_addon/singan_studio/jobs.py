@@ -22,8 +22,9 @@ class Busy(Exception):
     """A task is already running in the slot."""
 
 
-def start(slot: str, session: Session, title: str, op: str, params: dict,
-          images: Sequence[Image], finish: Finish) -> Task:
+def start(
+    slot: str, session: Session, title: str, op: str, params: dict, images: Sequence[Image], finish: Finish
+) -> Task:
     """Start a one-job task and keep it as ``slot``'s task. Never waits: the job is sent as soon
     as the session is connected (at once if it is), and a daemon that cannot be reached fails the
     task at a later pump.

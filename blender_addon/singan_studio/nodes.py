@@ -104,7 +104,9 @@ def set_camera_plate(camera: bpy.types.Camera, image: bpy.types.Image) -> bpy.ty
         The plate image the entry showed before, or None.
     """
     camera.show_background_images = True
-    entry = next((bg for bg in camera.background_images if bg.image is not None and bg.image.get(KIND) == "plate"), None)
+    entry = next(
+        (bg for bg in camera.background_images if bg.image is not None and bg.image.get(KIND) == "plate"), None
+    )
     if entry is None:
         entry = camera.background_images.new()
     entry.source = "IMAGE"
@@ -170,7 +172,9 @@ def _new_plane(scene: bpy.types.Scene, camera: bpy.types.Object) -> bpy.types.Ob
     mesh.from_pydata([(0, 0, 0)] * 4, [], [(0, 3, 2, 1)])  # corners as frame_corners orders them, facing the camera
     uv = mesh.uv_layers.new()
     low, high = -PLANE_OVERSCAN / 2, 1 + PLANE_OVERSCAN / 2  # the frame itself spans 0..1
-    for loop, corner_uv in zip(uv.data, [(high, high), (low, high), (low, low), (high, low)], strict=True):  # loops: corners 0, 3, 2, 1
+    for loop, corner_uv in zip(
+        uv.data, [(high, high), (low, high), (low, low), (high, low)], strict=True
+    ):  # loops: corners 0, 3, 2, 1
         loop.uv = corner_uv
     plane = bpy.data.objects.new(PLATE, mesh)
     plane[KIND] = "plate"

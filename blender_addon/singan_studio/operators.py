@@ -171,15 +171,25 @@ def _source_missing(context: bpy.types.Context) -> str | None:
     return None if settings.instant_path else "Choose an image file for instant results"
 
 
-def _synthesis(settings, width: int, height: int, seed: int, start_scale: int, tile: bool,
-               plate: bool = False) -> tuple[str, dict, list[Image], str]:
+def _synthesis(
+    settings, width: int, height: int, seed: int, start_scale: int, tile: bool, plate: bool = False
+) -> tuple[str, dict, list[Image], str]:
     """(op, params, images, label) of a plate or texture of width x height px at the scene's
     feature scale (``plate``: the photo's fitted layout instead): a lifted ``generate`` of the chosen
     model, or an ``instant`` of the chosen image (:func:`protocol.requests.synthesis_request`);
     label names the result (the model id or ``<image> instant``)."""
-    common = {"n": 1, "seed": seed, "feature_scale": settings.feature_scale, "tile": tile, "output_order": "RGBA", "plate": plate}
+    common = {
+        "n": 1,
+        "seed": seed,
+        "feature_scale": settings.feature_scale,
+        "tile": tile,
+        "output_order": "RGBA",
+        "plate": plate,
+    }
     if settings.detail_source == "MODEL":
-        op, params, images = synthesis_request(width, height, model=settings.model, gen_start_scale=start_scale, **common)
+        op, params, images = synthesis_request(
+            width, height, model=settings.model, gen_start_scale=start_scale, **common
+        )
         return op, params, images, settings.model
     image, name = _source_image(settings.instant_source, settings.instant_image, settings.instant_path)
     op, params, images = synthesis_request(width, height, image=image, **common)
@@ -337,11 +347,17 @@ class SINGAN_OT_generate_plate(_JobOperator, bpy.types.Operator):
         settings, scene = context.scene.singan, context.scene
         width, height = plate_pixels(scene)
         fitted = settings.plate_layout == "FITTED"
-        op, params, images, label = _synthesis(settings, width, height, settings.plate_seed, settings.plate_start_scale, tile=False,
-                                               plate=fitted)
+        op, params, images, label = _synthesis(
+            settings, width, height, settings.plate_seed, settings.plate_start_scale, tile=False, plate=fitted
+        )
         scene_name, targets, mapping = scene.name, set(settings.plate_targets), settings.world_mapping
-        tags = {nodes.KIND: "plate", "singan_model": params.get("model", ""), "singan_seed": settings.plate_seed,
-                "singan_start_scale": settings.plate_start_scale, "singan_layout": settings.plate_layout}
+        tags = {
+            nodes.KIND: "plate",
+            "singan_model": params.get("model", ""),
+            "singan_seed": settings.plate_seed,
+            "singan_start_scale": settings.plate_start_scale,
+            "singan_layout": settings.plate_layout,
+        }
         if not fitted:
             tags["singan_feature_scale"] = settings.feature_scale
 
@@ -420,17 +436,28 @@ class SINGAN_OT_generate_texture(_JobOperator, bpy.types.Operator):
     def request(self, context):
         settings = context.scene.singan
         size = settings.texture_size
-        op, params, images, label = _synthesis(settings, size, size, settings.texture_seed, settings.texture_start_scale, tile=True)
+        op, params, images, label = _synthesis(
+            settings, size, size, settings.texture_seed, settings.texture_start_scale, tile=True
+        )
         object_name, repeat = context.active_object.name, settings.texture_repeat
-        tags = {nodes.KIND: "texture", "singan_model": params.get("model", ""), "singan_seed": settings.texture_seed,
-                "singan_start_scale": settings.texture_start_scale, "singan_feature_scale": settings.feature_scale}
+        tags = {
+            nodes.KIND: "texture",
+            "singan_model": params.get("model", ""),
+            "singan_seed": settings.texture_seed,
+            "singan_start_scale": settings.texture_start_scale,
+            "singan_feature_scale": settings.feature_scale,
+        }
 
         def finish(data: dict, images: list) -> str:
             obj = bpy.data.objects.get(object_name)
             if obj is None:
                 raise ValueError(f"object '{object_name}' is gone")
-            image = _replace(f"{label} tile seed {params['seed']}", images[0], tags,
-                             lambda image: [nodes.set_material_texture(obj, image, repeat)])
+            image = _replace(
+                f"{label} tile seed {params['seed']}",
+                images[0],
+                tags,
+                lambda image: [nodes.set_material_texture(obj, image, repeat)],
+            )
             return f"'{image.name}' in material '{obj.active_material.name}'"
 
         return op, params, images, finish

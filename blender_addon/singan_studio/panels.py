@@ -36,8 +36,10 @@ def draw_model(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     link = client.current()
     info = link.model(settings.model) if link is not None else None
     if info is not None:
-        layout.label(text=f"{info['width']}x{info['height']} px, {info['num_scales']} scales (0-{info['num_scales'] - 1}), "
-                          f"{info['preset']}, {info['padding']} padding")
+        layout.label(
+            text=f"{info['width']}x{info['height']} px, {info['num_scales']} scales (0-{info['num_scales'] - 1}), "
+            f"{info['preset']}, {info['padding']} padding"
+        )
 
 
 def draw_unfinished(layout: bpy.types.UILayout) -> None:
@@ -115,8 +117,12 @@ def draw_plate(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     fitted = settings.plate_layout == "FITTED"
     draw_source(layout, settings, feature_scale=not fitted)
     layout.row().prop(settings, "plate_layout", expand=True)
-    layout.label(text="Photo's height fitted, horizon kept, new content at the sides" if fitted
-                 else "New layouts of the photo's features at the feature scale", icon="INFO")
+    layout.label(
+        text="Photo's height fitted, horizon kept, new content at the sides"
+        if fitted
+        else "New layouts of the photo's features at the feature scale",
+        icon="INFO",
+    )
     width, height = operators.plate_pixels(scene)
     row = layout.row()
     row.prop(settings, "plate_render_size")

@@ -19,10 +19,13 @@ class SinGANPreferences(bpy.types.AddonPreferences):
     endpoint: StringProperty(
         name="Daemon endpoint",
         description="ZeroMQ endpoint of the SinGAN Studio daemon (singan serve prints it)",
-        default=DEFAULT_ENDPOINT, update=_endpoint_changed,
+        default=DEFAULT_ENDPOINT,
+        update=_endpoint_changed,
     )
     token: StringProperty(
-        name="Token", description="The daemon's token, if it has one (remote daemons)", subtype="PASSWORD",
+        name="Token",
+        description="The daemon's token, if it has one (remote daemons)",
+        subtype="PASSWORD",
         update=_endpoint_changed,
     )
 

@@ -97,8 +97,8 @@ def _is_rgba8(space: ColorSpace) -> bool:
 
 def check_document(document: Document) -> None:
     """Raises:
-        UnsupportedDocument: Krita cannot convert the document's colour space to 8-bit RGBA (the
-            message names it and the menu to convert it)."""
+    UnsupportedDocument: Krita cannot convert the document's colour space to 8-bit RGBA (the
+        message names it and the menu to convert it)."""
     space = ColorSpace.of(document)
     if not _is_rgba8(space):
         _converted(bytes(4), 1, 1, RGBA8, space)  # one pixel: raises if Krita cannot convert
@@ -217,8 +217,10 @@ def placement(document: Document, region: Region, size: tuple[int, int]) -> tupl
     y = region.y + (region.height - height) // 2
     note = f"{width} x {height} px, centred on the area it was made from"
     if width > document.width() or height > document.height():
-        note += (f"; larger than the {document.width()} x {document.height()} px canvas: "
-                 "Image > Trim to Current Layer grows the canvas to show all of it")
+        note += (
+            f"; larger than the {document.width()} x {document.height()} px canvas: "
+            "Image > Trim to Current Layer grows the canvas to show all of it"
+        )
     return Region(x, y, width, height), note
 
 
@@ -291,7 +293,7 @@ def _remove_above(node: Node) -> None:
         parent = node.parentNode()
         siblings = parent.childNodes()  # bottom to top
         index = next(i for i, sibling in enumerate(siblings) if sibling.uniqueId() == node.uniqueId())
-        for sibling in siblings[index + 1:]:
+        for sibling in siblings[index + 1 :]:
             sibling.remove()
         node = parent
 

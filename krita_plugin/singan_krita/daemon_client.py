@@ -24,6 +24,20 @@ else:
     from protocol.requests import FILL_NOISE, VARIATION_NOISE, inpaint_request, synthesis_request
     from protocol.session import ConnectionState, Session, Signal, Task, preset_text
 
-__all__ = ["DEFAULT_ENDPOINT", "FILL_NOISE", "VARIATION_NOISE", "ConnectionState", "DaemonError", "Image", "Session",
-           "Signal", "Task", "explain", "inpaint_request", "preset_text", "requests", "synthesis_request",
-           "training_estimate"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "FILL_NOISE",
+    "VARIATION_NOISE",
+    "ConnectionState",
+    "DaemonError",
+    "Image",
+    "Session",
+    "Signal",
+    "Task",
+    "explain",
+    "inpaint_request",
+    "preset_text",
+    "requests",
+    "synthesis_request",
+    "training_estimate",
+]

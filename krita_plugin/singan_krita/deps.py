@@ -109,8 +109,12 @@ def _platform_fits(tag: str, host: Host) -> bool:
         return host.glibc is not None and host.glibc >= needed and arch == host.machine
     if host.system == "darwin":
         match = re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", tag)
-        return bool(match and host.macos is not None and (int(match[1]), int(match[2])) <= host.macos
-                    and match[3] in (host.machine, "universal2"))
+        return bool(
+            match
+            and host.macos is not None
+            and (int(match[1]), int(match[2])) <= host.macos
+            and match[3] in (host.machine, "universal2")
+        )
     return False
 
 
@@ -121,8 +125,9 @@ def wheel_fits(filename: str, host: Host) -> bool:
     if len(parts) not in (5, 6):
         return False
     pythons, abis, platforms = (tags.split(".") for tags in parts[-3:])
-    return (any(_python_fits(p, a, host) for p in pythons for a in abis)
-            and any(_platform_fits(p, host) for p in platforms))
+    return any(_python_fits(p, a, host) for p in pythons for a in abis) and any(
+        _platform_fits(p, host) for p in platforms
+    )
 
 
 def pick_wheel(wheels: Iterable[Path], host: Host) -> Path | None:

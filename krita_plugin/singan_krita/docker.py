@@ -62,9 +62,12 @@ FLASH_MS = 700  # how long a reported message stays highlighted
 GENERIC_SCALES = 6  # scale choices shown while no model is chosen (a draft model has about 6)
 NO_MODEL = "(no model: Harmonize trains one)"
 BUTTONS = (
-    ("Train", actions.TRAIN), ("Variations", actions.VARIATIONS),
-    ("Quick variations", actions.QUICK_VARIATIONS), ("Fill selection", actions.FILL_SELECTION),
-    ("Harmonize", actions.HARMONIZE), ("Paint to image", actions.PAINT_TO_IMAGE),
+    ("Train", actions.TRAIN),
+    ("Variations", actions.VARIATIONS),
+    ("Quick variations", actions.QUICK_VARIATIONS),
+    ("Fill selection", actions.FILL_SELECTION),
+    ("Harmonize", actions.HARMONIZE),
+    ("Paint to image", actions.PAINT_TO_IMAGE),
     ("Super-res", (("2x", actions.SUPER_RESOLVE_2X), ("4x", actions.SUPER_RESOLVE_4X))),
 )
 """The action buttons, two per row: (text, action), or (text, ((menu text, action), ...)) for a
@@ -126,11 +129,14 @@ class SinGANDocker(DockWidget):
         progress and Cancel) and the message's first line without scrolling: the scroll area's
         minimum, so that Krita's default workspace never squeezes them out of sight (and, at
         about 200 px, the docker's minimum stays under :data:`MAX_MIN_HEIGHT`)."""
-        rows = [max(self.status.sizeHint().height(), self.connect_button.sizeHint().height()),
-                self.models.sizeHint().height(), self.actions_panel.sizeHint().height(),
-                self.task_title.sizeHint().height(),
-                max(self.progress.sizeHint().height(), self.cancel.sizeHint().height()),
-                self.message.fontMetrics().lineSpacing()]
+        rows = [
+            max(self.status.sizeHint().height(), self.connect_button.sizeHint().height()),
+            self.models.sizeHint().height(),
+            self.actions_panel.sizeHint().height(),
+            self.task_title.sizeHint().height(),
+            max(self.progress.sizeHint().height(), self.cancel.sizeHint().height()),
+            self.message.fontMetrics().lineSpacing(),
+        ]
         margins = layout.contentsMargins()
         return sum(rows) + layout.spacing() * (len(rows) - 1) + margins.top() + 2
 
@@ -147,7 +153,9 @@ class SinGANDocker(DockWidget):
         row = QHBoxLayout()
         self.status = _one_line_label()
         self.connect_button = QPushButton("Connect")
-        self.connect_button.setToolTip("Connect to the daemon at the endpoint under Options (saved in Krita's settings)")
+        self.connect_button.setToolTip(
+            "Connect to the daemon at the endpoint under Options (saved in Krita's settings)"
+        )
         self.connect_button.clicked.connect(lambda: save_endpoint(self.endpoint.text()))
         row.addWidget(self.status, 1)
         row.addWidget(self.connect_button)
@@ -217,9 +225,11 @@ class SinGANDocker(DockWidget):
     def _options_toggle(self) -> QToolButton:
         self.options_toggle = QToolButton()
         self.options_toggle.setText("Options (preset, seed, size…)")
-        self.options_toggle.setToolTip("Show or hide the options that are changed rarely: the daemon's endpoint, the "
-                                       "training preset, seamless, count, seed, Vary and Repaint scales, output size "
-                                       "and feature scale")
+        self.options_toggle.setToolTip(
+            "Show or hide the options that are changed rarely: the daemon's endpoint, the "
+            "training preset, seamless, count, seed, Vary and Repaint scales, output size "
+            "and feature scale"
+        )
         self.options_toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
         self.options_toggle.setArrowType(Qt.RightArrow)
         self.options_toggle.setCheckable(True)
@@ -236,7 +246,9 @@ class SinGANDocker(DockWidget):
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         options = self.studio.options
         self.endpoint = QLineEdit(self.studio.session.endpoint)
-        self.endpoint.setToolTip("ZeroMQ endpoint of `singan serve` (saved in Krita's settings); Enter or Connect uses it")
+        self.endpoint.setToolTip(
+            "ZeroMQ endpoint of `singan serve` (saved in Krita's settings); Enter or Connect uses it"
+        )
         self.endpoint.setMinimumWidth(0)
         self.endpoint.returnPressed.connect(self.connect_button.click)
         self.preset = _combo()
@@ -248,14 +260,17 @@ class SinGANDocker(DockWidget):
         self.count = self._spin(1, 64, options.count, "count")
         self.seed = self._spin(0, 2**31 - 1, options.seed, "seed")
         self.start_scale = _combo()
-        self.start_scale.setToolTip("Where variations start: the coarsest scale draws new layouts, finer ones keep the layout")
-        self.start_scale.currentIndexChanged.connect(
-            lambda i: self._set("start_scale", self.start_scale.itemData(i)))
+        self.start_scale.setToolTip(
+            "Where variations start: the coarsest scale draws new layouts, finer ones keep the layout"
+        )
+        self.start_scale.currentIndexChanged.connect(lambda i: self._set("start_scale", self.start_scale.itemData(i)))
         self.injection_scale = _combo()
-        self.injection_scale.setToolTip("How much Harmonize and Paint to image repaint (their strength): "
-                                        "coarse scales repaint more")
+        self.injection_scale.setToolTip(
+            "How much Harmonize and Paint to image repaint (their strength): coarse scales repaint more"
+        )
         self.injection_scale.currentIndexChanged.connect(
-            lambda i: self._set("injection_scale", self.injection_scale.itemData(i)))
+            lambda i: self._set("injection_scale", self.injection_scale.itemData(i))
+        )
         form.addRow("Daemon", self.endpoint)
         form.addRow("Training", self.preset)
         form.addRow("", self.seamless)
@@ -301,8 +316,10 @@ class SinGANDocker(DockWidget):
         spin.setSingleStep(0.25)
         spin.setSuffix(" x")
         spin.setValue(self.studio.options.feature_scale)
-        spin.setToolTip("Size of the features (bricks, leaves) in Variations and Quick variations, relative to the "
-                        "image they come from: 1 keeps their size at any output size")
+        spin.setToolTip(
+            "Size of the features (bricks, leaves) in Variations and Quick variations, relative to the "
+            "image they come from: 1 keeps their size at any output size"
+        )
         spin.valueChanged.connect(lambda v: self._set("feature_scale", v))
         self.feature_scale = spin
         return spin
@@ -355,8 +372,10 @@ class SinGANDocker(DockWidget):
         session, chosen = self.studio.session, self.studio.options.model
         models = [model for model in session.models if model.get("kind") == "generative"]
         choices = [(None, NO_MODEL, "No model chosen: Harmonize first trains one on the layers below the object")]
-        choices += [(model["id"], short, f"{full}\nid {model['id']}, trained on {model.get('source_name', '?')}")
-                    for model, (short, full) in zip(models, words.model_choices(models, session.jobs))]
+        choices += [
+            (model["id"], short, f"{full}\nid {model['id']}, trained on {model.get('source_name', '?')}")
+            for model, (short, full) in zip(models, words.model_choices(models, session.jobs))
+        ]
         self.models.blockSignals(True)
         self.models.clear()
         for model_id, text, tip in choices:
@@ -414,8 +433,9 @@ class SinGANDocker(DockWidget):
         """The message, highlighted for :data:`FLASH_MS` ms at every report (a repeated one too)."""
         studio_ = self.studio
         self.message.setText(studio_.message)
-        tip = studio_.message + (f"\n\nDetails (for a bug report): {studio_.message_details}"
-                                 if studio_.message_details else "")
+        tip = studio_.message + (
+            f"\n\nDetails (for a bug report): {studio_.message_details}" if studio_.message_details else ""
+        )
         self.message.setToolTip(tip)
         self.flashing = bool(studio_.message)
         self._show_message_style()
@@ -470,8 +490,11 @@ class ElidedLabel(QLabel):
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         rect = self.contentsRect()
-        painter.drawText(rect, int(self.alignment()) | Qt.TextSingleLine,
-                         self.fontMetrics().elidedText(self.text(), Qt.ElideRight, rect.width()))
+        painter.drawText(
+            rect,
+            int(self.alignment()) | Qt.TextSingleLine,
+            self.fontMetrics().elidedText(self.text(), Qt.ElideRight, rect.width()),
+        )
 
     def is_cut(self) -> bool:
         """Whether the text is wider than the label (shown with "…")."""

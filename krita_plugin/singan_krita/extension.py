@@ -72,8 +72,8 @@ def run_action(run: Callable[[studio.Studio], None]) -> None:
 
 class SinGANExtension(Extension):
     """Args:
-        parent: Krita's application object. deps: what :func:`.deps.activate` found (pyzmq's origin
-            is shown in the docker's tooltip).
+    parent: Krita's application object. deps: what :func:`.deps.activate` found (pyzmq's origin
+        is shown in the docker's tooltip).
     """
 
     def __init__(self, parent, deps: Deps):

@@ -29,9 +29,15 @@ def generate_params(model: dict, size: tuple[int, int], options: Options) -> dic
     source``, built by the shared :func:`protocol.requests.synthesis_request`). The start scale is
     clamped to the model's finest scale; seamless asks for circular padding (a seamless tile)."""
     _, params, _ = synthesis_request(
-        *size, model=model["id"], n=options.count, seed=options.seed, feature_scale=options.feature_scale,
-        tile=options.seamless, gen_start_scale=min(options.start_scale, model["num_scales"] - 1),
-        output_order=OUTPUT_ORDER)
+        *size,
+        model=model["id"],
+        n=options.count,
+        seed=options.seed,
+        feature_scale=options.feature_scale,
+        tile=options.seamless,
+        gen_start_scale=min(options.start_scale, model["num_scales"] - 1),
+        output_order=OUTPUT_ORDER,
+    )
     return params
 
 
@@ -40,8 +46,14 @@ def instant_request(image: Image, size: tuple[int, int], options: Options) -> tu
     no model) at ``size`` (w, h) pixels and ``options.feature_scale`` (output px per px of
     ``image``); seamless makes seamless tiles."""
     _, params, images = synthesis_request(
-        *size, image=image, n=options.count, seed=options.seed, feature_scale=options.feature_scale,
-        tile=options.seamless, output_order=OUTPUT_ORDER)
+        *size,
+        image=image,
+        n=options.count,
+        seed=options.seed,
+        feature_scale=options.feature_scale,
+        tile=options.seamless,
+        output_order=OUTPUT_ORDER,
+    )
     return params, images
 
 
@@ -49,7 +61,9 @@ def fill_request(image: Image, mask: Image, options: Options) -> tuple[dict, lis
     """``inpaint`` (params, images) for Fill selection: one result of ``image`` (the canvas around
     the selection) with the pixels under ``mask`` (the selection there, ``GRAY``) synthesised from
     the rest of it, with the noise that continues the surroundings most plainly; seed ``options.seed``."""
-    _, params, images = inpaint_request(image, mask, n=1, seed=options.seed, noise=FILL_NOISE, output_order=OUTPUT_ORDER)
+    _, params, images = inpaint_request(
+        image, mask, n=1, seed=options.seed, noise=FILL_NOISE, output_order=OUTPUT_ORDER
+    )
     return params, images
 
 
@@ -58,8 +72,9 @@ def boundary_variations_request(image: Image, mask: Image, options: Options) -> 
     results of ``image`` (the canvas around the selection) with the selection (``mask``)
     synthesised anew from the canvas around it, which stays fixed as their boundary; the noise
     of variations (clearly different results per seed)."""
-    _, params, images = inpaint_request(image, mask, n=options.count, seed=options.seed, noise=VARIATION_NOISE,
-                                        output_order=OUTPUT_ORDER)
+    _, params, images = inpaint_request(
+        image, mask, n=options.count, seed=options.seed, noise=VARIATION_NOISE, output_order=OUTPUT_ORDER
+    )
     return params, images
 
 
@@ -80,8 +95,9 @@ def join_request(image: Image, band: Image, seed: int) -> tuple[dict, list[Image
 def injection_params(model: dict, options: Options) -> dict:
     """``harmonize`` / ``paint2image`` with ``model`` (a ModelInfo): the chosen injection scale
     (clamped to 1..K-1) or, if None, the daemon's default."""
-    return requests.injection_params(model["id"], model["num_scales"], seed=options.seed, output_order=OUTPUT_ORDER,
-                                     scale=options.injection_scale)
+    return requests.injection_params(
+        model["id"], model["num_scales"], seed=options.seed, output_order=OUTPUT_ORDER, scale=options.injection_scale
+    )
 
 
 def super_resolve_params(name: str, factor: int, options: Options) -> dict:

@@ -70,7 +70,9 @@ class Options:
             factor = 2 if self.size_mode == "2x" else 1
             size = (width * factor, height * factor)
         if not all(MIN_SIDE <= side <= max_side for side in size):
-            raise BadInput(f"the output would be {size[0]} x {size[1]} px; each side must be {MIN_SIDE} to {max_side} px")
+            raise BadInput(
+                f"the output would be {size[0]} x {size[1]} px; each side must be {MIN_SIDE} to {max_side} px"
+            )
         return size
 
 

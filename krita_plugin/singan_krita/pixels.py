@@ -55,7 +55,7 @@ def crop(data: bytes, width: int, x: int, y: int, w: int, h: int, depth: int = 4
     if x < 0 or y < 0 or w < 0 or h < 0 or x + w > width or y + h > rows:
         raise ValueError(f"{w} x {h} at ({x}, {y}) is not inside {width} x {rows} pixels")
     stride, start, size = width * depth, x * depth, w * depth
-    return b"".join(data[(y + r) * stride + start:(y + r) * stride + start + size] for r in range(h))
+    return b"".join(data[(y + r) * stride + start : (y + r) * stride + start + size] for r in range(h))
 
 
 def embed(mask: bytes | None, x: int, y: int, w: int, h: int, width: int, height: int) -> bytes:
@@ -72,7 +72,7 @@ def embed(mask: bytes | None, x: int, y: int, w: int, h: int, width: int, height
         raise ValueError(f"a {w} x {h} mask needs {w * h} bytes, got {len(inner)}")
     out = bytearray(width * height)
     for r in range(h):
-        out[(y + r) * width + x:(y + r) * width + x + w] = inner[r * w:(r + 1) * w]
+        out[(y + r) * width + x : (y + r) * width + x + w] = inner[r * w : (r + 1) * w]
     return bytes(out)
 
 
@@ -98,7 +98,6 @@ def transparent_outside(bgra: bytes, mask: bytes) -> bool:
     return bool(see_through & outside)
 
 
-
 _ONE_TO_FULL = bytes([0, 255]) + bytes(254)  # translate table: 1 becomes 255, everything else 0
 
 
@@ -106,8 +105,10 @@ def band(mask: bytes, width: int, px: int) -> bytes:
     """The inner band of ``mask`` (one byte per pixel, rows of ``width``): 255 where the mask is
     over 50 % and a pixel within ``px`` px of it (a square around it) is not, else 0. Rows are
     integers with one byte per pixel, eroded by shifts and ANDs (no per-pixel Python loop)."""
-    rows = [int.from_bytes(mask[r * width:(r + 1) * width].translate(_OVER_HALF), "little")
-            for r in range(len(mask) // width)]
+    rows = [
+        int.from_bytes(mask[r * width : (r + 1) * width].translate(_OVER_HALF), "little")
+        for r in range(len(mask) // width)
+    ]
     across = []
     for row in rows:  # erode along x: a pixel stays where its px neighbours either side are in too
         eroded = row
@@ -131,19 +132,26 @@ def paste(base: bytes, width: int, patch: bytes, x: int, y: int, w: int, h: int,
         ValueError: the rectangle is not inside ``base``, or ``patch``/``mask`` have the wrong size.
     """
     rows = len(base) // (width * 4)
-    if x < 0 or y < 0 or x + w > width or y + h > rows or len(patch) != w * h * 4 or (mask is not None and len(mask) != w * h):
+    if (
+        x < 0
+        or y < 0
+        or x + w > width
+        or y + h > rows
+        or len(patch) != w * h * 4
+        or (mask is not None and len(mask) != w * h)
+    ):
         raise ValueError(f"a {w} x {h} patch at ({x}, {y}) does not fit {width} x {rows} pixels")
     out = bytearray(base)
     for r in range(h):
-        start, row = ((y + r) * width + x) * 4, patch[r * w * 4:(r + 1) * w * 4]
+        start, row = ((y + r) * width + x) * 4, patch[r * w * 4 : (r + 1) * w * 4]
         if mask is not None:
             keep = bytearray(w * 4)  # 0xFF where the base stays
-            inside = mask[r * w:(r + 1) * w].translate(_OVER_HALF).translate(bytes([255, 0]) + bytes(254))
+            inside = mask[r * w : (r + 1) * w].translate(_OVER_HALF).translate(bytes([255, 0]) + bytes(254))
             for c in range(4):
                 keep[c::4] = inside
-            old = int.from_bytes(out[start:start + w * 4], "little")
+            old = int.from_bytes(out[start : start + w * 4], "little")
             new = int.from_bytes(row, "little")
             k = int.from_bytes(keep, "little")
             row = ((old & k) | (new & ~k & ((1 << (8 * w * 4)) - 1))).to_bytes(w * 4, "little")
-        out[start:start + w * 4] = row
+        out[start : start + w * 4] = row
     return bytes(out)

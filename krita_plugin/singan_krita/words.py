@@ -109,7 +109,7 @@ def duration_text(seconds: float) -> str:
     else:
         minutes = round(seconds / 60)
         text = f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60:02d} min"
-    return "about " + text[len("about "):].replace(" ", "\u00a0")
+    return "about " + text[len("about ") :].replace(" ", "\u00a0")
 
 
 def training_question(lead: str, subject: str, preset: str, estimate, ask: str) -> str:
@@ -117,6 +117,9 @@ def training_question(lead: str, subject: str, preset: str, estimate, ask: str) 
     short enough for a narrow docker (the preset's size and iterations are in the preset box), e.g.
     ``Harmonize first trains a 'draft' model of the background: about 13 min, going by this
     daemon's last 2 'draft' trainings. Train it and harmonize?``"""
-    time_words = (f"{duration_text(estimate.seconds)}, {estimate.basis}" if estimate.seconds is not None
-                  else f"time unknown ({estimate.basis})")
+    time_words = (
+        f"{duration_text(estimate.seconds)}, {estimate.basis}"
+        if estimate.seconds is not None
+        else f"time unknown ({estimate.basis})"
+    )
     return f"{lead} a '{preset}' model of {subject}: {time_words}. {ask}"

@@ -24,8 +24,17 @@ unknown) is asked about first; Harmonize's background training, which the artist
 for by name, is always asked about."""
 
 
-def _ask_to_train(studio: Studio, action: str, lead: str, subject: str, size: tuple[int, int], ask: str, yes: str,
-                  go, always: bool = False) -> None:
+def _ask_to_train(
+    studio: Studio,
+    action: str,
+    lead: str,
+    subject: str,
+    size: tuple[int, int],
+    ask: str,
+    yes: str,
+    go,
+    always: bool = False,
+) -> None:
     """Run ``go()`` now, or first ask (:meth:`Studio.ask`) when the training it queues may take
     longer than :data:`CONFIRM_SECONDS` by the shared estimate (:func:`protocol.advice.training_estimate`,
     from ``hello`` and this daemon's finished trainings), or ``always``."""
@@ -34,8 +43,15 @@ def _ask_to_train(studio: Studio, action: str, lead: str, subject: str, size: tu
     if not always and estimate.seconds is not None and estimate.seconds <= CONFIRM_SECONDS:
         go()
         return
-    studio.ask(Question(words.training_question(lead, subject, preset, estimate, ask), yes, "Don't train", go,
-                        f"{action}: nothing was queued"))
+    studio.ask(
+        Question(
+            words.training_question(lead, subject, preset, estimate, ask),
+            yes,
+            "Don't train",
+            go,
+            f"{action}: nothing was queued",
+        )
+    )
 
 
 def _check_connected(studio: Studio) -> None:
@@ -106,8 +122,9 @@ def _variation_layers(target: Target, size: tuple[int, int], name: str, seed: in
     def place(data: dict, images: list) -> str:
         region, note = canvas.placement(target.document, target.region, size)
         layers = [
-            canvas.new_layer(target.document, f"{name} seed {seed + i}", _clipped(image.data, target, size), region,
-                             visible=i == 0)
+            canvas.new_layer(
+                target.document, f"{name} seed {seed + i}", _clipped(image.data, target, size), region, visible=i == 0
+            )
             for i, image in enumerate(images)
         ]
         canvas.add_above(target.document, target.node, canvas.new_group(target.document, VARIATIONS_GROUP, layers))
@@ -170,8 +187,9 @@ def _joined(task, around: _Surroundings, target: Target, options, place):
         def next_sample(i: int) -> str | None:
             if i == len(samples):
                 return finish(data, joined)
-            composite = pixels.paste(around.data, width, bytes(samples[i].data), x, y, region.width, region.height,
-                                     target.mask)
+            composite = pixels.paste(
+                around.data, width, bytes(samples[i].data), x, y, region.width, region.height, target.mask
+            )
             params, images = ops.join_request(_bgra("image", composite, around.region), band, options.seed + i)
 
             def joined_one(result: dict, images: list) -> str | None:
@@ -180,7 +198,9 @@ def _joined(task, around: _Surroundings, target: Target, options, place):
                 joined.append(Image(out.name, out.width, out.height, out.order, opaque))
                 return next_sample(i + 1)
 
-            task.submit("inpaint", params, images, joined_one, f"joining variation {i + 1} of {len(samples)} to the canvas")
+            task.submit(
+                "inpaint", params, images, joined_one, f"joining variation {i + 1} of {len(samples)} to the canvas"
+            )
             return None
 
         return next_sample(0)
@@ -251,12 +271,18 @@ def _surroundings(target: Target, margin: int, visible: bool = False) -> _Surrou
     outside the canvas, or when less canvas than the selection's own area lies around it (too
     little to continue and to take patches from)."""
     document, region = target.document, target.region
-    if not canvas.has_selection(document) or region.x < 0 or region.y < 0 or \
-            region.x + region.width > document.width() or region.y + region.height > document.height():
+    if (
+        not canvas.has_selection(document)
+        or region.x < 0
+        or region.y < 0
+        or region.x + region.width > document.width()
+        or region.y + region.height > document.height()
+    ):
         return None
     around = canvas.surroundings(document, region, margin)
-    mask = pixels.embed(target.mask, region.x - around.x, region.y - around.y, region.width, region.height,
-                        around.width, around.height)
+    mask = pixels.embed(
+        target.mask, region.x - around.x, region.y - around.y, region.width, region.height, around.width, around.height
+    )
     hole = pixels.count_over_half(mask)
     if around.width * around.height - hole < hole:
         return None
@@ -270,9 +296,16 @@ def _cropped(place, around: Region, region: Region):
 
     def step(data: dict, images: list) -> str:
         x, y = region.x - around.x, region.y - around.y
-        cut = [Image(image.name, region.width, region.height, image.order,
-                     pixels.crop(bytes(image.data), around.width, x, y, region.width, region.height))
-               for image in images]
+        cut = [
+            Image(
+                image.name,
+                region.width,
+                region.height,
+                image.order,
+                pixels.crop(bytes(image.data), around.width, x, y, region.width, region.height),
+            )
+            for image in images
+        ]
         return place(data, cut)
 
     return step
@@ -293,15 +326,21 @@ def fill_selection(studio: Studio) -> None:
     target, options = canvas.active_target(), replace(studio.options)
     document = target.document
     if not canvas.has_selection(document):
-        raise BadInput("Fill selection removes what the selection holds: select the object first "
-                       "(a rectangle or a freehand selection around it)")
+        raise BadInput(
+            "Fill selection removes what the selection holds: select the object first "
+            "(a rectangle or a freehand selection around it)"
+        )
     around = _surroundings(target, _margin(target.region, FILL_MARGIN, 2), visible=True)
     if around is None:
-        raise BadInput("the selection leaves too little canvas around it to continue (it must lie inside the "
-                       "canvas, with at least its own area of canvas around it): select less")
+        raise BadInput(
+            "the selection leaves too little canvas around it to continue (it must lie inside the "
+            "canvas, with at least its own area of canvas around it): select less"
+        )
     if pixels.transparent_outside(around.data, around.mask.data):
-        raise BadInput("the canvas around the selection is partly transparent: Fill selection continues visible "
-                       "pixels; fill the background first, or select an object on an opaque background")
+        raise BadInput(
+            "the canvas around the selection is partly transparent: Fill selection continues visible "
+            "pixels; fill the background first, or select an object on an opaque background"
+        )
     params, images = ops.fill_request(around.data_image, around.mask, options)
     layer_name = f"Fill selection seed {options.seed}"
 
@@ -324,8 +363,10 @@ def _harmonizable(target: Target) -> bytes:
     document, node = target.document, target.node
     what = "make the pasted object's layer (a paint layer with transparency around the object) active"
     if not target.reads_layer:
-        raise BadInput(f"Harmonize blends one pasted layer into the layers below it, and '{node.name()}' is a "
-                       f"{node.type().replace('layer', ' layer')}: {what}")
+        raise BadInput(
+            f"Harmonize blends one pasted layer into the layers below it, and '{node.name()}' is a "
+            f"{node.type().replace('layer', ' layer')}: {what}"
+        )
     parent = node.parentNode()
     if parent is not None and parent.parentNode() is None and parent.childNodes()[0].uniqueId() == node.uniqueId():
         raise BadInput(f"'{node.name()}' is the bottom layer, with nothing below it to blend into: {what}")
@@ -377,12 +418,25 @@ def harmonize(studio: Studio) -> None:
         task = studio.start(f"Harmonize '{node.name()}'")
         studio.discard_if_cancelled(task)
         background_name = f"{canvas.document_title(document)} background"
-        task.submit("train", ops.train_params(background_name, options), [image],
-                    lambda data, images: run(task, data["model"]), "training the background model")
+        task.submit(
+            "train",
+            ops.train_params(background_name, options),
+            [image],
+            lambda data, images: run(task, data["model"]),
+            "training the background model",
+        )
 
-    _ask_to_train(studio, "Harmonize", "No model chosen: Harmonize first trains", "the background",
-                  (image.width, image.height), "Train it and harmonize?", "Train and harmonize", train_then_run,
-                  always=True)
+    _ask_to_train(
+        studio,
+        "Harmonize",
+        "No model chosen: Harmonize first trains",
+        "the background",
+        (image.width, image.height),
+        "Train it and harmonize?",
+        "Train and harmonize",
+        train_then_run,
+        always=True,
+    )
 
 
 def paint_to_image(studio: Studio) -> None:
@@ -402,9 +456,14 @@ def paint_to_image(studio: Studio) -> None:
         painted = canvas.resized(out.data, out.width, out.height, *size)
         region, note = canvas.placement(target.document, target.region, size)
         layer_name = f"{name} as {model['name']}"
-        canvas.add_above(target.document, target.node,
-                         canvas.new_layer(target.document, layer_name, _clipped(painted, target, size), region))
-        return f"'{layer_name}' is above '{target.node.name()}' (scale {data.get('scale')})" + (f" ({note})" if note else "")
+        canvas.add_above(
+            target.document,
+            target.node,
+            canvas.new_layer(target.document, layer_name, _clipped(painted, target, size), region),
+        )
+        return f"'{layer_name}' is above '{target.node.name()}' (scale {data.get('scale')})" + (
+            f" ({note})" if note else ""
+        )
 
     task.submit("paint2image", ops.injection_params(model, options), [image], place, "painting")
 
@@ -416,8 +475,10 @@ def super_resolve(studio: Studio, factor: int) -> None:
     target, options = canvas.active_target(), replace(studio.options)
     region, max_side = target.region, studio.session.limits["max_sr_input_side"]
     if max(region.width, region.height) > max_side:
-        raise BadInput(f"super-resolution takes at most {max_side} px on the longer side; "
-                       f"select a smaller part than {region.width} x {region.height} px")
+        raise BadInput(
+            f"super-resolution takes at most {max_side} px on the longer side; "
+            f"select a smaller part than {region.width} x {region.height} px"
+        )
     name = f"{canvas.document_title(target.document)} {factor}x"
 
     def open_result(data: dict, images: list) -> str:
@@ -429,9 +490,21 @@ def super_resolve(studio: Studio, factor: int) -> None:
 
     def go() -> None:
         task = studio.start(f"Super-resolve {factor}x")
-        task.submit("super_resolve", ops.super_resolve_params(target.source_name, factor, options), [image],
-                    open_result, "training the super-resolution model")
+        task.submit(
+            "super_resolve",
+            ops.super_resolve_params(target.source_name, factor, options),
+            [image],
+            open_result,
+            "training the super-resolution model",
+        )
 
-    _ask_to_train(studio, f"Super-resolve {factor}x", f"Super-resolve {factor}x first trains (or reuses)",
-                  f"'{target.source_name}'",
-                  (region.width, region.height), "Train it and super-resolve?", "Train and super-resolve", go)
+    _ask_to_train(
+        studio,
+        f"Super-resolve {factor}x",
+        f"Super-resolve {factor}x first trains (or reuses)",
+        f"'{target.source_name}'",
+        (region.width, region.height),
+        "Train it and super-resolve?",
+        "Train and super-resolve",
+        go,
+    )

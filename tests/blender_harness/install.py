@@ -22,8 +22,11 @@ def wheels_by_platform(zip_path, cli_dir):
     with zipfile.ZipFile(zip_path) as zf:
         manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
     return {
-        platform: [os.path.basename(wheel) for wheel in manifest["wheels"]
-                   if blender_ext.blender_platform_compatible_with_wheel_platform_from_filepath(platform, wheel)]
+        platform: [
+            os.path.basename(wheel)
+            for wheel in manifest["wheels"]
+            if blender_ext.blender_platform_compatible_with_wheel_platform_from_filepath(platform, wheel)
+        ]
         for platform in manifest["platforms"]
     }
 
@@ -45,7 +48,8 @@ def body(args, out):
     out["wheel_site_packages"] = sorted(os.listdir(site_packages)) if os.path.isdir(site_packages) else None
     out["registered"] = {
         cls.__name__: cls.is_registered
-        for module in (addon.operators, addon.panels, addon.preferences, addon.properties) for cls in module.classes
+        for module in (addon.operators, addon.panels, addon.preferences, addon.properties)
+        for cls in module.classes
     }
     out["panels"] = {name: hasattr(bpy.types, name) for name in ("SINGAN_PT_world", "SINGAN_PT_sidebar")}
     out["operators"] = sorted(name for name in dir(bpy.ops.singan) if not name.startswith("_"))

@@ -105,8 +105,13 @@ def drive(op, context) -> set:
                 answer = sorted(op.modal(context, ESC))
             else:
                 answer = harness.call_operator(bpy.ops.singan.cancel_job, slot=op.slot)["result"]
-            log["cancel"] = {"result": answer, "seconds": time.perf_counter() - tick, "phase": task.phase,
-                             "job": task.job.id if task.job else None, "model": task.job.model if task.job else None}
+            log["cancel"] = {
+                "result": answer,
+                "seconds": time.perf_counter() - tick,
+                "phase": task.phase,
+                "job": task.job.id if task.job else None,
+                "model": task.job.model if task.job else None,
+            }
             continue
         tick = time.perf_counter()
         result = op.modal(context, TIMER)
@@ -117,8 +122,13 @@ def drive(op, context) -> set:
         if "shown" not in log and " scale " in task.phase:
             log["shown"] = shown(PLAN["addon"])  # what the artist sees while the job runs
         if result not in RUNNING:
-            log.update(modal_seconds=time.monotonic() - started, message=task.message, cancelled=task.cancelled,
-                       job=task.job.id if task.job else None, model=task.job.model if task.job else None)
+            log.update(
+                modal_seconds=time.monotonic() - started,
+                message=task.message,
+                cancelled=task.cancelled,
+                job=task.job.id if task.job else None,
+                model=task.job.model if task.job else None,
+            )
             return result
 
 
@@ -169,8 +179,9 @@ def connect(addon, want: str) -> dict:
         addon.client._pump_timer()
         if seen[-1] != link.state.name:
             seen.append(link.state.name)
-    out.update(state=link.state.name, states=seen, until=time.monotonic() - started, status=link.status,
-               shown=shown(addon))
+    out.update(
+        state=link.state.name, states=seen, until=time.monotonic() - started, status=link.status, shown=shown(addon)
+    )
     return out
 
 
@@ -181,8 +192,15 @@ def body(args, out):
     out["top_level"] = sorted(name for name in ("protocol", "session", "client", "wire") if name in sys.modules)
     prefs, settings = harness.preferences(), bpy.context.scene.singan
     ops = addon.operators
-    train, plate, texture, sr = (modal_probe(cls) for cls in (ops.SINGAN_OT_train, ops.SINGAN_OT_generate_plate,
-                                                              ops.SINGAN_OT_generate_texture, ops.SINGAN_OT_super_resolve))
+    train, plate, texture, sr = (
+        modal_probe(cls)
+        for cls in (
+            ops.SINGAN_OT_train,
+            ops.SINGAN_OT_generate_plate,
+            ops.SINGAN_OT_generate_texture,
+            ops.SINGAN_OT_super_resolve,
+        )
+    )
     photo = bpy.data.images.load(image_path)
     photo.name = "Chelsea photo"
     small = photo.copy()
@@ -194,7 +212,12 @@ def body(args, out):
     out["stopped_connect"] = connect(addon, "unreachable")
     settings.model = "chelsea"
     out["stopped_plate"] = run(plate)
-    settings.train_source, settings.train_path, settings.train_name, settings.train_preset = "FILE", image_path, "cancel-me", "tiny"
+    settings.train_source, settings.train_path, settings.train_name, settings.train_preset = (
+        "FILE",
+        image_path,
+        "cancel-me",
+        "tiny",
+    )
     out["stopped_cancel_esc"] = run(train, cancel="esc")
     out["stopped_cancel_button"] = run(train, cancel="button")
 
@@ -224,9 +247,13 @@ def body(args, out):
     out["super_resolve"] = run(sr)
     result = bpy.data.images.get("small x2")
     if result is not None:
-        out["super_resolve"].update(size=tuple(result.size), packed=result.packed_file is not None or bool(result.get("singan_pack_on_save")),
-                                    kind=result.get("singan_kind"), model=result.get("singan_model"),
-                                    panel_result=settings.sr_result.name if settings.sr_result else None)
+        out["super_resolve"].update(
+            size=tuple(result.size),
+            packed=result.packed_file is not None or bool(result.get("singan_pack_on_save")),
+            kind=result.get("singan_kind"),
+            model=result.get("singan_model"),
+            panel_result=settings.sr_result.name if settings.sr_result else None,
+        )
         (Path(outdir) / "sr.rgba").write_bytes(bytes(addon.jobs.TASKS["super_resolve"].job.images[0].data))
 
     # -- a daemon killed while it trains
@@ -243,8 +270,10 @@ def body(args, out):
             killed.update(seen=time.monotonic(), phase=task.phase)
 
     out["killed"] = run(train, on_tick=kill_once_training, cancel="esc", after=lambda task: "seen" in killed)
-    out["killed"].update(seconds_after_kill=killed["seen"] - killed["at"] if "seen" in killed else None,
-                         stopped_phase=killed.get("phase"))
+    out["killed"].update(
+        seconds_after_kill=killed["seen"] - killed["at"] if "seen" in killed else None,
+        stopped_phase=killed.get("phase"),
+    )
     prefs.endpoint = endpoint
 
 

@@ -78,9 +78,11 @@ def status(link, model: str) -> str | None:
 
 def scale_saved(link):
     """A plan's ``after``: the running training has saved a scale (cancelling keeps the model)."""
+
     def due(task):
         info = link.model(task.job.model) if task.job is not None and task.job.model else None
         return info is not None and info["scales_done"] >= 1
+
     return due
 
 
@@ -98,8 +100,9 @@ def body(args, out):
     addon = PLAN["addon"] = harness.enable()
     harness.preferences().endpoint = endpoint
     ops = addon.operators
-    train, resume, delete = (modal_probe(cls) for cls in (ops.SINGAN_OT_train, ops.SINGAN_OT_resume_model,
-                                                           ops.SINGAN_OT_delete_model))
+    train, resume, delete = (
+        modal_probe(cls) for cls in (ops.SINGAN_OT_train, ops.SINGAN_OT_resume_model, ops.SINGAN_OT_delete_model)
+    )
     photo = bpy.data.images.load(image_path)
     photo.scale(30, 20)  # two tiny scales: the least training that can be interrupted and resumed
     settings = bpy.context.scene.singan
@@ -120,7 +123,9 @@ def body(args, out):
     model = out["doomed"]["model"]
     out["delete"] = run(functools.partial(delete, model=model))
     out["delete"]["gone_after"] = pump_until(addon, lambda: link.model(model) is None)
-    out["delete"].update(listed=link.model(model) is not None, panel=panel(addon), models=[m["id"] for m in link.models])
+    out["delete"].update(
+        listed=link.model(model) is not None, panel=panel(addon), models=[m["id"] for m in link.models]
+    )
 
     # 3. the daemon stops mid-training and comes back
     settings.train_name = "restart-me"
@@ -133,8 +138,13 @@ def body(args, out):
                 client.shutdown()
             stopped["at"] = time.monotonic()
         if task.waiting_for_daemon and not seen:
-            seen.append({"panel": job_control.shown(addon), "seconds_after_stop": time.monotonic() - stopped["at"],
-                         "phase": task.phase})
+            seen.append(
+                {
+                    "panel": job_control.shown(addon),
+                    "seconds_after_stop": time.monotonic() - stopped["at"],
+                    "phase": task.phase,
+                }
+            )
 
     out["restart"] = run(train, on_tick=stop_once_training)
     model = out["restart"].get("model")

@@ -38,13 +38,21 @@ def body(args, out):
     render = scene.render
     render.resolution_x, render.resolution_y, render.resolution_percentage = 768, 432, 50
     settings = scene.singan
-    out["defaults"] = {"layout": settings.plate_layout, "render_size": settings.plate_render_size,
-                       "targets": sorted(settings.plate_targets), "view_transform": scene.view_settings.view_transform}
+    out["defaults"] = {
+        "layout": settings.plate_layout,
+        "render_size": settings.plate_render_size,
+        "targets": sorted(settings.plate_targets),
+        "view_transform": scene.view_settings.view_transform,
+    }
     settings.model = model
     out["default_plate"] = harness.call_operator(bpy.ops.singan.generate_plate)
     task = addon.jobs.TASKS["plate"]
-    out["default_plate"].update(params=task.job.params, size=[task.job.images[0].width, task.job.images[0].height],
-                                world_image=world_image(scene), plates=plates())
+    out["default_plate"].update(
+        params=task.job.params,
+        size=[task.job.images[0].width, task.job.images[0].height],
+        world_image=world_image(scene),
+        plates=plates(),
+    )
 
     settings.detail_source, settings.instant_source, settings.instant_path = "INSTANT", "FILE", photo
     out["seeds"] = []
@@ -64,7 +72,9 @@ def body(args, out):
         settings.feature_scale = scale
         run = harness.call_operator(bpy.ops.singan.generate_plate)
         job = addon.jobs.TASKS["plate"].job
-        run.update(scale=scale, params=job.params, size=[job.images[0].width, job.images[0].height] if job.images else None)
+        run.update(
+            scale=scale, params=job.params, size=[job.images[0].width, job.images[0].height] if job.images else None
+        )
         out["feature_scales"].append(run)
 
     out["view_standard"] = harness.call_operator(bpy.ops.singan.view_standard)

@@ -21,8 +21,11 @@ def body(args, out):
     out["plate"] = {**image_info(plate), "filepath": plate.filepath, "source": plate.source}
     out["world_links"] = links(world_tree)
     out["camera_images"] = [bg.image.name if bg.image else None for bg in scene.camera.data.background_images]
-    out["plane_images"] = [child.active_material.node_tree.nodes["SinGAN Plate"].image.name
-                           for child in scene.camera.children if child.get("singan_kind") == "plate"]
+    out["plane_images"] = [
+        child.active_material.node_tree.nodes["SinGAN Plate"].image.name
+        for child in scene.camera.children
+        if child.get("singan_kind") == "plate"
+    ]
     save_pixels(plate, Path(outdir) / "plate.rgba")
     texture = next(image for image in bpy.data.images if image.get("singan_kind") == "texture")
     out["texture"] = image_info(texture)

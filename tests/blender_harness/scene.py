@@ -24,7 +24,10 @@ ASPECT_CASES = [  # resolution x, y, percentage, pixel aspect x, y, longest side
 
 
 def links(tree):
-    return sorted((link.from_node.name, link.from_socket.identifier, link.to_node.name, link.to_socket.identifier) for link in tree.links)
+    return sorted(
+        (link.from_node.name, link.from_socket.identifier, link.to_node.name, link.to_socket.identifier)
+        for link in tree.links
+    )
 
 
 def plate_state(scene):
@@ -34,7 +37,9 @@ def plate_state(scene):
     plate = tree.nodes.get("SinGAN Plate")
     planes = [child for child in camera.children if child.get("singan_kind") == "plate"]
     state = {
-        "images": sorted(image.name for image in bpy.data.images if image.type in {"IMAGE", "UV_TEST"}),  # generated results are UV_TEST until packed
+        "images": sorted(
+            image.name for image in bpy.data.images if image.type in {"IMAGE", "UV_TEST"}
+        ),  # generated results are UV_TEST until packed
         "world_nodes": sorted((node.name, node.bl_idname) for node in tree.nodes),
         "world_links": links(tree),
         "world_image": plate.image.name if plate is not None and plate.image else None,
@@ -53,9 +58,13 @@ def plate_state(scene):
 
 
 def image_info(image):
-    return {"name": image.name, "size": tuple(image.size), "packed": image.packed_file is not None,
-            "pack_on_save": bool(image.get("singan_pack_on_save")),
-            "tags": {key: image[key] for key in image.keys()}}
+    return {
+        "name": image.name,
+        "size": tuple(image.size),
+        "packed": image.packed_file is not None,
+        "pack_on_save": bool(image.get("singan_pack_on_save")),
+        "tags": {key: image[key] for key in image.keys()},
+    }
 
 
 def save_pixels(image, path):
@@ -106,12 +115,18 @@ def body(args, out):
     frame.resolution_x, frame.resolution_y, frame.resolution_percentage = 1920, 640, 100
     settings = scene.singan
     settings.model = model
-    settings.plate_layout, settings.plate_render_size, settings.plate_size = "FEATURE_SCALE", False, 192  # the lift's path
+    settings.plate_layout, settings.plate_render_size, settings.plate_size = (
+        "FEATURE_SCALE",
+        False,
+        192,
+    )  # the lift's path
 
-    steps = [("first", 1, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
-             ("second", 2, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
-             ("environment", 3, "ENVIRONMENT", {"WORLD"}),
-             ("final", 2, "WINDOW", {"WORLD", "CAMERA", "PLANE"})]
+    steps = [
+        ("first", 1, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
+        ("second", 2, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
+        ("environment", 3, "ENVIRONMENT", {"WORLD"}),
+        ("final", 2, "WINDOW", {"WORLD", "CAMERA", "PLANE"}),
+    ]
     for step, seed, mapping, targets in steps:
         settings.plate_seed, settings.world_mapping, settings.plate_targets = seed, mapping, targets
         out[step] = harness.call_operator(bpy.ops.singan.generate_plate)
@@ -136,10 +151,15 @@ def body(args, out):
         material = floor.active_material
         texture_node = material.node_tree.nodes["SinGAN Texture"]
         out[step]["state"] = {
-            "material": material.name, "links": links(material.node_tree), "nodes": len(material.node_tree.nodes),
-            "extension": texture_node.extension, "repeat": tuple(material.node_tree.nodes["SinGAN Texture Mapping"].inputs["Scale"].default_value),
+            "material": material.name,
+            "links": links(material.node_tree),
+            "nodes": len(material.node_tree.nodes),
+            "extension": texture_node.extension,
+            "repeat": tuple(material.node_tree.nodes["SinGAN Texture Mapping"].inputs["Scale"].default_value),
             "image": image_info(texture_node.image),
-            "images": sorted(image.name for image in bpy.data.images if image.type in {"IMAGE", "UV_TEST"}),  # generated results are UV_TEST until packed
+            "images": sorted(
+                image.name for image in bpy.data.images if image.type in {"IMAGE", "UV_TEST"}
+            ),  # generated results are UV_TEST until packed
         }
     texture_task = addon.jobs.TASKS["texture"]
     out["texture_params"] = texture_task.job.params

@@ -43,6 +43,7 @@ _keep = []  # Qt objects that must outlive the function that made them
 
 # -- helpers ----------------------------------------------------------------------------------
 
+
 def studio():
     from singan_krita import studio as studio_module
 
@@ -126,8 +127,11 @@ def activate(doc, node):
     so this waits and checks)."""
     yield sleep(0.3)
     doc.setActiveNode(node)
-    yield until(lambda: doc.activeNode() is not None and doc.activeNode().name() == node.name(), 5,
-                f"{node.name()} to become the active layer")
+    yield until(
+        lambda: doc.activeNode() is not None and doc.activeNode().name() == node.name(),
+        5,
+        f"{node.name()} to become the active layer",
+    )
 
 
 def new_doc(name, width, height, model="RGBA", depth="U8"):
@@ -169,7 +173,7 @@ def ellipse_mask(width, height):
     bits = image.constBits()
     bits.setsize(image.sizeInBytes())
     rows = bytes(bits)
-    return b"".join(rows[r * image.bytesPerLine(): r * image.bytesPerLine() + width] for r in range(height))
+    return b"".join(rows[r * image.bytesPerLine() : r * image.bytesPerLine() + width] for r in range(height))
 
 
 def select(doc, x, y, width, height, mask=None):
@@ -192,8 +196,13 @@ def choose_model(model_id):
 
 def layer_info(node):
     bounds = node.bounds()
-    return {"name": node.name(), "visible": node.visible(), "type": node.type(), "space": space(node),
-            "bounds": [bounds.x(), bounds.y(), bounds.width(), bounds.height()]}
+    return {
+        "name": node.name(),
+        "visible": node.visible(),
+        "type": node.type(),
+        "space": space(node),
+        "bounds": [bounds.x(), bounds.y(), bounds.width(), bounds.height()],
+    }
 
 
 def stack(doc):
@@ -289,11 +298,14 @@ def harmonize_with_chosen_model(doc, obj, entry, prefix):
 
 # -- scenarios --------------------------------------------------------------------------------
 
+
 def startup(entry):
     yield until(lambda: docker() is not None, 30, "the SinGAN Studio docker")
     app = Krita.instance()
     entry["actions"] = {a.objectName(): a.text() for a in app.actions() if a.objectName().startswith("singan_")}
-    tools = next(a.menu() for a in app.activeWindow().qwindow().menuBar().actions() if a.text().replace("&", "") == "Tools")
+    tools = next(
+        a.menu() for a in app.activeWindow().qwindow().menuBar().actions() if a.text().replace("&", "") == "Tools"
+    )
     scripts = next(a.menu() for a in tools.actions() if a.menu() is not None and a.text().replace("&", "") == "Scripts")
     entry["scripts_menu"] = [a.text() for a in scripts.actions()]
     st = studio()
@@ -308,8 +320,9 @@ def startup(entry):
     entry["zmq_file"], entry["zmq_version"] = zmq.__file__, zmq.__version__
     entry["msgpack_file"], entry["protocol_file"] = msgpack.__file__, protocol.__file__
     entry["session_module"] = sys.modules["singan_krita.daemon_client"].Session.__module__
-    entry["top_level"] = {name: getattr(sys.modules[name], "__file__", None)
-                          for name in ("protocol", "msgpack") if name in sys.modules}
+    entry["top_level"] = {
+        name: getattr(sys.modules[name], "__file__", None) for name in ("protocol", "msgpack") if name in sys.modules
+    }
     entry["pyzmq_tooltip"] = docker().status.toolTip()
     entry["status"] = docker().status.text()
     entry["hello"] = st.session.info
@@ -349,8 +362,9 @@ def _fully_shown(widget, viewport):
         return False
     top_left = widget.mapTo(viewport, widget.rect().topLeft())
     inside = viewport.rect()
-    return (inside.contains(top_left) and
-            inside.contains(top_left.x() + widget.width() - 1, top_left.y() + widget.height() - 1))
+    return inside.contains(top_left) and inside.contains(
+        top_left.x() + widget.width() - 1, top_left.y() + widget.height() - 1
+    )
 
 
 def _geometry(app):
@@ -370,25 +384,29 @@ def _geometry(app):
             continue
         left = widget.mapTo(viewport, widget.rect().topLeft()).x()
         if left < 0 or left + widget.width() > viewport.width():
-            overflow.append(f"{type(widget).__name__} {widget.objectName() or getattr(widget, 'text', lambda: '')()!r} "
-                            f"x {left}..{left + widget.width()}")
+            overflow.append(
+                f"{type(widget).__name__} {widget.objectName() or getattr(widget, 'text', lambda: '')()!r} "
+                f"x {left}..{left + widget.width()}"
+            )
     buttons = [b for b in d.actions_panel.findChildren(QPushButton)] if d.actions_panel.isVisible() else []
     hidden = [name for name in ESSENTIALS if not _fully_shown(getattr(d, name), viewport)]
     hidden += [b.text() for b in buttons if not _fully_shown(b, viewport)]
-    return {"window_frame": [frame.x(), frame.y(), frame.width(), frame.height()],
-            "docker_size": [d.width(), d.height()],
-            "viewport_size": [viewport.width(), viewport.height()],
-            "docker_min_height": d.minimumSizeHint().height(),
-            "docker_visible": d.isVisible(),
-            "horizontal_scroll": d.scroll.horizontalScrollBar().isVisible(),
-            "overflow": overflow,
-            "not_shown": hidden,
-            "buttons": len(buttons),
-            "cut_labels": {name: getattr(d, name).is_cut() for name in ("status", "task_title")},
-            "cancel_visible": d.cancel.isVisible() and not d.cancel.visibleRegion().isEmpty(),
-            "cancel_global": [cancel_top_left.x(), cancel_top_left.y(), cancel_bottom_right.x(), cancel_bottom_right.y()],
-            "status_visible": d.status.isVisible() and not d.status.visibleRegion().isEmpty(),
-            "progress_visible": d.progress.isVisible() and not d.progress.visibleRegion().isEmpty()}
+    return {
+        "window_frame": [frame.x(), frame.y(), frame.width(), frame.height()],
+        "docker_size": [d.width(), d.height()],
+        "viewport_size": [viewport.width(), viewport.height()],
+        "docker_min_height": d.minimumSizeHint().height(),
+        "docker_visible": d.isVisible(),
+        "horizontal_scroll": d.scroll.horizontalScrollBar().isVisible(),
+        "overflow": overflow,
+        "not_shown": hidden,
+        "buttons": len(buttons),
+        "cut_labels": {name: getattr(d, name).is_cut() for name in ("status", "task_title")},
+        "cancel_visible": d.cancel.isVisible() and not d.cancel.visibleRegion().isEmpty(),
+        "cancel_global": [cancel_top_left.x(), cancel_top_left.y(), cancel_bottom_right.x(), cancel_bottom_right.y()],
+        "status_visible": d.status.isVisible() and not d.status.visibleRegion().isEmpty(),
+        "progress_visible": d.progress.isVisible() and not d.progress.visibleRegion().isEmpty(),
+    }
 
 
 def no_document(entry):
@@ -420,7 +438,9 @@ def expected_region(doc, selection, size_mode, custom):
     """Where variations go (x, y, w, h): the selection's bounds' (else the layer's, here the whole
     image's) top left corner, at 1x or 2x its size or at W x H."""
     bounds = doc.selection()
-    x, y, w, h = (bounds.x(), bounds.y(), bounds.width(), bounds.height()) if selection else (0, 0, doc.width(), doc.height())
+    x, y, w, h = (
+        (bounds.x(), bounds.y(), bounds.width(), bounds.height()) if selection else (0, 0, doc.width(), doc.height())
+    )
     if custom:
         return [x, y, *custom]
     factor = 2 if size_mode == 1 else 1
@@ -448,8 +468,15 @@ def variations(entry):
         if custom:
             d.width_spin.setValue(custom[0])
             d.height_spin.setValue(custom[1])
-        case.update(width=doc.width(), height=doc.height(), selection=selection, size_mode=st.options.size_mode,
-                    custom=custom, active=doc.activeNode().name(), space=space(doc))
+        case.update(
+            width=doc.width(),
+            height=doc.height(),
+            selection=selection,
+            size_mode=st.options.size_mode,
+            custom=custom,
+            active=doc.activeNode().name(),
+            space=space(doc),
+        )
         case["before"] = save(f"variations_{name}_before", projection(doc))
         task = yield from run_task("singan_variations", 90, f"the variations ({name})")
         case["task"] = outcome(task)
@@ -472,7 +499,7 @@ def paint_to_image(entry):
     layer = doc.rootNode().childNodes()[0]
     sky, ground, blob = bytes([150, 110, 60, 255]), bytes([70, 90, 110, 255]), bytes([40, 40, 40, 255])
     rows = [(sky if r < h // 2 else ground) * w for r in range(h)]
-    rows = [row[:60 * 4] + blob * 40 + row[100 * 4:] if 40 <= r < 80 else row for r, row in enumerate(rows)]
+    rows = [row[: 60 * 4] + blob * 40 + row[100 * 4 :] if 40 <= r < 80 else row for r, row in enumerate(rows)]
     sketch = b"".join(rows)
     layer.setPixelData(sketch, 0, 0, w, h)
     layer.setName("Sketch")
@@ -510,9 +537,14 @@ def train_and_cancel(entry):
     trigger("singan_train")
     yield task_started(first, 60, "training progress", progress=True)
     task = st.tasks[first]
-    entry["progress"] = {"phase": task.phase, "fraction": task.fraction, "bar": d.progress.value(),
-                         "bar_text": d.progress.text(), "title": d.task_title.text(),
-                         "cancel_enabled": d.cancel.isEnabled()}
+    entry["progress"] = {
+        "phase": task.phase,
+        "fraction": task.fraction,
+        "bar": d.progress.value(),
+        "bar_text": d.progress.text(),
+        "title": d.task_title.text(),
+        "cancel_enabled": d.cancel.isEnabled(),
+    }
     yield until(lambda: any(": training" in text for text in model_items()), 10, "the training model in the list")
     entry["list_while_training"] = model_items()
     entry.update(_geometry(Krita.instance()))
@@ -522,7 +554,9 @@ def train_and_cancel(entry):
     yield until(lambda: task.finished, 30, "the cancelled training to end")
     entry["task"] = outcome(task)
     entry["message"] = d.message.text()
-    yield until(lambda: not any(": training" in text for text in model_items()), 10, "the list to show the end of the training")
+    yield until(
+        lambda: not any(": training" in text for text in model_items()), 10, "the list to show the end of the training"
+    )
     entry["list_after"] = model_items()
     entry["model_choice_kept"] = st.options.model == chosen
 
@@ -552,7 +586,9 @@ def grayscale(entry):
     yield task_started(first, 10, "the training task")
     training = st.tasks[first]
     entry["trained_before_quick"] = training.finished
-    entry["quick_button_enabled"] = [b.isEnabled() for b in d.findChildren(QPushButton) if b.text() == "Quick variations"]
+    entry["quick_button_enabled"] = [
+        b.isEnabled() for b in d.findChildren(QPushButton) if b.text() == "Quick variations"
+    ]
     task = yield from run_task("singan_quick_variations", 120, "quick variations while a model trains")
     quick = entry["quick"] = outcome(task)
     quick["chosen_model"] = st.options.model
@@ -603,8 +639,11 @@ def deep(entry):
     yield from activate(doc, doc.rootNode().childNodes()[0])
     entry["model"] = yield from train_to_completion(doc, entry, (0, 0, 128, 96))
     same_name = [m["id"] for m in studio().session.models if m["name"] == "brick - Background"]
-    yield until(lambda: all((model_item(i) or "").startswith("brick - Background: ready") for i in same_name), 10,
-                "both 'brick - Background' models ready in the list")
+    yield until(
+        lambda: all((model_item(i) or "").startswith("brick - Background: ready") for i in same_name),
+        10,
+        "both 'brick - Background' models ready in the list",
+    )
     entry["same_name_entries"] = [model_item(model_id) for model_id in same_name]
     d = docker()
     yield from deselect(doc)
@@ -699,9 +738,15 @@ def harmonize(entry):
     choose_model(None)  # "(none: Harmonize trains one on the background)"
     choose_preset("tiny")
     before = projection(doc)
-    entry.update(width=w, height=h, object=[ox, oy, ow, oh], active=doc.activeNode().name(),
-                 model_choice=st.options.model, before=save("harmonize_before", before),
-                 object_pixels=save("harmonize_object", obj.pixelData(0, 0, w, h)))
+    entry.update(
+        width=w,
+        height=h,
+        object=[ox, oy, ow, oh],
+        active=doc.activeNode().name(),
+        model_choice=st.options.model,
+        before=save("harmonize_before", before),
+        object_pixels=save("harmonize_object", obj.pixelData(0, 0, w, h)),
+    )
     png("harmonize_before", before, w, h)
     yield from harmonize_guards(entry, doc, background, obj)
     first = len(st.tasks)
@@ -729,8 +774,11 @@ def harmonize(entry):
     entry["undone"] = save("harmonize_undone", projection(doc))
     entry["stack_undone"] = stack(doc)
     Krita.instance().action("edit_redo").trigger()
-    yield until(lambda: doc.nodeByName("Harmonized Pasted") is not None and not obj.visible(), 10,
-                "redo to hide the object again")
+    yield until(
+        lambda: doc.nodeByName("Harmonized Pasted") is not None and not obj.visible(),
+        10,
+        "redo to hide the object again",
+    )
     entry["stack_redone"] = stack(doc)
     find(doc, "Harmonized Pasted").remove()
     yield until(lambda: obj.visible(), 10, "deleting the result to show the object")
@@ -761,9 +809,13 @@ def harmonize_full_size(entry):
     obj = yield from paste_object(doc, bytes(patch), ox, oy, ow, oh)
     yield from deselect(doc)
     choose_model(MODEL)
-    entry.update(width=w, height=h, object=[ox, oy, ow, oh],
-                 background=save("full_background", background.pixelData(0, 0, w, h)),
-                 object_pixels=save("full_object", obj.pixelData(0, 0, w, h)))
+    entry.update(
+        width=w,
+        height=h,
+        object=[ox, oy, ow, oh],
+        background=save("full_background", background.pixelData(0, 0, w, h)),
+        object_pixels=save("full_object", obj.pixelData(0, 0, w, h)),
+    )
     yield from harmonize_with_chosen_model(doc, obj, entry, "full_harmonize")
     png("full_harmonize_after", bytes(OUT.joinpath("full_harmonize_after.raw").read_bytes()), w, h)
 
@@ -777,10 +829,14 @@ def started_then_cancelled(st, first, entry_name, entry):
     """Record whether the action started a task (rather than refusing), then cancel it."""
     if len(st.tasks) > first:
         task = st.tasks[first]
-        yield until(lambda: task.finished or task.job is not None and task.job.id is not None, 30,
-                    f"{entry_name} accepted")
-        entry[entry_name] = {"started": True, "failed_before_cancel": task.failed and not task.cancelled,
-                             "message": task.message}
+        yield until(
+            lambda: task.finished or task.job is not None and task.job.id is not None, 30, f"{entry_name} accepted"
+        )
+        entry[entry_name] = {
+            "started": True,
+            "failed_before_cancel": task.failed and not task.cancelled,
+            "message": task.message,
+        }
         task.cancel()
         yield until(lambda: task.finished, 60, f"{entry_name} cancelled")
     else:
@@ -832,8 +888,11 @@ def second_click(entry):
         if name == "Train":
             click("Train")
         else:
-            next(a for a in next(b for b in d.findChildren(QPushButton) if b.text() == "Super-res").menu().actions()
-                 if a.text() == "2x").trigger()
+            next(
+                a
+                for a in next(b for b in d.findChildren(QPushButton) if b.text() == "Super-res").menu().actions()
+                if a.text() == "2x"
+            ).trigger()
         if st.question is not None:
             d.question_yes.click()
         yield from started_then_cancelled(st, first, name, actions)
@@ -939,8 +998,14 @@ def fill_selection(entry):
         yield task_done(first, 180, f"fill selection #{i + 1}")
         timer.stop()
         task = st.tasks[first]
-        run.update(task=outcome(task), op=task.job.op, message=st.message, ui_ticks=ticks[0], stack=stack(doc),
-                   seed_after=d.seed.value())
+        run.update(
+            task=outcome(task),
+            op=task.job.op,
+            message=st.message,
+            ui_ticks=ticks[0],
+            stack=stack(doc),
+            seed_after=d.seed.value(),
+        )
         top = find(doc, f"Fill selection seed {21 + i}")
         run["layer"] = layer_info(top)
         run["pixels"] = save(f"fill_layer{i}", top.pixelData(0, 0, w, h))
@@ -963,8 +1028,11 @@ def daemon_error(entry):
     st, d = studio(), docker()
     doc = new_doc("errors", 64, 64)
     yield from activate(doc, doc.rootNode().childNodes()[0])
-    victim = next(m["id"] for m in st.session.models if m["status"] == "ready" and m["id"] != MODEL
-                  and m.get("kind") == "generative")
+    victim = next(
+        m["id"]
+        for m in st.session.models
+        if m["status"] == "ready" and m["id"] != MODEL and m.get("kind") == "generative"
+    )
     choose_model(victim)
     from singan_krita.vendor.protocol.client import Client
 
@@ -973,8 +1041,13 @@ def daemon_error(entry):
     first = len(st.tasks)
     click("Variations")  # at once: the docker's list still has the model
     yield until(lambda: len(st.tasks) > first and st.tasks[first].finished, 30, "the refused variations")
-    entry.update(model=victim, task=outcome(st.tasks[first]), message=st.message, tooltip=d.message.toolTip(),
-                 is_error=st.message_is_error)
+    entry.update(
+        model=victim,
+        task=outcome(st.tasks[first]),
+        message=st.message,
+        tooltip=d.message.toolTip(),
+        is_error=st.message_is_error,
+    )
     yield sleep(0.1)
     shot("docker_daemon_error")
     choose_model(MODEL)
@@ -986,8 +1059,13 @@ def click(text):
 
 
 def refusal(st, count_before):
-    return {"message": st.message, "is_error": st.message_is_error, "reports": st.message_count - count_before,
-            "flashing": docker().flashing, "question": st.question is not None}
+    return {
+        "message": st.message,
+        "is_error": st.message_is_error,
+        "reports": st.message_count - count_before,
+        "flashing": docker().flashing,
+        "question": st.question is not None,
+    }
 
 
 def harmonize_guards(entry, doc, background, obj):
@@ -1019,18 +1097,26 @@ def harmonize_guards(entry, doc, background, obj):
     click("Harmonize")
     yield until(lambda: st.question is not None, 5, "the question")
     yield sleep(0.2)
-    entry["question"] = {"text": d.question_text.text(), "yes": d.question_yes.text(), "no": d.question_no.text(),
-                         "shown": d.question_panel.isVisible() and not d.question_panel.visibleRegion().isEmpty(),
-                         "buttons_hidden": not d.actions_panel.isVisible()}
+    entry["question"] = {
+        "text": d.question_text.text(),
+        "yes": d.question_yes.text(),
+        "no": d.question_no.text(),
+        "shown": d.question_panel.isVisible() and not d.question_panel.visibleRegion().isEmpty(),
+        "buttons_hidden": not d.actions_panel.isVisible(),
+    }
     entry["question_geometry"] = _geometry(Krita.instance())
     shot("docker_question")
     window_shot("window_question")
     d.question_no.click()
     yield sleep(2.5)  # two heartbeats: a queued job or a new model would be listed by now
-    entry["after_no"] = {"tasks": len(st.tasks) - tasks, "question": st.question is not None,
-                         "new_models": sorted({m["id"] for m in st.session.models} - models),
-                         "jobs": [j.get("op") for j in st.session.jobs], "message": st.message,
-                         "buttons_back": d.actions_panel.isVisible()}
+    entry["after_no"] = {
+        "tasks": len(st.tasks) - tasks,
+        "question": st.question is not None,
+        "new_models": sorted({m["id"] for m in st.session.models} - models),
+        "jobs": [j.get("op") for j in st.session.jobs],
+        "message": st.message,
+        "buttons_back": d.actions_panel.isVisible(),
+    }
     first = len(st.tasks)
     click("Harmonize")
     yield until(lambda: st.question is not None, 5, "the question, again")
@@ -1039,8 +1125,12 @@ def harmonize_guards(entry, doc, background, obj):
     task = st.tasks[first]
     yield until(lambda: task.job is not None and task.job.model, 10, "the background model's id")
     trained = task.job.model
-    entry["training"] = {"title": d.task_title.text(), "bar": d.progress.text(), "phase": task.phase,
-                         "model_listed": model_item(trained)}
+    entry["training"] = {
+        "title": d.task_title.text(),
+        "bar": d.progress.text(),
+        "phase": task.phase,
+        "model_listed": model_item(trained),
+    }
     entry["training_geometry"] = _geometry(Krita.instance())
     shot("docker_harmonize_training")
     d.cancel.click()
@@ -1057,7 +1147,9 @@ def super_resolve(entry):
     entry["region"] = [300, 100, 40, 30]
     select(source, *entry["region"])
     small = Krita.instance().createDocument(40, 30, "small", "RGBA", "U8", "", 72.0)
-    small.rootNode().childNodes()[0].setName("Background")  # the selection's pixels and layer name: its SR model is reused
+    small.rootNode().childNodes()[0].setName(
+        "Background"
+    )  # the selection's pixels and layer name: its SR model is reused
     small.rootNode().childNodes()[0].setPixelData(image_bytes(IMAGES / "chelsea.png", 300, 100, 40, 30), 0, 0, 40, 30)
     entry["small"] = [40, 30]
     choose_preset("tiny")
@@ -1084,8 +1176,9 @@ def daemon_stopped(entry):
     st, d = studio(), docker()
     d.endpoint.setText(SECOND_ENDPOINT)
     d.connect_button.click()
-    yield until(lambda: st.session.info.get("instance") and d.status.text().startswith("connected"), 30,
-                "the second daemon")
+    yield until(
+        lambda: st.session.info.get("instance") and d.status.text().startswith("connected"), 30, "the second daemon"
+    )
     entry["connected_status"] = d.status.text()
     entry["saved_endpoint"] = Krita.instance().readSetting("SinGANStudio", "endpoint", "")
     entry["second_endpoint"] = SECOND_ENDPOINT
@@ -1108,13 +1201,19 @@ def daemon_stopped(entry):
     trigger("singan_train")
     # the heartbeat may not have noticed the exit yet: then Train asks first (no training of the
     # preset has finished on this daemon, so the time is unknown), and the artist answers Train
-    yield until(lambda: st.question is not None or (st.message_is_error and "SinGAN daemon at" in d.message.text()), 30,
-                "the question or the unreachable daemon in the docker's message line")
+    yield until(
+        lambda: st.question is not None or (st.message_is_error and "SinGAN daemon at" in d.message.text()),
+        30,
+        "the question or the unreachable daemon in the docker's message line",
+    )
     entry["asked_first"] = st.question is not None
     if st.question is not None:
         st.answer(True)
-    yield until(lambda: st.message_is_error and "SinGAN daemon at" in d.message.text(), 60,
-                "the unreachable daemon in the docker's message line")
+    yield until(
+        lambda: st.message_is_error and "SinGAN daemon at" in d.message.text(),
+        60,
+        "the unreachable daemon in the docker's message line",
+    )
     entry["seconds_to_message"] = round(time.monotonic() - started, 2)
     entry["message"] = d.message.text()
     yield until(lambda: "no answer" in d.status.text(), 60, "'no answer' in the status line")
@@ -1130,8 +1229,18 @@ def daemon_stopped(entry):
     window_shot("window_error")
 
 
-SAVED_OPTIONS = {"preset": "paper", "seamless": True, "count": 7, "seed": 1234, "size_mode": "custom",
-                 "width": 321, "height": 123, "start_scale": 1, "injection_scale": 2, "feature_scale": 0.75}
+SAVED_OPTIONS = {
+    "preset": "paper",
+    "seamless": True,
+    "count": 7,
+    "seed": 1234,
+    "size_mode": "custom",
+    "width": 321,
+    "height": 123,
+    "start_scale": 1,
+    "injection_scale": 2,
+    "feature_scale": 0.75,
+}
 
 
 def choose_options(entry):
@@ -1165,10 +1274,18 @@ def restarted(entry):
     yield until(lambda: docker() is not None, 30, "the SinGAN Studio docker")
     d, st = docker(), studio()
     entry["options"] = _options()
-    entry["widgets"] = {"preset": d.preset.currentData(), "seamless": d.seamless.isChecked(), "count": d.count.value(),
-                        "seed": d.seed.value(), "size_mode": d.size_mode.currentData(), "width": d.width_spin.value(),
-                        "height": d.height_spin.value(), "start_scale": d.start_scale.currentData(),
-                        "injection_scale": d.injection_scale.currentData(), "feature_scale": d.feature_scale.value()}
+    entry["widgets"] = {
+        "preset": d.preset.currentData(),
+        "seamless": d.seamless.isChecked(),
+        "count": d.count.value(),
+        "seed": d.seed.value(),
+        "size_mode": d.size_mode.currentData(),
+        "width": d.width_spin.value(),
+        "height": d.height_spin.value(),
+        "start_scale": d.start_scale.currentData(),
+        "injection_scale": d.injection_scale.currentData(),
+        "feature_scale": d.feature_scale.value(),
+    }
     entry["endpoint"] = d.endpoint.text()
     entry["presets_offered"] = [d.preset.itemData(i) for i in range(d.preset.count())]
     yield until(lambda: "no answer" in d.status.text(), 30, "'no answer' in the status line")
@@ -1183,12 +1300,25 @@ def restarted(entry):
     window_shot("window_restarted")
 
 
-FIRST = (("startup", startup), ("no_document", no_document), ("second_click", second_click),
-         ("larger_than_canvas", larger_than_canvas), ("fill_selection", fill_selection), ("harmonize", harmonize),
-         ("harmonize_full_size", harmonize_full_size), ("variations", variations),
-         ("paint_to_image", paint_to_image), ("train_and_cancel", train_and_cancel), ("grayscale", grayscale),
-         ("deep", deep), ("daemon_error", daemon_error), ("big_canvas", big_canvas), ("super_resolve", super_resolve),
-         ("daemon_stopped", daemon_stopped), ("choose_options", choose_options))
+FIRST = (
+    ("startup", startup),
+    ("no_document", no_document),
+    ("second_click", second_click),
+    ("larger_than_canvas", larger_than_canvas),
+    ("fill_selection", fill_selection),
+    ("harmonize", harmonize),
+    ("harmonize_full_size", harmonize_full_size),
+    ("variations", variations),
+    ("paint_to_image", paint_to_image),
+    ("train_and_cancel", train_and_cancel),
+    ("grayscale", grayscale),
+    ("deep", deep),
+    ("daemon_error", daemon_error),
+    ("big_canvas", big_canvas),
+    ("super_resolve", super_resolve),
+    ("daemon_stopped", daemon_stopped),
+    ("choose_options", choose_options),
+)
 ONLY = [name for name in os.environ.get("SINGAN_HARNESS_ONLY", "").split(",") if name]
 """Scenarios to run (with startup), for a quick run while developing; empty: all of them."""
 RESTART = (("restarted", restarted),)
