@@ -276,8 +276,10 @@ def test_zip_installs_and_registers(installed):
     assert installed["operators"] == [
         "cancel_job",
         "connect",
+        "delete_model",
         "generate_plate",
         "generate_texture",
+        "resume_model",
         "super_resolve",
         "train",
         "view_standard",
