@@ -80,7 +80,9 @@ def edit(
     if method == "paper":
         return result
     region = result.weight > 0
-    detailed = analogy_detail(result.image, region, replace(AnalogyConfig(), seed=seed), exclude=mask.to(region.device))
+    # the key sample follows the seed only with noise: without it the result is deterministic
+    config = replace(AnalogyConfig(), seed=seed if noise else 0)
+    detailed = analogy_detail(result.image, region, config, exclude=mask.to(region.device))
     # the band change fades out with the feather, as the model's change does
     image = torch.where(region, result.image + result.weight * (detailed - result.image), result.image)
     return replace(result, image=image)

@@ -158,5 +158,6 @@ def harmonize(
         repainted = _guided(pyramid, image, mask, box, k, noise, seed)
         image[crop] = restrain_drift(repainted, sub, sub_mask, sub_ring)
     if method == "analogies":
-        image = analogy_detail(image, mask, AnalogyConfig(seed=seed))
+        # the key sample follows the seed only with noise: without it the result is deterministic
+        image = analogy_detail(image, mask, AnalogyConfig(seed=seed if noise else 0))
     return MaskedResult(image=image, unmasked=image, weight=mask.to(image.dtype), scale=k)

@@ -6,7 +6,7 @@ each change), and its buttons trigger the plugin's Krita actions (the same ones 
 Layout, top to bottom, for a docker 250-350 px wide (Krita's default docker width) on a
 1280 x 800 screen: the connection status (one line, cut with the whole text in its tooltip) with
 Connect; the model (a one-line combo box: name, preset, state; the whole entry in its tooltip);
-the action buttons (four rows; Super-res opens a menu of 2x and 4x), replaced by the question
+the action buttons (three rows; Super-res opens a menu of 2x and 4x), replaced by the question
 and its two answers while one is open; the job line (what runs, one line) and its progress bar,
 whose text is the job's real state (scale i of K, percent, time left), beside Cancel; the message
 (wrapped, at most :data:`MESSAGE_LINES` lines, briefly highlighted whenever it is reported, so a
@@ -61,17 +61,18 @@ COMBO_CHARACTERS = 8  # a combo box asks for room for this many characters; long
 FLASH_MS = 700  # how long a reported message stays highlighted
 GENERIC_SCALES = 6  # scale choices shown while no model is chosen (a draft model has about 6)
 NO_MODEL = "(no model: Harmonize trains one)"
-BUTTONS = (
-    ("Train", actions.TRAIN),
-    ("Variations", actions.VARIATIONS),
-    ("Quick variations", actions.QUICK_VARIATIONS),
-    ("Fill selection", actions.FILL_SELECTION),
-    ("Harmonize", actions.HARMONIZE),
-    ("Paint to image", actions.PAINT_TO_IMAGE),
-    ("Super-res", (("2x", actions.SUPER_RESOLVE_2X), ("4x", actions.SUPER_RESOLVE_4X))),
+BUTTON_ROWS = (
+    (("Train", actions.TRAIN), ("Variations", actions.VARIATIONS), ("Harmonize", actions.HARMONIZE)),
+    (("Quick variations", actions.QUICK_VARIATIONS), ("Fill selection", actions.FILL_SELECTION)),
+    (
+        ("Paint to image", actions.PAINT_TO_IMAGE),
+        ("Super-res", (("2x", actions.SUPER_RESOLVE_2X), ("4x", actions.SUPER_RESOLVE_4X))),
+    ),
 )
-"""The action buttons, two per row: (text, action), or (text, ((menu text, action), ...)) for a
-button that opens a menu (so the buttons take four rows)."""
+"""The action buttons by row (short labels three to a row, long ones two): (text, action), or
+(text, ((menu text, action), ...)) for a button that opens a menu. Three rows keep the essentials
+within the height Krita's default workspace gives the docker on a 1280 x 800 screen."""
+GRID_COLUMNS = 6  # a row of n buttons gives each GRID_COLUMNS // n grid columns
 
 
 class SinGANDocker(DockWidget):
@@ -172,20 +173,26 @@ class SinGANDocker(DockWidget):
         grid = QGridLayout(self.actions_panel)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(3)
-        for i, (text, choice) in enumerate(BUTTONS):
-            button = QPushButton(text)
-            button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)  # never widens the docker
-            if isinstance(choice, actions.ActionInfo):
-                button.setToolTip(choice.tip)
-                button.clicked.connect(lambda checked=False, action_id=choice.id: _trigger(action_id))
-            else:
-                button.setToolTip("\n".join(info.tip for _, info in choice))
-                menu = QMenu(button)
-                for entry, info in choice:
-                    menu.addAction(entry, lambda checked=False, action_id=info.id: _trigger(action_id))
-                button.setMenu(menu)
-            grid.addWidget(button, i // 2, i % 2)
+        for row, buttons in enumerate(BUTTON_ROWS):
+            for i, (text, choice) in enumerate(buttons):
+                span = GRID_COLUMNS // len(buttons)
+                grid.addWidget(self._button(text, choice), row, i * span, 1, span)
         return self.actions_panel
+
+    @staticmethod
+    def _button(text: str, choice) -> QPushButton:
+        button = QPushButton(text)
+        button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)  # never widens the docker
+        if isinstance(choice, actions.ActionInfo):
+            button.setToolTip(choice.tip)
+            button.clicked.connect(lambda checked=False, action_id=choice.id: _trigger(action_id))
+        else:
+            button.setToolTip("\n".join(info.tip for _, info in choice))
+            menu = QMenu(button)
+            for entry, info in choice:
+                menu.addAction(entry, lambda checked=False, action_id=info.id: _trigger(action_id))
+            button.setMenu(menu)
+        return button
 
     def _question(self) -> QFrame:
         """The open question (:meth:`.studio.Studio.ask`) and its answers, in place of the buttons."""

@@ -401,6 +401,12 @@ def _geometry(app):
         "overflow": overflow,
         "not_shown": hidden,
         "buttons": len(buttons),
+        # a label whose text (plus the button's frame, and the menu arrow) is wider than its button is cut
+        "cut_buttons": [
+            b.text()
+            for b in buttons
+            if b.fontMetrics().horizontalAdvance(b.text()) + 8 + (16 if b.menu() else 0) > b.width()
+        ],
         "cut_labels": {name: getattr(d, name).is_cut() for name in ("status", "task_title")},
         "cancel_visible": d.cancel.isVisible() and not d.cancel.visibleRegion().isEmpty(),
         "cancel_global": [cancel_top_left.x(), cancel_top_left.y(), cancel_bottom_right.x(), cancel_bottom_right.y()],
