@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import torch
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 from rich.console import Console
@@ -38,6 +39,8 @@ from protocol.client import Client
 from protocol.errors import DaemonError
 from protocol.wire import Image
 from singan_core.device import select_device
+from singan_core.imageio import from_uint8
+from singan_core.sample_figures import compare_to_instant, set_figures
 from singan_core.storage import atomic_write_bytes
 from singan_core.workflow import demo_image
 
@@ -111,7 +114,10 @@ def run_demo(preset: str, out: Path, device: str) -> None:
             log = _keep_log(Path(tmp), out)
             raise ValueError(f"demo: {exc.message} (daemon log: {log})") from None
     write(trained)
-    write([("contact_sheet", _contact_sheet(_sheet_rows(demo, dict(instant + trained), seconds)))])
+    figures = _trained_figures(demo, dict(instant + trained))
+    for lines in figures.values():
+        _err.print("\n".join(lines))
+    write([("contact_sheet", _contact_sheet(_sheet_rows(demo, dict(instant + trained), seconds, figures)))])
     minutes, seconds = divmod(round(time.monotonic() - start), 60)
     print(f"{len(paths)} images in {out.resolve()} ({minutes}:{seconds:02d} in all)")
 
@@ -432,14 +438,48 @@ def tiled(tile: PILImage.Image, n: int = 2) -> PILImage.Image:
 
 # --------------------------------------------------------------------------- contact sheet
 
-SheetRow = tuple[int, list[tuple[str, PILImage.Image]]]
-"""(row height in pixels, [(label, picture), ...])."""
+SheetRow = tuple[int, list[tuple[str, PILImage.Image]], list[str]]
+"""(row height in pixels, [(label, picture), ...], lines of text to the right of the pictures)."""
 
 
-def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image], seconds: dict[str, float]) -> list[SheetRow]:
+def _trained_figures(demo: PILImage.Image, results: dict[str, PILImage.Image]) -> dict[str, list[str]]:
+    """Per contact-sheet row (``variations``, ``panorama``, ``tile``): the instant and the trained
+    results' figures against the demo image (:func:`singan_core.sample_figures.set_figures`) and
+    whether the trained ones are at least as good
+    (:func:`~singan_core.sample_figures.compare_to_instant`), as lines of text."""
+    source = _tensor(demo)
+    names = {
+        "variations": [f"variation_{i + 1}" for i in range(N_VARIATIONS)],
+        "panorama": [f"panorama_{PANORAMA_ASPECT}x1"],
+        "tile": ["tile"],
+    }
+    rows = {}
+    for row, stems in names.items():
+        instant, trained = (
+            set_figures(torch.cat([_tensor(results[prefix + stem]) for stem in stems]), source)
+            for prefix in ("instant_", "")
+        )
+        failures = compare_to_instant(trained, instant)
+        rows[row] = [
+            f"{row} against the demo image (bright {100 * instant.bright_density_source:.1f} %):",
+            f"instant: {instant.text()}",
+            f"trained: {trained.text()}",
+            *(["trained at least as good as instant"] if not failures else ["trained worse than instant:", *failures]),
+        ]
+    return rows
+
+
+def _tensor(image: PILImage.Image) -> torch.Tensor:
+    return from_uint8(np.asarray(image.convert("RGB")))
+
+
+def _sheet_rows(
+    demo: PILImage.Image, results: dict[str, PILImage.Image], seconds: dict[str, float], figures: dict[str, list[str]]
+) -> list[SheetRow]:
     """The contact sheet's layout: the demo image, instant variations, trained variations; instant
-    vs trained panorama; instant vs trained tile (2x2); harmonization; super-resolution. Captions
-    give what it is and the seconds of the request that made it (a batch of variations: its total)."""
+    vs trained panorama; instant vs trained tile (2x2) (the trained rows with their ``figures``
+    beside them, :func:`_trained_figures`); harmonization; super-resolution. Captions give what it is and the seconds of the request that
+    made it (a batch of variations: its total)."""
 
     def took(label: str) -> str:
         return f"{seconds[label]:.1f} s" if label in seconds else ""
@@ -458,10 +498,12 @@ def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image], second
                     for i in range(n)
                 ],
             ],
+            [],
         ),
         (
             ROW_HEIGHT,
             [(f"trained {i + 1}, {n} in {took(f'{n} variations')}", results[f"variation_{i + 1}"]) for i in range(n)],
+            figures["variations"],
         ),
         (
             ROW_HEIGHT,
@@ -469,6 +511,7 @@ def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image], second
                 (f"instant {p}:1, {took(f'instant: {p}:1 panorama')}", results[f"instant_panorama_{p}x1"]),
                 (f"trained {p}:1, {took(f'{p}:1 panorama')}", results[f"panorama_{p}x1"]),
             ],
+            figures["panorama"],
         ),
         (
             ROW_HEIGHT,
@@ -476,6 +519,7 @@ def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image], second
                 (f"instant tile 2x2, {took('instant: seamless tile')}", results["instant_tile_2x2"]),
                 (f"trained tile 2x2, {took('seamless tile')}", results["tile_2x2"]),
             ],
+            figures["tile"],
         ),
         (
             ROW_HEIGHT,
@@ -484,6 +528,7 @@ def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image], second
                 ("mask", results["mask"]),
                 (f"harmonized, {took('harmonize a pasted galaxy')}", results["harmonized"]),
             ],
+            [],
         ),
         (
             4 * SR_CROP,
@@ -492,28 +537,34 @@ def _sheet_rows(demo: PILImage.Image, results: dict[str, PILImage.Image], second
                 (f"bicubic {SR_FACTOR}x", results[f"sr_bicubic_{SR_FACTOR}x"]),
                 (f"SinGAN {SR_FACTOR}x", results[f"sr_{SR_FACTOR}x"]),
             ],
+            [],
         ),
     ]
 
 
 def _contact_sheet(rows: list[SheetRow]) -> PILImage.Image:
-    """All pictures in labelled rows on a dark background. Each picture is scaled to its row's
-    height: pixel-exact (nearest) when enlarged, Lanczos when reduced. Labels give the original size."""
+    """All pictures in labelled rows on a dark background, each row's text lines to the right of
+    its pictures. Each picture is scaled to its row's height: pixel-exact (nearest) when enlarged,
+    Lanczos when reduced. Labels give the original size."""
     font = ImageFont.load_default(size=14)
     fitted = [
-        [(f"{label} ({im.width}x{im.height})", _fit_height(im, height)) for label, im in row] for height, row in rows
+        [(f"{label} ({im.width}x{im.height})", _fit_height(im, height)) for label, im in row] for height, row, _ in rows
     ]
-    width = max(GAP + sum(im.width + GAP for _, im in row) for row in fitted)
-    height = GAP + sum(h + LABEL_HEIGHT + GAP for h, _ in rows)
+    ends = [GAP + sum(im.width + GAP for _, im in row) for row in fitted]
+    notes = [max((round(font.getlength(line)) for line in lines), default=0) for _, _, lines in rows]
+    width = max(end + note + (GAP if note else 0) for end, note in zip(ends, notes))
+    height = GAP + sum(h + LABEL_HEIGHT + GAP for h, _, _ in rows)
     sheet = PILImage.new("RGB", (width, height), (32, 32, 32))
     draw = ImageDraw.Draw(sheet)
     y = GAP
-    for (row_height, _), row in zip(rows, fitted):
+    for (row_height, _, lines), row, end in zip(rows, fitted, ends):
         x = GAP
         for label, im in row:
             sheet.paste(im.convert("RGB"), (x, y))
             draw.text((x, y + row_height + 3), label, fill=(230, 230, 230), font=font)
             x += im.width + GAP
+        for i, line in enumerate(lines):
+            draw.text((end, y + i * LABEL_HEIGHT), line, fill=(230, 230, 230), font=font)
         y += row_height + LABEL_HEIGHT + GAP
     return sheet
 

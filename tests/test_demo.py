@@ -135,6 +135,9 @@ def test_demo_tiny_writes_every_output_and_stops_its_daemon(tmp_path):
     )
     assert result.returncode == 0, result.stderr
 
+    for row in ("variations", "panorama", "tile"):  # the trained-vs-instant figures (issue 25, item 4)
+        assert f"{row} against the demo image" in result.stderr, result.stderr[-2000:]
+    assert result.stderr.count("instant: patch-SWD") == result.stderr.count("trained: patch-SWD") == 3
     printed = result.stdout.strip().splitlines()
     assert [Path(line).name for line in printed[:-1]] == [f"{name}.png" for name in OUTPUTS]
     assert printed[-1].startswith(f"{len(OUTPUTS)} images in {out}")
