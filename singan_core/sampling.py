@@ -71,11 +71,27 @@ def generate(
         for i, z in enumerate(noises):
             k = start_scale + i
             cancel_point()  # the generator pass has its own, between row bands
-            x = resize(x, z.shape[-2:], mode)
+            x = _resize_each(x, z.shape[-2:], mode)
             x = pyramid.generators[k](pyramid.noise_amps[k] * z, x, mode)
             if on_step is not None:
                 on_step(i + 1, len(noises))
     return x
+
+
+def _resize_each(x: torch.Tensor, size: SizeLike, mode: PaddingMode) -> torch.Tensor:
+    """``resize`` of a batch one image at a time into one output, with a cancel point before each:
+    the same values as one batched call, no more memory, and a cancel lands within one image's
+    resize (a 4-sample batch at the largest sizes took seconds as one call)."""
+    if x.shape[0] == 1 or tuple(x.shape[-2:]) == tuple(size):
+        return resize(x, size, mode)
+    first = resize(x[:1], size, mode)
+    out = first.new_empty((x.shape[0], *first.shape[1:]))
+    out[:1] = first
+    del first
+    for j in range(1, x.shape[0]):
+        cancel_point()
+        out[j : j + 1] = resize(x[j : j + 1], size, mode)
+    return out
 
 
 def reconstruct(pyramid: SinGANPyramid, stop_scale: int | None = None) -> torch.Tensor:

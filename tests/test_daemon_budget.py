@@ -257,3 +257,33 @@ def test_a_large_generator_pass_runs_in_row_bands_with_cancel_points_between_the
         with torch.set_grad_enabled(grad), interruptible(cancel_at_third):
             generator(z, prev)
         assert calls == [], (grad, mode)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "circular"])
+def test_the_resize_between_scales_runs_one_sample_at_a_time_with_cancel_points(mode):
+    """A batch of samples is resized between scales one image at a time, with a cancel point
+    before each but the first: the same values to the bit as one batched resize (so a cancel at
+    n = 4 lands within one image's resize), and a cancel there stops it. Control: a resize that
+    mixed up the images fails the equality."""
+    import torch
+
+    from singan_core.cancel import interruptible
+    from singan_core.pyramid import resize
+    from singan_core.sampling import _resize_each
+
+    x = torch.rand(4, 3, 37, 53, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    whole = resize(x, (61, 88), mode)
+    calls: list[int] = []
+    with interruptible(lambda: calls.append(1)):
+        each = _resize_each(x, (61, 88), mode)
+    assert torch.equal(each, whole) and len(calls) == 3, len(calls)
+    assert not torch.equal(resize(x.flip(0), (61, 88), mode), whole)  # control: images swapped
+
+    def cancel_at_second() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise _Cancelled
+
+    calls.clear()
+    with interruptible(cancel_at_second), pytest.raises(_Cancelled):
+        _resize_each(x, (61, 88), mode)
