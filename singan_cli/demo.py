@@ -478,8 +478,8 @@ def _sheet_rows(
 ) -> list[SheetRow]:
     """The contact sheet's layout: the demo image, instant variations, trained variations; instant
     vs trained panorama; instant vs trained tile (2x2) (the trained rows with their ``figures``
-    beside them, :func:`_trained_figures`); harmonization; super-resolution. Captions give what it is and the seconds of the request that
-    made it (a batch of variations: its total)."""
+    beside them, :func:`_trained_figures`); harmonization; super-resolution. Captions give what
+    it is and the seconds of the request that made it (a batch of variations: its total)."""
 
     def took(label: str) -> str:
         return f"{seconds[label]:.1f} s" if label in seconds else ""
