@@ -4,7 +4,7 @@ The budget (``--memory-budget``, default a quarter of the machine's memory) is s
 
 * **inputs** (half): the image frames of one message and the inputs of every queued or running
   job. ZeroMQ delivers a multipart message whole, so what it may buffer is bounded at the socket
-  (:func:`socket_limits`): each frame by ``ZMQ_MAXMSGSIZE`` (larger frames drop the connection
+  (the ROUTER's options, :mod:`daemon.server`): each frame by ``ZMQ_MAXMSGSIZE`` (larger frames drop the connection
   before they are read), each peer by ``ZMQ_RCVHWM`` messages, and only peers with the
   credential get a connection at all (:mod:`daemon.auth`, ZAP). A message is then refused before
   any pixel is decoded when it has more than :data:`MAX_MESSAGE_FRAMES` frames or its images (as
@@ -16,7 +16,9 @@ The budget (``--memory-budget``, default a quarter of the machine's memory) is s
   and refused with ``too_large`` naming the field that sets the size.
 
 Not counted (the documented constant, docs/protocol.md "Memory"): the process itself (Python,
-torch, libzmq) and the loaded-model cache (``--cache-mb``).
+torch, libzmq), the loaded-model cache (``--cache-mb``) and :data:`daemon.overflow.SLACK`. What the
+socket limits cannot bound, one message of many frames, the overflow guard bounds
+(:mod:`daemon.overflow`).
 """
 
 from __future__ import annotations

@@ -68,8 +68,16 @@ class PyramidCache:
     def trim(self) -> None:
         """Drop the least recently used models until the rest fit the budget (after a source was read)."""
         with self._lock:
-            while len(self._entries) > 1 and sum(m.nbytes for m in self._entries.values()) > self.budget_bytes:
+            while len(self._entries) > 1 and self._held() > self.budget_bytes:
                 self._entries.popitem(last=False)
+
+    def held_bytes(self) -> int:
+        """Bytes of the models held now (their pyramids and any full-resolution source read)."""
+        with self._lock:
+            return self._held()
+
+    def _held(self) -> int:
+        return sum(m.nbytes for m in self._entries.values())
 
     def discard(self, model_id: str) -> None:
         with self._lock:

@@ -65,6 +65,7 @@ from .endpoint import check_bound, check_endpoint, display_endpoint
 from .images import compact
 from .auth import secure_server
 from .budget import MAX_MESSAGE_FRAMES, MAX_QUEUED_JOBS, RECEIVE_HWM, MemoryBudget, default_budget
+from .overflow import SLACK, OverflowGuard, drop_connections, resident_bytes
 from .jobs import Job, JobQueue
 from .prepare import resumable, sr_model, train_model
 from .store import ModelStore, require_ready
@@ -270,9 +271,12 @@ class Daemon:
             self.threads,
             self.store.root,
         )
+        guard = self._start_guard()
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(events, zmq.POLLIN)
+        if guard is not None:
+            poller.register(guard.signal, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 if self._watch is not None:
@@ -280,11 +284,37 @@ class Daemon:
                 for socket, _ in poller.poll(200):
                     if socket is router:
                         self._on_request(router.recv_multipart(copy=False))
-                    else:
+                    elif socket is events:
                         self._forward(events.recv_multipart(copy=False))
+                    else:
+                        self._on_overflow(socket.recv(), router)
         finally:
+            if guard is not None:
+                guard.stop()
             self._shutdown(events)
             auth.stop()
+
+    def _start_guard(self) -> OverflowGuard | None:
+        """The overflow guard (:mod:`daemon.overflow`) over a TCP or IPC endpoint: its limit is the
+        resident memory now, plus the budget, the loaded models and :data:`~daemon.overflow.SLACK`."""
+        start = resident_bytes()
+        if start is None or self.config.endpoint.startswith("inproc://"):
+            return None
+        return OverflowGuard.start(self._context, start + self.budget.total + SLACK, self._worker.cache.held_bytes)
+
+    def _on_overflow(self, message: bytes, router: zmq.Socket) -> None:
+        """Drop every connection: the guard saw resident memory over its limit."""
+        resident = int.from_bytes(message, "little")
+        log.warning(
+            "memory at %d MiB, over the budget's limit: dropping every connection to free messages in flight "
+            "(clients reconnect; queued jobs continue)",
+            resident // 1024**2,
+        )
+        try:
+            drop_connections(router, router.getsockopt_string(zmq.LAST_ENDPOINT))
+        except zmq.ZMQError as exc:
+            log.error("could not bind %s again after dropping its connections (%s); stopping", self.endpoint, exc)
+            self.stop()
 
     def _shutdown(self, events: zmq.Socket) -> None:
         """Cancel the queue, let the running job stop at its next check, pass on its last replies."""
