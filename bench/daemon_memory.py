@@ -5,7 +5,8 @@ read from outside (``/proc/PID/status`` VmHWM), one fresh daemon per sequence.
 
 Sequences: ``giant-no-credential`` (raw ZMTP, 17 frames of 500 MiB, no credential),
 ``wrong-token`` (4 x 256 MiB from a PLAIN client with a wrong token), ``frames-with-credential``
-(8 x 256 MiB from the user's own client: buffered by ZeroMQ, then refused),
+(8 x 256 MiB from the user's own client: buffered by ZeroMQ and refused, or, where that passes
+the overflow guard's limit, dropped on its way),
 ``queued-uint8`` (12 queued 8192 x 4096 RGBA uint8 inputs), ``queued-float32`` (4 as float32),
 ``tiny-to-largest`` (a 20 x 20 instant asked for 5792 x 5792, n=2). Prints one line per
 sequence: VmHWM after start and after the sequence, MiB. Linux only.
