@@ -6,9 +6,10 @@ multipart message only whole: ``ZMQ_MAXMSGSIZE`` bounds each frame, not their nu
 with the credential can make libzmq buffer any number of frames before the daemon sees the first
 (docs/protocol.md, "Limits"). This guard bounds that case from outside ZeroMQ:
 
-* a thread (:class:`OverflowGuard`) reads the process's resident memory every ``interval`` seconds
-  and, when it exceeds the limit (the resident memory at start + the budget + the loaded models +
-  :data:`SLACK`), wakes the socket loop through an inproc socket;
+* a thread (:class:`OverflowGuard`) reads the process's resident memory (every 5 ms near the
+  limit, less often the further below it is) and, when it exceeds the limit (the resident memory
+  at start + the budget + the loaded models + :data:`SLACK`), wakes the socket loop through an
+  inproc socket;
 * the loop unbinds and re-binds its endpoint (:func:`drop_connections`). In libzmq the sessions of
   accepted connections are children of their listener, so unbinding ends them, and ending a
   session discards the incomplete message in its pipe (libzmq 4.3 ``socket_base.cpp``
@@ -38,8 +39,13 @@ SLACK = 256 * MiB
 """Memory the guard allows beyond the process at start, the budget and the loaded models (bytes):
 Python objects, freed memory the allocator keeps, libzmq's buffers of complete messages in flight."""
 INTERVAL = 0.005
-"""Seconds between two reads of the resident memory; what arrives in that time is the guard's
-overshoot (docs/benchmarks.md)."""
+"""Seconds between two reads of the resident memory when it is near the limit; what arrives in
+that time is the guard's overshoot (docs/benchmarks.md)."""
+MAX_INTERVAL = 0.5
+"""Seconds between two reads when memory is far below the limit (an idle daemon wakes twice a second)."""
+MAX_RATE = 8 * 1024**3
+"""The fastest growth the guard assumes (bytes per second): libzmq's one I/O thread receiving over
+loopback. Far below the limit it sleeps until memory could have grown to it at this rate."""
 STEP = 128 * MiB
 """After a drop the guard fires again only if memory grows this much more (bytes) while it stays
 over the limit (memory the allocator keeps, a second message on its way)."""
@@ -86,9 +92,11 @@ class OverflowGuard:
         wake = self._context.socket(zmq.PUSH)
         wake.connect(self._address)
         threshold = 0  # after a drop: fire again only STEP higher, until memory is back under the limit
+        wait = self._interval
         try:
-            while not self._stopped.wait(self._interval):
+            while not self._stopped.wait(wait):
                 resident = resident_bytes() or 0
+                wait = min(MAX_INTERVAL, max(self._interval, (self._floor - resident) / MAX_RATE))
                 if resident <= self._floor:
                     threshold = 0
                     continue
