@@ -70,8 +70,8 @@ class OverflowGuard:
 
     Use :meth:`start` (None where resident memory is unreadable) and :meth:`stop`."""
 
-    def __init__(self, context: zmq.Context, floor: int, extra: Callable[[], int], interval: float = INTERVAL):
-        self._context, self._floor, self._extra, self._interval = context, floor, extra, interval
+    def __init__(self, context: zmq.Context, floor: int, extra: Callable[[], int]):
+        self._context, self._floor, self._extra = context, floor, extra
         self._address = f"inproc://singan-overflow-{id(self):x}"
         self.signal = context.socket(zmq.PULL)
         self.signal.bind(self._address)
@@ -79,12 +79,14 @@ class OverflowGuard:
         self._thread = threading.Thread(target=self._run, name="singan-overflow", daemon=True)
 
     @classmethod
-    def start(cls, context: zmq.Context, floor: int, extra: Callable[[], int]) -> OverflowGuard | None:
-        """Start a guard, or return None (with a log line) where resident memory is unreadable."""
-        if resident_bytes() is None:
+    def start(cls, context: zmq.Context, headroom: int, extra: Callable[[], int]) -> OverflowGuard | None:
+        """Start a guard whose floor is the resident memory now plus ``headroom`` bytes, or return
+        None (with a log line) where resident memory is unreadable."""
+        resident = resident_bytes()
+        if resident is None:
             log.info("overflow guard off: this platform does not report resident memory (/proc/self/statm)")
             return None
-        guard = cls(context, floor, extra)
+        guard = cls(context, resident + headroom, extra)
         guard._thread.start()
         return guard
 
@@ -92,11 +94,11 @@ class OverflowGuard:
         wake = self._context.socket(zmq.PUSH)
         wake.connect(self._address)
         threshold = 0  # after a drop: fire again only STEP higher, until memory is back under the limit
-        wait = self._interval
+        wait = INTERVAL
         try:
             while not self._stopped.wait(wait):
                 resident = resident_bytes() or 0
-                wait = min(MAX_INTERVAL, max(self._interval, (self._floor - resident) / MAX_RATE))
+                wait = min(MAX_INTERVAL, max(INTERVAL, (self._floor - resident) / MAX_RATE))
                 if resident <= self._floor:
                     threshold = 0
                     continue

@@ -65,7 +65,7 @@ from .endpoint import check_bound, check_endpoint, display_endpoint
 from .images import compact
 from .auth import secure_server
 from .budget import MAX_MESSAGE_FRAMES, MAX_QUEUED_JOBS, RECEIVE_HWM, MemoryBudget, default_budget
-from .overflow import SLACK, OverflowGuard, drop_connections, resident_bytes
+from .overflow import SLACK, OverflowGuard, drop_connections
 from .jobs import Job, JobQueue
 from .prepare import resumable, sr_model, train_model
 from .store import ModelStore, require_ready
@@ -297,10 +297,9 @@ class Daemon:
     def _start_guard(self) -> OverflowGuard | None:
         """The overflow guard (:mod:`daemon.overflow`) over a TCP or IPC endpoint: its limit is the
         resident memory now, plus the budget, the loaded models and :data:`~daemon.overflow.SLACK`."""
-        start = resident_bytes()
-        if start is None or self.config.endpoint.startswith("inproc://"):
+        if self.config.endpoint.startswith("inproc://"):
             return None
-        return OverflowGuard.start(self._context, start + self.budget.total + SLACK, self._worker.cache.held_bytes)
+        return OverflowGuard.start(self._context, self.budget.total + SLACK, self._worker.cache.held_bytes)
 
     def _on_overflow(self, message: bytes, router: zmq.Socket) -> None:
         """Drop every connection: the guard saw resident memory over its limit."""
