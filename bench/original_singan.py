@@ -236,6 +236,7 @@ def main() -> None:
         "sample_cmd": sample_cmd,
         "threads_env": os.environ.get("OMP_NUM_THREADS"),
         "uptime_before": uptime(),
+        "loadavg_before": list(os.getloadavg()),  # what quality.py score puts in the ledger row
     }
     print(f"original {name} seed {args.seed}: training in {args.work}", flush=True)
     record["train_seconds"], record["train_cpu_seconds"] = run_timed(train_cmd, args.work, args.work / "train.log")
