@@ -40,6 +40,8 @@ from .store import ModelStore, require_ready
 log = logging.getLogger(__name__)
 
 _CORE_ARGUMENTS = {"n_samples": "n"}
+SIGNAL_CHECK_SECONDS = 0.5
+"""Longest untimed stretch of the idle worker's wait, so that SIGTERM/SIGINT handlers run."""
 """Core argument names (:class:`~singan_core.errors.InvalidArgument` ``field``) that differ from the protocol's params."""
 
 
@@ -77,8 +79,12 @@ class Worker:
         self._out = self.context.socket(zmq.PUSH)
         self._out.connect(self.events_endpoint)
         try:
-            while (job := self.queue.take(accept=self.accept)) is not None:
-                self._run(job)
+            while not self.queue.closed:
+                # a timed wait: the worker runs in the main thread, and a signal (SIGTERM) delivered to
+                # another thread would not wake an untimed lock wait to run its Python handler
+                job = self.queue.take(timeout=SIGNAL_CHECK_SECONDS, accept=self.accept)
+                if job is not None:
+                    self._run(job)
         finally:
             if self.on_close is not None:
                 self.on_close()
