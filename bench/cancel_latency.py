@@ -2,9 +2,8 @@
 any size"): a fresh daemon (one torch thread) trains a ``tiny`` model of ``shared/images/chelsea.png``,
 then for each case asks for ``n`` model-scale samples (``detail: model``) at ``width`` x ``height``
 px, cancels ``delay`` seconds after the finest scale began (the progress event of the scale before
-it), and measures wall seconds and the
-daemon's CPU seconds (``/proc/PID/stat`` utime + stime) from the cancel request to the
-``cancelled`` reply.
+it), and measures wall seconds and the daemon's CPU seconds (``/proc/PID/stat`` utime + stime)
+from the cancel request to the ``cancelled`` reply.
 
     python bench/cancel_latency.py [--runs 2] [--delay 0.5]
 
@@ -24,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from daemon_memory import start
+from daemon_memory import start  # also puts tests/ on sys.path
+from test_watch import _cpu_seconds as cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -45,12 +45,6 @@ CASES = (
 )
 """(training ``max_size`` or None for the preset's, n, width, height)"""
 BUDGET_MIB = 16384
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (``/proc/PID/stat`` fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def train_tiny(client: Client, max_size: int | None) -> dict:
